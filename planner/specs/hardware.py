@@ -1,0 +1,188 @@
+"""Hardware specs: device, node (intra-node link graph and NICs), network, profile, cluster.
+
+Units are in the field names: ``_gbps`` is GB/s (1e9 bytes per second, per direction),
+``_tflops`` is 1e12 FLOP/s dense, ``_gib`` is 2**30 bytes, ``_us`` is microseconds.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from .base import Spec
+
+DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
+DEVICE_NODE = re.compile(r"^gpu(\d+)$")
+
+
+class PeakTflops(Spec):
+    """Peak dense (no sparsity) throughput per datatype, TFLOP/s; ``None`` where the chip lacks it."""
+
+    fp32: float | None = Field(None, gt=0, description="FP32 peak (matrix units where present), TFLOP/s")
+    tf32: float | None = Field(None, gt=0, description="TF32 dense peak, TFLOP/s")
+    fp16: float | None = Field(None, gt=0, description="FP16 dense matrix peak, TFLOP/s")
+    bf16: float | None = Field(None, gt=0, description="BF16 dense matrix peak, TFLOP/s")
+    fp8: float | None = Field(None, gt=0, description="FP8 dense matrix peak, TFLOP/s")
+
+    def for_dtype(self, dtype: str) -> float:
+        """Peak TFLOP/s for ``dtype``; raises SpecError if the chip has no such datatype."""
+        from ..errors import SpecError
+
+        value = getattr(self, dtype, None)
+        if value is None:
+            have = [d for d in DTYPES if getattr(self, d) is not None]
+            raise SpecError(f"device has no {dtype} peak; available: {', '.join(have)}", field="precision")
+        return value
+
+
+class EfficiencyPoint(Spec):
+    """One point of a GEMM efficiency curve: efficiency reached by a GEMM of this size."""
+
+    gflop: float = Field(gt=0, description="GEMM work 2*M*N*K, in GFLOP")
+    efficiency: float = Field(gt=0, le=1, description="achieved fraction of the dtype's dense peak")
+
+
+class DeviceSpec(Spec):
+    """One accelerator as one rank sees it (an MI250X GCD, an H100 SXM, ...)."""
+
+    name: str = Field(description="device name")
+    peak_tflops: PeakTflops = Field(description="dense peak per datatype")
+    hbm_capacity_gib: float = Field(gt=0, description="HBM capacity, GiB")
+    hbm_bandwidth_gbps: float = Field(gt=0, description="HBM peak bandwidth, GB/s")
+    gemm_efficiency: list[EfficiencyPoint] = Field(
+        min_length=1, description="GEMM efficiency vs GEMM size (log-interpolated, clamped at the ends)"
+    )
+    gemm_min_dim_knee: int = Field(
+        0, ge=0, description="below this smallest GEMM dimension efficiency falls off linearly (0 = off)"
+    )
+    fp8_gemm_speedup: float = Field(
+        1.0, ge=1, description="achieved fp8 GEMM speed over bf16 at the same shape (1 = no fp8)"
+    )
+    memory_efficiency: float = Field(gt=0, le=1, description="achieved fraction of HBM bandwidth, streaming ops")
+    attention_efficiency: float = Field(
+        gt=0, le=1, description="flash-attention forward achieved fraction of the 16-bit peak"
+    )
+    attention_backward_efficiency: float = Field(
+        gt=0, le=1, description="flash-attention backward achieved fraction of the 16-bit peak"
+    )
+    optimizer_params_per_s: float = Field(
+        gt=0, description="fused Adam step throughput, fp32 parameters per second"
+    )
+    kernel_overhead_us: float = Field(0.0, ge=0, description="fixed launch/dispatch cost per kernel, us")
+    reserved_memory_gib: float = Field(
+        0.0, ge=0, description="memory the runtime, context and allocator fragmentation keep, GiB"
+    )
+
+    @field_validator("gemm_efficiency")
+    @classmethod
+    def _sorted_curve(cls, pts: list[EfficiencyPoint]) -> list[EfficiencyPoint]:
+        sizes = [p.gflop for p in pts]
+        if sizes != sorted(sizes) or len(set(sizes)) != len(sizes):
+            raise ValueError(f"gemm_efficiency points must have strictly increasing gflop, got {sizes}")
+        return pts
+
+
+class LinkSpec(Spec):
+    """A bidirectional link of the intra-node graph; ``bandwidth_gbps`` is per direction."""
+
+    a: str = Field(description="endpoint: 'gpuN', a NIC name, or a switch name")
+    b: str = Field(description="other endpoint")
+    bandwidth_gbps: float = Field(gt=0, description="bandwidth per direction, GB/s")
+    kind: str = Field("link", description="link technology (xgmi, nvlink, pcie, ...)")
+
+
+class NicSpec(Spec):
+    """A network interface of the node and the devices it serves."""
+
+    name: str = Field(description="NIC name, a node of the intra-node graph")
+    bandwidth_gbps: float = Field(gt=0, description="injection bandwidth per direction, GB/s")
+    devices: list[int] = Field(min_length=1, description="indices of the devices this NIC serves")
+
+
+class NodeSpec(Spec):
+    """A node: its devices, the links between them, its NICs, and intra-node collective tuning."""
+
+    devices_per_node: int = Field(gt=0, description="accelerators (ranks) per node")
+    links: list[LinkSpec] = Field(description="intra-node links (devices, switches, NICs)")
+    nics: list[NicSpec] = Field(min_length=1, description="network interfaces")
+    collective_efficiency: float = Field(
+        gt=0, le=1.2, description="achieved fraction of the ring bound for intra-node collectives"
+    )
+    collective_latency_us: float = Field(ge=0, description="latency per intra-node collective step, us")
+    p2p_efficiency: float = Field(1.0, gt=0, le=1, description="achieved fraction of link bw for send/recv")
+
+    @model_validator(mode="after")
+    def _check_graph(self):
+        n = self.devices_per_node
+        for i, link in enumerate(self.links):
+            for end in (link.a, link.b):
+                m = DEVICE_NODE.match(end)
+                if m and int(m.group(1)) >= n:
+                    raise ValueError(
+                        f"links[{i}] names {end} but devices_per_node is {n} (allowed gpu0..gpu{n - 1})"
+                    )
+        served = set()
+        for nic in self.nics:
+            for d in nic.devices:
+                if d >= n or d < 0:
+                    raise ValueError(f"nic {nic.name} serves device {d}, allowed 0..{n - 1}")
+                served.add(d)
+        if served != set(range(n)):
+            missing = sorted(set(range(n)) - served)
+            raise ValueError(f"devices {missing} are served by no NIC")
+        return self
+
+    @property
+    def nic_bandwidth_gbps(self) -> float:
+        """Total NIC injection bandwidth of the node, GB/s per direction."""
+        return sum(nic.bandwidth_gbps for nic in self.nics)
+
+
+class NetworkSpec(Spec):
+    """The inter-node network."""
+
+    topology: Literal["fat-tree", "dragonfly"] = Field(description="topology kind")
+    latency_us: float = Field(ge=0, description="latency per inter-node collective step, us")
+    efficiency: float = Field(gt=0, le=1, description="achieved fraction of NIC bandwidth in collectives")
+    group_size_nodes: int = Field(
+        gt=0, description="nodes with full bisection (dragonfly group, fat-tree pod)"
+    )
+    taper: float = Field(1.0, ge=1, description="oversubscription of traffic leaving a group (1 = none)")
+
+
+class HardwareProfile(Spec):
+    """A hardware profile: one device kind, one node design, one network; sources for every number."""
+
+    schema_version: Literal[1] = Field(description="profile schema version")
+    name: str = Field(description="profile name")
+    description: str = Field(description="one line on what this profile is")
+    device: DeviceSpec = Field(description="the accelerator (one rank)")
+    node: NodeSpec = Field(description="the node")
+    network: NetworkSpec = Field(description="the inter-node network")
+    sources: dict[str, str] = Field(
+        description="citation per field path; a path covers every number below it"
+    )
+    notes: list[str] = Field(default_factory=list, description="what is inferred rather than published")
+
+    def source_for(self, path: str) -> str | None:
+        """Citation covering dotted ``path`` (the longest matching prefix), or ``None``."""
+        parts = path.split(".")
+        for k in range(len(parts), 0, -1):
+            key = ".".join(parts[:k])
+            if key in self.sources:
+                return self.sources[key]
+        return None
+
+
+class ClusterSpec(Spec):
+    """A cluster: a hardware profile times a node count."""
+
+    hardware: HardwareProfile = Field(description="profile of every node")
+    nodes: int = Field(gt=0, description="number of nodes")
+
+    @property
+    def gpus(self) -> int:
+        """Total accelerators (ranks)."""
+        return self.nodes * self.hardware.node.devices_per_node

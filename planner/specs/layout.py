@@ -1,0 +1,157 @@
+"""Parallel layout: degrees, pipeline schedule, sharding; checks against a model and a GPU count."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ..errors import SpecError
+from .base import Spec
+from .model import ModelSpec
+from .training import TrainingSpec
+
+Schedule = Literal["gpipe", "1f1b", "interleaved-1f1b", "zb-h1"]
+SCHEDULES = ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1")
+
+
+class Layout(Spec):
+    """Degrees of parallelism. Rank order is DeviceMesh order [dp, pp, cp, tp] (tp fastest)."""
+
+    tp: int = Field(1, gt=0, description="tensor-parallel degree")
+    pp: int = Field(1, gt=0, description="pipeline-parallel degree (stages)")
+    dp: int = Field(1, gt=0, description="data-parallel degree (replicas x shards)")
+    vpp: int = Field(1, gt=0, description="virtual pipeline chunks per stage (1 = not interleaved)")
+    cp: int = Field(1, gt=0, description="context-parallel degree (validated; priced in a later release)")
+    ep: int = Field(1, gt=0, description="expert-parallel degree (validated; priced in a later release)")
+    zero_stage: int = Field(0, ge=0, le=3, description="ZeRO stage: 0 none, 1 optimizer, 2 +grads, 3 +params")
+    fsdp: bool = Field(False, description="PyTorch FSDP2 sharding (parameters sharded like ZeRO-3)")
+    dp_shard: int | None = Field(
+        None, gt=0, description="ranks that shard states (hybrid sharding); None = all of dp"
+    )
+    sequence_parallel: bool = Field(False, description="Megatron sequence parallelism with tp > 1")
+    schedule: Schedule = Field("1f1b", description="pipeline schedule")
+    stage_layers: list[int] | None = Field(
+        None, description="layers per pipeline stage when uneven; None = even split"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.vpp > 1 and self.schedule != "interleaved-1f1b":
+            raise ValueError(f"vpp({self.vpp}) > 1 needs schedule 'interleaved-1f1b', got '{self.schedule}'")
+        if self.schedule == "interleaved-1f1b" and self.vpp < 2:
+            raise ValueError("schedule 'interleaved-1f1b' needs vpp >= 2")
+        if self.dp_shard is not None and self.dp % self.dp_shard:
+            raise ValueError(f"dp({self.dp}) % dp_shard({self.dp_shard}) = {self.dp % self.dp_shard} != 0")
+        if self.stage_layers is not None and len(self.stage_layers) != self.pp:
+            raise ValueError(f"stage_layers has {len(self.stage_layers)} entries != pp({self.pp})")
+        if self.stage_layers is not None and any(n <= 0 for n in self.stage_layers):
+            raise ValueError("stage_layers entries must be > 0")
+        return self
+
+    @property
+    def gpus(self) -> int:
+        """Ranks the layout uses: tp * pp * dp * cp."""
+        return self.tp * self.pp * self.dp * self.cp
+
+    @property
+    def shard_degree(self) -> int:
+        """Ranks over which ZeRO/FSDP shards states."""
+        return self.dp_shard or self.dp
+
+    @property
+    def effective_zero_stage(self) -> int:
+        """ZeRO stage with FSDP counted as stage 3."""
+        return 3 if self.fsdp else self.zero_stage
+
+    def describe(self) -> str:
+        """Short text such as ``tp4 pp16 dp2 zero1``."""
+        parts = [f"tp{self.tp}", f"pp{self.pp}"]
+        if self.vpp > 1:
+            parts.append(f"v{self.vpp}")
+        parts.append(f"dp{self.dp}")
+        if self.cp > 1:
+            parts.append(f"cp{self.cp}")
+        parts.append("fsdp" if self.fsdp else f"zero{self.zero_stage}")
+        if self.sequence_parallel:
+            parts.append("sp")
+        return " ".join(parts)
+
+
+def stage_layer_counts(layout: Layout, model: ModelSpec) -> list[int]:
+    """Layers held by each pipeline stage (even split, or ``layout.stage_layers``)."""
+    if layout.stage_layers is not None:
+        return list(layout.stage_layers)
+    base, extra = divmod(model.num_layers, layout.pp)
+    return [base + (1 if i < extra else 0) for i in range(layout.pp)]
+
+
+def check_layout(layout: Layout, model: ModelSpec, training: TrainingSpec, gpus: int) -> None:
+    """Raise SpecError, with the arithmetic, if ``layout`` cannot run ``model`` on ``gpus`` ranks."""
+    if layout.gpus != gpus:
+        raise SpecError(
+            f"tp({layout.tp}) * pp({layout.pp}) * dp({layout.dp}) * cp({layout.cp}) = {layout.gpus} "
+            f"!= gpus({gpus})",
+            field="layout",
+        )
+    if model.num_heads % layout.tp:
+        raise SpecError(
+            f"num_heads({model.num_heads}) % tp({layout.tp}) = {model.num_heads % layout.tp} != 0",
+            field="layout.tp",
+        )
+    if model.kv_heads % layout.tp and layout.tp % model.kv_heads:
+        raise SpecError(
+            f"kv_heads({model.kv_heads}) and tp({layout.tp}) must divide one another", field="layout.tp"
+        )
+    if model.ffn_hidden_size % layout.tp:
+        raise SpecError(
+            f"ffn_hidden_size({model.ffn_hidden_size}) % tp({layout.tp}) != 0", field="layout.tp"
+        )
+    chunks = layout.pp * layout.vpp
+    if layout.stage_layers is not None:
+        total = sum(layout.stage_layers)
+        if total != model.num_layers:
+            raise SpecError(
+                f"sum(stage_layers) = {total} != num_layers({model.num_layers})", field="layout.stage_layers"
+            )
+    elif layout.vpp > 1 and model.num_layers % chunks:
+        raise SpecError(
+            f"num_layers({model.num_layers}) % (pp({layout.pp}) * vpp({layout.vpp})) = "
+            f"{model.num_layers % chunks} != 0",
+            field="layout.vpp",
+        )
+    elif layout.pp > model.num_layers:
+        raise SpecError(f"pp({layout.pp}) > num_layers({model.num_layers})", field="layout.pp")
+    if layout.sequence_parallel and layout.tp == 1:
+        raise SpecError("sequence_parallel needs tp > 1", field="layout.sequence_parallel")
+    per_replica = layout.dp * training.micro_batch_size
+    if training.global_batch_size % per_replica:
+        raise SpecError(
+            f"global_batch({training.global_batch_size}) % (micro_batch({training.micro_batch_size}) * "
+            f"dp({layout.dp})) = {training.global_batch_size % per_replica} != 0",
+            field="training.global_batch_size",
+        )
+    if layout.cp > 1 and training.seq_length % (2 * layout.cp):
+        raise SpecError(
+            f"seq_length({training.seq_length}) % (2 * cp({layout.cp})) != 0", field="layout.cp"
+        )
+    if layout.ep > 1:
+        if not model.is_moe:
+            raise SpecError(f"ep({layout.ep}) > 1 needs a MoE model", field="layout.ep")
+        if model.num_experts % layout.ep:
+            raise SpecError(
+                f"num_experts({model.num_experts}) % ep({layout.ep}) != 0", field="layout.ep"
+            )
+        if layout.dp % layout.ep:
+            raise SpecError(f"dp({layout.dp}) % ep({layout.ep}) != 0", field="layout.ep")
+    if layout.effective_zero_stage == 3 and layout.pp > 1:
+        raise SpecError(
+            f"ZeRO-3/FSDP with pp({layout.pp}) > 1 is not supported (DeepSpeed and Megatron refuse it); "
+            "use zero_stage <= 2 or pp = 1",
+            field="layout.zero_stage",
+        )
+
+
+def micro_batches_per_step(layout: Layout, training: TrainingSpec) -> int:
+    """Micro-batches each pipeline processes per step: global / (micro * dp)."""
+    return training.global_batch_size // (training.micro_batch_size * layout.dp)

@@ -1,0 +1,47 @@
+"""Training recipe: sequence, batch, precision, optimizer/precision recipe, recompute."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .base import Spec
+
+Precision = Literal["bf16", "fp16", "fp8"]
+Recipe = Literal["megatron", "deepspeed", "torch-amp", "fsdp"]
+Recompute = Literal["none", "selective", "full"]
+
+
+class TrainingSpec(Spec):
+    """What one optimizer step processes and how. Batches are in sequences."""
+
+    seq_length: int = Field(2048, gt=0, description="tokens per sequence")
+    global_batch_size: int = Field(gt=0, description="sequences per optimizer step")
+    micro_batch_size: int = Field(1, gt=0, description="sequences per micro-batch per data-parallel rank")
+    precision: Precision = Field("bf16", description="compute datatype of GEMMs")
+    recipe: Recipe = Field(
+        "megatron",
+        description="optimizer/precision recipe: megatron (fp32 master + fp32 grads), deepspeed (ZeRO, "
+        "16-bit grads), torch-amp (fp32 params, autocast), fsdp (FSDP2 mixed precision)",
+    )
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer (Adam keeps two fp32 moments)")
+    recompute: Recompute = Field("none", description="activation recomputation")
+    flash_attention: bool = Field(True, description="fused flash attention (no s^2 score matrix stored)")
+    distributed_optimizer: bool = Field(
+        False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.global_batch_size % self.micro_batch_size:
+            raise ValueError(
+                f"global_batch_size({self.global_batch_size}) % micro_batch_size({self.micro_batch_size}) "
+                f"= {self.global_batch_size % self.micro_batch_size} != 0"
+            )
+        return self
+
+    @property
+    def tokens_per_step(self) -> int:
+        """Tokens per optimizer step."""
+        return self.seq_length * self.global_batch_size
