@@ -28,6 +28,10 @@ class TrainingSpec(Spec):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer (Adam keeps two fp32 moments)")
     recompute: Recompute = Field("none", description="activation recomputation")
     flash_attention: bool = Field(True, description="fused flash attention (no s^2 score matrix stored)")
+    dropout: bool = Field(True, description="dropout layers present (their masks are kept for backward)")
+    overlap_dp_comm: bool = Field(
+        True, description="bucketed data-parallel gradient reduction overlapped with the backward pass"
+    )
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
     )

@@ -1,0 +1,200 @@
+"""Hugging Face ``config.json`` ⇄ ModelSpec, for the model types users already have configs for.
+
+Key names and defaults follow the ``transformers`` configuration classes (LlamaConfig,
+MistralConfig, Qwen2Config, MixtralConfig, GPT2Config, GPTNeoXConfig, BloomConfig). A missing
+required key or an unsupported value raises a SpecError naming the key, the file and what is
+allowed. ``model_to_hf_config`` writes the inverse and refuses a spec it cannot express exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+from planner.errors import SpecError, format_validation_error
+from planner.specs import ModelSpec
+
+LLAMA_LIKE = ("llama", "mistral", "qwen2", "mixtral")
+SUPPORTED_MODEL_TYPES = (*LLAMA_LIKE, "gpt2", "gpt_neox", "bloom")
+
+_GELU = {"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "gelu_accurate", "quick_gelu"}
+_SILU = {"silu", "swish"}
+
+
+class _Reader:
+    """Typed access to one config mapping, with errors that name the key and the file."""
+
+    def __init__(self, data: dict[str, Any], source: str, model_type: str):
+        self.data, self.source, self.model_type = data, source, model_type
+
+    def error(self, key: str, message: str) -> SpecError:
+        return SpecError(message, field=key, source=self.source)
+
+    def int(self, key: str, default: int | None = None, *, required: bool = True) -> int | None:
+        value = self.data.get(key)
+        if value is None:
+            if default is not None or not required:
+                return default
+            raise self.error(key, f"required key missing for model_type {self.model_type}")
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            raise self.error(key, f"expected a positive integer, got {value!r}")
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self.data.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            raise self.error(key, f"expected true or false, got {value!r}")
+        return value
+
+    def str(self, key: str, default: str) -> str:
+        value = self.data.get(key, default)
+        if not isinstance(value, str):
+            raise self.error(key, f"expected a string, got {value!r}")
+        return value
+
+
+def _llama_like(r: _Reader) -> dict[str, Any]:
+    act = r.str("hidden_act", "silu")
+    if act not in _SILU:
+        raise r.error("hidden_act", f"unsupported activation {act!r} for model_type {r.model_type}; allowed: silu")
+    heads = r.int("num_attention_heads")
+    fields: dict[str, Any] = dict(
+        num_layers=r.int("num_hidden_layers"), hidden_size=r.int("hidden_size"), num_heads=heads,
+        num_kv_heads=r.int("num_key_value_heads", heads), head_dim=r.int("head_dim", required=False),
+        ffn_hidden_size=r.int("intermediate_size"), ffn_kind="swiglu", norm_kind="rmsnorm",
+        vocab_size=r.int("vocab_size"), tied_embeddings=r.bool("tie_word_embeddings", False),
+        position_kind="rope", max_position_embeddings=r.int("max_position_embeddings", 2048),
+        linear_bias=False, qkv_bias=r.model_type == "qwen2",
+    )
+    if r.model_type == "llama":
+        attention_bias, mlp_bias = r.bool("attention_bias", False), r.bool("mlp_bias", False)
+        if attention_bias != mlp_bias:
+            raise r.error("attention_bias", f"attention_bias={attention_bias} with mlp_bias={mlp_bias} is not "
+                          "supported; allowed: both true or both false")
+        fields["linear_bias"] = attention_bias
+    if r.model_type == "mixtral":
+        fields.update(num_experts=r.int("num_local_experts"), moe_top_k=r.int("num_experts_per_tok"),
+                      expert_ffn_hidden_size=fields["ffn_hidden_size"])
+    return fields
+
+
+def _gelu_or_relu(r: _Reader, key: str, default: str) -> str:
+    act = r.str(key, default)
+    if act in _GELU:
+        return "gelu"
+    if act == "relu":
+        return "relu"
+    raise r.error(key, f"unsupported activation {act!r}; allowed: relu, " + ", ".join(sorted(_GELU)))
+
+
+def _gpt2(r: _Reader) -> dict[str, Any]:
+    hidden = r.int("n_embd")
+    return dict(
+        num_layers=r.int("n_layer"), hidden_size=hidden, num_heads=r.int("n_head"),
+        ffn_hidden_size=r.int("n_inner", 4 * hidden), ffn_kind=_gelu_or_relu(r, "activation_function", "gelu_new"),
+        norm_kind="layernorm", vocab_size=r.int("vocab_size"), tied_embeddings=r.bool("tie_word_embeddings", True),
+        position_kind="learned", max_position_embeddings=r.int("n_positions"), linear_bias=True,
+    )
+
+
+def _gpt_neox(r: _Reader) -> dict[str, Any]:
+    # use_parallel_residual and rotary_pct change the dataflow, not the parameter count.
+    return dict(
+        num_layers=r.int("num_hidden_layers"), hidden_size=r.int("hidden_size"),
+        num_heads=r.int("num_attention_heads"), ffn_hidden_size=r.int("intermediate_size"),
+        ffn_kind=_gelu_or_relu(r, "hidden_act", "gelu"), norm_kind="layernorm", vocab_size=r.int("vocab_size"),
+        tied_embeddings=r.bool("tie_word_embeddings", False), position_kind="rope",
+        max_position_embeddings=r.int("max_position_embeddings", 2048),
+        linear_bias=r.bool("attention_bias", True),
+    )
+
+
+def _bloom(r: _Reader) -> dict[str, Any]:
+    # BloomConfig maps hidden_size -> n_embed; the MLP is always 4h GELU, ALiBi, embedding LayerNorm.
+    hidden = r.int("n_embed") if "n_embed" in r.data else r.int("hidden_size")
+    heads = r.int("n_head") if "n_head" in r.data else r.int("num_attention_heads")
+    return dict(
+        num_layers=r.int("n_layer"), hidden_size=hidden, num_heads=heads, ffn_hidden_size=4 * hidden,
+        ffn_kind="gelu", norm_kind="layernorm", vocab_size=r.int("vocab_size"),
+        tied_embeddings=r.bool("tie_word_embeddings", True), position_kind="alibi",
+        max_position_embeddings=r.int("seq_length", 2048), linear_bias=True, embedding_norm=True,
+    )
+
+
+_READERS = {"gpt2": _gpt2, "gpt_neox": _gpt_neox, "bloom": _bloom, **{t: _llama_like for t in LLAMA_LIKE}}
+
+
+def model_from_hf_config(data: dict[str, Any], *, source: str, default_name: str) -> ModelSpec:
+    """A ModelSpec from a parsed Hugging Face ``config.json`` mapping.
+
+    ``source`` (the file path) goes into error messages and ``ModelSpec.source``; the model is named
+    ``default_name`` (normally the folder holding config.json).
+    """
+    model_type = data.get("model_type")
+    if model_type is None:
+        raise SpecError("required key missing; supported: " + ", ".join(SUPPORTED_MODEL_TYPES),
+                        field="model_type", source=source)
+    if model_type not in _READERS:
+        raise SpecError(f"unsupported model_type {model_type!r}; supported: " + ", ".join(SUPPORTED_MODEL_TYPES),
+                        field="model_type", source=source)
+    fields = _READERS[model_type](_Reader(data, source, model_type))
+    try:
+        return ModelSpec(name=default_name, source=source, **fields)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc), source=source) from None
+
+
+def _hf_model_type(model: ModelSpec) -> str:
+    if model.is_moe:
+        return "mixtral"
+    if model.position_kind == "alibi":
+        return "bloom"
+    if model.position_kind == "learned":
+        return "gpt2"
+    if model.ffn_kind == "swiglu":
+        return "qwen2" if model.qkv_bias else "llama"
+    return "gpt_neox"
+
+
+def model_to_hf_config(model: ModelSpec) -> dict[str, Any]:
+    """A Hugging Face-style ``config.json`` mapping for ``model`` (the inverse of ``model_from_hf_config``).
+
+    Raises SpecError when no supported model_type expresses the spec exactly (e.g. RoPE with
+    RMSNorm and GELU): re-importing the result must give back the same spec.
+    """
+    model_type = _hf_model_type(model)
+    if model_type == "gpt2":
+        out: dict[str, Any] = dict(
+            model_type="gpt2", n_embd=model.hidden_size, n_layer=model.num_layers, n_head=model.num_heads,
+            n_inner=model.ffn_hidden_size, activation_function="gelu_new" if model.ffn_kind == "gelu" else "relu",
+            n_positions=model.max_position_embeddings,
+        )
+    elif model_type == "bloom":
+        out = dict(model_type="bloom", n_embed=model.hidden_size, n_layer=model.num_layers,
+                   n_head=model.num_heads, seq_length=model.max_position_embeddings)
+    else:
+        out = dict(
+            model_type=model_type, hidden_size=model.hidden_size, num_hidden_layers=model.num_layers,
+            num_attention_heads=model.num_heads, intermediate_size=model.ffn_hidden_size,
+            max_position_embeddings=model.max_position_embeddings,
+        )
+        if model_type == "gpt_neox":
+            out.update(hidden_act=model.ffn_kind, attention_bias=model.linear_bias)
+        else:
+            out.update(hidden_act="silu", num_key_value_heads=model.kv_heads)
+            if model.head_dim is not None:
+                out["head_dim"] = model.head_dim
+        if model_type == "llama":
+            out.update(attention_bias=model.linear_bias, mlp_bias=model.linear_bias)
+        if model_type == "mixtral":
+            out.update(num_local_experts=model.num_experts, num_experts_per_tok=model.moe_top_k)
+    out.update(vocab_size=model.vocab_size, tie_word_embeddings=model.tied_embeddings)
+    back = model_from_hf_config(out, source=model.source, default_name=model.name)
+    if back != model:
+        differ = sorted(k for k in ModelSpec.model_fields if getattr(back, k) != getattr(model, k))
+        raise SpecError(f"cannot be written as a Hugging Face {model_type} config without changing: "
+                        + ", ".join(differ), source=model.name)
+    return out

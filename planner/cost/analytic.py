@@ -1,0 +1,165 @@
+"""The analytic estimate: fold the step's work (planner.work) over its prices (planner.pricing)
+into step time, throughput, FLOPs utilisation and per-stage memory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
+from ..pricing import Pricer
+from ..work.step import StageWork, StepWork, build_step
+from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown
+from .schedule import StagePass, pipeline_time
+
+GIB = 2**30
+
+
+@dataclass(frozen=True, slots=True)
+class StageTimes:
+    """Seconds of one stage (one GPU) for one micro-batch, and its once-per-step work."""
+
+    fwd_compute: float
+    fwd_tp: float
+    bwd_input_compute: float
+    bwd_input_tp: float
+    bwd_weight_compute: float
+    recompute_compute: float
+    recompute_tp: float
+    p2p: float  # pipeline sends of one micro-batch (forward activation + backward gradient)
+    zero3_exposed: float  # ZeRO-3/FSDP gathers and reduce-scatters not hidden under compute
+    dp_step_comm: float  # per-step gradient reduction and parameter gathers, s
+    optimizer: float  # optimizer step, s
+
+    @property
+    def compute(self) -> float:
+        """All compute of one micro-batch, s."""
+        return self.fwd_compute + self.bwd_input_compute + self.bwd_weight_compute + self.recompute_compute
+
+    @property
+    def tp_comm(self) -> float:
+        """All tensor-parallel communication of one micro-batch, s."""
+        return self.fwd_tp + self.bwd_input_tp + self.recompute_tp
+
+    def as_pass(self, chunks: int) -> StagePass:
+        """The micro-batch pass used by the schedule (sends split fwd/bwd; ``chunks`` virtual stages)."""
+        half = self.p2p * chunks / 2
+        return StagePass(
+            forward=self.fwd_compute + self.fwd_tp + half + self.zero3_exposed / 2,
+            backward_input=(self.bwd_input_compute + self.bwd_input_tp + self.recompute_compute
+                            + self.recompute_tp + half + self.zero3_exposed / 2),
+            backward_weight=self.bwd_weight_compute,
+        )
+
+
+def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
+    """Seconds of one stage: block times times repeat counts, plus its communication."""
+    parts = {"f": [0.0, 0.0], "bi": [0.0, 0.0], "bw": [0.0, 0.0], "r": [0.0, 0.0]}
+    for block, n in stage.blocks:
+        if n == 0:
+            continue
+        for key, ops in (("f", block.forward), ("bi", block.backward_input),
+                         ("bw", block.backward_weight), ("r", block.recompute)):
+            if ops:
+                bt = pricer.block_time(ops)
+                parts[key][0] += bt.compute * n
+                parts[key][1] += bt.tp_comm * n
+    fwd_c = parts["f"][0]
+    bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
+    zero3 = 0.0
+    if stage.per_microbatch_comm:
+        gathers_fwd = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase == "fwd")
+        bwd_comm = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase != "fwd")
+        zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
+    dp_step = sum(pricer.collective_time(c) for c in stage.per_step_comm)
+    return StageTimes(
+        fwd_compute=fwd_c, fwd_tp=parts["f"][1],
+        bwd_input_compute=parts["bi"][0], bwd_input_tp=parts["bi"][1] + parts["bw"][1],
+        bwd_weight_compute=parts["bw"][0],
+        recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
+        p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
+        dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params),
+    )
+
+
+def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
+    """Per-step data-parallel communication left on the critical path, s.
+
+    With overlap, a stage's gradient reduction hides under the backward of its last
+    micro-batch and under the drain of the stages before it (stage i finishes its backward
+    sum_{j<i} t_bwd_j before stage 0); the parameter all-gather of ZeRO-1/2 is not overlapped.
+    """
+    overlap = step.training.overlap_dp_comm
+    worst = 0.0
+    slack = 0.0
+    for t, stage in zip(times, step.stages):
+        gather = sum(1 for c in stage.per_step_comm if c.kind == "all-gather")
+        reduce_share = t.dp_step_comm if not gather else t.dp_step_comm * 0.5
+        hidden = (t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + slack) if overlap else 0.0
+        worst = max(worst, max(0.0, reduce_share - hidden) + (t.dp_step_comm - reduce_share))
+        slack += t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute
+    return worst
+
+
+def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
+    """Peak bytes of one GPU of ``stage`` and whether it fits the device."""
+    act = stage.activation_bytes_per_microbatch * stage.in_flight
+    reserved = hardware.device.reserved_memory_gib * GIB
+    bd = MemoryBreakdown(
+        params=stage.weights_bytes, grads=stage.grads_bytes, optimizer=stage.optimizer_bytes,
+        activations=act, buffers=stage.buffer_bytes + stage.working_bytes, reserved=reserved,
+    )
+    cap = hardware.device.hbm_capacity_gib * GIB
+    peak = bd.total
+    return StageMemory(
+        stage=stage.index, layers=stage.layers, in_flight_microbatches=round(stage.in_flight),
+        peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
+        overflow_bytes=max(0.0, peak - cap),
+    )
+
+
+def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpus: int,
+         peak_flops: float, engine: str = "analytic") -> Estimate:
+    """Combine stage times into the step estimate."""
+    layout = step.layout
+    chunks = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
+    passes = [t.as_pass(chunks) for t in times]
+    pipe = pipeline_time(passes, step.micro_batches, layout.schedule, layout.vpp)
+    slow_i = max(range(len(passes)), key=lambda i: passes[i].total)
+    slow = times[slow_i]
+    m = step.micro_batches
+    dp_exposed = exposed_dp_comm(times, step)
+    optimizer = max(t.optimizer for t in times)
+    breakdown = TimeBreakdown(
+        compute=m * slow.compute, tp_comm=m * slow.tp_comm, pp_bubble=pipe.bubble,
+        pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * slow.zero3_exposed + dp_exposed,
+        optimizer=optimizer, other=0.0,
+    )
+    step_time = breakdown.total
+    memory = [stage_memory(s, hardware) for s in step.stages]
+    peak = max(memory, key=lambda s: s.peak_bytes)
+    model_flops = step.model_flops_per_step
+    hw_flops = step.hardware_flops_per_step
+    return Estimate(
+        engine=engine, model=step.model.name, hardware=hardware.name, gpus=gpus, layout=layout,
+        training=step.training, micro_batches=m, step_time_s=step_time,
+        tokens_per_s=step.training.tokens_per_step / step_time,
+        model_tflops_per_gpu=model_flops / step_time / gpus / 1e12,
+        mfu=model_flops / step_time / gpus / peak_flops,
+        hardware_tflops_per_gpu=hw_flops / step_time / gpus / 1e12,
+        hfu=hw_flops / step_time / gpus / peak_flops, peak_tflops_per_gpu=peak_flops / 1e12,
+        bubble_fraction=pipe.bubble / step_time, fits=all(s.fits for s in memory), memory=memory,
+        peak_memory_bytes=peak.peak_bytes, time=breakdown, notes=list(step.notes),
+    )
+
+
+def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec, layout: Layout,
+             gpus: int | None = None) -> Estimate:
+    """Analytic estimate of one training step of ``model`` on ``hardware`` under ``layout``.
+
+    ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError."""
+    gpus = layout.gpus if gpus is None else gpus
+    check_layout(layout, model, training, gpus)
+    step = build_step(model, training, layout)
+    pricer = Pricer(hardware, training, layout, gpus)
+    times = [price_stage(s, step, pricer) for s in step.stages]
+    return fold(step, times, hardware, gpus, pricer.compute.peak_flops)

@@ -1,0 +1,92 @@
+"""Result models of an estimate: time breakdown, per-stage memory, throughput. Seconds and bytes."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..specs import Layout, TrainingSpec
+
+
+class Result(BaseModel):
+    """Frozen result model (extra keys refused)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TimeBreakdown(Result):
+    """Where one step's wall time goes, seconds; the fields sum to the step time."""
+
+    compute: float = Field(description="GEMMs, attention, element-wise, embedding/loss on the critical path, s")
+    tp_comm: float = Field(description="exposed tensor-parallel collectives, s")
+    pp_bubble: float = Field(description="pipeline fill/drain idle time, s")
+    pp_comm: float = Field(description="exposed pipeline point-to-point transfers, s")
+    dp_comm_exposed: float = Field(description="data-parallel / ZeRO communication not hidden by compute, s")
+    optimizer: float = Field(description="optimizer step, s")
+    other: float = Field(description="everything else (kernel overheads, fixed per-step costs), s")
+
+    @property
+    def total(self) -> float:
+        """Sum of the parts, s."""
+        return (
+            self.compute + self.tp_comm + self.pp_bubble + self.pp_comm + self.dp_comm_exposed
+            + self.optimizer + self.other
+        )
+
+
+class MemoryBreakdown(Result):
+    """Bytes held at the peak of one pipeline stage (per GPU)."""
+
+    params: float = Field(description="model weights held, bytes")
+    grads: float = Field(description="gradients held, bytes")
+    optimizer: float = Field(description="optimizer state (master weights, moments), bytes")
+    activations: float = Field(description="activations kept for backward at the peak, bytes")
+    buffers: float = Field(description="communication buffers, logits, workspace, bytes")
+    reserved: float = Field(description="runtime context and allocator overhead, bytes")
+
+    @property
+    def total(self) -> float:
+        """Sum of the parts, bytes."""
+        return self.params + self.grads + self.optimizer + self.activations + self.buffers + self.reserved
+
+
+class StageMemory(Result):
+    """Peak memory of one pipeline stage (one GPU of it)."""
+
+    stage: int = Field(description="pipeline stage index")
+    layers: int = Field(description="transformer layers the stage holds")
+    in_flight_microbatches: int = Field(description="micro-batches whose activations are held at the peak")
+    peak_bytes: float = Field(description="peak bytes per GPU")
+    breakdown: MemoryBreakdown = Field(description="what the peak consists of")
+    capacity_bytes: float = Field(description="device HBM capacity, bytes")
+    fits: bool = Field(description="peak_bytes <= usable capacity")
+    overflow_bytes: float = Field(description="bytes over capacity (0 when it fits)")
+
+
+class Estimate(Result):
+    """Prediction of one training step of one layout."""
+
+    engine: str = Field("analytic", description="analytic or simulate")
+    model: str = Field(description="model name")
+    hardware: str = Field(description="hardware profile name")
+    gpus: int = Field(description="ranks")
+    layout: Layout = Field(description="parallel layout")
+    training: TrainingSpec = Field(description="training recipe")
+    micro_batches: int = Field(description="micro-batches per pipeline per step (gradient accumulation)")
+    step_time_s: float = Field(description="one optimizer step, s")
+    tokens_per_s: float = Field(description="tokens per second, whole cluster")
+    model_tflops_per_gpu: float = Field(description="model FLOPs (no recompute) per second per GPU, TFLOP/s")
+    mfu: float = Field(description="model FLOPs utilisation, fraction of the dtype's dense peak")
+    hardware_tflops_per_gpu: float = Field(description="executed FLOPs incl. recompute per GPU, TFLOP/s")
+    hfu: float = Field(description="hardware FLOPs utilisation, fraction of peak")
+    peak_tflops_per_gpu: float = Field(description="dense peak used for mfu/hfu, TFLOP/s")
+    bubble_fraction: float = Field(description="pp_bubble / step time")
+    fits: bool = Field(description="every stage fits in device memory")
+    memory: list[StageMemory] = Field(description="per pipeline stage peak memory")
+    peak_memory_bytes: float = Field(description="largest stage peak, bytes per GPU")
+    time: TimeBreakdown = Field(description="step time breakdown, s")
+    notes: list[str] = Field(default_factory=list, description="assumptions and warnings")
+
+    @property
+    def worst_stage(self) -> StageMemory:
+        """The stage with the largest peak."""
+        return max(self.memory, key=lambda s: s.peak_bytes)

@@ -1,0 +1,59 @@
+"""Closed-form pipeline schedule time from per-stage micro-batch times (seconds).
+
+1F1B and GPipe: T = (m - 1) * max_i t_i + sum_i t_i; for equal stages this is (m + p - 1) * t,
+bubble (p - 1) / m of the ideal (Narayanan et al. 2021, Sec. 2.2). Interleaved 1F1B with v
+chunks divides the fill/drain by v (same paper, Sec. 2.2.2). ZB-H1 (Qi et al. 2023, arXiv
+2401.10241, Sec. 3) shrinks the 1F1B bubble from (p-1)(F+B+W) to (p-1)(F+B-W), B the input
+gradient, W the weight gradient.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class StagePass:
+    """One stage's seconds for one micro-batch: forward (incl. its sends), input-grad backward
+    (incl. recompute and sends) and weight-grad backward."""
+
+    forward: float
+    backward_input: float
+    backward_weight: float
+
+    @property
+    def total(self) -> float:
+        """Forward + backward, s."""
+        return self.forward + self.backward_input + self.backward_weight
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineTime:
+    """Pipeline part of a step: busy time of the slowest stage and the bubble, seconds."""
+
+    steady: float  # m * slowest stage time
+    bubble: float  # fill + drain idle time on the critical path
+
+    @property
+    def total(self) -> float:
+        """steady + bubble, s."""
+        return self.steady + self.bubble
+
+
+def pipeline_time(stages: list[StagePass], micro_batches: int, schedule: str, vpp: int = 1) -> PipelineTime:
+    """Time of ``micro_batches`` through the pipeline of ``stages`` under ``schedule``."""
+    slowest = max(stages, key=lambda s: s.total)
+    steady = micro_batches * slowest.total
+    fill_drain = sum(s.total for s in stages) - slowest.total
+    if schedule == "interleaved-1f1b":
+        fill_drain /= vpp
+    elif schedule == "zb-h1":
+        full = slowest.total
+        fill_drain *= (slowest.forward + slowest.backward_input - slowest.backward_weight) / full if full else 0.0
+    return PipelineTime(steady, max(fill_drain, 0.0))
+
+
+def bubble_fraction_closed_form(pp: int, micro_batches: int, schedule: str, vpp: int = 1) -> float:
+    """Bubble / ideal time for equal stages: (p-1)/m, or (p-1)/(m*v) interleaved."""
+    frac = (pp - 1) / micro_batches
+    return frac / vpp if schedule == "interleaved-1f1b" else frac

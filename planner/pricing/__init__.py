@@ -1,0 +1,79 @@
+"""Prices: seconds per op and per collective on a hardware profile. The only place time is known."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ..specs import HardwareProfile, Layout, TrainingSpec
+from ..work.ops import Attention, Collective, Gemm, MemoryOp, Op
+from .collectives import CollectivePricer
+from .compute import ComputePricer
+from .placement import GroupPlacement, axis_placement, pp_boundary_devices
+
+AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockTime:
+    """Seconds of an op list split into compute and tensor-parallel communication."""
+
+    compute: float
+    tp_comm: float
+
+    @property
+    def total(self) -> float:
+        """compute + tp_comm, s."""
+        return self.compute + self.tp_comm
+
+
+class Pricer:
+    """Seconds for the ops of one layout on one hardware profile and GPU count."""
+
+    def __init__(self, hardware: HardwareProfile, training: TrainingSpec, layout: Layout, gpus: int):
+        self.hardware = hardware
+        self.layout = layout
+        self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
+        self.compute = ComputePricer(hardware.device, training.precision)
+        self.collectives = CollectivePricer(hardware, self.nodes)
+        self.groups: dict[str, GroupPlacement] = {a: axis_placement(layout, a, hardware) for a in AXES}
+        self.pp_senders, self.pp_crosses_node = pp_boundary_devices(layout, hardware)
+
+    def op_time(self, op: Op) -> float:
+        """Seconds of one op on one rank."""
+        if isinstance(op, Gemm):
+            return self.compute.gemm_time(op)
+        if isinstance(op, Attention):
+            return self.compute.attention_time(op)
+        if isinstance(op, MemoryOp):
+            return self.compute.memory_time(op)
+        return self.collective_time(op)
+
+    def collective_time(self, op: Collective) -> float:
+        """Seconds of a collective over its axis group."""
+        return self.collectives.time(op.kind, op.bytes, self.groups[op.axis])
+
+    def block_time(self, ops: tuple[Op, ...]) -> BlockTime:
+        """Compute and TP-communication seconds of an op list (everything serialised)."""
+        comp = comm = 0.0
+        for op in ops:
+            t = self.op_time(op)
+            if isinstance(op, Collective):
+                comm += t
+            else:
+                comp += t
+        return BlockTime(comp, comm)
+
+    def p2p_time(self, nbytes: float) -> float:
+        """Seconds for one pipeline send of ``nbytes`` across the slowest stage boundary."""
+        if self.layout.pp == 1:
+            return 0.0
+        group = self.groups["pp"]
+        return self.collectives.p2p_time(nbytes, group, self.pp_senders or None, self.pp_crosses_node)
+
+    def optimizer_time(self, params: float) -> float:
+        """Seconds for the optimizer step over ``params`` parameters on one GPU."""
+        return self.compute.optimizer_time(params)
+
+
+__all__ = ["AXES", "BlockTime", "Pricer"]

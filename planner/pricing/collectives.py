@@ -1,0 +1,81 @@
+"""Time of collectives: alpha-beta model over the topology (Hockney 1994; Thakur, Rabenseifner
+& Gropp 2005, doi:10.1177/1094342005051521), ring algorithm inside a node at the ring bound of
+the node graph, hierarchical (two-level) across nodes with each rank's share of its NIC
+(NCCL/PCCL-style; see docs/hardware_facts.md Sec. 9.3). Seconds; bytes are full buffer sizes.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ..specs import HardwareProfile
+from ..topology import offnode_bandwidth_per_device_gbps, p2p_bandwidth_gbps, ring_bandwidth_gbps
+from .placement import GroupPlacement
+
+
+class CollectivePricer:
+    """Prices collectives on one hardware profile for a cluster of ``nodes`` nodes."""
+
+    def __init__(self, hardware: HardwareProfile, nodes: int):
+        self.hw = hardware
+        self.nodes = nodes
+        node = hardware.node
+        all_devices = tuple(range(node.devices_per_node))
+        self.alpha_intra = node.collective_latency_us * 1e-6
+        self.alpha_net = hardware.network.latency_us * 1e-6
+        # every device of a node talks off-node at once in dp/tp collectives (all groups run together)
+        self.nic_share_bps = offnode_bandwidth_per_device_gbps(node, all_devices) * 1e9 * hardware.network.efficiency
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - pricer lives as long as its cache is useful
+    def intra_bandwidth_bps(self, devices: tuple[int, ...]) -> float:
+        """Achieved ring bus bandwidth over ``devices`` of one node, bytes/s per rank per direction."""
+        return ring_bandwidth_gbps(self.hw.node, devices) * 1e9 * self.hw.node.collective_efficiency
+
+    def net_bandwidth_bps(self, group: GroupPlacement, senders: tuple[int, ...] | None = None) -> float:
+        """Per-rank inter-node bandwidth, bytes/s: the rank's NIC share (all of a node's devices
+        sending, or just ``senders``), divided by the network taper when the group leaves one
+        dragonfly group / fat-tree pod."""
+        if senders is None:
+            bw = self.nic_share_bps
+        else:
+            bw = offnode_bandwidth_per_device_gbps(self.hw.node, senders) * 1e9 * self.hw.network.efficiency
+        if group.span_nodes > self.hw.network.group_size_nodes:
+            bw /= self.hw.network.taper
+        return bw
+
+    def time(self, kind: str, nbytes: float, group: GroupPlacement) -> float:
+        """Seconds for one collective of ``kind`` over ``group`` on a buffer of ``nbytes``.
+
+        all-reduce: 2(g-1)/g * S/B_in + 2(k-1)/k * (S/g)/B_net + 2(g-1)a_in + 2(k-1)a_net;
+        all-gather / reduce-scatter: half of that (one phase); g ranks per node, k nodes.
+        """
+        n = group.size
+        if n <= 1 or nbytes <= 0:
+            return 0.0
+        if kind == "send-recv":
+            return self.p2p_time(nbytes, group)
+        g, k = group.ranks_per_node, group.nodes
+        phases = 2.0 if kind == "all-reduce" else 1.0
+        t = 0.0
+        if g > 1:
+            t += phases * ((g - 1) / g * nbytes / self.intra_bandwidth_bps(group.node_devices)
+                           + (g - 1) * self.alpha_intra)
+        if k > 1:
+            t += phases * ((k - 1) / k * (nbytes / g) / self.net_bandwidth_bps(group)
+                           + (k - 1) * self.alpha_net)
+        return t
+
+    def p2p_time(self, nbytes: float, group: GroupPlacement, senders: tuple[int, ...] | None = None,
+                 crosses_node: bool | None = None) -> float:
+        """Seconds to send ``nbytes`` to the next member: over the widest intra-node path, or over
+        the NIC share when the hop crosses nodes."""
+        if nbytes <= 0:
+            return 0.0
+        cross = group.nodes > 1 if crosses_node is None else crosses_node
+        if cross:
+            return nbytes / self.net_bandwidth_bps(group, senders) + self.alpha_net
+        a, b = group.node_devices[0], group.node_devices[min(1, len(group.node_devices) - 1)]
+        if a == b:
+            return 0.0
+        bw = p2p_bandwidth_gbps(self.hw.node, a, b) * 1e9 * self.hw.node.p2p_efficiency
+        return nbytes / bw + self.alpha_intra

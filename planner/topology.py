@@ -1,0 +1,258 @@
+"""Intra-node topology: the link graph of a node, and the bandwidths collectives can reach on it.
+
+Units: every bandwidth is GB/s (1e9 bytes/s) **per direction**.
+
+- :func:`node_graph`: networkx graph with devices (``gpuN``), NICs and switches as nodes.
+- :func:`p2p_bandwidth_gbps`: widest-path bandwidth between two devices.
+- :func:`ring_bandwidth_gbps`: bus bandwidth a set of rings over some devices reaches (the
+  nccl-tests "busbw" ceiling, https://github.com/NVIDIA/nccl-tests/blob/master/doc/PERFORMANCE.md).
+- :func:`nic_for_device`, :func:`offnode_bandwidth_per_device_gbps`: NIC sharing.
+
+Results are cached per NodeSpec content (NodeSpec holds lists, so it is not hashable; the cache
+key is its JSON dump).
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import itertools
+import math
+import random
+
+import networkx as nx
+import numpy as np
+
+from .errors import SpecError
+from .specs import NicSpec, NodeSpec
+
+#: Above this many devices the ring search samples cycles instead of enumerating all (n-1)!.
+EXHAUSTIVE_RING_DEVICES = 8
+#: Cycles sampled (deterministically, seed 0) for larger device sets.
+SAMPLED_RINGS = 4000
+
+
+def device_name(index: int) -> str:
+    """Graph node name of device ``index``."""
+    return f"gpu{index}"
+
+
+def _key(node: NodeSpec) -> str:
+    return node.model_dump_json()
+
+
+def node_graph(node: NodeSpec) -> nx.Graph:
+    """The node's link graph (cached; treat it as read-only).
+
+    Nodes carry ``kind`` = ``"device"`` (named ``gpuN``, attribute ``index``), ``"nic"``
+    (attributes ``bandwidth_gbps``, ``devices``) or ``"switch"`` (any other endpoint). Edges carry
+    ``bandwidth_gbps`` (per direction; parallel links between the same pair add up) and ``kind``.
+    """
+    return _graph_from_json(_key(node))
+
+
+@functools.lru_cache(maxsize=64)
+def _graph_from_json(node_json: str) -> nx.Graph:
+    return _build_graph(NodeSpec.model_validate_json(node_json))
+
+
+def _build_graph(node: NodeSpec) -> nx.Graph:
+    g = nx.Graph()
+    for i in range(node.devices_per_node):
+        g.add_node(device_name(i), kind="device", index=i)
+    for nic in node.nics:
+        g.add_node(nic.name, kind="nic", bandwidth_gbps=nic.bandwidth_gbps, devices=tuple(nic.devices))
+    for link in node.links:
+        for end in (link.a, link.b):
+            if end not in g:
+                g.add_node(end, kind="switch")
+        if g.has_edge(link.a, link.b):
+            g[link.a][link.b]["bandwidth_gbps"] += link.bandwidth_gbps
+        else:
+            g.add_edge(link.a, link.b, bandwidth_gbps=link.bandwidth_gbps, kind=link.kind)
+    return g
+
+
+def _check_device(node: NodeSpec, device: int, field: str = "devices") -> None:
+    if not 0 <= device < node.devices_per_node:
+        raise SpecError(f"device {device} out of range 0..{node.devices_per_node - 1}", field=field)
+
+
+def _widest_path(g: nx.Graph, src: str, dst: str) -> list[str] | None:
+    """Path maximising the bottleneck bandwidth, then minimising hops; never through a NIC."""
+    best: dict[str, tuple[float, int]] = {src: (math.inf, 0)}
+    heap = [(-math.inf, 0, src, [src])]
+    while heap:
+        neg_bw, hops, here, path = heapq.heappop(heap)
+        if here == dst:
+            return path
+        if (-neg_bw, hops) != best.get(here):
+            continue
+        for nxt, attrs in g[here].items():
+            if nxt != dst and g.nodes[nxt]["kind"] == "nic":
+                continue
+            bw = min(-neg_bw, attrs["bandwidth_gbps"])
+            seen = best.get(nxt)
+            if seen is None or (bw, -(hops + 1)) > (seen[0], -seen[1]):
+                best[nxt] = (bw, hops + 1)
+                heapq.heappush(heap, (-bw, hops + 1, nxt, path + [nxt]))
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _routes(node_json: str) -> dict[tuple[int, int], tuple[tuple[str, str], ...]]:
+    """Directed edges of the widest path between every ordered device pair that has a path."""
+    node = NodeSpec.model_validate_json(node_json)
+    g = _graph_from_json(node_json)
+    routes = {}
+    n = node.devices_per_node
+    for a, b in itertools.permutations(range(n), 2):
+        path = _widest_path(g, device_name(a), device_name(b))
+        if path is not None:
+            routes[(a, b)] = tuple(zip(path[:-1], path[1:], strict=True))
+    return routes
+
+
+def _pair_route(node: NodeSpec, a: int, b: int) -> tuple[tuple[str, str], ...]:
+    route = _routes(_key(node)).get((a, b))
+    if route is None:
+        raise SpecError(f"no path between gpu{a} and gpu{b} in the node graph", field="node.links")
+    return route
+
+
+def p2p_bandwidth_gbps(node: NodeSpec, a: int, b: int) -> float:
+    """Point-to-point bandwidth from device ``a`` to device ``b``: the widest path's bottleneck, GB/s."""
+    _check_device(node, a)
+    _check_device(node, b)
+    if a == b:
+        raise SpecError(f"p2p from device {a} to itself", field="devices")
+    g = node_graph(node)
+    return min(g[u][v]["bandwidth_gbps"] for u, v in _pair_route(node, a, b))
+
+
+def ring_bandwidth_gbps(node: NodeSpec, devices: tuple[int, ...]) -> float:
+    """Bus bandwidth (GB/s per rank per direction) that rings over ``devices`` can reach together.
+
+    A ring is a directed Hamiltonian cycle over ``devices``; consecutive devices without a direct
+    link are joined by their widest path (through switches or other devices, never NICs). With a
+    set of rings on the node, each directed edge's bandwidth is shared in proportion to how many
+    ring hops use it, and a ring runs at the rate of its tightest edge: rate = min over its edges of
+    bandwidth / load. Rings are added greedily, each time the one that raises the sum of ring
+    rates most, until no ring raises it. That sum is the bus bandwidth: a ring all-reduce of S
+    bytes then takes 2(n-1)/n * S / busbw (nccl-tests PERFORMANCE.md).
+
+    Two devices form the "ring" a -> b -> a (each sends to the other over the pair's link): the
+    busbw of a pair is its per-direction link bandwidth. For one device the answer is ``inf`` (no
+    communication). All n-device cycles are enumerated up to 8 devices; beyond that a fixed
+    sample of cycles is searched. Cached per (node, device set).
+    """
+    devs = tuple(int(d) for d in devices)
+    for d in devs:
+        _check_device(node, d)
+    if len(set(devs)) != len(devs):
+        raise SpecError(f"devices {list(devs)} repeat a device", field="devices")
+    if len(devs) <= 1:
+        return math.inf
+    return _ring_bandwidth_cached(_key(node), tuple(sorted(devs)))
+
+
+@functools.lru_cache(maxsize=1024)
+def _ring_bandwidth_cached(node_json: str, devs: tuple[int, ...]) -> float:
+    g = _graph_from_json(node_json)
+    edges = sorted({(u, v) for u, v in g.edges} | {(v, u) for u, v in g.edges})
+    index = {e: i for i, e in enumerate(edges)}
+    bw = np.array([g[u][v]["bandwidth_gbps"] for u, v in edges])
+    routes = _routes(node_json)
+    n = len(devs)
+    # hops[a, b] = directed-edge use counts of the route from devs[a] to devs[b]
+    hops = np.zeros((n, n, len(edges)))
+    for a, b in itertools.permutations(range(n), 2):
+        if (devs[a], devs[b]) not in routes:
+            raise SpecError(f"no path between gpu{devs[a]} and gpu{devs[b]}", field="node.links")
+        for e in routes[(devs[a], devs[b])]:
+            hops[a, b, index[e]] += 1
+    orders = _cycle_orders(n)
+    uses = hops[orders, np.roll(orders, -1, axis=1)].sum(axis=1)
+    uses = np.unique(uses, axis=0)
+    return _greedy_rings(uses, bw)
+
+
+def _cycle_orders(n: int) -> np.ndarray:
+    """Device orders (positions into the device tuple) of candidate directed cycles, first fixed at 0."""
+    if n <= EXHAUSTIVE_RING_DEVICES:
+        rest = list(itertools.permutations(range(1, n)))
+    else:
+        rng = random.Random(0)
+        rest = [tuple(range(1, n))]
+        for _ in range(SAMPLED_RINGS):
+            perm = list(range(1, n))
+            rng.shuffle(perm)
+            rest.append(tuple(perm))
+    return np.array([(0, *r) for r in rest], dtype=np.intp)
+
+
+def _greedy_rings(uses: np.ndarray, bw: np.ndarray) -> float:
+    """Greedy ring packing; ``uses`` is candidates x directed edges (hop counts), ``bw`` per edge."""
+    load = np.zeros_like(bw)
+    chosen: list[np.ndarray] = []
+    total = 0.0
+    for _ in range(4 * uses.shape[1] + 1):
+        new_load = load + uses
+        with np.errstate(divide="ignore"):
+            share = np.where(new_load > 0, bw / new_load, np.inf)
+        gain = np.where(uses > 0, share, np.inf).min(axis=1)
+        for mask in chosen:
+            gain = gain + share[:, mask].min(axis=1)
+        best = int(np.argmax(gain))
+        if gain[best] <= total * (1 + 1e-9):
+            break
+        total = float(gain[best])
+        load = new_load[best]
+        chosen.append(uses[best] > 0)
+    return total
+
+
+def nic_for_device(node: NodeSpec, device: int) -> NicSpec:
+    """The NIC that serves ``device`` (the first listed, if several do)."""
+    _check_device(node, device)
+    for nic in node.nics:
+        if device in nic.devices:
+            return nic
+    raise SpecError(f"device {device} is served by no NIC", field="node.nics")
+
+
+def offnode_bandwidth_per_device_gbps(node: NodeSpec, devices_sending: tuple[int, ...]) -> float:
+    """Off-node bandwidth each sending device gets when ``devices_sending`` send at once, GB/s.
+
+    Each NIC's bandwidth is split evenly among the sending devices it serves; a device served by
+    several NICs adds its shares. Returns the smallest device's bandwidth (the one a synchronous
+    collective waits for). Frontier, all 8 GCDs sending: 25 GB/s / 2 = 12.5 GB/s.
+    """
+    sending = set(int(d) for d in devices_sending)
+    if not sending:
+        raise SpecError("no sending devices given", field="devices_sending")
+    for d in sending:
+        _check_device(node, d, field="devices_sending")
+    per_device = dict.fromkeys(sending, 0.0)
+    for nic in node.nics:
+        users = sending.intersection(nic.devices)
+        for d in users:
+            per_device[d] += nic.bandwidth_gbps / len(users)
+    return min(per_device.values())
+
+
+def describe_topology(node: NodeSpec) -> str:
+    """One line: the switches, and the direct device-device links grouped by bandwidth."""
+    g = node_graph(node)
+    switches = sorted(x for x, k in g.nodes(data="kind") if k == "switch")
+    groups: dict[tuple[float, str], int] = {}
+    for u, v, attrs in g.edges(data=True):
+        kinds = {g.nodes[u]["kind"], g.nodes[v]["kind"]}
+        if "nic" in kinds:
+            continue
+        label = "switch" if "switch" in kinds else "direct"
+        k = (attrs["bandwidth_gbps"], f"{attrs['kind']} {label}")
+        groups[k] = groups.get(k, 0) + 1
+    parts = [f"{count}x{bw:g} {kind}" for (bw, kind), count in sorted(groups.items(), reverse=True)]
+    head = f"switch {', '.join(switches)}: " if switches else ""
+    return head + ", ".join(parts) + " GB/s/dir"

@@ -1,0 +1,100 @@
+"""Published FLOPs accounting conventions, for comparing paraplan with published throughput numbers.
+
+"TFLOP/s per GPU" is not defined the same way everywhere: some papers count the recomputed
+forward pass (hardware FLOPs), some do not (model FLOPs), some drop the attention or logit terms.
+Each function below is one paper's formula, verbatim, as a pure function (FLOPs are floating-point
+operations, a multiply-add = 2). The FLOPs of the operations a step actually executes live in the
+other ``planner.work`` modules; these are only for reading published numbers the way they were
+written. Symbols: B sequences per iteration, s sequence length, L layers, h hidden size,
+V (padded) vocabulary, N parameters.
+"""
+
+from __future__ import annotations
+
+from ..specs import ModelSpec
+from .params import parameter_counts
+
+
+def megatron_eq3_flops(batch: int, seq: int, layers: int, hidden: int, vocab: int,
+                       recompute_factor: int = 4) -> float:
+    """FLOPs per iteration of Narayanan et al. 2021 (SC21, arXiv 2104.04473) Eq. 3.
+
+    ``24·f·B·s·L·h²·(1 + s/6h + V/16Lh)``; with ``f = 4`` (full activation recomputation, the
+    paper's setting) this is Eq. 3's ``96·B·s·L·h²·(…)``. ``f = 3`` without recomputation is the
+    variant of the Megatron-DeepSpeed ``throughput_calculator`` (megatron/utils.py) that the
+    Frontier authors (Dash et al. 2023, arXiv 2312.12705) report "TFLOPs" with.
+    """
+    s, L, h = seq, layers, hidden
+    return 24.0 * recompute_factor * batch * s * L * h**2 * (1 + s / (6 * h) + vocab / (16 * L * h))
+
+
+def korthikanti_model_flops(batch: int, seq: int, layers: int, hidden: int, vocab: int) -> float:
+    """Model FLOPs per iteration, Korthikanti et al. 2022 (arXiv 2205.05198) Eq. 7 (no recompute).
+
+    ``72·B·L·s·h²·(1 + s/6h + V/12hL)``: the numerator of the paper's MFU.
+    """
+    s, L, h = seq, layers, hidden
+    return 72.0 * batch * L * s * h**2 * (1 + s / (6 * h) + vocab / (12 * h * L))
+
+
+def korthikanti_selective_recompute_flops(batch: int, seq: int, layers: int, hidden: int, vocab: int) -> float:
+    """Hardware FLOPs per iteration with selective recomputation, Korthikanti et al. 2022 Eq. 8.
+
+    ``72·B·L·s·h²·(1 + s/3h + V/12hL)``: the attention core (s/6h) is computed twice.
+    """
+    s, L, h = seq, layers, hidden
+    return 72.0 * batch * L * s * h**2 * (1 + s / (3 * h) + vocab / (12 * h * L))
+
+
+def palm_model_flops_per_token(params: int, layers: int, hidden: int, seq: int) -> float:
+    """Model FLOPs per token of Chowdhery et al. 2022 (PaLM, arXiv 2204.02311) App. B: ``6N + 12·L·h·s``.
+
+    ``6N`` counts the forward and backward matmuls over the ``N`` parameters; ``12·L·h·s`` the
+    attention scores and weighted sum (``h`` = heads × head size). No recomputation is counted.
+    Also the convention of the Llama 3 paper's MFU.
+    """
+    return 6.0 * params + 12.0 * layers * hidden * seq
+
+
+def mosaicml_model_flops_per_sequence(params: int, layers: int, d_model: int, seq: int) -> float:
+    """MosaicML llm-foundry MFU numerator per sequence: ``3·(2·N·s) + 3·(L·2·2·d·s²)``.
+
+    From llm-foundry's benchmarking README / callbacks (``flops_per_seq = 2·N·s``,
+    ``attn_flops_per_seq = n_layers·2·2·d_model·s²``, forward + backward = 3×).
+    """
+    return 3.0 * (2.0 * params * seq) + 3.0 * (layers * 2.0 * 2.0 * d_model * seq**2)
+
+
+def mosaicml_hardware_flops_per_sequence(params: int, layers: int, d_model: int, seq: int) -> float:
+    """MosaicML HFU numerator per sequence with activation checkpointing: 4× instead of 3× (one recompute forward)."""
+    return mosaicml_model_flops_per_sequence(params, layers, d_model, seq) * 4.0 / 3.0
+
+
+def bigscience_flops(params: int, tokens: int) -> float:
+    """BigScience (BLOOM) logging convention: ``8·N·tokens`` (recompute counted, no attention term).
+
+    Le Scao et al. 2022 (BLOOM, arXiv 2211.05100) training logs; 8 = 2 (forward) + 4 (backward)
+    + 2 (recomputed forward) FLOPs per parameter per token.
+    """
+    return 8.0 * params * tokens
+
+
+def flops_utilization(flops: float, seconds: float, num_gpus: int, peak_tflops: float) -> float:
+    """Fraction of peak: ``flops / (seconds · num_gpus · peak_tflops·1e12)`` (MFU or HFU, per the FLOPs given)."""
+    return flops / (seconds * num_gpus * peak_tflops * 1e12)
+
+
+def training_flops_per_token(model: ModelSpec, seq_length: int, *, full_recompute: bool = False) -> float:
+    """PaLM-style training FLOPs per token of ``model`` at ``seq_length`` (Chowdhery et al. 2022 App. B).
+
+    ``N`` is the matmul parameters a token uses: the non-embedding parameters (active experts only
+    for MoE) plus the ``h x V`` logit projection, which is a matmul whether tied or not (the token
+    and position lookups are not). The attention term uses the query width ``H·d``. With
+    ``full_recompute`` one extra forward pass is counted (×8/6, the hardware-FLOPs convention of
+    Narayanan et al. 2021 and MosaicML HFU).
+    """
+    counts = parameter_counts(model)
+    matmul_params = counts.active_non_embedding + model.hidden_size * model.vocab_size
+    attention_width = model.num_heads * model.head_size
+    flops = palm_model_flops_per_token(matmul_params, model.num_layers, attention_width, seq_length)
+    return flops * 8.0 / 6.0 if full_recompute else flops

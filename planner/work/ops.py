@@ -1,0 +1,109 @@
+"""The kinds of work a training step is made of: GEMMs, attention, memory-bound ops, communication.
+
+Each op knows its FLOPs or bytes; none knows its time (that is ``planner.pricing``).
+FLOPs are floating-point operations (a multiply-add = 2), bytes are bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Phase = Literal["fwd", "bwd_input", "bwd_weight", "recompute"]
+CollectiveKind = Literal["all-reduce", "all-gather", "reduce-scatter", "send-recv"]
+Axis = Literal["tp", "pp", "dp", "dp_shard", "dp_replicate", "cp"]
+
+
+@dataclass(frozen=True, slots=True)
+class Gemm:
+    """A (batched) matrix multiply (m x k) @ (k x n), repeated ``count`` times."""
+
+    name: str
+    m: int
+    n: int
+    k: int
+    phase: Phase
+    count: int = 1
+
+    @property
+    def flops(self) -> float:
+        """2*m*n*k*count FLOPs (one multiply-add = 2 FLOPs)."""
+        return 2.0 * self.m * self.n * self.k * self.count
+
+
+@dataclass(frozen=True, slots=True)
+class Attention:
+    """Attention core softmax(QK^T)V over ``batch_heads`` (batch x local heads) sequences.
+
+    ``model_flops`` counts the full s x s score matrix (the convention of Narayanan et al. 2021
+    Eq. 3 and Korthikanti et al. 2022 Eq. 7); ``executed_flops`` halves it for causal fused
+    kernels, which skip masked blocks (Dao 2023, FlashAttention-2, arXiv 2307.08691).
+    Backward counts 2x forward in model FLOPs; a fused kernel executes 2.5x (it recomputes the
+    scores), the convention of the FlashAttention papers' benchmarks.
+    """
+
+    name: str
+    batch_heads: int
+    seq_q: int
+    seq_k: int
+    head_dim: int
+    phase: Phase
+    causal: bool = True
+    fused: bool = True
+
+    @property
+    def forward_model_flops(self) -> float:
+        """QK^T and PV: 2 * 2 * bh * s_q * s_k * d FLOPs."""
+        return 4.0 * self.batch_heads * self.seq_q * self.seq_k * self.head_dim
+
+    @property
+    def flops(self) -> float:
+        """Model FLOPs of this op: forward 1x, backward 2x the forward (full score matrix)."""
+        return self.forward_model_flops * (2.0 if self.phase.startswith("bwd") else 1.0)
+
+    @property
+    def executed_flops(self) -> float:
+        """FLOPs a kernel performs: causal fused kernels do half; fused backward does 2.5x forward."""
+        fwd = self.forward_model_flops * (0.5 if (self.causal and self.fused) else 1.0)
+        if self.phase.startswith("bwd"):
+            return fwd * (2.5 if self.fused else 2.0)
+        return fwd
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryOp:
+    """A memory-bound op (norm, activation, dropout, residual add, softmax, embedding gather)."""
+
+    name: str
+    bytes_moved: float
+    phase: Phase
+
+    @property
+    def flops(self) -> float:
+        """Memory-bound ops are not counted in model FLOPs."""
+        return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Collective:
+    """A collective over one mesh axis; ``bytes`` is the full buffer (all-reduce input size,
+    gathered size for all-gather / reduce-scatter, message size for send-recv)."""
+
+    name: str
+    kind: CollectiveKind
+    axis: Axis
+    bytes: float
+    phase: Phase
+
+    @property
+    def flops(self) -> float:
+        """Communication carries no model FLOPs."""
+        return 0.0
+
+
+Op = Gemm | Attention | MemoryOp | Collective
+
+
+def model_flops(ops) -> float:
+    """Sum of model FLOPs over ``ops`` (GEMMs and attention)."""
+    return sum(op.flops for op in ops)

@@ -1,0 +1,215 @@
+"""One description of a training step: per pipeline stage, the ops of one micro-batch (forward,
+input-grad, weight-grad, recompute), the pipeline transfers, the per-step data-parallel / ZeRO
+communication, the optimizer work, and the bytes held. No times here (see planner.pricing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
+from .layer import (
+    ACT_BYTES,
+    backward_of,
+    dims,
+    embedding_forward,
+    head_forward,
+    layer_forward,
+    layer_recompute,
+)
+from .memory import (
+    grad_reduce_bytes_per_param,
+    head_activation_bytes,
+    in_flight_microbatches,
+    layer_activation_bytes,
+    layer_working_bytes,
+    param_gather_bytes_per_param,
+    sharded_state_bytes,
+)
+from .ops import Collective, Op
+from .params import parameter_counts
+
+
+@dataclass(frozen=True)
+class OpSet:
+    """Ops of one micro-batch through one block (a layer, the embedding or the head)."""
+
+    forward: tuple[Op, ...] = ()
+    backward_input: tuple[Op, ...] = ()
+    backward_weight: tuple[Op, ...] = ()
+    recompute: tuple[Op, ...] = ()
+
+    @property
+    def model_flops(self) -> float:
+        """Forward + backward model FLOPs."""
+        return sum(op.flops for op in self.forward + self.backward_input + self.backward_weight)
+
+    @property
+    def recompute_flops(self) -> float:
+        """FLOPs of the recomputed forward."""
+        return sum(op.flops for op in self.recompute)
+
+
+EMPTY = OpSet()
+
+
+@dataclass(frozen=True)
+class StageWork:
+    """Work and memory of one pipeline stage (one GPU of it). Ops are for one micro-batch:
+    ``pre`` (embedding, first stage), ``layers`` times ``layer``, then ``post`` (head, last stage)."""
+
+    index: int
+    layers: int
+    layer: OpSet
+    pre: OpSet
+    post: OpSet
+    params: float  # parameters held by one GPU of this stage (after TP sharding)
+    per_microbatch_comm: tuple[Collective, ...]  # ZeRO-3/FSDP gathers and grad reduce-scatters
+    per_step_comm: tuple[Collective, ...]  # gradient reduction / ZeRO-1,2 gathers, once per step
+    optimizer_params: float  # parameters this GPU updates
+    weights_bytes: float
+    grads_bytes: float
+    optimizer_bytes: float
+    activation_bytes_per_microbatch: float
+    in_flight: float
+    working_bytes: float  # transient: recomputed layer, logits, gathered ZeRO-3 layers
+    buffer_bytes: float  # communication buckets and p2p buffers
+
+    @property
+    def blocks(self) -> tuple[tuple[OpSet, int], ...]:
+        """(op set, repeat count) in forward order."""
+        return ((self.pre, 1), (self.layer, self.layers), (self.post, 1))
+
+    @property
+    def model_flops_per_microbatch(self) -> float:
+        """Forward + backward model FLOPs of one micro-batch (no recompute), per GPU."""
+        return sum(block.model_flops * n for block, n in self.blocks)
+
+    @property
+    def hardware_flops_per_microbatch(self) -> float:
+        """Model FLOPs plus recomputed forward FLOPs, per GPU."""
+        return self.model_flops_per_microbatch + sum(b.recompute_flops * n for b, n in self.blocks)
+
+
+@dataclass(frozen=True)
+class StepWork:
+    """A whole step: stages, micro-batches, pipeline transfer size."""
+
+    model: ModelSpec
+    training: TrainingSpec
+    layout: Layout
+    micro_batches: int
+    stages: tuple[StageWork, ...]
+    p2p_bytes: float  # activation (or its gradient) sent between stages per micro-batch
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def model_flops_per_step(self) -> float:
+        """Model FLOPs of the whole step over all GPUs (layout-independent)."""
+        per_pipeline = sum(s.model_flops_per_microbatch for s in self.stages) * self.micro_batches
+        return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
+
+    @property
+    def hardware_flops_per_step(self) -> float:
+        """Executed FLOPs incl. recompute over all GPUs."""
+        per_pipeline = sum(s.hardware_flops_per_microbatch for s in self.stages) * self.micro_batches
+        return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
+
+
+def _split(ops: list[Op]) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
+    """(input-grad and other backward ops, weight-grad GEMMs)."""
+    return (
+        tuple(op for op in ops if op.phase != "bwd_weight"),
+        tuple(op for op in ops if op.phase == "bwd_weight"),
+    )
+
+
+def _head_backward(model, training, layout, fwd: list[Op]) -> list[Op]:
+    ops = [op for op in backward_of(fwd) if not (isinstance(op, Collective) and op.kind == "all-reduce")]
+    d = dims(model, training, layout)
+    if d.tp > 1 and not d.sequence_parallel:  # conjugate of the identity at the head input
+        ops.append(Collective("head.allreduce.bwd", "all-reduce", "tp", d.tokens * d.hidden * ACT_BYTES,
+                              "bwd_input"))
+    return ops
+
+
+def _dp_comm(params: float, training: TrainingSpec, layout: Layout):
+    """Data-parallel collectives: (per micro-batch, per step), each over the dp or dp_shard axis."""
+    if layout.dp == 1:
+        return (), ()
+    grad_bytes = params * grad_reduce_bytes_per_param(training)
+    gather_bytes = params * param_gather_bytes_per_param(training)
+    stage = layout.effective_zero_stage
+    if training.distributed_optimizer and stage == 0:
+        stage = 1
+    shard_axis = "dp_shard" if layout.dp_shard and layout.dp_shard < layout.dp else "dp"
+    replicate = []
+    if shard_axis == "dp_shard" and stage >= 1:  # hybrid sharding: replicas all-reduce their shard
+        replicate.append(Collective("grads.replica_allreduce", "all-reduce", "dp_replicate",
+                                    grad_bytes / layout.shard_degree, "bwd_weight"))
+    if stage == 0:
+        return (), (Collective("grads.allreduce", "all-reduce", "dp", grad_bytes, "bwd_weight"),)
+    if stage in (1, 2):
+        return (), (
+            Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight"),
+            *replicate,
+            Collective("params.allgather", "all-gather", shard_axis, gather_bytes, "fwd"),
+        )
+    per_mb = (
+        Collective("params.allgather.fwd", "all-gather", shard_axis, gather_bytes, "fwd"),
+        Collective("params.allgather.bwd", "all-gather", shard_axis, gather_bytes, "bwd_input"),
+        Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight"),
+    )
+    return per_mb, tuple(replicate)
+
+
+def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
+    """Describe one optimizer step of ``model`` under ``layout`` (assumes check_layout passed)."""
+    m = micro_batches_per_step(layout, training)
+    counts = stage_layer_counts(layout, model)
+    pc = parameter_counts(model)
+    t = layout.tp
+    layer_params = (pc.per_layer.attention + pc.per_layer.mlp) / t + pc.per_layer.norms
+    emb_params = pc.embedding / t + pc.position_embedding + pc.embedding_norm
+    out_params = (pc.output_projection or (pc.embedding if layout.pp > 1 else 0)) / t + pc.final_norm
+
+    lf = layer_forward(model, training, layout)
+    lb_in, lb_w = _split(backward_of(lf))
+    layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout)))
+    act = layer_activation_bytes(model, training, layout)
+    work_bytes = layer_working_bytes(model, training, layout)
+    d = dims(model, training, layout)
+    p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
+    stages = []
+    for i, n_layers in enumerate(counts):
+        params = layer_params * n_layers
+        pre, post, extra_act = EMPTY, EMPTY, 0.0
+        if i == 0:
+            emb = embedding_forward(model, training, layout)
+            emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
+            pre = OpSet(tuple(emb), emb_bwd)
+            params += emb_params
+        if i == layout.pp - 1:
+            head = head_forward(model, training, layout)
+            hb_in, hb_w = _split(_head_backward(model, training, layout, head))
+            post = OpSet(tuple(head), hb_in, hb_w)
+            params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
+            extra_act = head_activation_bytes(model, training, layout)
+        states = sharded_state_bytes(params, training, layout)
+        per_mb, per_step = _dp_comm(params, training, layout)
+        zero3_working = 0.0
+        if layout.effective_zero_stage == 3 and layout.dp > 1:
+            zero3_working = 2 * layer_params * param_gather_bytes_per_param(training)  # current + prefetched
+        buffers = 2 * p2p * (2 if layout.pp > 1 else 0)
+        if layout.dp > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight)
+            buffers += 2 * 40e6
+        sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
+        stages.append(StageWork(
+            index=i, layers=n_layers, layer=layer, pre=pre, post=post, params=params,
+            per_microbatch_comm=per_mb, per_step_comm=per_step,
+            optimizer_params=params / (layout.shard_degree if sharded_opt else 1),
+            weights_bytes=states.weights, grads_bytes=states.grads, optimizer_bytes=states.optimizer,
+            activation_bytes_per_microbatch=act * n_layers, in_flight=in_flight_microbatches(layout, i, m),
+            working_bytes=work_bytes + extra_act + zero3_working, buffer_bytes=buffers,
+        ))
+    return StepWork(model, training, layout, m, tuple(stages), p2p)

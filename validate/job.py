@@ -1,0 +1,161 @@
+"""What one validation job runs: model, layout, batch, precision, steps. Torch-free.
+
+A job's ``training_spec()`` is the ``TrainingSpec`` the planner is asked about, so the validator and
+the cost model describe the same step.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from planner.errors import SpecError
+from planner.specs import Layout, ModelSpec, TrainingSpec
+from planner.specs.base import Spec
+from planner.specs.layout import check_layout
+
+LAYOUT_KEYS = {"tp", "pp", "dp", "vpp", "zero", "zero_stage", "schedule", "fsdp", "sp", "sequence_parallel"}
+
+
+def parse_layout(text: str) -> Layout:
+    """``tp=2,pp=2,dp=1,zero=1,fsdp,sp,schedule=gpipe,vpp=2`` → Layout (SpecError on bad keys)."""
+    values: dict[str, object] = {}
+    for raw in text.replace(" ", "").split(","):
+        if not raw:
+            continue
+        key, _, val = raw.partition("=")
+        key = key.lower()
+        if key not in LAYOUT_KEYS:
+            raise SpecError(f"unknown key '{key}' in '{text}'; allowed: {', '.join(sorted(LAYOUT_KEYS))}",
+                            field="layout")
+        if key in ("fsdp", "sp", "sequence_parallel"):
+            flag = val.lower() not in ("0", "false", "no", "off") if val else True
+            values["fsdp" if key == "fsdp" else "sequence_parallel"] = flag
+        elif key == "schedule":
+            values["schedule"] = val
+        else:
+            try:
+                values["zero_stage" if key.startswith("zero") else key] = int(val)
+            except ValueError:
+                raise SpecError(f"'{key}' needs an integer, got '{val}'", field="layout") from None
+    if values.get("vpp", 1) > 1 and "schedule" not in values:
+        values["schedule"] = "interleaved-1f1b"
+    try:
+        return Layout.model_validate(values)
+    except ValueError as exc:  # pydantic ValidationError is a ValueError
+        from pydantic import ValidationError
+
+        from planner.errors import format_validation_error
+
+        msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
+        raise SpecError(f"'{text}': {msg}", field="layout") from None
+
+
+def layout_text(layout: Layout) -> str:
+    """Inverse of ``parse_layout`` (only non-default keys), e.g. ``tp=2,pp=2``."""
+    parts = [f"tp={layout.tp}", f"pp={layout.pp}", f"dp={layout.dp}"]
+    if layout.pp > 1:
+        parts.append(f"schedule={layout.schedule}")
+    if layout.vpp > 1:
+        parts.append(f"vpp={layout.vpp}")
+    if layout.fsdp:
+        parts.append("fsdp")
+    elif layout.zero_stage:
+        parts.append(f"zero={layout.zero_stage}")
+    if layout.sequence_parallel:
+        parts.append("sp")
+    return ",".join(parts)
+
+
+class JobSpec(Spec):
+    """One validation job. Batches are in sequences; times in seconds."""
+
+    model: ModelSpec = Field(description="the model (planner spec)")
+    layout: Layout = Field(description="the parallel layout")
+    seq_length: int = Field(64, gt=0, description="tokens per sequence")
+    global_batch_size: int = Field(8, gt=0, description="sequences per optimizer step")
+    micro_batch_size: int = Field(2, gt=0, description="sequences per micro-batch per data-parallel rank")
+    recompute: Literal["none", "selective", "full"] = Field("none", description="activation recompute")
+    compute_dtype: Literal["fp32", "bf16"] = Field(
+        "fp32", description="fp32 (exact, CPU default) or bf16 autocast with fp32 parameters"
+    )
+    optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer")
+    lr: float = Field(1e-3, gt=0, description="learning rate")
+    steps: int = Field(4, gt=0, description="timed training steps (after warm-up)")
+    warmup: int = Field(1, ge=0, description="untimed warm-up steps")
+    seed: int = Field(1234, description="seed of weights and data")
+    backend: Literal["gloo", "nccl"] = Field("gloo", description="torch.distributed backend")
+    check_numerics: bool = Field(True, description="compare step 1 with a single-process reference")
+    track_memory: bool = Field(True, description="measure peak memory per rank")
+    fault: str | None = Field(
+        None, description="fault injection for robustness tests: 'RANK:die' or 'RANK:hang' (in step 1)"
+    )
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.fault is not None:
+            rank, _, kind = self.fault.partition(":")
+            if not rank.isdigit() or kind not in ("die", "hang"):
+                raise ValueError(f"fault '{self.fault}' must be RANK:die or RANK:hang")
+        return self
+
+    @property
+    def nproc(self) -> int:
+        """Processes (ranks) the job needs."""
+        return self.layout.gpus
+
+    def training_spec(self) -> TrainingSpec:
+        """The planner's description of this step (fp32 parameters, autocast: recipe torch-amp)."""
+        return TrainingSpec(
+            seq_length=self.seq_length,
+            global_batch_size=self.global_batch_size,
+            micro_batch_size=self.micro_batch_size,
+            precision="bf16",
+            recipe="torch-amp",
+            optimizer=self.optimizer,
+            recompute=self.recompute,
+            flash_attention=True,
+        )
+
+    def effective_model(self) -> ModelSpec:
+        """The model as the validator builds it (tied embeddings are untied under tp or pp > 1)."""
+        if self.model.tied_embeddings and (self.layout.tp > 1 or self.layout.pp > 1):
+            return self.model.replace(tied_embeddings=False)
+        return self.model
+
+    def check(self) -> None:
+        """SpecError (with the arithmetic) if the job cannot run."""
+        lay, m = self.layout, self.model
+        check_layout(lay, m, self.training_spec(), lay.gpus)
+        if lay.cp > 1 or lay.ep > 1:
+            raise SpecError("the validator runs tp, pp, dp only (cp = ep = 1)", field="layout")
+        if m.kv_heads % lay.tp:
+            raise SpecError(f"kv_heads({m.kv_heads}) % tp({lay.tp}) != 0 (validator shards k/v by head)",
+                            field="layout.tp")
+        if m.position_kind == "learned" and self.seq_length > m.max_position_embeddings:
+            raise SpecError(f"seq_length({self.seq_length}) > max_position_embeddings({m.max_position_embeddings})",
+                            field="seq_length")
+        if lay.sequence_parallel and self.seq_length % lay.tp:
+            raise SpecError(f"seq_length({self.seq_length}) % tp({lay.tp}) != 0 (sequence parallel)",
+                            field="seq_length")
+        if lay.dp > 1 and lay.tp > 1 and lay.effective_zero_stage < 2:
+            raise SpecError(
+                f"dp({lay.dp}) with tp({lay.tp}) needs zero=2, zero=3 or fsdp (FSDP2 over a 2-D mesh); "
+                "DDP and ZeroRedundancyOptimizer take plain tensors only",
+                field="layout.zero_stage",
+            )
+        if lay.pp > 1:
+            chunks = lay.pp * lay.vpp
+            if m.num_layers < chunks:
+                raise SpecError(f"num_layers({m.num_layers}) < pp({lay.pp}) * vpp({lay.vpp})", field="layout.pp")
+            mbs = self.global_batch_size // (self.micro_batch_size * lay.dp)
+            if lay.schedule == "interleaved-1f1b" and mbs % lay.pp:
+                raise SpecError(f"interleaved-1f1b needs micro-batches({mbs}) % pp({lay.pp}) == 0",
+                                field="global_batch_size")
+            if lay.schedule not in ("gpipe", "1f1b", "interleaved-1f1b"):
+                raise SpecError(f"schedule '{lay.schedule}' not run by the validator; allowed: gpipe, 1f1b, "
+                                "interleaved-1f1b", field="layout.schedule")
+        if lay.stage_layers is not None:
+            raise SpecError("the validator splits layers evenly (stage_layers must be unset)",
+                            field="layout.stage_layers")

@@ -1,0 +1,42 @@
+"""Data parallelism: FSDP2 ``fully_shard`` (ZeRO-3, or ZeRO-2 when parameters stay gathered after
+forward), DDP for plain replicas, and ZeRO-1 via ``ZeroRedundancyOptimizer``.
+
+ZeRO stages after Rajbhandari et al. 2020 (arXiv 1910.02054), section 5: stage 1 shards optimizer state,
+stage 2 also gradients, stage 3 also parameters. FSDP2 is PyTorch's per-parameter sharding (Zhao et al.
+2023, arXiv 2304.11277, for FSDP's design).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import fully_shard
+from torch.distributed.optim import ZeroRedundancyOptimizer
+from torch.nn.parallel import DistributedDataParallel
+
+from planner.specs import Layout
+
+
+def apply_data_parallel(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh) -> list[nn.Module]:
+    """Wrap each module for data parallelism over ``dp_mesh``; returns the modules to run."""
+    if layout.dp == 1:
+        return modules
+    stage = layout.effective_zero_stage
+    if stage >= 2:
+        reshard = stage == 3
+        for module in modules:
+            for block in module.layers.values():
+                fully_shard(block, mesh=dp_mesh, reshard_after_forward=reshard)
+            fully_shard(module, mesh=dp_mesh, reshard_after_forward=reshard)
+        return modules
+    return [DistributedDataParallel(m, process_group=dp_mesh.get_group()) for m in modules]
+
+
+def make_optimizer(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh, kind: str, lr: float):
+    """Adam or SGD over every parameter; sharded by ``ZeroRedundancyOptimizer`` for ZeRO-1 with dp > 1."""
+    params = [p for m in modules for p in m.parameters()]
+    cls = torch.optim.Adam if kind == "adam" else torch.optim.SGD
+    if layout.dp > 1 and layout.effective_zero_stage == 1:
+        return ZeroRedundancyOptimizer(params, optimizer_class=cls, process_group=dp_mesh.get_group(), lr=lr)
+    return cls(params, lr=lr)
