@@ -173,8 +173,10 @@ def _ring_bandwidth_cached(node_json: str, devs: tuple[int, ...]) -> float:
             hops[a, b, index[e]] += 1
     orders = _cycle_orders(n)
     uses = hops[orders, np.roll(orders, -1, axis=1)].sum(axis=1)
-    uses = np.unique(uses, axis=0)
-    return _greedy_rings(uses, bw)
+    compact = uses.astype(np.uint8)
+    first = {row.tobytes(): i for i, row in reversed(list(enumerate(compact)))}
+    uses = uses[sorted(first.values())]
+    return _max_ring_packing(uses, bw)
 
 
 def _cycle_orders(n: int) -> np.ndarray:
@@ -191,25 +193,61 @@ def _cycle_orders(n: int) -> np.ndarray:
     return np.array([(0, *r) for r in rest], dtype=np.intp)
 
 
-def _greedy_rings(uses: np.ndarray, bw: np.ndarray) -> float:
-    """Greedy ring packing; ``uses`` is candidates x directed edges (hop counts), ``bw`` per edge."""
-    load = np.zeros_like(bw)
-    chosen: list[np.ndarray] = []
-    total = 0.0
-    for _ in range(4 * uses.shape[1] + 1):
-        new_load = load + uses
-        with np.errstate(divide="ignore"):
-            share = np.where(new_load > 0, bw / new_load, np.inf)
-        gain = np.where(uses > 0, share, np.inf).min(axis=1)
-        for mask in chosen:
-            gain = gain + share[:, mask].min(axis=1)
-        best = int(np.argmax(gain))
-        if gain[best] <= total * (1 + 1e-9):
-            break
-        total = float(gain[best])
-        load = new_load[best]
-        chosen.append(uses[best] > 0)
-    return total
+def _max_ring_packing(uses: np.ndarray, bw: np.ndarray) -> float:
+    """Largest total ring rate: max sum(r) s.t. uses.T @ r <= bw, r >= 0 (a small LP).
+
+    ``uses`` is candidate rings x directed edges (hop counts), ``bw`` the edge bandwidths (> 0).
+    Tableau simplex with column generation: the tableau starts with the slack columns only (the
+    origin is feasible, no phase 1); each round appends the rings with the most negative reduced
+    cost ``duals @ uses_j - 1`` (their tableau columns are ``B^-1 @ uses_j``, B^-1 being the slack
+    block) and pivots to optimality, keeping the basis. Dantzig's entering rule, switching to
+    Bland's rule (which cannot cycle) after a run of degenerate pivots.
+    """
+    n_edges = uses.shape[1]
+    tableau = np.zeros((n_edges + 1, n_edges + 1))
+    tableau[:n_edges, :n_edges] = np.eye(n_edges)
+    tableau[:n_edges, -1] = bw / bw.max()
+    basis = list(range(n_edges))
+    added = np.zeros(len(uses), dtype=bool)
+    tol = 1e-9
+    while True:
+        reduced = uses @ tableau[-1, :n_edges] - 1.0
+        reduced[added] = 0.0
+        order = np.argsort(reduced)[:n_edges]
+        new = order[reduced[order] < -tol]
+        if new.size == 0:
+            return float(tableau[-1, -1] * bw.max())
+        added[new] = True
+        columns = np.vstack([tableau[:-1, :n_edges] @ uses[new].T, reduced[new]])
+        tableau = np.hstack([tableau[:, :-1], columns, tableau[:, -1:]])
+        _pivot_to_optimum(tableau, basis, tol)
+
+
+def _pivot_to_optimum(tableau: np.ndarray, basis: list[int], tol: float) -> None:
+    """Simplex pivots (in place) on a maximisation tableau whose last row holds reduced costs."""
+    degenerate = 0
+    for _ in range(100 * tableau.shape[1]):
+        costs = tableau[-1, :-1]
+        if degenerate > 10:
+            negative = np.nonzero(costs < -tol)[0]
+            if negative.size == 0:
+                return
+            enter = int(negative[0])
+        else:
+            enter = int(np.argmin(costs))
+            if costs[enter] >= -tol:
+                return
+        column = tableau[:-1, enter]
+        rows = np.nonzero(column > tol)[0]
+        ratios = tableau[rows, -1] / column[rows]
+        best = ratios.min()
+        leave = int(min(rows[ratios <= best + tol], key=lambda r: basis[r]))
+        degenerate = degenerate + 1 if best <= tol else 0
+        tableau[leave] /= tableau[leave, enter]
+        factors = tableau[:, enter].copy()
+        factors[leave] = 0.0
+        tableau -= np.outer(factors, tableau[leave])
+        basis[leave] = enter
 
 
 def nic_for_device(node: NodeSpec, device: int) -> NicSpec:

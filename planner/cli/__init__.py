@@ -15,6 +15,7 @@ from ..errors import ParaplanError, format_validation_error
 from .app import app, err_console
 
 # Command modules register on import (keep this list sorted; one line per module).
+from . import estimate_cmd  # noqa: E402,F401
 from . import hw_cmd  # noqa: E402,F401
 from . import model_cmd  # noqa: E402,F401
 

@@ -8,6 +8,7 @@ from rich.table import Table
 
 from hwprofiles.loader import list_models, load_model
 
+from ..errors import SpecError
 from ..specs import ModelSpec
 from ..work.conventions import training_flops_per_token
 from ..work.params import ParameterCounts, parameter_counts
@@ -99,10 +100,12 @@ def list_cmd(json_out: bool = JSON_OPTION) -> None:
 @model_app.command("show")
 def show_cmd(
     name: str = typer.Argument(..., help="zoo name, model YAML path, or Hugging Face config.json path"),
-    seq: int = typer.Option(2048, "--seq", min=1, help="sequence length for the FLOPs-per-token attention term"),
+    seq: int = typer.Option(2048, "--seq", help="sequence length for the FLOPs-per-token attention term"),
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Architecture, parameter counts (embedding / per layer / total) and training FLOPs per token."""
+    if seq < 1:
+        raise SpecError(f"must be a positive number of tokens, got {seq}", field="--seq")
     report = model_report(load_model(name), seq)
     if json_out:
         print_json(report)

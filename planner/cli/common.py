@@ -1,0 +1,104 @@
+"""Options shared by the commands that take a scenario (estimate, whatif, sweep, sensitivity, ...)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import SpecError
+from ..scenario import Scenario, infer_dp, load_scenario
+from ..specs import Layout, TrainingSpec
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Zoo model name, model YAML or HF config.json path.")]
+HardwareOpt = Annotated[Optional[str], typer.Option("--hardware", "-H", help="Hardware profile name or YAML path.")]
+CalibrationOpt = Annotated[Optional[str], typer.Option("--calibration", help="Calibration overlay YAML applied on the profile.")]
+GpusOpt = Annotated[Optional[int], typer.Option("--gpus", "-g", help="Number of GPUs (ranks).")]
+TpOpt = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree.")]
+PpOpt = Annotated[Optional[int], typer.Option("--pp", help="Pipeline-parallel degree.")]
+VppOpt = Annotated[Optional[int], typer.Option("--vpp", help="Virtual stages per pipeline rank (interleaved 1F1B).")]
+DpOpt = Annotated[Optional[int], typer.Option("--dp", help="Data-parallel degree (default: gpus / (tp*pp*cp)).")]
+CpOpt = Annotated[Optional[int], typer.Option("--cp", help="Context-parallel degree (validated; priced later).")]
+MicroOpt = Annotated[Optional[int], typer.Option("--micro-batch", help="Micro-batch size, sequences.")]
+GlobalOpt = Annotated[Optional[int], typer.Option("--global-batch", help="Global batch, sequences per step.")]
+SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length, tokens.")]
+ZeroOpt = Annotated[Optional[int], typer.Option("--zero", help="ZeRO stage 0, 1, 2 or 3.")]
+FsdpOpt = Annotated[Optional[bool], typer.Option("--fsdp/--no-fsdp", help="FSDP2 full sharding.")]
+RecomputeOpt = Annotated[Optional[str], typer.Option("--recompute", help="none, selective or full.")]
+SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequence-parallel", help="Megatron sequence parallelism.")]
+PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, fp16 or fp8.")]
+RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="megatron, deepspeed, torch-amp or fsdp.")]
+FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.")]
+ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.")]
+LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
+
+CHOICES = {
+    "recompute": ("none", "selective", "full"),
+    "precision": ("bf16", "fp16", "fp8"),
+    "recipe": ("megatron", "deepspeed", "torch-amp", "fsdp"),
+    "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
+}
+
+
+def check_choice(field: str, value: str | None) -> None:
+    """SpecError listing the allowed values when ``value`` is not one of them."""
+    if value is not None and value not in CHOICES[field]:
+        raise SpecError(f"'{value}' is not one of: {', '.join(CHOICES[field])}", field=f"--{field}")
+
+
+def build_scenario(
+    *, model: str | None, hardware: str | None, calibration: str | None = None, gpus: int | None = None,
+    tp: int | None = None, pp: int | None = None, vpp: int | None = None, dp: int | None = None,
+    cp: int | None = None, micro_batch: int | None = None, global_batch: int | None = None,
+    seq: int | None = None, zero: int | None = None, fsdp: bool | None = None,
+    recompute: str | None = None, sequence_parallel: bool | None = None, precision: str | None = None,
+    recipe: str | None = None, flash_attention: bool | None = None, schedule: str | None = None,
+    layout_file: str | None = None,
+) -> Scenario:
+    """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
+    from hwprofiles import load_hardware, load_model
+
+    for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
+                         ("schedule", schedule)):
+        check_choice(field, value)
+    if zero is not None and zero not in (0, 1, 2, 3):
+        raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
+    base = load_scenario(layout_file) if layout_file else None
+    if base is None and (model is None or hardware is None):
+        missing = [n for n, v in (("--model", model), ("--hardware", hardware)) if v is None]
+        raise SpecError(f"{' and '.join(missing)} required (or --layout FILE)", field=missing[0])
+    model_spec = load_model(model) if model else base.model
+    hw = load_hardware(hardware, calibration) if hardware else base.hardware
+    if calibration and not hardware:
+        hw = load_hardware(base.hardware.name, calibration)
+    lay = base.layout.model_dump() if base else {}
+    trn = base.training.model_dump() if base else {}
+
+    def put(d: dict, key: str, value) -> None:
+        if value is not None:
+            d[key] = value
+
+    for key, value in (("tp", tp), ("pp", pp), ("vpp", vpp), ("cp", cp), ("zero_stage", zero),
+                       ("fsdp", fsdp), ("sequence_parallel", sequence_parallel), ("schedule", schedule)):
+        put(lay, key, value)
+    if vpp is not None and vpp > 1 and schedule is None:
+        lay["schedule"] = "interleaved-1f1b"
+    if recipe == "fsdp" and fsdp is None and zero is None:
+        lay["fsdp"] = True
+    for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
+                       ("seq_length", seq), ("recompute", recompute), ("precision", precision),
+                       ("recipe", recipe), ("flash_attention", flash_attention)):
+        put(trn, key, value)
+    if "global_batch_size" not in trn:
+        raise SpecError("--global-batch is required", field="--global-batch")
+    n_gpus = gpus if gpus is not None else (base.gpus if base else None)
+    if n_gpus is None:
+        raise SpecError("--gpus is required", field="--gpus")
+    if n_gpus <= 0:
+        raise SpecError(f"gpus({n_gpus}) must be > 0", field="--gpus")
+    if dp is not None:
+        lay["dp"] = dp
+    elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
+        lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
+    return Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
+                    layout=Layout(**lay))

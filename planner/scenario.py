@@ -1,0 +1,70 @@
+"""A scenario: model x hardware x GPU count x training recipe x layout — what one estimate needs.
+
+Scenarios are saved as JSON (``paraplan plan --export json``) and read back by
+``paraplan estimate --layout FILE`` and ``paraplan whatif FILE``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, ValidationError
+
+from .errors import SpecError, format_validation_error
+from .specs import HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
+
+SCENARIO_KIND = "paraplan-scenario"
+
+
+class Scenario(Spec):
+    """Everything an estimate needs."""
+
+    model: ModelSpec = Field(description="the model")
+    hardware: HardwareProfile = Field(description="the hardware profile of every node")
+    gpus: int = Field(gt=0, description="ranks in the job")
+    training: TrainingSpec = Field(description="training recipe")
+    layout: Layout = Field(description="parallel layout")
+
+    def estimate(self):
+        """Analytic estimate of this scenario."""
+        from .cost import estimate
+
+        return estimate(self.model, self.hardware, self.training, self.layout, self.gpus)
+
+    def to_file_dict(self) -> dict[str, Any]:
+        """The JSON form written by ``--export json`` (full specs, so the file stands alone)."""
+        return {"kind": SCENARIO_KIND, "version": 1, **self.model_dump(mode="json")}
+
+
+def infer_dp(gpus: int, tp: int, pp: int, cp: int = 1) -> int:
+    """dp = gpus / (tp * pp * cp); SpecError with the arithmetic when it does not divide."""
+    if gpus <= 0:
+        raise SpecError(f"gpus({gpus}) must be > 0", field="gpus")
+    per_replica = tp * pp * cp
+    if gpus % per_replica:
+        raise SpecError(
+            f"gpus({gpus}) % (tp({tp}) * pp({pp}) * cp({cp}) = {per_replica}) = {gpus % per_replica} != 0",
+            field="gpus",
+        )
+    return gpus // per_replica
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read a scenario JSON file; SpecError naming the file and field when it is malformed."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"malformed JSON (line {exc.lineno}): {exc.msg}", source=str(path)) from None
+    if not isinstance(data, dict) or data.get("kind") != SCENARIO_KIND:
+        raise SpecError(f"not a paraplan scenario file (expected \"kind\": \"{SCENARIO_KIND}\")",
+                        source=str(path))
+    data = {k: v for k, v in data.items() if k not in ("kind", "version", "estimate", "plan")}
+    try:
+        return Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc), source=str(path)) from None
