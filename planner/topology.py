@@ -78,38 +78,46 @@ def _check_device(node: NodeSpec, device: int, field: str = "devices") -> None:
         raise SpecError(f"device {device} out of range 0..{node.devices_per_node - 1}", field=field)
 
 
-def _widest_path(g: nx.Graph, src: str, dst: str) -> list[str] | None:
-    """Path maximising the bottleneck bandwidth, then minimising hops; never through a NIC."""
+def _widest_tree(g: nx.Graph, src: str) -> dict[str, str]:
+    """Predecessors of the widest paths from ``src``: the largest bottleneck bandwidth, then the
+    fewest hops (a Dijkstra variant); paths never pass through a NIC."""
     best: dict[str, tuple[float, int]] = {src: (math.inf, 0)}
-    heap = [(-math.inf, 0, src, [src])]
+    parent: dict[str, str] = {}
+    heap = [(-math.inf, 0, src)]
+    done = set()
     while heap:
-        neg_bw, hops, here, path = heapq.heappop(heap)
-        if here == dst:
-            return path
-        if (-neg_bw, hops) != best.get(here):
+        neg_bw, hops, here = heapq.heappop(heap)
+        if here in done:
+            continue
+        done.add(here)
+        if here != src and g.nodes[here]["kind"] == "nic":
             continue
         for nxt, attrs in g[here].items():
-            if nxt != dst and g.nodes[nxt]["kind"] == "nic":
-                continue
-            bw = min(-neg_bw, attrs["bandwidth_gbps"])
+            label = (min(-neg_bw, attrs["bandwidth_gbps"]), hops + 1)
             seen = best.get(nxt)
-            if seen is None or (bw, -(hops + 1)) > (seen[0], -seen[1]):
-                best[nxt] = (bw, hops + 1)
-                heapq.heappush(heap, (-bw, hops + 1, nxt, path + [nxt]))
-    return None
+            if nxt not in done and (seen is None or (label[0], -label[1]) > (seen[0], -seen[1])):
+                best[nxt] = label
+                parent[nxt] = here
+                heapq.heappush(heap, (-label[0], label[1], nxt))
+    return parent
 
 
 @functools.lru_cache(maxsize=64)
 def _routes(node_json: str) -> dict[tuple[int, int], tuple[tuple[str, str], ...]]:
     """Directed edges of the widest path between every ordered device pair that has a path."""
-    node = NodeSpec.model_validate_json(node_json)
     g = _graph_from_json(node_json)
+    n = sum(1 for _, kind in g.nodes(data="kind") if kind == "device")
     routes = {}
-    n = node.devices_per_node
-    for a, b in itertools.permutations(range(n), 2):
-        path = _widest_path(g, device_name(a), device_name(b))
-        if path is not None:
-            routes[(a, b)] = tuple(zip(path[:-1], path[1:], strict=True))
+    for a in range(n):
+        parent = _widest_tree(g, device_name(a))
+        for b in range(n):
+            here, hops = device_name(b), []
+            if a == b or here not in parent:
+                continue
+            while here != device_name(a):
+                hops.append((parent[here], here))
+                here = parent[here]
+            routes[(a, b)] = tuple(reversed(hops))
     return routes
 
 
@@ -134,17 +142,19 @@ def ring_bandwidth_gbps(node: NodeSpec, devices: tuple[int, ...]) -> float:
     """Bus bandwidth (GB/s per rank per direction) that rings over ``devices`` can reach together.
 
     A ring is a directed Hamiltonian cycle over ``devices``; consecutive devices without a direct
-    link are joined by their widest path (through switches or other devices, never NICs). With a
-    set of rings on the node, each directed edge's bandwidth is shared in proportion to how many
-    ring hops use it, and a ring runs at the rate of its tightest edge: rate = min over its edges of
-    bandwidth / load. Rings are added greedily, each time the one that raises the sum of ring
-    rates most, until no ring raises it. That sum is the bus bandwidth: a ring all-reduce of S
-    bytes then takes 2(n-1)/n * S / busbw (nccl-tests PERFORMANCE.md).
+    link are joined by their widest path (through switches or other devices, never NICs). Rings
+    share each directed edge: the ring rates r_k must satisfy, for every edge e,
+    sum_k hops_k(e) * r_k <= bandwidth(e). The answer is the largest sum_k r_k over all mixes of
+    rings (NCCL/RCCL channels are such a mix), found by a small linear program (exact, unlike a
+    greedy packing, which reaches only 256 of the 448 GB/s of an 8-GPU MI300X mesh). That sum is
+    the nccl-tests bus bandwidth: a ring all-reduce of S bytes takes 2(n-1)/n * S / busbw
+    (https://github.com/NVIDIA/nccl-tests/blob/master/doc/PERFORMANCE.md).
 
-    Two devices form the "ring" a -> b -> a (each sends to the other over the pair's link): the
-    busbw of a pair is its per-direction link bandwidth. For one device the answer is ``inf`` (no
-    communication). All n-device cycles are enumerated up to 8 devices; beyond that a fixed
-    sample of cycles is searched. Cached per (node, device set).
+    Two devices form the "ring" a -> b -> a (each sends to the other over the pair's link), so a
+    pair's busbw is its per-direction bandwidth: Frontier GCDs (0, 1) give 200, (0, 2) give 50;
+    all 8 Frontier GCDs give 200 (4 rings x 50), a DGX H100 (NVSwitch) gives 450. For one device
+    the answer is ``inf`` (no communication). All cycles are enumerated up to 8 devices; beyond
+    that a fixed sample of cycles is searched (a lower bound). Cached per (node, device set).
     """
     devs = tuple(int(d) for d in devices)
     for d in devs:
@@ -159,26 +169,28 @@ def ring_bandwidth_gbps(node: NodeSpec, devices: tuple[int, ...]) -> float:
 @functools.lru_cache(maxsize=1024)
 def _ring_bandwidth_cached(node_json: str, devs: tuple[int, ...]) -> float:
     g = _graph_from_json(node_json)
-    edges = sorted({(u, v) for u, v in g.edges} | {(v, u) for u, v in g.edges})
-    index = {e: i for i, e in enumerate(edges)}
-    bw = np.array([g[u][v]["bandwidth_gbps"] for u, v in edges])
     routes = _routes(node_json)
     n = len(devs)
-    # hops[a, b] = directed-edge use counts of the route from devs[a] to devs[b]
-    hops = np.zeros((n, n, len(edges)))
-    for a, b in itertools.permutations(range(n), 2):
+    pairs = list(itertools.permutations(range(n), 2))
+    for a, b in pairs:
         if (devs[a], devs[b]) not in routes:
             raise SpecError(f"no path between gpu{devs[a]} and gpu{devs[b]}", field="node.links")
+    edges = sorted({e for a, b in pairs for e in routes[(devs[a], devs[b])]})
+    index = {e: i for i, e in enumerate(edges)}
+    bw = np.array([g[u][v]["bandwidth_gbps"] for u, v in edges])
+    # hops[a, b] = directed-edge use counts of the route from devs[a] to devs[b]
+    hops = np.zeros((n, n, len(edges)), dtype=np.float32)
+    for a, b in pairs:
         for e in routes[(devs[a], devs[b])]:
             hops[a, b, index[e]] += 1
     orders = _cycle_orders(n)
-    uses = hops[orders, np.roll(orders, -1, axis=1)].sum(axis=1)
-    compact = uses.astype(np.uint8)
-    first = {row.tobytes(): i for i, row in reversed(list(enumerate(compact)))}
-    uses = uses[sorted(first.values())]
-    return _max_ring_packing(uses, bw)
+    uses = np.zeros((len(orders), len(edges)), dtype=np.float32)
+    for i in range(n):
+        uses += hops[orders[:, i], orders[:, (i + 1) % n]]
+    return round(_max_ring_packing(uses.astype(np.float64), bw), 9)
 
 
+@functools.lru_cache(maxsize=16)
 def _cycle_orders(n: int) -> np.ndarray:
     """Device orders (positions into the device tuple) of candidate directed cycles, first fixed at 0."""
     if n <= EXHAUSTIVE_RING_DEVICES:

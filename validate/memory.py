@@ -23,7 +23,9 @@ def _local_tensors(t: torch.Tensor):
     if flatten is not None and type(t) is not torch.Tensor and not isinstance(t, torch.nn.Parameter):
         names, _ = t.__tensor_flatten__()
         for name in names:
-            yield from _local_tensors(getattr(t, name))
+            inner = getattr(t, name)
+            if isinstance(inner, torch.Tensor):
+                yield from _local_tensors(inner)
     else:
         yield t
 

@@ -163,7 +163,7 @@ class GPT(nn.Module):
         if self.tok_embeddings is not None:
             h = self.tok_embeddings(x)
             if self.pos_embeddings is not None:
-                h = h + self.pos_embeddings(torch.arange(x.shape[1], device=x.device))
+                h = h + self.pos_embeddings(torch.arange(x.shape[1], device=x.device)[None])
             if self.embedding_norm is not None:
                 h = self.embedding_norm(h)
         else:

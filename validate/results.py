@@ -20,7 +20,8 @@ from planner.errors import SpecError
 from .job import JobSpec, layout_text
 
 RESULTS_SCHEMA_VERSION = 1
-PHASE_ORDER = ("start", "init", "reference", "build", "step", "memory", "done")
+PHASE_ORDER = ("start", "init", "reference", "build", "step", "sync", "memory", "done")
+"""Phases in the order a rank passes them; ``sync`` = waiting for the other ranks at a step's start."""
 
 
 class Model(BaseModel):

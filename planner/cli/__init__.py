@@ -10,6 +10,16 @@ import sys
 
 import click
 from pydantic import ValidationError
+from rich.text import Text
+
+try:  # typer >= 0.20 vendors its own click; older typer uses the click package
+    from typer._click import exceptions as _click_exc
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click import exceptions as _click_exc
+
+_ABORT = (click.exceptions.Abort, _click_exc.Abort)
+_EXIT = (click.exceptions.Exit, _click_exc.Exit)
+_CLICK_ERRORS = (click.ClickException, _click_exc.ClickException)
 
 from ..errors import ParaplanError, format_validation_error
 from .app import app, err_console
@@ -20,6 +30,11 @@ from . import hw_cmd  # noqa: E402,F401
 from . import model_cmd  # noqa: E402,F401
 
 
+def _print_error(message: str) -> None:
+    """One line on stderr; the message is plain text (no rich markup interpretation)."""
+    err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn paraplan errors into one line on stderr and exit code 1 or 2."""
     try:
@@ -27,17 +42,17 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except ParaplanError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _print_error(str(exc))
         sys.exit(exc.exit_code)
     except ValidationError as exc:
-        err_console.print(f"[bold red]error:[/] {format_validation_error(exc)}", highlight=False, soft_wrap=True)
+        _print_error(format_validation_error(exc))
         sys.exit(2)
-    except click.exceptions.Abort:
+    except _ABORT:
         err_console.print("aborted")
         sys.exit(130)
-    except click.exceptions.Exit as exc:
+    except _EXIT as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
+    except _CLICK_ERRORS as exc:
         exc.show()
         sys.exit(2)
     return 0

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..pricing import Pricer
 from ..work.step import StageWork, StepWork, build_step
-from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown
+from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown, trusted
 from .schedule import StagePass, pipeline_time
 
 GIB = 2**30
@@ -81,6 +81,18 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
     )
 
 
+def price_stages(step: StepWork, pricer: Pricer) -> list[StageTimes]:
+    """StageTimes of every stage; identical stages (same blocks, layer count and states) are priced once."""
+    cache: dict[tuple, StageTimes] = {}
+    out = []
+    for s in step.stages:
+        key = (s.layers, id(s.pre), id(s.post), id(s.per_microbatch_comm), id(s.per_step_comm), s.optimizer_params)
+        if key not in cache:
+            cache[key] = price_stage(s, step, pricer)
+        out.append(cache[key])
+    return out
+
+
 def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
     """Per-step data-parallel communication left on the critical path, s.
 
@@ -104,17 +116,23 @@ def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
     """Peak bytes of one GPU of ``stage`` and whether it fits the device."""
     act = stage.activation_bytes_per_microbatch * stage.in_flight
     reserved = hardware.device.reserved_memory_gib * GIB
-    bd = MemoryBreakdown(
+    # internal, already-validated numbers: construct without re-validation (hot path of the search)
+    bd = trusted(MemoryBreakdown, 
         params=stage.weights_bytes, grads=stage.grads_bytes, optimizer=stage.optimizer_bytes,
         activations=act, buffers=stage.buffer_bytes + stage.working_bytes, reserved=reserved,
     )
     cap = hardware.device.hbm_capacity_gib * GIB
     peak = bd.total
-    return StageMemory(
+    return trusted(StageMemory, 
         stage=stage.index, layers=stage.layers, in_flight_microbatches=round(stage.in_flight),
         peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
         overflow_bytes=max(0.0, peak - cap),
     )
+
+
+def stage_memories(step: StepWork, hardware: HardwareProfile) -> list[StageMemory]:
+    """Per-stage peak memory of ``step``."""
+    return [stage_memory(s, hardware) for s in step.stages]
 
 
 def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpus: int,
@@ -135,7 +153,7 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
         optimizer=optimizer, other=0.0,
     )
     step_time = breakdown.total
-    memory = [stage_memory(s, hardware) for s in step.stages]
+    memory = stage_memories(step, hardware)
     peak = max(memory, key=lambda s: s.peak_bytes)
     model_flops = step.model_flops_per_step
     hw_flops = step.hardware_flops_per_step
@@ -161,5 +179,5 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
     check_layout(layout, model, training, gpus)
     step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
-    times = [price_stage(s, step, pricer) for s in step.stages]
+    times = price_stages(step, pricer)
     return fold(step, times, hardware, gpus, pricer.compute.peak_flops)

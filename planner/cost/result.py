@@ -13,6 +13,17 @@ class Result(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def trusted(cls, **fields):
+    """Build a result model from already-checked internal numbers without re-validation
+    (the hot path of the search builds one StageMemory per pipeline stage)."""
+    obj = cls.__new__(cls)
+    object.__setattr__(obj, "__dict__", fields)
+    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
+
+
 class TimeBreakdown(Result):
     """Where one step's wall time goes, seconds; the fields sum to the step time."""
 

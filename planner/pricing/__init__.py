@@ -38,6 +38,7 @@ class Pricer:
         self.collectives = CollectivePricer(hardware, self.nodes)
         self.groups: dict[str, GroupPlacement] = {a: axis_placement(layout, a, hardware) for a in AXES}
         self.pp_senders, self.pp_crosses_node = pp_boundary_devices(layout, hardware)
+        self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
 
     def op_time(self, op: Op) -> float:
         """Seconds of one op on one rank."""
@@ -55,6 +56,9 @@ class Pricer:
 
     def block_time(self, ops: tuple[Op, ...]) -> BlockTime:
         """Compute and TP-communication seconds of an op list (everything serialised)."""
+        hit = self._blocks.get(id(ops))
+        if hit is not None and hit[0] is ops:
+            return hit[1]
         comp = comm = 0.0
         for op in ops:
             t = self.op_time(op)
@@ -62,7 +66,9 @@ class Pricer:
                 comm += t
             else:
                 comp += t
-        return BlockTime(comp, comm)
+        result = BlockTime(comp, comm)
+        self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
+        return result
 
     def p2p_time(self, nbytes: float) -> float:
         """Seconds for one pipeline send of ``nbytes`` across the slowest stage boundary."""

@@ -6,6 +6,7 @@ communication, the optimizer work, and the bytes held. No times here (see planne
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from .layer import (
@@ -39,12 +40,12 @@ class OpSet:
     backward_weight: tuple[Op, ...] = ()
     recompute: tuple[Op, ...] = ()
 
-    @property
+    @cached_property
     def model_flops(self) -> float:
         """Forward + backward model FLOPs."""
         return sum(op.flops for op in self.forward + self.backward_input + self.backward_weight)
 
-    @property
+    @cached_property
     def recompute_flops(self) -> float:
         """FLOPs of the recomputed forward."""
         return sum(op.flops for op in self.recompute)
@@ -75,17 +76,27 @@ class StageWork:
     working_bytes: float  # transient: recomputed layer, logits, gathered ZeRO-3 layers
     buffer_bytes: float  # communication buckets and p2p buffers
 
+    def at(self, index: int, in_flight: float) -> StageWork:
+        """This stage's work placed at pipeline position ``index`` holding ``in_flight`` micro-batches
+        (a shallow copy; the op sets are shared)."""
+        self.model_flops_per_microbatch, self.hardware_flops_per_microbatch  # noqa: B018 - fill caches once
+        new = object.__new__(StageWork)
+        new.__dict__.update(self.__dict__)
+        new.__dict__["index"] = index
+        new.__dict__["in_flight"] = in_flight
+        return new
+
     @property
     def blocks(self) -> tuple[tuple[OpSet, int], ...]:
         """(op set, repeat count) in forward order."""
         return ((self.pre, 1), (self.layer, self.layers), (self.post, 1))
 
-    @property
+    @cached_property
     def model_flops_per_microbatch(self) -> float:
         """Forward + backward model FLOPs of one micro-batch (no recompute), per GPU."""
         return sum(block.model_flops * n for block, n in self.blocks)
 
-    @property
+    @cached_property
     def hardware_flops_per_microbatch(self) -> float:
         """Model FLOPs plus recomputed forward FLOPs, per GPU."""
         return self.model_flops_per_microbatch + sum(b.recompute_flops * n for b, n in self.blocks)
@@ -103,13 +114,13 @@ class StepWork:
     p2p_bytes: float  # activation (or its gradient) sent between stages per micro-batch
     notes: tuple[str, ...] = field(default=())
 
-    @property
+    @cached_property
     def model_flops_per_step(self) -> float:
         """Model FLOPs of the whole step over all GPUs (layout-independent)."""
         per_pipeline = sum(s.model_flops_per_microbatch for s in self.stages) * self.micro_batches
         return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
 
-    @property
+    @cached_property
     def hardware_flops_per_step(self) -> float:
         """Executed FLOPs incl. recompute over all GPUs."""
         per_pipeline = sum(s.hardware_flops_per_microbatch for s in self.stages) * self.micro_batches
@@ -163,6 +174,41 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout):
     return per_mb, tuple(replicate)
 
 
+def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params, emb_params, out_params,
+                    act, work_bytes, p2p) -> StageWork:
+    """StageWork of stage ``i`` (index and in-flight count are filled in by the caller)."""
+    params = layer_params * n_layers
+    pre, post, extra_act = EMPTY, EMPTY, 0.0
+    if i == 0:
+        emb = embedding_forward(model, training, layout)
+        emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
+        pre = OpSet(tuple(emb), emb_bwd)
+        params += emb_params
+    if i == layout.pp - 1:
+        head = head_forward(model, training, layout)
+        hb_in, hb_w = _split(_head_backward(model, training, layout, head))
+        post = OpSet(tuple(head), hb_in, hb_w)
+        params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
+        extra_act = head_activation_bytes(model, training, layout)
+    states = sharded_state_bytes(params, training, layout)
+    per_mb, per_step = _dp_comm(params, training, layout)
+    zero3_working = 0.0
+    if layout.effective_zero_stage == 3 and layout.dp > 1:
+        zero3_working = 2 * layer_params * param_gather_bytes_per_param(training)  # current + prefetched
+    buffers = 2 * p2p * (2 if layout.pp > 1 else 0)
+    if layout.dp > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight)
+        buffers += 2 * 40e6
+    sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
+    return StageWork(
+        index=i, layers=n_layers, layer=layer, pre=pre, post=post, params=params,
+        per_microbatch_comm=per_mb, per_step_comm=per_step,
+        optimizer_params=params / (layout.shard_degree if sharded_opt else 1),
+        weights_bytes=states.weights, grads_bytes=states.grads, optimizer_bytes=states.optimizer,
+        activation_bytes_per_microbatch=act * n_layers, in_flight=0.0,
+        working_bytes=work_bytes + extra_act + zero3_working, buffer_bytes=buffers,
+    )
+
+
 def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
     """Describe one optimizer step of ``model`` under ``layout`` (assumes check_layout passed)."""
     m = micro_batches_per_step(layout, training)
@@ -181,35 +227,11 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     stages = []
+    templates: dict[tuple[int, bool, bool], StageWork] = {}
     for i, n_layers in enumerate(counts):
-        params = layer_params * n_layers
-        pre, post, extra_act = EMPTY, EMPTY, 0.0
-        if i == 0:
-            emb = embedding_forward(model, training, layout)
-            emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
-            pre = OpSet(tuple(emb), emb_bwd)
-            params += emb_params
-        if i == layout.pp - 1:
-            head = head_forward(model, training, layout)
-            hb_in, hb_w = _split(_head_backward(model, training, layout, head))
-            post = OpSet(tuple(head), hb_in, hb_w)
-            params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
-            extra_act = head_activation_bytes(model, training, layout)
-        states = sharded_state_bytes(params, training, layout)
-        per_mb, per_step = _dp_comm(params, training, layout)
-        zero3_working = 0.0
-        if layout.effective_zero_stage == 3 and layout.dp > 1:
-            zero3_working = 2 * layer_params * param_gather_bytes_per_param(training)  # current + prefetched
-        buffers = 2 * p2p * (2 if layout.pp > 1 else 0)
-        if layout.dp > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight)
-            buffers += 2 * 40e6
-        sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
-        stages.append(StageWork(
-            index=i, layers=n_layers, layer=layer, pre=pre, post=post, params=params,
-            per_microbatch_comm=per_mb, per_step_comm=per_step,
-            optimizer_params=params / (layout.shard_degree if sharded_opt else 1),
-            weights_bytes=states.weights, grads_bytes=states.grads, optimizer_bytes=states.optimizer,
-            activation_bytes_per_microbatch=act * n_layers, in_flight=in_flight_microbatches(layout, i, m),
-            working_bytes=work_bytes + extra_act + zero3_working, buffer_bytes=buffers,
-        ))
+        kind = (n_layers, i == 0, i == layout.pp - 1)
+        if kind not in templates:
+            templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params,
+                                              emb_params, out_params, act, work_bytes, p2p)
+        stages.append(templates[kind].at(i, in_flight_microbatches(layout, i, m)))
     return StepWork(model, training, layout, m, tuple(stages), p2p)

@@ -1,0 +1,89 @@
+"""Run validation jobs from the caller's process without importing torch: start the supervisor,
+watch its progress files, enforce an overall deadline, and collect one ``ResultsFile``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from planner.errors import SpecError
+
+from .job import JobSpec
+from .results import JobResult, RankResult, ResultsFile, assemble, read_ranks
+
+# Start-up allowance on top of the per-job timeouts (torch import in the supervisor and forkserver), s.
+STARTUP_ALLOWANCE_S = 90.0
+
+
+def require_torch() -> None:
+    """SpecError with the install hint when torch is missing."""
+    if importlib.util.find_spec("torch") is None:
+        raise SpecError("validate needs PyTorch: pip install 'paraplan[validate]'", field="torch")
+
+
+def run_jobs(
+    jobs: list[JobSpec], *, timeout_s: float = 120.0, workdir: str | Path | None = None,
+    on_progress: Callable[[int, list[RankResult]], None] | None = None,
+) -> ResultsFile:
+    """Run ``jobs`` one after another (each ``job.nproc`` local ranks) and return their results.
+
+    A job that exceeds ``timeout_s`` or loses a rank ends with ``partial=True`` and a one-line ``error``
+    naming the rank; the other jobs still run.
+    """
+    require_torch()
+    for job in jobs:
+        job.check()
+    root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="paraplan-validate-"))
+    root.mkdir(parents=True, exist_ok=True)
+    jobs_file = root / "jobs.json"
+    jobs_file.write_text(json.dumps([j.model_dump(mode="json") for j in jobs]))
+    log = open(root / "supervisor.log", "w")
+    env = dict(os.environ)
+    here = str(Path(__file__).resolve().parent.parent)
+    env["PYTHONPATH"] = here + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "validate.supervisor", str(jobs_file), str(root), str(timeout_s)],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+    )
+    deadline = time.time() + STARTUP_ALLOWANCE_S + len(jobs) * (timeout_s + 30.0)
+    killed = False
+    try:
+        while proc.poll() is None:
+            if time.time() > deadline:
+                os.killpg(proc.pid, signal.SIGKILL)
+                killed = True
+                break
+            if on_progress is not None:
+                current = _current_job(root, len(jobs))
+                on_progress(current, read_ranks(root / f"job_{current}", jobs[current].nproc))
+            time.sleep(0.25)
+        proc.wait()
+    finally:
+        log.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    results = []
+    for k, job in enumerate(jobs):
+        path = root / f"job_{k}" / "result.json"
+        if path.exists():
+            results.append(JobResult.model_validate_json(path.read_text()))
+            continue
+        why = "supervisor killed at the overall deadline" if killed else f"supervisor exited ({proc.returncode})"
+        tail = (root / "supervisor.log").read_text().strip().splitlines()[-1:] or [""]
+        results.append(assemble(job, read_ranks(root / f"job_{k}", job.nproc), error=f"{why}: {tail[0]}"[:300],
+                                wall_s=0.0, started=0.0))
+    return ResultsFile(jobs=results)
+
+
+def _current_job(root: Path, n: int) -> int:
+    done = [k for k in range(n) if (root / f"job_{k}" / "result.json").exists()]
+    return min(len(done), n - 1)

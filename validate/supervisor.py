@@ -1,0 +1,133 @@
+"""Runs validation jobs one after another with torch's elastic launcher; enforces each job's timeout.
+
+Started by ``validate.launch`` as its own process (``python -m validate.supervisor JOBS.json WORKDIR
+TIMEOUT_S``) so a job can be torn down without touching the caller. Workers start from a forkserver
+that imports torch once, so a job's start-up does not pay one torch import per rank.
+"""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import torch
+from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+from .job import JobSpec
+from .results import JobResult, RankResult, assemble, read_ranks, write_atomic
+from .worker import worker_main
+
+
+def free_port() -> int:
+    """An unused local TCP port for the rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def describe_hang(ranks: list[RankResult], timeout_s: float) -> str:
+    """One line naming the rank(s) that stopped making progress before the timeout."""
+    pending = [r for r in ranks if r.status not in ("done",)]
+    if not pending:
+        return f"job timed out after {timeout_s:g} s while shutting down"
+    low = min(r.progress() for r in pending)
+    stuck = [r for r in pending if r.progress() == low]
+    waiting = [r for r in pending if r.progress() != low]
+    where = f"phase '{stuck[0].phase}'" + (f" of step {stuck[0].step}" if stuck[0].step >= 0 else "")
+    names = ", ".join(str(r.rank) for r in stuck)
+    msg = f"rank {names} hung: no progress past {where} within the {timeout_s:g} s timeout"
+    if waiting:
+        msg += f"; ranks {', '.join(str(r.rank) for r in waiting)} were waiting for it"
+    return msg
+
+
+def describe_failure(failures: dict, ranks: list[RankResult]) -> str:
+    """One line naming the first rank that died or raised, how, and where."""
+    rank, first = min(failures.items(), key=lambda kv: kv[1].timestamp)
+    status = next((r for r in ranks if r.rank == rank), None)
+    how = f"exit code {first.exitcode}"
+    if first.exitcode is not None and first.exitcode < 0:
+        how = f"killed by signal {first.signal_name()}"
+    elif status is not None and status.error:
+        how = status.error.splitlines()[0]
+    where = f" in phase '{status.phase}'" + (f" of step {status.step}" if status.step >= 0 else "") if status else ""
+    return f"rank {rank} died ({how}){where}"
+
+
+def _kill_ranks(job_dir: Path, nproc: int) -> None:
+    for r in read_ranks(job_dir, nproc):
+        if r.pid and r.status not in ("done",):
+            try:
+                os.kill(r.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def run_job(job: JobSpec, job_dir: Path, timeout_s: float) -> JobResult:
+    """Launch ``job.nproc`` local ranks, wait at most ``timeout_s``, and fold what they wrote."""
+    job_dir.mkdir(parents=True, exist_ok=True)
+    config = LaunchConfig(
+        min_nodes=1, max_nodes=1, nproc_per_node=job.nproc, run_id=f"paraplan-{uuid.uuid4().hex[:8]}",
+        rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0, monitor_interval=0.1,
+        start_method="forkserver", logs_specs=DefaultLogsSpecs(log_dir=str(job_dir / "logs"), redirects=Std.ALL),
+    )
+    started = time.time()
+    finished = threading.Event()
+    timed_out = threading.Event()
+
+    def watchdog() -> None:
+        if not finished.wait(timeout_s):
+            timed_out.set()
+            _kill_ranks(job_dir, job.nproc)
+
+    threading.Thread(target=watchdog, daemon=True).start()
+    error = None
+    failures: dict = {}
+    try:
+        elastic_launch(config, worker_main)(job.model_dump_json(), str(job_dir), timeout_s)
+    except ChildFailedError as exc:
+        failures = exc.failures
+    except Exception as exc:  # rendezvous or agent failure
+        error = f"launcher failed: {type(exc).__name__}: {exc}".splitlines()[0]
+    finally:
+        finished.set()
+    ranks = read_ranks(job_dir, job.nproc)
+    if timed_out.is_set():
+        error = describe_hang(ranks, timeout_s)
+        low = min((r.progress() for r in ranks if r.status != "done"), default=None)
+        ranks = [r if r.status == "done" else r.model_copy(update={"status": "hung" if r.progress() == low
+                                                                   else "killed"}) for r in ranks]
+    elif failures:
+        error = describe_failure(failures, ranks)
+        dead = set(failures)
+        ranks = [r if r.status in ("done", "failed") else r.model_copy(
+            update={"status": "failed" if r.rank in dead else "killed"}) for r in ranks]
+    device = torch.cuda.get_device_name(0) if job.backend == "nccl" and torch.cuda.is_available() else "cpu"
+    return assemble(job, ranks, error=error, wall_s=time.time() - started, started=started,
+                    device=device, torch_version=torch.__version__)
+
+
+def main(argv: list[str]) -> int:
+    """``JOBS.json WORKDIR TIMEOUT_S``: run each job, write WORKDIR/job_<k>/result.json."""
+    jobs = [JobSpec.model_validate(j) for j in json.loads(Path(argv[0]).read_text())]
+    workdir, timeout_s = Path(argv[1]), float(argv[2])
+    multiprocessing.set_forkserver_preload(["validate.worker"])
+    for k, job in enumerate(jobs):
+        job_dir = workdir / f"job_{k}"
+        result = run_job(job, job_dir, timeout_s)
+        write_atomic(job_dir / "result.json", result.model_dump_json(indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
