@@ -292,17 +292,15 @@ def offnode_bandwidth_per_device_gbps(node: NodeSpec, devices_sending: tuple[int
 
 
 def describe_topology(node: NodeSpec) -> str:
-    """One line: the switches, and the direct device-device links grouped by bandwidth."""
+    """One line on the device links, grouped by bandwidth: ``8x450 GB/s nvlink gpu-nvswitch``."""
     g = node_graph(node)
-    switches = sorted(x for x, k in g.nodes(data="kind") if k == "switch")
-    groups: dict[tuple[float, str], int] = {}
+    groups: dict[tuple[float, str, str], int] = {}
     for u, v, attrs in g.edges(data=True):
         kinds = {g.nodes[u]["kind"], g.nodes[v]["kind"]}
         if "nic" in kinds:
             continue
-        label = "switch" if "switch" in kinds else "direct"
-        k = (attrs["bandwidth_gbps"], f"{attrs['kind']} {label}")
+        far = "gpu" if kinds == {"device"} else next(x for x in (u, v) if g.nodes[x]["kind"] == "switch")
+        k = (attrs["bandwidth_gbps"], attrs["kind"], f"gpu-{far}")
         groups[k] = groups.get(k, 0) + 1
-    parts = [f"{count}x{bw:g} {kind}" for (bw, kind), count in sorted(groups.items(), reverse=True)]
-    head = f"switch {', '.join(switches)}: " if switches else ""
-    return head + ", ".join(parts) + " GB/s/dir"
+    ordered = sorted(groups.items(), reverse=True)
+    return ", ".join(f"{count}x{bw:g} GB/s {kind} {ends}" for (bw, kind, ends), count in ordered)

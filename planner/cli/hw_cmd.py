@@ -77,7 +77,7 @@ class TopologyReport(_Result):
     p2p_matrix_gbps: list[list[float]] = Field(
         description="N x N widest-path bandwidth between devices, GB/s per direction (0 on the diagonal)"
     )
-    direct_links: list[DirectLink] = Field(description="linked pairs grouped by bandwidth (devices, switches)")
+    direct_links: list[DirectLink] = Field(description="linked pairs grouped by bandwidth (no NIC links)")
     nics: list[NicReport] = Field(description="network interfaces")
     ring_groups: list[RingGroup] = Field(description="ring bandwidth for contiguous groups of 2/4/8 devices")
     offnode_per_device_all_sending_gbps: float = Field(
@@ -181,7 +181,7 @@ def _render(report: HardwareReport) -> None:
     for col in ("field", "value", "source"):
         table.add_column(col, overflow="fold")
     peaks = ", ".join(f"{k} {v:g}" for k, v in dev.peak_tflops.model_dump().items() if v is not None)
-    curve = ", ".join(f"{p.gflop:g}:{p.efficiency:.2f}" for p in dev.gemm_efficiency)
+    curve = ", ".join(f"{p.gflop:.4g}:{p.efficiency:.3g}" for p in dev.gemm_efficiency)
     for field, value in (
         ("peak_tflops", peaks), ("hbm_capacity_gib", f"{dev.hbm_capacity_gib:g}"),
         ("hbm_bandwidth_gbps", f"{dev.hbm_bandwidth_gbps:g}"), ("gemm_efficiency", f"GFLOP:eff  {curve}"),
@@ -197,7 +197,8 @@ def _render(report: HardwareReport) -> None:
     console.print(table)
     console.print(_matrix_table(topo))
     for link in topo.direct_links:
-        console.print(f"  {link.bandwidth_gbps:g} GB/s/dir {link.kind}: {', '.join(link.pairs)}", highlight=False)
+        pairs = ", ".join(link.pairs)
+        console.print(f"  {link.bandwidth_gbps:g} GB/s/dir {link.kind}: {pairs}", highlight=False)
     nics = Table(title="NICs")
     for col in ("name", "GB/s/dir", "serves devices", "attached to"):
         nics.add_column(col)
@@ -207,9 +208,9 @@ def _render(report: HardwareReport) -> None:
     console.print(nics)
     console.print(f"off-node GB/s per device with all {hw.node.devices_per_node} sending: "
                   f"{topo.offnode_per_device_all_sending_gbps:g}", highlight=False)
-    rings = Table(title="ring bus bandwidth bound (GB/s per rank per direction)")
+    rings = Table(title="ring busbw bound")
     rings.add_column("devices")
-    rings.add_column("GB/s", justify="right")
+    rings.add_column("GB/s/rank/dir", justify="right")
     for group in topo.ring_groups:
         rings.add_row(f"{group.devices[0]}-{group.devices[-1]}", f"{group.ring_bandwidth_gbps:g}")
     console.print(rings)
@@ -228,7 +229,7 @@ def _render(report: HardwareReport) -> None:
 
 def _matrix_table(topo: TopologyReport) -> Table:
     n = len(topo.link_matrix_gbps)
-    table = Table(title="direct links, GB/s per direction ((x) = no direct link: widest path via switch/devices)")
+    table = Table(title="direct links, GB/s per direction; (x) = no direct link, widest path")
     table.add_column("")
     for j in range(n):
         table.add_column(f"gpu{j}", justify="right")

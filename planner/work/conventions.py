@@ -98,3 +98,21 @@ def training_flops_per_token(model: ModelSpec, seq_length: int, *, full_recomput
     attention_width = model.num_heads * model.head_size
     flops = palm_model_flops_per_token(matmul_params, model.num_layers, attention_width, seq_length)
     return flops * 8.0 / 6.0 if full_recompute else flops
+
+
+def megatron_core_model_flops(batch: int, seq: int, layers: int, hidden: int, heads: int, kv_heads: int,
+                              head_dim: int, ffn_hidden: int, vocab: int, *, swiglu: bool = False,
+                              experts_per_token: int = 1) -> float:
+    """Model FLOPs per iteration of Megatron-Core's ``num_floating_point_operations``
+    (megatron/training/training.py, Megatron-LM r0.8.0), the numerator of its reported MFU and of
+    NeMo's "Model TFLOP/sec/GPU" for dense GPT/Llama models (GQA, SwiGLU and top-k MoE aware).
+
+    ``12·B·s·L·h²·[(1 + g/a + s/h)·(a·d/h) + (f/h)·k·(3/2 if SwiGLU) + V/(2·L·h)]`` with ``a`` query
+    heads, ``g`` key/value groups, ``d`` head size, ``f`` FFN width, ``k`` experts per token. For
+    multi-head attention, ``f = 4h`` and no SwiGLU it equals Korthikanti et al. 2022 Eq. 7.
+    """
+    s, L, h = seq, layers, hidden
+    attention = (1 + kv_heads / heads + s / h) * (heads * head_dim / h)
+    mlp = ffn_hidden / h * experts_per_token * (1.5 if swiglu else 1.0)
+    logits = vocab / (2 * L * h)
+    return 12.0 * batch * s * L * h**2 * (attention + mlp + logits)

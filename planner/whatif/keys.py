@@ -1,0 +1,309 @@
+"""``--set KEY=VALUE``: change one field of a Scenario, with units, multipliers and aliases.
+
+Keys are dotted paths into the Scenario (``model.hidden_size``, ``training.seq_length``,
+``layout.tp``, ``hardware.device.hbm_bandwidth_gbps``, ``hardware.node.nics.0.bandwidth_gbps``,
+``gpus``) plus the aliases of :data:`ALIASES` (``hardware.nic_bandwidth`` scales every NIC, ...).
+Values take units where the field has one (``_gbps`` GB/s, ``_gib`` GiB, ``_us`` us, peak TFLOP/s)
+or a multiplier ``x1.5`` of the current value; see :mod:`planner.units`.
+
+Changing ``gpus``, ``layout.tp``, ``layout.pp`` or ``layout.cp`` re-derives ``dp`` (gpus held);
+changing ``layout.dp`` re-derives ``gpus``. Each re-derivation is reported as a note.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from typing import Any, Callable, Literal, Sequence
+
+from pydantic import BaseModel, ValidationError
+
+from ..errors import SpecError, format_validation_error, suggest
+from ..scenario import Scenario
+from ..specs import DTYPES, check_layout
+from ..units import Kind, resolve
+
+SECTIONS = ("model", "training", "layout", "hardware")
+TRUE_WORDS = ("true", "yes", "on", "1")
+FALSE_WORDS = ("false", "no", "off", "0")
+LAYOUT_SHAPE = ("tp", "pp", "cp")
+
+# Short names of spec fields: alias -> full dotted key.
+FIELD_ALIASES = {
+    "model.layers": "model.num_layers", "model.heads": "model.num_heads",
+    "model.kv_heads": "model.num_kv_heads", "model.ffn": "model.ffn_hidden_size",
+    "model.vocab": "model.vocab_size", "model.experts": "model.num_experts",
+    "training.seq": "training.seq_length", "training.global_batch": "training.global_batch_size",
+    "training.micro_batch": "training.micro_batch_size", "layout.zero": "layout.zero_stage",
+    "hardware.hbm_bandwidth": "hardware.device.hbm_bandwidth_gbps",
+    "hardware.hbm_capacity": "hardware.device.hbm_capacity_gib",
+    "hardware.memory_efficiency": "hardware.device.memory_efficiency",
+    "hardware.kernel_overhead": "hardware.device.kernel_overhead_us",
+    "hardware.network_latency": "hardware.network.latency_us",
+    "hardware.network_efficiency": "hardware.network.efficiency",
+    "hardware.node_latency": "hardware.node.collective_latency_us",
+    "hardware.collective_efficiency": "hardware.node.collective_efficiency",
+    **{f"hardware.peak_tflops.{d}": f"hardware.device.peak_tflops.{d}" for d in DTYPES},
+}
+
+
+def _field_unit(name: str, path: Sequence[str]) -> tuple[Kind | None, float]:
+    """Unit kind and SI size of one unit of a field, from its name (house rule: units in names)."""
+    if name.endswith("_gbps"):
+        return "bandwidth", 1e9
+    if name.endswith("_gib"):
+        return "bytes", 2.0**30
+    if name.endswith("_us"):
+        return "time", 1e-6
+    if name.endswith("_s"):
+        return "time", 1.0
+    if "peak_tflops" in path:
+        return "flops", 1e12
+    return None, 1.0
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return args[0] if len(args) == 1 else annotation
+    return annotation
+
+
+def _leaf_keys(cls: type[BaseModel], prefix: str) -> list[str]:
+    """Every settable scalar path below ``cls`` (lists shown as ``<i>``)."""
+    out = []
+    for name, info in cls.model_fields.items():
+        ann = _unwrap(info.annotation)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out += _leaf_keys(ann, f"{prefix}{name}.")
+        elif typing.get_origin(ann) is list:
+            (item,) = typing.get_args(ann)
+            if isinstance(item, type) and issubclass(item, BaseModel):
+                out += _leaf_keys(item, f"{prefix}{name}.<i>.")
+        elif ann in (int, float, bool, str) or typing.get_origin(ann) is Literal:
+            out.append(prefix + name)
+    return out
+
+
+def valid_keys() -> list[str]:
+    """All keys ``--set`` accepts: aliases first, then every spec field path."""
+    fields = ["gpus"]
+    for section in SECTIONS:
+        cls = Scenario.model_fields[section].annotation
+        fields += _leaf_keys(cls, f"{section}.")
+    return sorted(ALIASES) + sorted(FIELD_ALIASES) + [k for k in fields if "sources" not in k]
+
+
+def _unknown_key(key: str) -> SpecError:
+    choices = valid_keys()
+    hint = suggest(key, choices)
+    return SpecError(f"unknown key '{key}' ({hint}); valid keys: {', '.join(choices)}", field="--set")
+
+
+def _parse_scalar(text: str, ann: Any, current: Any, key: str, name: str, path: Sequence[str]) -> Any:
+    """Parse ``text`` for a field of type ``ann`` holding ``current``."""
+    if typing.get_origin(ann) is Literal:
+        choices = [str(c) for c in typing.get_args(ann)]
+        if text not in choices:
+            raise SpecError(f"'{text}' is not one of: {', '.join(choices)}", field=key)
+        return text
+    if ann is bool:
+        low = text.lower()
+        if low in TRUE_WORDS or low in FALSE_WORDS:
+            return low in TRUE_WORDS
+        raise SpecError(f"'{text}' is not a boolean; use one of: {', '.join(TRUE_WORDS + FALSE_WORDS)}", field=key)
+    if ann is str:
+        return text
+    kind, scale = _field_unit(name, path)
+    value = resolve(text, current, kind, scale, field=key)
+    if ann is int:
+        if abs(value - round(value)) > 1e-9 * max(1.0, abs(value)):
+            raise SpecError(f"{key} is a whole number; '{text}' gives {value:g}", field=key)
+        return int(round(value))
+    return float(value)
+
+
+def _set_path(data: dict, key: str, text: str) -> None:
+    """Set the field at dotted ``key`` of the Scenario dict ``data`` from ``text``."""
+    parts = key.split(".")
+    cls: Any = Scenario
+    node: Any = data
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise SpecError(f"index '{part}' out of range 0..{len(node) - 1}", field=key)
+            idx = int(part)
+            if last:
+                raise _unknown_key(key)
+            node, cls = node[idx], cls
+            continue
+        if not (isinstance(cls, type) and issubclass(cls, BaseModel)) or part not in cls.model_fields:
+            raise _unknown_key(key)
+        ann = _unwrap(cls.model_fields[part].annotation)
+        if last:
+            if isinstance(ann, type) and issubclass(ann, BaseModel) or typing.get_origin(ann) is list:
+                raise _unknown_key(key)
+            node[part] = _parse_scalar(text, ann, node.get(part), key, part, parts)
+            return
+        if typing.get_origin(ann) is list:
+            (cls,) = typing.get_args(ann)
+        else:
+            cls = ann
+        node = node[part]
+
+
+# --- aliases that touch several fields ------------------------------------------------------
+
+def _is_nic_link(link: dict, nic_names: set[str]) -> bool:
+    return link["a"] in nic_names or link["b"] in nic_names
+
+
+def _set_nic_bandwidth(data: dict, text: str, key: str) -> list[str]:
+    """Every NIC (and the host link feeding it) to ``text`` per NIC, or scaled by ``x``."""
+    node = data["hardware"]["node"]
+    names = {nic["name"] for nic in node["nics"]}
+    for nic in node["nics"]:
+        old = nic["bandwidth_gbps"]
+        nic["bandwidth_gbps"] = resolve(text, old, "bandwidth", 1e9, field=key)
+        ratio = nic["bandwidth_gbps"] / old
+        for link in node["links"]:
+            if link["a"] == nic["name"] or link["b"] == nic["name"]:
+                link["bandwidth_gbps"] *= ratio
+    total = sum(n["bandwidth_gbps"] for n in node["nics"])
+    return [f"{key}: {len(names)} NICs, {total:g} GB/s per node per direction (NIC host links scaled alike)"]
+
+
+def _set_link_bandwidth(data: dict, text: str, key: str) -> list[str]:
+    """Every intra-node device/switch link (not NIC links) to ``text``, or scaled by ``x``."""
+    node = data["hardware"]["node"]
+    names = {nic["name"] for nic in node["nics"]}
+    links = [link for link in node["links"] if not _is_nic_link(link, names)]
+    for link in links:
+        link["bandwidth_gbps"] = resolve(text, link["bandwidth_gbps"], "bandwidth", 1e9, field=key)
+    return [f"{key}: {len(links)} intra-node links changed"]
+
+
+def _set_peak_tflops(data: dict, text: str, key: str) -> list[str]:
+    """Every datatype's dense peak scaled (``x1.5``) or set."""
+    peaks = data["hardware"]["device"]["peak_tflops"]
+    for dtype, value in peaks.items():
+        if value is not None:
+            peaks[dtype] = resolve(text, value, "flops", 1e12, field=key)
+    return []
+
+
+def _set_gemm_efficiency(data: dict, text: str, key: str) -> list[str]:
+    """The whole GEMM efficiency curve scaled (capped at 1)."""
+    for point in data["hardware"]["device"]["gemm_efficiency"]:
+        point["efficiency"] = min(1.0, resolve(text, point["efficiency"], None, field=key))
+    return []
+
+
+def _set_hidden(data: dict, text: str, key: str) -> list[str]:
+    """hidden_size, with the FFN width scaled by the same ratio (rounded to a multiple of tp)."""
+    model = data["model"]
+    old = model["hidden_size"]
+    _set_path(data, "model.hidden_size", text)
+    new = model["hidden_size"]
+    tp = data["layout"]["tp"]
+    ffn = round(model["ffn_hidden_size"] * new / old / tp) * tp
+    note = f"{key}: hidden {old} -> {new}, ffn_hidden_size {model['ffn_hidden_size']} -> {ffn} (ratio kept)"
+    model["ffn_hidden_size"] = max(tp, ffn)
+    return [note]
+
+
+ALIASES: dict[str, Callable[[dict, str, str], list[str]]] = {
+    "hardware.nic_bandwidth": _set_nic_bandwidth,
+    "hardware.link_bandwidth": _set_link_bandwidth,
+    "hardware.peak_tflops": _set_peak_tflops,
+    "hardware.gemm_efficiency": _set_gemm_efficiency,
+    "model.hidden": _set_hidden,
+}
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    """``"KEY=VALUE"`` -> ``(key, value)``; SpecError when there is no ``=``."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise SpecError(f"'{text}' is not KEY=VALUE (e.g. hardware.nic_bandwidth=x2)", field="--set")
+    return key.strip(), value.strip()
+
+
+def apply_settings(scenario: Scenario, settings: Sequence[str | tuple[str, str]]) -> tuple[Scenario, list[str]]:
+    """``scenario`` with every ``KEY=VALUE`` applied in order; returns (new scenario, notes).
+
+    Raises SpecError on an unknown key, an unreadable value or an impossible result (the
+    message shows the arithmetic).
+    """
+    data = scenario.model_dump()
+    notes: list[str] = []
+    touched: set[str] = set()
+    for item in settings:
+        key, text = parse_assignment(item) if isinstance(item, str) else item
+        full = FIELD_ALIASES.get(key, key)
+        if full in ALIASES:
+            notes += ALIASES[full](data, text, key)
+        elif full.split(".")[0] in SECTIONS + ("gpus",):
+            _set_path(data, full, text)
+        else:
+            raise _unknown_key(key)
+        touched.add(full)
+    notes += _rederive(scenario, data, touched)
+    try:
+        out = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc), field="--set") from None
+    check_layout(out.layout, out.model, out.training, out.gpus)
+    return out, notes
+
+
+def _rederive(base: Scenario, data: dict, touched: set[str]) -> list[str]:
+    """Keep tp*pp*dp*cp == gpus: re-derive dp (or gpus when only dp was set)."""
+    lay = data["layout"]
+    shape_changed = "gpus" in touched or any(f"layout.{k}" in touched for k in LAYOUT_SHAPE)
+    if "layout.dp" in touched and "gpus" not in touched:
+        gpus = lay["tp"] * lay["pp"] * lay["dp"] * lay["cp"]
+        if gpus != data["gpus"]:
+            data["gpus"] = gpus
+            return [f"gpus re-derived: {base.gpus} -> {gpus} = tp({lay['tp']}) * pp({lay['pp']}) * "
+                    f"dp({lay['dp']}) * cp({lay['cp']})"]
+        return []
+    if not shape_changed or "layout.dp" in touched:
+        return []
+    per_replica = lay["tp"] * lay["pp"] * lay["cp"]
+    if data["gpus"] % per_replica:
+        raise SpecError(
+            f"gpus({data['gpus']}) % (tp({lay['tp']}) * pp({lay['pp']}) * cp({lay['cp']}) = {per_replica}) "
+            f"= {data['gpus'] % per_replica} != 0", field="--set")
+    dp = data["gpus"] // per_replica
+    if dp != lay["dp"]:
+        note = (f"dp re-derived: {lay['dp']} -> {dp} = gpus({data['gpus']}) / (tp({lay['tp']}) * "
+                f"pp({lay['pp']}) * cp({lay['cp']}))")
+        lay["dp"] = dp
+        return [note]
+    return []
+
+
+def read_key(scenario: Scenario, key: str) -> float:
+    """Current numeric value behind ``key`` (aliases: NIC/link totals in GB/s, the training dtype's peak)."""
+    full = FIELD_ALIASES.get(key, key)
+    hw = scenario.hardware
+    if full == "hardware.nic_bandwidth":
+        return hw.node.nic_bandwidth_gbps
+    if full == "hardware.link_bandwidth":
+        names = {n.name for n in hw.node.nics}
+        return sum(k.bandwidth_gbps for k in hw.node.links if k.a not in names and k.b not in names)
+    if full == "hardware.peak_tflops":
+        return hw.device.peak_tflops.for_dtype(scenario.training.precision)
+    if full == "hardware.gemm_efficiency":
+        return max(p.efficiency for p in hw.device.gemm_efficiency)
+    if full == "model.hidden":
+        full = "model.hidden_size"
+    node: Any = scenario
+    for part in full.split("."):
+        node = node[int(part)] if isinstance(node, list) else getattr(node, part, None)
+        if node is None:
+            raise _unknown_key(key)
+    return node
