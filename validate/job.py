@@ -145,6 +145,12 @@ class JobSpec(Spec):
                 "DDP and ZeroRedundancyOptimizer take plain tensors only",
                 field="layout.zero_stage",
             )
+        if lay.dp > 1 and lay.pp > 1 and lay.effective_zero_stage < 2:
+            raise SpecError(
+                f"dp({lay.dp}) with pp({lay.pp}) needs zero=2 (FSDP2 keeping parameters gathered); DDP under "
+                "torch.distributed.pipelining gives wrong last-stage gradients (caught by the numerics check)",
+                field="layout.zero_stage",
+            )
         if lay.pp > 1:
             chunks = lay.pp * lay.vpp
             if m.num_layers < chunks:

@@ -52,7 +52,7 @@ def reference_step(job: JobSpec) -> Reference:
     opt = (torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=job.lr)
     opt.step()
     params = {n: p.detach().clone() for n, p in model.named_parameters()}
-    return Reference(loss=float(loss), grads=grads, params_after=params)
+    return Reference(loss=float(loss.detach()), grads=grads, params_after=params)
 
 
 GRAD_FLOOR = 1e-2

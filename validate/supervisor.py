@@ -59,7 +59,7 @@ def describe_failure(failures: dict, ranks: list[RankResult]) -> str:
     if first.exitcode is not None and first.exitcode < 0:
         how = f"killed by signal {first.signal_name()}"
     elif status is not None and status.error:
-        how = status.error.splitlines()[0]
+        how = " ".join(line.strip() for line in status.error.splitlines() if line.strip())[:200]
     where = f" in phase '{status.phase}'" + (f" of step {status.step}" if status.step >= 0 else "") if status else ""
     return f"rank {rank} died ({how}){where}"
 

@@ -12,14 +12,22 @@ import click
 from pydantic import ValidationError
 from rich.text import Text
 
-try:  # typer >= 0.20 vendors its own click; older typer uses the click package
-    from typer._click import exceptions as _click_exc
-except ImportError:  # pragma: no cover - depends on the installed typer
-    from click import exceptions as _click_exc
+def _exception_classes(name: str) -> tuple[type, ...]:
+    """``name`` from click and, where typer vendors its own click (typer >= 0.20), from typer too."""
+    found = [getattr(click.exceptions, name)]
+    for module in ("typer._click.exceptions", "typer.exceptions", "typer"):
+        try:
+            cls = getattr(__import__(module, fromlist=[name]), name, None)
+        except ImportError:  # pragma: no cover - depends on the installed typer
+            cls = None
+        if isinstance(cls, type) and cls not in found:
+            found.append(cls)
+    return tuple(found)
 
-_ABORT = (click.exceptions.Abort, _click_exc.Abort)
-_EXIT = (click.exceptions.Exit, _click_exc.Exit)
-_CLICK_ERRORS = (click.ClickException, _click_exc.ClickException)
+
+_ABORT = _exception_classes("Abort")
+_EXIT = _exception_classes("Exit")
+_CLICK_ERRORS = _exception_classes("ClickException")
 
 from ..errors import ParaplanError, format_validation_error
 from .app import app, err_console

@@ -74,9 +74,10 @@ def test_hopper_gemm_curve_equals_a_fresh_fit_of_the_microbenchmark(name, h200_f
     _curve_matches(load_hardware(name).device.gemm_efficiency, h200_fit["gemm_efficiency"])
 
 
+# mi250x-frontier is left out: its efficiencies are fitted to the Frontier study separately.
 @pytest.mark.parametrize(
     "name,peak,plateau", [("a100-sxm-80gb", 312.0, 0.87), ("a100-sxm-40gb", 312.0, 0.87),
-                          ("mi250x-frontier", 191.5, 0.80), ("mi300x", 1307.4, 0.51)],
+                          ("mi300x", 1307.4, 0.51)],
 )
 def test_transferred_gemm_curves_equal_the_scaled_h200_fit(name, peak, plateau, h200_fit):
     hw = load_hardware(name)

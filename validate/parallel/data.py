@@ -30,7 +30,7 @@ def apply_data_parallel(modules: list[nn.Module], layout: Layout, dp_mesh: Devic
                 fully_shard(block, mesh=dp_mesh, reshard_after_forward=reshard)
             fully_shard(module, mesh=dp_mesh, reshard_after_forward=reshard)
         return modules
-    return [DistributedDataParallel(m, process_group=dp_mesh.get_group(), static_graph=layout.pp > 1) for m in modules]
+    return [DistributedDataParallel(m, process_group=dp_mesh.get_group()) for m in modules]
 
 
 def make_optimizer(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh, kind: str, lr: float):

@@ -1,0 +1,225 @@
+"""``paraplan bench accuracy``: predict published measured runs and compare on each row's own
+FLOPs convention.
+
+For every row (see planner/bench/rows.py for the mapping and the documented defaults) the
+analytic estimate gives a step time ``t`` (seconds). The compared figure is:
+
+- ``sec_per_iter`` when the source printed it (not back-computed): error = t_meas / t_pred - 1;
+- otherwise ``tflops_per_gpu`` on the row's convention (data README Sec. 4, formulas in
+  planner/work/conventions.py): the predicted TFLOP/s is the *same* formula's FLOPs per step
+  divided by ``t * gpus``; error = pred / meas - 1.
+
+Both are throughput errors in percent: positive means paraplan predicts a faster run than was
+measured. The prediction path is :func:`predict`, which sees only the Scenario — no row id, no
+source — so no per-row or per-source correction can enter it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..cost import Estimate, estimate
+from ..errors import SpecError
+from ..scenario import Scenario
+from ..work.conventions import (
+    bigscience_flops,
+    korthikanti_model_flops,
+    megatron_core_model_flops,
+    megatron_eq3_flops,
+    mosaicml_model_flops_per_sequence,
+    palm_model_flops_per_token,
+)
+from .rows import BenchCase, ConventionInputs, HardwareMap, Unmappable, build_case, read_rows
+
+WITHIN = 10.0  # percent: the "within 10 %" share of the summary
+
+CONVENTIONS: dict[str, Callable[[ConventionInputs], float]] = {
+    # FLOPs per optimizer step, each with the row's own numbers (planner/work/conventions.py)
+    "megatron-eq3": lambda i: megatron_eq3_flops(i.batch, i.seq, i.layers, i.hidden, i.vocab,
+                                                 4 if i.recompute == "full" else 3),
+    "korthikanti-eq7": lambda i: korthikanti_model_flops(i.batch, i.seq, i.layers, i.hidden, i.vocab),
+    "megatron-core": lambda i: megatron_core_model_flops(i.batch, i.seq, i.layers, i.hidden, i.heads, i.kv_heads,
+                                                         i.head_dim, i.ffn_hidden, i.vocab, swiglu=i.swiglu),
+    "mosaicml": lambda i: i.batch * mosaicml_model_flops_per_sequence(i.params, i.layers, i.hidden, i.seq),
+    "palm": lambda i: i.batch * i.seq * palm_model_flops_per_token(i.params, i.layers, i.heads * i.head_dim, i.seq),
+    "bigscience": lambda i: bigscience_flops(i.params, i.batch * i.seq),
+}
+
+
+class _Result(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class RowResult(_Result):
+    """Prediction of one published row and its error."""
+
+    row_id: str = Field(description="row id in the CSV")
+    source_id: str = Field(description="source key")
+    model: str = Field(description="model name as in the row")
+    hardware: str = Field(description="hardware profile used")
+    gpus: int = Field(description="ranks")
+    layout: str = Field(description="layout, micro-batch and global batch used")
+    recompute: str = Field(description="recompute setting used")
+    compared: str = Field(description="'step_time' (sec_per_iter read from the source) or 'tflops'")
+    convention: str | None = Field(description="FLOPs convention of the row's TFLOP/s")
+    measured_tflops: float | None = Field(description="published TFLOP/s per GPU on the convention")
+    predicted_tflops: float | None = Field(description="predicted TFLOP/s per GPU on the same convention")
+    measured_step_s: float | None = Field(description="published seconds per step (read, not derived)")
+    predicted_step_s: float = Field(description="predicted seconds per step")
+    error_pct: float = Field(description="throughput error of the compared figure, % (+ = predicted faster)")
+    tflops_error_pct: float | None = Field(description="error on TFLOP/s, %")
+    step_error_pct: float | None = Field(description="error on step time as throughput, %")
+    predicted_mfu: float = Field(description="paraplan's own MFU of the prediction")
+    time_s: dict[str, float] = Field(description="predicted step-time breakdown, s")
+    fits: bool = Field(description="the prediction fits in device memory (the real run did)")
+    defaults_used: list[str] = Field(description="settings not stated by the row, filled with defaults")
+    fully_stated: bool = Field(description="no default was needed")
+    flags: list[str] = Field(description="other remarks: approximations, predicted out-of-memory, ...")
+
+
+class Skipped(_Result):
+    """A row that was not predicted."""
+
+    row_id: str = Field(description="row id in the CSV")
+    source_id: str = Field(description="source key")
+    model: str = Field(description="model name")
+    hardware: str = Field(description="hardware as in the row")
+    reason: str = Field(description="why it was skipped")
+
+
+class GroupStats(_Result):
+    """Error statistics of a group of rows (absolute throughput errors, %)."""
+
+    rows: int = Field(description="rows in the group")
+    median_abs_error_pct: float | None = Field(description="median |error|, %")
+    mean_abs_error_pct: float | None = Field(description="mean |error|, %")
+    within_10pct: float | None = Field(description="share of rows with |error| <= 10 %, 0..1")
+    median_error_pct: float | None = Field(description="median signed error, % (+ = predicted faster)")
+
+
+class Summary(_Result):
+    """Error statistics overall, over fully-stated rows, per hardware profile and per source."""
+
+    all_rows: GroupStats = Field(description="every predicted row")
+    fully_stated: GroupStats = Field(description="rows that needed no default")
+    by_hardware: dict[str, GroupStats] = Field(description="per hardware profile")
+    by_source: dict[str, GroupStats] = Field(description="per source key")
+    fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated rows per profile")
+
+
+class AccuracyReport(_Result):
+    """Result of ``paraplan bench accuracy``."""
+
+    csv: str = Field(description="the CSV read")
+    rows: list[RowResult] = Field(description="predicted rows")
+    skipped: list[Skipped] = Field(description="rows not predicted, with the reason")
+    skipped_reasons: dict[str, int] = Field(description="count of skipped rows per reason")
+    summary: Summary = Field(description="error statistics")
+
+
+def default_csv() -> Path:
+    """The shipped data set: hwprofiles/data/published_runs.csv (citations in PUBLISHED_RUNS.md)."""
+    import hwprofiles
+
+    return Path(hwprofiles.__file__).resolve().parent / "data" / "published_runs.csv"
+
+
+def predict(scenario: Scenario) -> Estimate:
+    """The prediction of one scenario: the analytic estimate, nothing added (no row, no source)."""
+    return estimate(scenario.model, scenario.hardware, scenario.training, scenario.layout, scenario.gpus)
+
+
+def compare(case: BenchCase, est: Estimate) -> RowResult | str:
+    """The RowResult of ``case`` given its estimate, or the reason nothing can be compared."""
+    t = est.step_time_s
+    gpus = case.scenario.gpus
+    pred_tflops = meas_tflops = tflops_err = None
+    if case.convention is not None and case.measured_tflops:
+        meas_tflops = case.measured_tflops
+        pred_tflops = CONVENTIONS[case.convention](case.inputs) / (t * gpus) / 1e12
+        tflops_err = (pred_tflops / meas_tflops - 1) * 100
+    step_err = (case.measured_step_s / t - 1) * 100 if case.measured_step_s else None
+    if step_err is None and tflops_err is None:
+        return "no comparable measurement (no sec_per_iter read and TFLOP/s convention unknown)"
+    compared = "step_time" if step_err is not None else "tflops"
+    lay = case.scenario.layout
+    trn = case.scenario.training
+    flags = list(case.flags) + ([] if est.fits else ["predicted_oom"])
+    return RowResult(
+        row_id=case.row_id, source_id=case.source_id, model=case.model_name, hardware=est.hardware, gpus=gpus,
+        layout=f"{lay.describe()} mb{trn.micro_batch_size} gbs{trn.global_batch_size}",
+        recompute=trn.recompute, compared=compared, convention=case.convention,
+        measured_tflops=meas_tflops, predicted_tflops=pred_tflops, measured_step_s=case.measured_step_s,
+        predicted_step_s=t, error_pct=step_err if step_err is not None else tflops_err,
+        tflops_error_pct=tflops_err, step_error_pct=step_err, predicted_mfu=est.mfu,
+        time_s=est.time.model_dump(), fits=est.fits, defaults_used=list(case.defaults_used),
+        fully_stated=not case.defaults_used, flags=flags,
+    )
+
+
+def group_stats(errors: Iterable[float]) -> GroupStats:
+    """Median / mean absolute error, share within 10 %, median signed error."""
+    errs = list(errors)
+    if not errs:
+        return GroupStats(rows=0, median_abs_error_pct=None, mean_abs_error_pct=None, within_10pct=None,
+                          median_error_pct=None)
+    absolute = [abs(e) for e in errs]
+    return GroupStats(
+        rows=len(errs), median_abs_error_pct=statistics.median(absolute),
+        mean_abs_error_pct=statistics.fmean(absolute),
+        within_10pct=sum(a <= WITHIN for a in absolute) / len(errs), median_error_pct=statistics.median(errs),
+    )
+
+
+def summarize(rows: list[RowResult]) -> Summary:
+    """Summary statistics of predicted rows."""
+    def by(key: Callable[[RowResult], str], subset: list[RowResult]) -> dict[str, GroupStats]:
+        groups: dict[str, list[float]] = {}
+        for r in subset:
+            groups.setdefault(key(r), []).append(r.error_pct)
+        return {k: group_stats(v) for k, v in sorted(groups.items())}
+
+    full = [r for r in rows if r.fully_stated]
+    return Summary(
+        all_rows=group_stats(r.error_pct for r in rows), fully_stated=group_stats(r.error_pct for r in full),
+        by_hardware=by(lambda r: r.hardware, rows), by_source=by(lambda r: r.source_id, rows),
+        fully_stated_by_hardware=by(lambda r: r.hardware, full),
+    )
+
+
+def run_accuracy(csv_path: str | Path | None = None, hardware_map: HardwareMap = ()) -> AccuracyReport:
+    """Predict every row of ``csv_path`` (default: the shipped data set) and compare."""
+    from hwprofiles import load_hardware
+
+    path = Path(csv_path) if csv_path is not None else default_csv()
+    results: list[RowResult] = []
+    skipped: list[Skipped] = []
+
+    def fits(scenario: Scenario) -> bool:
+        return predict(scenario).fits
+
+    for row in read_rows(path):
+        meta = dict(row_id=row["row_id"], source_id=row["source_id"], model=row["model"],
+                    hardware=row["hardware"])
+        try:
+            case = build_case(row, hardware_map, load_hardware, fits)
+            outcome = compare(case, predict(case.scenario))
+        except Unmappable as exc:
+            outcome = str(exc)
+        except SpecError as exc:
+            if exc.field in ("--hardware-map", "hardware"):
+                raise
+            outcome = str(exc)
+        if isinstance(outcome, str):
+            skipped.append(Skipped(**meta, reason=outcome))
+        else:
+            results.append(outcome)
+    reasons = Counter(s.reason for s in skipped)
+    return AccuracyReport(csv=str(path), rows=results, skipped=skipped, skipped_reasons=dict(reasons),
+                          summary=summarize(results))
+

@@ -1,0 +1,422 @@
+"""Published measured runs (the hwprofiles/data/published_runs.csv schema) as paraplan scenarios.
+
+Each CSV row becomes a :class:`BenchCase` (a Scenario plus what was measured and how), or raises
+:class:`Unmappable` with the reason it cannot be predicted. Column meanings and the FLOPs conventions are in
+hwprofiles/data/PUBLISHED_RUNS.md. Nothing here depends on a row's id or source: two rows with
+the same settings become the same scenario.
+
+Hardware → profile (first match wins; ``--hardware-map`` entries are tried before these):
+``A100*`` with ``gpu_mem_gb`` 40 → a100-sxm-40gb; other ``A100*`` → a100-sxm-80gb; ``H100*`` →
+h100-sxm-80gb; ``MI250X*`` → mi250x-frontier. Anything else (V100, ...) is skipped.
+
+Architecture: layers, hidden, heads, kv_heads (blank = heads), ffn_hidden, vocab (as padded in
+the row) and seq_len are read. A model is *Llama-like* when its name contains llama, mistral,
+mixtral, qwen, gemma, deepseek or internlm, or its notes mention SwiGLU: then SwiGLU FFN, RMSNorm,
+RoPE, no linear biases and an untied output projection. Otherwise GPT style (GeLU, LayerNorm,
+learned positions, biases, tied embeddings), amended by the notes: "ALiBi" (or a BLOOM/MPT name)
+→ ALiBi positions; "rotary"/"RoPE" → RoPE; "no biases" → no biases; "untied" → untied;
+"embed... LayerNorm" → a norm after the embedding. A row with a ``moe`` entry is skipped (expert
+parallelism is not priced yet); a row missing an architecture column is skipped.
+
+Documented defaults for unstated settings (each use is listed in ``defaults_used``; a row with
+an empty list is *fully stated*):
+
+============== ============================== ==================================================
+setting        unstated when                  default
+============== ============================== ==================================================
+micro_batch    blank                          1
+global batch   no ``global_batch_seqs``       ``global_batch_tokens / seq_len``, rounded to the
+                                              nearest multiple of micro_batch x dp (flagged only
+                                              when rounding changed it)
+vpp            text ("interleaved, chunks not the smallest v >= 2 dividing layers / pp
+               given") or blank with pp > 1   (1 when none does; blank → 1)
+sequence_par.  blank / "not stated", tp > 1   on when the cell says "standard with TP>1", else off
+zero_or_fsdp   blank                          no sharding (ZeRO-0)
+recompute      blank                          the cheapest of none → selective → full whose
+                                              estimate fits in device memory
+precision      blank / "not stated"           bf16 ("mixed" without a dtype is bf16 and is not
+                                              flagged when the profile's fp16 and bf16 peaks
+                                              are equal: the choice cannot change a prediction)
+flash_attn.    blank / "not stated"           on for frameworks that fuse attention by default
+                                              (Megatron-Core, NeMo, Megatron-Bridge, torchtitan,
+                                              LLM Foundry), else off
+FLOPs conv.    tflops_kind "unspecified"      Megatron Eq. 3 (f = 4 with full recompute, else 3)
+                                              for Megatron-family frameworks (Megatron, GPT-NeoX,
+                                              DeepSpeed); flagged only when TFLOP/s is the
+                                              compared figure
+============== ============================== ==================================================
+
+Stated settings read without a flag: the recipe (``deepspeed`` when the framework names
+DeepSpeed, ``fsdp`` for FSDP, else ``megatron``), the Megatron distributed optimizer, SGD when the
+notes say so, and a data-parallel reduction that the notes say is "not overlapped". Rows with
+parameter CPU offload are skipped (not modelled).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import SpecError
+from ..scenario import Scenario
+from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec
+from ..work.params import parameter_counts
+
+REQUIRED_COLUMNS = (
+    "row_id", "source_id", "hardware", "gpu_mem_gb", "num_gpus", "model", "params_b", "layers", "hidden",
+    "heads", "kv_heads", "ffn_hidden", "seq_len", "vocab", "moe", "tp", "pp", "vpp", "dp", "cp",
+    "sequence_parallel", "zero_or_fsdp", "micro_batch", "global_batch_seqs", "global_batch_tokens",
+    "recompute", "precision", "flash_attention", "framework", "tflops_per_gpu", "tflops_kind", "mfu_pct",
+    "hfu_pct", "peak_tflops_basis", "sec_per_iter", "flops_formula", "derived_fields", "notes",
+)
+
+DEFAULT_HARDWARE_MAP: tuple[tuple[str, int | None, str], ...] = (
+    ("A100", 40, "a100-sxm-40gb"),
+    ("A100", None, "a100-sxm-80gb"),
+    ("H100", None, "h100-sxm-80gb"),
+    ("MI250X", None, "mi250x-frontier"),
+)
+LLAMA_LIKE = re.compile(r"llama|mistral|mixtral|qwen|gemma|deepseek|internlm", re.I)
+FUSED_ATTENTION_FRAMEWORKS = re.compile(r"megatron-core|nemo|megatron-bridge|torchtitan|foundry", re.I)
+MEGATRON_FAMILY = re.compile(r"megatron|neox|deepspeed", re.I)
+RECOMPUTE_ORDER = ("none", "selective", "full")
+
+HardwareMap = tuple[tuple[str, int | None, str], ...]
+
+
+@dataclass(frozen=True)
+class ConventionInputs:
+    """The row's own numbers that a published FLOPs formula needs (B sequences per step)."""
+
+    batch: int
+    seq: int
+    layers: int
+    hidden: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    ffn_hidden: int
+    vocab: int
+    swiglu: bool
+    params: float  # the row's parameter count (params_b x 1e9), or paraplan's total when blank
+    recompute: str  # the (stated or default) recompute setting
+
+
+@dataclass(frozen=True)
+class BenchCase:
+    """One mappable row: the scenario to predict and what the row measured."""
+
+    row_id: str
+    source_id: str
+    model_name: str
+    hardware_label: str
+    scenario: Scenario
+    convention: str | None  # FLOPs convention key of tflops_per_gpu (see accuracy.CONVENTIONS)
+    convention_defaulted: bool
+    measured_tflops: float | None  # per GPU, on ``convention``
+    measured_step_s: float | None  # sec_per_iter, only when read (not derived) from the source
+    inputs: ConventionInputs
+    defaults_used: tuple[str, ...]
+    flags: tuple[str, ...]
+
+
+class Unmappable(Exception):
+    """A row cannot be turned into a scenario (the message is the reason)."""
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a published-runs CSV as dicts; SpecError naming the file when unreadable or when a
+    required column is missing."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+            header = reader.fieldnames or []
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise SpecError(f"malformed CSV: {exc}", source=str(path)) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise SpecError(f"missing columns: {', '.join(missing)} (schema: published_runs.csv)",
+                        source=str(path))
+    return rows
+
+
+def parse_hardware_map(entries: list[str] | None) -> HardwareMap:
+    """``PREFIX[@MEM_GB]=PROFILE`` entries (PROFILE a name or YAML path); SpecError when malformed."""
+    out = []
+    for entry in entries or []:
+        key, sep, profile = entry.partition("=")
+        prefix, _, mem = key.partition("@")
+        if not sep or not prefix.strip() or not profile.strip() or (mem and not mem.strip().isdigit()):
+            raise SpecError(f"'{entry}' is not PREFIX[@MEM_GB]=PROFILE (e.g. V100=my-v100.yaml, "
+                            "A100@40=a100-sxm-40gb)", field="--hardware-map")
+        out.append((prefix.strip(), int(mem) if mem else None, profile.strip()))
+    return tuple(out)
+
+
+def profile_for(row: dict[str, str], hardware_map: HardwareMap) -> str | None:
+    """Profile name (or path) for the row's hardware, or None when nothing matches."""
+    label = row["hardware"].upper()
+    mem = _number(row, "gpu_mem_gb")
+    for prefix, mem_gb, profile in hardware_map + DEFAULT_HARDWARE_MAP:
+        if label.startswith(prefix.upper()) and (mem_gb is None or (mem is not None and int(mem) == mem_gb)):
+            return profile
+    return None
+
+
+def _number(row: dict[str, str], col: str) -> float | None:
+    text = row.get(col, "")
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _int(row: dict[str, str], col: str, *, required: bool = False) -> int | None:
+    text = row.get(col, "")
+    if not text:
+        if required:
+            raise Unmappable(f"{col} not stated")
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise Unmappable(f"{col} '{text}' is not a number") from None
+    if value != int(value) or value <= 0:
+        raise Unmappable(f"{col} '{text}' is not a positive integer")
+    return int(value)
+
+
+def build_model(row: dict[str, str]) -> tuple[ModelSpec, bool]:
+    """The ModelSpec of the row's architecture columns, and whether it is Llama-like (SwiGLU)."""
+    if row["moe"]:
+        raise Unmappable("MoE model (expert parallelism is not priced yet)")
+    missing = [c for c in ("layers", "hidden", "heads", "ffn_hidden", "seq_len", "vocab") if not row[c]]
+    if missing:
+        raise Unmappable(f"architecture not stated: {', '.join(missing)}")
+    name, notes = row["model"], row["notes"]
+    llama = bool(LLAMA_LIKE.search(name) or re.search(r"swiglu", notes, re.I))
+    position = "learned"
+    if re.search(r"alibi", notes, re.I) or re.match(r"(bloom|mpt)", name, re.I):
+        position = "alibi"
+    elif llama or re.search(r"rotary|rope\b", notes, re.I):
+        position = "rope"
+    heads = _int(row, "heads", required=True)
+    seq = _int(row, "seq_len", required=True)
+    try:
+        model = ModelSpec(
+            name=name, num_layers=_int(row, "layers", required=True), hidden_size=_int(row, "hidden", required=True),
+            num_heads=heads, num_kv_heads=_int(row, "kv_heads") or heads,
+            ffn_hidden_size=_int(row, "ffn_hidden", required=True),
+            ffn_kind="swiglu" if llama else "gelu", norm_kind="rmsnorm" if llama else "layernorm",
+            vocab_size=_int(row, "vocab", required=True),
+            tied_embeddings=not (llama or re.search(r"untied", notes, re.I)),
+            position_kind=position, max_position_embeddings=seq,
+            linear_bias=not (llama or re.search(r"no biases", notes, re.I)),
+            embedding_norm=bool(re.search(r"embed\w*\s+layernorm", notes, re.I)),
+            source=f"published_runs.csv row {row['row_id']}: {row.get('source', row['source_id'])}",
+        )
+    except ValueError as exc:
+        raise Unmappable(f"architecture: {str(exc).splitlines()[-1].strip()}") from None
+    return model, llama
+
+
+def _zero(text: str) -> tuple[int, bool, bool, str | None]:
+    """(zero stage, fsdp, distributed optimizer, default flag) from the zero_or_fsdp cell."""
+    low = text.lower()
+    if "offload" in low:
+        raise Unmappable("CPU offload is not modelled")
+    if not low:
+        return 0, False, False, "zero_or_fsdp"
+    if "fsdp" in low:
+        return 0, True, False, None
+    if "distributed optimizer" in low:
+        return 0, False, True, None
+    m = re.search(r"zero(?:-dp)?[- ]?(?:stage )?(\d)", low) or re.search(r"stage (\d)", low)
+    if m:
+        return int(m.group(1)), False, False, None
+    if low.startswith("none"):
+        return 0, False, False, None
+    raise Unmappable(f"zero_or_fsdp '{text}' not understood")
+
+
+def _precision(text: str, hardware: HardwareProfile) -> tuple[str, bool]:
+    """(precision, defaulted) from the precision cell."""
+    low = text.lower()
+    if not low or "not stated" in low:
+        return "bf16", True
+    if "fp8" in low:
+        return "fp8", False
+    if "bf16" in low:
+        return "bf16", False
+    if "fp16" in low:
+        return "fp16", False
+    peaks = hardware.device.peak_tflops
+    return "bf16", peaks.fp16 != peaks.bf16  # 16-bit dtype unnamed: only flagged when it matters
+
+
+def _recompute(text: str) -> str | None:
+    low = text.lower()
+    for kind in ("selective", "full", "none"):
+        if low.startswith(kind):
+            return kind
+    return None
+
+
+def _vpp(row: dict[str, str], layers: int, pp: int) -> tuple[int, bool]:
+    text = row["vpp"]
+    if text.isdigit():
+        return int(text), False
+    if pp == 1:
+        return 1, False
+    if not text:
+        return 1, True
+    per_stage = layers // pp if layers % pp == 0 else 0
+    v = next((v for v in range(2, per_stage + 1) if per_stage % v == 0), 1)
+    return v, True
+
+
+def build_case(row: dict[str, str], hardware_map: HardwareMap,
+               load_hardware: Callable[[str], HardwareProfile],
+               fits: Callable[[Scenario], bool]) -> BenchCase:
+    """The BenchCase of one row; raises Unmappable with the reason when it cannot be predicted.
+
+    ``load_hardware`` resolves a profile name/path; ``fits`` tells whether a scenario fits in
+    memory (used for the recompute default only)."""
+    profile = profile_for(row, hardware_map)
+    if profile is None:
+        raise Unmappable(f"no hardware profile for '{row['hardware']}' (add --hardware-map)")
+    hw = load_hardware(profile)
+    model, llama = build_model(row)
+    defaults: list[str] = []
+    flags: list[str] = []
+    tp, pp, cp = _int(row, "tp") or 1, _int(row, "pp") or 1, _int(row, "cp") or 1
+    if not row["tp"] or not row["pp"]:
+        raise Unmappable("tp/pp not stated")
+    gpus, dp = _int(row, "num_gpus"), _int(row, "dp")
+    if gpus is None and dp is None:
+        raise Unmappable("num_gpus and dp not stated")
+    gpus = gpus or tp * pp * cp * dp
+    dp = dp or gpus // (tp * pp * cp)
+    if tp * pp * cp * dp != gpus:
+        raise Unmappable(f"tp({tp}) * pp({pp}) * cp({cp}) * dp({dp}) != num_gpus({gpus})")
+    seq = _int(row, "seq_len", required=True)
+    mb = _int(row, "micro_batch")
+    if mb is None:
+        mb = 1
+        defaults.append("micro_batch")
+    gbs = _int(row, "global_batch_seqs")
+    if gbs is None:
+        tokens = _number(row, "global_batch_tokens")
+        if not tokens:
+            raise Unmappable("global batch not stated")
+        unit = mb * dp
+        gbs = max(unit, round(tokens / seq / unit) * unit)
+        if gbs * seq != tokens:
+            defaults.append("global_batch")
+    vpp, vpp_default = _vpp(row, model.num_layers, pp)
+    if vpp_default:
+        defaults.append("vpp")
+    sp_text = row["sequence_parallel"].lower()
+    sp = sp_text.startswith("yes") or (tp > 1 and "standard with tp>1" in sp_text)
+    if tp > 1 and not (sp_text.startswith("yes") or sp_text.startswith("no")):
+        defaults.append("sequence_parallel")
+    zero, fsdp, dist_opt, zero_default = _zero(row["zero_or_fsdp"])
+    if zero_default:
+        defaults.append(zero_default)
+    precision, prec_default = _precision(row["precision"], hw)
+    if prec_default:
+        defaults.append("precision")
+    fa_text = row["flash_attention"].lower()
+    if fa_text.startswith(("yes", "no")):
+        flash = fa_text.startswith("yes")
+    else:
+        flash = bool(FUSED_ATTENTION_FRAMEWORKS.search(row["framework"]))
+        defaults.append("flash_attention")
+    framework = row["framework"]
+    recipe = "fsdp" if fsdp else ("deepspeed" if re.search(r"deepspeed", framework, re.I) else "megatron")
+    if re.search(r"microbatch-level", row["recompute"], re.I):
+        flags.append("recompute_approximated")
+        defaults.append("recompute")
+    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, vpp=vpp, zero_stage=zero, fsdp=fsdp, sequence_parallel=sp,
+                    schedule="interleaved-1f1b" if vpp > 1 else "1f1b")
+    base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
+                optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",
+                flash_attention=flash, distributed_optimizer=dist_opt,
+                overlap_dp_comm=not re.search(r"not overlapped", row["notes"], re.I))
+    try:
+        recompute = _recompute(row["recompute"])
+        if recompute is None:
+            defaults.append("recompute")
+            candidates = [Scenario(model=model, hardware=hw, gpus=gpus, layout=layout,
+                                   training=TrainingSpec(**base, recompute=r)) for r in RECOMPUTE_ORDER]
+            scenario = next((s for s in candidates if fits(s)), candidates[-1])
+        else:
+            scenario = Scenario(model=model, hardware=hw, gpus=gpus, layout=layout,
+                                training=TrainingSpec(**base, recompute=recompute))
+    except (SpecError, ValueError) as exc:
+        raise Unmappable(str(exc).splitlines()[-1].strip()) from None
+    per_node = _int(row, "gpus_per_node") if row.get("gpus_per_node") else None
+    if per_node and per_node != hw.node.devices_per_node:
+        flags.append("node_size_differs")
+    convention, conv_default = flops_convention(row)
+    measured_step = _number(row, "sec_per_iter") if "sec_per_iter" not in _derived(row) else None
+    if conv_default and measured_step is None:
+        defaults.append("flops_convention")
+    inputs = ConventionInputs(
+        batch=gbs, seq=seq, layers=model.num_layers, hidden=model.hidden_size, heads=model.num_heads,
+        kv_heads=model.kv_heads, head_dim=model.head_size, ffn_hidden=model.ffn_hidden_size,
+        vocab=model.vocab_size, swiglu=llama,
+        params=(_number(row, "params_b") or 0.0) * 1e9 or float(parameter_counts(model).total),
+        recompute=scenario.training.recompute,
+    )
+    return BenchCase(
+        row_id=row["row_id"], source_id=row["source_id"], model_name=row["model"],
+        hardware_label=row["hardware"], scenario=scenario, convention=convention,
+        convention_defaulted=conv_default, measured_tflops=measured_tflops(row),
+        measured_step_s=measured_step, inputs=inputs, defaults_used=tuple(defaults), flags=tuple(flags),
+    )
+
+
+def _derived(row: dict[str, str]) -> set[str]:
+    return {f.strip() for f in row["derived_fields"].split(";") if f.strip()}
+
+
+def measured_tflops(row: dict[str, str]) -> float | None:
+    """TFLOP/s per GPU: ``tflops_per_gpu``, else MFU (or HFU) % times the peak basis."""
+    value = _number(row, "tflops_per_gpu")
+    if value:
+        return value
+    pct = _number(row, "mfu_pct") or _number(row, "hfu_pct")
+    basis = _number(row, "peak_tflops_basis")
+    return pct * basis / 100 if pct and basis else None
+
+
+def flops_convention(row: dict[str, str]) -> tuple[str | None, bool]:
+    """(convention key, defaulted) of the row's TFLOP/s, from tflops_kind / flops_formula / framework
+    (data README Sec. 4); None when it cannot be told."""
+    text = f"{row['tflops_kind']} {row['flops_formula']}".lower().replace(" ", "")
+    framework = row["framework"]
+    if "8*n" in text or "bigscience" in text:
+        return "bigscience", False
+    if "eq.3" in text or "96*b" in text or "throughput_calculator" in text or "24*f" in text:
+        return "megatron-eq3", False
+    if "eq.7" in text or "72*b" in text:
+        return "korthikanti-eq7", False
+    if "attn_flops_per_seq" in text or ("modelflops" in text and re.search(r"foundry", framework, re.I)):
+        return "mosaicml", False
+    if "6n+12" in text or "palm" in text:
+        return "palm", False
+    if "modelflops" in text and FUSED_ATTENTION_FRAMEWORKS.search(framework):
+        return "megatron-core", False
+    if ("unspecified" in text or not text) and MEGATRON_FAMILY.search(framework):
+        return "megatron-eq3", True
+    return None, False

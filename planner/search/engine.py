@@ -1,0 +1,235 @@
+"""The layout search: enumerate (planner.search.space), check memory first, price survivors with
+planner.cost, rank. Every number comes from planner.work / planner.cost; this module only filters
+and sorts.
+
+Stages, cheapest first:
+
+1. structures: degrees, split, schedule, sharding (planner.search.space);
+2. memory: for each micro-batch size (ascending) and recompute (lightest first) build the step
+   (planner.work.step.build_step) and check the per-stage peak (planner.cost.stage_memory) against
+   the usable HBM. Two pruning rules rest on invariants of the memory model (property-tested:
+   activations held never shrink with a larger micro-batch or a lighter recompute):
+   - if even the heaviest recompute does not fit at micro-batch b, larger b are not tried;
+   - for each (structure, b) only the lightest recompute that fits is priced: heavier recompute only
+     adds work to the same step, so it can never be faster (counted as "dominated").
+   Only one stage per group of identical stages (same layers, blocks and states) is checked: the one
+   holding the most micro-batches in flight.
+3. price the survivors with planner.cost.estimate and rank by the objective, ties broken by the
+   candidate key (deterministic).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..cost import Estimate, estimate, stage_memory
+from ..errors import InfeasibleError
+from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
+from ..work.step import build_step
+from .result import Plan, SearchResult, SearchStats
+from .space import (
+    Candidate,
+    Counts,
+    SearchConstraints,
+    Structure,
+    micro_batch_sizes,
+    recompute_options,
+    structures,
+    validate_constraints,
+)
+
+GIB = 2**30
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryCheck:
+    """Peak bytes per GPU of a candidate against the usable capacity."""
+
+    candidate: Candidate
+    peak_bytes: float
+    usable_bytes: float
+    optimizer_bytes: float  # optimizer state held at the peak stage (what offload would free)
+
+    @property
+    def fits(self) -> bool:
+        """Peak within usable capacity."""
+        return self.peak_bytes <= self.usable_bytes
+
+    @property
+    def shortfall_bytes(self) -> float:
+        """Bytes over the usable capacity (0 when it fits)."""
+        return max(0.0, self.peak_bytes - self.usable_bytes)
+
+
+def usable_bytes(hardware: HardwareProfile, headroom: float) -> float:
+    """HBM capacity minus the headroom fraction, bytes."""
+    return hardware.device.hbm_capacity_gib * GIB * (1.0 - headroom)
+
+
+def check_memory(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float) -> MemoryCheck:
+    """Peak memory of ``cand`` (no pricing); one representative stage per group of identical stages."""
+    step = build_step(model, cand.training, cand.layout)
+    worst: dict[tuple, object] = {}
+    for s in step.stages:
+        key = (s.layers, id(s.pre), id(s.post), s.params)
+        if key not in worst or s.in_flight > worst[key].in_flight:
+            worst[key] = s
+    peak, opt = -1.0, 0.0
+    for s in worst.values():
+        mem = stage_memory(s, hardware)
+        if mem.peak_bytes > peak:
+            peak, opt = mem.peak_bytes, mem.breakdown.optimizer
+    return MemoryCheck(cand, peak, usable, opt)
+
+
+def objective_key(objective: str, est: Estimate, gpus: int, cand: Candidate) -> tuple:
+    """Sort key: smaller is better; ties broken by the candidate key."""
+    cost = gpu_hours_per_mtok(est, gpus)
+    if objective == "memory":
+        return (est.peak_memory_bytes, -est.tokens_per_s, cand.key)
+    if objective == "cost":
+        return (cost, -est.tokens_per_s, cand.key)
+    return (-est.tokens_per_s, est.peak_memory_bytes, cand.key)
+
+
+def gpu_hours_per_mtok(est: Estimate, gpus: int) -> float:
+    """GPU-hours spent per million tokens: gpus * step_time / 3600 / (tokens per step / 1e6)."""
+    return gpus * est.step_time_s / 3600.0 / (est.training.tokens_per_step / 1e6)
+
+
+def gpu_counts(gpus: int, hardware: HardwareProfile, objective: str) -> list[int]:
+    """GPU counts searched: the offered count; for the cost objective also 1/2, 1/4, 1/8 of it
+    (whole nodes), since fewer GPUs often spend fewer GPU-hours per token."""
+    if objective != "cost":
+        return [gpus]
+    node = hardware.node.devices_per_node
+    out = [gpus]
+    for k in (2, 4, 8):
+        g = gpus // k
+        if gpus % k == 0 and g >= 1 and (g % node == 0 or g < node):
+            out.append(g)
+    return out
+
+
+@dataclass
+class _Scan:
+    """Outcome of the memory stage."""
+
+    survivors: list[Candidate]
+    closest: dict[str, MemoryCheck]  # smallest-shortfall non-fitting candidate per category ('any', ...)
+    structures: int
+    checked: int
+    counts: Counts
+
+
+def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int], training: TrainingSpec,
+                c: SearchConstraints, progress: Progress | None = None, stop_at_first: bool = False) -> _Scan:
+    """Stages 1 and 2: enumerate and keep what fits (lightest fitting recompute per micro-batch)."""
+    counts = Counts()
+    usable = usable_bytes(hardware, c.memory_headroom)
+    structs: list[Structure] = []
+    for g in gpus_list:
+        structs += structures(model, hardware, g, training, c, counts)
+    survivors: list[Candidate] = []
+    closest: dict[str, MemoryCheck] = {}
+    checked = 0
+    recomputes = recompute_options(c)
+    for i, st in enumerate(structs):
+        if progress:
+            progress(i, len(structs))
+        sizes = micro_batch_sizes(training, st.layout.dp, c)
+        if not sizes:
+            counts.invalid += 1
+            continue
+        for bi, b in enumerate(sizes):
+            fitted = False
+            for ri, rc in enumerate(recomputes):
+                cand = Candidate(st.layout, training.replace(micro_batch_size=b, recompute=rc), st.gpus)
+                try:
+                    check_layout(cand.layout, model, cand.training, cand.gpus)
+                except ValueError:
+                    counts.invalid += 1
+                    continue
+                mc = check_memory(model, hardware, cand, usable)
+                checked += 1
+                if mc.fits:
+                    survivors.append(cand)
+                    counts.dominated += len(recomputes) - ri - 1
+                    fitted = True
+                    break
+                counts.memory += 1
+                _keep_closest(closest, mc)
+            if fitted and stop_at_first:
+                return _Scan(survivors, closest, len(structs), checked, counts)
+            if not fitted:  # larger micro-batches hold more: cut them
+                counts.memory += (len(sizes) - bi - 1) * len(recomputes)
+                break
+    if progress:
+        progress(len(structs), len(structs))
+    return _Scan(survivors, closest, len(structs), checked, counts)
+
+
+def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> None:
+    lay, trn = mc.candidate.layout, mc.candidate.training
+    cats = ["any", f"recompute:{trn.recompute}", f"zero:{lay.effective_zero_stage}"]
+    for cat in cats:
+        if cat not in closest or mc.shortfall_bytes < closest[cat].shortfall_bytes:
+            closest[cat] = mc
+
+
+def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float, rank: int = 0) -> Plan:
+    """A Plan for ``cand``, priced by planner.cost.estimate."""
+    est = estimate(model, hardware, cand.training, cand.layout, cand.gpus)
+    return Plan(rank=rank, gpus=cand.gpus, layout=cand.layout, training=cand.training, estimate=est,
+                usable_memory_bytes=usable, gpu_hours_per_mtok=gpu_hours_per_mtok(est, cand.gpus))
+
+
+def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
+           constraints: SearchConstraints | None = None, *, top: int = 10,
+           progress: Progress | None = None, reference: Layout | None = None,
+           reference_training: TrainingSpec | None = None) -> SearchResult:
+    """Search the layout space; raise InfeasibleError (exit 1) when nothing fits.
+
+    ``training`` fixes sequence, global batch, precision and recipe; micro-batch and recompute
+    are searched unless pinned in ``constraints``. ``reference`` (optional) is priced with the
+    same model for comparison (``reference_training`` defaults to ``training``)."""
+    from .explain import explain, infeasible_message
+
+    c = constraints or SearchConstraints()
+    validate_constraints(model, hardware, gpus, training, c)
+    t0 = time.perf_counter()
+    usable = usable_bytes(hardware, c.memory_headroom)
+    scan = scan_memory(model, hardware, gpu_counts(gpus, hardware, c.objective), training, c, progress)
+    if not scan.survivors:
+        msg, details = infeasible_message(model, hardware, gpus, training, c, scan)
+        raise InfeasibleError(msg, details=details)
+    priced: list[tuple[tuple, Plan]] = []
+    seen: set[tuple] = set()
+    for cand in scan.survivors:
+        if cand.key in seen:
+            continue
+        seen.add(cand.key)
+        plan = price(model, hardware, cand, usable)
+        if plan.estimate.peak_memory_bytes > usable:  # full estimate disagrees with the quick check
+            scan.counts.memory += 1
+            continue
+        priced.append((objective_key(c.objective, plan.estimate, cand.gpus, cand), plan))
+    priced.sort(key=lambda kp: kp[0])
+    ranked = [p.model_copy(update={"rank": i + 1}) for i, (_, p) in enumerate(priced)]
+    elapsed = time.perf_counter() - t0
+    ref_plan = None
+    if reference is not None:
+        ref_cand = Candidate(reference, reference_training or training, reference.gpus)
+        ref_plan = price(model, hardware, ref_cand, usable)
+    stats = SearchStats(
+        structures=scan.structures, memory_checked=scan.checked, priced=len(priced),
+        rejected={"memory": scan.counts.memory, "invalid": scan.counts.invalid,
+                  "constraint": scan.counts.constraint, "dominated": scan.counts.dominated},
+        elapsed_s=elapsed)
+    return SearchResult(
+        model=model.name, hardware=hardware.name, gpus=gpus, objective=c.objective, plans=ranked[:top],
+        best=ranked[0], total_feasible=len(ranked), stats=stats, reference=ref_plan,
+        explanation=explain(ranked, ref_plan, hardware, c))

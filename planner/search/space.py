@@ -1,0 +1,232 @@
+"""The layout space the planner searches, and the user's constraints on it.
+
+Enumeration only: which degrees, splits, schedules, sharding and micro-batch sizes are worth
+pricing. No FLOP, byte or time formula lives here (those are planner.work and planner.pricing).
+
+The default space (documented choices, each overridable by a constraint flag):
+
+- tp: divisors of num_heads that also divide ffn_hidden_size and the GPU count, kept within a
+  node (tp <= devices per node, dividing it) unless ``allow_cross_node_tp``.
+- pp: divisors of gpus / tp up to num_layers. When pp does not divide the layers, the split is
+  Megatron-expressible: middle stages hold ceil(L/pp) layers and the first and last stages share
+  the rest (``--decoder-first/last-pipeline-num-layers``); splits that cannot be written so are
+  counted as invalid.
+- schedule: pp = 1 -> none; otherwise 1F1B, ZB-H1 and interleaved 1F1B with vpp in 2..8
+  dividing the layers per stage (even splits only). GPipe only when asked (``schedule``).
+- sharding: pp > 1 -> ZeRO 0 or 1 (DeepSpeed's pipeline engine and Megatron refuse ZeRO-2/3 with
+  pipelining; ``--zero 2`` forces stage 2); pp = 1 -> ZeRO 0..3 (FSDP when the recipe is fsdp),
+  plus hybrid sharding over the node-local data-parallel ranks for stage 3.
+- sequence parallel on whenever tp > 1 (unless ``sequence_parallel`` says otherwise).
+- micro-batch: powers of two up to 16 dividing the per-replica batch; recompute none, selective,
+  full.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import Field
+
+from ..errors import SpecError
+from ..specs import SCHEDULES, HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
+
+Objective = Literal["throughput", "memory", "cost"]
+OBJECTIVES = ("throughput", "memory", "cost")
+RECOMPUTES = ("none", "selective", "full")
+MICRO_BATCHES = (1, 2, 4, 8, 16)
+MAX_VPP = 8
+
+
+class SearchConstraints(Spec):
+    """What the user pins or bounds; ``None`` means search freely."""
+
+    max_tp: int | None = Field(None, gt=0, description="largest tensor-parallel degree")
+    pp: int | None = Field(None, gt=0, description="pipeline-parallel degree to use")
+    zero: int | None = Field(None, ge=0, le=3, description="ZeRO stage to use (3 = FSDP with recipe fsdp)")
+    micro_batch: int | None = Field(None, gt=0, description="micro-batch size, sequences")
+    recompute: Literal["none", "selective", "full"] | None = Field(None, description="activation recompute")
+    schedule: Literal["gpipe", "1f1b", "interleaved-1f1b", "zb-h1"] | None = Field(
+        None, description="pipeline schedule to use")
+    sequence_parallel: bool | None = Field(None, description="force sequence parallelism on/off when tp > 1")
+    memory_headroom: float = Field(0.0, ge=0, lt=1, description="fraction of HBM kept free")
+    allow_cross_node_tp: bool = Field(False, description="allow tp groups that span nodes")
+    objective: Objective = Field("throughput", description="throughput, memory or cost")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One layout and the training recipe it runs with, on ``gpus`` ranks."""
+
+    layout: Layout
+    training: TrainingSpec
+    gpus: int
+
+    @property
+    def key(self) -> tuple:
+        """Deterministic tie-break key (smaller first)."""
+        lay, trn = self.layout, self.training
+        return (self.gpus, lay.tp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
+                lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,
+                RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()))
+
+
+@dataclass
+class Counts:
+    """Candidates cut at each level, by reason (a degree cut at the top counts once)."""
+
+    invalid: int = 0
+    constraint: int = 0
+    memory: int = 0
+    dominated: int = 0
+
+
+def _divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def tp_degrees(model: ModelSpec, hardware: HardwareProfile, gpus: int, *, cross_node: bool = True) -> list[int]:
+    """Tensor-parallel degrees the model and GPU count admit (within a node unless ``cross_node``)."""
+    node = hardware.node.devices_per_node
+    out = []
+    for t in _divisors(model.num_heads):
+        if gpus % t or model.ffn_hidden_size % t:
+            continue
+        if model.kv_heads % t and t % model.kv_heads:
+            continue
+        if not cross_node and (t > node or node % t):
+            continue
+        out.append(t)
+    return out
+
+
+def validate_constraints(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
+                         c: SearchConstraints) -> None:
+    """SpecError (one line, allowed values) when a constraint can never be met."""
+    if gpus <= 0:
+        raise SpecError(f"gpus({gpus}) must be > 0", field="--gpus")
+    if c.max_tp is not None:
+        valid = tp_degrees(model, hardware, gpus, cross_node=True)
+        if c.max_tp not in valid:
+            raise SpecError(
+                f"{c.max_tp} is not a tensor-parallel degree of {model.name} on {gpus} GPUs (it must divide "
+                f"num_heads({model.num_heads}), ffn_hidden_size and gpus); allowed: "
+                f"{', '.join(map(str, valid))}", field="--max-tp")
+    if c.pp is not None and (gpus % c.pp or c.pp > model.num_layers):
+        allowed = [p for p in _divisors(gpus) if p <= model.num_layers]
+        raise SpecError(f"pp({c.pp}) must divide gpus({gpus}) and be <= num_layers({model.num_layers}); "
+                        f"allowed: {', '.join(map(str, allowed))}", field="--pp")
+    if c.micro_batch is not None and training.global_batch_size % c.micro_batch:
+        raise SpecError(f"global_batch({training.global_batch_size}) % micro_batch({c.micro_batch}) != 0",
+                        field="--micro-batch")
+    if c.schedule == "interleaved-1f1b" and c.pp == 1:
+        raise SpecError("schedule interleaved-1f1b needs pp > 1", field="--schedule")
+
+
+def stage_split(num_layers: int, pp: int) -> list[int] | None | Literal["invalid"]:
+    """Layers per stage: None for an even split, a Megatron-expressible uneven split, or 'invalid'."""
+    if num_layers % pp == 0:
+        return None
+    if pp == 2:
+        return [num_layers - num_layers // 2, num_layers // 2]
+    mid = -(-num_layers // pp)
+    rest = num_layers - (pp - 2) * mid
+    if rest < 2:
+        return "invalid"
+    return [rest - rest // 2] + [mid] * (pp - 2) + [rest // 2]
+
+
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """A layout without its micro-batch size and recompute choice."""
+
+    layout: Layout
+    gpus: int
+
+
+def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
+               c: SearchConstraints, counts: Counts) -> list[Structure]:
+    """Every layout structure of the space, in deterministic order; cut ones are tallied in ``counts``."""
+    node = hardware.node.devices_per_node
+    L = model.num_layers
+    out: list[Structure] = []
+    for tp in tp_degrees(model, hardware, gpus, cross_node=True):
+        if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > node or node % tp)):
+            counts.constraint += 1
+            continue
+        for pp in _divisors(gpus // tp):
+            if pp > L:
+                break
+            if c.pp is not None and pp != c.pp:
+                counts.constraint += 1
+                continue
+            dp = gpus // (tp * pp)
+            if training.global_batch_size % dp:
+                counts.invalid += 1
+                continue
+            split = stage_split(L, pp)
+            if split == "invalid":
+                counts.invalid += 1
+                continue
+            for sched, vpp in _schedules(L, pp, split, c, counts):
+                for zero, fsdp, dp_shard in _shardings(pp, dp, tp, node, training, c, counts):
+                    sps = [False] if tp == 1 else ([c.sequence_parallel] if c.sequence_parallel is not None
+                                                   else [True])
+                    for sp in sps:
+                        out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
+                                                    dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
+                                                    stage_layers=split), gpus))
+    return out
+
+
+def _schedules(L: int, pp: int, split, c: SearchConstraints, counts: Counts):
+    if pp == 1:
+        return [("1f1b", 1)]
+    opts = [("1f1b", 1), ("zb-h1", 1)]
+    if split is None:
+        per_stage = L // pp
+        opts += [("interleaved-1f1b", v) for v in range(2, min(MAX_VPP, per_stage) + 1) if per_stage % v == 0]
+    if c.schedule == "gpipe":
+        opts = [("gpipe", 1)]
+    elif c.schedule is not None:
+        keep = [o for o in opts if o[0] == c.schedule]
+        counts.constraint += len(opts) - len(keep)
+        opts = keep
+    return opts
+
+
+def _shardings(pp: int, dp: int, tp: int, node: int, training: TrainingSpec, c: SearchConstraints,
+               counts: Counts):
+    """(zero_stage, fsdp, dp_shard) options."""
+    if dp == 1:
+        stages = [0]
+    elif pp > 1:
+        stages = [0, 1] if c.zero is None else [c.zero]
+    else:
+        stages = [0, 1, 2, 3] if c.zero is None else [c.zero]
+    if c.zero is not None and dp == 1 and c.zero != 0:
+        stages = [c.zero]  # sharding over one rank: same memory, kept so the constraint is honoured
+    out = []
+    for z in stages:
+        if z == 3 and pp > 1:
+            counts.invalid += 1
+            continue
+        fsdp = z == 3 and training.recipe == "fsdp"
+        zs = 0 if fsdp else z
+        out.append((zs, fsdp, None))
+        local = node // tp if node % tp == 0 else 0
+        if z == 3 and 1 < local < dp and dp % local == 0:
+            out.append((zs, fsdp, local))
+    return out
+
+
+def micro_batch_sizes(training: TrainingSpec, dp: int, c: SearchConstraints) -> list[int]:
+    """Micro-batch sizes that divide the per-replica batch."""
+    per_replica = training.global_batch_size // dp
+    sizes = [c.micro_batch] if c.micro_batch is not None else list(MICRO_BATCHES)
+    return [b for b in sizes if per_replica % b == 0]
+
+
+def recompute_options(c: SearchConstraints) -> tuple[str, ...]:
+    """Recompute choices, lightest first."""
+    return (c.recompute,) if c.recompute is not None else RECOMPUTES

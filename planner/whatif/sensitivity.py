@@ -1,0 +1,136 @@
+"""Elasticity of step time with respect to each hardware and model parameter (±10 %), ranked.
+
+Elasticity e = (T(x+) - T(x-)) / T(x0) / ((x+ - x-) / x0), a central difference of
+d ln T / d ln x. For a resource whose time is inversely proportional to it (a bandwidth, a peak
+rate), -e is the fraction of the step that scales with 1/x: the share of the step "bound" by it.
+For a cost that adds time (a latency, an overhead), +e is that share.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+from pydantic import Field
+
+from ..cost.result import Result
+from ..errors import SpecError
+from ..scenario import Scenario
+from .compare import get_engine
+from .keys import apply_settings, read_key
+
+STEP = 0.10
+
+# (key, words, group, True when more of it is better)
+PARAMETERS: tuple[tuple[str, str, str, bool], ...] = (
+    ("hardware.peak_tflops", "peak compute (TFLOP/s)", "hardware", True),
+    ("hardware.hbm_bandwidth", "HBM bandwidth", "hardware", True),
+    ("hardware.nic_bandwidth", "inter-node bandwidth (NIC)", "hardware", True),
+    ("hardware.link_bandwidth", "intra-node link bandwidth", "hardware", True),
+    ("hardware.network_latency", "inter-node latency", "hardware", False),
+    ("hardware.node_latency", "intra-node latency", "hardware", False),
+    ("hardware.kernel_overhead", "kernel launch overhead", "hardware", False),
+    ("hardware.hbm_capacity", "HBM capacity", "hardware", True),
+    ("model.hidden", "hidden size (FFN scaled alike)", "model", False),
+    ("model.layers", "layers", "model", False),
+    ("training.seq", "sequence length", "model", False),
+    ("model.vocab", "vocabulary", "model", False),
+)
+
+
+class Elasticity(Result):
+    """Sensitivity of the step time to one parameter."""
+
+    key: str = Field(description="the --set key varied")
+    label: str = Field(description="the parameter in words")
+    group: str = Field(description="hardware or model")
+    value: float = Field(description="base value (field units)")
+    low: float = Field(description="value at -10 % (after rounding to a valid value)")
+    high: float = Field(description="value at +10 %")
+    step_time_low_s: float = Field(description="step time at the low value, s")
+    step_time_high_s: float = Field(description="step time at the high value, s")
+    elasticity: float = Field(description="d ln(step time) / d ln(value), central difference")
+    bound_share: float = Field(description="|elasticity|: fraction of the step that scales with it")
+    improve_delta: float = Field(description="relative step-time change of the 10 % improvement")
+    improve_text: str = Field(description="the improvement in words (+10 % bandwidth, -10 % latency)")
+
+
+class Sensitivity(Result):
+    """``paraplan sensitivity`` result."""
+
+    engine: str = Field(description="analytic or simulate")
+    step_time_s: float = Field(description="base step time, s")
+    hardware: list[Elasticity] = Field(description="hardware parameters, largest |elasticity| first")
+    model: list[Elasticity] = Field(description="model parameters, largest |elasticity| first")
+    skipped: list[str] = Field(description="parameters that could not be varied, and why")
+    headline: str = Field(description="the bottleneck sentence")
+
+
+def _granule(scenario: Scenario, key: str) -> int:
+    """Integer parameters must stay valid: hidden a multiple of heads, layers of pp*vpp when interleaved."""
+    if key == "model.hidden":
+        return scenario.model.num_heads
+    if key == "model.layers" and scenario.layout.vpp > 1:
+        return scenario.layout.pp * scenario.layout.vpp
+    if key == "training.seq" and scenario.layout.cp > 1:
+        return 2 * scenario.layout.cp
+    return 1
+
+
+def _value_text(scenario: Scenario, key: str, factor: float) -> str:
+    current = read_key(scenario, key)
+    if isinstance(current, int) and not isinstance(current, bool):
+        g = _granule(scenario, key)
+        target = max(g, round(current * factor / g) * g)
+        if target == current:
+            target = current + g if factor > 1 else max(g, current - g)
+        return str(target)
+    return f"x{factor:g}"
+
+
+def _vary(scenario: Scenario, key: str, factor: float) -> Scenario:
+    return apply_settings(scenario, [(key, _value_text(scenario, key, factor))])[0]
+
+
+def sensitivity(base: Scenario, engine: str = "analytic", step: float = STEP,
+                keys: Sequence[str] | None = None) -> Sensitivity:
+    """Elasticity of ``base``'s step time for every parameter of :data:`PARAMETERS` (or ``keys``)."""
+    run = get_engine(engine)
+    t0 = run(base).step_time_s
+    rows: dict[str, list[Elasticity]] = {"hardware": [], "model": []}
+    skipped = []
+    chosen = [p for p in PARAMETERS if keys is None or p[0] in keys]
+    for key, label, group, more_is_better in chosen:
+        x0 = float(read_key(base, key))
+        if x0 == 0:
+            skipped.append(f"{key}: value is 0 (nothing to scale)")
+            continue
+        try:
+            lo_s, hi_s = _vary(base, key, 1 - step), _vary(base, key, 1 + step)
+        except SpecError as exc:
+            skipped.append(f"{key}: {exc}")
+            continue
+        lo, hi = float(read_key(lo_s, key)), float(read_key(hi_s, key))
+        t_lo, t_hi = run(lo_s).step_time_s, run(hi_s).step_time_s
+        e = (t_hi - t_lo) / t0 / ((hi - lo) / x0)
+        better_t = t_hi if more_is_better else t_lo
+        pct = (hi / x0 - 1) if more_is_better else (lo / x0 - 1)
+        word = label.split(" (")[0]
+        rows[group].append(Elasticity(
+            key=key, label=label, group=group, value=x0, low=lo, high=hi, step_time_low_s=t_lo,
+            step_time_high_s=t_hi, elasticity=e, bound_share=abs(e), improve_delta=better_t / t0 - 1,
+            improve_text=f"{pct:+.0%} {word}"))
+    for group in rows:
+        rows[group].sort(key=lambda r: -abs(r.elasticity))
+    return Sensitivity(engine=engine, step_time_s=t0, hardware=rows["hardware"], model=rows["model"],
+                       skipped=skipped, headline=headline(rows["hardware"]))
+
+
+def headline(hardware: Sequence[Elasticity]) -> str:
+    """"Your step is 41% bound by inter-node bandwidth (NIC): +10% ... gives -3.9% step time"."""
+    if not hardware or math.isclose(hardware[0].bound_share, 0.0, abs_tol=1e-12):
+        return "No hardware parameter changes the step time by itself."
+    top = hardware[0]
+    sign = "−" if top.improve_delta < 0 else "+"
+    return (f"Your step is {top.bound_share:.0%} bound by {top.label}: {top.improve_text} gives "
+            f"{sign}{abs(top.improve_delta):.1%} step time")
