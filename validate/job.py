@@ -165,3 +165,35 @@ class JobSpec(Spec):
         if lay.stage_layers is not None:
             raise SpecError("the validator splits layers evenly (stage_layers must be unset)",
                             field="layout.stage_layers")
+
+
+def tiny_model(*, layers: int = 4, hidden: int = 64, heads: int = 4, kv_heads: int | None = None,
+               ffn: int | None = None, ffn_kind: str = "gelu", vocab: int = 256, seq: int = 64) -> ModelSpec:
+    """A small GPT (untied embeddings, learned positions up to ``seq``) from inline dimensions."""
+    from pydantic import ValidationError
+
+    from planner.errors import format_validation_error
+
+    name = f"tiny-l{layers}-h{hidden}-a{heads}" + (f"-kv{kv_heads}" if kv_heads else "") + f"-{ffn_kind}"
+    try:
+        return ModelSpec(
+            name=name, num_layers=layers, hidden_size=hidden, num_heads=heads, num_kv_heads=kv_heads,
+            ffn_hidden_size=ffn or 4 * hidden, ffn_kind=ffn_kind, vocab_size=vocab, tied_embeddings=False,
+            max_position_embeddings=seq, source="inline dimensions (paraplan validate)",
+        )
+    except ValidationError as exc:
+        raise SpecError(format_validation_error(exc), field="model") from None
+
+
+def layout_for_nproc(text: str, nproc: int | None) -> Layout:
+    """Parse ``text``; without an explicit ``dp=``, dp = nproc / (tp * pp) (arithmetic shown on error)."""
+    lay = parse_layout(text)
+    if nproc is None or "dp=" in text.replace(" ", ""):
+        if nproc is not None and lay.gpus != nproc:
+            raise SpecError(f"tp({lay.tp}) * pp({lay.pp}) * dp({lay.dp}) = {lay.gpus} != nproc({nproc})",
+                            field="layout")
+        return lay
+    per = lay.tp * lay.pp
+    if nproc % per:
+        raise SpecError(f"nproc({nproc}) % (tp({lay.tp}) * pp({lay.pp})) = {nproc % per} != 0", field="layout")
+    return lay.replace(dp=nproc // per)

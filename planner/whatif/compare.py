@@ -44,9 +44,11 @@ class Bottleneck(Result):
     share: float = Field(description="its fraction of the step time")
 
 
-def bottleneck_of(est: Estimate) -> Bottleneck:
-    """The largest TimeBreakdown part of ``est``."""
+def bottleneck_of(est: Estimate, *, overheads_only: bool = False) -> Bottleneck:
+    """The largest TimeBreakdown part of ``est`` (``overheads_only``: the largest part besides compute)."""
     parts = est.time.model_dump()
+    if overheads_only:
+        parts.pop("compute")
     part = max(parts, key=parts.get)
     return Bottleneck(part=part, label=BOTTLENECK_WORDS[part], seconds=parts[part],
                       share=parts[part] / est.step_time_s if est.step_time_s else 0.0)
@@ -73,6 +75,8 @@ class Column(Result):
     estimate: Estimate = Field(description="the estimate")
     bottleneck: Bottleneck = Field(description="largest time part")
     bottleneck_shift: str | None = Field(None, description="text when the bottleneck differs from the base's")
+    overhead: Bottleneck = Field(description="largest time part besides compute")
+    overhead_shift: str | None = Field(None, description="text when the largest overhead differs from the base's")
     delta: Delta | None = Field(None, description="change vs base (None for the base)")
 
 
@@ -108,14 +112,18 @@ def column(scenario: Scenario, engine: Engine, label: str, settings: Sequence[st
            notes: Sequence[str] = (), base: Column | None = None) -> Column:
     """Estimate ``scenario`` and describe it (delta and bottleneck shift against ``base``)."""
     est = engine(scenario)
-    neck = bottleneck_of(est)
-    shift = None
-    if base is not None and neck.part != base.bottleneck.part:
-        shift = (f"bottleneck shifts from {base.bottleneck.label} ({base.bottleneck.share:.0%}) "
-                 f"to {neck.label} ({neck.share:.0%})")
+    neck, over = bottleneck_of(est), bottleneck_of(est, overheads_only=True)
     return Column(label=label, settings=list(settings), notes=list(notes), layout=scenario.layout.describe(),
-                  gpus=scenario.gpus, estimate=est, bottleneck=neck, bottleneck_shift=shift,
+                  gpus=scenario.gpus, estimate=est, bottleneck=neck, overhead=over,
+                  bottleneck_shift=_shift("bottleneck", base.bottleneck, neck) if base else None,
+                  overhead_shift=_shift("largest overhead", base.overhead, over) if base else None,
                   delta=delta(base.estimate, est) if base is not None else None)
+
+
+def _shift(what: str, old: Bottleneck, new: Bottleneck) -> str | None:
+    if old.part == new.part:
+        return None
+    return f"{what} shifts from {old.label} ({old.share:.0%}) to {new.label} ({new.share:.0%})"
 
 
 def compare(base: Scenario, variants: Sequence[Sequence[str]], engine: str = "analytic") -> Comparison:

@@ -130,6 +130,28 @@ def sweep(base: Scenario, vary: Sequence[tuple[str, Sequence[str]]], mode: Mode 
     return SweepResult(engine=engine, mode=mode, replan=replan is not None, keys=keys, points=points)
 
 
+def search_replanner(top: int = 1) -> Replanner:
+    """A replanner that asks planner.search for the best layout at each point's GPU count.
+
+    SpecError when planner.search is not available in this installation.
+    """
+    try:
+        from ..search.engine import search
+    except ImportError as exc:
+        raise SpecError(f"--replan needs planner.search, which is unavailable ({exc})", field="--replan") from None
+    from ..errors import InfeasibleError
+
+    def replan(scenario: Scenario) -> Scenario:
+        try:
+            best = search(scenario.model, scenario.hardware, scenario.gpus, scenario.training, top=top).best
+        except InfeasibleError as exc:
+            raise SpecError(f"no feasible layout: {exc}", field="--replan") from None
+        return Scenario(model=scenario.model, hardware=scenario.hardware, gpus=best.gpus,
+                        training=best.training, layout=best.layout)
+
+    return replan
+
+
 def base_at_first_point(base: Scenario, vary: Sequence[tuple[str, Sequence[str]]]) -> Scenario:
     """``base`` moved to the first grid point's GPU count (so dp is derived there)."""
     for key, values in vary:
@@ -138,4 +160,4 @@ def base_at_first_point(base: Scenario, vary: Sequence[tuple[str, Sequence[str]]
     return base
 
 
-__all__ = ["MODES", "SweepPoint", "SweepResult", "base_at_first_point", "parse_vary", "sweep"]
+__all__ = ["MODES", "SweepPoint", "SweepResult", "base_at_first_point", "parse_vary", "search_replanner", "sweep"]
