@@ -37,8 +37,19 @@ def device_name(index: int) -> str:
     return f"gpu{index}"
 
 
+_KEYS: dict[int, tuple[NodeSpec, str]] = {}
+
+
 def _key(node: NodeSpec) -> str:
-    return node.model_dump_json()
+    """Cache key of a (frozen) NodeSpec: its JSON, memoised by identity (the entry keeps it alive)."""
+    hit = _KEYS.get(id(node))
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    if len(_KEYS) >= 256:
+        _KEYS.clear()
+    key = node.model_dump_json()
+    _KEYS[id(node)] = (node, key)
+    return key
 
 
 def node_graph(node: NodeSpec) -> nx.Graph:

@@ -251,6 +251,9 @@ def _zero(text: str) -> tuple[int, bool, bool, str | None]:
 def _precision(text: str, hardware: HardwareProfile) -> tuple[str, bool]:
     """(precision, defaulted) from the precision cell."""
     low = text.lower()
+    if low.startswith("mixed"):  # 16-bit mixed precision, dtype unnamed
+        peaks = hardware.device.peak_tflops
+        return "bf16", peaks.fp16 != peaks.bf16  # only flagged when the choice matters
     if not low or "not stated" in low:
         return "bf16", True
     if "fp8" in low:
@@ -259,8 +262,7 @@ def _precision(text: str, hardware: HardwareProfile) -> tuple[str, bool]:
         return "bf16", False
     if "fp16" in low:
         return "fp16", False
-    peaks = hardware.device.peak_tflops
-    return "bf16", peaks.fp16 != peaks.bf16  # 16-bit dtype unnamed: only flagged when it matters
+    raise Unmappable(f"precision '{text}' not understood")
 
 
 def _recompute(text: str) -> str | None:
@@ -325,9 +327,9 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     vpp, vpp_default = _vpp(row, model.num_layers, pp)
     if vpp_default:
         defaults.append("vpp")
-    sp_text = row["sequence_parallel"].lower()
-    sp = sp_text.startswith("yes") or (tp > 1 and "standard with tp>1" in sp_text)
-    if tp > 1 and not (sp_text.startswith("yes") or sp_text.startswith("no")):
+    sp_stated = _yes_no(row["sequence_parallel"])
+    sp = sp_stated if sp_stated is not None else (tp > 1 and "standard with tp>1" in row["sequence_parallel"].lower())
+    if tp > 1 and sp_stated is None:
         defaults.append("sequence_parallel")
     zero, fsdp, dist_opt, zero_default = _zero(row["zero_or_fsdp"])
     if zero_default:
@@ -335,10 +337,8 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     precision, prec_default = _precision(row["precision"], hw)
     if prec_default:
         defaults.append("precision")
-    fa_text = row["flash_attention"].lower()
-    if fa_text.startswith(("yes", "no")):
-        flash = fa_text.startswith("yes")
-    else:
+    flash = _yes_no(row["flash_attention"])
+    if flash is None:
         flash = bool(FUSED_ATTENTION_FRAMEWORKS.search(row["framework"]))
         defaults.append("flash_attention")
     framework = row["framework"]
@@ -384,6 +384,12 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         convention_defaulted=conv_default, measured_tflops=measured_tflops(row),
         measured_step_s=measured_step, inputs=inputs, defaults_used=tuple(defaults), flags=tuple(flags),
     )
+
+
+def _yes_no(text: str) -> bool | None:
+    """True / False for a cell starting with the word yes / no; None otherwise ("not stated", blank)."""
+    m = re.match(r"(yes|no)\b", text.strip(), re.I)
+    return None if m is None else m.group(1).lower() == "yes"
 
 
 def _derived(row: dict[str, str]) -> set[str]:

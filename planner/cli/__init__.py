@@ -36,7 +36,9 @@ from .app import app, err_console
 from . import estimate_cmd  # noqa: E402,F401
 from . import hw_cmd  # noqa: E402,F401
 from . import model_cmd  # noqa: E402,F401
+from . import plan_cmd  # noqa: E402,F401
 from . import validate_cmd  # noqa: E402,F401
+from . import whatif_cmd  # noqa: E402,F401
 
 
 def _print_error(message: str) -> None:

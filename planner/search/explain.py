@@ -54,8 +54,8 @@ def compare(loser: Plan, winner: Plan, who: str = "runner-up", n: int = 2) -> st
         mem_gap = loser.estimate.peak_memory_bytes - winner.estimate.peak_memory_bytes
         return (f"{who} ({loser.label}) is as fast within {abs(gap) / winner.estimate.step_time_s:.2%}; "
                 f"the winner holds {mem_gap / GIB:+.1f} GiB less per GPU")
-    saved = [f"{_fmt_s(-d)} less {FIELD_TEXT[k]}" for d, k in diffs[-1:] if d < -1e-3 * gap]
-    tail = f"; it saves {saved[0]}" if saved else ""
+    saved = [f"{_fmt_s(-d)} of {FIELD_TEXT[k]}" for d, k in diffs[-1:] if d < -1e-3 * gap]
+    tail = f" (it saves {saved[0]})" if saved else ""
     return (f"{who} ({loser.label}) is {gap / winner.estimate.step_time_s:.1%} slower per step "
             f"({_fmt_s(loser.estimate.step_time_s)} vs {_fmt_s(winner.estimate.step_time_s)}): it pays "
             + " and ".join(paid) + tail)
@@ -74,7 +74,7 @@ def tp_lesson(ranked: list[Plan], hardware: HardwareProfile, allow_cross: bool) 
         e = best_by_tp[tp].estimate
         parts.append(f"tp{tp} {e.tokens_per_s:,.0f} tok/s (tp comm {e.time.tp_comm / e.step_time_s:.1%})")
     shares = [best_by_tp[t].estimate.time.tp_comm / best_by_tp[t].estimate.step_time_s for t in sorted(best_by_tp)]
-    rising = all(b >= a for a, b in zip(shares, shares[1:]))
+    rising = all(b >= a for a, b in zip(shares, shares[1:], strict=False))
     text = "best plan per tensor-parallel degree: " + ", ".join(parts)
     if rising:
         text += "; exposed TP communication grows with tp"
@@ -96,8 +96,8 @@ def bubble_lesson(ranked: list[Plan]) -> str | None:
         return None
     ms = sorted(same)
     fracs = [same[m].estimate.bubble_fraction for m in ms]
-    parts = ", ".join(f"{m} micro-batches -> {f:.1%}" for m, f in zip(ms, fracs))
-    shrinking = all(b < a for a, b in zip(fracs, fracs[1:]))
+    parts = ", ".join(f"{m} micro-batches -> {f:.1%}" for m, f in zip(ms, fracs, strict=False))
+    shrinking = all(b < a for a, b in zip(fracs, fracs[1:], strict=False))
     verdict = "the pipeline bubble shrinks with more micro-batches per step" if shrinking else \
         "pipeline bubble against micro-batches per step"
     return f"{verdict} ({best.layout.describe()}): {parts}"
@@ -112,8 +112,7 @@ def explain(ranked: list[Plan], reference: Plan | None, hardware: HardwareProfil
     if reference is not None:
         ref = reference.estimate
         if ref.step_time_s >= best.estimate.step_time_s:
-            lines.append(f"best is {ref.step_time_s / best.estimate.step_time_s - 1:.1%} faster than the "
-                         "reference: " + compare(reference, best, who="reference"))
+            lines.append(compare(reference, best, who="reference"))
         else:
             lines.append(f"the reference ({reference.label}) is {best.estimate.step_time_s / ref.step_time_s - 1:.1%}"
                          f" faster than the best plan found under the constraints"
@@ -161,7 +160,7 @@ def infeasible_message(model: ModelSpec, hardware: HardwareProfile, gpus: int, t
     elif c.zero is not None and c.zero < 3:
         hints.append("lifting --zero to allow ZeRO-3/FSDP at pp 1")
     full = closest.get("recompute:full")
-    if full is not None and training.recompute != "full":
+    if full is not None and top.candidate.training.recompute != "full":
         hints.append(f"full recompute reaches {full.peak_bytes / GIB:.1f} GiB")
     if top.optimizer_bytes > 0:
         enough = "enough" if top.optimizer_bytes >= top.shortfall_bytes else "not enough"

@@ -64,6 +64,7 @@ class Sensitivity(Result):
     model: list[Elasticity] = Field(description="model parameters, largest |elasticity| first")
     skipped: list[str] = Field(description="parameters that could not be varied, and why")
     headline: str = Field(description="the bottleneck sentence")
+    sentences: list[str] = Field(description="one sentence per hardware parameter with a share >= 1 %, ranked")
 
 
 def _granule(scenario: Scenario, key: str) -> int:
@@ -123,14 +124,19 @@ def sensitivity(base: Scenario, engine: str = "analytic", step: float = STEP,
     for group in rows:
         rows[group].sort(key=lambda r: -abs(r.elasticity))
     return Sensitivity(engine=engine, step_time_s=t0, hardware=rows["hardware"], model=rows["model"],
-                       skipped=skipped, headline=headline(rows["hardware"]))
+                       skipped=skipped, headline=headline(rows["hardware"]),
+                       sentences=[sentence(r) for r in rows["hardware"] if r.bound_share >= 0.01])
 
 
 def headline(hardware: Sequence[Elasticity]) -> str:
     """"Your step is 41% bound by inter-node bandwidth (NIC): +10% ... gives -3.9% step time"."""
     if not hardware or math.isclose(hardware[0].bound_share, 0.0, abs_tol=1e-12):
         return "No hardware parameter changes the step time by itself."
-    top = hardware[0]
-    sign = "−" if top.improve_delta < 0 else "+"
-    return (f"Your step is {top.bound_share:.0%} bound by {top.label}: {top.improve_text} gives "
-            f"{sign}{abs(top.improve_delta):.1%} step time")
+    return sentence(hardware[0])
+
+
+def sentence(row: Elasticity) -> str:
+    """The bottleneck sentence of one parameter, from its measured numbers."""
+    sign = "−" if row.improve_delta < 0 else "+"
+    return (f"Your step is {row.bound_share:.0%} bound by {row.label}: {row.improve_text} gives "
+            f"{sign}{abs(row.improve_delta):.1%} step time")

@@ -134,3 +134,10 @@ def test_offnode_needs_a_sender(frontier):
 def test_describe_topology_groups_links(frontier, dgx):
     assert describe_topology(dgx) == "8x450 GB/s nvlink gpu-nvswitch"
     assert describe_topology(frontier) == "4x200 GB/s xgmi gpu-gpu, 8x50 GB/s xgmi gpu-gpu"
+
+
+def test_large_device_sets_use_sampled_rings():
+    # above 8 devices the cycles are sampled; on a switch every cycle reaches the link rate
+    n = 12
+    node = _node(n, [(f"gpu{i}", "sw", 100.0) for i in range(n)])
+    assert ring_bandwidth_gbps(node, tuple(range(n))) == pytest.approx(100.0)

@@ -1,0 +1,199 @@
+"""``paraplan plan``: search the layout space, rank plans, explain the winner, export launch configs."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import SpecError
+from ..scenario import Scenario
+from ..specs import Layout, TrainingSpec
+from . import common as c
+from .app import JSON_OPTION, app, console, err_console, print_json, write_atomic
+from .render import GIB, fmt_seconds, render_estimate
+
+REF_KEYS = {"tp": "tp", "pp": "pp", "vpp": "vpp", "zero": "zero_stage", "schedule": "schedule",
+            "sp": "sequence_parallel", "micro-batch": "micro_batch_size", "recompute": "recompute"}
+
+
+def parse_reference(text: str, gpus: int, training: TrainingSpec) -> tuple[Layout, TrainingSpec]:
+    """``tp=4,pp=128,zero=1,micro-batch=1,recompute=full`` -> (Layout, TrainingSpec); dp = gpus/(tp*pp)."""
+    lay: dict = {}
+    trn: dict = {}
+    for item in filter(None, (s.strip() for s in text.split(","))):
+        key, _, value = item.partition("=")
+        if key not in REF_KEYS or not value:
+            raise SpecError(f"'{item}' is not key=value with key one of: {', '.join(REF_KEYS)}", field="--reference")
+        name = REF_KEYS[key]
+        if name in ("micro_batch_size", "recompute"):
+            trn[name] = int(value) if name == "micro_batch_size" else value
+        elif name == "schedule":
+            lay[name] = value
+        elif name == "sequence_parallel":
+            lay[name] = value.lower() in ("1", "true", "on", "yes")
+        else:
+            try:
+                lay[name] = int(value)
+            except ValueError:
+                raise SpecError(f"'{item}': {key} must be an integer", field="--reference") from None
+    if lay.get("vpp", 1) > 1:
+        lay.setdefault("schedule", "interleaved-1f1b")
+    per = lay.get("tp", 1) * lay.get("pp", 1)
+    if gpus % per:
+        raise SpecError(f"gpus({gpus}) % (tp * pp = {per}) != 0", field="--reference")
+    return Layout(dp=gpus // per, **lay), training.replace(**trn)
+
+
+SCHED_SHORT = {"gpipe": "gpipe", "1f1b": "1f1b", "interleaved-1f1b": "i1f1b", "zb-h1": "zb-h1"}
+
+
+def plans_table(result) -> Table:
+    """Top plans, with the reference as a last dimmed row."""
+    t = Table(title=f"Top {len(result.plans)} of {result.total_feasible} feasible plans "
+                    f"({result.objective}; {result.gpus} x {result.hardware})", show_edge=False, pad_edge=False)
+    cols = [("#", "right"), ("layout", "left"), ("mb x acc", "right"), ("recomp", "left"), ("step", "right"),
+            ("tokens/s", "right"), ("MFU", "right"), ("peak/cap GiB", "right"), ("bubble", "right"),
+            ("exp.comm", "right")]
+    if result.objective == "cost":
+        cols.append(("GPU-h/Mtok", "right"))
+    for col, just in cols:
+        t.add_column(col, justify=just, no_wrap=col == "layout")
+    rows = [(str(p.rank), p, "") for p in result.plans]
+    if result.reference is not None:
+        rows.append(("ref", result.reference, "dim"))
+    for tag, p, style in rows:
+        e = p.estimate
+        comm = (e.time.tp_comm + e.time.pp_comm + e.time.dp_comm_exposed) / e.step_time_s
+        over = e.peak_memory_bytes > p.usable_memory_bytes
+        name = p.layout.describe() + " " + SCHED_SHORT[p.layout.schedule]
+        if p.gpus != result.gpus:
+            name += f" @{p.gpus}"
+        row = [tag, name, f"{p.training.micro_batch_size}x{e.micro_batches}", p.training.recompute,
+               fmt_seconds(e.step_time_s), f"{e.tokens_per_s:,.0f}", f"{e.mfu:.1%}",
+               f"{e.peak_memory_bytes / GIB:.1f}/{p.usable_memory_bytes / GIB:.1f}" + ("!" if over else ""),
+               f"{e.bubble_fraction:.1%}", f"{comm:.1%}"]
+        if result.objective == "cost":
+            row.append(f"{p.gpu_hours_per_mtok:.2f}")
+        t.add_row(*row, style=style)
+    return t
+
+
+@app.command()
+def plan(
+    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
+    gpus: c.GpusOpt = None, global_batch: c.GlobalOpt = None,
+    tokens_per_step: Annotated[Optional[int], typer.Option("--tokens-per-step", help="Tokens per step (instead of --global-batch).")] = None,
+    seq: c.SeqOpt = None, precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None,
+    max_tp: Annotated[Optional[int], typer.Option("--max-tp", help="Largest tensor-parallel degree.")] = None,
+    pp: c.PpOpt = None, zero: c.ZeroOpt = None, micro_batch: c.MicroOpt = None, recompute: c.RecomputeOpt = None,
+    schedule: c.ScheduleOpt = None, sequence_parallel: c.SpOpt = None,
+    memory_headroom: Annotated[float, typer.Option("--memory-headroom", help="Fraction of HBM kept free (0 to <1).")] = 0.0,
+    allow_cross_node_tp: Annotated[bool, typer.Option("--allow-cross-node-tp", help="Allow tp groups spanning nodes.")] = False,
+    objective: Annotated[str, typer.Option("--objective", help="throughput, memory or cost (GPU-hours per token).")] = "throughput",
+    top: Annotated[int, typer.Option("--top", help="Plans to show.")] = 10,
+    refine: Annotated[Optional[int], typer.Option("--refine", help="Re-rank the top K with the simulator.")] = None,
+    reference: Annotated[Optional[str], typer.Option("--reference", help="Layout to compare, e.g. tp=4,pp=128,zero=1,micro-batch=1,recompute=full.")] = None,
+    export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
+    from hwprofiles import load_hardware, load_model
+
+    from ..exports import FORMATS, export_text
+    from ..search import OBJECTIVES, SearchConstraints, search
+    from ..search import refine as refine_plans
+
+    for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
+                         ("schedule", schedule)):
+        c.check_choice(field, value)
+    if objective not in OBJECTIVES:
+        raise SpecError(f"'{objective}' is not one of: {', '.join(OBJECTIVES)}", field="--objective")
+    if export is not None and export not in FORMATS:
+        raise SpecError(f"'{export}' is not one of: {', '.join(FORMATS)}", field="--export")
+    if not 0 <= memory_headroom < 1:
+        raise SpecError(f"{memory_headroom} must be in [0, 1)", field="--memory-headroom")
+    if top < 1:
+        raise SpecError(f"{top} must be >= 1", field="--top")
+    if zero is not None and zero not in (0, 1, 2, 3):
+        raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
+    for name, value in (("--model", model), ("--hardware", hardware), ("--gpus", gpus)):
+        if value is None:
+            raise SpecError("required", field=name)
+    if gpus <= 0:
+        raise SpecError(f"gpus({gpus}) must be > 0", field="--gpus")
+    if refine is not None and refine <= 0:
+        raise SpecError(f"{refine} must be > 0", field="--refine")
+    model_spec = load_model(model)
+    hw = load_hardware(hardware, calibration)
+    trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq}
+    trn = {k: v for k, v in trn.items() if v is not None}
+    seq_len = seq or TrainingSpec.model_fields["seq_length"].default
+    if (global_batch is None) == (tokens_per_step is None):
+        raise SpecError("give exactly one of --global-batch or --tokens-per-step", field="--global-batch")
+    if tokens_per_step is not None:
+        if tokens_per_step <= 0 or tokens_per_step % seq_len:
+            raise SpecError(f"tokens_per_step({tokens_per_step}) must be a positive multiple of seq({seq_len})",
+                            field="--tokens-per-step")
+        global_batch = tokens_per_step // seq_len
+    if global_batch <= 0:
+        raise SpecError(f"global_batch({global_batch}) must be > 0", field="--global-batch")
+    training = TrainingSpec(global_batch_size=global_batch, **trn)
+    cons = SearchConstraints(max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
+                             schedule=schedule, sequence_parallel=sequence_parallel,
+                             memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
+                             objective=objective)
+    ref_layout = ref_training = None
+    if reference:
+        ref_layout, ref_training = parse_reference(reference, gpus, training)
+    if refine is not None:
+        from ..search import simulator_available
+        from ..search.refine import NOT_AVAILABLE
+
+        if simulator_available() is None:
+            raise SpecError(NOT_AVAILABLE, field="--refine")
+    with Progress(TextColumn("searching layouts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err_console, transient=True, disable=json_out) as bar:
+        task = bar.add_task("search", total=None)
+        result = search(model_spec, hw, gpus, training, cons, top=top,
+                        progress=lambda done, total: bar.update(task, completed=done, total=total),
+                        reference=ref_layout, reference_training=ref_training)
+    if refine is not None:
+        result = refine_plans(result, refine, model_spec, hw)
+    best = result.best
+    exported = None
+    if export is not None:
+        scenario = Scenario(model=model_spec, hardware=hw, gpus=best.gpus, training=best.training,
+                            layout=best.layout)
+        exported = export_text(export, scenario)
+        if out:
+            write_atomic(out, exported)
+    if json_out:
+        payload = result.model_dump(mode="json")
+        payload["layouts_per_s"] = result.stats.layouts_per_s
+        if exported is not None:
+            payload["export"] = {"format": export, "path": out, "text": None if out else exported}
+        print_json(payload)
+        return
+    console.print(plans_table(result))
+    s = result.stats
+    rej = ", ".join(f"{v} {k}" for k, v in s.rejected.items())
+    console.print(Text(f"searched {s.structures} layout structures, memory-checked {s.memory_checked}, priced "
+                       f"{s.priced} in {s.elapsed_s:.2f} s ({s.layouts_per_s:,.0f} layouts/s); rejected: {rej}",
+                       style="dim"))
+    console.print()
+    console.print(Text(f"Best plan: {best.label}", style="bold green"))
+    console.print(render_estimate(best.estimate))
+    console.print()
+    for line in result.explanation:
+        console.print(Text("• " + line))
+    if exported is not None:
+        console.print()
+        if out:
+            console.print(Text(f"wrote {export} config to {out}", style="green"))
+        else:
+            console.print(Text(exported))

@@ -1,0 +1,157 @@
+"""``paraplan whatif``, ``paraplan sweep``, ``paraplan sensitivity``: what-if analysis in the terminal.
+
+BASE is a scenario JSON file (``plan --export json`` or ``whatif --save``) or the same flags as
+``estimate``; flags given with a BASE file override it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import SpecError
+from ..whatif import (
+    compare,
+    parse_vary,
+    search_replanner,
+    sensitivity as run_sensitivity,
+    split_variant,
+    sweep as run_sweep,
+)
+from . import common as c
+from .app import JSON_OPTION, app, console, print_json, write_atomic
+from .whatif_render import render_comparison, render_sensitivity, render_sweep, sweep_csv, sweep_png
+
+BaseArg = Annotated[Optional[str], typer.Argument(help="Scenario JSON file (else give --model/--hardware/...).")]
+EngineOpt = Annotated[str, typer.Option("--engine", help="analytic or simulate.")]
+
+
+def scenario_from(base: str | None, **flags):
+    """Scenario from a BASE file and/or estimate-style flags."""
+    if base and flags.get("layout_file"):
+        raise SpecError("give the scenario either as BASE or as --layout, not both", field="--layout")
+    if base:
+        flags["layout_file"] = base
+    return c.build_scenario(**flags)
+
+
+@app.command()
+def whatif(
+    base: BaseArg = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE; one variant per --set "
+                    "(join several keys in one variant with spaces), e.g. hardware.nic_bandwidth=x2.")] = None,
+    save: Annotated[Optional[str], typer.Option("--save", help="Write the variant scenario(s) as JSON "
+                    "(FILE for one, FILE-1.json, FILE-2.json ... for several; the base when no --set).")] = None,
+    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
+    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
+    dp: c.DpOpt = None, cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
+    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
+    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
+    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
+    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
+    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION,
+) -> None:
+    """Compare a base scenario with variants: step time, tokens/s, MFU, memory, breakdown, bottleneck."""
+    scenario = scenario_from(
+        base, model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp,
+        dp=dp, cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
+        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
+        flash_attention=flash_attention, schedule=schedule, layout_file=layout)
+    variants = [split_variant(s) for s in (set_ or [])]
+    result = compare(scenario, variants, engine)
+    if save:
+        _save_variants(save, scenario, variants)
+    if json_out:
+        print_json(result)
+    else:
+        console.print(render_comparison(result))
+
+
+def _save_variants(path: str, base, variants: list[list[str]]) -> None:
+    from ..whatif import apply_settings
+
+    scenarios = [apply_settings(base, v)[0] for v in variants] or [base]
+    target = Path(path)
+    for i, s in enumerate(scenarios, 1):
+        out = target if len(scenarios) == 1 else target.with_name(f"{target.stem}-{i}{target.suffix or '.json'}")
+        write_atomic(out, json.dumps(s.to_file_dict(), indent=2) + "\n")
+        console.print(f"saved {out}", highlight=False)
+
+
+@app.command()
+def sweep(
+    base: BaseArg = None,
+    vary: Annotated[Optional[list[str]], typer.Option("--vary", help="KEY=v1,v2,...; several --vary make a grid.")] = None,
+    mode: Annotated[str, typer.Option("--mode", help="weak (global batch grows with gpus) or strong (fixed).")] = "strong",
+    replan: Annotated[bool, typer.Option("--replan", help="Re-plan the best layout at every point (planner.search).")] = False,
+    png: Annotated[Optional[str], typer.Option("--png", help="Write a matplotlib chart to FILE.")] = None,
+    csv: Annotated[Optional[str], typer.Option("--csv", help="Write the table as CSV to FILE.")] = None,
+    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
+    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
+    cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
+    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
+    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
+    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
+    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
+    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION,
+) -> None:
+    """Estimate over a grid of values; weak/strong scaling curves with scaling efficiency.
+
+    The base layout (--tp/--pp/--global-batch ...) is given at the FIRST point: with
+    --vary gpus=128,... the base runs on 128 GPUs, dp is derived there and re-derived at each point.
+    """
+    if not vary:
+        raise SpecError("at least one --vary KEY=v1,v2,... is required", field="--vary")
+    grid = [parse_vary(v) for v in vary]
+    first = dict((k, vals[0]) for k, vals in grid)
+    if gpus is None and "gpus" in first:
+        gpus = int(float(first["gpus"]))
+    replanner = search_replanner() if replan else None
+    scenario = scenario_from(
+        base, model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp,
+        cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
+        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
+        flash_attention=flash_attention, schedule=schedule, layout_file=layout)
+    result = run_sweep(scenario, grid, mode, engine, replanner)  # type: ignore[arg-type]
+    if csv:
+        write_atomic(csv, sweep_csv(result))
+    if png:
+        sweep_png(result, png)
+    if json_out:
+        print_json(result)
+        return
+    console.print(render_sweep(result))
+    for path in (csv, png):
+        if path:
+            console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def sensitivity(
+    base: BaseArg = None,
+    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
+    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
+    dp: c.DpOpt = None, cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
+    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
+    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
+    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
+    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
+    step: Annotated[float, typer.Option("--step", help="Relative change each way (0.10 = ±10%).")] = 0.10,
+    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION,
+) -> None:
+    """Elasticity of step time to each hardware and model parameter (±10 %), ranked: the bottleneck list."""
+    if not 0 < step < 0.5:
+        raise SpecError(f"{step} is outside (0, 0.5)", field="--step")
+    scenario = scenario_from(
+        base, model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp,
+        dp=dp, cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
+        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
+        flash_attention=flash_attention, schedule=schedule, layout_file=layout)
+    result = run_sensitivity(scenario, engine, step)
+    if json_out:
+        print_json(result)
+    else:
+        console.print(render_sensitivity(result))

@@ -1,0 +1,314 @@
+"""Entities of the simulation: per-stage event durations (seconds, all from ``planner.pricing``
+applied to the ops of ``planner.work.step.build_step``), where one pipeline's ranks sit on the
+nodes, and the nodes' NICs as shared resources (fluid processor sharing of their bandwidth).
+
+Nothing here prices an op: durations are ``Pricer.block_time`` / ``collective_time`` /
+``p2p_time`` / ``optimizer_time`` sums. The only rule added is how a NIC's bandwidth is split
+among concurrent transfers, the rule of ``planner.topology.offnode_bandwidth_per_device_gbps``
+(even split among the devices using the NIC) applied to the transfers active at each instant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import Counter
+from dataclasses import dataclass
+
+import simpy
+
+from planner.cost.analytic import price_stage, stage_memory
+from planner.pricing import Pricer
+from planner.topology import nic_for_device, offnode_bandwidth_per_device_gbps
+from planner.work.ops import Collective
+from planner.work.step import StepWork
+
+NicKey = tuple[int, str, str]  # (node index, NIC name, "out" | "in")
+
+
+@dataclass(frozen=True, slots=True)
+class PhaseTime:
+    """Seconds of one phase of one chunk for one micro-batch: compute and tensor-parallel comm."""
+
+    compute: float
+    tp: float
+
+    @property
+    def total(self) -> float:
+        """compute + tp, s."""
+        return self.compute + self.tp
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkTimes:
+    """One model chunk of a stage (the whole stage unless interleaved): forward, backward (recompute
+    + input-grad + the TP comm of the weight-grad ops, as the analytic model books it), weight-grad,
+    and the (block name, layer count) it holds, for trace labels."""
+
+    fwd: PhaseTime
+    bwd: PhaseTime
+    wgrad: PhaseTime
+    blocks: tuple[tuple[str, int], ...]
+    layers: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """A communication of known priced duration: ``fixed_s`` (intra-node phases, latency) then
+    ``offnode_s`` over the NICs in ``nics`` ((key, devices of this transfer on it)) at
+    ``priced_share_gbps`` per device, the share the Pricer assumed."""
+
+    name: str
+    fixed_s: float
+    offnode_s: float
+    nics: tuple[tuple[NicKey, int], ...]
+    priced_share_gbps: float
+
+    @property
+    def seconds(self) -> float:
+        """Priced duration, s."""
+        return self.fixed_s + self.offnode_s
+
+    def scaled(self, factor: float) -> Transfer:
+        """The same transfer with ``factor`` of its bytes (a bucket)."""
+        return dataclasses.replace(self, fixed_s=self.fixed_s * factor, offnode_s=self.offnode_s * factor)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """Everything the engine needs about one stage (one GPU of it)."""
+
+    index: int
+    node: int
+    devices: tuple[int, ...]  # node devices running this stage (tp peers, co-located replicas)
+    chunks: tuple[ChunkTimes, ...]
+    zero3_exposed: float  # analytic exposed ZeRO-3 comm per micro-batch (overlap off), s
+    zero3_fwd: Transfer | None  # per micro-batch ZeRO-3 gathers before the forward
+    zero3_bwd: Transfer | None  # per micro-batch ZeRO-3 gathers + reduce-scatters of the backward
+    dp_reduce: tuple[Transfer, ...]  # per-step gradient reductions
+    dp_gather: tuple[Transfer, ...]  # per-step ZeRO-1/2 parameter all-gathers (after the optimizer)
+    optimizer: float
+    static_bytes: float  # memory held all step (states, buffers, working, reserved), bytes
+    activation_bytes_per_microbatch: float
+    analytic_peak_bytes: float
+
+
+@dataclass(frozen=True)
+class SimPlan:
+    """One pipeline of the job, priced: stages, sends, NIC bandwidths, what was folded."""
+
+    step: StepWork
+    pricer: Pricer
+    stages: tuple[StagePlan, ...]
+    p2p: float  # one pipeline send, s
+    sends: dict[tuple[int, int], Transfer]  # (from stage, to stage) -> transfer
+    nic_gbps: dict[NicKey, float]
+    folded: tuple[str, ...]
+
+
+def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -> tuple[ChunkTimes, ...]:
+    """Split a stage's blocks into ``v`` chunks (layers evenly; embedding on the first chunk of the
+    first stage, head on the last chunk of the last stage) and price each phase."""
+    def phase(blocks, attr):
+        comp = tp = 0.0
+        for block, n in blocks:
+            ops = getattr(block, attr)
+            if ops and n:
+                bt = pricer.block_time(ops)
+                comp += bt.compute * n
+                tp += bt.tp_comm * n
+        return comp, tp
+
+    base, extra = divmod(stage.layers, v)
+    out = []
+    for c in range(v):
+        n = base + (1 if c < extra else 0)
+        blocks = [(stage.layer, n)]
+        names = [("layer", n)]
+        if c == 0 and is_first:
+            blocks.insert(0, (stage.pre, 1))
+            names.insert(0, ("embedding", 1))
+        if c == v - 1 and is_last:
+            blocks.append((stage.post, 1))
+            names.append(("head", 1))
+        f = phase(blocks, "forward")
+        bi = phase(blocks, "backward_input")
+        bw = phase(blocks, "backward_weight")
+        r = phase(blocks, "recompute")
+        out.append(ChunkTimes(
+            fwd=PhaseTime(*f), bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1]),
+            wgrad=PhaseTime(bw[0], 0.0), blocks=tuple(names), layers=n,
+        ))
+    return tuple(out)
+
+
+def stage_devices(layout, stage: int, devices_per_node: int) -> tuple[int, tuple[int, ...]]:
+    """(node index, node devices) of ``stage`` in replica 0: its tp*cp ranks plus the same stage of
+    the replicas sharing that node (they run in lock-step by symmetry, so they load the same NICs)."""
+    per_stage = layout.tp * layout.cp
+    per_replica = per_stage * layout.pp
+    first = stage * per_stage
+    node = first // devices_per_node
+    devs = set()
+    for d in range(layout.dp):
+        base = d * per_replica + first
+        if base // devices_per_node > node:
+            break
+        devs.update(r % devices_per_node for r in range(base, base + per_stage) if r // devices_per_node == node)
+    return node, tuple(sorted(devs))
+
+
+def _nic_use(node_spec, node: int, devices: tuple[int, ...], directions: tuple[str, ...]):
+    """((node, nic, dir), devices on it) for the NICs serving ``devices``."""
+    per_nic = Counter(nic_for_device(node_spec, d).name for d in devices)
+    return tuple(((node, name, dr), k) for name, k in sorted(per_nic.items()) for dr in directions)
+
+
+def _collective_transfer(pricer: Pricer, op: Collective, nics, share: float) -> Transfer:
+    """Priced collective split into its intra-node part and its off-node part (the Pricer's own
+    formula evaluated on the group as if it were one node gives the intra-node part)."""
+    group = pricer.groups[op.axis]
+    total = pricer.collective_time(op)
+    if group.nodes <= 1 or not nics:
+        return Transfer(op.name, total, 0.0, (), share)
+    intra = pricer.collectives.time(op.kind, op.bytes, dataclasses.replace(group, nodes=1))
+    return Transfer(op.name, intra, max(0.0, total - intra), nics, share)
+
+
+def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
+    """Price every event of one pipeline of ``step``."""
+    layout = step.layout
+    node_spec = hardware.node
+    dpn = node_spec.devices_per_node
+    all_devs = tuple(range(dpn))
+    v = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
+    has_nics = bool(node_spec.nics)
+    dp_share = offnode_bandwidth_per_device_gbps(node_spec, all_devs) if has_nics else 1.0
+    p2p_share = (offnode_bandwidth_per_device_gbps(node_spec, pricer.pp_senders or all_devs)
+                 if has_nics else 1.0)
+    stages = []
+    placement = [stage_devices(layout, s.index, dpn) for s in step.stages]
+    for s, (node, devs) in zip(step.stages, placement):
+        times = price_stage(s, step, pricer)
+        both = _nic_use(node_spec, node, devs, ("out", "in")) if has_nics else ()
+        coll = [_collective_transfer(pricer, c, both, dp_share) for c in s.per_step_comm]
+        z3f = [c for c in s.per_microbatch_comm if c.phase == "fwd"]
+        z3b = [c for c in s.per_microbatch_comm if c.phase != "fwd"]
+
+        def merged(ops, name):
+            parts = [_collective_transfer(pricer, c, both, dp_share) for c in ops]
+            if not parts:
+                return None
+            return Transfer(name, sum(t.fixed_s for t in parts), sum(t.offnode_s for t in parts),
+                            parts[0].nics, dp_share)
+
+        mem = stage_memory(s, hardware)
+        bd = mem.breakdown
+        stages.append(StagePlan(
+            index=s.index, node=node, devices=devs,
+            chunks=_chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1),
+            zero3_exposed=times.zero3_exposed, zero3_fwd=merged(z3f, "zero3.gather.fwd"),
+            zero3_bwd=merged(z3b, "zero3.gather+reduce.bwd"),
+            dp_reduce=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind != "all-gather"),
+            dp_gather=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind == "all-gather"),
+            optimizer=times.optimizer, static_bytes=bd.total - bd.activations,
+            activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
+            analytic_peak_bytes=mem.peak_bytes,
+        ))
+    p2p = pricer.p2p_time(step.p2p_bytes)
+    sends = {}
+    for a in range(layout.pp):
+        for b in ((a + 1) % layout.pp, (a - 1) % layout.pp):
+            if a == b:
+                continue
+            (na, da), (nb, db) = placement[a], placement[b]
+            cross = na != nb or layout.tp * layout.cp > dpn
+            nics = (_nic_use(node_spec, na, da, ("out",)) + _nic_use(node_spec, nb, db, ("in",))
+                    if cross and has_nics else ())
+            sends[(a, b)] = Transfer(f"send {a}->{b}", 0.0 if nics else p2p, p2p if nics else 0.0,
+                                     nics, p2p_share)
+    nic_gbps = {}
+    for node in sorted({n for n, _ in placement} | {n + 1 for n, _ in placement}):
+        for nic in node_spec.nics:
+            for dr in ("out", "in"):
+                nic_gbps[(node, nic.name, dr)] = nic.bandwidth_gbps
+    folded = (
+        f"{layout.dp} data-parallel replicas run the same schedule: 1 pipeline simulated, "
+        f"{layout.dp - 1} folded (their collectives are priced over the dp group)",
+        f"{layout.tp * layout.cp} tensor/context-parallel ranks per stage act as one "
+        "(their TP collectives are priced inside each compute event; all of them load the NICs)",
+        "co-located replicas' identical transfers are counted on the shared NICs"
+        if layout.tp * layout.cp * layout.pp < dpn else "each node hosts ranks of one pipeline only",
+    )
+    return SimPlan(step, pricer, tuple(stages), p2p, sends, nic_gbps, folded)
+
+
+@dataclass(slots=True)
+class _Flow:
+    remaining: float  # priced off-node seconds left
+    nics: tuple[tuple[NicKey, int], ...]
+    share: float
+    done: simpy.Event
+    rate: float = 1.0
+
+
+class NicFabric:
+    """The NICs of the simulated nodes (per direction). Each active off-node flow of a device gets
+    NIC bandwidth / devices using the NIC now; a flow progresses at actual / priced share (the
+    priced duration already holds the Pricer's assumed share, latency and efficiency)."""
+
+    def __init__(self, env: simpy.Environment, nic_gbps: dict[NicKey, float]):
+        self.env = env
+        self.gbps = nic_gbps
+        self.flows: list[_Flow] = []
+        self.last = 0.0
+        self.version = 0
+        self.busy: dict[NicKey, float] = dict.fromkeys(nic_gbps, 0.0)
+        self.device_seconds: dict[NicKey, float] = dict.fromkeys(nic_gbps, 0.0)
+        self.users: Counter = Counter()
+
+    def flow(self, offnode_s: float, nics, share: float) -> simpy.Event:
+        """Start a flow of ``offnode_s`` priced seconds; returns the event of its completion."""
+        done = self.env.event()
+        if offnode_s <= 0 or not nics:
+            return done.succeed()
+        self._advance()
+        self.flows.append(_Flow(offnode_s, nics, share, done))
+        self._reschedule()
+        return done
+
+    def _advance(self) -> None:
+        now = self.env.now
+        dt = now - self.last
+        if dt > 0:
+            for f in self.flows:
+                f.remaining -= f.rate * dt
+            for key, n in self.users.items():
+                if n:
+                    self.busy[key] = self.busy.get(key, 0.0) + dt
+                    self.device_seconds[key] = self.device_seconds.get(key, 0.0) + n * dt
+        self.last = now
+
+    def _reschedule(self) -> None:
+        users: Counter = Counter()
+        for f in self.flows:
+            for key, n in f.nics:
+                users[key] += n
+        self.users = users
+        for f in self.flows:
+            f.rate = min(self.gbps.get(key, f.share) / users[key] for key, _ in f.nics) / f.share
+        self.version += 1
+        if self.flows:
+            dt = min(max(f.remaining, 0.0) / f.rate for f in self.flows)
+            version = self.version
+            self.env.timeout(dt).callbacks.append(lambda _e: self._wake(version))
+
+    def _wake(self, version: int) -> None:
+        if version != self.version:
+            return
+        self._advance()
+        done = [f for f in self.flows if f.remaining <= 1e-12 + 1e-9 * f.rate]
+        self.flows = [f for f in self.flows if f not in done]
+        for f in done:
+            f.done.succeed()
+        self._reschedule()

@@ -1,0 +1,94 @@
+"""Per-stage op orders of the pipeline schedules (no times here).
+
+An op is ``(kind, micro_batch, chunk)`` with kind ``"F"`` (forward) or ``"B"`` (backward; input-grad
+only under ZB-H1, whose weight-grad ``"W"`` passes the engine places into idle time, see
+:func:`in_flight_cap`).
+
+- GPipe (Huang et al. 2019): all forwards, then all backwards.
+- 1F1B (Narayanan et al. 2021, Sec. 2.2, PipeDream-Flush): stage i runs min(p - i - 1, m) warm-up
+  forwards, then alternates one forward and one backward, then drains the backwards.
+- Interleaved 1F1B (same paper, Sec. 2.2.2; Megatron-LM ``forward_backward_pipelining_with_
+  interleaving``): v model chunks per stage; warm-up (p - i - 1) * 2 + (v - 1) * p chunk-forwards;
+  micro-batches go through the chunks in groups of p.
+- ZB-H1 (Qi et al. 2023, arXiv 2401.10241, Sec. 3.1): the 1F1B order of forwards and input-grad
+  backwards; weight-grad passes are deferred to fill bubbles while the activations held stay at
+  1F1B's p - i micro-batches.
+"""
+
+from __future__ import annotations
+
+from planner.errors import SpecError
+
+Op = tuple[str, int, int]
+
+
+def gpipe_order(m: int) -> list[Op]:
+    """All m forwards then all m backwards (one chunk)."""
+    return [("F", k, 0) for k in range(m)] + [("B", k, 0) for k in range(m)]
+
+
+def one_f_one_b_order(stage: int, p: int, m: int) -> list[Op]:
+    """PipeDream-Flush order of ``stage`` of ``p`` stages for ``m`` micro-batches."""
+    warm = min(p - stage - 1, m)
+    ops: list[Op] = [("F", k, 0) for k in range(warm)]
+    for k in range(m - warm):
+        ops.append(("F", warm + k, 0))
+        ops.append(("B", k, 0))
+    ops.extend(("B", k, 0) for k in range(m - warm, m))
+    return ops
+
+
+def _interleaved_id(k: int, p: int, v: int, forward: bool) -> tuple[int, int]:
+    """(micro-batch, chunk) of the k-th forward / backward chunk-op (Megatron-LM order)."""
+    in_group = k % (p * v)
+    chunk = in_group // p
+    if not forward:
+        chunk = v - 1 - chunk
+    return (k // (p * v)) * p + in_group % p, chunk
+
+
+def interleaved_order(stage: int, p: int, m: int, v: int) -> list[Op]:
+    """Interleaved 1F1B order of ``stage`` (``m`` must be a multiple of ``p``)."""
+    total = m * v
+    warm = min((p - stage - 1) * 2 + (v - 1) * p, total)
+    ops: list[Op] = []
+    for k in range(warm):
+        mb, c = _interleaved_id(k, p, v, True)
+        ops.append(("F", mb, c))
+    for j in range(total - warm):
+        mb, c = _interleaved_id(warm + j, p, v, True)
+        ops.append(("F", mb, c))
+        mb, c = _interleaved_id(j, p, v, False)
+        ops.append(("B", mb, c))
+    for j in range(total - warm, total):
+        mb, c = _interleaved_id(j, p, v, False)
+        ops.append(("B", mb, c))
+    return ops
+
+
+def stage_order(schedule: str, stage: int, p: int, m: int, v: int = 1) -> list[Op]:
+    """Op order of ``stage`` under ``schedule``; SpecError for an unknown schedule."""
+    if schedule == "gpipe":
+        return gpipe_order(m)
+    if schedule in ("1f1b", "zb-h1"):
+        return one_f_one_b_order(stage, p, m)
+    if schedule == "interleaved-1f1b":
+        if m % p:
+            raise SpecError(
+                f"interleaved 1F1B needs micro-batches({m}) % pp({p}) == 0 (Megatron-LM refuses it), "
+                f"got {m % p}", field="training.global_batch_size")
+        return interleaved_order(stage, p, m, v)
+    raise SpecError(f"'{schedule}' is not one of: gpipe, 1f1b, interleaved-1f1b, zb-h1",
+                    field="layout.schedule")
+
+
+def in_flight_cap(schedule: str, stage: int, p: int, m: int) -> int:
+    """Micro-batches whose activations ZB-H1 may hold on ``stage`` (1F1B's p - stage, capped at m):
+    a forward waits for a deferred weight-grad pass when the cap is reached."""
+    del schedule
+    return max(1, min(p - stage, m))
+
+
+def splits_weight_grad(schedule: str) -> bool:
+    """True when backward is split into input-grad B and deferred weight-grad W (ZB-H1)."""
+    return schedule == "zb-h1"
