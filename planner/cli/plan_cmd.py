@@ -152,7 +152,7 @@ def plan(
         ref_layout, ref_training = parse_reference(reference, gpus, training)
     if refine is not None:
         from ..search import simulator_available
-        from ..search.refine import NOT_AVAILABLE
+        from ..search.resimulate import NOT_AVAILABLE
 
         if simulator_available() is None:
             raise SpecError(NOT_AVAILABLE, field="--refine")

@@ -140,7 +140,9 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     """Combine stage times into the step estimate."""
     layout = step.layout
     chunks = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
-    passes = [t.as_pass(chunks) for t in times]
+    unique: dict[int, StagePass] = {}
+    passes = [unique.setdefault(id(t), t.as_pass(chunks)) if id(t) not in unique else unique[id(t)]
+              for t in times]
     pipe = pipeline_time(passes, step.micro_batches, layout.schedule, layout.vpp)
     slow_i = max(range(len(passes)), key=lambda i: passes[i].total)
     slow = times[slow_i]

@@ -13,14 +13,17 @@ class Result(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+_set = object.__setattr__
+
+
 def trusted(cls, **fields):
     """Build a result model from already-checked internal numbers without re-validation
-    (the hot path of the search builds one StageMemory per pipeline stage)."""
+    (the hot path of the search builds one StageMemory per pipeline stage). Every field must be given."""
     obj = cls.__new__(cls)
-    object.__setattr__(obj, "__dict__", fields)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    _set(obj, "__dict__", fields)
+    _set(obj, "__pydantic_fields_set__", set(cls.model_fields))
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
     return obj
 
 

@@ -6,7 +6,7 @@ reference=None) -> SearchResult`` (raises InfeasibleError when nothing fits),
 """
 
 from .engine import check_memory, gpu_hours_per_mtok, search
-from .refine import refine, simulator_available
+from .resimulate import refine, simulator_available
 from .result import Plan, SearchResult, SearchStats
 from .space import OBJECTIVES, SearchConstraints, stage_split, tp_degrees
 

@@ -1,0 +1,201 @@
+"""``paraplan explore``: a Textual app that re-estimates a scenario on every key press.
+
+Knobs (lower case = up / next, upper case = down / previous): t/T tp, p/P pp, b/B micro-batch,
+g/G GPU count (x2 / ÷2; dp re-derived), z ZeRO stage, r recompute, n/N NIC bandwidth (x1.25),
+l/L intra-node link bandwidth (x1.25), h/H HBM capacity (x1.25); s saves the scenario (JSON,
+atomic), e exports it (Megatron arguments when planner.exports is present, else JSON), q quits.
+An invalid combination is shown as an error and the previous scenario is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.text import Text
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.widgets import Footer, Header, Static
+
+from ..cost.result import Estimate
+from ..errors import SpecError
+from ..scenario import Scenario
+from ..whatif import apply_settings
+from . import common as c
+from .app import app as cli_app
+from .app import write_atomic
+from .render import GIB, TIME_COLORS, fmt_seconds, stacked_bar
+
+ZERO_STAGES = ("0", "1", "2", "3")
+RECOMPUTE = ("none", "selective", "full")
+STEP = "1.25"
+
+# key -> (description, --set key, value or callable(scenario) -> value)
+KNOBS: dict[str, tuple[str, str, object]] = {
+    "t": ("tp up", "layout.tp", "x2"), "T": ("tp down", "layout.tp", "x0.5"),
+    "p": ("pp up", "layout.pp", "x2"), "P": ("pp down", "layout.pp", "x0.5"),
+    "b": ("micro-batch up", "training.micro_batch", "x2"), "B": ("micro-batch down", "training.micro_batch", "x0.5"),
+    "g": ("GPUs x2", "gpus", "x2"), "G": ("GPUs ÷2", "gpus", "x0.5"),
+    "z": ("ZeRO next", "layout.zero_stage",
+          lambda s: _cycle(ZERO_STAGES, str(s.layout.zero_stage))),
+    "r": ("recompute next", "training.recompute", lambda s: _cycle(RECOMPUTE, s.training.recompute)),
+    "n": ("NIC bw up", "hardware.nic_bandwidth", f"x{STEP}"),
+    "N": ("NIC bw down", "hardware.nic_bandwidth", f"x{1 / float(STEP):g}"),
+    "l": ("link bw up", "hardware.link_bandwidth", f"x{STEP}"),
+    "L": ("link bw down", "hardware.link_bandwidth", f"x{1 / float(STEP):g}"),
+    "h": ("HBM up", "hardware.hbm_capacity", f"x{STEP}"),
+    "H": ("HBM down", "hardware.hbm_capacity", f"x{1 / float(STEP):g}"),
+}
+
+
+def _cycle(options: tuple[str, ...], current: str) -> list[str]:
+    """The other options in cyclic order after ``current`` (the first valid one is taken)."""
+    i = options.index(current)
+    return [options[(i + k) % len(options)] for k in range(1, len(options))]
+
+
+def figures(est: Estimate) -> dict[str, str]:
+    """The headline numbers exactly as the app displays them."""
+    worst = est.worst_stage
+    return {
+        "step time": fmt_seconds(est.step_time_s),
+        "tokens/s": f"{est.tokens_per_s:,.0f}",
+        "MFU": f"{est.mfu:.1%}",
+        "peak memory": f"{worst.peak_bytes / GIB:.1f} GiB of {worst.capacity_bytes / GIB:.1f} GiB",
+        "fits": "yes" if est.fits else f"NO (stage {worst.stage} over by {worst.overflow_bytes / GIB:.1f} GiB)",
+    }
+
+
+class ExploreApp(App):
+    """Interactive what-if explorer over one scenario (analytic engine)."""
+
+    CSS = "Static { padding: 0 1; } #error { color: red; }"
+    BINDINGS = [Binding(k, f"knob('{k}')", d, show=k.islower()) for k, (d, _, _) in KNOBS.items()] + [
+        Binding("s", "save", "save"), Binding("e", "export", "export"), Binding("q", "quit", "quit")]
+
+    def __init__(self, scenario: Scenario, save_path: str = "paraplan-explore.json",
+                 export_path: str = "paraplan-explore-export.txt"):
+        super().__init__()
+        self.scenario = scenario
+        self.estimate: Estimate = scenario.estimate()
+        self.save_path, self.export_path = Path(save_path), Path(export_path)
+        self.update_ms: float = 0.0
+        self.error: str = ""
+        self.message: str = ""
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        for wid in ("knobs", "numbers", "time", "memory", "error", "status"):
+            yield Static(id=wid)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "paraplan explore"
+        self.refresh_view()
+
+    # --- actions ------------------------------------------------------------------------
+    def action_knob(self, key: str) -> None:
+        """Apply knob ``key``; keep the old scenario and show the error when it is invalid."""
+        _, field, value = KNOBS[key]
+        choices = value(self.scenario) if callable(value) else [value]
+        t0 = time.perf_counter()
+        for text in choices:
+            try:
+                scenario, notes = apply_settings(self.scenario, [(field, str(text))])
+                est = scenario.estimate()
+            except SpecError as exc:
+                self.error = f"{KNOBS[key][0]} refused: {exc}"
+            else:
+                self.scenario, self.estimate, self.error = scenario, est, ""
+                self.message = "; ".join(notes)
+                break
+        self.refresh_view()
+        self.update_ms = (time.perf_counter() - t0) * 1e3
+        self.query_one("#status", Static).update(self._status())
+
+    def action_save(self) -> None:
+        """Write the current scenario as JSON (atomically)."""
+        write_atomic(self.save_path, json.dumps(self.scenario.to_file_dict(), indent=2) + "\n")
+        self.message = f"saved {self.save_path}"
+        self.query_one("#status", Static).update(self._status())
+
+    def action_export(self) -> None:
+        """Megatron-LM arguments via planner.exports when present, else the scenario JSON."""
+        try:
+            from ..exports import export_text
+        except ImportError:
+            text, kind = json.dumps(self.scenario.to_file_dict(), indent=2) + "\n", "JSON"
+        else:
+            text, kind = export_text("megatron", self.scenario), "megatron arguments"
+        write_atomic(self.export_path, text)
+        self.message = f"exported {kind} to {self.export_path}"
+        self.query_one("#status", Static).update(self._status())
+
+    # --- rendering ----------------------------------------------------------------------
+    def _status(self) -> Text:
+        t = Text(f"update {self.update_ms:.1f} ms", style="dim")
+        if self.message:
+            t.append(f"   {self.message}")
+        return t
+
+    def refresh_view(self) -> None:
+        """Redraw every panel from ``self.scenario`` / ``self.estimate``."""
+        s, est = self.scenario, self.estimate
+        hw = s.hardware
+        knobs = Text()
+        knobs.append(f"{s.model.name} on {s.gpus} x {hw.name}\n", style="bold")
+        knobs.append(f"tp {s.layout.tp}  pp {s.layout.pp}  dp {s.layout.dp} (derived)  micro-batch "
+                     f"{s.training.micro_batch_size}  global batch {s.training.global_batch_size}  ZeRO "
+                     f"{s.layout.zero_stage}  recompute {s.training.recompute}\n")
+        knobs.append(f"NIC {hw.node.nic_bandwidth_gbps:g} GB/s/node  HBM {hw.device.hbm_capacity_gib:g} GiB  "
+                     f"links {sum(k.bandwidth_gbps for k in hw.node.links):g} GB/s total")
+        self.query_one("#knobs", Static).update(knobs)
+        numbers = Text()
+        for name, value in figures(est).items():
+            numbers.append(f"{name}: ", style="bold")
+            numbers.append(f"{value}   ", style="red" if name == "fits" and not est.fits else "")
+        self.query_one("#numbers", Static).update(numbers)
+        parts = est.time.model_dump()
+        bar = Text("time   ")
+        bar.append_text(stacked_bar(parts, TIME_COLORS, width=60))
+        bar.append("\n       ")
+        for key, color in TIME_COLORS.items():
+            if parts[key] > 0:
+                bar.append(f"■ {key} {parts[key] / est.step_time_s:.0%}  ", style=color)
+        self.query_one("#time", Static).update(bar)
+        mem = Text("memory ")
+        worst = est.worst_stage
+        frac = worst.peak_bytes / worst.capacity_bytes
+        filled = min(60, round(frac * 60))
+        mem.append("█" * filled, style="green" if est.fits else "red")
+        mem.append("░" * (60 - filled), style="dim")
+        mem.append(f" {frac:.0%} of HBM (worst stage {worst.stage})")
+        self.query_one("#memory", Static).update(mem)
+        self.query_one("#error", Static).update(self.error)
+
+
+@cli_app.command()
+def explore(
+    base: Annotated[Optional[str], typer.Argument(help="Scenario JSON file (else --model/--hardware/...).")] = None,
+    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
+    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
+    dp: c.DpOpt = None, cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
+    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
+    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
+    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
+    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
+    save: Annotated[str, typer.Option("--save-to", help="File the 's' key writes.")] = "paraplan-explore.json",
+    export: Annotated[str, typer.Option("--export-to", help="File the 'e' key writes.")] = "paraplan-explore-export.txt",
+) -> None:
+    """Interactive explorer: change tp/pp/micro-batch/ZeRO/recompute/GPUs/NIC/links/HBM by keys."""
+    from .whatif_cmd import scenario_from
+
+    scenario = scenario_from(
+        base, model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp,
+        dp=dp, cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
+        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
+        flash_attention=flash_attention, schedule=schedule, layout_file=layout)
+    ExploreApp(scenario, save, export).run()

@@ -1,0 +1,315 @@
+"""simpy replay of one pipeline: one process per stage (its compute stream), pipeline sends as
+transfers (blocking on the compute stream with overlap off, async with overlap on), a process per
+stage for the bucketed data-parallel reduction, and the NIC fabric shared by all transfers.
+
+Overlap off replays the analytic model's assumptions as events: each forward / backward chunk
+holds one blocking transfer slot (the stage's send or its matching receive, Megatron's paired
+p2p), ZeRO-3 gathers leave exposed the analytic ``zero3_exposed``, and the gradient reduction
+starts with the stage's last backward (``overlap_dp_comm``) or after it. Overlap on: sends run
+beside compute, ZeRO-3 gathers are prefetched layer by layer (a two-machine flow shop) and the
+reduction goes out in per-layer buckets as the last backward produces them. Times in seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from .entities import NicFabric, SimPlan, Transfer
+from .schedules import in_flight_cap, splits_weight_grad, stage_order
+
+
+@dataclass
+class StageLog:
+    """What one stage did: busy seconds by kind, pipeline end, finish, memory points, grad windows."""
+
+    compute: float = 0.0
+    tp: float = 0.0
+    p2p: float = 0.0  # blocking send/receive slots
+    zero3: float = 0.0  # exposed ZeRO-3 communication
+    pipe_end: float = 0.0
+    finish: float = 0.0
+    reduce_done: float = 0.0
+    comm_busy: float = 0.0
+    memory: list[tuple[float, float]] = field(default_factory=list)  # (t, activation bytes)
+    peak_activation_bytes: float = 0.0
+
+
+class Engine:
+    """One simulated step of ``plan``."""
+
+    def __init__(self, plan: SimPlan, *, overlap: bool, contention: bool, jitter: float, seed: int,
+                 trace: bool):
+        self.plan = plan
+        self.env = simpy.Environment()
+        self.overlap = overlap
+        self.contention = contention
+        self.fabric = NicFabric(self.env, plan.nic_gbps)
+        layout = plan.step.layout
+        self.p = layout.pp
+        self.m = plan.step.micro_batches
+        self.v = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
+        self.schedule = layout.schedule
+        self.split = splits_weight_grad(layout.schedule)
+        self.overlap_dp = plan.step.training.overlap_dp_comm
+        self.rng = np.random.default_rng(seed) if jitter > 0 else None
+        self.sigma = jitter
+        self._noise = np.empty(0)
+        self._noise_i = 0
+        self.logs = [StageLog() for _ in range(self.p)]
+        self.arrivals: dict[tuple, simpy.Event] = {}
+        self.windows = [[self.env.event() for _ in range(self.v)] for _ in range(self.p)]
+        self.trace = [] if trace else None
+        self.flow_id = 0
+        self.events = 0
+
+    # ---- helpers -------------------------------------------------------------------------
+    def noise(self) -> float:
+        """Mean-one lognormal multiplier (sigma = jitter), 1.0 without jitter."""
+        if self.rng is None:
+            return 1.0
+        if self._noise_i >= len(self._noise):
+            s = self.sigma
+            self._noise = self.rng.lognormal(-s * s / 2, s, 65536)
+            self._noise_i = 0
+        self._noise_i += 1
+        return float(self._noise[self._noise_i - 1])
+
+    def _arrival(self, key) -> simpy.Event:
+        ev = self.arrivals.get(key)
+        if ev is None:
+            ev = self.arrivals[key] = self.env.event()
+        return ev
+
+    def _x(self, pid: int, tid: int, name: str, start: float, dur: float, args=None) -> None:
+        if self.trace is not None and dur > 0:
+            ev = {"name": name, "ph": "X", "pid": pid, "tid": tid, "ts": start * 1e6, "dur": dur * 1e6}
+            if args:
+                ev["args"] = args
+            self.trace.append(ev)
+
+    def transfer(self, tr: Transfer):
+        """Generator: the transfer's fixed part, then its off-node part (through the NICs when
+        contention is on), scaled by jitter."""
+        k = self.noise()
+        if tr.fixed_s > 0:
+            yield self.env.timeout(tr.fixed_s * k)
+        if tr.offnode_s > 0:
+            if self.contention and tr.nics:
+                yield self.fabric.flow(tr.offnode_s * k, tr.nics, tr.priced_share_gbps)
+            else:
+                yield self.env.timeout(tr.offnode_s * k)
+
+    def _timed(self, tr: Transfer):
+        """Generator: the transfer; returns its finish time."""
+        yield from self.transfer(tr)
+        return self.env.now
+
+    def _send(self, stage: int, to_stage: int, key, label: str):
+        """Async send (overlap on): arrival event fires when the transfer is done."""
+        tr = self.plan.sends[(stage, to_stage)]
+        start = self.env.now
+        arrival = self._arrival(key)
+        if not (self.contention and tr.nics) and self.rng is None:
+            t = self.env.timeout(tr.seconds)
+            t.callbacks.append(lambda _e: arrival.succeed())
+            self._flow_trace(stage, to_stage, start, tr.seconds, label)
+            return
+
+        def proc():
+            yield from self.transfer(tr)
+            self._flow_trace(stage, to_stage, start, self.env.now - start, label)
+            arrival.succeed()
+        self.env.process(proc())
+
+    def _flow_trace(self, stage: int, to_stage: int, start: float, dur: float, label: str) -> None:
+        if self.trace is None:
+            return
+        tid = 1 if label.startswith("act") else 2
+        self._x(stage, tid, f"send {label}", start, dur, {"to_stage": to_stage})
+        self.flow_id += 1
+        ts = start * 1e6
+        self.trace.append({"name": "p2p", "cat": "pipeline", "ph": "s", "id": self.flow_id, "pid": stage,
+                           "tid": tid, "ts": ts})
+        self.trace.append({"name": "p2p", "cat": "pipeline", "ph": "f", "bp": "e", "id": self.flow_id,
+                           "pid": to_stage, "tid": 0, "ts": (start + dur) * 1e6})
+
+    # ---- stage process -------------------------------------------------------------------
+    def _mem(self, log: StageLog, delta: float) -> None:
+        cur = (log.memory[-1][1] if log.memory else 0.0) + delta
+        log.memory.append((self.env.now, cur))
+
+    def _op(self, i: int, kind: str, mb: int, c: int):
+        """Generator: run one op on stage i's compute stream, then its send."""
+        env, plan, log = self.env, self.plan.stages[i], self.logs[i]
+        ch = plan.chunks[c]
+        vs, last_vs = c * self.p + i, self.p * self.v - 1
+        start = env.now
+        act = plan.activation_bytes_per_microbatch / self.v
+        if kind == "F":
+            self._mem(log, act)
+            ph = ch.fwd
+            z3 = plan.zero3_fwd
+        elif kind == "B":
+            ph = ch.bwd if self.split else _add(ch.bwd, ch.wgrad)
+            z3 = plan.zero3_bwd
+        else:
+            ph, z3 = ch.wgrad, None
+        final_grad = mb == self.m - 1 and (kind == "W" or (kind == "B" and not self.split))
+        k = self.noise()
+        busy = ph.total * k
+        if final_grad and not self.windows[i][c].triggered:
+            self.windows[i][c].succeed((start, start + busy))
+        if kind != "W" and plan.zero3_fwd is not None:
+            if not self.overlap:
+                yield env.timeout(busy + plan.zero3_exposed / 2 / self.v * k)
+            else:  # per-layer prefetch: g + C, then the last layer after the last gather
+                n = max(1, ch.layers)
+                comm = env.process(self._timed(z3))
+                yield env.timeout(z3.seconds / n * k + busy)
+                if not comm.triggered:
+                    yield comm
+                rest = comm.value + busy / n - env.now
+                if rest > 0:
+                    yield env.timeout(rest)
+            log.zero3 += env.now - start - busy
+        else:
+            yield env.timeout(busy)
+        log.compute += ph.compute * k
+        log.tp += ph.tp * k
+        self.events += 1
+        if self.trace is not None:
+            name = {"F": "forward", "B": "backward" if not self.split else "backward-input",
+                    "W": "backward-weight"}[kind]
+            self._x(i, 0, f"{name} mb{mb}" + (f" c{c}" if self.v > 1 else ""), start, env.now - start,
+                    {"micro_batch": mb, "chunk": c,
+                     "blocks": ", ".join(f"{b} x{n}" if n > 1 else b for b, n in ch.blocks if n)})
+        if kind == "W" or (kind == "B" and not self.split):
+            self._mem(log, -act)
+        if kind == "W":
+            return
+        to_vs = vs + 1 if kind == "F" else vs - 1
+        real = 0 <= to_vs <= last_vs
+        key = ("a" if kind == "F" else "g", to_vs, mb)
+        to_stage = to_vs % self.p
+        if self.p == 1:
+            if real:
+                self._arrival(key).succeed()
+            return
+        if self.overlap:
+            if real:
+                self._send(i, to_stage, key, f"{'act' if kind == 'F' else 'grad'} mb{mb}")
+            return
+        s0 = env.now  # blocking slot: the real send, or the matching receive of an end stage
+        if real:
+            yield from self.transfer(self.plan.sends[(i, to_stage)])
+        else:
+            yield env.timeout(self.plan.p2p * self.noise())
+        log.p2p += env.now - s0
+        if real:
+            self._flow_trace(i, to_stage, s0, env.now - s0, f"{'act' if kind == 'F' else 'grad'} mb{mb}")
+            self._arrival(key).succeed()
+
+    def _stage(self, i: int):
+        env = self.env
+        order = stage_order(self.schedule, i, self.p, self.m, self.v)
+        cap = in_flight_cap(self.schedule, i, self.p, self.m)
+        last_vs = self.p * self.v - 1
+        pending: list[tuple[int, int]] = []
+        in_flight = 0
+        for kind, mb, c in order:
+            vs = c * self.p + i
+            if kind == "F":
+                while self.split and in_flight >= cap and pending:
+                    yield from self._op(i, "W", *pending.pop(0))
+                    in_flight -= 1
+                ev = self._arrival(("a", vs, mb)) if vs > 0 else None
+            else:
+                ev = self._arrival(("g", vs, mb)) if vs < last_vs else None
+            while ev is not None and not ev.triggered and self.split and pending:
+                yield from self._op(i, "W", *pending.pop(0))
+                in_flight -= 1
+            if ev is not None:
+                if not ev.triggered:
+                    yield ev
+                del self.arrivals[ev_key(kind, vs, mb)]
+            yield from self._op(i, kind, mb, c)
+            if kind == "F":
+                in_flight += 1
+            elif self.split:
+                pending.append((mb, c))
+            else:
+                in_flight -= 1
+        while pending:
+            yield from self._op(i, "W", *pending.pop(0))
+        self.logs[i].pipe_end = env.now
+
+    def _dp(self, i: int, pipeline_done: simpy.Event):
+        """Gradient reduction (bucketed when overlapping), optimizer, ZeRO-1/2 parameter gather."""
+        env, plan, log = self.env, self.plan.stages[i], self.logs[i]
+        if plan.dp_reduce:
+            windows = []
+            for c in reversed(range(self.v)):
+                w = self.windows[i][c]
+                if not w.triggered:
+                    yield w
+                windows.append(w.value)
+            if not self.overlap:
+                release = min(s for s, _ in windows) if self.overlap_dp else None
+                if release is None:
+                    yield pipeline_done
+                elif release > env.now:
+                    yield env.timeout(release - env.now)
+                s0 = env.now
+                for tr in plan.dp_reduce:
+                    yield from self.transfer(tr)
+                self._x(i, 3, "dp reduce", s0, env.now - s0)
+            else:
+                n_total = sum(max(1, ch.layers) for ch in plan.chunks)
+                for (s, e), c in zip(windows, reversed(range(self.v))):
+                    n = max(1, plan.chunks[c].layers)
+                    for j in range(n):
+                        release = s + (j + 1) * (e - s) / n if self.overlap_dp else None
+                        if release is None:
+                            if not pipeline_done.triggered:
+                                yield pipeline_done
+                        elif release > env.now:
+                            yield env.timeout(release - env.now)
+                        s0 = env.now
+                        for tr in plan.dp_reduce:
+                            yield from self.transfer(tr.scaled(1 / n_total))
+                        self._x(i, 3, f"dp reduce bucket c{c}.{j}", s0, env.now - s0)
+            log.reduce_done = env.now
+        if not pipeline_done.triggered:
+            yield pipeline_done
+        s0 = env.now
+        yield env.timeout(plan.optimizer * self.noise())
+        self._x(i, 0, "optimizer", s0, env.now - s0)
+        s0 = env.now
+        for tr in plan.dp_gather:
+            yield from self.transfer(tr)
+        self._x(i, 3, "params all-gather", s0, env.now - s0)
+        log.finish = env.now
+
+    def run(self) -> None:
+        """Run the step to completion."""
+        for i in range(self.p):
+            proc = self.env.process(self._stage(i))
+            self.env.process(self._dp(i, proc))
+        self.env.run()
+        for log in self.logs:
+            peak = max((b for _, b in log.memory), default=0.0)
+            log.peak_activation_bytes = peak
+
+
+def ev_key(kind: str, vs: int, mb: int) -> tuple:
+    """Arrival key an op waits on."""
+    return ("a" if kind == "F" else "g", vs, mb)
+
+
+def _add(a, b):
+    from .entities import PhaseTime
+
+    return PhaseTime(a.compute + b.compute, a.tp + b.tp)
