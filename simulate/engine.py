@@ -32,7 +32,7 @@ class StageLog:
     pipe_end: float = 0.0
     finish: float = 0.0
     reduce_done: float = 0.0
-    comm_busy: float = 0.0
+    comm_busy: float = 0.0  # seconds the gradient reduction transfers took (observed)
     memory: list[tuple[float, float]] = field(default_factory=list)  # (t, activation bytes)
     peak_activation_bytes: float = 0.0
 
@@ -265,6 +265,7 @@ class Engine:
                 s0 = env.now
                 for tr in plan.dp_reduce:
                     yield from self.transfer(tr)
+                log.comm_busy += env.now - s0
                 self._x(i, 3, "dp reduce", s0, env.now - s0)
             else:
                 n_total = sum(max(1, ch.layers) for ch in plan.chunks)
@@ -280,6 +281,7 @@ class Engine:
                         s0 = env.now
                         for tr in plan.dp_reduce:
                             yield from self.transfer(tr.scaled(1 / n_total))
+                        log.comm_busy += env.now - s0
                         self._x(i, 3, f"dp reduce bucket c{c}.{j}", s0, env.now - s0)
             log.reduce_done = env.now
         if not pipeline_done.triggered:

@@ -23,7 +23,7 @@ class ResourceUse:
     resource: str
     busy_s: float
     utilisation: float
-    mean_users: float = 1.0  # devices using it while busy (NICs)
+    mean_users: float = 1.0  # NICs: devices using it while busy; dp reduce: observed / priced time
 
 
 @dataclass
@@ -110,6 +110,10 @@ def _utilisation(eng: Engine, step_time: float) -> list[ResourceUse]:
     for i, lg in enumerate(eng.logs):
         b = lg.compute + lg.tp + lg.p2p + lg.zero3
         out.append(ResourceUse(f"stage {i} compute stream", b, b / step_time))
+        if lg.comm_busy:
+            priced = sum(t.seconds for t in eng.plan.stages[i].dp_reduce)
+            out.append(ResourceUse(f"stage {i} dp reduce", lg.comm_busy, lg.comm_busy / step_time,
+                                   lg.comm_busy / priced if priced else 1.0))
     fab = eng.fabric
     for key, busy in sorted(fab.busy.items()):
         if busy > 0:

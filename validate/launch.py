@@ -17,8 +17,9 @@ from pathlib import Path
 
 from planner.errors import SpecError
 
+from .benchspec import BenchSpec
 from .job import JobSpec
-from .results import JobResult, RankResult, ResultsFile, assemble, read_ranks
+from .results import BenchResult, JobResult, RankResult, ResultsFile, assemble, read_ranks
 
 # Start-up allowance on top of the per-job timeouts (torch import in the supervisor and forkserver), s.
 STARTUP_ALLOWANCE_S = 90.0
@@ -32,9 +33,10 @@ def require_torch() -> None:
 
 def run_jobs(
     jobs: list[JobSpec], *, timeout_s: float = 120.0, workdir: str | Path | None = None,
-    on_progress: Callable[[int, list[RankResult]], None] | None = None,
+    bench: BenchSpec | None = None, on_progress: Callable[[int, list[RankResult]], None] | None = None,
 ) -> ResultsFile:
-    """Run ``jobs`` one after another (each ``job.nproc`` local ranks) and return their results.
+    """Run ``jobs`` one after another (each ``job.nproc`` local ranks), then the microbenchmarks
+    ``bench`` if given, and return their results.
 
     A job that exceeds ``timeout_s`` or loses a rank ends with ``partial=True`` and a one-line ``error``
     naming the rank; the other jobs still run.
@@ -42,10 +44,15 @@ def run_jobs(
     require_torch()
     for job in jobs:
         job.check()
+    tasks = [{"kind": "train", "spec": j.model_dump(mode="json")} for j in jobs]
+    nprocs = [j.nproc for j in jobs]
+    if bench is not None:
+        tasks.append({"kind": "bench", "spec": bench.model_dump(mode="json")})
+        nprocs.append(bench.nproc)
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="paraplan-validate-"))
     root.mkdir(parents=True, exist_ok=True)
     jobs_file = root / "jobs.json"
-    jobs_file.write_text(json.dumps([j.model_dump(mode="json") for j in jobs]))
+    jobs_file.write_text(json.dumps(tasks))
     log = open(root / "supervisor.log", "w")
     env = dict(os.environ)
     here = str(Path(__file__).resolve().parent.parent)
@@ -54,7 +61,7 @@ def run_jobs(
         [sys.executable, "-m", "validate.supervisor", str(jobs_file), str(root), str(timeout_s)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
     )
-    deadline = time.time() + STARTUP_ALLOWANCE_S + len(jobs) * (timeout_s + 30.0)
+    deadline = time.time() + STARTUP_ALLOWANCE_S + len(tasks) * (timeout_s + 30.0)
     killed = False
     try:
         while proc.poll() is None:
@@ -63,25 +70,31 @@ def run_jobs(
                 killed = True
                 break
             if on_progress is not None:
-                current = _current_job(root, len(jobs))
-                on_progress(current, read_ranks(root / f"job_{current}", jobs[current].nproc))
+                current = _current_job(root, len(tasks))
+                on_progress(current, read_ranks(root / f"job_{current}", nprocs[current]))
             time.sleep(0.25)
         proc.wait()
     finally:
         log.close()
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+    why = "supervisor killed at the overall deadline" if killed else f"supervisor exited ({proc.returncode})"
+    tail = (root / "supervisor.log").read_text().strip().splitlines()[-1:] or [""]
+    failure = f"{why}: {tail[0]}"[:300]
     results = []
     for k, job in enumerate(jobs):
         path = root / f"job_{k}" / "result.json"
         if path.exists():
             results.append(JobResult.model_validate_json(path.read_text()))
-            continue
-        why = "supervisor killed at the overall deadline" if killed else f"supervisor exited ({proc.returncode})"
-        tail = (root / "supervisor.log").read_text().strip().splitlines()[-1:] or [""]
-        results.append(assemble(job, read_ranks(root / f"job_{k}", job.nproc), error=f"{why}: {tail[0]}"[:300],
-                                wall_s=0.0, started=0.0))
-    return ResultsFile(jobs=results)
+        else:
+            results.append(assemble(job, read_ranks(root / f"job_{k}", job.nproc), error=failure,
+                                    wall_s=0.0, started=0.0))
+    bench_result = None
+    if bench is not None:
+        path = root / f"job_{len(jobs)}" / "result.json"
+        bench_result = (BenchResult.model_validate_json(path.read_text()) if path.exists()
+                        else BenchResult(spec=bench, partial=True, error=failure))
+    return ResultsFile(jobs=results, microbench=bench_result)
 
 
 def _current_job(root: Path, n: int) -> int:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import SpecError
 
+from .benchspec import BenchSpec
 from .job import JobSpec, layout_text
 
 RESULTS_SCHEMA_VERSION = 1
@@ -90,12 +91,22 @@ class JobResult(Model):
     ranks: list[RankResult] = Field(default_factory=list, description="per-rank results")
 
 
+class BenchResult(Model):
+    """Microbenchmarks of every rank (see validate.microbench for the keys)."""
+
+    spec: BenchSpec = Field(description="what was measured")
+    partial: bool = Field(False, description="some rank did not finish")
+    error: str | None = Field(None, description="one line on what went wrong")
+    ranks: list[dict[str, Any]] = Field(default_factory=list, description="per-rank measurements")
+    status: list[RankResult] = Field(default_factory=list, description="per-rank status")
+
+
 class ResultsFile(Model):
     """What ``validate run`` (or a SLURM job) writes and ``calibrate`` / ``validate report`` read."""
 
     schema_version: Literal[1] = Field(RESULTS_SCHEMA_VERSION, description="results schema version")
     jobs: list[JobResult] = Field(default_factory=list, description="layouts run")
-    microbench: dict[str, Any] | None = Field(None, description="microbenchmark results (calibrate)")
+    microbench: BenchResult | None = Field(None, description="microbenchmark results (calibrate)")
 
 
 def write_atomic(path: str | Path, text: str) -> Path:

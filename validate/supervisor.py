@@ -23,8 +23,10 @@ from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
 from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
 from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
+from .benchspec import BenchSpec
 from .job import JobSpec
-from .results import JobResult, RankResult, assemble, read_ranks, write_atomic
+from .microbench import bench_main
+from .results import BenchResult, JobResult, RankResult, assemble, read_ranks, write_atomic
 from .worker import worker_main
 
 
@@ -73,35 +75,35 @@ def _kill_ranks(job_dir: Path, nproc: int) -> None:
                 pass
 
 
-def run_job(job: JobSpec, job_dir: Path, timeout_s: float) -> JobResult:
-    """Launch ``job.nproc`` local ranks, wait at most ``timeout_s``, and fold what they wrote."""
+def launch(entry, payload: str, nproc: int, job_dir: Path, timeout_s: float) -> tuple[list[RankResult], str | None]:
+    """Run ``entry(payload, job_dir, timeout_s)`` on ``nproc`` local ranks with the elastic launcher; wait
+    at most ``timeout_s``. Returns every rank's last status and one line naming a dead or hung rank."""
     job_dir.mkdir(parents=True, exist_ok=True)
     config = LaunchConfig(
-        min_nodes=1, max_nodes=1, nproc_per_node=job.nproc, run_id=f"paraplan-{uuid.uuid4().hex[:8]}",
+        min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"paraplan-{uuid.uuid4().hex[:8]}",
         rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0, monitor_interval=0.1,
         start_method="forkserver", logs_specs=DefaultLogsSpecs(log_dir=str(job_dir / "logs"), redirects=Std.ALL),
     )
-    started = time.time()
     finished = threading.Event()
     timed_out = threading.Event()
 
     def watchdog() -> None:
         if not finished.wait(timeout_s):
             timed_out.set()
-            _kill_ranks(job_dir, job.nproc)
+            _kill_ranks(job_dir, nproc)
 
     threading.Thread(target=watchdog, daemon=True).start()
     error = None
     failures: dict = {}
     try:
-        elastic_launch(config, worker_main)(job.model_dump_json(), str(job_dir), timeout_s)
+        elastic_launch(config, entry)(payload, str(job_dir), timeout_s)
     except ChildFailedError as exc:
         failures = exc.failures
     except Exception as exc:  # rendezvous or agent failure
         error = f"launcher failed: {type(exc).__name__}: {exc}".splitlines()[0]
     finally:
         finished.set()
-    ranks = read_ranks(job_dir, job.nproc)
+    ranks = read_ranks(job_dir, nproc)
     if timed_out.is_set():
         error = describe_hang(ranks, timeout_s)
         low = min((r.progress() for r in ranks if r.status != "done"), default=None)
@@ -112,19 +114,42 @@ def run_job(job: JobSpec, job_dir: Path, timeout_s: float) -> JobResult:
         dead = set(failures)
         ranks = [r if r.status in ("done", "failed") else r.model_copy(
             update={"status": "failed" if r.rank in dead else "killed"}) for r in ranks]
+    return ranks, error
+
+
+def run_job(job: JobSpec, job_dir: Path, timeout_s: float) -> JobResult:
+    """One training job: launch, then fold the ranks' files into a JobResult."""
+    started = time.time()
+    ranks, error = launch(worker_main, job.model_dump_json(), job.nproc, job_dir, timeout_s)
     device = torch.cuda.get_device_name(0) if job.backend == "nccl" and torch.cuda.is_available() else "cpu"
     return assemble(job, ranks, error=error, wall_s=time.time() - started, started=started,
                     device=device, torch_version=torch.__version__)
 
 
+def run_bench(spec: BenchSpec, job_dir: Path, timeout_s: float) -> BenchResult:
+    """The microbenchmark job: launch, then collect every rank's measurements."""
+    ranks, error = launch(bench_main, spec.model_dump_json(), spec.nproc, job_dir, timeout_s)
+    data = []
+    for r in range(spec.nproc):
+        path = job_dir / f"bench_rank_{r}.json"
+        if path.exists():
+            data.append(json.loads(path.read_text()))
+    return BenchResult(spec=spec, partial=error is not None or len(data) != spec.nproc, error=error,
+                       ranks=data, status=ranks)
+
+
 def main(argv: list[str]) -> int:
-    """``JOBS.json WORKDIR TIMEOUT_S``: run each job, write WORKDIR/job_<k>/result.json."""
-    jobs = [JobSpec.model_validate(j) for j in json.loads(Path(argv[0]).read_text())]
+    """``TASKS.json WORKDIR TIMEOUT_S``: run each task (train job or microbenchmarks), write
+    WORKDIR/job_<k>/result.json."""
+    tasks = json.loads(Path(argv[0]).read_text())
     workdir, timeout_s = Path(argv[1]), float(argv[2])
-    multiprocessing.set_forkserver_preload(["validate.worker"])
-    for k, job in enumerate(jobs):
+    multiprocessing.set_forkserver_preload(["validate.worker", "validate.microbench"])
+    for k, task in enumerate(tasks):
         job_dir = workdir / f"job_{k}"
-        result = run_job(job, job_dir, timeout_s)
+        if task["kind"] == "bench":
+            result = run_bench(BenchSpec.model_validate(task["spec"]), job_dir, timeout_s)
+        else:
+            result = run_job(JobSpec.model_validate(task["spec"]), job_dir, timeout_s)
         write_atomic(job_dir / "result.json", result.model_dump_json(indent=1))
     return 0
 

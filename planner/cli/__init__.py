@@ -33,12 +33,14 @@ from ..errors import ParaplanError, format_validation_error
 from .app import app, err_console
 
 # Command modules register on import (keep this list sorted; one line per module).
+from . import bench_cmd  # noqa: E402,F401
 from . import bench_speed_cmd  # noqa: E402,F401
 from . import estimate_cmd  # noqa: E402,F401
 from . import explore_app  # noqa: E402,F401
 from . import hw_cmd  # noqa: E402,F401
 from . import model_cmd  # noqa: E402,F401
 from . import plan_cmd  # noqa: E402,F401
+from . import simulate_cmd  # noqa: E402,F401
 from . import validate_cmd  # noqa: E402,F401
 from . import whatif_cmd  # noqa: E402,F401
 

@@ -2,9 +2,82 @@
 
 from __future__ import annotations
 
-import typer
+from typing import Annotated, Optional
 
-from .app import app
+import typer
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from .app import JSON_OPTION, app, console, print_json
 
 bench_app = typer.Typer(help="Benchmarks of paraplan itself: accuracy and speed.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:+.1f}%"
+
+
+def _stats_row(name: str, g) -> list[str]:
+    if not g.rows:
+        return [name, "0", "-", "-", "-", "-"]
+    return [name, str(g.rows), f"{g.median_abs_error_pct:.1f}%", f"{g.mean_abs_error_pct:.1f}%",
+            f"{g.within_10pct:.0%}", f"{g.median_error_pct:+.1f}%"]
+
+
+def render_accuracy(report) -> Group:
+    """Per-row table, summary table and skipped rows of an AccuracyReport."""
+    rows = Table(title=f"paraplan bench accuracy: {report.csv}", title_justify="left")
+    for col, just in (("row", "right"), ("source", "left"), ("model", "left"), ("gpus", "right"),
+                      ("layout", "left"), ("measured", "right"), ("predicted", "right"), ("error", "right"),
+                      ("flags", "left")):
+        rows.add_column(col, justify=just, overflow="fold")
+    for r in report.rows:
+        if r.compared == "step_time":
+            measured, predicted = f"{r.measured_step_s:.2f} s", f"{r.predicted_step_s:.2f} s"
+        else:
+            measured = f"{r.measured_tflops:.1f} TF ({r.convention})"
+            predicted = f"{r.predicted_tflops:.1f} TF"
+        flags = ([] if r.fully_stated else ["defaults: " + ",".join(r.defaults_used)]) + r.flags
+        err = Text(_pct(r.error_pct), style="green" if abs(r.error_pct) <= 10 else "red")
+        rows.add_row(r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute}", measured,
+                     predicted, err, "; ".join(flags) or "fully stated")
+    summary = Table(title="absolute throughput error (+ = predicted faster than measured)", title_justify="left")
+    for col in ("group", "rows", "median |err|", "mean |err|", "within 10%", "median err"):
+        summary.add_column(col, justify="left" if col == "group" else "right")
+    s = report.summary
+    summary.add_row(*_stats_row("all predicted rows", s.all_rows))
+    summary.add_row(*_stats_row("fully stated rows", s.fully_stated), style="bold")
+    for name, g in s.by_hardware.items():
+        summary.add_row(*_stats_row(f"hardware {name}", g))
+    for name, g in s.fully_stated_by_hardware.items():
+        summary.add_row(*_stats_row(f"fully stated, {name}", g))
+    for name, g in s.by_source.items():
+        summary.add_row(*_stats_row(f"source {name}", g))
+    skipped = Table(title=f"skipped rows ({len(report.skipped)})", title_justify="left")
+    for col in ("row", "model", "hardware", "reason"):
+        skipped.add_column(col, overflow="fold")
+    for sk in report.skipped:
+        skipped.add_row(sk.row_id, sk.model, sk.hardware, sk.reason)
+    return Group(rows, summary, skipped)
+
+
+@bench_app.command("accuracy")
+def accuracy(
+    csv_path: Annotated[Optional[str], typer.Argument(
+        metavar="[CSV]", help="Published-runs CSV (default: the shipped hwprofiles/data/published_runs.csv).")] = None,
+    hardware_map: Annotated[Optional[list[str]], typer.Option(
+        "--hardware-map", help="PREFIX[@MEM_GB]=PROFILE: map rows whose hardware starts with PREFIX (and has "
+        "MEM_GB of HBM) to a profile name or YAML path; tried before the built-in map. Repeatable.")] = None,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Predict published measured runs and compare on each row's own FLOPs convention."""
+    from ..bench.accuracy import run_accuracy
+    from ..bench.rows import parse_hardware_map
+
+    report = run_accuracy(csv_path, parse_hardware_map(hardware_map))
+    if json_out:
+        print_json(report)
+    else:
+        console.print(render_accuracy(report))

@@ -151,11 +151,10 @@ def plan(
     if reference:
         ref_layout, ref_training = parse_reference(reference, gpus, training)
     if refine is not None:
-        from ..search import simulator_available
-        from ..search.resimulate import NOT_AVAILABLE
+        from ..search import resimulate
 
-        if simulator_available() is None:
-            raise SpecError(NOT_AVAILABLE, field="--refine")
+        if resimulate.simulator_available() is None:
+            raise SpecError(resimulate.NOT_AVAILABLE, field="--refine")
     with Progress(TextColumn("searching layouts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=json_out) as bar:
         task = bar.add_task("search", total=None)

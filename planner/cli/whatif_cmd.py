@@ -17,8 +17,12 @@ from ..whatif import (
     compare,
     parse_vary,
     search_replanner,
-    sensitivity as run_sensitivity,
     split_variant,
+)
+from ..whatif import (
+    sensitivity as run_sensitivity,
+)
+from ..whatif import (
     sweep as run_sweep,
 )
 from . import common as c

@@ -28,7 +28,7 @@ def render_comparison(cmp: Comparison) -> Group:
     cols = [cmp.base, *cmp.variants]
     table = Table(title=f"What if ({cmp.engine} engine)", show_edge=False)
     table.add_column("", style="bold")
-    for i, col in enumerate(cols):
+    for i in range(len(cols)):
         table.add_column("base" if i == 0 else f"variant {i}", justify="right")
 
     def row(name, cell):

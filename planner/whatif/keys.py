@@ -202,16 +202,30 @@ def _set_gemm_efficiency(data: dict, text: str, key: str) -> list[str]:
 
 
 def _set_hidden(data: dict, text: str, key: str) -> list[str]:
-    """hidden_size, with the FFN width scaled by the same ratio (rounded to a multiple of tp)."""
+    """hidden_size, with the FFN width scaled by the same ratio (rounded to a multiple of tp).
+
+    Heads are kept when they divide the new width; otherwise the head width is kept and the
+    head count (and kv heads, in proportion) follows.
+    """
     model = data["model"]
-    old = model["hidden_size"]
+    old, heads = model["hidden_size"], model["num_heads"]
+    head_size = model["head_dim"] or old // heads
     _set_path(data, "model.hidden_size", text)
     new = model["hidden_size"]
+    notes = []
+    if model["head_dim"] is None and new % heads:
+        if new % head_size:
+            raise SpecError(f"hidden({new}) is divisible neither by num_heads({heads}) nor by the head width "
+                            f"({head_size})", field=key)
+        model["num_heads"] = new // head_size
+        if model["num_kv_heads"]:
+            model["num_kv_heads"] = max(1, model["num_kv_heads"] * model["num_heads"] // heads)
+        notes.append(f"{key}: heads {heads} -> {model['num_heads']} (head width {head_size} kept)")
     tp = data["layout"]["tp"]
-    ffn = round(model["ffn_hidden_size"] * new / old / tp) * tp
-    note = f"{key}: hidden {old} -> {new}, ffn_hidden_size {model['ffn_hidden_size']} -> {ffn} (ratio kept)"
-    model["ffn_hidden_size"] = max(tp, ffn)
-    return [note]
+    ffn = max(tp, round(model["ffn_hidden_size"] * new / old / tp) * tp)
+    notes.insert(0, f"{key}: hidden {old} -> {new}, ffn_hidden_size {model['ffn_hidden_size']} -> {ffn} (ratio kept)")
+    model["ffn_hidden_size"] = ffn
+    return notes
 
 
 ALIASES: dict[str, Callable[[dict, str, str], list[str]]] = {
@@ -231,11 +245,13 @@ def parse_assignment(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def apply_settings(scenario: Scenario, settings: Sequence[str | tuple[str, str]]) -> tuple[Scenario, list[str]]:
+def apply_settings(scenario: Scenario, settings: Sequence[str | tuple[str, str]],
+                   check: bool = True) -> tuple[Scenario, list[str]]:
     """``scenario`` with every ``KEY=VALUE`` applied in order; returns (new scenario, notes).
 
-    Raises SpecError on an unknown key, an unreadable value or an impossible result (the
-    message shows the arithmetic).
+    Raises SpecError on an unknown key, an unreadable value or (``check``) a layout that cannot
+    run (the message shows the arithmetic). ``check=False`` skips check_layout, for a caller that
+    re-plans the layout anyway.
     """
     data = scenario.model_dump()
     notes: list[str] = []
@@ -255,7 +271,8 @@ def apply_settings(scenario: Scenario, settings: Sequence[str | tuple[str, str]]
         out = Scenario.model_validate(data)
     except ValidationError as exc:
         raise SpecError(format_validation_error(exc), field="--set") from None
-    check_layout(out.layout, out.model, out.training, out.gpus)
+    if check:
+        check_layout(out.layout, out.model, out.training, out.gpus)
     return out, notes
 
 

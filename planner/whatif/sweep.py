@@ -67,7 +67,7 @@ def parse_vary(text: str) -> tuple[str, list[str]]:
 
 def _point_settings(base: Scenario, keys: Sequence[str], combo: Sequence[str], mode: Mode,
                     first_gpus: int | None) -> list[tuple[str, str]]:
-    settings = list(zip(keys, combo))
+    settings = list(zip(keys, combo, strict=True))
     if mode == "weak" and "gpus" in keys and "training.global_batch" not in keys:
         gpus = int(float(dict(settings)["gpus"]))
         gb0 = base.training.global_batch_size
@@ -99,10 +99,10 @@ def sweep(base: Scenario, vary: Sequence[tuple[str, Sequence[str]]], mode: Mode 
     points: list[SweepPoint] = []
     ref: float | None = None
     for i, combo in enumerate(grid):
-        values = dict(zip(keys, combo))
+        values = dict(zip(keys, combo, strict=True))
         try:
             settings = _point_settings(base, keys, combo, mode, first_gpus)
-            scenario = apply_settings(base, settings)[0]
+            scenario = apply_settings(base, settings, check=replan is None)[0]
         except SpecError as exc:
             if i == 0 or "unknown key" in str(exc) or "cannot read" in str(exc):
                 raise

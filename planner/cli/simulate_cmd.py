@@ -1,0 +1,76 @@
+"""``paraplan simulate``: replay one step in the discrete-event simulator (trace, memory, contention)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from . import common as c
+from .app import JSON_OPTION, app, console, print_json, write_atomic
+from .render import fmt_bytes, fmt_seconds, render_estimate
+
+
+@app.command()
+def simulate(
+    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
+    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
+    dp: c.DpOpt = None, cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
+    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
+    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
+    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
+    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
+    trace: Annotated[Optional[str], typer.Option("--trace", help="Write a Chrome/Perfetto trace JSON here.")] = None,
+    png: Annotated[Optional[str], typer.Option("--png", help="Write a PNG of the pipeline schedule here.")] = None,
+    jitter: Annotated[float, typer.Option("--jitter", help="Lognormal sigma of op-time noise (0 = none).")] = 0.0,
+    samples: Annotated[int, typer.Option("--samples", help="Jittered runs for p10/p50/p90.")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the jitter.")] = 0,
+    no_overlap: Annotated[bool, typer.Option("--no-overlap", help="Replay the analytic overlap assumptions only.")] = False,
+    no_contention: Annotated[bool, typer.Option("--no-contention", help="Do not share NIC bandwidth among transfers.")] = False,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Simulate one training step event by event: schedule, overlap, NIC contention, memory over time."""
+    from simulate import run
+    from simulate.trace import trace_document, trace_json
+
+    scenario = c.build_scenario(
+        model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp, dp=dp,
+        cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
+        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
+        flash_attention=flash_attention, schedule=schedule, layout_file=layout,
+    )
+    result = run(scenario, overlap=not no_overlap, contention=not no_contention, jitter=jitter,
+                 samples=samples, seed=seed, trace=bool(trace or png))
+    title = f"{scenario.model.name} on {scenario.gpus} x {scenario.hardware.name}, {scenario.layout.describe()}"
+    if trace:
+        write_atomic(trace, trace_json(trace_document(result.trace_events, scenario.layout.pp, title)))
+    if png:
+        from simulate.plot import plot_schedule
+
+        plot_schedule(result.trace_events, scenario.layout.pp, png, title)
+    if json_out:
+        print_json(result.summary())
+        return
+    console.print(render_estimate(result.estimate))
+    table = Table(title="resources (busy over the step)")
+    for col in ("resource", "busy", "utilisation", "users / slowdown"):
+        table.add_column(col)
+    nics = sorted((u for u in result.utilisation if u.resource.startswith("node ")), key=lambda u: -u.busy_s)
+    shown = [u for u in result.utilisation if not u.resource.startswith("node ")] + nics[:8]
+    for u in shown:
+        table.add_row(u.resource, fmt_seconds(u.busy_s), f"{u.utilisation:.0%}", f"{u.mean_users:.2f}")
+    console.print(table)
+    peaks = ", ".join(fmt_bytes(m.peak_bytes) for m in result.memory[:8])
+    console.print(f"memory peaks per stage: {peaks}{' ...' if len(result.memory) > 8 else ''}")
+    if result.percentiles:
+        p = result.percentiles
+        console.print(f"step time over {samples} samples: p10 {fmt_seconds(p['p10'])}, "
+                      f"p50 {fmt_seconds(p['p50'])}, p90 {fmt_seconds(p['p90'])}")
+    for line in result.folded:
+        console.print(f"folded by symmetry: {line}")
+    console.print(f"{result.events} compute events in {result.wall_s:.2f} s "
+                  f"({result.events / max(result.wall_s, 1e-9):,.0f} events/s)")
+    for path in (trace, png):
+        if path:
+            console.print(f"wrote {path}")
