@@ -70,7 +70,7 @@ def _resolve(name: str, folder: Path, choices: list[str], what: str) -> Path:
     if _looks_like_path(name):
         path = Path(name)
         if not path.exists():
-            raise SpecError(f"no such file", source=name)
+            raise SpecError("no such file", source=name)
         return path
     path = folder / f"{name}.yaml"
     if not path.exists():

@@ -197,6 +197,8 @@ def run_accuracy(csv_path: str | Path | None = None, hardware_map: HardwareMap =
     from hwprofiles import load_hardware
 
     path = Path(csv_path) if csv_path is not None else default_csv()
+    for _prefix, _mem, profile in hardware_map:  # a bad --hardware-map entry is an input error (exit 2)
+        load_hardware(profile)
     results: list[RowResult] = []
     skipped: list[Skipped] = []
 
@@ -211,9 +213,7 @@ def run_accuracy(csv_path: str | Path | None = None, hardware_map: HardwareMap =
             outcome = compare(case, predict(case.scenario))
         except Unmappable as exc:
             outcome = str(exc)
-        except SpecError as exc:
-            if exc.field in ("--hardware-map", "hardware"):
-                raise
+        except SpecError as exc:  # the layout does not run the model (heads % tp, batch % dp, ...)
             outcome = str(exc)
         if isinstance(outcome, str):
             skipped.append(Skipped(**meta, reason=outcome))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..pricing import Pricer
+from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import StageWork, StepWork, build_step
 from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown, trusted
 from .schedule import StagePass, pipeline_time
@@ -117,13 +117,13 @@ def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
     act = stage.activation_bytes_per_microbatch * stage.in_flight
     reserved = hardware.device.reserved_memory_gib * GIB
     # internal, already-validated numbers: construct without re-validation (hot path of the search)
-    bd = trusted(MemoryBreakdown, 
+    bd = trusted(MemoryBreakdown,
         params=stage.weights_bytes, grads=stage.grads_bytes, optimizer=stage.optimizer_bytes,
         activations=act, buffers=stage.buffer_bytes + stage.working_bytes, reserved=reserved,
     )
     cap = hardware.device.hbm_capacity_gib * GIB
     peak = bd.total
-    return trusted(StageMemory, 
+    return trusted(StageMemory,
         stage=stage.index, layers=stage.layers, in_flight_microbatches=round(stage.in_flight),
         peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
         overflow_bytes=max(0.0, peak - cap),

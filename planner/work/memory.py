@@ -21,7 +21,7 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
     the layer input). GQA, SwiGLU and fused (flash) attention follow the same itemisation.
     """
     d = dims(model, training, layout)
-    T, h, t = d.tokens, d.hidden, d.tp
+    T, h = d.tokens, d.hidden
     tn = d.norm_tokens  # replicated parts are split by t only with sequence parallelism
     if training.recompute == "full":
         return 2.0 * tn * h  # the layer input (Korthikanti Sec. 5: 2sbh, /t with SP)
