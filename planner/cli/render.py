@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -57,10 +58,10 @@ def time_table(est: Estimate) -> Table:
 
 def memory_table(est: Estimate, max_rows: int = 8) -> Table:
     """Peak memory per stage against capacity (first, largest and last stages when many)."""
-    table = Table(title="Peak memory per GPU by pipeline stage", show_edge=False)
-    for col in ("stage", "layers", "params", "grads", "optim", "activ", "buffers", "reserved", "peak", "of HBM"):
-        table.add_column(col, justify="right")
-    table.add_column("", justify="left")
+    table = Table(title="Peak memory per GPU by pipeline stage (GiB)", box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("stage", "layers", "weights", "grads", "optim", "activ", "other", "peak"):
+        table.add_column(col, justify="right", no_wrap=True, min_width=len(col))
+    table.add_column("of HBM", justify="left", no_wrap=True, overflow="crop")
     stages = est.memory
     if len(stages) > max_rows:
         keep = {0, len(stages) - 1, est.worst_stage.stage}
@@ -68,11 +69,12 @@ def memory_table(est: Estimate, max_rows: int = 8) -> Table:
     for s in stages:
         b = s.breakdown
         frac = s.peak_bytes / s.capacity_bytes
-        bar = Text("█" * min(20, round(frac * 20)), style="green" if s.fits else "red")
-        bar.append("░" * max(0, 20 - round(frac * 20)), style="dim")
-        table.add_row(str(s.stage), str(s.layers), fmt_bytes(b.params), fmt_bytes(b.grads),
-                      fmt_bytes(b.optimizer), fmt_bytes(b.activations), fmt_bytes(b.buffers),
-                      fmt_bytes(b.reserved), fmt_bytes(s.peak_bytes), f"{frac:.0%}", bar)
+        filled = min(10, round(frac * 10))
+        bar = Text("█" * filled, style="green" if s.fits else "red")
+        bar.append("░" * max(0, 10 - filled), style="dim")
+        bar.append(f" {frac:.0%}")
+        table.add_row(str(s.stage), str(s.layers), *(f"{v / GIB:.1f}" for v in (
+            b.params, b.grads, b.optimizer, b.activations, b.buffers + b.reserved, s.peak_bytes)), bar)
     return table
 
 

@@ -1,0 +1,63 @@
+"""Published-run tolerance: paraplan's error against the shipped published_runs.csv must not grow.
+
+The data (hwprofiles/data/published_runs.csv, citations per row and in PUBLISHED_RUNS.md) are
+published measured training runs; the recorded figure and the command that reproduces it are in
+tests/golden/accuracy_baseline.json. No per-row or per-source correction may enter a prediction.
+"""
+
+from __future__ import annotations
+
+import csv
+import inspect
+import json
+from pathlib import Path
+
+import pytest
+
+from planner.bench.accuracy import default_csv, predict, run_accuracy
+
+BASELINE = json.loads((Path(__file__).parent / "accuracy_baseline.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_accuracy()
+
+
+def test_fully_stated_median_error_does_not_grow_past_the_recorded_figure(report):
+    stats = report.summary.fully_stated
+    assert stats.rows >= BASELINE["fully_stated_rows"] - 2  # the check is not vacuous
+    limit = BASELINE["median_abs_error_pct"] + BASELINE["tolerance_points"]
+    assert stats.median_abs_error_pct <= limit, (
+        f"median |error| over fully-stated rows {stats.median_abs_error_pct:.1f}% > recorded "
+        f"{BASELINE['median_abs_error_pct']}% + {BASELINE['tolerance_points']} points ({BASELINE['command']})"
+    )
+
+
+def test_the_prediction_path_sees_only_the_scenario():
+    params = list(inspect.signature(predict).parameters)
+    assert params == ["scenario"]
+
+
+def test_row_id_and_source_do_not_change_a_prediction(tmp_path):
+    with default_csv().open(newline="") as fh:
+        reader = csv.DictReader(fh)
+        fields = reader.fieldnames
+        row = next(r for r in reader if r["source_id"] == "korthikanti2022")
+    other = dict(row, row_id="9999", source_id="someone_else", source="Another paper",
+                 source_locator="Table 9", provenance="exact_table")
+    path = tmp_path / "twins.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows([row, other])
+    a, b = run_accuracy(path).rows
+    assert (a.row_id, b.row_id) == (row["row_id"], "9999")
+    assert a.predicted_step_s == b.predicted_step_s
+    assert a.error_pct == b.error_pct
+
+
+def test_every_shipped_hardware_with_a_stated_run_is_predicted(report):
+    predicted = {r.hardware for r in report.rows}
+    assert {"a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm-80gb"} <= predicted
+    assert all(s.reason for s in report.skipped)
