@@ -250,30 +250,30 @@ class Engine:
         """Gradient reduction (bucketed when overlapping), optimizer, ZeRO-1/2 parameter gather."""
         env, plan, log = self.env, self.plan.stages[i], self.logs[i]
         if plan.dp_reduce:
-            windows = []
-            for c in reversed(range(self.v)):
-                w = self.windows[i][c]
+            if not self.overlap:  # the whole reduction from the stage's last backward on
+                w = self.windows[i][self.v - 1]
                 if not w.triggered:
                     yield w
-                windows.append(w.value)
-            if not self.overlap:
-                release = min(s for s, _ in windows) if self.overlap_dp else None
-                if release is None:
+                if not self.overlap_dp:
                     yield pipeline_done
-                elif release > env.now:
-                    yield env.timeout(release - env.now)
+                elif w.value[0] > env.now:
+                    yield env.timeout(w.value[0] - env.now)
                 s0 = env.now
                 for tr in plan.dp_reduce:
                     yield from self.transfer(tr)
                 log.comm_busy += env.now - s0
                 self._x(i, 3, "dp reduce", s0, env.now - s0)
-            else:
+            else:  # per-layer buckets as each chunk's last backward produces them
                 n_total = sum(max(1, ch.layers) for ch in plan.chunks)
-                for (s, e), c in zip(windows, reversed(range(self.v))):
+                for c in reversed(range(self.v)):
+                    w = self.windows[i][c]
+                    if not w.triggered:
+                        yield w
+                    s, e = w.value
                     n = max(1, plan.chunks[c].layers)
                     for j in range(n):
-                        release = s + (j + 1) * (e - s) / n if self.overlap_dp else None
-                        if release is None:
+                        release = s + (j + 1) * (e - s) / n
+                        if not self.overlap_dp:
                             if not pipeline_done.triggered:
                                 yield pipeline_done
                         elif release > env.now:

@@ -1,0 +1,164 @@
+"""Mapping of published-run CSV rows to scenarios (planner/bench/rows.py) and its documented defaults."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwprofiles import load_hardware
+from planner.bench.accuracy import CONVENTIONS, default_csv
+from planner.bench.rows import (
+    Unmappable,
+    build_case,
+    flops_convention,
+    parse_hardware_map,
+    profile_for,
+    read_rows,
+)
+from planner.errors import SpecError
+from planner.work.conventions import korthikanti_model_flops, megatron_core_model_flops
+
+ROWS = {r["row_id"]: r for r in read_rows(default_csv())}
+
+
+def case(row_id: str, hardware_map=(), fits=lambda s: True, **changes):
+    return build_case(dict(ROWS[row_id], **changes), hardware_map, load_hardware, fits)
+
+
+@pytest.mark.parametrize(("hardware", "mem", "profile"), [
+    ("A100-SXM4", "80", "a100-sxm-80gb"), ("A100-SXM4", "40", "a100-sxm-40gb"),
+    ("H100-SXM", "80", "h100-sxm-80gb"), ("MI250X (per GCD)", "64", "mi250x-frontier"),
+    ("V100-SXM3 (DGX-2)", "32", None),
+])
+def test_hardware_maps_to_profile(hardware, mem, profile):
+    assert profile_for({"hardware": hardware, "gpu_mem_gb": mem}, ()) == profile
+
+
+def test_hardware_map_entries_come_before_the_built_in_map():
+    hm = parse_hardware_map(["A100@40=my-a100.yaml", "V100=v100.yaml"])
+    assert profile_for({"hardware": "A100-SXM4", "gpu_mem_gb": "40"}, hm) == "my-a100.yaml"
+    assert profile_for({"hardware": "A100-SXM4", "gpu_mem_gb": "80"}, hm) == "a100-sxm-80gb"
+    assert profile_for({"hardware": "V100-SXM3", "gpu_mem_gb": "32"}, hm) == "v100.yaml"
+
+
+@pytest.mark.parametrize("entry", ["A100", "=x", "A100@big=x", "A100="])
+def test_malformed_hardware_map_is_a_spec_error(entry):
+    with pytest.raises(SpecError, match="--hardware-map"):
+        parse_hardware_map([entry])
+
+
+def test_unmapped_hardware_is_skipped_with_the_reason():
+    with pytest.raises(Unmappable, match="no hardware profile for 'V100"):
+        case("142")
+
+
+def test_fully_stated_row_uses_no_default():
+    c = case("26")  # Korthikanti 175B, SP + selective; 'mixed' precision, same fp16/bf16 peak
+    assert c.defaults_used == ()
+    lay, trn = c.scenario.layout, c.scenario.training
+    assert (lay.tp, lay.pp, lay.vpp, lay.dp, lay.schedule) == (8, 8, 3, 1, "interleaved-1f1b")
+    assert lay.sequence_parallel and trn.recompute == "selective" and not trn.flash_attention
+    assert c.measured_step_s == 13.75 and c.convention == "korthikanti-eq7"
+
+
+def test_gpt_architecture_from_columns():
+    m = case("26").scenario.model
+    assert (m.num_layers, m.hidden_size, m.num_heads, m.ffn_hidden_size, m.vocab_size) == (96, 12288, 96, 49152, 51200)
+    assert (m.ffn_kind, m.norm_kind, m.position_kind, m.tied_embeddings) == ("gelu", "layernorm", "learned", True)
+
+
+def test_llama_like_name_gives_swiglu_rmsnorm_rope_untied():
+    m = case("26", model="Llama-2-70B", kv_heads="8", ffn_hidden="28672", layers="80", hidden="8192",
+             heads="64").scenario.model
+    assert (m.ffn_kind, m.norm_kind, m.position_kind, m.tied_embeddings, m.linear_bias) == (
+        "swiglu", "rmsnorm", "rope", False, False)
+    assert m.kv_heads == 8
+
+
+def test_notes_amend_the_architecture():
+    mpt = case("73").scenario.model  # notes: ALiBi, no biases
+    assert mpt.position_kind == "alibi" and not mpt.linear_bias
+    bloom = case("34").scenario.model  # notes: Embed LayerNorm on
+    assert bloom.embedding_norm and bloom.position_kind == "alibi"
+
+
+def test_unstated_micro_batch_and_interleaving_use_documented_defaults():
+    c = case("9")  # Narayanan Table 1: 105 layers, pp 35, 'interleaved (chunks/stage not given)'
+    assert c.scenario.training.micro_batch_size == 1
+    assert c.scenario.layout.vpp == 3  # smallest v >= 2 dividing 105 / 35 = 3
+    assert {"micro_batch", "vpp"} <= set(c.defaults_used)
+
+
+def test_unstated_settings_of_a_megatron_core_row():
+    c = case("97")
+    lay, trn = c.scenario.layout, c.scenario.training
+    assert lay.sequence_parallel  # 'not stated (standard with TP>1)'
+    assert trn.flash_attention and trn.precision == "bf16" and trn.distributed_optimizer
+    assert {"sequence_parallel", "flash_attention", "precision", "recompute", "micro_batch"} <= set(c.defaults_used)
+    assert c.convention == "megatron-core"
+
+
+def test_unstated_recompute_is_the_cheapest_that_fits():
+    assert case("97", fits=lambda s: True).scenario.training.recompute == "none"
+    only_full = case("97", fits=lambda s: s.training.recompute == "full")
+    assert only_full.scenario.training.recompute == "full"
+
+
+def test_global_batch_from_tokens_rounded_to_micro_batch_times_dp():
+    c = case("35", micro_batch="1")  # OPT: 2M tokens / 2048, dp 124
+    assert c.scenario.training.global_batch_size == 992
+    assert "global_batch" in c.defaults_used
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"moe": "8 experts top-2"}, "MoE"),
+    ({"heads": ""}, "architecture not stated: heads"),
+    ({"zero_or_fsdp": "FSDP full shard + parameter CPU offload"}, "CPU offload"),
+    ({"num_gpus": "100"}, "!= num_gpus"),
+    ({"precision": "int4"}, "precision"),
+])
+def test_unmappable_rows_give_a_reason(changes, reason):
+    with pytest.raises(Unmappable, match=reason):
+        case("26", **changes)
+
+
+@pytest.mark.parametrize(("row_id", "convention", "defaulted"), [
+    ("1", "megatron-eq3", False), ("23", "korthikanti-eq7", False), ("31", "korthikanti-eq7", False),
+    ("34", "bigscience", False), ("69", "mosaicml", False), ("91", "megatron-core", False),
+    ("139", "megatron-eq3", False), ("39", "megatron-eq3", True),
+    ("89", None, False),
+])
+def test_flops_convention_of_shipped_rows(row_id, convention, defaulted):
+    assert flops_convention(ROWS[row_id]) == (convention, defaulted)
+
+
+def test_derived_sec_per_iter_is_not_compared():
+    assert case("1").measured_step_s is None  # back-computed from Eq. 3 by the hand-over
+    assert case("34").measured_step_s == 104.7  # read from the BLOOM log
+
+
+def test_convention_applied_to_the_measured_time_reproduces_the_row():
+    c = case("23")  # Korthikanti 22B: 1.42 s per step, 100.2 TFLOP/s per GPU (Eq. 7)
+    tflops = CONVENTIONS[c.convention](c.inputs) / (c.measured_step_s * c.scenario.gpus) / 1e12
+    assert tflops == pytest.approx(c.measured_tflops, rel=0.01)
+
+
+def test_megatron_core_flops_equal_eq7_for_mha_and_4h_ffn():
+    args = (64, 2048, 96, 12288)
+    assert megatron_core_model_flops(*args, 96, 96, 128, 49152, 51200) == pytest.approx(
+        korthikanti_model_flops(*args, 51200), rel=1e-12)
+
+
+def test_megatron_core_flops_count_gqa_and_swiglu():
+    mha = megatron_core_model_flops(1, 4096, 32, 4096, 32, 32, 128, 14336, 128256)
+    gqa = megatron_core_model_flops(1, 4096, 32, 4096, 32, 8, 128, 14336, 128256)
+    glu = megatron_core_model_flops(1, 4096, 32, 4096, 32, 8, 128, 14336, 128256, swiglu=True)
+    # K and V shrink by 4x: 12*B*s*L*h^2*(1 - 8/32) less; SwiGLU adds half the FFN term
+    assert mha - gqa == pytest.approx(12 * 4096 * 32 * 4096**2 * 0.75)
+    assert glu - gqa == pytest.approx(12 * 4096 * 32 * 4096**2 * (14336 / 4096) * 0.5)
+
+
+def test_csv_missing_columns_is_a_spec_error(tmp_path):
+    path = tmp_path / "bad.csv"
+    path.write_text("row_id,model\n1,x\n")
+    with pytest.raises(SpecError, match="missing columns"):
+        read_rows(path)
