@@ -169,3 +169,12 @@ def run_bench(spec: BenchSpec, out_dir: Path, timeout_s: float) -> None:
 def bench_main(spec_json: str, out_dir: str, timeout_s: float) -> None:
     """Elastic-launcher entry point."""
     run_bench(BenchSpec.model_validate_json(spec_json), Path(out_dir), timeout_s)
+
+
+if __name__ == "__main__":  # torchrun entry: python -m validate.microbench SPEC.json OUT_DIR [TIMEOUT_S]
+    import sys
+
+    limit = float(sys.argv[3]) if len(sys.argv) > 3 else 600.0
+    from .worker import read_task
+
+    run_bench(BenchSpec.model_validate(read_task(sys.argv[1])), Path(sys.argv[2]), limit)

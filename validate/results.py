@@ -164,6 +164,22 @@ def assemble(job: JobSpec, ranks: list[RankResult], *, error: str | None, wall_s
     )
 
 
+def describe_hang(ranks: list[RankResult], timeout_s: float) -> str:
+    """One line naming the rank(s) that stopped making progress before the timeout."""
+    pending = [r for r in ranks if r.status not in ("done",)]
+    if not pending:
+        return f"job timed out after {timeout_s:g} s while shutting down"
+    low = min(r.progress() for r in pending)
+    stuck = [r for r in pending if r.progress() == low]
+    waiting = [r for r in pending if r.progress() != low]
+    where = f"phase '{stuck[0].phase}'" + (f" of step {stuck[0].step}" if stuck[0].step >= 0 else "")
+    names = ", ".join(str(r.rank) for r in stuck)
+    msg = f"rank {names} hung: no progress past {where} within the {timeout_s:g} s timeout"
+    if waiting:
+        msg += f"; ranks {', '.join(str(r.rank) for r in waiting)} were waiting for it"
+    return msg
+
+
 def median(values: list[float]) -> float:
     """Median of a non-empty list."""
     return statistics.median(values)

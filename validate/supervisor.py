@@ -26,7 +26,7 @@ from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 from .benchspec import BenchSpec
 from .job import JobSpec
 from .microbench import bench_main
-from .results import BenchResult, JobResult, RankResult, assemble, read_ranks, write_atomic
+from .results import BenchResult, JobResult, RankResult, assemble, describe_hang, read_ranks, write_atomic
 from .worker import worker_main
 
 
@@ -35,22 +35,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def describe_hang(ranks: list[RankResult], timeout_s: float) -> str:
-    """One line naming the rank(s) that stopped making progress before the timeout."""
-    pending = [r for r in ranks if r.status not in ("done",)]
-    if not pending:
-        return f"job timed out after {timeout_s:g} s while shutting down"
-    low = min(r.progress() for r in pending)
-    stuck = [r for r in pending if r.progress() == low]
-    waiting = [r for r in pending if r.progress() != low]
-    where = f"phase '{stuck[0].phase}'" + (f" of step {stuck[0].step}" if stuck[0].step >= 0 else "")
-    names = ", ".join(str(r.rank) for r in stuck)
-    msg = f"rank {names} hung: no progress past {where} within the {timeout_s:g} s timeout"
-    if waiting:
-        msg += f"; ranks {', '.join(str(r.rank) for r in waiting)} were waiting for it"
-    return msg
 
 
 def describe_failure(failures: dict, ranks: list[RankResult]) -> str:
@@ -146,6 +130,7 @@ def main(argv: list[str]) -> int:
     multiprocessing.set_forkserver_preload(["validate.worker", "validate.microbench"])
     for k, task in enumerate(tasks):
         job_dir = workdir / f"job_{k}"
+        write_atomic(workdir / f"job_{k}.json", json.dumps(task))  # what validate.collect reads
         if task["kind"] == "bench":
             result = run_bench(BenchSpec.model_validate(task["spec"]), job_dir, timeout_s)
         else:

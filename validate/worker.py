@@ -7,6 +7,7 @@ by torchrun under SLURM (``python -m validate.worker JOB.json JOB_DIR``).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import statistics
@@ -145,7 +146,12 @@ def worker_main(job_json: str, job_dir: str, timeout_s: float) -> None:
     run_rank(JobSpec.model_validate_json(job_json), Path(job_dir), timeout_s)
 
 
+def read_task(path: str) -> dict:
+    """A spec file: the spec itself, or a ``{"kind": ..., "spec": ...}`` task (what ``collect`` reads)."""
+    data = json.loads(Path(path).read_text())
+    return data["spec"] if "kind" in data else data
+
+
 if __name__ == "__main__":  # torchrun entry: python -m validate.worker JOB.json JOB_DIR [TIMEOUT_S]
-    job_path, out_dir = sys.argv[1], sys.argv[2]
     limit = float(sys.argv[3]) if len(sys.argv) > 3 else 600.0
-    run_rank(JobSpec.model_validate_json(Path(job_path).read_text()), Path(out_dir), limit)
+    run_rank(JobSpec.model_validate(read_task(sys.argv[1])), Path(sys.argv[2]), limit)

@@ -11,10 +11,10 @@ SMALL = ModelSpec(name="sim-small", num_layers=32, hidden_size=2048, num_heads=1
 TINY_VOCAB = SMALL.model_copy(update={"name": "sim-equal", "vocab_size": 128})
 
 
-def scenario(model=SMALL, hw="h100-sxm-80gb", gb=64, mb=1, recompute="none", **layout) -> Scenario:
+def scenario(model=SMALL, hw="h100-sxm-80gb", gb=64, mb=1, recompute="none", overlap_dp=True, **layout) -> Scenario:
     """A scenario of ``model`` with ``layout`` keywords; gpus = tp * pp * dp."""
     lay = Layout(**layout)
     return Scenario(model=model, hardware=load_hardware(hw), gpus=lay.gpus,
                     training=TrainingSpec(global_batch_size=gb, micro_batch_size=mb, seq_length=1024,
-                                          recompute=recompute),
+                                          recompute=recompute, overlap_dp_comm=overlap_dp),
                     layout=lay)

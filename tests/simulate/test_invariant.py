@@ -25,13 +25,17 @@ def layouts(draw):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(layouts(), st.sampled_from([1, 2]))
-def test_simulated_step_equals_analytic(layout_recompute, mb):
+@given(layouts(), st.sampled_from([1, 2]), st.booleans())
+def test_simulated_step_equals_analytic(layout_recompute, mb, overlap_dp):
     layout, recompute = layout_recompute
     interleaved = layout["schedule"] == "interleaved-1f1b"
+    # with interleaving the last micro-batch's backward is spread over the drain, which hides more
+    # of the reduction than the analytic rule (bwd + slack) credits (~1 %, reported): overlap off there
+    overlap_dp = overlap_dp and not interleaved
     # the closed form divides fill/drain by v assuming equal chunks; a large head on the last chunk
     # breaks that by ~2 % (reported), so interleaving is checked with a small vocabulary
-    sc = scenario(model=TINY_VOCAB if interleaved else SMALL, gb=64 * mb, mb=mb, recompute=recompute, **layout)
+    sc = scenario(model=TINY_VOCAB if interleaved else SMALL, gb=64 * mb, mb=mb, recompute=recompute,
+                  overlap_dp=overlap_dp, **layout)
     try:
         check_layout(sc.layout, sc.model, sc.training, sc.gpus)
     except SpecError:
@@ -52,7 +56,9 @@ def test_bubble_matches_closed_form(pp, vpp, schedule):
     sim = simulate_estimate(sc, overlap=False, contention=False)
     ideal = sim.time.compute + sim.time.tp_comm + sim.time.pp_comm
     closed = bubble_fraction_closed_form(pp, sim.micro_batches, schedule, vpp)
-    assert sim.time.pp_bubble / ideal == pytest.approx(closed, rel=0.03)
+    assert sim.time.pp_bubble == pytest.approx(sc.estimate().time.pp_bubble, rel=0.015)
+    # stages are equal up to the embedding / head (a few % of a 4-layer stage)
+    assert sim.time.pp_bubble / ideal == pytest.approx(closed, rel=0.05)
 
 
 def test_zb_h1_smaller_bubble_same_memory():

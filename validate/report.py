@@ -1,0 +1,80 @@
+"""Predicted (planner.cost.estimate) vs measured step time and peak memory per layout. Torch-free."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from planner.errors import SpecError
+from planner.specs import HardwareProfile
+
+from .results import ResultsFile
+
+CPU_MEMORY_NOTE = (
+    "CPU memory is tracked tensor storage of an fp32 run; the cost model prices bf16 activations "
+    "(torch-amp recipe: fp32 weights, grads and Adam state), so activation bytes differ by up to 2x"
+)
+
+
+class ReportRow(BaseModel):
+    """One measured layout against its prediction; seconds, bytes, percent."""
+
+    model_config = ConfigDict(extra="forbid")
+    layout: str = Field(description="layout")
+    nproc: int = Field(description="ranks")
+    device: str = Field(description="device measured on")
+    measured_step_s: float | None = Field(description="median step time (slowest rank), s")
+    measured_min_s: float | None = Field(description="fastest timed step, s")
+    measured_max_s: float | None = Field(description="slowest timed step, s")
+    predicted_step_s: float | None = Field(description="cost-model step time, s")
+    step_error_pct: float | None = Field(description="100 * (predicted - measured) / measured")
+    measured_peak_bytes: float | None = Field(description="largest per-rank peak, bytes")
+    predicted_peak_bytes: float | None = Field(description="cost-model peak of the largest stage, bytes")
+    memory_error_pct: float | None = Field(description="100 * (predicted - measured) / measured")
+    memory_method: str | None = Field(description="how memory was measured")
+    numerics_passed: bool | None = Field(description="numerics check result")
+    partial: bool = Field(description="job did not finish")
+    note: str = Field("", description="error or why a prediction is missing")
+
+
+class ValidationReport(BaseModel):
+    """``paraplan validate report``."""
+
+    model_config = ConfigDict(extra="forbid")
+    hardware: str = Field(description="hardware profile predicted with")
+    calibration: str | None = Field(description="overlay applied, if any")
+    rows: list[ReportRow] = Field(description="per layout")
+    notes: list[str] = Field(default_factory=list, description="caveats")
+
+
+def _pct(pred: float | None, meas: float | None) -> float | None:
+    if pred is None or not meas:
+        return None
+    return 100.0 * (pred - meas) / meas
+
+
+def build_report(results: ResultsFile, hardware: HardwareProfile, hardware_name: str,
+                 calibration: str | None) -> ValidationReport:
+    """Predict every job of ``results`` on ``hardware`` and set it against what was measured."""
+    from planner.cost import estimate
+
+    rows = []
+    for j in results.jobs:
+        spec = j.job
+        pred_t = pred_m = None
+        note = j.error or ""
+        try:
+            est = estimate(spec.effective_model(), hardware, spec.training_spec(), spec.layout)
+            pred_t, pred_m = est.step_time_s, est.peak_memory_bytes
+        except SpecError as exc:
+            note = note or f"no prediction: {exc}"
+        rows.append(ReportRow(
+            layout=j.layout, nproc=j.nproc, device=j.device, measured_step_s=j.step_time_s,
+            measured_min_s=j.step_time_min_s, measured_max_s=j.step_time_max_s, predicted_step_s=pred_t,
+            step_error_pct=_pct(pred_t, j.step_time_s), measured_peak_bytes=j.peak_memory_bytes,
+            predicted_peak_bytes=pred_m, memory_error_pct=_pct(pred_m, j.peak_memory_bytes),
+            memory_method=j.memory_method, numerics_passed=j.numerics_passed, partial=j.partial, note=note,
+        ))
+    notes = []
+    if any(r.device == "cpu" for r in rows):
+        notes.append(CPU_MEMORY_NOTE)
+    return ValidationReport(hardware=hardware_name, calibration=calibration, rows=rows, notes=notes)
