@@ -11,7 +11,6 @@ among concurrent transfers, the rule of ``planner.topology.offnode_bandwidth_per
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections import Counter
 from dataclasses import dataclass
 

@@ -351,7 +351,9 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",
                 flash_attention=flash, distributed_optimizer=dist_opt,
-                overlap_dp_comm=not re.search(r"not overlapped", row["notes"], re.I))
+                overlap_dp_comm=not re.search(r"not overlapped", row["notes"], re.I),
+                overlap_param_gather="--overlap-param-gather" in row["notes"],
+                tp_comm_overlap="--tp-comm-overlap" in row["notes"])
     try:
         recompute = _recompute(row["recompute"])
         if recompute is None:

@@ -40,6 +40,7 @@ from . import explore_app  # noqa: E402,F401
 from . import hw_cmd  # noqa: E402,F401
 from . import model_cmd  # noqa: E402,F401
 from . import plan_cmd  # noqa: E402,F401
+from . import report_cmd  # noqa: E402,F401
 from . import simulate_cmd  # noqa: E402,F401
 from . import validate_cmd  # noqa: E402,F401
 from . import whatif_cmd  # noqa: E402,F401

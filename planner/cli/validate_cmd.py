@@ -40,18 +40,20 @@ def _model(model: str | None, layers: int, hidden: int, heads: int, kv_heads: in
 
 def _results_table(results) -> Table:
     table = Table(title="validate run", title_justify="left")
-    for col in ("layout", "ranks", "step time (median)", "min-max", "peak mem/rank", "numerics", "status"):
-        table.add_column(col, justify="right" if col not in ("layout", "status", "numerics") else "left")
+    for col in ("layout", "ranks", "step (median)", "min-max", "peak mem/rank", "numerics (max err)", "status"):
+        table.add_column(col, justify="right" if col not in ("layout", "status", "numerics (max err)") else "left",
+                         no_wrap=col == "layout")
     for j in results.jobs:
         checks = [r.numerics for r in j.ranks if r.numerics]
         if checks:
             g = max(c.grad_error for c in checks)
             p = max(c.param_error for c in checks)
             verdict = "[green]pass[/]" if j.numerics_passed else "[red]FAIL[/]"
-            num = f"{verdict} grad {g:.1e} param {p:.1e} (tol {checks[0].tolerance:.0e})"
+            num = f"{verdict} {max(g, p):.1e} ≤ {checks[0].tolerance:.0e}" if j.numerics_passed else (
+                f"{verdict} {max(g, p):.1e} > {checks[0].tolerance:.0e}")
         else:
             num = "-"
-        status = f"[red]partial: {j.error}[/]" if j.partial else "ok"
+        status = "[red]partial[/]" if j.partial else "ok"
         spread = (f"{fmt_seconds(j.step_time_min_s)}-{fmt_seconds(j.step_time_max_s)}"
                   if j.step_time_min_s is not None else "-")
         table.add_row(j.layout, str(j.nproc), fmt_seconds(j.step_time_s) if j.step_time_s else "-", spread,
@@ -136,3 +138,210 @@ def run(
     code = exit_code(results)
     if code:
         raise typer.Exit(code)
+
+
+ResultsOpt = Annotated[Optional[list[Path]], typer.Option("--results", "-r", help="Results JSON from validate run / collect (repeatable).")]
+
+
+def _load_results(paths: list[Path] | None):
+    from validate.results import load_results, merge_results
+
+    if not paths:
+        raise SpecError("--results FILE is required", field="--results")
+    return merge_results([load_results(p) for p in paths])
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.1f}%"
+
+
+@validate_app.command("report")
+def report(
+    results: ResultsOpt = None,
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="Profile to predict with.")] = "cpu-host",
+    calibration: Annotated[Optional[str], typer.Option("--calibration", help="Calibration overlay YAML.")] = None,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Predicted (cost model) vs measured step time and peak memory, % error per layout."""
+    from hwprofiles import load_hardware
+    from validate.report import build_report
+
+    rep = build_report(_load_results(results), load_hardware(hardware, calibration), hardware, calibration)
+    if json_out:
+        print_json(rep)
+        return
+    title = f"predicted ({hardware}{' + ' + calibration if calibration else ''}) vs measured"
+    table = Table(title=title, title_justify="left")
+    for col in ("layout", "ranks", "measured", "min-max", "predicted", "error", "peak mem", "predicted mem",
+                "mem error", "numerics"):
+        table.add_column(col, justify="left" if col in ("layout", "numerics") else "right", no_wrap=col == "layout")
+    for r in rep.rows:
+        spread = (f"{fmt_seconds(r.measured_min_s)}-{fmt_seconds(r.measured_max_s)}"
+                  if r.measured_min_s is not None else "-")
+        num = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "-"}[r.numerics_passed]
+        table.add_row(r.layout, str(r.nproc), fmt_seconds(r.measured_step_s) if r.measured_step_s else "-", spread,
+                      fmt_seconds(r.predicted_step_s) if r.predicted_step_s else "-", _pct(r.step_error_pct),
+                      fmt_bytes(r.measured_peak_bytes) if r.measured_peak_bytes else "-",
+                      fmt_bytes(r.predicted_peak_bytes) if r.predicted_peak_bytes else "-",
+                      _pct(r.memory_error_pct), num if not r.partial else "[red]partial[/]")
+    console.print(table)
+    for r in rep.rows:
+        if r.note:
+            console.print(f"{r.layout}: {r.note}", highlight=False)
+    for n in rep.notes:
+        console.print(f"note: {n}", highlight=False)
+
+
+@validate_app.command("collect")
+def collect_cmd(
+    workdir: Annotated[Path, typer.Argument(help="Work folder with job_<k>.json and per-rank files.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Results JSON to write (atomically).")] = Path("results.json"),
+    timeout: Annotated[float, typer.Option("--timeout", help="Per-job timeout the jobs ran with, s.")] = 600.0,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Gather per-rank files (a SLURM run or a kept --workdir) into one results JSON."""
+    from validate.collect import collect
+    from validate.results import write_atomic
+
+    results = collect(workdir, timeout)
+    write_atomic(out, results.model_dump_json(indent=1))
+    if json_out:
+        print_json(results)
+    else:
+        console.print(_results_table(results))
+        console.print(f"results written to {out}")
+
+
+@validate_app.command("slurm")
+def slurm(
+    nodes: Annotated[int, typer.Option("--nodes", "-N", help="Nodes.")] = 1,
+    gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs (ranks) per node.")] = 8,
+    layouts: LayoutsOpt = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Zoo model, model YAML or HF config.json (default: inline tiny dims).")] = None,
+    layers: Annotated[int, typer.Option("--layers")] = 8,
+    hidden: Annotated[int, typer.Option("--hidden")] = 1024,
+    heads: Annotated[int, typer.Option("--heads")] = 16,
+    vocab: Annotated[int, typer.Option("--vocab")] = 32768,
+    seq: Annotated[int, typer.Option("--seq")] = 1024,
+    global_batch: Annotated[Optional[int], typer.Option("--global-batch", help="Sequences per step (default 2 per rank).")] = None,
+    micro_batch: Annotated[int, typer.Option("--micro-batch")] = 1,
+    dtype: Annotated[str, typer.Option("--dtype", help="bf16 or fp32.")] = "bf16",
+    steps: Annotated[int, typer.Option("--steps")] = 10,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per job.")] = 600.0,
+    time_limit: Annotated[str, typer.Option("--time", help="SLURM time limit.")] = "01:00:00",
+    partition: Annotated[Optional[str], typer.Option("--partition")] = None,
+    account: Annotated[Optional[str], typer.Option("--account")] = None,
+    bench: Annotated[bool, typer.Option("--bench/--no-bench", help="Also run the calibration microbenchmarks.")] = True,
+    results: Annotated[str, typer.Option("--results", help="Results JSON the script writes.")] = "results.json",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write the sbatch script here.")] = None,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Write a ready sbatch script (srun + torchrun, c10d rendezvous) running the layouts on a cluster."""
+    from validate.benchspec import BenchSpec, shapes_from_jobs
+    from validate.job import JobSpec, layout_for_nproc
+    from validate.results import write_atomic
+    from validate.slurm import sbatch_script
+
+    if nodes <= 0 or gpus_per_node <= 0:
+        raise SpecError(f"nodes({nodes}) and gpus_per_node({gpus_per_node}) must be > 0", field="--nodes")
+    if dtype not in ("bf16", "fp32"):
+        raise SpecError(f"'{dtype}' is not one of: bf16, fp32", field="--dtype")
+    nproc = nodes * gpus_per_node
+    spec = _model(model, layers, hidden, heads, None, None, "gelu", vocab, seq)
+    jobs = []
+    for text in layouts or [f"tp={gpus_per_node}"]:
+        lay = layout_for_nproc(text, nproc)
+        job = JobSpec(model=spec, layout=lay, seq_length=seq, global_batch_size=global_batch or 2 * lay.dp * micro_batch,
+                      micro_batch_size=micro_batch, compute_dtype=dtype, steps=steps, backend="nccl",
+                      track_memory=True)
+        job.check()
+        jobs.append(job)
+    bench_spec = None
+    if bench:
+        gemms, attn = shapes_from_jobs(jobs)
+        bench_spec = BenchSpec(nproc=nproc, backend="nccl", compute_dtype=dtype, gemms=gemms, attention=attn,
+                               collective_bytes=[4 << 10, 1 << 20, 16 << 20, 256 << 20])
+    text = sbatch_script(jobs, nodes=nodes, gpus_per_node=gpus_per_node, bench=bench_spec, timeout_s=timeout,
+                         time_limit=time_limit, partition=partition, account=account, results=results)
+    if out is not None:
+        write_atomic(out, text)
+    if json_out:
+        print_json({"script": text, "path": str(out) if out else None, "jobs": [j.layout for j in jobs]})
+    elif out is None:
+        typer.echo(text, nl=False)
+    else:
+        console.print(f"sbatch script for {len(jobs)} layout(s) on {nodes} x {gpus_per_node} GPUs written to {out}")
+
+
+DEFAULT_CAL_LAYOUTS = ("tp=2", "pp=2", "dp=2")
+DEFAULT_HELD_OUT = "tp=2,pp=2"
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    hardware: Annotated[str, typer.Option("--hardware", "-H", help="Base profile (never edited).")] = "cpu-host",
+    out: Annotated[Path, typer.Option("--out", "-o", help="Overlay YAML to write.")] = Path("overlay.yaml"),
+    nproc: Annotated[int, typer.Option("--nproc", help="Ranks for the microbenchmarks.")] = 2,
+    backend: Annotated[str, typer.Option("--backend", help="gloo or nccl.")] = "gloo",
+    results: ResultsOpt = None,
+    layouts: LayoutsOpt = None,
+    held_out: Annotated[Optional[str], typer.Option("--held-out", help=f"Layout kept out of the fit (default {DEFAULT_HELD_OUT}).")] = None,
+    repeats: Annotated[int, typer.Option("--repeats", help="Runs of the held-out layout (spread of its error).")] = 3,
+    steps: Annotated[int, typer.Option("--steps", help="Timed steps per job.")] = 4,
+    no_jobs: Annotated[bool, typer.Option("--microbench-only", help="Fit from microbenchmarks alone (no training jobs).")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds per job.")] = 120.0,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Run microbenchmarks (and training jobs), fit pricing parameters, write a calibration overlay."""
+    from hwprofiles import load_hardware
+    from validate.benchspec import BenchSpec, shapes_from_jobs
+    from validate.calibrate import calibrate, overlay_yaml
+    from validate.job import JobSpec, layout_for_nproc, layout_text, tiny_model
+    from validate.launch import run_jobs
+    from validate.results import write_atomic
+
+    load_hardware(hardware)  # a clear error for an unknown base before anything runs
+    if backend not in ("gloo", "nccl"):
+        raise SpecError(f"'{backend}' is not one of: gloo, nccl", field="--backend")
+    if repeats <= 0:
+        raise SpecError(f"repeats({repeats}) must be > 0", field="--repeats")
+    model = tiny_model()
+    measured = _load_results(results) if results else None
+    if measured is not None:
+        jobs = [j.job for j in measured.jobs]
+    else:
+        texts = list(layouts or DEFAULT_CAL_LAYOUTS)
+        held = held_out or DEFAULT_HELD_OUT
+        jobs = [JobSpec(model=model, layout=layout_for_nproc(t, None), steps=steps, backend=backend,
+                        check_numerics=False) for t in [*texts, *([held] * repeats)]]
+        if no_jobs:
+            jobs = []
+    gemms, attn = shapes_from_jobs(jobs or [JobSpec(model=model, layout=layout_for_nproc(t, None))
+                                            for t in DEFAULT_CAL_LAYOUTS])
+    bench = BenchSpec(nproc=nproc, backend=backend, gemms=gemms, attention=attn)
+    run = run_jobs([] if measured is not None else jobs, bench=bench, timeout_s=timeout)
+    if run.microbench is not None and run.microbench.partial:
+        raise SpecError(f"microbenchmarks did not finish: {run.microbench.error}", field="calibrate")
+    job_results = measured.jobs if measured is not None else run.jobs
+    held_text = layout_text(layout_for_nproc(held_out, None)) if held_out else (
+        layout_text(layout_for_nproc(DEFAULT_HELD_OUT, None)) if measured is None and not no_jobs else None)
+    rep = calibrate(hardware, run.microbench, job_results, held_text)
+    write_atomic(out, overlay_yaml(rep))
+    if json_out:
+        print_json(rep)
+        return
+    table = Table(title=f"calibration of {hardware} (overlay {out})", title_justify="left")
+    for col in ("layout", "measured", "min-max", "before", "error", "after", "error after"):
+        table.add_column(col, justify="left" if col == "layout" else "right", no_wrap=col == "layout")
+    for r in rep.layouts:
+        spread = f"{fmt_seconds(r.measured_min_s)}-{fmt_seconds(r.measured_max_s)}" if r.measured_min_s else "-"
+        name = f"{r.layout} [bold](held out)[/]" if r.held_out else r.layout
+        table.add_row(name, fmt_seconds(r.measured_s), spread, fmt_seconds(r.predicted_before_s),
+                      _pct(r.error_before_pct), fmt_seconds(r.predicted_after_s), _pct(r.error_after_pct))
+    console.print(table)
+    if rep.held_out_error_pct:
+        e = rep.held_out_error_pct
+        console.print(f"held-out {rep.held_out}: error {min(e):+.1f}% .. {max(e):+.1f}% over {len(e)} run(s)")
+    for n in rep.notes:
+        console.print(f"note: {n}", highlight=False)
+    console.print(f"overlay written to {out}; apply with --hardware {hardware} --calibration {out}")

@@ -65,6 +65,11 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
                 parts[key][1] += bt.tp_comm * n
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
+    if step.training.tp_comm_overlap:  # collectives hide under the GEMMs of the same pass
+        parts["f"][1] = max(0.0, parts["f"][1] - parts["f"][0])
+        parts["bi"][1] = max(0.0, parts["bi"][1] - parts["bi"][0])
+        parts["bw"][1] = max(0.0, parts["bw"][1] - parts["bw"][0])
+        parts["r"][1] = max(0.0, parts["r"][1] - parts["r"][0])
     zero3 = 0.0
     if stage.per_microbatch_comm:
         gathers_fwd = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase == "fwd")
@@ -98,16 +103,20 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
 
     With overlap, a stage's gradient reduction hides under the backward of its last
     micro-batch and under the drain of the stages before it (stage i finishes its backward
-    sum_{j<i} t_bwd_j before stage 0); the parameter all-gather of ZeRO-1/2 is not overlapped.
+    sum_{j<i} t_bwd_j before stage 0); the parameter all-gather of ZeRO-1/2 is exposed unless
+    ``overlap_param_gather`` hides it under the next step's first forward pass.
     """
     overlap = step.training.overlap_dp_comm
+    overlap_gather = step.training.overlap_param_gather
     worst = 0.0
     slack = 0.0
     for t, stage in zip(times, step.stages):
-        gather = sum(1 for c in stage.per_step_comm if c.kind == "all-gather")
-        reduce_share = t.dp_step_comm if not gather else t.dp_step_comm * 0.5
+        gathers = [c for c in stage.per_step_comm if c.kind == "all-gather"]
+        gather = t.dp_step_comm * (0.5 if gathers else 0.0)  # RS and AG move the same bytes
+        reduce_share = t.dp_step_comm - gather
         hidden = (t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + slack) if overlap else 0.0
-        worst = max(worst, max(0.0, reduce_share - hidden) + (t.dp_step_comm - reduce_share))
+        gather_hidden = t.fwd_compute if overlap_gather else 0.0  # under the next step's first forward
+        worst = max(worst, max(0.0, reduce_share - hidden) + max(0.0, gather - gather_hidden))
         slack += t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute
     return worst
 

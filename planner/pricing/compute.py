@@ -34,7 +34,11 @@ class ComputePricer:
         """Fraction of the 16-bit dense peak a GEMM of this shape reaches: the device curve,
         log-interpolated in GEMM size (clamped at its ends), times a linear fall-off when the
         smallest dimension is under ``gemm_min_dim_knee`` (tile under-utilisation)."""
-        x = math.log(max(2.0 * m * n * k / 1e9, 1e-12))
+        return self._efficiency_at(2.0 * m * n * k, min(m, n, k))
+
+    def _efficiency_at(self, flops: float, min_dim: int) -> float:
+        """The curve at ``flops`` (GEMM work, FLOPs) with the small-dimension fall-off at ``min_dim``."""
+        x = math.log(max(flops / 1e9, 1e-12))
         xs, ys = self._log_sizes, self._effs
         if x <= xs[0]:
             eff = ys[0]
@@ -46,7 +50,7 @@ class ComputePricer:
             eff = ys[i - 1] + w * (ys[i] - ys[i - 1])
         knee = self.device.gemm_min_dim_knee
         if knee:
-            eff *= min(1.0, min(m, n, k) / knee)
+            eff *= min(1.0, min_dim / knee)
         return max(eff, 1e-4)
 
     def gemm_time(self, op: Gemm) -> float:
@@ -66,8 +70,10 @@ class ComputePricer:
             eff = (self.device.attention_backward_efficiency if op.phase.startswith("bwd")
                    else self.device.attention_efficiency)
             return op.executed_flops / (self.peak_flops * eff) + self.overhead_s
-        per_head = Gemm("scores", op.seq_q, op.seq_k, op.head_dim, "fwd")
-        eff = self.gemm_efficiency(per_head.m, per_head.n, per_head.k)
+        # QK^T and PV run as batched GEMMs over every local head (Megatron's baddbmm/bmm): the
+        # efficiency of a GEMM of the batch's total size, with the tile fall-off of its smallest dim
+        fwd_flops = op.forward_model_flops / 2  # one of the two batched GEMMs
+        eff = self._efficiency_at(fwd_flops, min(op.seq_q, op.seq_k, op.head_dim))
         return op.executed_flops / (self.peak_flops * eff) + 2 * self.overhead_s
 
     def memory_time(self, op: MemoryOp) -> float:

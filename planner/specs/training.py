@@ -32,6 +32,14 @@ class TrainingSpec(Spec):
     overlap_dp_comm: bool = Field(
         True, description="bucketed data-parallel gradient reduction overlapped with the backward pass"
     )
+    overlap_param_gather: bool = Field(
+        False, description="ZeRO-1/2 / distributed-optimizer parameter all-gather overlapped with the next forward "
+        "(Megatron-Core --overlap-param-gather)",
+    )
+    tp_comm_overlap: bool = Field(
+        False, description="tensor-parallel collectives overlapped with the adjacent GEMMs (Megatron-Core "
+        "--tp-comm-overlap, Transformer Engine userbuffers)",
+    )
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
     )

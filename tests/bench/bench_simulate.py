@@ -32,10 +32,5 @@ def main() -> None:
                   f"({r.events / r.wall_s:,.0f} events/s)")
 
 
-def test_bench_prints(capsys):
-    """Smoke: the benchmark runs (figures go to stdout)."""
-    main()
-
-
 if __name__ == "__main__":
     main()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from sim_scenarios import SMALL, TINY_VOCAB, scenario
 
 from planner.cost.schedule import bubble_fraction_closed_form
 from planner.errors import SpecError
 from planner.specs import check_layout
 from simulate import simulate_estimate
-
-from sim_scenarios import SMALL, TINY_VOCAB, scenario
 
 
 @st.composite

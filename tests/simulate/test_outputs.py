@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+from sim_scenarios import scenario
 
 from simulate import run
 from simulate.trace import trace_document, validate_trace
-
-from sim_scenarios import scenario
 
 
 def test_trace_is_valid_chrome_trace():
