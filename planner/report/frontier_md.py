@@ -48,7 +48,7 @@ def _headline(r: dict) -> list[str]:
     out += ["Time breakdown of one step (seconds):", ""]
     out += _table(["model", *TIME_PARTS, "step"], [[h["model"], *_time_cells(h["time"])] for h in r["headline"]])
     out += ["Memory per GCD at the worst pipeline stage (GB = 1e9 bytes):", ""]
-    out += _table(["model", "stage", *MEM_PARTS, "peak", "fits 64 GB"],
+    out += _table(["model", "stage", *MEM_PARTS, "peak", "fits HBM"],
                   [[h["model"], str(h["memory"]["stage"]), *_mem_cells(h["memory"])] for h in r["headline"]])
     out += ["![headline](frontier/headline.png)", ""]
     return out
@@ -74,9 +74,9 @@ def _sweeps(r: dict) -> list[str]:
             f"Crossing the node (tp 16) leaves each GCD {by[16]['ring_gbps']:.1f} GB/s of the node's Slingshot "
             f"NICs: {by[16]['allreduce_s_per_gb'] * 1e3:.1f} ms per GB and {by[16]['time']['tp_comm']:.1f} s of "
             f"exposed tp communication per step vs {by[8]['time']['tp_comm']:.1f} s at tp 8 — the study's "
-            f"\"limit tensor parallelism to a single node\" [{SOURCE} Sec. 3]. tp 1 and 2 need more layers' "
-            f"state per GCD and do not fit 64 GB at pp 8; the study's tp 4 is the smallest tp that fits with "
-            f"pp 16.", "", "![tp sweep](frontier/tp_sweep.png)", "",
+            f"\"limit tensor parallelism to a single node\" [{SOURCE} Sec. 3]. Smaller tp holds more "
+            f"state per GCD: the smallest tp that fits at pp 8 is tp {min(x['tp'] for x in tp if x['memory']['fits'])}"
+            f" (the study's choice).", "", "![tp sweep](frontier/tp_sweep.png)", "",
             "### Pipeline depth and micro-batches (the bubble), tp 4", ""]
     rows = [[str(x["pp"]), str(x["global_batch"]), str(x["micro_batches"]), f"{100 * x['bubble_fraction']:.1f}",
              f"{x['time']['pp_bubble']:.1f}", f"{x['time']['pp_comm']:.1f}", f"{x['time']['step']:.1f}",
@@ -100,7 +100,10 @@ def _sweeps(r: dict) -> list[str]:
     f = r["flash"]
     out += [f"Flash attention saves {100 * (1 - f[0]['time']['step'] / f[1]['time']['step']):.0f} % of the step at "
             f"seq 2048 and {100 * (1 - f[2]['time']['step'] / f[3]['time']['step']):.0f} % at 4096 (the study "
-            f"credits FlashAttention-2 with ~30 % [{SOURCE} Sec. 3, 3rd-party]).", ""]
+            f"credits FlashAttention-2 with ~30 % [{SOURCE} Sec. 3, 3rd-party]). paraplan does not reproduce "
+            f"that: attention score FLOPs are s/6h = {r['attention_share']:.1%} of a 175B layer's at seq "
+            "2048 (Eq. 3), so even unfused attention is a small part of the step; the study's gain probably "
+            "includes what FA2 replaced in its ROCm stack (unfused kernels, no fused softmax) — not modelled.", ""]
     return out
 
 
@@ -132,7 +135,8 @@ def _scaling(r: dict) -> list[str]:
 def _memory(r: dict) -> list[str]:
     hbm = r["hbm_bytes"]
     out = ["## 4. Memory per GCD against the 64 GB HBM", "",
-           f"Usable capacity in the profile: {_gb(hbm)} GB per GCD. Peaks of every configuration above:", ""]
+           f"Capacity in the profile: {hbm / 2**30:.0f} GiB = {_gb(hbm)} GB per GCD (the user guide's \"64 GB\" "
+           "HBM2e). Peaks of every configuration above:", ""]
     rows = [[h["model"], h["layout"], _gb(h["memory"]["peak"]), f"{100 * h['memory']['peak'] / hbm:.0f}"]
             for h in r["headline"]]
     rows += [[f"{n} weak {p['gpus']}", s["layout"], _gb(p["peak"]), f"{100 * p['peak'] / hbm:.0f}"]
@@ -155,7 +159,7 @@ def _memory(r: dict) -> list[str]:
 
 def _best(r: dict, image: str | None) -> list[str]:
     out = ["## 5. paraplan's own best plans at the study's GPU counts", "",
-           "`planner.search.search` with tp ≤ 8 inside a node, the study's global batch, precision and recipe; "
+           "`planner.search.search` with tp ≤ 8 inside a node, 5 % of HBM kept free, the study's global batch, precision and recipe; "
            "micro-batch, recompute, pp, schedule and ZeRO searched. '% of peak' uses the same Eq. 3 (f = 4) "
            "numerator as Section 1, so it compares step times directly.", ""]
     rows = [[b["model"], str(b["gpus"]), b["plan"], f"{b['step']:.1f}", f"{b['percent']:.1f}",
@@ -164,7 +168,7 @@ def _best(r: dict, image: str | None) -> list[str]:
     out += _table(["model", "GCDs", "best plan", "step s", "% of peak", "study layout %", "gain", "MFU %",
                    "peak GB", "plans priced"], rows)
     for b in r["best"]:
-        out += [f"- **{b['model']}**: " + " ".join(b["explanation"])]
+        out += [f"- **{b['model']}**: " + "; ".join(b["explanation"])]
     out += [""]
     if image:
         out += ["Simulated timeline of one step of the best 175B plan (`simulate.run`, compute stream per "

@@ -120,7 +120,24 @@ def memory_png(r: dict, path: Path) -> Path:
 
 
 def timeline_png(sim, stages: int, label: str, path: Path) -> Path:
-    """One simulated step: the simulator's own schedule plot (simulate/plot.py)."""
-    from simulate.plot import plot_schedule
+    """One simulated step: compute-stream events of each pipeline stage (the trace of simulate.run,
+    colours of simulate/plot.py), stage 0 on top, with a legend of the event kinds."""
+    from simulate.plot import COLORS
 
-    return plot_schedule(sim.trace_events, stages, path, title=f"one simulated step, 175B best plan: {label}")
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(11, 0.35 * stages + 2.0))
+    seen: dict[str, object] = {}
+    for ev in sim.trace_events:
+        if ev.get("ph") != "X" or ev.get("tid") != 0:
+            continue
+        kind = ev["name"].split(" ")[0]
+        color = COLORS.get(kind, "#999999")
+        ax.broken_barh([(ev["ts"] / 1e6, ev["dur"] / 1e6)], (stages - 1 - ev["pid"] - 0.4, 0.8),
+                       facecolors=color, edgecolors="white", linewidth=0.3)
+        seen.setdefault(kind, color)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in seen.values()]
+    ax.legend(handles, list(seen), loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=len(seen))
+    ax.set_yticks(range(stages), [f"stage {stages - 1 - i}" for i in range(stages)])
+    ax.set_xlabel("time since step start (s)")
+    ax.set_title(f"One simulated step of the best 175B plan: {label}")
+    return _save(fig, path)
