@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import sys
 
-import click
 from pydantic import ValidationError
 from rich.text import Text
 
+
 def _exception_classes(name: str) -> tuple[type, ...]:
-    """``name`` from click and, where typer vendors its own click (typer >= 0.20), from typer too."""
-    found = [getattr(click.exceptions, name)]
-    for module in ("typer._click.exceptions", "typer.exceptions", "typer"):
+    """``name`` from typer (which vendors click from 0.20 on) and from click where it is installed."""
+    found: list[type] = []
+    for module in ("click.exceptions", "typer._click.exceptions", "typer.exceptions", "typer"):
         try:
             cls = getattr(__import__(module, fromlist=[name]), name, None)
         except ImportError:  # pragma: no cover - depends on the installed typer

@@ -230,5 +230,6 @@ def build_report(hardware: str = HARDWARE) -> dict:
     return {"hardware": hw.name, "hbm_bytes": hw.device.hbm_capacity_gib * 2**30, "study": STUDY,
             "headline": head, "tp": tp_sweep(hw), "pp": pp_sweep(hw), "zero": zero_sweep(hw),
             "flash": flash_sweep(hw),
-            "attention_share": 2048 / (6 * load_model("frontier-175b").hidden_size), "scaling": scaling(hw), "bytes_per_param": bytes_per_param(),
+            "attention_share": 2048 / (6 * load_model("frontier-175b").hidden_size), "scaling": scaling(hw),
+            "bytes_per_param": bytes_per_param(),
             "sensitivity": sensitivity(hw), "best": best_plans(hw, head), "_hw": hw}

@@ -35,14 +35,14 @@ def _save(fig, path: Path) -> Path:
 def headline_png(r: dict, path: Path) -> Path:
     """Study vs predicted % of peak for the three models (grouped bars)."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
     rows = r["headline"]
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [h["study_percent"] for h in rows], 0.4, label="study (Dash et al. 2023)",
            color="#3b6ea5")
     ax.bar([x + 0.2 for x in xs], [h["predicted_percent"] for h in rows], 0.4, label="paraplan prediction",
            color="#d9822b")
-    ax.set_xticks(list(xs), [f"{h['model']}\n{h['gpus']} GCDs, {h['layout']}" for h in rows])
+    ax.set_xticks(list(xs), [f"{h['model']}\n{h['gpus']} GCDs\n{h['layout']}" for h in rows])
     ax.set_ylabel("throughput (% of 191.5 TFLOP/s per GCD)")
     ax.set_title("Headline throughput: study vs paraplan")
     ax.legend(loc="lower left")
@@ -133,11 +133,11 @@ def timeline_png(sim, stages: int, label: str, path: Path) -> Path:
         kind = ev["name"].split(" ")[0]
         color = COLORS.get(kind, "#999999")
         ax.broken_barh([(ev["ts"] / 1e6, ev["dur"] / 1e6)], (stages - 1 - ev["pid"] - 0.4, 0.8),
-                       facecolors=color, edgecolors="white", linewidth=0.3)
+                       facecolors=color)
         seen.setdefault(kind, color)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in seen.values()]
-    ax.legend(handles, list(seen), loc="upper center", bbox_to_anchor=(0.5, -0.35), ncol=len(seen))
+    ax.legend(handles, list(seen), loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=len(seen), fontsize=8)
     ax.set_yticks(range(stages), [f"stage {stages - 1 - i}" for i in range(stages)])
     ax.set_xlabel("time since step start (s)")
-    ax.set_title(f"One simulated step of the best 175B plan: {label}")
+    ax.set_title(f"One simulated step, best 175B plan:\n{label}", loc="left")
     return _save(fig, path)
