@@ -24,14 +24,16 @@ from .results import write_atomic
 from .worker import PG_TIMEOUT_MARGIN_S, Status
 
 
-def _timer(spec: BenchSpec, device: torch.device, fn: Callable[[], object]) -> float:
-    """Median seconds of ``fn`` over repeats (at least ``min_time_s`` in total, at most ``max_repeats``)."""
+def _timer(spec: BenchSpec, device: torch.device, fn: Callable[[], object], repeats: int | None = None) -> float:
+    """Median seconds of ``fn`` over repeats: exactly ``repeats`` (collectives: every rank must make the
+    same calls), else until ``min_time_s`` has passed (at least 3, at most ``max_repeats``)."""
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *a: None)
     fn()
     sync(device)
     times: list[float] = []
     total = 0.0
-    while len(times) < 3 or (total < spec.min_time_s and len(times) < spec.max_repeats):
+    while (len(times) < repeats) if repeats else (
+            len(times) < 3 or (total < spec.min_time_s and len(times) < spec.max_repeats)):
         t0 = time.perf_counter()
         fn()
         sync(device)
@@ -84,6 +86,11 @@ def _groups(world: int) -> list[tuple[str, list[list[int]]]]:
     return axes
 
 
+def _collective_repeats(nbytes: int) -> int:
+    """Fixed repeat count by size (the same on every rank): 10 up to 1 MiB, 5 up to 8 MiB, else 3."""
+    return 10 if nbytes <= 1 << 20 else (5 if nbytes <= 8 << 20 else 3)
+
+
 def bench_collectives(spec: BenchSpec, device: torch.device, rank: int, world: int, local_world: int) -> list[dict]:
     """all-reduce / all-gather / reduce-scatter on every axis, and send-recv between rank pairs."""
     out: list[dict] = []
@@ -104,7 +111,7 @@ def bench_collectives(spec: BenchSpec, device: torch.device, rank: int, world: i
             }
             for kind, fn in kinds.items():
                 dist.barrier()
-                secs = _timer(spec, device, fn)
+                secs = _timer(spec, device, fn, _collective_repeats(nbytes))
                 out.append({"kind": kind, "axis": axis, "group_size": n, "nodes": nodes,
                             "ranks_per_node": n // nodes, "bytes": numel * 4, "seconds": secs})
         if n >= 2:
@@ -125,7 +132,7 @@ def bench_collectives(spec: BenchSpec, device: torch.device, rank: int, world: i
                         dist.send(buf, peer)
 
                 dist.barrier()
-                secs = _timer(spec, device, pingpong) / 2
+                secs = _timer(spec, device, pingpong, _collective_repeats(nbytes)) / 2
                 out.append({"kind": "send-recv", "axis": axis, "group_size": 2, "nodes": len(
                     {rank // local_world, peer // local_world}), "ranks_per_node": 1, "bytes": buf.numel() * 4,
                     "seconds": secs})
