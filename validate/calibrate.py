@@ -160,7 +160,7 @@ def fit_device(bench: BenchResult, profile: HardwareProfile) -> tuple[dict[str, 
     out: dict[str, Any] = {"device.kernel_overhead_us": overhead * 1e6}
 
     def busy(t: float) -> float:  # time net of the per-op overhead the pricer adds back
-        return max(t - overhead, 0.5 * t)
+        return max(t - overhead, 0.1 * t)
 
     samples = []
     for g in _per_item(ranks, "gemm", ("m", "n", "k")):

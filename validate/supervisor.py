@@ -37,9 +37,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# Errors a rank raises because a peer went away: such a rank is a victim, not the cause.
+PEER_LOST = ("connection closed by peer", "connection reset", "remote worker", "broken pipe", "timed out")
+
+
 def describe_failure(failures: dict, ranks: list[RankResult]) -> str:
-    """One line naming the first rank that died or raised, how, and where."""
-    rank, first = min(failures.items(), key=lambda kv: kv[1].timestamp)
+    """One line naming the rank that caused the failure, how, and where: a rank killed by a signal first,
+    then one whose own error is not a lost peer, then the earliest."""
+    by_rank = {r.rank: r for r in ranks}
+
+    def victim(rank: int) -> bool:
+        err = (by_rank[rank].error or "").lower() if rank in by_rank else ""
+        return any(p in err for p in PEER_LOST)
+
+    rank, first = min(failures.items(), key=lambda kv: (
+        not (kv[1].exitcode is not None and kv[1].exitcode < 0), victim(kv[0]), kv[1].timestamp))
     status = next((r for r in ranks if r.rank == rank), None)
     how = f"exit code {first.exitcode}"
     if first.exitcode is not None and first.exitcode < 0:

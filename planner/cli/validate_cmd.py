@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SpecError
@@ -132,7 +133,8 @@ def run(
         console.print(_results_table(results))
         for j in results.jobs:
             if j.partial:
-                err_console.print(f"[bold red]error:[/] {j.layout}: {j.error}", highlight=False, soft_wrap=True)
+                err_console.print(f"[bold red]error:[/] {j.layout}: {escape(j.error or '')}", highlight=False,
+                                  soft_wrap=True)
         if out is not None:
             console.print(f"results written to {out}")
     code = exit_code(results)
@@ -187,9 +189,9 @@ def report(
     console.print(table)
     for r in rep.rows:
         if r.note:
-            console.print(f"{r.layout}: {r.note}", highlight=False)
+            console.print(f"{r.layout}: {escape(r.note)}", highlight=False)
     for n in rep.notes:
-        console.print(f"note: {n}", highlight=False)
+        console.print(f"note: {escape(n)}", highlight=False)
 
 
 @validate_app.command("collect")
@@ -343,5 +345,5 @@ def calibrate_cmd(
         e = rep.held_out_error_pct
         console.print(f"held-out {rep.held_out}: error {min(e):+.1f}% .. {max(e):+.1f}% over {len(e)} run(s)")
     for n in rep.notes:
-        console.print(f"note: {n}", highlight=False)
+        console.print(f"note: {escape(n)}", highlight=False)
     console.print(f"overlay written to {out}; apply with --hardware {hardware} --calibration {out}")

@@ -27,6 +27,9 @@ MEGATRON_FLAG_SOURCES = {
     "--sequence-parallel": "_add_distributed_args",
     "--use-distributed-optimizer": "_add_distributed_args",
     "--overlap-grad-reduce": "_add_distributed_args",
+    "--overlap-param-gather": "_add_distributed_args",
+    "--use-torch-fsdp2": "_add_distributed_args (Megatron-LM core_r0.10+; not with pipeline parallelism)",
+    "--tp-comm-overlap": "_add_distributed_args",
     "--num-layers": "_add_network_size_args",
     "--hidden-size": "_add_network_size_args",
     "--ffn-hidden-size": "_add_network_size_args",
@@ -86,10 +89,16 @@ def megatron_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
         a += ["--context-parallel-size", str(layout.cp)]
     if layout.sequence_parallel:
         a.append("--sequence-parallel")
-    if layout.effective_zero_stage >= 1 or training.distributed_optimizer:
+    if layout.effective_zero_stage == 3:
+        a.append("--use-torch-fsdp2")  # parameters, gradients and optimizer state sharded (FSDP2)
+    elif layout.effective_zero_stage >= 1 or training.distributed_optimizer:
         a.append("--use-distributed-optimizer")
     if layout.dp > 1 and training.overlap_dp_comm:
         a.append("--overlap-grad-reduce")
+    if layout.dp > 1 and training.overlap_param_gather and layout.effective_zero_stage in (1, 2):
+        a.append("--overlap-param-gather")
+    if layout.tp > 1 and training.tp_comm_overlap:
+        a.append("--tp-comm-overlap")
     a += ["--micro-batch-size", str(training.micro_batch_size), "--global-batch-size",
           str(training.global_batch_size)]
     if training.recompute == "full":
@@ -107,9 +116,9 @@ def megatron_notes(layout: Layout) -> list[str]:
     notes = []
     if layout.schedule == "zb-h1":
         notes.append("schedule zb-h1 (zero bubble) is not in Megatron-LM; use the zero-bubble fork or expect 1F1B")
-    if layout.effective_zero_stage >= 2:
-        notes.append(f"ZeRO-{layout.effective_zero_stage}: Megatron-LM's distributed optimizer shards optimizer "
-                     "state only; use DeepSpeed (--export deepspeed) or FSDP for higher stages")
+    if layout.effective_zero_stage == 2:
+        notes.append("ZeRO-2: Megatron-LM's distributed optimizer shards optimizer state (and reduce-scatters "
+                     "gradients into its shard); for the full ZeRO-2 memory saving use --export deepspeed")
     return notes
 
 

@@ -1,0 +1,108 @@
+"""Real multi-process gloo jobs on CPU: numerics against the single-process reference, a dead rank,
+a hung rank, predicted-vs-measured report and calibration. Kept tiny for a 2-core CI machine."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+
+pytestmark = pytest.mark.validate
+
+LAYOUTS = ("tp=2", "pp=2,schedule=1f1b", "dp=2,fsdp", "tp=2,pp=2")
+
+
+@pytest.fixture(scope="module")
+def results_path(tmp_path_factory):
+    """One ``validate run`` of the four required layouts (one supervisor, so torch is imported once)."""
+    from planner.cli import main
+
+    out = tmp_path_factory.mktemp("validate") / "results.json"
+    args = ["validate", "run", "--steps", "2", "--warmup", "1", "--out", str(out), "--json"]
+    for lay in LAYOUTS:
+        args += ["--layout", lay]
+    try:
+        main(args)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    assert code == 0, out.read_text() if out.exists() else "no results written"
+    return out
+
+
+def test_required_layouts_pass_numerics(results_path):
+    data = json.loads(results_path.read_text())
+    assert [j["layout"] for j in data["jobs"]] == [
+        "tp=2,pp=1,dp=1", "tp=1,pp=2,dp=1,schedule=1f1b", "tp=1,pp=1,dp=2,fsdp", "tp=2,pp=2,dp=1,schedule=1f1b"]
+    for job in data["jobs"]:
+        assert job["numerics_passed"] is True, job["layout"]
+        assert not job["partial"]
+        checks = [r["numerics"] for r in job["ranks"]]
+        assert all(c["grad_error"] <= c["tolerance"] and c["param_error"] <= c["tolerance"] for c in checks)
+        assert sum(c["tensors_checked"] for c in checks) > 0
+        assert any(c["loss_error"] is not None and c["loss_error"] <= 1e-4 for c in checks)
+        assert job["step_time_s"] > 0 and job["peak_memory_bytes"] > 0
+
+
+def test_pipeline_ranks_hold_disjoint_layers(results_path):
+    job = json.loads(results_path.read_text())["jobs"][1]
+    counts = sorted(r["numerics"]["tensors_checked"] for r in job["ranks"])
+    assert counts[0] > 0 and counts[1] > 0  # each stage compared only the parameters it holds
+
+
+def test_report_predicted_vs_measured(results_path, run_cli):
+    res = run_cli("validate", "report", "--results", results_path, "--json")
+    assert res.exit_code == 0, res.stderr
+    rows = json.loads(res.stdout)["rows"]
+    assert len(rows) == 4
+    for row in rows:
+        assert row["predicted_step_s"] > 0 and row["measured_step_s"] > 0
+        expected = 100 * (row["predicted_step_s"] - row["measured_step_s"]) / row["measured_step_s"]
+        assert row["step_error_pct"] == pytest.approx(expected)
+    table = run_cli("validate", "report", "--results", results_path)
+    assert table.exit_code == 0 and "tp=2,pp=2,dp=1,schedule=1f1b" in table.stdout
+
+
+def test_calibrate_writes_overlay_that_loads(results_path, run_cli, tmp_path):
+    from hwprofiles import load_hardware
+
+    overlay = tmp_path / "overlay.yaml"
+    res = run_cli("calibrate", "--hardware", "cpu-host", "--results", results_path, "--held-out", "tp=2,pp=2",
+                  "--out", overlay, "--json")
+    assert res.exit_code == 0, res.stderr
+    report = json.loads(res.stdout)
+    held = [r for r in report["layouts"] if r["held_out"]]
+    assert [r["layout"] for r in held] == ["tp=2,pp=2,dp=1,schedule=1f1b"]
+    assert "tp=2,pp=2,dp=1,schedule=1f1b" not in report["overlay"]["calibration"]["fitted_layouts"]
+    prof = load_hardware("cpu-host", calibration=str(overlay))
+    base = load_hardware("cpu-host")
+    assert prof.device.gemm_efficiency != base.device.gemm_efficiency
+    assert prof.source_for("device.gemm_efficiency").startswith("measured by paraplan validate on ")
+    assert prof.source_for("device.kernel_overhead_us").startswith("measured by paraplan validate on ")
+
+
+def test_killed_rank_is_named(run_cli, tmp_path):
+    out = tmp_path / "dead.json"
+    res = run_cli("validate", "run", "--layout", "dp=2", "--steps", "1", "--inject-fault", "1:die", "--out", out)
+    assert res.exit_code == 2
+    assert "rank 1 died (killed by signal SIGKILL)" in res.stderr
+    job = json.loads(out.read_text())["jobs"][0]
+    assert job["partial"] is True and job["step_time_s"] is None
+    assert {r["rank"]: r["status"] for r in job["ranks"]}[1] == "failed"
+
+
+def test_hung_rank_is_named_within_timeout(run_cli, tmp_path):
+    import time
+
+    out = tmp_path / "hang.json"
+    t0 = time.time()
+    res = run_cli("validate", "run", "--layout", "dp=2", "--steps", "1", "--inject-fault", "1:hang",
+                  "--timeout", "8", "--out", out)
+    assert res.exit_code == 2
+    assert "rank 1 hung" in res.stderr and "ranks 0 were waiting for it" in res.stderr
+    assert time.time() - t0 < 8 + 60  # timeout plus start-up, not the 30-minute gloo default
+    job = json.loads(out.read_text())["jobs"][0]
+    assert job["partial"] is True
+    assert {r["rank"]: r["status"] for r in job["ranks"]} == {0: "killed", 1: "hung"}

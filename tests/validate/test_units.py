@@ -1,0 +1,127 @@
+"""Torch-free pieces of the validator: layout parsing, job checks, hang diagnosis, fits, SLURM script."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+
+import pytest
+
+from planner.errors import SpecError
+from validate.job import JobSpec, layout_for_nproc, layout_text, parse_layout, tiny_model
+from validate.results import RankResult, describe_hang
+
+pytestmark = pytest.mark.validate
+
+
+def test_parse_layout_keys_and_round_trip():
+    lay = parse_layout("tp=2,pp=2,vpp=2,zero=1,sp")
+    assert (lay.tp, lay.pp, lay.vpp, lay.zero_stage, lay.sequence_parallel) == (2, 2, 2, 1, True)
+    assert lay.schedule == "interleaved-1f1b"
+    assert parse_layout(layout_text(lay)) == lay
+
+
+def test_parse_layout_rejects_unknown_key():
+    with pytest.raises(SpecError, match="unknown key 'xp'.*allowed"):
+        parse_layout("xp=2")
+
+
+def test_layout_for_nproc_infers_dp_and_shows_arithmetic():
+    assert layout_for_nproc("tp=2", 4).dp == 2
+    with pytest.raises(SpecError, match=r"tp\(2\) \* pp\(1\) \* dp\(1\) = 2 != nproc\(4\)"):
+        layout_for_nproc("tp=2,dp=1", 4)
+    with pytest.raises(SpecError, match=r"nproc\(3\) % \(tp\(2\) \* pp\(1\)\) = 1 != 0"):
+        layout_for_nproc("tp=2", 3)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("tp=2,dp=2", r"dp\(2\) with tp\(2\) needs zero=2"),
+    ("pp=2,dp=2", r"dp\(2\) with pp\(2\) needs zero=2"),
+    ("tp=8", r"num_heads\(4\) % tp\(8\)"),
+])
+def test_job_check_refuses_what_it_cannot_run(text, message):
+    with pytest.raises(SpecError, match=message):
+        JobSpec(model=tiny_model(), layout=parse_layout(text)).check()
+
+
+def test_cli_bad_layout_exit_2(run_cli):
+    res = run_cli("validate", "run", "--layout", "tp=3")
+    assert res.exit_code == 2 and "num_heads(4) % tp(3)" in res.stderr
+
+
+def test_describe_hang_names_the_rank_that_stopped():
+    ranks = [RankResult(rank=0, phase="sync", step=2), RankResult(rank=1, phase="step", step=2),
+             RankResult(rank=2, phase="sync", step=2)]
+    msg = describe_hang(ranks, 30)
+    assert msg.startswith("rank 1 hung: no progress past phase 'step' of step 2 within the 30 s timeout")
+    assert "ranks 0, 2 were waiting for it" in msg
+
+
+def test_collective_fit_recovers_alpha_and_efficiency():
+    from hwprofiles import load_hardware
+    from planner.topology import ring_bandwidth_gbps
+    from validate.calibrate import fit_collectives
+
+    prof = load_hardware("cpu-host")
+    ring = ring_bandwidth_gbps(prof.node, (0, 1)) * 1e9
+    alpha, eff, g = 300e-6, 0.25, 2
+    samples = []
+    for kind, phases in (("all-reduce", 2), ("all-gather", 1), ("reduce-scatter", 1)):
+        for size in (4096, 1 << 20, 32 << 20):
+            t = phases * ((g - 1) * alpha + (g - 1) / g * size / (ring * eff))
+            samples.append({"kind": kind, "group_size": g, "nodes": 1, "ranks_per_node": g, "bytes": size,
+                            "seconds": t})
+    fit = fit_collectives(samples, prof)
+    assert fit["node.collective_latency_us"] == pytest.approx(300.0, rel=1e-6)
+    assert fit["node.collective_efficiency"] == pytest.approx(0.25, rel=1e-6)
+
+
+def test_device_fit_recovers_gemm_efficiency():
+    from hwprofiles import load_hardware
+    from validate.benchspec import BenchSpec
+    from validate.calibrate import fit_device
+    from validate.results import BenchResult
+
+    prof = load_hardware("cpu-host")
+    peak = prof.device.peak_tflops.bf16 * 1e12
+    overhead = 10e-6
+    gemm = [{"m": m, "n": 64, "k": 64, "seconds": 2 * m * 64 * 64 / (peak * 0.5) + overhead} for m in (64, 4096)]
+    rank = {"gemm": gemm, "attention": [], "copy": [], "overhead_s": overhead,
+            "optimizer": {"params": 1000, "seconds": 1e-3}}
+    fit, _ = fit_device(BenchResult(spec=BenchSpec(), ranks=[rank]), prof)
+    assert [p["efficiency"] for p in fit["device.gemm_efficiency"]] == pytest.approx([0.5, 0.5])
+    assert fit["device.kernel_overhead_us"] == pytest.approx(10.0)
+    assert fit["device.optimizer_params_per_s"] == pytest.approx(1e6)
+
+
+def test_slurm_script_parses(run_cli, tmp_path):
+    out = tmp_path / "job.sbatch"
+    res = run_cli("validate", "slurm", "--nodes", "2", "--gpus-per-node", "8", "--layout", "tp=8,pp=2",
+                  "--layout", "tp=8,fsdp", "--out", out)
+    assert res.exit_code == 0, res.stderr
+    text = out.read_text()
+    sbatch = dict(re.findall(r"^#SBATCH --([\w-]+)=(\S+)$", text, flags=re.M))
+    assert sbatch["nodes"] == "2" and sbatch["gpus-per-node"] == "8" and sbatch["ntasks-per-node"] == "1"
+    assert subprocess.run(["bash", "-n", str(out)], capture_output=True).returncode == 0
+    assert 'MASTER_ADDR="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"' in text
+    assert "--rdzv-backend=c10d" in text and "--nnodes=2 --nproc-per-node=8" in text and "srun" in text
+    specs = re.findall(r"<<'PARAPLAN_SPEC'\n(.*?)\nPARAPLAN_SPEC", text, flags=re.S)
+    tasks = [json.loads(s) for s in specs]
+    assert [t["kind"] for t in tasks] == ["train", "train", "bench"]
+    jobs = [JobSpec.model_validate(t["spec"]) for t in tasks[:2]]
+    assert [(j.layout.tp, j.layout.pp, j.layout.dp, j.layout.fsdp) for j in jobs] == [(8, 2, 1, False), (8, 1, 2, True)]
+    assert {j.backend for j in jobs} == {"nccl"}
+    assert "paraplan validate collect" in text.splitlines()[-1]
+
+
+def test_collect_marks_missing_rank_partial(tmp_path):
+    from validate.collect import collect
+
+    job = JobSpec(model=tiny_model(), layout=parse_layout("dp=2"))
+    (tmp_path / "job_0.json").write_text(json.dumps({"kind": "train", "spec": job.model_dump(mode="json")}))
+    (tmp_path / "job_0").mkdir()
+    done = RankResult(rank=0, status="done", phase="done", step=4, step_times_s=[0.1], median_step_s=0.1)
+    (tmp_path / "job_0" / "rank_0.json").write_text(done.model_dump_json())
+    res = collect(tmp_path, timeout_s=60)
+    assert res.jobs[0].partial and res.jobs[0].error.startswith("rank 1 hung")
