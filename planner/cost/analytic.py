@@ -29,6 +29,7 @@ class StageTimes:
     zero3_exposed: float  # ZeRO-3/FSDP gathers and reduce-scatters not hidden under compute
     dp_step_comm: float  # per-step gradient reduction and parameter gathers, s
     optimizer: float  # optimizer step, s
+    dp_step_gather: float = 0.0  # the parameter all-gather part of dp_step_comm (ZeRO-1/2), s
 
     @property
     def compute(self) -> float:
@@ -76,13 +77,14 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         bwd_comm = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase != "fwd")
         zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
     dp_step = sum(pricer.collective_time(c) for c in stage.per_step_comm)
+    dp_gather = sum(pricer.collective_time(c) for c in stage.per_step_comm if c.kind == "all-gather")
     return StageTimes(
         fwd_compute=fwd_c, fwd_tp=parts["f"][1],
         bwd_input_compute=parts["bi"][0], bwd_input_tp=parts["bi"][1] + parts["bw"][1],
         bwd_weight_compute=parts["bw"][0],
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
         p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
-        dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params),
+        dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
     )
 
 
@@ -110,9 +112,8 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
     overlap_gather = step.training.overlap_param_gather
     worst = 0.0
     slack = 0.0
-    for t, stage in zip(times, step.stages):
-        gathers = [c for c in stage.per_step_comm if c.kind == "all-gather"]
-        gather = t.dp_step_comm * (0.5 if gathers else 0.0)  # RS and AG move the same bytes
+    for t in times:
+        gather = t.dp_step_gather
         reduce_share = t.dp_step_comm - gather
         hidden = (t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + slack) if overlap else 0.0
         gather_hidden = t.fwd_compute if overlap_gather else 0.0  # under the next step's first forward
