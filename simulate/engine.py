@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from .entities import NicFabric, SimPlan, Transfer
+from .entities import SimPlan, Transfer
+from .fabric import NicFabric
 from .schedules import in_flight_cap, splits_weight_grad, stage_order
 
 
@@ -59,7 +60,12 @@ class Engine:
         self._noise = np.empty(0)
         self._noise_i = 0
         self.logs = [StageLog() for _ in range(self.p)]
-        self.arrivals: dict[tuple, simpy.Event] = {}
+        # arrivals of pipeline sends, keyed (kind "a" | "g", virtual stage, micro-batch): keys that
+        # arrived before their receiver asked, and the events receivers wait on for the others
+        self.arrived: set[tuple] = set()
+        self.waiting: dict[tuple, simpy.Event] = {}
+        # the backward phase of each chunk as the engine runs it (input-grad + weight-grad unless split)
+        self.bwd = [[ch.bwd if self.split else _add(ch.bwd, ch.wgrad) for ch in st.chunks] for st in plan.stages]
         self.windows = [[self.env.event() for _ in range(self.v)] for _ in range(self.p)]
         self.trace = [] if trace else None
         self.flow_id = 0
@@ -77,11 +83,13 @@ class Engine:
         self._noise_i += 1
         return float(self._noise[self._noise_i - 1])
 
-    def _arrival(self, key) -> simpy.Event:
-        ev = self.arrivals.get(key)
+    def _arrive(self, key) -> None:
+        """A send of ``key`` is complete: wake its receiver, or note it for when it asks."""
+        ev = self.waiting.pop(key, None)
         if ev is None:
-            ev = self.arrivals[key] = self.env.event()
-        return ev
+            self.arrived.add(key)
+        else:
+            ev.succeed()
 
     def _x(self, pid: int, tid: int, name: str, start: float, dur: float, args=None) -> None:
         if self.trace is not None and dur > 0:
@@ -102,6 +110,19 @@ class Engine:
             else:
                 yield self.env.timeout(tr.offnode_s * k)
 
+    def _single_event(self, tr: Transfer) -> simpy.Event | None:
+        """Without jitter, the completion event of a transfer made of one timed part (what
+        ``transfer`` would wait on); None when ``transfer`` must run as a generator."""
+        if self.rng is not None or tr.fixed_s < 0 or tr.offnode_s < 0:
+            return None
+        if tr.fixed_s > 0:
+            return None if tr.offnode_s > 0 else self.env.timeout(tr.fixed_s)
+        if tr.offnode_s <= 0:
+            return None
+        if self.contention and tr.nics:
+            return self.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps)
+        return self.env.timeout(tr.offnode_s)
+
     def _timed(self, tr: Transfer):
         """Generator: the transfer; returns its finish time."""
         yield from self.transfer(tr)
@@ -111,17 +132,23 @@ class Engine:
         """Async send (overlap on): arrival event fires when the transfer is done."""
         tr = self.plan.sends[(stage, to_stage)]
         start = self.env.now
-        arrival = self._arrival(key)
         if not (self.contention and tr.nics) and self.rng is None:
             t = self.env.timeout(tr.seconds)
-            t.callbacks.append(lambda _e: arrival.succeed())
+            t.callbacks.append(lambda _e: self._arrive(key))
             self._flow_trace(stage, to_stage, start, tr.seconds, label)
+            return
+
+        def finish(_e=None):
+            self._flow_trace(stage, to_stage, start, self.env.now - start, label)
+            self._arrive(key)
+
+        if self.rng is None and tr.fixed_s == 0 and tr.offnode_s > 0:  # one NIC flow, no jitter
+            self.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, finish)
             return
 
         def proc():
             yield from self.transfer(tr)
-            self._flow_trace(stage, to_stage, start, self.env.now - start, label)
-            arrival.succeed()
+            finish()
         self.env.process(proc())
 
     def _flow_trace(self, stage: int, to_stage: int, start: float, dur: float, label: str) -> None:
@@ -153,12 +180,12 @@ class Engine:
             ph = ch.fwd
             z3 = plan.zero3_fwd
         elif kind == "B":
-            ph = ch.bwd if self.split else _add(ch.bwd, ch.wgrad)
+            ph = self.bwd[i][c]
             z3 = plan.zero3_bwd
         else:
             ph, z3 = ch.wgrad, None
         final_grad = mb == self.m - 1 and (kind == "W" or (kind == "B" and not self.split))
-        k = self.noise()
+        k = 1.0 if self.rng is None else self.noise()
         busy = ph.total * k
         if final_grad and not self.windows[i][c].triggered:
             self.windows[i][c].succeed((start, start + busy))
@@ -196,7 +223,7 @@ class Engine:
         to_stage = to_vs % self.p
         if self.p == 1:
             if real:
-                self._arrival(key).succeed()
+                self._arrive(key)
             return
         if self.overlap:
             if real:
@@ -204,19 +231,25 @@ class Engine:
             return
         s0 = env.now  # blocking slot: the real send, or the matching receive of an end stage
         if real:
-            yield from self.transfer(self.plan.sends[(i, to_stage)])
+            tr = self.plan.sends[(i, to_stage)]
+            done = self._single_event(tr)
+            if done is None:
+                yield from self.transfer(tr)
+            else:
+                yield done
         else:
             yield env.timeout(self.plan.p2p * self.noise())
         log.p2p += env.now - s0
         if real:
             self._flow_trace(i, to_stage, s0, env.now - s0, f"{'act' if kind == 'F' else 'grad'} mb{mb}")
-            self._arrival(key).succeed()
+            self._arrive(key)
 
     def _stage(self, i: int):
         env = self.env
         order = stage_order(self.schedule, i, self.p, self.m, self.v)
         cap = in_flight_cap(self.schedule, i, self.p, self.m)
         last_vs = self.p * self.v - 1
+        arrived = self.arrived
         pending: list[tuple[int, int]] = []
         in_flight = 0
         for kind, mb, c in order:
@@ -225,16 +258,18 @@ class Engine:
                 while self.split and in_flight >= cap and pending:
                     yield from self._op(i, "W", *pending.pop(0))
                     in_flight -= 1
-                ev = self._arrival(("a", vs, mb)) if vs > 0 else None
+                key = ("a", vs, mb) if vs > 0 else None
             else:
-                ev = self._arrival(("g", vs, mb)) if vs < last_vs else None
-            while ev is not None and not ev.triggered and self.split and pending:
+                key = ("g", vs, mb) if vs < last_vs else None
+            while key is not None and key not in arrived and self.split and pending:
                 yield from self._op(i, "W", *pending.pop(0))
                 in_flight -= 1
-            if ev is not None:
-                if not ev.triggered:
+            if key is not None:
+                if key in arrived:
+                    arrived.remove(key)
+                else:
+                    ev = self.waiting[key] = env.event()
                     yield ev
-                del self.arrivals[ev_key(kind, vs, mb)]
             yield from self._op(i, kind, mb, c)
             if kind == "F":
                 in_flight += 1
@@ -304,11 +339,6 @@ class Engine:
         for log in self.logs:
             peak = max((b for _, b in log.memory), default=0.0)
             log.peak_activation_bytes = peak
-
-
-def ev_key(kind: str, vs: int, mb: int) -> tuple:
-    """Arrival key an op waits on."""
-    return ("a" if kind == "F" else "g", vs, mb)
 
 
 def _add(a, b):

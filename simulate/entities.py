@@ -1,6 +1,6 @@
 """Entities of the simulation: per-stage event durations (seconds, all from ``planner.pricing``
 applied to the ops of ``planner.work.step.build_step``), where one pipeline's ranks sit on the
-nodes, and the nodes' NICs as shared resources (fluid processor sharing of their bandwidth).
+nodes, and which NICs each transfer crosses (their sharing is ``simulate.fabric.NicFabric``).
 
 Nothing here prices an op: durations are ``Pricer.block_time`` / ``collective_time`` /
 ``p2p_time`` / ``optimizer_time`` sums. The only rule added is how a NIC's bandwidth is split
@@ -13,8 +13,6 @@ from __future__ import annotations
 import dataclasses
 from collections import Counter
 from dataclasses import dataclass
-
-import simpy
 
 from planner.cost.analytic import price_stage, stage_memory
 from planner.pricing import Pricer
@@ -240,74 +238,3 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
         if layout.tp * layout.cp * layout.pp < dpn else "each node hosts ranks of one pipeline only",
     )
     return SimPlan(step, pricer, tuple(stages), p2p, sends, nic_gbps, folded)
-
-
-@dataclass(slots=True)
-class _Flow:
-    remaining: float  # priced off-node seconds left
-    nics: tuple[tuple[NicKey, int], ...]
-    share: float
-    done: simpy.Event
-    rate: float = 1.0
-
-
-class NicFabric:
-    """The NICs of the simulated nodes (per direction). Each active off-node flow of a device gets
-    NIC bandwidth / devices using the NIC now; a flow progresses at actual / priced share (the
-    priced duration already holds the Pricer's assumed share, latency and efficiency)."""
-
-    def __init__(self, env: simpy.Environment, nic_gbps: dict[NicKey, float]):
-        self.env = env
-        self.gbps = nic_gbps
-        self.flows: list[_Flow] = []
-        self.last = 0.0
-        self.version = 0
-        self.busy: dict[NicKey, float] = dict.fromkeys(nic_gbps, 0.0)
-        self.device_seconds: dict[NicKey, float] = dict.fromkeys(nic_gbps, 0.0)
-        self.users: Counter = Counter()
-
-    def flow(self, offnode_s: float, nics, share: float) -> simpy.Event:
-        """Start a flow of ``offnode_s`` priced seconds; returns the event of its completion."""
-        done = self.env.event()
-        if offnode_s <= 0 or not nics:
-            return done.succeed()
-        self._advance()
-        self.flows.append(_Flow(offnode_s, nics, share, done))
-        self._reschedule()
-        return done
-
-    def _advance(self) -> None:
-        now = self.env.now
-        dt = now - self.last
-        if dt > 0:
-            for f in self.flows:
-                f.remaining -= f.rate * dt
-            for key, n in self.users.items():
-                if n:
-                    self.busy[key] = self.busy.get(key, 0.0) + dt
-                    self.device_seconds[key] = self.device_seconds.get(key, 0.0) + n * dt
-        self.last = now
-
-    def _reschedule(self) -> None:
-        users: Counter = Counter()
-        for f in self.flows:
-            for key, n in f.nics:
-                users[key] += n
-        self.users = users
-        for f in self.flows:
-            f.rate = min(self.gbps.get(key, f.share) / users[key] for key, _ in f.nics) / f.share
-        self.version += 1
-        if self.flows:
-            dt = min(max(f.remaining, 0.0) / f.rate for f in self.flows)
-            version = self.version
-            self.env.timeout(dt).callbacks.append(lambda _e: self._wake(version))
-
-    def _wake(self, version: int) -> None:
-        if version != self.version:
-            return
-        self._advance()
-        done = [f for f in self.flows if f.remaining <= 1e-12 + 1e-9 * f.rate]
-        self.flows = [f for f in self.flows if f not in done]
-        for f in done:
-            f.done.succeed()
-        self._reschedule()
