@@ -10,10 +10,11 @@ From the microbenchmarks (validate.microbench), with the cost model's own defini
                          (relative residuals) over all-reduce (2 phases), all-gather and reduce-scatter
   send-recv            t = S / (p2p_bw * eff) + alpha
 Then, from whole training steps of every layout except a held-out one, ``kernel_overhead_us`` (the
-fixed cost per op, which on a CPU is PyTorch dispatch and Python) is fitted by a search on the
-sum of squared log errors of the predicted step times, together with the per-collective latency when
-some fitted layout communicates (on a CPU the latency a collective costs inside PyTorch, DTensor
-redistribution included, is far above the bare gloo figure). Torch-free.
+fixed cost per op, which on a CPU is PyTorch dispatch and Python) and the per-collective latency (on a
+CPU the latency a collective costs inside PyTorch, DTensor redistribution included, is far above the
+bare gloo figure) are fitted jointly by coordinate descent on the sum of squared log errors of the
+predicted step times. The cost model uses the same latency for pipeline send/recv, so a fit driven by
+tensor-parallel jobs over-prices pipeline transfers on a CPU. Torch-free.
 """
 
 from __future__ import annotations
@@ -252,8 +253,8 @@ def step_fit_paths(jobs: list[JobResult]) -> list[str]:
 
 def fit_step_params(jobs: list[JobResult], base: dict[str, Any], flat: dict[str, Any], source: str,
                     rounds: int = 3) -> dict[str, float]:
-    """Values of ``step_fit_paths`` minimising the sum of squared log errors of predicted step times:
-    coordinate descent, golden section on log10(us) in [-1, 5] per parameter."""
+    """Values of ``step_fit_paths`` minimising the sum over ``jobs`` of squared log errors of predicted
+    step times: coordinate descent, golden section on log10(us) in [-1, 5] per parameter."""
     values = {p: max(float(flat.get(p, 10.0)), 0.1) for p in step_fit_paths(jobs)}
 
     def loss_for(path: str):

@@ -1,6 +1,6 @@
 """Runs validation jobs one after another with torch's elastic launcher; enforces each job's timeout.
 
-Started by ``validate.launch`` as its own process (``python -m validate.supervisor JOBS.json WORKDIR
+Started by ``validate.launch`` as its own process (``python -m validate.supervisor TASKS.json WORKDIR
 TIMEOUT_S``) so a job can be torn down without touching the caller. Workers start from a forkserver
 that imports torch once, so a job's start-up does not pay one torch import per rank.
 """
@@ -39,27 +39,71 @@ def free_port() -> int:
 
 # Errors a rank raises because a peer went away: such a rank is a victim, not the cause.
 PEER_LOST = ("connection closed by peer", "connection reset", "remote worker", "broken pipe", "timed out")
+POLL_S = 0.05
 
 
-def describe_failure(failures: dict, ranks: list[RankResult]) -> str:
-    """One line naming the rank that caused the failure, how, and where: a rank killed by a signal first,
-    then one whose own error is not a lost peer, then the earliest."""
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie counts as exited)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        try:
+            os.kill(pid, 0)
+            return True
+        except OSError:
+            return False
+
+
+class ExitWatch:
+    """Notes when each rank's process exits (polled every POLL_S), to tell the rank that died first
+    from the ones the launcher stopped afterwards."""
+
+    def __init__(self, job_dir: Path, nproc: int):
+        self.job_dir, self.nproc = job_dir, nproc
+        self.pids: dict[int, int] = {}
+        self.exited: dict[int, float] = {}
+
+    def poll(self) -> None:
+        if len(self.pids) < self.nproc:
+            self.pids = {r.rank: r.pid for r in read_ranks(self.job_dir, self.nproc) if r.pid}
+        now = time.time()
+        for rank, pid in self.pids.items():
+            if rank not in self.exited and not _alive(pid):
+                self.exited[rank] = now
+
+
+def describe_failure(failures: dict, ranks: list[RankResult], exited: dict[int, float]) -> tuple[int, str]:
+    """(rank, one line) naming the rank that caused the failure, how, and where. The cause is a rank that
+    raised an error of its own, else the first rank seen to exit without reporting an error (killed or
+    crashed), else the launcher's first failure; ranks that only lost a peer are victims."""
     by_rank = {r.rank: r for r in ranks}
 
-    def victim(rank: int) -> bool:
-        err = (by_rank[rank].error or "").lower() if rank in by_rank else ""
-        return any(p in err for p in PEER_LOST)
+    def own_error(r: RankResult) -> bool:
+        return r.status == "failed" and not any(p in (r.error or "").lower() for p in PEER_LOST)
 
-    rank, first = min(failures.items(), key=lambda kv: (
-        not (kv[1].exitcode is not None and kv[1].exitcode < 0), victim(kv[0]), kv[1].timestamp))
-    status = next((r for r in ranks if r.rank == rank), None)
-    how = f"exit code {first.exitcode}"
-    if first.exitcode is not None and first.exitcode < 0:
-        how = f"killed by signal {first.signal_name()}"
+    raised = sorted((r for r in ranks if own_error(r)), key=lambda r: r.heartbeat_unix)
+    silent = sorted((rk for rk in exited if by_rank.get(rk) and by_rank[rk].status == "running"),
+                    key=lambda rk: exited[rk])
+    if raised:
+        rank = raised[0].rank
+    elif silent:
+        rank = silent[0]
+    else:
+        rank = min(failures, key=lambda rk: failures[rk].timestamp)
+    status, failure = by_rank.get(rank), failures.get(rank)
+    if failure is not None and failure.exitcode is not None and failure.exitcode < 0:
+        how = f"killed by signal {failure.signal_name()}"
     elif status is not None and status.error:
         how = " ".join(line.strip() for line in status.error.splitlines() if line.strip())[:200]
-    where = f" in phase '{status.phase}'" + (f" of step {status.step}" if status.step >= 0 else "") if status else ""
-    return f"rank {rank} died ({how}){where}"
+    elif failure is not None:
+        how = f"exit code {failure.exitcode}"
+    else:
+        how = "exited without reporting an error: killed or crashed"
+    where = ""
+    if status is not None:
+        where = f" in phase '{status.phase}'" + (f" of step {status.step}" if status.step >= 0 else "")
+    return rank, f"rank {rank} died ({how}){where}"
 
 
 def _kill_ranks(job_dir: Path, nproc: int) -> None:
@@ -83,10 +127,16 @@ def launch(entry, payload: str, nproc: int, job_dir: Path, timeout_s: float) -> 
     finished = threading.Event()
     timed_out = threading.Event()
 
+    watch = ExitWatch(job_dir, nproc)
+    deadline = time.time() + timeout_s
+
     def watchdog() -> None:
-        if not finished.wait(timeout_s):
-            timed_out.set()
-            _kill_ranks(job_dir, nproc)
+        while not finished.wait(POLL_S):
+            watch.poll()
+            if time.time() > deadline:
+                timed_out.set()
+                _kill_ranks(job_dir, nproc)
+                return
 
     threading.Thread(target=watchdog, daemon=True).start()
     error = None
@@ -106,10 +156,9 @@ def launch(entry, payload: str, nproc: int, job_dir: Path, timeout_s: float) -> 
         ranks = [r if r.status == "done" else r.model_copy(update={"status": "hung" if r.progress() == low
                                                                    else "killed"}) for r in ranks]
     elif failures:
-        error = describe_failure(failures, ranks)
-        dead = set(failures)
+        culprit, error = describe_failure(failures, ranks, watch.exited)
         ranks = [r if r.status in ("done", "failed") else r.model_copy(
-            update={"status": "failed" if r.rank in dead else "killed"}) for r in ranks]
+            update={"status": "failed" if r.rank == culprit else "killed"}) for r in ranks]
     return ranks, error
 
 

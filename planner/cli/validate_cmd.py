@@ -131,12 +131,12 @@ def run(
         print_json(results)
     else:
         console.print(_results_table(results))
-        for j in results.jobs:
-            if j.partial:
-                err_console.print(f"[bold red]error:[/] {j.layout}: {escape(j.error or '')}", highlight=False,
-                                  soft_wrap=True)
         if out is not None:
             console.print(f"results written to {out}")
+    for j in results.jobs:
+        if j.partial:
+            err_console.print(f"[bold red]error:[/] {j.layout}: {escape(j.error or '')}", highlight=False,
+                              soft_wrap=True)
     code = exit_code(results)
     if code:
         raise typer.Exit(code)
@@ -276,7 +276,7 @@ def slurm(
 
 
 DEFAULT_CAL_LAYOUTS = ("tp=2", "pp=2", "dp=2")
-DEFAULT_HELD_OUT = "tp=2,pp=2"
+DEFAULT_HELD_OUT = "tp=2,sp"  # 2 ranks like the fitted layouts: on a 2-core host 4 ranks share cores
 
 
 @app.command("calibrate")
@@ -320,14 +320,18 @@ def calibrate_cmd(
             jobs = []
     gemms, attn = shapes_from_jobs(jobs or [JobSpec(model=model, layout=layout_for_nproc(t, None))
                                             for t in DEFAULT_CAL_LAYOUTS])
-    bench = BenchSpec(nproc=nproc, backend=backend, gemms=gemms, attention=attn)
-    run = run_jobs([] if measured is not None else jobs, bench=bench, timeout_s=timeout)
-    if run.microbench is not None and run.microbench.partial:
-        raise SpecError(f"microbenchmarks did not finish: {run.microbench.error}", field="calibrate")
-    job_results = measured.jobs if measured is not None else run.jobs
+    if measured is not None and measured.microbench is not None:  # e.g. gathered from a SLURM run
+        bench_result, job_results = measured.microbench, measured.jobs
+    else:
+        bench = BenchSpec(nproc=nproc, backend=backend, gemms=gemms, attention=attn)
+        run = run_jobs([] if measured is not None else jobs, bench=bench, timeout_s=timeout)
+        bench_result = run.microbench
+        job_results = measured.jobs if measured is not None else run.jobs
+    if bench_result is not None and bench_result.partial:
+        raise SpecError(f"microbenchmarks did not finish: {bench_result.error}", field="calibrate")
     held_text = layout_text(layout_for_nproc(held_out, None)) if held_out else (
         layout_text(layout_for_nproc(DEFAULT_HELD_OUT, None)) if measured is None and not no_jobs else None)
-    rep = calibrate(hardware, run.microbench, job_results, held_text)
+    rep = calibrate(hardware, bench_result, job_results, held_text)
     write_atomic(out, overlay_yaml(rep))
     if json_out:
         print_json(rep)

@@ -87,7 +87,9 @@ def test_killed_rank_is_named(run_cli, tmp_path):
     out = tmp_path / "dead.json"
     res = run_cli("validate", "run", "--layout", "dp=2", "--steps", "1", "--inject-fault", "1:die", "--out", out)
     assert res.exit_code == 2
-    assert "rank 1 died (killed by signal SIGKILL)" in res.stderr
+    assert "rank 1 died (" in res.stderr and "rank 0 died" not in res.stderr
+    # the launcher reports the signal when it sees rank 1 first; otherwise the exit watch names it
+    assert "SIGKILL" in res.stderr or "exited without reporting an error" in res.stderr
     job = json.loads(out.read_text())["jobs"][0]
     assert job["partial"] is True and job["step_time_s"] is None
     assert {r["rank"]: r["status"] for r in job["ranks"]}[1] == "failed"
