@@ -196,8 +196,8 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     if layout.effective_zero_stage == 3 and layout.dp > 1:
         zero3_working = 2 * layer_params * param_gather_bytes_per_param(training)  # current + prefetched
     buffers = 2 * p2p * (2 if layout.pp > 1 else 0)
-    if layout.dp > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight)
-        buffers += 2 * 40e6
+    if layout.dp > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
+        buffers += 2 * min(40e6, params * grad_reduce_bytes_per_param(training))  # than the gradients
     sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
     return StageWork(
         index=i, layers=n_layers, layer=layer, pre=pre, post=post, params=params,
