@@ -22,6 +22,8 @@ class CollectivePricer:
         node = hardware.node
         all_devices = tuple(range(node.devices_per_node))
         self.alpha_intra = node.collective_latency_us * 1e-6
+        p2p_us = node.p2p_latency_us if node.p2p_latency_us is not None else node.collective_latency_us
+        self.alpha_p2p = p2p_us * 1e-6
         self.alpha_net = hardware.network.latency_us * 1e-6
         # every device of a node talks off-node at once in dp/tp collectives (all groups run together)
         self.nic_share_bps = offnode_bandwidth_per_device_gbps(node, all_devices) * 1e9 * hardware.network.efficiency
@@ -78,4 +80,4 @@ class CollectivePricer:
         if a == b:
             return 0.0
         bw = p2p_bandwidth_gbps(self.hw.node, a, b) * 1e9 * self.hw.node.p2p_efficiency
-        return nbytes / bw + self.alpha_intra
+        return nbytes / bw + self.alpha_p2p

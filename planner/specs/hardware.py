@@ -112,6 +112,9 @@ class NodeSpec(Spec):
     )
     collective_latency_us: float = Field(ge=0, description="latency per intra-node collective step, us")
     p2p_efficiency: float = Field(1.0, gt=0, le=1, description="achieved fraction of link bw for send/recv")
+    p2p_latency_us: float | None = Field(
+        None, ge=0, description="latency of one intra-node send/recv, us (None = collective_latency_us)"
+    )
 
     @model_validator(mode="after")
     def _check_graph(self):
