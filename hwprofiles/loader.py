@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 
 from planner.errors import NotFoundError, SpecError, format_validation_error, suggest
+from planner.io import read_json
 from planner.specs import HardwareProfile, ModelSpec
 
 _HERE = Path(__file__).resolve().parent
@@ -145,10 +145,7 @@ def _load_model_cached(path: str) -> ModelSpec:
     if p.suffix == ".json":
         from .hf_config import model_from_hf_config
 
-        try:
-            data = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"malformed JSON (line {exc.lineno}): {exc.msg}", source=path) from None
+        data = read_json(p, "config.json")
         if not isinstance(data, dict):
             raise SpecError("expected a JSON object", source=path)
         return model_from_hf_config(data, source=path, default_name=p.parent.name or p.stem)

@@ -6,13 +6,13 @@ Scenarios are saved as JSON (``paraplan plan --export json``) and read back by
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError
 
 from .errors import SpecError, format_validation_error
+from .io import read_json
 from .specs import HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
 
 SCENARIO_KIND = "paraplan-scenario"
@@ -54,12 +54,7 @@ def infer_dp(gpus: int, tp: int, pp: int, cp: int = 1) -> int:
 def load_scenario(path: str | Path) -> Scenario:
     """Read a scenario JSON file; SpecError naming the file and field when it is malformed."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"malformed JSON (line {exc.lineno}): {exc.msg}", source=str(path)) from None
+    data = read_json(path, "scenario")
     if not isinstance(data, dict) or data.get("kind") != SCENARIO_KIND:
         raise SpecError(f"not a paraplan scenario file (expected \"kind\": \"{SCENARIO_KIND}\")",
                         source=str(path))

@@ -6,16 +6,14 @@ that dies or hangs still leaves what every rank measured and how far it got.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import SpecError
+from planner.io import read_json, write_atomic  # noqa: F401 - write_atomic re-exported
 
 from .benchspec import BenchSpec
 from .job import JobSpec, layout_text
@@ -109,21 +107,6 @@ class ResultsFile(Model):
     microbench: BenchResult | None = Field(None, description="microbenchmark results (calibrate)")
 
 
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` via a temporary file in the same folder and rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
 def rank_file(job_dir: Path, rank: int) -> Path:
     """Status file of ``rank`` in ``job_dir``."""
     return Path(job_dir) / f"rank_{rank}.json"
@@ -188,12 +171,7 @@ def median(values: list[float]) -> float:
 def load_results(path: str | Path) -> ResultsFile:
     """Read a results file; SpecError naming the file when it is missing or malformed."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except OSError as exc:
-        raise SpecError(f"cannot read results: {exc.strerror}", source=str(p)) from None
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"malformed JSON (line {exc.lineno}): {exc.msg}", source=str(p)) from None
+    data = read_json(p, "results")
     try:
         return ResultsFile.model_validate(data)
     except ValueError as exc:

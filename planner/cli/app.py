@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+
+from ..io import write_atomic  # noqa: F401 - re-exported for the commands
 
 app = typer.Typer(
     name="paraplan",
@@ -39,21 +38,3 @@ def to_jsonable(obj: Any) -> Any:
 def print_json(obj: Any) -> None:
     """Write ``obj`` as indented JSON on stdout (no rich markup)."""
     typer.echo(json.dumps(to_jsonable(obj), indent=2))
-
-
-def write_atomic(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file and rename, so readers never see half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file ordinary permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
