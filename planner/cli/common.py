@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import Annotated, Optional
 
 import typer
@@ -31,6 +33,41 @@ RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="megatron, de
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
+
+#: The options every scenario-taking command shares, in the order ``--help`` lists them.
+SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
+    ("model", ModelOpt), ("hardware", HardwareOpt), ("calibration", CalibrationOpt), ("gpus", GpusOpt),
+    ("tp", TpOpt), ("pp", PpOpt), ("vpp", VppOpt), ("dp", DpOpt), ("cp", CpOpt), ("micro_batch", MicroOpt),
+    ("global_batch", GlobalOpt), ("seq", SeqOpt), ("zero", ZeroOpt), ("fsdp", FsdpOpt),
+    ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
+    ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
+)
+
+
+def scenario_options(*, exclude: tuple[str, ...] = ()):
+    """Decorator: give a command the shared scenario options. The command receives them as one dict
+    ``scenario_flags`` (keys as ``build_scenario`` takes them; ``layout`` becomes ``layout_file``)."""
+
+    def decorate(func):
+        sig = inspect.signature(func, eval_str=True)
+        own = [p for p in sig.parameters.values() if p.name != "scenario_flags"]
+        extra = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=ann)
+                 for name, ann in SCENARIO_OPTIONS if name not in exclude]
+        names = [p.name for p in extra]
+
+        @functools.wraps(func)
+        def wrapper(*args, **kwargs):
+            flags = {name: kwargs.pop(name, None) for name in names}
+            flags["layout_file"] = flags.pop("layout", None)
+            return func(*args, scenario_flags=flags, **kwargs)
+
+        params = own + extra
+        wrapper.__signature__ = sig.replace(parameters=params)
+        wrapper.__annotations__ = {p.name: p.annotation for p in params}
+        return wrapper
+
+    return decorate
+
 
 CHOICES = {
     "recompute": ("none", "selective", "full"),

@@ -178,24 +178,15 @@ class ExploreApp(App):
 
 
 @cli_app.command()
+@c.scenario_options()
 def explore(
     base: Annotated[Optional[str], typer.Argument(help="Scenario JSON file (else --model/--hardware/...).")] = None,
-    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
-    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
-    dp: c.DpOpt = None, cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
-    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
-    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
-    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
-    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
     save: Annotated[str, typer.Option("--save-to", help="File the 's' key writes.")] = "paraplan-explore.json",
     export: Annotated[str, typer.Option("--export-to", help="File the 'e' key writes.")] = "paraplan-explore-export.txt",
+    scenario_flags: dict | None = None,
 ) -> None:
     """Interactive explorer: change tp/pp/micro-batch/ZeRO/recompute/GPUs/NIC/links/HBM by keys."""
     from .whatif_cmd import scenario_from
 
-    scenario = scenario_from(
-        base, model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp,
-        dp=dp, cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
-        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
-        flash_attention=flash_attention, schedule=schedule, layout_file=layout)
+    scenario = scenario_from(base, **scenario_flags)
     ExploreApp(scenario, save, export).run()

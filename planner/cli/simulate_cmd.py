@@ -13,14 +13,8 @@ from .render import fmt_bytes, fmt_seconds, render_estimate
 
 
 @app.command()
+@c.scenario_options()
 def simulate(
-    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
-    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
-    dp: c.DpOpt = None, cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
-    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
-    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
-    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
-    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
     trace: Annotated[Optional[str], typer.Option("--trace", help="Write a Chrome/Perfetto trace JSON here.")] = None,
     png: Annotated[Optional[str], typer.Option("--png", help="Write a PNG of the pipeline schedule here.")] = None,
     jitter: Annotated[float, typer.Option("--jitter", help="Lognormal sigma of op-time noise (0 = none).")] = 0.0,
@@ -28,18 +22,13 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the jitter.")] = 0,
     no_overlap: Annotated[bool, typer.Option("--no-overlap", help="Replay the analytic overlap assumptions only.")] = False,
     no_contention: Annotated[bool, typer.Option("--no-contention", help="Do not share NIC bandwidth among transfers.")] = False,
-    json_out: bool = JSON_OPTION,
+    json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Simulate one training step event by event: schedule, overlap, NIC contention, memory over time."""
     from simulate import run
     from simulate.trace import trace_document, trace_json
 
-    scenario = c.build_scenario(
-        model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp, dp=dp,
-        cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
-        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
-        flash_attention=flash_attention, schedule=schedule, layout_file=layout,
-    )
+    scenario = c.build_scenario(**scenario_flags)
     result = run(scenario, overlap=not no_overlap, contention=not no_contention, jitter=jitter,
                  samples=samples, seed=seed, trace=bool(trace or png))
     title = f"{scenario.model.name} on {scenario.gpus} x {scenario.hardware.name}, {scenario.layout.describe()}"

@@ -43,27 +43,17 @@ def scenario_from(base: str | None, **flags):
 
 
 @app.command()
+@c.scenario_options()
 def whatif(
     base: BaseArg = None,
     set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE; one variant per --set "
                     "(join several keys in one variant with spaces), e.g. hardware.nic_bandwidth=x2.")] = None,
     save: Annotated[Optional[str], typer.Option("--save", help="Write the variant scenario(s) as JSON "
                     "(FILE for one, FILE-1.json, FILE-2.json ... for several; the base when no --set).")] = None,
-    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
-    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
-    dp: c.DpOpt = None, cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
-    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
-    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
-    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
-    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
-    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION,
+    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Compare a base scenario with variants: step time, tokens/s, MFU, memory, breakdown, bottleneck."""
-    scenario = scenario_from(
-        base, model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp,
-        dp=dp, cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
-        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
-        flash_attention=flash_attention, schedule=schedule, layout_file=layout)
+    scenario = scenario_from(base, **scenario_flags)
     variants = [split_variant(s) for s in (set_ or [])]
     result = compare(scenario, variants, engine)
     if save:
@@ -86,6 +76,7 @@ def _save_variants(path: str, base, variants: list[list[str]]) -> None:
 
 
 @app.command()
+@c.scenario_options(exclude=("dp",))
 def sweep(
     base: BaseArg = None,
     vary: Annotated[Optional[list[str]], typer.Option("--vary", help="KEY=v1,v2,...; several --vary make a grid.")] = None,
@@ -93,14 +84,7 @@ def sweep(
     replan: Annotated[bool, typer.Option("--replan", help="Re-plan the best layout at every point (planner.search).")] = False,
     png: Annotated[Optional[str], typer.Option("--png", help="Write a matplotlib chart to FILE.")] = None,
     csv: Annotated[Optional[str], typer.Option("--csv", help="Write the table as CSV to FILE.")] = None,
-    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
-    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
-    cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
-    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
-    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
-    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
-    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
-    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION,
+    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Estimate over a grid of values; weak/strong scaling curves with scaling efficiency.
 
@@ -111,14 +95,10 @@ def sweep(
         raise SpecError("at least one --vary KEY=v1,v2,... is required", field="--vary")
     grid = [parse_vary(v) for v in vary]
     first = dict((k, vals[0]) for k, vals in grid)
-    if gpus is None and "gpus" in first:
-        gpus = int(float(first["gpus"]))
+    if scenario_flags["gpus"] is None and "gpus" in first:
+        scenario_flags["gpus"] = int(float(first["gpus"]))
     replanner = search_replanner() if replan else None
-    scenario = scenario_from(
-        base, model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp,
-        cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
-        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
-        flash_attention=flash_attention, schedule=schedule, layout_file=layout)
+    scenario = scenario_from(base, **scenario_flags)
     result = run_sweep(scenario, grid, mode, engine, replanner)  # type: ignore[arg-type]
     if csv:
         write_atomic(csv, sweep_csv(result))
@@ -134,26 +114,16 @@ def sweep(
 
 
 @app.command()
+@c.scenario_options()
 def sensitivity(
     base: BaseArg = None,
-    model: c.ModelOpt = None, hardware: c.HardwareOpt = None, calibration: c.CalibrationOpt = None,
-    gpus: c.GpusOpt = None, tp: c.TpOpt = None, pp: c.PpOpt = None, vpp: c.VppOpt = None,
-    dp: c.DpOpt = None, cp: c.CpOpt = None, micro_batch: c.MicroOpt = None,
-    global_batch: c.GlobalOpt = None, seq: c.SeqOpt = None, zero: c.ZeroOpt = None,
-    fsdp: c.FsdpOpt = None, recompute: c.RecomputeOpt = None, sequence_parallel: c.SpOpt = None,
-    precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None, flash_attention: c.FlashOpt = None,
-    schedule: c.ScheduleOpt = None, layout: c.LayoutFileOpt = None,
     step: Annotated[float, typer.Option("--step", help="Relative change each way (0.10 = ±10%).")] = 0.10,
-    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION,
+    engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Elasticity of step time to each hardware and model parameter (±10 %), ranked: the bottleneck list."""
     if not 0 < step < 0.5:
         raise SpecError(f"{step} is outside (0, 0.5)", field="--step")
-    scenario = scenario_from(
-        base, model=model, hardware=hardware, calibration=calibration, gpus=gpus, tp=tp, pp=pp, vpp=vpp,
-        dp=dp, cp=cp, micro_batch=micro_batch, global_batch=global_batch, seq=seq, zero=zero, fsdp=fsdp,
-        recompute=recompute, sequence_parallel=sequence_parallel, precision=precision, recipe=recipe,
-        flash_attention=flash_attention, schedule=schedule, layout_file=layout)
+    scenario = scenario_from(base, **scenario_flags)
     result = run_sensitivity(scenario, engine, step)
     if json_out:
         print_json(result)
