@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from typing import Any
 
 import typer
@@ -18,8 +20,10 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
+# Piped output gets a wide page (rich falls back to 80 columns); a terminal keeps its own width.
+_PIPE_WIDTH = None if (sys.stdout.isatty() or "COLUMNS" in os.environ) else 140
+console = Console(width=_PIPE_WIDTH)
+err_console = Console(stderr=True, width=None if (sys.stderr.isatty() or "COLUMNS" in os.environ) else 200)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON instead of tables.")
 
