@@ -161,3 +161,12 @@ def load_model(name: str) -> ModelSpec:
     """A zoo model by name, a model YAML path, or a Hugging Face ``config.json`` path."""
     path = _resolve(name, models_dir(), list_models(), "model")
     return _load_model_cached(str(path))
+
+
+def published_layout(model_name: str) -> tuple[str, str] | None:
+    """(layout in ``--reference`` syntax, citation) published with ``model_name``, or None."""
+    data = read_yaml(_HERE / "data" / "published_layouts.yaml")
+    entry = data.get(model_name)
+    if not isinstance(entry, dict):
+        return None
+    return str(entry["layout"]), str(entry["source"])

@@ -148,7 +148,18 @@ def plan(
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
                              objective=objective)
     ref_layout = ref_training = None
-    if reference:
+    ref_source = None
+    if reference is None:  # the layout published with this model, when it divides the GPU count
+        from hwprofiles.loader import published_layout
+
+        published = published_layout(model_spec.name)
+        if published is not None:
+            try:
+                ref_layout, ref_training = parse_reference(published[0], gpus, training)
+                ref_source = published[1]
+            except SpecError:
+                ref_layout = ref_training = None
+    elif reference:
         ref_layout, ref_training = parse_reference(reference, gpus, training)
     if refine is not None:
         from ..search import resimulate
@@ -174,6 +185,7 @@ def plan(
     if json_out:
         payload = result.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
+        payload["reference_source"] = ref_source
         if exported is not None:
             payload["export"] = {"format": export, "path": out, "text": None if out else exported}
         print_json(payload)
@@ -188,6 +200,9 @@ def plan(
     console.print(Text(f"Best plan: {best.label}", style="bold green"))
     console.print(render_estimate(best.estimate))
     console.print()
+    if ref_source is not None:
+        console.print(Text(f"• reference row 'ref': the layout published with {model_spec.name} ({ref_source}), "
+                           "priced with the same model and recipe", style="dim"))
     for line in result.explanation:
         console.print(Text("• " + line))
     if exported is not None:
