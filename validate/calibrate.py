@@ -10,11 +10,12 @@ From the microbenchmarks (validate.microbench), with the cost model's own defini
                          (relative residuals) over all-reduce (2 phases), all-gather and reduce-scatter
   send-recv            t = S / (p2p_bw * eff) + alpha
 Then, from whole training steps of every layout except a held-out one, ``kernel_overhead_us`` (the
-fixed cost per op, which on a CPU is PyTorch dispatch and Python) and the per-collective latency (on a
-CPU the latency a collective costs inside PyTorch, DTensor redistribution included, is far above the
-bare gloo figure) are fitted jointly by coordinate descent on the sum of squared log errors of the
-predicted step times. The cost model uses the same latency for pipeline send/recv, so a fit driven by
-tensor-parallel jobs over-prices pipeline transfers on a CPU. Torch-free.
+fixed cost per op: on a CPU, PyTorch dispatch and Python), the per-collective-step latency (on a CPU
+the latency a collective costs inside PyTorch, DTensor redistribution included, is far above the bare
+gloo figure) and the send/recv latency ``p2p_latency_us`` (pipeline transfers, which pay no DTensor
+redistribution) are fitted jointly: least squares on the log errors of the predicted step times
+(Levenberg-Marquardt in log10(us), started at the microbenchmark figures). Each is a pricing
+parameter of the profile: it applies to every prediction, no per-layout factor. Torch-free.
 """
 
 from __future__ import annotations
@@ -119,7 +120,8 @@ def _linear_fit(xs: list[tuple[float, float]], ys: list[float]) -> tuple[float, 
 
 def fit_collectives(samples: list[dict], profile: HardwareProfile) -> dict[str, float]:
     """Intra-node ``collective_latency_us`` and ``collective_efficiency`` (and inter-node ``latency_us``,
-    ``efficiency`` when samples span nodes) from all-reduce / all-gather / reduce-scatter timings."""
+    ``efficiency`` when samples span nodes) from all-reduce / all-gather / reduce-scatter timings;
+    intra-node ``p2p_latency_us`` and ``p2p_efficiency`` from send-recv timings."""
     out: dict[str, float] = {}
     node = profile.node
     for tier in ("intra", "inter"):
@@ -148,7 +150,8 @@ def fit_collectives(samples: list[dict], profile: HardwareProfile) -> dict[str, 
     p2p = [s for s in samples if s["kind"] == "send-recv" and s["nodes"] == 1]
     if len(p2p) >= 2 and node.devices_per_node > 1:
         bw = p2p_bandwidth_gbps(node, 0, 1) * 1e9
-        _, inv_eff = _linear_fit([(1.0, s["bytes"] / bw) for s in p2p], [s["seconds"] for s in p2p])
+        alpha, inv_eff = _linear_fit([(1.0, s["bytes"] / bw) for s in p2p], [s["seconds"] for s in p2p])
+        out["node.p2p_latency_us"] = alpha * 1e6
         out["node.p2p_efficiency"] = min(1.0, max(1e-4, 1.0 / inv_eff))
     return out
 
@@ -225,48 +228,80 @@ def predict_step(job: JobResult, profile: HardwareProfile) -> float:
     return estimate(spec.effective_model(), profile, spec.training_spec(), spec.layout).step_time_s
 
 
-def _golden(loss, lo: float, hi: float, iters: int = 24) -> float:
-    """Minimiser of a unimodal ``loss`` on [lo, hi] by golden-section search."""
-    g = (math.sqrt(5) - 1) / 2
-    a, b = hi - g * (hi - lo), lo + g * (hi - lo)
-    fa, fb = loss(a), loss(b)
-    for _ in range(iters):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - g * (hi - lo)
-            fa = loss(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + g * (hi - lo)
-            fb = loss(b)
-    return (lo + hi) / 2
+# Bounds of the step-time fit, log10(us): 0.1 us .. 100 ms per op, collective or transfer.
+LOG10_US_BOUNDS = (-1.0, 5.0)
 
 
 def step_fit_paths(jobs: list[JobResult]) -> list[str]:
     """Parameters the step times can pin down: the per-op overhead always; the per-collective latency
-    when some job communicates every layer (tp > 1) or shards over dp."""
+    when some job communicates every layer (tp > 1) or over dp; the send/recv latency when some job
+    runs a pipeline (pp > 1)."""
     paths = ["device.kernel_overhead_us"]
     if any(j.job.layout.tp > 1 or j.job.layout.dp > 1 for j in jobs):
         paths.append("node.collective_latency_us")
+    if any(j.job.layout.pp > 1 for j in jobs):
+        paths.append("node.p2p_latency_us")
     return paths
 
 
-def fit_step_params(jobs: list[JobResult], base: dict[str, Any], flat: dict[str, Any], source: str,
-                    rounds: int = 3) -> dict[str, float]:
-    """Values of ``step_fit_paths`` minimising the sum over ``jobs`` of squared log errors of predicted
-    step times: coordinate descent, golden section on log10(us) in [-1, 5] per parameter."""
-    values = {p: max(float(flat.get(p, 10.0)), 0.1) for p in step_fit_paths(jobs)}
+def _start_value(path: str, flat: dict[str, Any], base: HardwareProfile) -> float:
+    """Where the step fit starts: the microbenchmark figure, else the base profile's (us)."""
+    if flat.get(path) is not None:
+        return float(flat[path])
+    if path == "node.p2p_latency_us":
+        return base.node.p2p_latency_us if base.node.p2p_latency_us is not None else base.node.collective_latency_us
+    section, field = path.split(".")
+    return float(getattr(getattr(base, section), field))
 
-    def loss_for(path: str):
-        def loss(log_us: float) -> float:
-            prof = profile_with(base, nest({**flat, **values, path: 10 ** log_us}), source)
-            return sum(math.log(predict_step(j, prof) / j.step_time_s) ** 2 for j in jobs)
-        return loss
 
-    for _ in range(rounds if len(values) > 1 else 1):
-        for path in values:
-            values[path] = 10 ** _golden(loss_for(path), -1.0, 5.0)
-    return values
+def least_squares_log(residuals, x0: list[float], bounds: tuple[float, float], iters: int = 40) -> list[float]:
+    """Minimise sum(residuals(x)**2) by Levenberg-Marquardt (Marquardt 1963, doi:10.1137/0111030) with a
+    forward-difference Jacobian, every x kept inside ``bounds``. Directions the residuals do not see
+    stay where they start (the damping term)."""
+    import numpy as np
+
+    lo, hi = bounds
+    x = np.clip(np.asarray(x0, dtype=float), lo, hi)
+    r = np.asarray(residuals(list(x)))
+    cost, lam, h = float(r @ r), 1e-3, 1e-4
+    for _ in range(iters):
+        jac = np.empty((len(r), len(x)))
+        for i in range(len(x)):
+            step = h if x[i] + h <= hi else -h
+            xi = x.copy()
+            xi[i] += step
+            jac[:, i] = (np.asarray(residuals(list(xi))) - r) / step
+        grad, hess = jac.T @ r, jac.T @ jac
+        improved = False
+        while lam < 1e8:
+            delta = np.linalg.solve(hess + lam * (np.diag(np.diag(hess)) + 1e-9 * np.eye(len(x))), -grad)
+            trial = np.clip(x + delta, lo, hi)
+            r_trial = np.asarray(residuals(list(trial)))
+            c_trial = float(r_trial @ r_trial)
+            if c_trial < cost:
+                x, r, improved = trial, r_trial, cost - c_trial > 1e-12 * max(cost, 1e-30)
+                cost, lam = c_trial, max(lam / 10, 1e-9)
+                break
+            lam *= 10
+        if not improved:
+            break
+    return list(x)
+
+
+def fit_step_params(jobs: list[JobResult], base: dict[str, Any], flat: dict[str, Any], source: str
+                    ) -> dict[str, float]:
+    """Values (us) of ``step_fit_paths`` minimising, jointly, the sum over ``jobs`` of squared log errors
+    of the predicted step times, log(predicted / measured); fitted in log10(us) by least squares."""
+    paths = step_fit_paths(jobs)
+    base_prof = hardware_from_dict(base, source)
+    x0 = [math.log10(max(_start_value(p, flat, base_prof), 0.1)) for p in paths]
+
+    def residuals(x: list[float]) -> list[float]:
+        prof = profile_with(base, nest({**flat, **{p: 10 ** v for p, v in zip(paths, x)}}), source)
+        return [math.log(predict_step(j, prof) / j.step_time_s) for j in jobs]
+
+    best = least_squares_log(residuals, x0, LOG10_US_BOUNDS)
+    return {p: 10 ** v for p, v in zip(paths, best)}
 
 
 def calibrate(base_name: str, bench: BenchResult | None, jobs: list[JobResult], held_out: str | None,

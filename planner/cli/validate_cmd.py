@@ -276,7 +276,21 @@ def slurm(
 
 
 DEFAULT_CAL_LAYOUTS = ("tp=2", "pp=2", "dp=2")
-DEFAULT_HELD_OUT = "tp=2,sp"  # 2 ranks like the fitted layouts: on a 2-core host 4 ranks share cores
+# Held out since the validator's first calibration (chosen before its result was seen, never fitted on):
+# tensor + sequence parallel prices all-gather / reduce-scatter and sequence-sharded norms, which no
+# fitted layout runs. 2 ranks like the fitted layouts: on a 2-core host 4 ranks would share cores.
+DEFAULT_HELD_OUT = "tp=2,sp"
+
+
+def interleave(fitted: list[str], held: str, repeats: int) -> list[str]:
+    """Job order: the held-out runs spread between the fitted ones (first, then after every few), so
+    a slow spell of a shared machine does not land on one side of the comparison only."""
+    order, every = [held], max(1, -(-len(fitted) // max(1, repeats - 1)))
+    for i, text in enumerate(fitted):
+        order.append(text)
+        if (i + 1) % every == 0 and order.count(held) < repeats:
+            order.append(held)
+    return order + [held] * (repeats - order.count(held))
 
 
 @app.command("calibrate")
@@ -289,7 +303,8 @@ def calibrate_cmd(
     layouts: LayoutsOpt = None,
     held_out: Annotated[Optional[str], typer.Option("--held-out", help=f"Layout kept out of the fit (default {DEFAULT_HELD_OUT}).")] = None,
     repeats: Annotated[int, typer.Option("--repeats", help="Runs of the held-out layout (spread of its error).")] = 3,
-    steps: Annotated[int, typer.Option("--steps", help="Timed steps per job.")] = 4,
+    steps: Annotated[int, typer.Option("--steps", help="Timed steps per job (the median is used).")] = 6,
+    warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up steps per job.")] = 3,
     no_jobs: Annotated[bool, typer.Option("--microbench-only", help="Fit from microbenchmarks alone (no training jobs).")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per job.")] = 120.0,
     json_out: bool = JSON_OPTION,
@@ -307,6 +322,8 @@ def calibrate_cmd(
         raise SpecError(f"'{backend}' is not one of: gloo, nccl", field="--backend")
     if repeats <= 0:
         raise SpecError(f"repeats({repeats}) must be > 0", field="--repeats")
+    if steps <= 0 or warmup < 0:
+        raise SpecError(f"steps({steps}) must be > 0 and warmup({warmup}) >= 0", field="--steps")
     model = tiny_model()
     measured = _load_results(results) if results else None
     if measured is not None:
@@ -314,8 +331,8 @@ def calibrate_cmd(
     else:
         texts = list(layouts or DEFAULT_CAL_LAYOUTS)
         held = held_out or DEFAULT_HELD_OUT
-        jobs = [JobSpec(model=model, layout=layout_for_nproc(t, None), steps=steps, backend=backend,
-                        check_numerics=False) for t in [*texts, *([held] * repeats)]]
+        jobs = [JobSpec(model=model, layout=layout_for_nproc(t, None), steps=steps, warmup=warmup, backend=backend,
+                        check_numerics=False, track_memory=False) for t in interleave(texts, held, repeats)]
         if no_jobs:
             jobs = []
     gemms, attn = shapes_from_jobs(jobs or [JobSpec(model=model, layout=layout_for_nproc(t, None))

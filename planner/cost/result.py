@@ -14,6 +14,7 @@ class Result(BaseModel):
 
 
 _set = object.__setattr__
+_FIELD_NAMES: dict[type, set[str]] = {}
 
 
 def trusted(cls, **fields):
@@ -21,7 +22,10 @@ def trusted(cls, **fields):
     (the hot path of the search builds one StageMemory per pipeline stage). Every field must be given."""
     obj = cls.__new__(cls)
     _set(obj, "__dict__", fields)
-    _set(obj, "__pydantic_fields_set__", set(cls.model_fields))
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = set(cls.__pydantic_fields__)
+    _set(obj, "__pydantic_fields_set__", names)  # shared, never mutated: the models are frozen
     _set(obj, "__pydantic_extra__", None)
     _set(obj, "__pydantic_private__", None)
     return obj
