@@ -7,10 +7,27 @@ the node graph, hierarchical (two-level) across nodes with each rank's share of 
 from __future__ import annotations
 
 import functools
+import math
 
 from ..specs import HardwareProfile
 from ..topology import offnode_bandwidth_per_device_gbps, p2p_bandwidth_gbps, ring_bandwidth_gbps
 from .placement import GroupPlacement
+
+
+def level_time(kind: str, n: int, nbytes: float, bandwidth_bps: float, alpha_s: float) -> float:
+    """Seconds of one collective level over ``n`` ranks, ``nbytes`` per rank's full buffer.
+
+    All-gather / reduce-scatter: (n-1)/n * S/B + ceil(log2 n) * alpha (recursive doubling / halving,
+    Thakur, Rabenseifner & Gropp 2005, Sec. 4). All-reduce: the faster of Rabenseifner's
+    reduce-scatter + all-gather, 2(n-1)/n * S/B + 2 ceil(log2 n) * alpha, and recursive doubling,
+    ceil(log2 n) * (alpha + S/B), which wins for short messages (same paper, Sec. 4.4) — the
+    library is taken to pick the faster algorithm per message size, as NCCL's tuner does.
+    """
+    steps = math.ceil(math.log2(n))
+    one_phase = (n - 1) / n * nbytes / bandwidth_bps
+    if kind == "all-reduce":
+        return min(2 * one_phase + 2 * steps * alpha_s, steps * (alpha_s + nbytes / bandwidth_bps))
+    return one_phase + steps * alpha_s
 
 
 class CollectivePricer:
@@ -48,8 +65,8 @@ class CollectivePricer:
     def time(self, kind: str, nbytes: float, group: GroupPlacement) -> float:
         """Seconds for one collective of ``kind`` over ``group`` on a buffer of ``nbytes``.
 
-        all-reduce: 2(g-1)/g * S/B_in + 2(k-1)/k * (S/g)/B_net + 2(g-1)a_in + 2(k-1)a_net;
-        all-gather / reduce-scatter: half of that (one phase); g ranks per node, k nodes.
+        Each level (inside a node over g ranks at B_in, across k nodes over the NIC share B_net
+        with S/g per rank) costs ``level_time``; all-gather / reduce-scatter are one phase.
         """
         n = group.size
         if n <= 1 or nbytes <= 0:
@@ -57,14 +74,11 @@ class CollectivePricer:
         if kind == "send-recv":
             return self.p2p_time(nbytes, group)
         g, k = group.ranks_per_node, group.nodes
-        phases = 2.0 if kind == "all-reduce" else 1.0
         t = 0.0
         if g > 1:
-            t += phases * ((g - 1) / g * nbytes / self.intra_bandwidth_bps(group.node_devices)
-                           + (g - 1) * self.alpha_intra)
+            t += level_time(kind, g, nbytes, self.intra_bandwidth_bps(group.node_devices), self.alpha_intra)
         if k > 1:
-            t += phases * ((k - 1) / k * (nbytes / g) / self.net_bandwidth_bps(group)
-                           + (k - 1) * self.alpha_net)
+            t += level_time(kind, k, nbytes / g, self.net_bandwidth_bps(group), self.alpha_net)
         return t
 
     def p2p_time(self, nbytes: float, group: GroupPlacement, senders: tuple[int, ...] | None = None,
