@@ -12,6 +12,25 @@ from .app import JSON_OPTION, app, console, print_json, write_atomic
 from .render import fmt_bytes, fmt_seconds, render_estimate
 
 
+def versus_analytic(result, analytic) -> Table:
+    """Simulated against analytic time parts: what overlap and contention changed, and the NIC sharing."""
+    sim = result.estimate
+    table = Table(title="simulated vs analytic (overlap and contention are what differ)")
+    for col in ("part", "analytic", "simulated", "change"):
+        table.add_column(col, justify="right" if col != "part" else "left")
+    rows = [("step time", analytic.step_time_s, sim.step_time_s)]
+    rows += [(k, v, getattr(sim.time, k)) for k, v in analytic.time.model_dump().items()]
+    for name, a, b in rows:
+        change = f"{(b - a) / a:+.1%}" if a > 0 else ("0" if b == 0 else "new")
+        table.add_row(name, fmt_seconds(a), fmt_seconds(b), change)
+    nics = [u for u in result.utilisation if u.resource.startswith("node ") and u.busy_s > 0]
+    if nics:
+        users = sum(u.mean_users * u.busy_s for u in nics) / sum(u.busy_s for u in nics)
+        table.caption = (f"off-node transfers share each NIC with {users:.2f} ranks on average while it is busy "
+                         f"({len(nics)} NIC directions in use)")
+    return table
+
+
 @app.command()
 @c.scenario_options()
 def simulate(
@@ -38,10 +57,14 @@ def simulate(
         from simulate.plot import plot_schedule
 
         plot_schedule(result.trace_events, scenario.layout.pp, png, title)
+    analytic = scenario.estimate()
     if json_out:
-        print_json(result.summary())
+        payload = result.summary()
+        payload["analytic"] = {"step_time_s": analytic.step_time_s, "time": analytic.time.model_dump()}
+        print_json(payload)
         return
     console.print(render_estimate(result.estimate))
+    console.print(versus_analytic(result, analytic))
     table = Table(title="resources (busy over the step)")
     for col in ("resource", "busy", "utilisation", "users / slowdown"):
         table.add_column(col)
