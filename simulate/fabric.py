@@ -86,6 +86,14 @@ class NicFabric:
         self._resolved[id(nics)] = (nics, tuple(out))
         return tuple(out)
 
+    def _book(self, nic, now: float) -> None:
+        """Account the NIC's busy and rank-seconds since its last change, up to ``now`` (s)."""
+        dt = now - nic.since
+        if dt > 0 and nic.users:
+            self.busy[nic.key] = self.busy.get(nic.key, 0.0) + dt
+            self.device_seconds[nic.key] = self.device_seconds.get(nic.key, 0.0) + nic.users * dt
+        nic.since = now
+
     def flow(self, offnode_s: float, nics, share: float, on_done=None) -> simpy.Event | None:
         """Start a flow of ``offnode_s`` priced seconds over ``nics`` ((key, devices), ...) at a
         priced per-device share of ``share`` Gbit/s. Returns the event of its completion, or, given
@@ -100,14 +108,8 @@ class NicFabric:
         now = env.now
         f = _Flow(next(self._seq), offnode_s, now, self._resolve(nics), share, done)
         affected: dict[_Flow, None] = {}
-        busy, dev_s = self.busy, self.device_seconds
         for nic, n in f.nics:
-            dt = now - nic.since
-            if dt > 0 and nic.users:
-                key = nic.key
-                busy[key] = busy.get(key, 0.0) + dt
-                dev_s[key] = dev_s.get(key, 0.0) + nic.users * dt
-            nic.since = now
+            self._book(nic, now)
             nic.users += n
             nic.flows[f] = None
             affected.update(nic.flows)
@@ -164,15 +166,9 @@ class NicFabric:
         for entry in keep:
             heapq.heappush(heap, entry)
         affected: dict[_Flow, None] = {}
-        busy, dev_s = self.busy, self.device_seconds
         for f in finished:
             for nic, n in f.nics:
-                dt = now - nic.since
-                if dt > 0 and nic.users:
-                    key = nic.key
-                    busy[key] = busy.get(key, 0.0) + dt
-                    dev_s[key] = dev_s.get(key, 0.0) + nic.users * dt
-                nic.since = now
+                self._book(nic, now)
                 nic.users -= n
                 nic.flows.pop(f, None)
                 affected.update(nic.flows)
