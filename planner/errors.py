@@ -53,12 +53,19 @@ def suggest(name: str, choices: list[str], n: int = 3) -> str:
 
 
 def format_validation_error(exc, source: str | None = None) -> str:
-    """One line from a pydantic ``ValidationError``: the first failing field and why."""
-    errs = exc.errors()
+    """One line from a pydantic ``ValidationError``: unknown keys first (a misspelt key is usually
+    the cause of the "missing" errors that follow), then the other failing fields and why."""
+    errs = sorted(exc.errors(), key=lambda e: e.get("type") != "extra_forbidden")
+    missing = {str(e["loc"][-1]) for e in errs if e.get("type") == "missing" and e.get("loc")}
     parts = []
     for e in errs[:3]:
         loc = ".".join(str(x) for x in e.get("loc", ()) if x != "__root__")
-        msg = e.get("msg", "invalid")
+        if e.get("type") == "extra_forbidden":
+            name = str(e["loc"][-1]) if e.get("loc") else loc
+            hint = suggest(name, sorted(missing), n=1) if missing else ""
+            msg = "unknown key" + (f" ({hint})" if hint.startswith("did you mean") else "")
+        else:
+            msg = e.get("msg", "invalid")
         parts.append(f"{loc}: {msg}" if loc else msg)
     more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
     prefix = f"{source}: " if source else ""
