@@ -89,11 +89,12 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
 
 
 def price_stages(step: StepWork, pricer: Pricer) -> list[StageTimes]:
-    """StageTimes of every stage; identical stages (same blocks, layer count and states) are priced once."""
+    """StageTimes of every stage; stages made from one template (same layer count, same embedding /
+    head blocks, hence the same states and communication) are priced once."""
     cache: dict[tuple, StageTimes] = {}
     out = []
     for s in step.stages:
-        key = (s.layers, id(s.pre), id(s.post), id(s.per_microbatch_comm), id(s.per_step_comm), s.optimizer_params)
+        key = (s.layers, id(s.pre), id(s.post))
         if key not in cache:
             cache[key] = price_stage(s, step, pricer)
         out.append(cache[key])
@@ -113,12 +114,14 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
     worst = 0.0
     slack = 0.0
     for t in times:
+        backward = t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute
         gather = t.dp_step_gather
-        reduce_share = t.dp_step_comm - gather
-        hidden = (t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + slack) if overlap else 0.0
-        gather_hidden = t.fwd_compute if overlap_gather else 0.0  # under the next step's first forward
-        worst = max(worst, max(0.0, reduce_share - hidden) + max(0.0, gather - gather_hidden))
-        slack += t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute
+        left = t.dp_step_comm - gather - ((backward + slack) if overlap else 0.0)
+        gather_left = gather - (t.fwd_compute if overlap_gather else 0.0)  # under the next first forward
+        exposed = (left if left > 0 else 0.0) + (gather_left if gather_left > 0 else 0.0)
+        if exposed > worst:
+            worst = exposed
+        slack += backward
     return worst
 
 
@@ -141,8 +144,21 @@ def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
 
 
 def stage_memories(step: StepWork, hardware: HardwareProfile) -> list[StageMemory]:
-    """Per-stage peak memory of ``step``."""
-    return [stage_memory(s, hardware) for s in step.stages]
+    """Per-stage peak memory of ``step`` (the same numbers as ``stage_memory``, built in one pass:
+    the search calls this for every candidate)."""
+    reserved = hardware.device.reserved_memory_gib * GIB
+    cap = hardware.device.hbm_capacity_gib * GIB
+    out = []
+    for s in step.stages:
+        act = s.activation_bytes_per_microbatch * s.in_flight
+        buffers = s.buffer_bytes + s.working_bytes
+        peak = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + act + buffers + reserved
+        bd = trusted(MemoryBreakdown, params=s.weights_bytes, grads=s.grads_bytes, optimizer=s.optimizer_bytes,
+                     activations=act, buffers=buffers, reserved=reserved)
+        out.append(trusted(StageMemory, stage=s.index, layers=s.layers, in_flight_microbatches=round(s.in_flight),
+                           peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
+                           overflow_bytes=peak - cap if peak > cap else 0.0))
+    return out
 
 
 def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpus: int,
@@ -151,11 +167,12 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     layout = step.layout
     chunks = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
     unique: dict[int, StagePass] = {}
-    passes = [unique.setdefault(id(t), t.as_pass(chunks)) if id(t) not in unique else unique[id(t)]
-              for t in times]
+    for t in times:
+        if id(t) not in unique:
+            unique[id(t)] = t.as_pass(chunks)
+    passes = [unique[id(t)] for t in times]
     pipe = pipeline_time(passes, step.micro_batches, layout.schedule, layout.vpp)
-    slow_i = max(range(len(passes)), key=lambda i: passes[i].total)
-    slow = times[slow_i]
+    slow = max(times, key=lambda t: unique[id(t)].total)
     m = step.micro_batches
     dp_exposed = exposed_dp_comm(times, step)
     optimizer = max(t.optimizer for t in times)
@@ -166,7 +183,7 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     )
     step_time = breakdown.total
     memory = stage_memories(step, hardware)
-    peak = max(memory, key=lambda s: s.peak_bytes)
+    peak = max(memory, key=lambda s: s.peak_bytes)  # the first stage with the largest peak
     model_flops = step.model_flops_per_step
     hw_flops = step.hardware_flops_per_step
     return Estimate(

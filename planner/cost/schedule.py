@@ -42,9 +42,10 @@ class PipelineTime:
 
 def pipeline_time(stages: list[StagePass], micro_batches: int, schedule: str, vpp: int = 1) -> PipelineTime:
     """Time of ``micro_batches`` through the pipeline of ``stages`` under ``schedule``."""
-    slowest = max(stages, key=lambda s: s.total)
+    totals = [s.total for s in stages]
+    slowest = stages[totals.index(max(totals))]
     steady = micro_batches * slowest.total
-    fill_drain = sum(s.total for s in stages) - slowest.total
+    fill_drain = sum(totals) - slowest.total
     if schedule == "interleaved-1f1b":
         fill_drain /= vpp
     elif schedule == "zb-h1":

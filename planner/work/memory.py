@@ -75,6 +75,11 @@ def in_flight_microbatches(layout: Layout, stage: int, micro_batches: int) -> fl
     return min(held, float(m))
 
 
+def in_flight_per_stage(layout: Layout, micro_batches: int) -> list[float]:
+    """``in_flight_microbatches`` of every stage, in stage order."""
+    return [in_flight_microbatches(layout, i, micro_batches) for i in range(layout.pp)]
+
+
 @dataclass(frozen=True, slots=True)
 class StateBytesPerParam:
     """Bytes per parameter of model states before sharding."""

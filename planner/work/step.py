@@ -21,7 +21,7 @@ from .layer import (
 from .memory import (
     grad_reduce_bytes_per_param,
     head_activation_bytes,
-    in_flight_microbatches,
+    in_flight_per_stage,
     layer_activation_bytes,
     layer_working_bytes,
     param_gather_bytes_per_param,
@@ -226,12 +226,14 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     work_bytes = layer_working_bytes(model, training, layout)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
-    stages = []
     templates: dict[tuple[int, bool, bool], StageWork] = {}
-    for i, n_layers in enumerate(counts):
-        kind = (n_layers, i == 0, i == layout.pp - 1)
-        if kind not in templates:
-            templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params,
-                                              emb_params, out_params, act, work_bytes, p2p)
-        stages.append(templates[kind].at(i, in_flight_microbatches(layout, i, m)))
+    last = layout.pp - 1
+    stages = []
+    for i, (n_layers, held) in enumerate(zip(counts, in_flight_per_stage(layout, m))):
+        kind = (n_layers, i == 0, i == last)
+        template = templates.get(kind)
+        if template is None:
+            template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
+                                                         layer_params, emb_params, out_params, act, work_bytes, p2p)
+        stages.append(template.at(i, held))
     return StepWork(model, training, layout, m, tuple(stages), p2p)
