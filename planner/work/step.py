@@ -236,4 +236,9 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
             template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
                                                          layer_params, emb_params, out_params, act, work_bytes, p2p)
         stages.append(template.at(i, held))
-    return StepWork(model, training, layout, m, tuple(stages), p2p)
+    notes = []
+    if layout.cp > 1:
+        notes.append(f"cp({layout.cp}): the sequence is split, but context-parallel attention traffic is not priced yet")
+    if model.is_moe:
+        notes.append("MoE: experts are priced as the dense FFN of width ffn_hidden_size; routing and ep are not priced yet")
+    return StepWork(model, training, layout, m, tuple(stages), p2p, tuple(notes))
