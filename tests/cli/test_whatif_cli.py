@@ -90,14 +90,14 @@ def test_sweep_needs_vary_and_a_known_mode(run_cli):
     assert r.exit_code == 2 and "weak, strong" in r.stderr
 
 
-def test_sweep_replan_missing_or_works(run_cli):
-    try:
-        from planner.search.engine import search  # noqa: F401
-    except ImportError:
-        r = run_cli("sweep", *BASE, "--vary", "gpus=128", "--replan")
-        assert r.exit_code == 2 and "planner.search" in r.stderr
-    else:
-        pytest.skip("planner.search present; replan exercised by its own tests")
+def test_sweep_replan_replans_every_point(run_cli):
+    r = run_cli("sweep", "--model", "gpt3-1.3b", "--hardware", "h100-sxm-80gb", "--global-batch", "64",
+                "--vary", "gpus=8,16", "--mode", "strong", "--replan", "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["replan"] is True
+    assert [p["gpus"] for p in data["points"]] == [8, 16]
+    assert all(p["layout"].startswith("tp") for p in data["points"])  # the planner's best layout per point
 
 
 def test_sensitivity_ranked_with_headline(run_cli):
