@@ -7,7 +7,7 @@ apply to every prediction are fitted (issue 3): a common scale of the GEMM effic
 2023 ROCm 5.7 / rocBLAS stack of the study against the 2026 hipBLASLt shape), the intra-node
 collective efficiency and the network efficiency. Run:
 
-    python -m hwprofiles.fits.fit_mi250x_frontier            # prints the fitted values and errors
+    paraplan bench frontier-fit            # prints the fitted values and the errors at each point
 
 The result is copied by hand into hwprofiles/hardware/mi250x-frontier.yaml with this file as source.
 """
@@ -76,8 +76,3 @@ def fit(base=None):
             best = (loss, (g, c, n), errs)
     return best[1], [100 * e for e in best[2]]
 
-
-if __name__ == "__main__":  # pragma: no cover - a maintenance script
-    params, errors = fit()
-    print("gemm_scale, collective_efficiency, network_efficiency =", params)
-    print("relative errors %:", [round(e, 2) for e in errors])

@@ -81,3 +81,27 @@ def accuracy(
         print_json(report)
     else:
         console.print(render_accuracy(report))
+
+
+@bench_app.command("frontier-fit")
+def frontier_fit(json_out: bool = JSON_OPTION) -> None:
+    """Refit the MI250X efficiency parameters to the Frontier study's three headline throughputs
+    (grid search; about 10 s). The shipped profile holds the result of this fit."""
+    from hwprofiles.fits.fit_mi250x_frontier import POINTS, fit
+
+    (gemm_scale, collective_eff, network_eff), errors = fit()
+    result = {"gemm_scale": gemm_scale, "collective_efficiency": collective_eff,
+              "network_efficiency": network_eff,
+              "relative_error_pct": {p[0]: round(e, 2) for p, e in zip(POINTS, errors)}}
+    if json_out:
+        print_json(result)
+        return
+    table = Table(title="MI250X fit to Dash et al. 2023 headline throughputs")
+    table.add_column("parameter")
+    table.add_column("value", justify="right")
+    table.add_row("GEMM efficiency scale", f"{gemm_scale:.2f}")
+    table.add_row("node.collective_efficiency", f"{collective_eff:.2f}")
+    table.add_row("network.efficiency", f"{network_eff:.2f}")
+    for name, err in result["relative_error_pct"].items():
+        table.add_row(f"error at {name}", f"{err:+.2f} %")
+    console.print(table)
