@@ -65,3 +65,15 @@ def test_tp_must_divide_heads(run_cli):
     r = run_cli("estimate", "--model", "llama3-8b", "--hardware", "h100-sxm-80gb", "--gpus", "3", "--tp", "3",
                 "--global-batch", "8")
     assert r.exit_code == 2 and "num_heads(32) % tp(3) = 2 != 0" in r.stderr
+
+
+def test_engine_simulate_gives_the_same_schema(run_cli):
+    args = ["estimate", "--model", "gpt3-1.3b", "--hardware", "h100-sxm-80gb", "--gpus", "8", "--tp", "2",
+            "--pp", "2", "--global-batch", "16", "--json"]
+    analytic = json.loads(run_cli(*args).stdout)
+    r = run_cli(*args, "--engine", "simulate")
+    assert r.exit_code == 0, r.stderr
+    sim = json.loads(r.stdout)
+    assert sim["engine"] == "simulate" and analytic["engine"] == "analytic"
+    assert set(sim) == set(analytic)
+    assert abs(sim["step_time_s"] / analytic["step_time_s"] - 1) < 0.2
