@@ -183,10 +183,16 @@ def explore(
     base: Annotated[Optional[str], typer.Argument(help="Scenario JSON file (else --model/--hardware/...).")] = None,
     save: Annotated[str, typer.Option("--save-to", help="File the 's' key writes.")] = "paraplan-explore.json",
     export: Annotated[str, typer.Option("--export-to", help="File the 'e' key writes.")] = "paraplan-explore-export.txt",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the starting estimate as JSON; no app.")] = False,
     scenario_flags: dict | None = None,
 ) -> None:
     """Interactive explorer: change tp/pp/micro-batch/ZeRO/recompute/GPUs/NIC/links/HBM by keys."""
     from .whatif_cmd import scenario_from
 
     scenario = scenario_from(base, **scenario_flags)
+    if json_out:
+        from .app import print_json
+
+        print_json(scenario.estimate())
+        return
     ExploreApp(scenario, save, export).run()
