@@ -88,6 +88,7 @@ class JobSpec(Spec):
     backend: Literal["gloo", "nccl"] = Field("gloo", description="torch.distributed backend")
     check_numerics: bool = Field(True, description="compare step 1 with a single-process reference")
     track_memory: bool = Field(True, description="measure peak memory per rank")
+    count_collectives: bool = Field(True, description="count one step's collective calls (torch profiler)")
     fault: str | None = Field(
         None, description="fault injection for robustness tests: 'RANK:die' or 'RANK:hang' (in step 1)"
     )

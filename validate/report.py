@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from planner.errors import SpecError
 from planner.specs import HardwareProfile
 
-from .results import ResultsFile
+from .job import JobSpec
+from .results import JobResult, ResultsFile
 
 CPU_MEMORY_NOTE = (
     "CPU memory is tracked tensor storage of an fp32 run; the cost model prices bf16 activations "
@@ -32,6 +35,8 @@ class ReportRow(BaseModel):
     memory_error_pct: float | None = Field(description="100 * (predicted - measured) / measured")
     memory_method: str | None = Field(description="how memory was measured")
     numerics_passed: bool | None = Field(description="numerics check result")
+    measured_calls: dict[str, int] | None = Field(None, description="rank 0's collective calls of one step, by kind")
+    predicted_calls: dict[str, int] | None = Field(None, description="the calls the cost model prices for rank 0")
     partial: bool = Field(description="job did not finish")
     note: str = Field("", description="error or why a prediction is missing")
 
@@ -50,6 +55,43 @@ def _pct(pred: float | None, meas: float | None) -> float | None:
     if pred is None or not meas:
         return None
     return 100.0 * (pred - meas) / meas
+
+
+def predicted_collective_calls(spec: JobSpec, pp_rank: int = 0) -> dict[str, int]:
+    """Collective calls of one step that the cost model prices for a GPU at pipeline position ``pp_rank``:
+    the tensor-parallel collectives of every micro-batch (recompute replays included), the data-parallel
+    ones (one call per priced transfer: the model treats a bucketed or per-layer reduction as one) and
+    one send and one receive per micro-batch and neighbouring model chunk (activation forward, gradient
+    back; with ``vpp`` chunks per GPU, chunk ``c`` sits on pipeline position ``c mod pp``)."""
+    from planner.work.ops import Collective
+    from planner.work.step import build_step
+
+    step = build_step(spec.effective_model(), spec.training_spec(), spec.layout)
+    mb, counts = step.micro_batches, Counter()
+    for stage in step.stages:
+        if stage.index % spec.layout.pp != pp_rank:
+            continue
+        for block, repeats in stage.blocks:
+            for ops in (block.forward, block.backward_input, block.backward_weight, block.recompute):
+                for op in ops:
+                    if isinstance(op, Collective):
+                        counts[op.kind] += repeats * mb
+        for op in stage.per_microbatch_comm:
+            counts[op.kind] += mb
+        for op in stage.per_step_comm:
+            counts[op.kind] += 1
+    lay = spec.layout
+    chunks = lay.pp * lay.vpp
+    for c in range(pp_rank, chunks, lay.pp) if lay.pp > 1 else ():
+        neighbours = (c > 0) + (c < chunks - 1)
+        counts["send"] += neighbours * mb
+        counts["recv"] += neighbours * mb
+    return {k: v for k, v in sorted(counts.items()) if v}
+
+
+def _rank0_calls(job: JobResult) -> dict[str, int] | None:
+    first = min(job.ranks, key=lambda r: r.rank, default=None)
+    return first.collective_calls if first is not None else None
 
 
 def build_report(results: ResultsFile, hardware: HardwareProfile, hardware_name: str,
@@ -73,6 +115,7 @@ def build_report(results: ResultsFile, hardware: HardwareProfile, hardware_name:
             step_error_pct=_pct(pred_t, j.step_time_s), measured_peak_bytes=j.peak_memory_bytes,
             predicted_peak_bytes=pred_m, memory_error_pct=_pct(pred_m, j.peak_memory_bytes),
             memory_method=j.memory_method, numerics_passed=j.numerics_passed, partial=j.partial, note=note,
+            measured_calls=_rank0_calls(j), predicted_calls=predicted_collective_calls(spec) if pred_t else None,
         ))
     notes = []
     if any(r.device == "cpu" for r in rows):

@@ -19,7 +19,7 @@ from .benchspec import BenchSpec
 from .job import JobSpec, layout_text
 
 RESULTS_SCHEMA_VERSION = 1
-PHASE_ORDER = ("start", "init", "reference", "build", "step", "sync", "memory", "done")
+PHASE_ORDER = ("start", "init", "reference", "build", "step", "sync", "collectives", "memory", "done")
 """Phases in the order a rank passes them; ``sync`` = waiting for the other ranks at a step's start."""
 
 
@@ -60,6 +60,7 @@ class RankResult(Model):
     memory_method: str | None = Field(None, description="how memory was measured")
     losses: list[float] = Field(default_factory=list, description="loss per step (ranks holding it)")
     numerics: NumericsResult | None = Field(None, description="numerics check (step 0)")
+    collective_calls: dict[str, int] | None = Field(None, description="collective calls of one step, by kind")
     error: str | None = Field(None, description="error message if the rank failed")
 
     def progress(self) -> tuple[int, int]:

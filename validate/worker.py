@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from .commcount import count_collective_calls
 from .job import JobSpec
 from .memory import CPU_METHOD, CUDA_METHOD, TensorMemoryTracker
 from .numerics import GRAD_FLOOR, TOLERANCE, compare, reference_step, relative_error, step_batch
@@ -114,6 +115,12 @@ def run_rank(job: JobSpec, job_dir: Path, timeout_s: float) -> None:
                 losses.append(loss)
             if step >= untimed:
                 times.append(elapsed)
+        calls = None
+        if job.count_collectives:
+            status.update(phase="collectives")
+            x, y = step_batch(job, untimed + job.steps)
+            dist.barrier()
+            calls = count_collective_calls(lambda: (run.forward_backward(x, y), run.optimizer_step()))
         memory, method = None, None
         if cuda:
             memory, method = float(torch.cuda.max_memory_allocated(device)), CUDA_METHOD
@@ -131,7 +138,7 @@ def run_rank(job: JobSpec, job_dir: Path, timeout_s: float) -> None:
         dist.barrier()
         status.update(phase="done", status="done", step_times_s=times, losses=losses,
                       median_step_s=statistics.median(times) if times else None,
-                      peak_memory_bytes=memory, memory_method=method)
+                      peak_memory_bytes=memory, memory_method=method, collective_calls=calls)
     except BaseException as exc:
         status.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
         traceback.print_exc()
