@@ -157,6 +157,17 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:+.1f}%"
 
 
+def _kinds(calls: dict[str, int]) -> str:
+    return ", ".join(f"{n} {k}" for k, n in calls.items()) or "none"
+
+
+def _calls(measured: dict[str, int] | None, predicted: dict[str, int] | None) -> str:
+    """'measured/priced' totals of one step's collective calls."""
+    if measured is None or predicted is None:
+        return "-"
+    return f"{sum(measured.values())}/{sum(predicted.values())}"
+
+
 @validate_app.command("report")
 def report(
     results: ResultsOpt = None,
@@ -175,7 +186,7 @@ def report(
     title = f"predicted ({hardware}{' + ' + calibration if calibration else ''}) vs measured"
     table = Table(title=title, title_justify="left")
     for col in ("layout", "ranks", "measured", "min-max", "predicted", "error", "peak mem", "predicted mem",
-                "mem error", "numerics"):
+                "mem error", "calls", "numerics"):
         table.add_column(col, justify="left" if col in ("layout", "numerics") else "right", no_wrap=col == "layout")
     for r in rep.rows:
         spread = (f"{fmt_seconds(r.measured_min_s)}-{fmt_seconds(r.measured_max_s)}"
@@ -185,11 +196,16 @@ def report(
                       fmt_seconds(r.predicted_step_s) if r.predicted_step_s else "-", _pct(r.step_error_pct),
                       fmt_bytes(r.measured_peak_bytes) if r.measured_peak_bytes else "-",
                       fmt_bytes(r.predicted_peak_bytes) if r.predicted_peak_bytes else "-",
-                      _pct(r.memory_error_pct), num if not r.partial else "[red]partial[/]")
+                      _pct(r.memory_error_pct), _calls(r.measured_calls, r.predicted_calls),
+                      num if not r.partial else "[red]partial[/]")
     console.print(table)
     for r in rep.rows:
         if r.note:
             console.print(f"{r.layout}: {escape(r.note)}", highlight=False)
+        if r.measured_calls is not None and r.predicted_calls is not None and r.measured_calls != r.predicted_calls:
+            console.print(f"{r.layout}: collective calls per step on rank 0, measured {_kinds(r.measured_calls)}; "
+                          f"priced {_kinds(r.predicted_calls)}", highlight=False)
+    console.print("calls: collective calls of one step on rank 0, measured / priced by the cost model", highlight=False)
     for n in rep.notes:
         console.print(f"note: {escape(n)}", highlight=False)
 
@@ -283,14 +299,10 @@ DEFAULT_HELD_OUT = "tp=2,sp"
 
 
 def interleave(fitted: list[str], held: str, repeats: int) -> list[str]:
-    """Job order: the held-out runs spread between the fitted ones (first, then after every few), so
-    a slow spell of a shared machine does not land on one side of the comparison only."""
-    order, every = [held], max(1, -(-len(fitted) // max(1, repeats - 1)))
-    for i, text in enumerate(fitted):
-        order.append(text)
-        if (i + 1) % every == 0 and order.count(held) < repeats:
-            order.append(held)
-    return order + [held] * (repeats - order.count(held))
+    """Job order: ``repeats`` rounds, each the held-out layout then every fitted one, so a slow spell of a
+    shared machine lands on both sides of the comparison and the fit averages over rounds as the
+    held-out error does."""
+    return [t for _ in range(repeats) for t in [held, *fitted]]
 
 
 @app.command("calibrate")
@@ -302,7 +314,7 @@ def calibrate_cmd(
     results: ResultsOpt = None,
     layouts: LayoutsOpt = None,
     held_out: Annotated[Optional[str], typer.Option("--held-out", help=f"Layout kept out of the fit (default {DEFAULT_HELD_OUT}).")] = None,
-    repeats: Annotated[int, typer.Option("--repeats", help="Runs of the held-out layout (spread of its error).")] = 3,
+    repeats: Annotated[int, typer.Option("--repeats", help="Rounds of jobs: every layout, held-out included, runs this often (spread of the error).")] = 3,
     steps: Annotated[int, typer.Option("--steps", help="Timed steps per job (the median is used).")] = 6,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed warm-up steps per job.")] = 3,
     no_jobs: Annotated[bool, typer.Option("--microbench-only", help="Fit from microbenchmarks alone (no training jobs).")] = False,
