@@ -168,7 +168,7 @@ def _collective_transfer(pricer: Pricer, op: Collective, nics, share: float) -> 
     total = pricer.collective_time(op)
     if group.nodes <= 1 or not nics:
         return Transfer(op.name, total, 0.0, (), share)
-    intra = pricer.collectives.time(op.kind, op.bytes, dataclasses.replace(group, nodes=1))
+    intra = pricer.collective_time(op, dataclasses.replace(group, nodes=1))
     return Transfer(op.name, intra, max(0.0, total - intra), nics, share)
 
 

@@ -60,7 +60,7 @@ def _pct(pred: float | None, meas: float | None) -> float | None:
 def predicted_collective_calls(spec: JobSpec, pp_rank: int = 0) -> dict[str, int]:
     """Collective calls of one step that the cost model prices for a GPU at pipeline position ``pp_rank``:
     the tensor-parallel collectives of every micro-batch (recompute replays included), the data-parallel
-    ones (one call per priced transfer: the model treats a bucketed or per-layer reduction as one) and
+    ones (ZeRO-3 / FSDP: one per sharded unit; a bucketed DDP / ZeRO-1 reduction is priced as one call) and
     one send and one receive per micro-batch and neighbouring model chunk (activation forward, gradient
     back; with ``vpp`` chunks per GPU, chunk ``c`` sits on pipeline position ``c mod pp``)."""
     from planner.work.ops import Collective
@@ -77,9 +77,9 @@ def predicted_collective_calls(spec: JobSpec, pp_rank: int = 0) -> dict[str, int
                     if isinstance(op, Collective):
                         counts[op.kind] += repeats * mb
         for op in stage.per_microbatch_comm:
-            counts[op.kind] += mb
+            counts[op.kind] += mb * op.calls
         for op in stage.per_step_comm:
-            counts[op.kind] += 1
+            counts[op.kind] += op.calls
     lay = spec.layout
     chunks = lay.pp * lay.vpp
     for c in range(pp_rank, chunks, lay.pp) if lay.pp > 1 else ():

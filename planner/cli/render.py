@@ -25,6 +25,17 @@ def fmt_seconds(s: float) -> str:
     return f"{s * 1e6:.0f} us"
 
 
+def fmt_range(lo: float | None, hi: float | None) -> str:
+    """A min-max range of seconds in the unit of its top: '188-295 ms'; '-' when unknown."""
+    if lo is None or hi is None:
+        return "-"
+    top = fmt_seconds(hi)
+    unit = top.split()[-1]
+    scale = {"s": 1.0, "ms": 1e3, "us": 1e6}[unit]
+    digits = 2 if unit == "s" else 0
+    return f"{lo * scale:.{digits}f}-{hi * scale:.{digits}f} {unit}"
+
+
 def fmt_bytes(b: float) -> str:
     """Bytes as GiB (or MiB when small)."""
     return f"{b / GIB:.1f} GiB" if b >= GIB / 10 else f"{b / 2**20:.0f} MiB"

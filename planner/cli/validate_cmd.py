@@ -15,7 +15,7 @@ from rich.table import Table
 
 from ..errors import SpecError
 from .app import JSON_OPTION, app, console, err_console, print_json
-from .render import fmt_bytes, fmt_seconds
+from .render import fmt_bytes, fmt_range, fmt_seconds
 
 validate_app = typer.Typer(help="Run layouts for real (torch.distributed), compare with the model, calibrate.",
                            no_args_is_help=True)
@@ -55,8 +55,7 @@ def _results_table(results) -> Table:
         else:
             num = "-"
         status = "[red]partial[/]" if j.partial else "ok"
-        spread = (f"{fmt_seconds(j.step_time_min_s)}-{fmt_seconds(j.step_time_max_s)}"
-                  if j.step_time_min_s is not None else "-")
+        spread = fmt_range(j.step_time_min_s, j.step_time_max_s)
         table.add_row(j.layout, str(j.nproc), fmt_seconds(j.step_time_s) if j.step_time_s else "-", spread,
                       fmt_bytes(j.peak_memory_bytes) if j.peak_memory_bytes else "-", num, status)
     return table
@@ -189,8 +188,7 @@ def report(
                 "mem error", "calls", "numerics"):
         table.add_column(col, justify="left" if col in ("layout", "numerics") else "right", no_wrap=col == "layout")
     for r in rep.rows:
-        spread = (f"{fmt_seconds(r.measured_min_s)}-{fmt_seconds(r.measured_max_s)}"
-                  if r.measured_min_s is not None else "-")
+        spread = fmt_range(r.measured_min_s, r.measured_max_s)
         num = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: "-"}[r.numerics_passed]
         table.add_row(r.layout, str(r.nproc), fmt_seconds(r.measured_step_s) if r.measured_step_s else "-", spread,
                       fmt_seconds(r.predicted_step_s) if r.predicted_step_s else "-", _pct(r.step_error_pct),
@@ -205,7 +203,8 @@ def report(
         if r.measured_calls is not None and r.predicted_calls is not None and r.measured_calls != r.predicted_calls:
             console.print(f"{r.layout}: collective calls per step on rank 0, measured {_kinds(r.measured_calls)}; "
                           f"priced {_kinds(r.predicted_calls)}", highlight=False)
-    console.print("calls: collective calls of one step on rank 0, measured / priced by the cost model", highlight=False)
+    console.print("calls: collective calls of one step on rank 0, measured / priced by the cost model (measured includes"
+                  " the validator's one loss all-reduce per step when dp > 1, which is not priced)", highlight=False)
     for n in rep.notes:
         console.print(f"note: {escape(n)}", highlight=False)
 
@@ -369,7 +368,7 @@ def calibrate_cmd(
     for col in ("layout", "measured", "min-max", "before", "error", "after", "error after"):
         table.add_column(col, justify="left" if col == "layout" else "right", no_wrap=col == "layout")
     for r in rep.layouts:
-        spread = f"{fmt_seconds(r.measured_min_s)}-{fmt_seconds(r.measured_max_s)}" if r.measured_min_s else "-"
+        spread = fmt_range(r.measured_min_s, r.measured_max_s)
         name = f"{r.layout} [bold](held out)[/]" if r.held_out else r.layout
         table.add_row(name, fmt_seconds(r.measured_s), spread, fmt_seconds(r.predicted_before_s),
                       _pct(r.error_before_pct), fmt_seconds(r.predicted_after_s), _pct(r.error_after_pct))

@@ -50,9 +50,13 @@ class Pricer:
             return self.compute.memory_time(op)
         return self.collective_time(op)
 
-    def collective_time(self, op: Collective) -> float:
-        """Seconds of a collective over its axis group."""
-        return self.collectives.time(op.kind, op.bytes, self.groups[op.axis])
+    def collective_time(self, op: Collective, group: GroupPlacement | None = None) -> float:
+        """Seconds of a collective over its axis group (or over ``group``): ``op.calls`` collectives
+        of ``op.bytes / op.calls`` each."""
+        group = self.groups[op.axis] if group is None else group
+        if op.calls == 1:
+            return self.collectives.time(op.kind, op.bytes, group)
+        return op.calls * self.collectives.time(op.kind, op.bytes / op.calls, group)
 
     def block_time(self, ops: tuple[Op, ...]) -> BlockTime:
         """Compute and TP-communication seconds of an op list (everything serialised)."""

@@ -87,13 +87,16 @@ class MemoryOp:
 @dataclass(frozen=True, slots=True)
 class Collective:
     """A collective over one mesh axis; ``bytes`` is the full buffer (all-reduce input size,
-    gathered size for all-gather / reduce-scatter, message size for send-recv)."""
+    gathered size for all-gather / reduce-scatter, message size for send-recv), issued as ``calls``
+    equal collectives of ``bytes / calls`` each (ZeRO-3 / FSDP: one per sharded unit, i.e. per layer),
+    so each call pays the latency term."""
 
     name: str
     kind: CollectiveKind
     axis: Axis
     bytes: float
     phase: Phase
+    calls: int = 1
 
     @property
     def flops(self) -> float:

@@ -144,8 +144,11 @@ def _head_backward(model, training, layout, fwd: list[Op]) -> list[Op]:
     return ops
 
 
-def _dp_comm(params: float, training: TrainingSpec, layout: Layout):
-    """Data-parallel collectives: (per micro-batch, per step), each over the dp or dp_shard axis."""
+def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int = 1):
+    """Data-parallel collectives: (per micro-batch, per step), each over the dp or dp_shard axis.
+    ZeRO-3 / FSDP gathers and reduce-scatters one sharded unit at a time: ``units`` calls per pass
+    (one per layer plus one for the embedding / head the stage holds; Rajbhandari et al. 2020,
+    arXiv 1910.02054, Sec. 7; Zhao et al. 2023, PyTorch FSDP, arXiv 2304.11277, Sec. 3.2)."""
     if layout.dp == 1:
         return (), ()
     grad_bytes = params * grad_reduce_bytes_per_param(training)
@@ -167,9 +170,9 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout):
             Collective("params.allgather", "all-gather", shard_axis, gather_bytes, "fwd"),
         )
     per_mb = (
-        Collective("params.allgather.fwd", "all-gather", shard_axis, gather_bytes, "fwd"),
-        Collective("params.allgather.bwd", "all-gather", shard_axis, gather_bytes, "bwd_input"),
-        Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight"),
+        Collective("params.allgather.fwd", "all-gather", shard_axis, gather_bytes, "fwd", units),
+        Collective("params.allgather.bwd", "all-gather", shard_axis, gather_bytes, "bwd_input", units),
+        Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight", units),
     )
     return per_mb, tuple(replicate)
 
@@ -191,7 +194,7 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
         params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
         extra_act = head_activation_bytes(model, training, layout)
     states = sharded_state_bytes(params, training, layout)
-    per_mb, per_step = _dp_comm(params, training, layout)
+    per_mb, per_step = _dp_comm(params, training, layout, max(1, n_layers + (i == 0 or i == layout.pp - 1)))
     zero3_working = 0.0
     if layout.effective_zero_stage == 3 and layout.dp > 1:
         zero3_working = 2 * layer_params * param_gather_bytes_per_param(training)  # current + prefetched

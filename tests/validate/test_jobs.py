@@ -65,10 +65,11 @@ def test_report_predicted_vs_measured(results_path, run_cli):
     assert table.exit_code == 0 and "tp=2,pp=2,dp=1,schedule=1f1b" in table.stdout
 
 
-def test_tensor_and_pipeline_layouts_issue_the_collectives_the_model_prices(results_path, run_cli):
+def test_layouts_issue_the_collectives_the_model_prices(results_path, run_cli):
     """Megatron's pattern: one all-reduce per column-parallel input gradient, not one per projection;
     the validator's only difference is the gathered logits (an all-gather where Megatron's vocab-parallel
-    cross-entropy all-reduces), so the tensor-parallel totals agree; pipeline sends/receives agree."""
+    cross-entropy all-reduces), so the tensor-parallel totals agree; pipeline sends/receives agree;
+    FSDP2 gathers and reduce-scatters once per unit and micro-batch, as the model prices ZeRO-3."""
     rows = {r["layout"]: r for r in json.loads(run_cli("validate", "report", "--results", results_path,
                                                           "--json").stdout)["rows"]}
     tp = rows["tp=2,pp=1,dp=1"]
@@ -77,6 +78,9 @@ def test_tensor_and_pipeline_layouts_issue_the_collectives_the_model_prices(resu
     assert pp["measured_calls"] == pp["predicted_calls"] == {"recv": 4, "send": 4}
     both = rows["tp=2,pp=2,dp=1,schedule=1f1b"]
     assert sum(both["measured_calls"].values()) == sum(both["predicted_calls"].values())
+    fsdp = rows["tp=1,pp=1,dp=2,fsdp"]  # one gather / reduce-scatter per FSDP unit (layer) and micro-batch
+    for kind in ("all-gather", "reduce-scatter"):
+        assert fsdp["measured_calls"][kind] == fsdp["predicted_calls"][kind] > 0, kind
 
 
 def test_calibrate_writes_overlay_that_loads(results_path, run_cli, tmp_path):

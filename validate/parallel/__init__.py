@@ -100,11 +100,15 @@ class ParallelRun:
         model = self.modules[0]
         n = self.micro_batches
         total = torch.zeros((), device=self.device)
+        stage = self.job.layout.effective_zero_stage
         for i, (xm, ym) in enumerate(zip(x.chunk(n), y.chunk(n))):
-            sync = i == n - 1
+            last = i == n - 1
+            sync = last or stage == 3  # ZeRO-3 keeps gradient shards only: reduce-scatter every micro-batch
             ctx = model.no_sync() if hasattr(model, "no_sync") and not sync else contextlib.nullcontext()
             if hasattr(model, "set_requires_gradient_sync"):
                 model.set_requires_gradient_sync(sync)
+                if stage == 2:  # ZeRO-2 keeps parameters whole until the step: one gather per step
+                    model.set_reshard_after_backward(last)
             with ctx:
                 loss = loss_fn(model(xm), ym) / n
                 loss.backward()
