@@ -31,6 +31,18 @@ def require_torch() -> None:
         raise SpecError("validate needs PyTorch: pip install 'paraplan[validate]'", field="torch")
 
 
+def require_gpus(nprocs: list[int]) -> None:
+    """SpecError naming ``--backend`` when an NCCL/RCCL run wants more local GPUs than torch sees."""
+    if not nprocs:
+        return
+    import torch
+
+    have = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if have < max(nprocs):
+        raise SpecError(f"nccl needs {max(nprocs)} GPU(s) on this machine; torch {torch.__version__} sees {have} here "
+                        "(allowed: gloo for CPU runs)", field="--backend")
+
+
 def run_jobs(
     jobs: list[JobSpec], *, timeout_s: float = 120.0, workdir: str | Path | None = None,
     bench: BenchSpec | None = None, on_progress: Callable[[int, list[RankResult]], None] | None = None,
@@ -44,6 +56,7 @@ def run_jobs(
     require_torch()
     for job in jobs:
         job.check()
+    require_gpus([j.nproc for j in jobs if j.backend == "nccl"] + ([bench.nproc] if bench and bench.backend == "nccl" else []))
     tasks = [{"kind": "train", "spec": j.model_dump(mode="json")} for j in jobs]
     nprocs = [j.nproc for j in jobs]
     if bench is not None:

@@ -50,6 +50,15 @@ def test_cli_bad_layout_exit_2(run_cli):
     assert res.exit_code == 2 and "num_heads(4) % tp(3)" in res.stderr
 
 
+def test_nccl_without_gpus_is_refused_before_any_rank_starts(run_cli):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    res = run_cli("validate", "run", "--layout", "tp=1", "--backend", "nccl", "--nproc", "1")
+    assert res.exit_code == 2
+    assert "--backend: nccl needs 1 GPU(s)" in res.stderr and "gloo" in res.stderr
+
+
 def test_describe_hang_names_the_rank_that_stopped():
     ranks = [RankResult(rank=0, phase="sync", step=2), RankResult(rank=1, phase="step", step=2),
              RankResult(rank=2, phase="sync", step=2)]
