@@ -39,19 +39,21 @@ def step_batch(job: JobSpec, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     return make_batch(job.model.vocab_size, job.global_batch_size, job.seq_length, data_seed(job, step))
 
 
-def reference_step(job: JobSpec) -> Reference:
-    """One step of the unparallelised model on the whole global batch of step 0 (CPU)."""
-    model = build_model(job.effective_model(), job.seq_length, job.seed)
+def reference_step(job: JobSpec, device: torch.device | None = None) -> Reference:
+    """One step of the unparallelised model on the whole global batch of step 0, on ``device`` (CPU by
+    default; the job's GPU for NCCL runs, where a CPU reference of a GPU-sized model would take minutes).
+    Results are returned on the CPU."""
+    device = device or torch.device("cpu")
+    model = build_model(job.effective_model(), job.seq_length, job.seed).to(device)
     model.set_recompute(job.recompute)
-    x, y = step_batch(job, 0)
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16, enabled=job.compute_dtype == "bf16")
-    with ctx:
+    x, y = (t.to(device) for t in step_batch(job, 0))
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=job.compute_dtype == "bf16"):
         loss = loss_fn(model(x), y)
     loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+    grads = {n: p.grad.detach().cpu().clone() for n, p in model.named_parameters()}
     opt = (torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=job.lr)
     opt.step()
-    params = {n: p.detach().clone() for n, p in model.named_parameters()}
+    params = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
     return Reference(loss=float(loss.detach()), grads=grads, params_after=params)
 
 

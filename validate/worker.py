@@ -85,7 +85,7 @@ def run_rank(job: JobSpec, job_dir: Path, timeout_s: float) -> None:
         dist.init_process_group(job.backend, timeout=timedelta(seconds=timeout_s + PG_TIMEOUT_MARGIN_S))
         mesh = make_mesh(job.layout, device.type)
         status.update(coords={n: mesh.get_local_rank(n) for n in ("dp", "pp", "tp")}, phase="reference")
-        ref = reference_step(job) if job.check_numerics else None
+        ref = reference_step(job, device) if job.check_numerics else None
         status.update(phase="build")
         run = ParallelRun(job, mesh, device)
         untimed = max(job.warmup, 1 if job.check_numerics else 0)
