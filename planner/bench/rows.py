@@ -54,24 +54,28 @@ parameter CPU offload are skipped (not modelled).
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..errors import SpecError
 from ..scenario import Scenario
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec
 from ..work.params import parameter_counts
-
-REQUIRED_COLUMNS = (
-    "row_id", "source_id", "hardware", "gpu_mem_gb", "num_gpus", "model", "params_b", "layers", "hidden",
-    "heads", "kv_heads", "ffn_hidden", "seq_len", "vocab", "moe", "tp", "pp", "vpp", "dp", "cp",
-    "sequence_parallel", "zero_or_fsdp", "micro_batch", "global_batch_seqs", "global_batch_tokens",
-    "recompute", "precision", "flash_attention", "framework", "tflops_per_gpu", "tflops_kind", "mfu_pct",
-    "hfu_pct", "peak_tflops_basis", "sec_per_iter", "flops_formula", "derived_fields", "notes",
+from .cells import (
+    FUSED_ATTENTION_FRAMEWORKS,
+    Unmappable,
+    derived_fields,
+    flops_convention,
+    int_cell,
+    measured_tflops,
+    number_cell,
+    read_rows,
+    yes_no_cell,
 )
+
+__all__ = ["BenchCase", "ConventionInputs", "HardwareMap", "Unmappable", "build_case", "flops_convention",
+           "parse_hardware_map", "profile_for", "read_rows"]
 
 DEFAULT_HARDWARE_MAP: tuple[tuple[str, int | None, str], ...] = (
     ("A100", 40, "a100-sxm-40gb"),
@@ -80,8 +84,6 @@ DEFAULT_HARDWARE_MAP: tuple[tuple[str, int | None, str], ...] = (
     ("MI250X", None, "mi250x-frontier"),
 )
 LLAMA_LIKE = re.compile(r"llama|mistral|mixtral|qwen|gemma|deepseek|internlm", re.I)
-FUSED_ATTENTION_FRAMEWORKS = re.compile(r"megatron-core|nemo|megatron-bridge|torchtitan|foundry", re.I)
-MEGATRON_FAMILY = re.compile(r"megatron|neox|deepspeed", re.I)
 RECOMPUTE_ORDER = ("none", "selective", "full")
 
 HardwareMap = tuple[tuple[str, int | None, str], ...]
@@ -123,30 +125,6 @@ class BenchCase:
     flags: tuple[str, ...]
 
 
-class Unmappable(Exception):
-    """A row cannot be turned into a scenario (the message is the reason)."""
-
-
-def read_rows(path: str | Path) -> list[dict[str, str]]:
-    """Rows of a published-runs CSV as dicts; SpecError naming the file when unreadable or when a
-    required column is missing."""
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
-            header = reader.fieldnames or []
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    except (csv.Error, UnicodeDecodeError) as exc:
-        raise SpecError(f"malformed CSV: {exc}", source=str(path)) from None
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        raise SpecError(f"missing columns: {', '.join(missing)} (schema: published_runs.csv)",
-                        source=str(path))
-    return rows
-
-
 def parse_hardware_map(entries: list[str] | None) -> HardwareMap:
     """``PREFIX[@MEM_GB]=PROFILE`` entries (PROFILE a name or YAML path); SpecError when malformed."""
     out = []
@@ -163,36 +141,11 @@ def parse_hardware_map(entries: list[str] | None) -> HardwareMap:
 def profile_for(row: dict[str, str], hardware_map: HardwareMap) -> str | None:
     """Profile name (or path) for the row's hardware, or None when nothing matches."""
     label = row["hardware"].upper()
-    mem = _number(row, "gpu_mem_gb")
+    mem = number_cell(row, "gpu_mem_gb")
     for prefix, mem_gb, profile in hardware_map + DEFAULT_HARDWARE_MAP:
         if label.startswith(prefix.upper()) and (mem_gb is None or (mem is not None and int(mem) == mem_gb)):
             return profile
     return None
-
-
-def _number(row: dict[str, str], col: str) -> float | None:
-    text = row.get(col, "")
-    if not text:
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
-def _int(row: dict[str, str], col: str, *, required: bool = False) -> int | None:
-    text = row.get(col, "")
-    if not text:
-        if required:
-            raise Unmappable(f"{col} not stated")
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise Unmappable(f"{col} '{text}' is not a number") from None
-    if value != int(value) or value <= 0:
-        raise Unmappable(f"{col} '{text}' is not a positive integer")
-    return int(value)
 
 
 def build_model(row: dict[str, str]) -> tuple[ModelSpec, bool]:
@@ -209,15 +162,15 @@ def build_model(row: dict[str, str]) -> tuple[ModelSpec, bool]:
         position = "alibi"
     elif llama or re.search(r"rotary|rope\b", notes, re.I):
         position = "rope"
-    heads = _int(row, "heads", required=True)
-    seq = _int(row, "seq_len", required=True)
+    heads = int_cell(row, "heads", required=True)
+    seq = int_cell(row, "seq_len", required=True)
     try:
         model = ModelSpec(
-            name=name, num_layers=_int(row, "layers", required=True), hidden_size=_int(row, "hidden", required=True),
-            num_heads=heads, num_kv_heads=_int(row, "kv_heads") or heads,
-            ffn_hidden_size=_int(row, "ffn_hidden", required=True),
+            name=name, num_layers=int_cell(row, "layers", required=True), hidden_size=int_cell(row, "hidden", required=True),
+            num_heads=heads, num_kv_heads=int_cell(row, "kv_heads") or heads,
+            ffn_hidden_size=int_cell(row, "ffn_hidden", required=True),
             ffn_kind="swiglu" if llama else "gelu", norm_kind="rmsnorm" if llama else "layernorm",
-            vocab_size=_int(row, "vocab", required=True),
+            vocab_size=int_cell(row, "vocab", required=True),
             tied_embeddings=not (llama or re.search(r"untied", notes, re.I)),
             position_kind=position, max_position_embeddings=seq,
             linear_bias=not (llama or re.search(r"no biases", notes, re.I)),
@@ -300,24 +253,24 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     model, llama = build_model(row)
     defaults: list[str] = []
     flags: list[str] = []
-    tp, pp, cp = _int(row, "tp") or 1, _int(row, "pp") or 1, _int(row, "cp") or 1
+    tp, pp, cp = int_cell(row, "tp") or 1, int_cell(row, "pp") or 1, int_cell(row, "cp") or 1
     if not row["tp"] or not row["pp"]:
         raise Unmappable("tp/pp not stated")
-    gpus, dp = _int(row, "num_gpus"), _int(row, "dp")
+    gpus, dp = int_cell(row, "num_gpus"), int_cell(row, "dp")
     if gpus is None and dp is None:
         raise Unmappable("num_gpus and dp not stated")
     gpus = gpus or tp * pp * cp * dp
     dp = dp or gpus // (tp * pp * cp)
     if tp * pp * cp * dp != gpus:
         raise Unmappable(f"tp({tp}) * pp({pp}) * cp({cp}) * dp({dp}) != num_gpus({gpus})")
-    seq = _int(row, "seq_len", required=True)
-    mb = _int(row, "micro_batch")
+    seq = int_cell(row, "seq_len", required=True)
+    mb = int_cell(row, "micro_batch")
     if mb is None:
         mb = 1
         defaults.append("micro_batch")
-    gbs = _int(row, "global_batch_seqs")
+    gbs = int_cell(row, "global_batch_seqs")
     if gbs is None:
-        tokens = _number(row, "global_batch_tokens")
+        tokens = number_cell(row, "global_batch_tokens")
         if not tokens:
             raise Unmappable("global batch not stated")
         unit = mb * dp
@@ -327,7 +280,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     vpp, vpp_default = _vpp(row, model.num_layers, pp)
     if vpp_default:
         defaults.append("vpp")
-    sp_stated = _yes_no(row["sequence_parallel"])
+    sp_stated = yes_no_cell(row["sequence_parallel"])
     sp = sp_stated if sp_stated is not None else (tp > 1 and "standard with tp>1" in row["sequence_parallel"].lower())
     if tp > 1 and sp_stated is None:
         defaults.append("sequence_parallel")
@@ -337,7 +290,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     precision, prec_default = _precision(row["precision"], hw)
     if prec_default:
         defaults.append("precision")
-    flash = _yes_no(row["flash_attention"])
+    flash = yes_no_cell(row["flash_attention"])
     if flash is None:
         flash = bool(FUSED_ATTENTION_FRAMEWORKS.search(row["framework"]))
         defaults.append("flash_attention")
@@ -366,18 +319,18 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
                                 training=TrainingSpec(**base, recompute=recompute))
     except (SpecError, ValueError) as exc:
         raise Unmappable(str(exc).splitlines()[-1].strip()) from None
-    per_node = _int(row, "gpus_per_node") if row.get("gpus_per_node") else None
+    per_node = int_cell(row, "gpus_per_node") if row.get("gpus_per_node") else None
     if per_node and per_node != hw.node.devices_per_node:
         flags.append("node_size_differs")
     convention, conv_default = flops_convention(row)
-    measured_step = _number(row, "sec_per_iter") if "sec_per_iter" not in _derived(row) else None
+    measured_step = number_cell(row, "sec_per_iter") if "sec_per_iter" not in derived_fields(row) else None
     if conv_default and measured_step is None:
         defaults.append("flops_convention")
     inputs = ConventionInputs(
         batch=gbs, seq=seq, layers=model.num_layers, hidden=model.hidden_size, heads=model.num_heads,
         kv_heads=model.kv_heads, head_dim=model.head_size, ffn_hidden=model.ffn_hidden_size,
         vocab=model.vocab_size, swiglu=llama,
-        params=(_number(row, "params_b") or 0.0) * 1e9 or float(parameter_counts(model).total),
+        params=(number_cell(row, "params_b") or 0.0) * 1e9 or float(parameter_counts(model).total),
         recompute=scenario.training.recompute,
     )
     return BenchCase(
@@ -388,43 +341,3 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     )
 
 
-def _yes_no(text: str) -> bool | None:
-    """True / False for a cell starting with the word yes / no; None otherwise ("not stated", blank)."""
-    m = re.match(r"(yes|no)\b", text.strip(), re.I)
-    return None if m is None else m.group(1).lower() == "yes"
-
-
-def _derived(row: dict[str, str]) -> set[str]:
-    return {f.strip() for f in row["derived_fields"].split(";") if f.strip()}
-
-
-def measured_tflops(row: dict[str, str]) -> float | None:
-    """TFLOP/s per GPU: ``tflops_per_gpu``, else MFU (or HFU) % times the peak basis."""
-    value = _number(row, "tflops_per_gpu")
-    if value:
-        return value
-    pct = _number(row, "mfu_pct") or _number(row, "hfu_pct")
-    basis = _number(row, "peak_tflops_basis")
-    return pct * basis / 100 if pct and basis else None
-
-
-def flops_convention(row: dict[str, str]) -> tuple[str | None, bool]:
-    """(convention key, defaulted) of the row's TFLOP/s, from tflops_kind / flops_formula / framework
-    (data README Sec. 4); None when it cannot be told."""
-    text = f"{row['tflops_kind']} {row['flops_formula']}".lower().replace(" ", "")
-    framework = row["framework"]
-    if "8*n" in text or "bigscience" in text:
-        return "bigscience", False
-    if "eq.3" in text or "96*b" in text or "throughput_calculator" in text or "24*f" in text:
-        return "megatron-eq3", False
-    if "eq.7" in text or "72*b" in text:
-        return "korthikanti-eq7", False
-    if "attn_flops_per_seq" in text or ("modelflops" in text and re.search(r"foundry", framework, re.I)):
-        return "mosaicml", False
-    if "6n+12" in text or "palm" in text:
-        return "palm", False
-    if "modelflops" in text and FUSED_ATTENTION_FRAMEWORKS.search(framework):
-        return "megatron-core", False
-    if ("unspecified" in text or not text) and MEGATRON_FAMILY.search(framework):
-        return "megatron-eq3", True
-    return None, False

@@ -1,0 +1,113 @@
+"""Reading the cells of a published-runs CSV (hwprofiles/data/published_runs.csv; column meanings in
+hwprofiles/data/PUBLISHED_RUNS.md): the file itself, numbers, yes/no cells, the measured TFLOP/s and
+the FLOPs convention a row's figure uses."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from ..errors import SpecError
+
+REQUIRED_COLUMNS = (
+    "row_id", "source_id", "hardware", "gpu_mem_gb", "num_gpus", "model", "params_b", "layers", "hidden",
+    "heads", "kv_heads", "ffn_hidden", "seq_len", "vocab", "moe", "tp", "pp", "vpp", "dp", "cp",
+    "sequence_parallel", "zero_or_fsdp", "micro_batch", "global_batch_seqs", "global_batch_tokens",
+    "recompute", "precision", "flash_attention", "framework", "tflops_per_gpu", "tflops_kind", "mfu_pct",
+    "hfu_pct", "peak_tflops_basis", "sec_per_iter", "flops_formula", "derived_fields", "notes",
+)
+
+MEGATRON_FAMILY = re.compile(r"megatron|neox|deepspeed", re.I)
+FUSED_ATTENTION_FRAMEWORKS = re.compile(r"megatron-core|nemo|megatron-bridge|torchtitan|foundry", re.I)
+
+
+class Unmappable(Exception):
+    """A row cannot be turned into a scenario (the message is the reason)."""
+
+
+def read_rows(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a published-runs CSV as dicts; SpecError naming the file when unreadable or when a
+    required column is missing."""
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+            header = reader.fieldnames or []
+    except OSError as exc:
+        raise SpecError(f"cannot read: {exc.strerror}", source=str(path)) from None
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise SpecError(f"malformed CSV: {exc}", source=str(path)) from None
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise SpecError(f"missing columns: {', '.join(missing)} (schema: published_runs.csv)",
+                        source=str(path))
+    return rows
+
+
+def number_cell(row: dict[str, str], col: str) -> float | None:
+    text = row.get(col, "")
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def int_cell(row: dict[str, str], col: str, *, required: bool = False) -> int | None:
+    text = row.get(col, "")
+    if not text:
+        if required:
+            raise Unmappable(f"{col} not stated")
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise Unmappable(f"{col} '{text}' is not a number") from None
+    if value != int(value) or value <= 0:
+        raise Unmappable(f"{col} '{text}' is not a positive integer")
+    return int(value)
+
+
+def yes_no_cell(text: str) -> bool | None:
+    """True / False for a cell starting with the word yes / no; None otherwise ("not stated", blank)."""
+    m = re.match(r"(yes|no)\b", text.strip(), re.I)
+    return None if m is None else m.group(1).lower() == "yes"
+
+
+def derived_fields(row: dict[str, str]) -> set[str]:
+    return {f.strip() for f in row["derived_fields"].split(";") if f.strip()}
+
+
+def measured_tflops(row: dict[str, str]) -> float | None:
+    """TFLOP/s per GPU: ``tflops_per_gpu``, else MFU (or HFU) % times the peak basis."""
+    value = number_cell(row, "tflops_per_gpu")
+    if value:
+        return value
+    pct = number_cell(row, "mfu_pct") or number_cell(row, "hfu_pct")
+    basis = number_cell(row, "peak_tflops_basis")
+    return pct * basis / 100 if pct and basis else None
+
+
+def flops_convention(row: dict[str, str]) -> tuple[str | None, bool]:
+    """(convention key, defaulted) of the row's TFLOP/s, from tflops_kind / flops_formula / framework
+    (data README Sec. 4); None when it cannot be told."""
+    text = f"{row['tflops_kind']} {row['flops_formula']}".lower().replace(" ", "")
+    framework = row["framework"]
+    if "8*n" in text or "bigscience" in text:
+        return "bigscience", False
+    if "eq.3" in text or "96*b" in text or "throughput_calculator" in text or "24*f" in text:
+        return "megatron-eq3", False
+    if "eq.7" in text or "72*b" in text:
+        return "korthikanti-eq7", False
+    if "attn_flops_per_seq" in text or ("modelflops" in text and re.search(r"foundry", framework, re.I)):
+        return "mosaicml", False
+    if "6n+12" in text or "palm" in text:
+        return "palm", False
+    if "modelflops" in text and FUSED_ATTENTION_FRAMEWORKS.search(framework):
+        return "megatron-core", False
+    if ("unspecified" in text or not text) and MEGATRON_FAMILY.search(framework):
+        return "megatron-eq3", True
+    return None, False
