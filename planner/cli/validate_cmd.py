@@ -290,10 +290,12 @@ def slurm(
         console.print(f"sbatch script for {len(jobs)} layout(s) on {nodes} x {gpus_per_node} GPUs written to {out}")
 
 
-DEFAULT_CAL_LAYOUTS = ("tp=2", "pp=2", "dp=2")
+# Fitted layouts: every collective kind the cost model prices appears in some of them (tp: all-reduce,
+# pp: send/recv, dp: all-reduce, FSDP2: all-gather and reduce-scatter per unit).
+DEFAULT_CAL_LAYOUTS = ("tp=2", "pp=2", "dp=2", "dp=2,fsdp")
 # Held out since the validator's first calibration (chosen before its result was seen, never fitted on):
-# tensor + sequence parallel prices all-gather / reduce-scatter and sequence-sharded norms, which no
-# fitted layout runs. 2 ranks like the fitted layouts: on a 2-core host 4 ranks would share cores.
+# tensor + sequence parallel runs all-gather / reduce-scatter through DTensor and sequence-sharded norms,
+# which no fitted layout does. 2 ranks like the fitted layouts: on a 2-core host 4 ranks would share cores.
 DEFAULT_HELD_OUT = "tp=2,sp"
 
 
