@@ -31,6 +31,45 @@ def require_torch() -> None:
         raise SpecError("validate needs PyTorch: pip install 'paraplan[validate]'", field="torch")
 
 
+GIB = 2**30
+# Host bytes per parameter one local rank needs at least: the full fp32 model every rank builds before
+# sharding it (4), plus, with the numerics check on a CPU, the single-process reference's fp32 weights,
+# gradients and two Adam moments (16). Activations come on top, so this is a lower bound.
+BUILD_BYTES_PER_PARAM = 4
+REFERENCE_BYTES_PER_PARAM = 16
+
+
+def available_host_bytes() -> float | None:
+    """MemAvailable of /proc/meminfo, bytes (None where the platform does not say)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def require_host_memory(jobs: list[JobSpec], available: float | None = None) -> None:
+    """SpecError naming ``--model`` when a job's ranks cannot fit in this host's memory (lower bound)."""
+    from planner.work.params import parameter_counts
+
+    available = available_host_bytes() if available is None else available
+    if available is None:
+        return
+    for job in jobs:
+        per_param = BUILD_BYTES_PER_PARAM + (REFERENCE_BYTES_PER_PARAM if job.check_numerics and
+                                             job.backend == "gloo" else 0)
+        params = parameter_counts(job.effective_model()).total
+        need = job.nproc * per_param * params
+        if need > available:
+            raise SpecError(
+                f"{job.model.name}: {params / 1e9:.2f} B parameters x {per_param} bytes x {job.nproc} ranks = "
+                f"{need / GIB:.1f} GiB at least on this host, {available / GIB:.1f} GiB available; use a smaller "
+                "model (--layers/--hidden) or run it on GPUs (--backend nccl, or validate slurm)", field="--model")
+
+
 def require_gpus(nprocs: list[int]) -> None:
     """SpecError naming ``--backend`` when an NCCL/RCCL run wants more local GPUs than torch sees."""
     if not nprocs:
@@ -57,6 +96,7 @@ def run_jobs(
     for job in jobs:
         job.check()
     require_gpus([j.nproc for j in jobs if j.backend == "nccl"] + ([bench.nproc] if bench and bench.backend == "nccl" else []))
+    require_host_memory(jobs)
     tasks = [{"kind": "train", "spec": j.model_dump(mode="json")} for j in jobs]
     nprocs = [j.nproc for j in jobs]
     if bench is not None:

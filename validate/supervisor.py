@@ -94,6 +94,8 @@ def describe_failure(failures: dict, ranks: list[RankResult], exited: dict[int, 
     status, failure = by_rank.get(rank), failures.get(rank)
     if failure is not None and failure.exitcode is not None and failure.exitcode < 0:
         how = f"killed by signal {failure.signal_name()}"
+        if failure.signal_name() == "SIGKILL":
+            how += "; out of host memory is the usual cause"
     elif status is not None and status.error:
         how = " ".join(line.strip() for line in status.error.splitlines() if line.strip())[:200]
     elif failure is not None:

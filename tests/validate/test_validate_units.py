@@ -59,6 +59,16 @@ def test_nccl_without_gpus_is_refused_before_any_rank_starts(run_cli):
     assert "--backend: nccl needs 1 GPU(s)" in res.stderr and "gloo" in res.stderr
 
 
+def test_model_too_large_for_host_memory_is_refused_with_the_arithmetic():
+    from hwprofiles import load_model
+    from validate.launch import require_host_memory
+
+    big = JobSpec(model=load_model("llama3-8b"), layout=parse_layout("tp=2"))
+    with pytest.raises(SpecError, match=r"8.03 B parameters x 20 bytes x 2 ranks = 299.2 GiB .* 23.0 GiB available"):
+        require_host_memory([big], available=23 * 2**30)
+    require_host_memory([JobSpec(model=tiny_model(), layout=parse_layout("tp=2"))], available=23 * 2**30)
+
+
 def test_describe_hang_names_the_rank_that_stopped():
     ranks = [RankResult(rank=0, phase="sync", step=2), RankResult(rank=1, phase="step", step=2),
              RankResult(rank=2, phase="sync", step=2)]
