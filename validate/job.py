@@ -80,6 +80,10 @@ class JobSpec(Spec):
     compute_dtype: Literal["fp32", "bf16"] = Field(
         "fp32", description="fp32 (exact, CPU default) or bf16 autocast with fp32 parameters"
     )
+    recipe: Literal["torch-amp", "fsdp"] = Field(
+        "torch-amp", description="torch-amp: fp32 parameters, autocast to compute_dtype; fsdp: FSDP2 mixed "
+        "precision (compute_dtype parameters gathered, fp32 gradient reduction and optimizer), dp > 1 with "
+        "zero >= 2 only")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer")
     lr: float = Field(1e-3, gt=0, description="learning rate")
     steps: int = Field(4, gt=0, description="timed training steps (after warm-up)")
@@ -107,13 +111,14 @@ class JobSpec(Spec):
         return self.layout.gpus
 
     def training_spec(self) -> TrainingSpec:
-        """The planner's description of this step (fp32 parameters, autocast: recipe torch-amp)."""
+        """The planner's description of this step (recipe torch-amp: fp32 parameters and autocast; or
+        fsdp: FSDP2 mixed precision)."""
         return TrainingSpec(
             seq_length=self.seq_length,
             global_batch_size=self.global_batch_size,
             micro_batch_size=self.micro_batch_size,
             precision="bf16",
-            recipe="torch-amp",
+            recipe=self.recipe,
             optimizer=self.optimizer,
             recompute=self.recompute,
             flash_attention=True,
@@ -163,6 +168,10 @@ class JobSpec(Spec):
             if lay.schedule not in ("gpipe", "1f1b", "interleaved-1f1b"):
                 raise SpecError(f"schedule '{lay.schedule}' not run by the validator; allowed: gpipe, 1f1b, "
                                 "interleaved-1f1b", field="layout.schedule")
+        if self.recipe == "fsdp" and (lay.dp == 1 or lay.effective_zero_stage < 2 or self.compute_dtype != "bf16"):
+            raise SpecError(f"fsdp (FSDP2 mixed precision) needs dp > 1 with zero=2, zero=3 or fsdp and "
+                            f"--dtype bf16; got dp={lay.dp}, zero={lay.effective_zero_stage}, "
+                            f"dtype={self.compute_dtype}", field="recipe")
         if lay.stage_layers is not None:
             raise SpecError("the validator splits layers evenly (stage_layers must be unset)",
                             field="layout.stage_layers")

@@ -118,6 +118,6 @@ def build_report(results: ResultsFile, hardware: HardwareProfile, hardware_name:
             measured_calls=_rank0_calls(j), predicted_calls=predicted_collective_calls(spec) if pred_t else None,
         ))
     notes = []
-    if any(r.device == "cpu" for r in rows):
+    if any(r.device == "cpu" and j.job.compute_dtype == "fp32" for r, j in zip(rows, results.jobs)):
         notes.append(CPU_MEMORY_NOTE)
     return ValidationReport(hardware=hardware_name, calibration=calibration, rows=rows, notes=notes)

@@ -90,6 +90,7 @@ def run(
     micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per micro-batch.")] = 2,
     recompute: Annotated[str, typer.Option("--recompute", help="none, selective or full.")] = "none",
     dtype: Annotated[str, typer.Option("--dtype", help="fp32 (exact) or bf16 (autocast).")] = "fp32",
+    recipe: Annotated[str, typer.Option("--recipe", help="torch-amp (fp32 parameters, autocast) or fsdp (FSDP2 mixed precision; dp > 1, zero >= 2, bf16).")] = "torch-amp",
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights and data.")] = 1234,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write results JSON here (atomically).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a job is declared hung.")] = 120.0,
@@ -106,7 +107,8 @@ def run(
     from validate.results import write_atomic
 
     for name, value, allowed in (("--backend", backend, ("gloo", "nccl")), ("--dtype", dtype, ("fp32", "bf16")),
-                                 ("--recompute", recompute, ("none", "selective", "full"))):
+                                 ("--recompute", recompute, ("none", "selective", "full")),
+                                 ("--recipe", recipe, ("torch-amp", "fsdp"))):
         if value not in allowed:
             raise SpecError(f"'{value}' is not one of: {', '.join(allowed)}", field=name)
     if timeout <= 0:
@@ -117,8 +119,8 @@ def run(
         try:
             job = JobSpec(model=spec, layout=layout_for_nproc(text, nproc), seq_length=seq,
                           global_batch_size=global_batch, micro_batch_size=micro_batch, recompute=recompute,
-                          compute_dtype=dtype, steps=steps, warmup=warmup, seed=seed, backend=backend,
-                          fault=inject_fault)
+                          compute_dtype=dtype, recipe=recipe, steps=steps, warmup=warmup, seed=seed,
+                          backend=backend, fault=inject_fault)
         except ValidationError as exc:
             raise SpecError(format_validation_error(exc), field="--inject-fault") from None
         job.check()

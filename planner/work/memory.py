@@ -112,8 +112,10 @@ def grad_reduce_bytes_per_param(training: TrainingSpec) -> float:
 
 
 def param_gather_bytes_per_param(training: TrainingSpec) -> float:
-    """Bytes per parameter when ZeRO/FSDP gathers parameters (16-bit compute copies)."""
-    return float(ACT_BYTES)
+    """Bytes per parameter when ZeRO/FSDP gathers parameters: the 16-bit compute copies (Megatron,
+    DeepSpeed, FSDP2 mixed precision with a 16-bit ``param_dtype``), or the fp32 parameters themselves
+    under torch-amp, where autocast casts after the gather."""
+    return 4.0 if training.recipe == "torch-amp" else float(ACT_BYTES)
 
 
 @dataclass(frozen=True, slots=True)

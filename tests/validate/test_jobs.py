@@ -128,12 +128,13 @@ def test_hung_rank_is_named_within_timeout(run_cli, tmp_path):
     assert {r["rank"]: r["status"] for r in job["ranks"]} == {0: "killed", 1: "hung"}
 
 
-def test_bf16_fsdp_with_micro_batches_matches_the_reference(run_cli, tmp_path):
-    """bf16 autocast over FSDP2 with two micro-batches per rank (autocast's weight-cast cache once made
-    these gradients 87 % wrong while the loss still agreed)."""
+@pytest.mark.parametrize("recipe", ["torch-amp", "fsdp"])
+def test_bf16_fsdp_with_micro_batches_matches_the_reference(run_cli, tmp_path, recipe):
+    """bf16 over FSDP2 with two micro-batches per rank, as autocast over fp32 parameters (whose weight-cast
+    cache once made these gradients 87 % wrong while the loss still agreed) and as FSDP2 mixed precision."""
     out = tmp_path / "bf16.json"
-    res = run_cli("validate", "run", "--layout", "dp=2,fsdp", "--dtype", "bf16", "--steps", "1", "--warmup", "1",
-                  "--out", out)
+    res = run_cli("validate", "run", "--layout", "dp=2,fsdp", "--dtype", "bf16", "--recipe", recipe, "--steps", "1",
+                  "--warmup", "1", "--out", out)
     assert res.exit_code == 0, res.stderr
     job = json.loads(out.read_text())["jobs"][0]
     assert job["numerics_passed"] is True

@@ -45,6 +45,12 @@ def test_job_check_refuses_what_it_cannot_run(text, message):
         JobSpec(model=tiny_model(), layout=parse_layout(text)).check()
 
 
+def test_fsdp_recipe_needs_sharded_data_parallel_in_bf16():
+    with pytest.raises(SpecError, match=r"needs dp > 1 with zero=2, zero=3 or fsdp and --dtype bf16; got dp=1"):
+        JobSpec(model=tiny_model(), layout=parse_layout("tp=2"), recipe="fsdp", compute_dtype="bf16").check()
+    JobSpec(model=tiny_model(), layout=parse_layout("dp=2,fsdp"), recipe="fsdp", compute_dtype="bf16").check()
+
+
 def test_cli_bad_layout_exit_2(run_cli):
     res = run_cli("validate", "run", "--layout", "tp=3")
     assert res.exit_code == 2 and "num_heads(4) % tp(3)" in res.stderr

@@ -52,7 +52,7 @@ class ParallelRun:
             if lay.tp > 1:
                 apply_tensor_parallel(m, mesh["tp"], lay.sequence_parallel)
             modules.append(m.to(device))
-        self.modules = apply_data_parallel(modules, lay, mesh["dp"])
+        self.modules = apply_data_parallel(modules, lay, mesh["dp"], mixed_precision=job.recipe == "fsdp")
         self.optimizer = make_optimizer(self.modules, lay, mesh["dp"], job.optimizer, job.lr)
         self.schedule = None
         if lay.pp > 1:
@@ -68,7 +68,7 @@ class ParallelRun:
         """bf16 autocast around a whole step, without autocast's weight-cast cache: FSDP2 frees and
         re-gathers the unsharded parameters between micro-batches, and with bf16 copies cached from an
         earlier gather its gradients came out wrong (numerics check: 0.87 relative error, 3e-3 without)."""
-        if self.job.compute_dtype == "bf16":
+        if self.job.compute_dtype == "bf16" and self.job.recipe == "torch-amp":
             return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
         return contextlib.nullcontext()
 

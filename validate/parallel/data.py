@@ -11,24 +11,28 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
-from torch.distributed.fsdp import fully_shard
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.optim import ZeroRedundancyOptimizer
 from torch.nn.parallel import DistributedDataParallel
 
 from planner.specs import Layout
 
 
-def apply_data_parallel(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh) -> list[nn.Module]:
-    """Wrap each module for data parallelism over ``dp_mesh``; returns the modules to run."""
+def apply_data_parallel(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh,
+                        mixed_precision: bool = False) -> list[nn.Module]:
+    """Wrap each module for data parallelism over ``dp_mesh``; returns the modules to run. With
+    ``mixed_precision`` FSDP2 gathers bf16 parameters and reduces gradients in fp32 (torchtitan's policy)."""
     if layout.dp == 1:
         return modules
     stage = layout.effective_zero_stage
     if stage >= 2:
         reshard = stage == 3
+        policy = (MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+                  if mixed_precision else MixedPrecisionPolicy())
         for module in modules:
             for block in module.layers.values():
-                fully_shard(block, mesh=dp_mesh, reshard_after_forward=reshard)
-            fully_shard(module, mesh=dp_mesh, reshard_after_forward=reshard)
+                fully_shard(block, mesh=dp_mesh, reshard_after_forward=reshard, mp_policy=policy)
+            fully_shard(module, mesh=dp_mesh, reshard_after_forward=reshard, mp_policy=policy)
         return modules
     return [DistributedDataParallel(m, process_group=dp_mesh.get_group()) for m in modules]
 
