@@ -341,6 +341,11 @@ def calibrate_cmd(
         raise SpecError(f"steps({steps}) must be > 0 and warmup({warmup}) >= 0", field="--steps")
     model = tiny_model()
     measured = _load_results(results) if results else None
+    held_text = layout_text(layout_for_nproc(held_out, None)) if held_out else (
+        layout_text(layout_for_nproc(DEFAULT_HELD_OUT, None)) if measured is None and not no_jobs else None)
+    if measured is not None and held_text and held_text not in {j.layout for j in measured.jobs}:
+        raise SpecError(f"'{held_text}' is not among the measured layouts: "
+                        f"{', '.join(sorted({j.layout for j in measured.jobs}))}", field="--held-out")
     if measured is not None:
         jobs = [j.job for j in measured.jobs]
     else:
@@ -361,8 +366,6 @@ def calibrate_cmd(
         job_results = measured.jobs if measured is not None else run.jobs
     if bench_result is not None and bench_result.partial:
         raise SpecError(f"microbenchmarks did not finish: {bench_result.error}", field="calibrate")
-    held_text = layout_text(layout_for_nproc(held_out, None)) if held_out else (
-        layout_text(layout_for_nproc(DEFAULT_HELD_OUT, None)) if measured is None and not no_jobs else None)
     rep = calibrate(hardware, bench_result, job_results, held_text)
     write_atomic(out, overlay_yaml(rep))
     if json_out:

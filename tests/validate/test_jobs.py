@@ -101,6 +101,13 @@ def test_calibrate_writes_overlay_that_loads(results_path, run_cli, tmp_path):
     assert prof.source_for("device.kernel_overhead_us").startswith("measured by paraplan validate on ")
 
 
+def test_calibrate_refuses_a_held_out_layout_that_was_not_measured(results_path, run_cli, tmp_path):
+    overlay = tmp_path / "overlay.yaml"
+    res = run_cli("calibrate", "--results", results_path, "--held-out", "tp=4", "--out", overlay)
+    assert res.exit_code == 2 and "--held-out: 'tp=4,pp=1,dp=1' is not among the measured layouts" in res.stderr
+    assert not overlay.exists()
+
+
 def test_killed_rank_is_named(run_cli, tmp_path):
     out = tmp_path / "dead.json"
     res = run_cli("validate", "run", "--layout", "dp=2", "--steps", "1", "--inject-fault", "1:die", "--out", out)
