@@ -65,7 +65,7 @@ def format_validation_error(exc, source: str | None = None) -> str:
             hint = suggest(name, sorted(missing), n=1) if missing else ""
             msg = "unknown key" + (f" ({hint})" if hint.startswith("did you mean") else "")
         else:
-            msg = e.get("msg", "invalid")
+            msg = e.get("msg", "invalid").removeprefix("Value error, ")  # pydantic's prefix for ValueError
         parts.append(f"{loc}: {msg}" if loc else msg)
     more = f" (+{len(errs) - 3} more)" if len(errs) > 3 else ""
     prefix = f"{source}: " if source else ""

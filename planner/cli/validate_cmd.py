@@ -70,6 +70,12 @@ def exit_code(results) -> int:
     return 0
 
 
+# JobSpec field -> the validate run option that sets it (for error messages).
+JOB_OPTIONS = {"seq_length": "--seq", "global_batch_size": "--global-batch", "micro_batch_size": "--micro-batch",
+               "steps": "--steps", "warmup": "--warmup", "seed": "--seed", "fault": "--inject-fault",
+               "recompute": "--recompute", "compute_dtype": "--dtype", "recipe": "--recipe", "backend": "--backend"}
+
+
 @validate_app.command("run")
 def run(
     layouts: LayoutsOpt = None,
@@ -122,7 +128,9 @@ def run(
                           compute_dtype=dtype, recipe=recipe, steps=steps, warmup=warmup, seed=seed,
                           backend=backend, fault=inject_fault)
         except ValidationError as exc:
-            raise SpecError(format_validation_error(exc), field="--inject-fault") from None
+            loc = exc.errors()[0].get("loc") if exc.errors() else None
+            option = JOB_OPTIONS.get(str(loc[0]) if loc else "", "validate run")
+            raise SpecError(format_validation_error(exc), field=option) from None
         job.check()
         jobs.append(job)
     results = run_jobs(jobs, timeout_s=timeout, workdir=workdir)
