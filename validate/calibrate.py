@@ -329,6 +329,10 @@ def calibrate(base_name: str, bench: BenchResult | None, jobs: list[JobResult], 
             was = f" (microbenchmarks gave {micro[p]:.1f})" if micro.get(p) is not None else ""
             notes.append(f"{p} = {v:.1f} fitted to the step times of "
                          f"{', '.join(sorted({j.layout for j in fit_jobs}))}{was}")
+        layouts = len({j.layout for j in fit_jobs})
+        if layouts < len(step_paths):
+            notes.append(f"{len(step_paths)} step parameters from {layouts} fitted layout(s): underdetermined, "
+                         "the split between them is arbitrary; fit more layouts")
     if not flat:
         raise SpecError("nothing to fit: no microbenchmarks and no finished jobs", field="calibrate")
     meta = bench.ranks[0] if bench is not None and bench.ranks else {}

@@ -17,12 +17,13 @@ def sbatch_script(jobs: list[JobSpec], *, nodes: int, gpus_per_node: int, bench:
                   timeout_s: float = 600.0, time_limit: str = "01:00:00", partition: str | None = None,
                   account: str | None = None, results: str = "results.json") -> str:
     """The sbatch script text. Each job's JSON spec is embedded; every job gets ``timeout_s`` seconds."""
+    gpus = any(j.backend == "nccl" for j in jobs) or (bench is not None and bench.backend == "nccl")
     lines = [
         "#!/bin/bash",
         "#SBATCH --job-name=paraplan-validate",
         f"#SBATCH --nodes={nodes}",
         "#SBATCH --ntasks-per-node=1",
-        f"#SBATCH --gpus-per-node={gpus_per_node}",
+        f"#SBATCH --gpus-per-node={gpus_per_node}" if gpus else "#SBATCH --exclusive",
         f"#SBATCH --time={time_limit}",
         "#SBATCH --output=paraplan-validate-%j.out",
     ]

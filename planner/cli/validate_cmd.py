@@ -243,6 +243,7 @@ def collect_cmd(
 def slurm(
     nodes: Annotated[int, typer.Option("--nodes", "-N", help="Nodes.")] = 1,
     gpus_per_node: Annotated[int, typer.Option("--gpus-per-node", help="GPUs (ranks) per node.")] = 8,
+    backend: Annotated[str, typer.Option("--backend", help="nccl (GPUs; RCCL on ROCm) or gloo (CPU nodes).")] = "nccl",
     layouts: LayoutsOpt = None,
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="Zoo model, model YAML or HF config.json (default: inline tiny dims).")] = None,
     layers: Annotated[int, typer.Option("--layers")] = 8,
@@ -271,23 +272,24 @@ def slurm(
 
     if nodes <= 0 or gpus_per_node <= 0:
         raise SpecError(f"nodes({nodes}) and gpus_per_node({gpus_per_node}) must be > 0", field="--nodes")
-    if dtype not in ("bf16", "fp32"):
-        raise SpecError(f"'{dtype}' is not one of: bf16, fp32", field="--dtype")
+    for name, value, allowed in (("--dtype", dtype, ("bf16", "fp32")), ("--backend", backend, ("nccl", "gloo"))):
+        if value not in allowed:
+            raise SpecError(f"'{value}' is not one of: {', '.join(allowed)}", field=name)
     nproc = nodes * gpus_per_node
     spec = _model(model, layers, hidden, heads, None, None, "gelu", vocab, seq)
     jobs = []
     for text in layouts or [f"tp={gpus_per_node}"]:
         lay = layout_for_nproc(text, nproc)
         job = JobSpec(model=spec, layout=lay, seq_length=seq, global_batch_size=global_batch or 2 * lay.dp * micro_batch,
-                      micro_batch_size=micro_batch, compute_dtype=dtype, steps=steps, backend="nccl",
+                      micro_batch_size=micro_batch, compute_dtype=dtype, steps=steps, backend=backend,
                       track_memory=True)
         job.check()
         jobs.append(job)
     bench_spec = None
     if bench:
         gemms, attn = shapes_from_jobs(jobs)
-        bench_spec = BenchSpec(nproc=nproc, backend="nccl", compute_dtype=dtype, gemms=gemms, attention=attn,
-                               collective_bytes=[4 << 10, 1 << 20, 16 << 20, 256 << 20])
+        bench_spec = BenchSpec(nproc=nproc, backend=backend, compute_dtype=dtype, gemms=gemms, attention=attn,
+                               collective_bytes=[4 << 10, 1 << 20, 16 << 20, 256 << 20 if backend == "nccl" else 32 << 20])
     text = sbatch_script(jobs, nodes=nodes, gpus_per_node=gpus_per_node, bench=bench_spec, timeout_s=timeout,
                          time_limit=time_limit, partition=partition, account=account, results=results)
     if out is not None:
