@@ -43,6 +43,7 @@ from . import plan_cmd  # noqa: E402,F401
 from . import report_cmd  # noqa: E402,F401
 from . import simulate_cmd  # noqa: E402,F401
 from . import validate_cmd  # noqa: E402,F401
+from . import calibrate_cmd  # noqa: E402,F401
 from . import whatif_cmd  # noqa: E402,F401
 
 

@@ -223,7 +223,7 @@ def test_calibrate_reports_held_out_separately_and_p2p_is_not_collective_latency
 
 
 def test_calibration_interleaves_held_out_runs():
-    from planner.cli.validate_cmd import interleave
+    from planner.cli.calibrate_cmd import interleave
 
     order = interleave(["tp=2", "pp=2", "dp=2"], "tp=2,sp", 3)
     assert len(order) == 12 and all(order.count(t) == 3 for t in ("tp=2", "pp=2", "dp=2", "tp=2,sp"))
