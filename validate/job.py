@@ -77,8 +77,9 @@ class JobSpec(Spec):
     global_batch_size: int = Field(8, gt=0, description="sequences per optimizer step")
     micro_batch_size: int = Field(2, gt=0, description="sequences per micro-batch per data-parallel rank")
     recompute: Literal["none", "selective", "full"] = Field("none", description="activation recompute")
-    compute_dtype: Literal["fp32", "bf16"] = Field(
-        "fp32", description="fp32 (exact, CPU default) or bf16 autocast with fp32 parameters"
+    compute_dtype: Literal["fp32", "bf16", "fp16"] = Field(
+        "fp32", description="fp32 (exact, CPU default), or bf16 / fp16 autocast with fp32 parameters (fp16 with "
+        "dynamic loss scaling)"
     )
     recipe: Literal["torch-amp", "fsdp"] = Field(
         "torch-amp", description="torch-amp: fp32 parameters, autocast to compute_dtype; fsdp: FSDP2 mixed "
@@ -117,7 +118,7 @@ class JobSpec(Spec):
             seq_length=self.seq_length,
             global_batch_size=self.global_batch_size,
             micro_batch_size=self.micro_batch_size,
-            precision="bf16",
+            precision="fp16" if self.compute_dtype == "fp16" else "bf16",
             recipe=self.recipe,
             optimizer=self.optimizer,
             recompute=self.recompute,
@@ -172,6 +173,13 @@ class JobSpec(Spec):
             raise SpecError(f"fsdp (FSDP2 mixed precision) needs dp > 1 with zero=2, zero=3 or fsdp and "
                             f"--dtype bf16; got dp={lay.dp}, zero={lay.effective_zero_stage}, "
                             f"dtype={self.compute_dtype}", field="recipe")
+        if self.compute_dtype == "fp16" and lay.pp > 1:
+            raise SpecError(f"fp16 loss scaling is not wired into the pipeline schedules (pp={lay.pp}: they own the "
+                            "backward pass); use --dtype bf16", field="compute_dtype")
+        if (self.compute_dtype == "fp16" and lay.tp > 1 and not lay.sequence_parallel
+                and (lay.dp == 1 or lay.effective_zero_stage < 2)):
+            raise SpecError(f"fp16 with tp={lay.tp} needs sp or FSDP2: torch's GradScaler cannot unscale a mix of "
+                            "plain (replicated norm) and DTensor gradients; use --dtype bf16", field="compute_dtype")
         if lay.stage_layers is not None:
             raise SpecError("the validator splits layers evenly (stage_layers must be unset)",
                             field="layout.stage_layers")

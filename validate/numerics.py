@@ -6,7 +6,8 @@ e.g. a key bias under softmax, and hold only rounding noise). Parameters after t
 the largest reference parameter of the model (Adam divides by sqrt(v) + eps, so it turns rounding noise of
 a zero gradient into an update of up to lr * noise / eps; a real error moves a parameter by ~lr = 1e-3,
 ten times the fp32 tolerance). Tolerances: fp32 1e-4 (reduction order only); bf16 autocast 5e-2 (8-bit
-mantissa, Kalamkar et al. 2019 arXiv 1905.12322).
+mantissa, Kalamkar et al. 2019 arXiv 1905.12322); fp16 autocast 2e-2 (11-bit mantissa, with the loss
+scaled by LOSS_SCALE as in mixed-precision training, Micikevicius et al. 2018 arXiv 1710.03740).
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pydantic import BaseModel
 from .job import JobSpec
 from .model import build_model, loss_fn, make_batch
 
-TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2}
+TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "fp16": 2e-2}
+AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
+LOSS_SCALE = 2.0**10  # initial fp16 loss scale of the run's GradScaler and the reference's fixed scale
 
 
 class Reference(BaseModel):
@@ -47,9 +50,13 @@ def reference_step(job: JobSpec, device: torch.device | None = None) -> Referenc
     model = build_model(job.effective_model(), job.seq_length, job.seed).to(device)
     model.set_recompute(job.recompute)
     x, y = (t.to(device) for t in step_batch(job, 0))
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=job.compute_dtype == "bf16"):
+    dtype = AUTOCAST_DTYPE.get(job.compute_dtype)
+    with torch.autocast(device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
         loss = loss_fn(model(x), y)
-    loss.backward()
+    scale = LOSS_SCALE if job.compute_dtype == "fp16" else 1.0
+    (loss * scale).backward()
+    for p in model.parameters():
+        p.grad /= scale
     grads = {n: p.grad.detach().cpu().clone() for n, p in model.named_parameters()}
     opt = (torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=job.lr)
     opt.step()

@@ -102,7 +102,7 @@ def run(
     global_batch: Annotated[int, typer.Option("--global-batch", help="Sequences per step.")] = 8,
     micro_batch: Annotated[int, typer.Option("--micro-batch", help="Sequences per micro-batch.")] = 2,
     recompute: Annotated[str, typer.Option("--recompute", help="none, selective or full.")] = "none",
-    dtype: Annotated[str, typer.Option("--dtype", help="fp32 (exact) or bf16 (autocast).")] = "fp32",
+    dtype: Annotated[str, typer.Option("--dtype", help="fp32 (exact), bf16 or fp16 (autocast; fp16 with loss scaling, dp only).")] = "fp32",
     recipe: Annotated[str, typer.Option("--recipe", help="torch-amp (fp32 parameters, autocast) or fsdp (FSDP2 mixed precision; dp > 1, zero >= 2, bf16).")] = "torch-amp",
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights and data.")] = 1234,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write results JSON here (atomically).")] = None,
@@ -119,7 +119,7 @@ def run(
     from validate.launch import run_jobs
     from validate.results import write_atomic
 
-    _require_choices(("--backend", backend, ("gloo", "nccl")), ("--dtype", dtype, ("fp32", "bf16")),
+    _require_choices(("--backend", backend, ("gloo", "nccl")), ("--dtype", dtype, ("fp32", "bf16", "fp16")),
                      ("--recompute", recompute, ("none", "selective", "full")), ("--recipe", recipe, ("torch-amp", "fsdp")))
     if timeout <= 0:
         raise SpecError(f"timeout({timeout}) must be > 0", field="--timeout")

@@ -146,3 +146,15 @@ def test_bf16_fsdp_with_micro_batches_matches_the_reference(run_cli, tmp_path, r
     job = json.loads(out.read_text())["jobs"][0]
     assert job["numerics_passed"] is True
     assert max(r["numerics"]["grad_error"] for r in job["ranks"]) < 0.05
+
+
+def test_fp16_with_loss_scaling_matches_the_reference(run_cli, tmp_path):
+    """fp16 autocast with torch's GradScaler over ZeroRedundancyOptimizer, against a reference that
+    scales its loss by the same initial factor (gradients compared after unscaling)."""
+    out = tmp_path / "fp16.json"
+    res = run_cli("validate", "run", "--layout", "dp=2,zero=1", "--dtype", "fp16", "--steps", "1", "--warmup", "1",
+                  "--out", out)
+    assert res.exit_code == 0, res.stderr
+    job = json.loads(out.read_text())["jobs"][0]
+    assert job["numerics_passed"] is True
+    assert all(0 < r["numerics"]["grad_error"] < 0.02 for r in job["ranks"])

@@ -51,6 +51,14 @@ def test_fsdp_recipe_needs_sharded_data_parallel_in_bf16():
     JobSpec(model=tiny_model(), layout=parse_layout("dp=2,fsdp"), recipe="fsdp", compute_dtype="bf16").check()
 
 
+@pytest.mark.parametrize(("text", "message"), [
+    ("pp=2", "not wired into the pipeline schedules"), ("tp=2", "fp16 with tp=2 needs sp or FSDP2")])
+def test_fp16_refuses_what_loss_scaling_cannot_run(text, message):
+    with pytest.raises(SpecError, match=message):
+        JobSpec(model=tiny_model(), layout=parse_layout(text), compute_dtype="fp16").check()
+    JobSpec(model=tiny_model(), layout=parse_layout("tp=2,sp"), compute_dtype="fp16").check()
+
+
 def test_cli_bad_layout_exit_2(run_cli):
     res = run_cli("validate", "run", "--layout", "tp=3")
     assert res.exit_code == 2 and "num_heads(4) % tp(3)" in res.stderr

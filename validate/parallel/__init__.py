@@ -14,7 +14,8 @@ from torch.distributed.tensor import DTensor
 
 from ..job import JobSpec
 from ..model import build_model, loss_fn
-from .data import apply_data_parallel, make_optimizer
+from ..numerics import AUTOCAST_DTYPE
+from .data import apply_data_parallel, make_grad_scaler, make_optimizer
 from .mesh import coords, make_mesh
 from .pipeline import build_chunks, build_schedule
 from .tensor import apply_tensor_parallel
@@ -54,6 +55,7 @@ class ParallelRun:
             modules.append(m.to(device))
         self.modules = apply_data_parallel(modules, lay, mesh["dp"], mixed_precision=job.recipe == "fsdp")
         self.optimizer = make_optimizer(self.modules, lay, mesh["dp"], job.optimizer, job.lr)
+        self.scaler = make_grad_scaler(job, device) if job.compute_dtype == "fp16" else None
         self.schedule = None
         if lay.pp > 1:
             self.schedule = build_schedule(list(zip(self.stage_ids, self.modules)), lay, mesh["pp"], device,
@@ -68,8 +70,8 @@ class ParallelRun:
         """bf16 autocast around a whole step, without autocast's weight-cast cache: FSDP2 frees and
         re-gathers the unsharded parameters between micro-batches, and with bf16 copies cached from an
         earlier gather its gradients came out wrong (numerics check: 0.87 relative error, 3e-3 without)."""
-        if self.job.compute_dtype == "bf16" and self.job.recipe == "torch-amp":
-            return torch.autocast(self.device.type, dtype=torch.bfloat16, cache_enabled=False)
+        if self.job.compute_dtype in AUTOCAST_DTYPE and self.job.recipe == "torch-amp":
+            return torch.autocast(self.device.type, dtype=AUTOCAST_DTYPE[self.job.compute_dtype], cache_enabled=False)
         return contextlib.nullcontext()
 
     def local_batch(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,6 +93,8 @@ class ParallelRun:
                 loss = torch.stack([t.detach() for t in losses]).mean() if self.holds_loss else None
             else:
                 loss = self._accumulate(x, y)
+        if self.scaler is not None:
+            self.scaler.unscale_(self.optimizer)  # gradients as the reference has them
         if loss is None:
             return None
         if self.job.layout.dp > 1:
@@ -114,13 +118,17 @@ class ParallelRun:
                     model.set_reshard_after_backward(last)
             with ctx:
                 loss = loss_fn(model(xm), ym) / n
-                loss.backward()
+                (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             total += loss.detach()
         return total
 
     def optimizer_step(self) -> None:
-        """One optimizer step."""
-        self.optimizer.step()
+        """One optimizer step (with fp16: skipped by the scaler on overflow, and the scale updated)."""
+        if self.scaler is None:
+            self.optimizer.step()
+            return
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
     def named_parameters(self):
         """(reference name, parameter) for every parameter this rank holds (DTensors as DTensors)."""

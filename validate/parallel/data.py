@@ -17,6 +17,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from planner.specs import Layout
 
+from ..job import JobSpec
+from ..numerics import LOSS_SCALE
+
 
 def apply_data_parallel(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh,
                         mixed_precision: bool = False) -> list[nn.Module]:
@@ -44,3 +47,13 @@ def make_optimizer(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh
     if layout.dp > 1 and layout.effective_zero_stage == 1:
         return ZeroRedundancyOptimizer(params, optimizer_class=cls, process_group=dp_mesh.get_group(), lr=lr)
     return cls(params, lr=lr)
+
+
+def make_grad_scaler(job: JobSpec, device: torch.device):
+    """Dynamic loss scaler of an fp16 job (Micikevicius et al. 2018): FSDP2's sharded scaler when the
+    gradients are sharded (ZeRO >= 2), which agrees on overflow across the shard group, else torch's."""
+    if job.layout.dp > 1 and job.layout.effective_zero_stage >= 2:
+        from torch.distributed.fsdp.sharded_grad_scaler import ShardedGradScaler
+
+        return ShardedGradScaler(device.type, init_scale=LOSS_SCALE)
+    return torch.amp.GradScaler(device.type, init_scale=LOSS_SCALE)
