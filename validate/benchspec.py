@@ -22,7 +22,7 @@ class BenchSpec(Spec):
 
     nproc: int = Field(2, gt=0, description="ranks (all of them run each benchmark at once)")
     backend: Literal["gloo", "nccl"] = Field("gloo", description="torch.distributed backend")
-    compute_dtype: Literal["fp32", "bf16"] = Field("fp32", description="dtype of GEMMs and attention")
+    compute_dtype: Literal["fp32", "bf16", "fp16"] = Field("fp32", description="dtype of GEMMs and attention")
     gemms: list[tuple[int, int, int]] = Field(default_factory=list, description="(m, n, k) GEMM shapes")
     attention: list[tuple[int, int, int]] = Field(
         default_factory=list, description="(batch*heads, seq, head_dim) causal attention shapes")

@@ -44,7 +44,7 @@ def _timer(spec: BenchSpec, device: torch.device, fn: Callable[[], object], repe
 
 
 def _dtype(spec: BenchSpec) -> torch.dtype:
-    return torch.bfloat16 if spec.compute_dtype == "bf16" else torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16}.get(spec.compute_dtype, torch.float32)
 
 
 def bench_compute(spec: BenchSpec, device: torch.device) -> dict:

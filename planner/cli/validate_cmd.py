@@ -257,7 +257,7 @@ def slurm(
     seq: Annotated[int, typer.Option("--seq")] = 1024,
     global_batch: Annotated[Optional[int], typer.Option("--global-batch", help="Sequences per step (default 2 per rank).")] = None,
     micro_batch: Annotated[int, typer.Option("--micro-batch")] = 1,
-    dtype: Annotated[str, typer.Option("--dtype", help="bf16 or fp32.")] = "bf16",
+    dtype: Annotated[str, typer.Option("--dtype", help="bf16, fp16 or fp32.")] = "bf16",
     steps: Annotated[int, typer.Option("--steps")] = 10,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds per job.")] = 600.0,
     time_limit: Annotated[str, typer.Option("--time", help="SLURM time limit.")] = "01:00:00",
@@ -276,7 +276,7 @@ def slurm(
 
     if nodes <= 0 or gpus_per_node <= 0:
         raise SpecError(f"nodes({nodes}) and gpus_per_node({gpus_per_node}) must be > 0", field="--nodes")
-    _require_choices(("--dtype", dtype, ("bf16", "fp32")), ("--backend", backend, ("nccl", "gloo")))
+    _require_choices(("--dtype", dtype, ("bf16", "fp32", "fp16")), ("--backend", backend, ("nccl", "gloo")))
     nproc = nodes * gpus_per_node
     spec = _model(model, layers, hidden, heads, None, None, "gelu", vocab, seq)
     jobs = []
