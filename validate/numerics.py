@@ -3,9 +3,11 @@
 Error of a tensor = max |parallel - reference| / scale. Gradients: scale = the tensor's largest reference
 entry, floored at 1% of the largest gradient of the model (some gradients are zero in exact arithmetic,
 e.g. a key bias under softmax, and hold only rounding noise). Parameters after the optimizer step: scale =
-the largest reference parameter of the model (Adam divides by sqrt(v) + eps, so it turns rounding noise of
-a zero gradient into an update of up to lr * noise / eps; a real error moves a parameter by ~lr = 1e-3,
-ten times the fp32 tolerance). Tolerances: fp32 1e-4 (reduction order only); bf16 autocast 5e-2 (8-bit
+the largest reference parameter of the model, over the entries whose reference gradient is farther from
+zero than the gradient check allows (Adam's first step moves a parameter by lr * g / (|g| + eps), about
++-lr whatever |g| is, so a gradient that is zero within tolerance has no determined direction: on GPT-2
+such entries moved 0.4 lr apart; a real error moves a parameter by ~lr = 1e-3, ten times the fp32
+tolerance). Tolerances: fp32 1e-4 (reduction order only); bf16 autocast 5e-2 (8-bit
 mantissa, Kalamkar et al. 2019 arXiv 1905.12322); fp16 autocast 2e-2 (11-bit mantissa, with the loss
 scaled by LOSS_SCALE as in mixed-precision training, Micikevicius et al. 2018 arXiv 1710.03740).
 """
@@ -83,6 +85,29 @@ def compare(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], floor_f
         if t.shape != want[name].shape:
             return float("inf"), f"{name} shape {tuple(t.shape)} != {tuple(want[name].shape)}"
         err = relative_error(t, want[name], floor)
+        if err > worst:
+            worst, where = err, name
+    return worst, where
+
+
+def compare_params(got: dict[str, torch.Tensor], want: dict[str, torch.Tensor], want_grads: dict[str, torch.Tensor],
+                   tolerance: float) -> tuple[float, str]:
+    """Worst error of the updated parameters in ``got`` (scale: the largest parameter in ``want``) and its
+    name, over the entries whose reference gradient exceeds the gradient check's allowance (``tolerance``
+    times the scale ``compare`` uses for that gradient); entries with a gradient that is zero within
+    tolerance are skipped."""
+    grad_floor = GRAD_FLOOR * max(t.float().abs().max().item() for t in want_grads.values())
+    scale = max(t.float().abs().max().item() for t in want.values())
+    worst, where = 0.0, ""
+    for name, t in got.items():
+        if t.shape != want[name].shape:
+            return float("inf"), f"{name} shape {tuple(t.shape)} != {tuple(want[name].shape)}"
+        g = want_grads[name].float().abs()
+        determined = g > tolerance * max(g.max().item(), grad_floor)
+        if not bool(determined.any()):
+            continue
+        diff = (t.float() - want[name].float()).abs()[determined].max().item()
+        err = diff / scale if scale > 0 else diff
         if err > worst:
             worst, where = err, name
     return worst, where

@@ -23,7 +23,15 @@ import torch.distributed as dist
 from .commcount import count_collective_calls
 from .job import JobSpec
 from .memory import CPU_METHOD, CUDA_METHOD, TensorMemoryTracker
-from .numerics import GRAD_FLOOR, TOLERANCE, compare, reference_step, relative_error, step_batch
+from .numerics import (
+    GRAD_FLOOR,
+    TOLERANCE,
+    compare,
+    compare_params,
+    reference_step,
+    relative_error,
+    step_batch,
+)
 from .parallel import ParallelRun, make_mesh
 from .results import NumericsResult, RankResult, rank_file, write_atomic
 
@@ -58,7 +66,7 @@ def _inject_fault(job: JobSpec, rank: int) -> None:
 def _numerics(job: JobSpec, run: ParallelRun, ref, loss: float | None, grads, params) -> NumericsResult:
     tol = TOLERANCE[job.compute_dtype]
     g_err, g_where = compare(grads, ref.grads, GRAD_FLOOR)
-    p_err, p_where = compare(params, ref.params_after, 1.0)
+    p_err, p_where = compare_params(params, ref.params_after, ref.grads, tol)
     loss_err = relative_error(torch.tensor(loss), torch.tensor(ref.loss)) if loss is not None else None
     ok = g_err <= tol and p_err <= tol and (loss_err is None or loss_err <= tol)
     return NumericsResult(

@@ -91,3 +91,16 @@ def test_relative_error_uses_floor_for_zero_gradients():
     assert relative_error(got["big"], want["big"]) == pytest.approx(1e-4, rel=1e-3)
     err, where = compare(got, want, floor_fraction=1e-2)
     assert where == "big" and err == pytest.approx(1e-4, rel=1e-3)  # tiny: 2e-9 / 0.02, negligible
+
+
+def test_parameter_check_skips_undetermined_adam_directions_but_catches_a_missed_update():
+    from validate.numerics import compare_params
+
+    grads = {"w": torch.tensor([1e-2, 1e-9, -3e-3])}  # the middle one is zero within tolerance
+    before = torch.tensor([1.0, 0.5, -0.5])
+    want = {"w": before - 1e-3 * torch.sign(grads["w"])}  # Adam's first step: about lr * sign(g)
+    noisy = {"w": want["w"] + torch.tensor([0.0, 8e-4, 0.0])}  # undetermined entry moved the other way
+    assert compare_params(noisy, want, grads, 1e-4) == (0.0, "")
+    missed = {"w": torch.tensor([1.0, want["w"][1].item(), want["w"][2].item()])}  # first entry not updated
+    err, where = compare_params(missed, want, grads, 1e-4)
+    assert where == "w" and err == pytest.approx(1e-3 / 1.0, rel=1e-3)
