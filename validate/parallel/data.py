@@ -45,7 +45,8 @@ def make_optimizer(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh
     params = [p for m in modules for p in m.parameters()]
     cls = torch.optim.Adam if kind == "adam" else torch.optim.SGD
     if layout.dp > 1 and layout.effective_zero_stage == 1:
-        return ZeroRedundancyOptimizer(params, optimizer_class=cls, process_group=dp_mesh.get_group(), lr=lr)
+        return ZeroRedundancyOptimizer(params, optimizer_class=cls, process_group=dp_mesh.get_group(), lr=lr,
+                                       parameters_as_bucket_view=True)  # one broadcast per rank's shard
     return cls(params, lr=lr)
 
 
