@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from planner.cost.bottleneck_booking import hidden_compute
+
 from .entities import SimPlan, Transfer
 from .fabric import NicFabric
 from .schedules import in_flight_cap, splits_weight_grad, stage_order
@@ -189,9 +191,11 @@ class Engine:
         busy = ph.total * k
         if final_grad and not self.windows[i][c].triggered:
             self.windows[i][c].succeed((start, start + busy))
+        hidden = 0.0  # compute run under longer ZeRO-3 traffic: booked as communication (as the analytic)
         if kind != "W" and plan.zero3_fwd is not None:
             if not self.overlap:
                 yield env.timeout(busy + plan.zero3_exposed / 2 / self.v * k)
+                hidden = plan.zero3_hidden[kind != "F"] / self.v * k
             else:  # per-layer prefetch: g + C, then the last layer after the last gather
                 n = max(1, ch.layers)
                 comm = env.process(self._timed(z3))
@@ -201,10 +205,11 @@ class Engine:
                 rest = comm.value + busy / n - env.now
                 if rest > 0:
                     yield env.timeout(rest)
-            log.zero3 += env.now - start - busy
+                hidden = hidden_compute(ph.compute * k, comm.value - start)
+            log.zero3 += env.now - start - busy + hidden
         else:
             yield env.timeout(busy)
-        log.compute += ph.compute * k
+        log.compute += ph.compute * k - hidden
         log.tp += ph.tp * k
         self.events += 1
         if self.trace is not None:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from planner.cost.analytic import price_stage, stage_memory
+from planner.cost.bottleneck_booking import hidden_compute
 from planner.pricing import Pricer
 from planner.topology import nic_for_device, offnode_bandwidth_per_device_gbps
 from planner.work.ops import Collective
@@ -88,6 +89,7 @@ class StagePlan:
     static_bytes: float  # memory held all step (states, buffers, working, reserved), bytes
     activation_bytes_per_microbatch: float
     analytic_peak_bytes: float
+    zero3_hidden: tuple[float, float] = (0.0, 0.0)  # analytic compute hidden under ZeRO-3 traffic (fwd, bwd), s
 
 
 @dataclass(frozen=True)
@@ -201,6 +203,9 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
 
         mem = stage_memory(s, hardware)
         bd = mem.breakdown
+        bwd_c = times.bwd_input_compute + times.bwd_weight_compute + times.recompute_compute
+        hidden = (hidden_compute(times.fwd_compute, sum(pricer.collective_time(c) for c in z3f)) if z3f else 0.0,
+                  hidden_compute(bwd_c, sum(pricer.collective_time(c) for c in z3b)) if z3b else 0.0)
         stages.append(StagePlan(
             index=s.index, node=node, devices=devs,
             chunks=_chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1),
@@ -210,7 +215,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             dp_gather=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind == "all-gather"),
             optimizer=times.optimizer, static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
-            analytic_peak_bytes=mem.peak_bytes,
+            analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden,
         ))
     p2p = pricer.p2p_time(step.p2p_bytes)
     sends = {}

@@ -33,4 +33,6 @@ def estimate(
     if json_out:
         print_json(est)
     else:
-        console.print(render_estimate(est))
+        from ..cost.bottleneck import analyse_scenario
+
+        console.print(render_estimate(est, analyse_scenario(scenario)))

@@ -55,15 +55,24 @@ def stacked_bar(parts: dict[str, float], colors: dict[str, str], width: int = 60
     return bar
 
 
-def time_table(est: Estimate) -> Table:
-    """Where the step time goes, with a stacked bar."""
+def time_table(est: Estimate, analysis=None) -> Table:
+    """Where the step time goes; with a :class:`~planner.cost.bottleneck.BottleneckAnalysis`, what
+    each part's resource made 2x faster saves (the bottleneck's row in bold)."""
     parts = est.time.model_dump()
     table = Table(title="Step time breakdown", show_edge=False)
-    table.add_column("part")
-    table.add_column("time", justify="right")
-    table.add_column("share", justify="right")
+    table.add_column("part", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("share", justify="right", no_wrap=True)
+    saving = {}
+    if analysis is not None:
+        table.add_column("2x faster saves", justify="right", no_wrap=True)
+        saving = {s.part: s.saving for s in analysis.speedups}
+        top = analysis.bottleneck.part if analysis.bottleneck.saving > 0 else None
     for key, value in parts.items():
-        table.add_row(Text(key, style=TIME_COLORS[key]), fmt_seconds(value), f"{value / est.step_time_s:6.1%}")
+        row = [Text(key, style=TIME_COLORS[key]), fmt_seconds(value), f"{value / est.step_time_s:6.1%}"]
+        if analysis is not None:
+            row.append(f"{saving[key]:.1%}" if key in saving else "-")
+        table.add_row(*row, style="bold" if analysis is not None and key == top else None)
     return table
 
 
@@ -107,8 +116,8 @@ def summary_table(est: Estimate) -> Table:
     return t
 
 
-def render_estimate(est: Estimate) -> Group:
-    """The full rich view of one estimate."""
+def render_estimate(est: Estimate, analysis=None) -> Group:
+    """The full rich view of one estimate (``analysis``: its bottleneck, see :func:`time_table`)."""
     parts = est.time.model_dump()
     bar = Text("time  ")
     bar.append_text(stacked_bar(parts, TIME_COLORS))
@@ -117,7 +126,14 @@ def render_estimate(est: Estimate) -> Group:
         if parts[key] > 0:
             legend.append("■ ", style=color)
             legend.append(f"{key} ")
-    items = [summary_table(est), Text(""), bar, legend, Text(""), time_table(est), Text(""), memory_table(est)]
+    items = [summary_table(est), Text(""), bar, legend, Text(""), time_table(est, analysis)]
+    if analysis is not None:
+        from ..cost.bottleneck import story
+
+        items.append(Text(story(analysis, est.step_time_s), style="bold"))
+        if est.engine != "analytic":
+            items.append(Text("(2x figures: analytic re-estimates)", style="dim"))
+    items += [Text(""), memory_table(est)]
     if est.notes:
         items += [Text("")] + [Text(f"note: {n}", style="dim") for n in est.notes]
     return Group(*items)

@@ -71,8 +71,8 @@ def render_comparison(cmp: Comparison) -> Group:
                 t.append(f" ({'+' if d > 0 else '−'}{fmt_seconds(abs(d))})", style="red" if d > 0 else "green")
             return t
         table.add_row(Text(f"  {part}", style=color), *[cell(col) for col in cols])
-    row("bottleneck", lambda col: f"{col.bottleneck.label} {col.bottleneck.share:.0%}")
-    row("largest overhead", lambda col: f"{col.overhead.label} {col.overhead.share:.0%}")
+    row("bottleneck", lambda col: neck_text(col.bottleneck))
+    row("largest overhead", lambda col: neck_text(col.overhead))
     lines: list = [table, Text("")]
     for i, col in enumerate(cmp.variants, 1):
         shifts = [s for s in (col.bottleneck_shift, col.overhead_shift) if s]
@@ -80,9 +80,17 @@ def render_comparison(cmp: Comparison) -> Group:
             f"bottleneck unchanged ({col.bottleneck.label}), largest overhead unchanged ({col.overhead.label})")
         lines.append(Text(f"variant {i} ({col.label}): {words}", style="bold" if shifts else ""))
         if not col.estimate.fits:
-            lines.append(Text(f"variant {i} no longer fits in device memory", style="bold red"))
+            again = "does not fit in device memory either" if not cmp.base.estimate.fits else "no longer fits in device memory"
+            lines.append(Text(f"variant {i} {again}", style="bold red"))
         lines += [Text(f"  note: {n}", style="dim") for n in col.notes]
     return Group(*lines)
+
+
+def neck_text(neck) -> str:
+    """"compute (2x faster saves 7%, booked 28%)"; the booked share alone when unmeasured."""
+    if neck.saving_x2 is None:
+        return f"{neck.label} {neck.share:.0%}"
+    return f"{neck.label} (2x faster saves {neck.saving_x2:.1%}, booked {neck.share:.0%})"
 
 
 def sparkline(values: list[float | None]) -> str:
@@ -110,7 +118,7 @@ def render_sweep(res: SweepResult) -> Group:
         mem = Text(fmt_bytes(p.peak_memory_bytes), style="" if p.fits else "bold red")
         table.add_row(*keys, p.layout, str(p.global_batch), fmt_seconds(p.step_time_s), f"{p.tokens_per_s:,.0f}",
                       f"{p.tokens_per_s_per_gpu:,.1f}", f"{p.mfu:.1%}", mem,
-                      f"{p.bottleneck.label} {p.bottleneck.share:.0%}",
+                      neck_text(p.bottleneck),
                       f"{eff:.1%}" if eff is not None else "-", bar)
     tps = [p.tokens_per_s for p in res.points]
     items = [table, Text(""), Text(f"tokens/s    {sparkline(tps)}")]
@@ -178,17 +186,22 @@ def sweep_png(res: SweepResult, path: str) -> None:
 def render_sensitivity(res: Sensitivity) -> Group:
     """Ranked elasticity tables, hardware then model, and the bottleneck sentence."""
     items: list = [Text(res.headline, style="bold")]
-    items += [Text(s) for s in res.sentences[1:4]] + [Text("")]
+    if res.bottleneck:
+        items.append(Text(res.bottleneck, style="bold"))
+    items += [Text(s) for s in res.sentences if s != res.headline][:3] + [Text("")]
     for group, rows in (("hardware", res.hardware), ("model", res.model)):
         table = Table(title=f"{group} parameters (step {fmt_seconds(res.step_time_s)}, ±10 %)", show_edge=False)
-        for name in ("rank", "parameter", "key", "value", "elasticity", "share", "", "change", "step time"):
+        names = ("rank", "parameter", "key", "value", "elasticity", "share", "", "change", "step time")
+        names += ("2x better",) if group == "hardware" else ()
+        for name in names:
             table.add_column(name, justify="left" if name in ("parameter", "key", "") else "right")
         for i, r in enumerate(rows, 1):
             hw = group == "hardware"
             bar = Text("█" * round(min(r.bound_share, 1.0) * 20) if hw else "", style="magenta")
             table.add_row(str(i), r.label, r.key, f"{r.value:g}", f"{r.elasticity:+.3f}",
                           f"{r.bound_share:.1%}" if hw else "-", bar, r.improve_text.split(" ")[0],
-                          f"{r.improve_delta:+.2%}")
+                          f"{r.improve_delta:+.2%}",
+                          *((f"{r.double_delta:+.1%}" if r.double_delta is not None else "-",) if hw else ()))
         items += [table, Text("")]
     items += [Text(f"skipped {s}", style="dim") for s in res.skipped]
     items.append(Text("elasticity = d ln(step time) / d ln(value) by central difference; share = |elasticity|, "

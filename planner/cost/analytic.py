@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..pricing import Pricer
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import StageWork, StepWork, build_step
+from .bottleneck_booking import zero3_hidden_compute
 from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown, trusted
 from .schedule import StagePass, pipeline_time
 
@@ -30,6 +31,7 @@ class StageTimes:
     dp_step_comm: float  # per-step gradient reduction and parameter gathers, s
     optimizer: float  # optimizer step, s
     dp_step_gather: float = 0.0  # the parameter all-gather part of dp_step_comm (ZeRO-1/2), s
+    zero3_hidden_compute: float = 0.0  # compute of passes whose ZeRO-3 communication outlasts it, s
 
     @property
     def compute(self) -> float:
@@ -71,11 +73,12 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         parts["bi"][1] = max(0.0, parts["bi"][1] - parts["bi"][0])
         parts["bw"][1] = max(0.0, parts["bw"][1] - parts["bw"][0])
         parts["r"][1] = max(0.0, parts["r"][1] - parts["r"][0])
-    zero3 = 0.0
+    zero3 = hidden = 0.0
     if stage.per_microbatch_comm:
         gathers_fwd = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase == "fwd")
         bwd_comm = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase != "fwd")
         zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
+        hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm)
     dp_step = sum(pricer.collective_time(c) for c in stage.per_step_comm)
     dp_gather = sum(pricer.collective_time(c) for c in stage.per_step_comm if c.kind == "all-gather")
     return StageTimes(
@@ -85,6 +88,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
         p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
+        zero3_hidden_compute=hidden,
     )
 
 
@@ -176,9 +180,10 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     m = step.micro_batches
     dp_exposed = exposed_dp_comm(times, step)
     optimizer = max(t.optimizer for t in times)
+    hidden = slow.zero3_hidden_compute  # booked as communication: it ran under longer ZeRO-3 traffic
     breakdown = TimeBreakdown(
-        compute=m * slow.compute, tp_comm=m * slow.tp_comm, pp_bubble=pipe.bubble,
-        pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * slow.zero3_exposed + dp_exposed,
+        compute=m * (slow.compute - hidden), tp_comm=m * slow.tp_comm, pp_bubble=pipe.bubble,
+        pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * (slow.zero3_exposed + hidden) + dp_exposed,
         optimizer=optimizer, other=0.0,
     )
     step_time = breakdown.total

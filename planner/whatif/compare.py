@@ -6,6 +6,7 @@ from typing import Callable, Sequence
 
 from pydantic import Field
 
+from ..cost.bottleneck import BottleneckAnalysis, analyse_scenario
 from ..cost.result import Estimate, Result
 from ..errors import SpecError
 from ..scenario import Scenario
@@ -36,22 +37,36 @@ def get_engine(name: str) -> Engine:
 
 
 class Bottleneck(Result):
-    """The largest part of the step time breakdown."""
+    """The resource whose 2x speed-up saves the most step time (:mod:`planner.cost.bottleneck`),
+    with the time the breakdown books for it."""
 
-    part: str = Field(description="TimeBreakdown field name")
-    label: str = Field(description="the part in words")
-    seconds: float = Field(description="its time, s")
-    share: float = Field(description="its fraction of the step time")
+    part: str = Field(description="TimeBreakdown field the resource is booked in")
+    resource: str = Field("", description="compute, tp_comm, dp_comm, pp_comm or optimizer ('' when unmeasured)")
+    label: str = Field(description="the resource in words")
+    seconds: float = Field(description="its booked time in the breakdown, s")
+    share: float = Field(description="its booked fraction of the step time")
+    saving_x2: float | None = Field(None, description="fraction of the step saved when the resource is 2x "
+                                    "faster (analytic re-estimate; None when unmeasured)")
 
 
-def bottleneck_of(est: Estimate, *, overheads_only: bool = False) -> Bottleneck:
-    """The largest TimeBreakdown part of ``est`` (``overheads_only``: the largest part besides compute)."""
+def bottleneck_of(est: Estimate, analysis: BottleneckAnalysis | None = None, *,
+                  overheads_only: bool = False) -> Bottleneck:
+    """The bottleneck of ``est``: the resource of ``analysis`` whose 2x speed-up saves the most
+    (``overheads_only``: besides compute). Without an analysis (or when nothing saves anything),
+    the largest booked part of the breakdown."""
     parts = est.time.model_dump()
+    total = est.step_time_s
+    if analysis is not None:
+        ranked = [s for s in analysis.speedups if not (overheads_only and s.resource == "compute")]
+        if ranked and ranked[0].saving > 0:
+            top = ranked[0]
+            return Bottleneck(part=top.part, resource=top.resource, label=top.label, seconds=parts[top.part],
+                              share=parts[top.part] / total if total else 0.0, saving_x2=top.saving)
     if overheads_only:
         parts.pop("compute")
     part = max(parts, key=parts.get)
     return Bottleneck(part=part, label=BOTTLENECK_WORDS[part], seconds=parts[part],
-                      share=parts[part] / est.step_time_s if est.step_time_s else 0.0)
+                      share=parts[part] / total if total else 0.0)
 
 
 class Delta(Result):
@@ -112,7 +127,8 @@ def column(scenario: Scenario, engine: Engine, label: str, settings: Sequence[st
            notes: Sequence[str] = (), base: Column | None = None) -> Column:
     """Estimate ``scenario`` and describe it (delta and bottleneck shift against ``base``)."""
     est = engine(scenario)
-    neck, over = bottleneck_of(est), bottleneck_of(est, overheads_only=True)
+    analysis = analyse_scenario(scenario)
+    neck, over = bottleneck_of(est, analysis), bottleneck_of(est, analysis, overheads_only=True)
     return Column(label=label, settings=list(settings), notes=list(notes), layout=scenario.layout.describe(),
                   gpus=scenario.gpus, estimate=est, bottleneck=neck, overhead=over,
                   bottleneck_shift=_shift("bottleneck", base.bottleneck, neck) if base else None,
@@ -121,7 +137,7 @@ def column(scenario: Scenario, engine: Engine, label: str, settings: Sequence[st
 
 
 def _shift(what: str, old: Bottleneck, new: Bottleneck) -> str | None:
-    if old.part == new.part:
+    if old.part == new.part and old.resource == new.resource:
         return None
     return f"{what} shifts from {old.label} ({old.share:.0%}) to {new.label} ({new.share:.0%})"
 

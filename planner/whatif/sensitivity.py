@@ -13,6 +13,8 @@ from typing import Sequence
 
 from pydantic import Field
 
+from ..cost.bottleneck import analyse_scenario
+from ..cost.bottleneck import story as bottleneck_story
 from ..cost.result import Result
 from ..errors import SpecError
 from ..scenario import Scenario
@@ -53,6 +55,8 @@ class Elasticity(Result):
     bound_share: float = Field(description="|elasticity|: fraction of the step that scales with it")
     improve_delta: float = Field(description="relative step-time change of the 10 % improvement")
     improve_text: str = Field(description="the improvement in words (+10 % bandwidth, -10 % latency)")
+    double_delta: float | None = Field(None, description="relative step-time change when the parameter is 2x "
+                                       "better (x2 a rate, x0.5 a cost); hardware parameters only")
 
 
 class Sensitivity(Result):
@@ -63,7 +67,9 @@ class Sensitivity(Result):
     hardware: list[Elasticity] = Field(description="hardware parameters, largest |elasticity| first")
     model: list[Elasticity] = Field(description="model parameters, largest |elasticity| first")
     skipped: list[str] = Field(description="parameters that could not be varied, and why")
-    headline: str = Field(description="the bottleneck sentence")
+    headline: str = Field(description="the sentence of the hardware parameter whose 2x improvement helps most")
+    bottleneck: str = Field("", description="the bottleneck resource and what its 2x speed-up saves "
+                            "(planner.cost.bottleneck, analytic), the same as whatif's")
     sentences: list[str] = Field(description="one sentence per hardware parameter with a share >= 1 %, ranked")
 
 
@@ -117,26 +123,40 @@ def sensitivity(base: Scenario, engine: str = "analytic", step: float = STEP,
         better_t = t_hi if more_is_better else t_lo
         pct = (hi / x0 - 1) if more_is_better else (lo / x0 - 1)
         word = label.split(" (")[0]
+        double = None
+        if group == "hardware" and key != "hardware.hbm_capacity":  # capacity changes no time
+            doubled = apply_settings(base, [(key, "x2" if more_is_better else "x0.5")])[0]
+            double = run(doubled).step_time_s / t0 - 1
         rows[group].append(Elasticity(
             key=key, label=label, group=group, value=x0, low=lo, high=hi, step_time_low_s=t_lo,
             step_time_high_s=t_hi, elasticity=e, bound_share=abs(e), improve_delta=better_t / t0 - 1,
-            improve_text=f"{pct:+.0%} {word}"))
+            improve_text=f"{pct:+.0%} {word}", double_delta=double))
     for group in rows:
         rows[group].sort(key=lambda r: -abs(r.elasticity))
+    story = bottleneck_story(analyse_scenario(base), t0)
     return Sensitivity(engine=engine, step_time_s=t0, hardware=rows["hardware"], model=rows["model"],
-                       skipped=skipped, headline=headline(rows["hardware"]),
+                       skipped=skipped, headline=headline(rows["hardware"]), bottleneck=story,
                        sentences=[sentence(r) for r in rows["hardware"] if r.bound_share >= 0.01])
 
 
 def headline(hardware: Sequence[Elasticity]) -> str:
-    """"Your step is 41% bound by inter-node bandwidth (NIC): +10% ... gives -3.9% step time"."""
+    """"Your step is 41% bound by inter-node bandwidth (NIC): +10% ... gives -3.9% step time, 2x gives
+    -21%" for the parameter whose 2x improvement helps most (the largest elasticity when none was
+    doubled): near a kink of the step time (two overlapped resources almost equal) the small-step
+    elasticities of both are large, and the 2x figure tells which one pays."""
     if not hardware or math.isclose(hardware[0].bound_share, 0.0, abs_tol=1e-12):
         return "No hardware parameter changes the step time by itself."
-    return sentence(hardware[0])
+    doubled = [r for r in hardware if r.double_delta is not None]
+    top = min(doubled, key=lambda r: r.double_delta) if doubled else hardware[0]
+    return sentence(top)
 
 
 def sentence(row: Elasticity) -> str:
     """The bottleneck sentence of one parameter, from its measured numbers."""
     sign = "−" if row.improve_delta < 0 else "+"
-    return (f"Your step is {row.bound_share:.0%} bound by {row.label}: {row.improve_text} gives "
+    text = (f"Your step is {row.bound_share:.0%} bound by {row.label}: {row.improve_text} gives "
             f"{sign}{abs(row.improve_delta):.1%} step time")
+    if row.double_delta is not None:
+        word = "halved" if row.improve_text.startswith("-") else "doubled"
+        text += f", {word} {'−' if row.double_delta < 0 else '+'}{abs(row.double_delta):.1%}"
+    return text

@@ -16,6 +16,7 @@ from typing import Callable, Literal, Sequence
 
 from pydantic import Field
 
+from ..cost.bottleneck import analyse_scenario
 from ..cost.result import Result
 from ..errors import SpecError
 from ..scenario import Scenario
@@ -123,7 +124,8 @@ def sweep(base: Scenario, vary: Sequence[tuple[str, Sequence[str]]], mode: Mode 
             values=values, gpus=scenario.gpus, layout=scenario.layout.describe(),
             global_batch=scenario.training.global_batch_size, step_time_s=est.step_time_s,
             tokens_per_s=est.tokens_per_s, tokens_per_s_per_gpu=per_gpu, mfu=est.mfu,
-            peak_memory_bytes=est.peak_memory_bytes, fits=est.fits, bottleneck=bottleneck_of(est),
+            peak_memory_bytes=est.peak_memory_bytes, fits=est.fits,
+            bottleneck=bottleneck_of(est, analyse_scenario(scenario)),
             time_s=est.time.model_dump(), efficiency=per_gpu / ref if ref else None))
         if progress:
             progress(i + 1, len(grid))
