@@ -51,21 +51,21 @@ def parse_reference(text: str, gpus: int, training: TrainingSpec) -> tuple[Layou
 SCHED_SHORT = {"gpipe": "gpipe", "1f1b": "1f1b", "interleaved-1f1b": "i1f1b", "zb-h1": "zb-h1"}
 
 
-def plans_table(result) -> Table:
-    """Top plans, with the reference as a last dimmed row."""
-    t = Table(title=f"Top {len(result.plans)} of {result.total_feasible} feasible plans "
-                    f"({result.objective}; {result.gpus} x {result.hardware})", show_edge=False, pad_edge=False)
-    cols = [("#", "right"), ("layout", "left"), ("mb x acc", "right"), ("recomp", "left"), ("step", "right"),
-            ("tokens/s", "right"), ("MFU", "right"), ("peak/cap GiB", "right"), ("bubble", "right"),
-            ("exp.comm", "right")]
+def plans_table(result, width: int | None = None) -> Table:
+    """Top plans, with the reference as a last dimmed row; fitted to ``width`` (the console's):
+    numbers are never cut, the layout column wraps and recompute is left out first."""
+    from .fit_table import Col, fitted_table
+
+    cols = [Col("#"), Col("layout", numeric=False, drop=1, min_text=9), Col("mb x acc"),
+            Col("recomp", numeric=False, drop=2), Col("step"), Col("tokens/s"), Col("MFU"), Col("peak/cap GiB"),
+            Col("bubble"), Col("exp.comm")]
     if result.objective == "cost":
-        cols.append(("GPU-h/Mtok", "right"))
-    for col, just in cols:
-        t.add_column(col, justify=just, no_wrap=col == "layout")
-    rows = [(str(p.rank), p, "") for p in result.plans]
+        cols.append(Col("GPU-h/Mtok"))
+    rows = [(str(p.rank), p, None) for p in result.plans]
     if result.reference is not None:
         rows.append(("ref", result.reference, "dim"))
-    for tag, p, style in rows:
+    cells = []
+    for tag, p, _style in rows:
         e = p.estimate
         comm = (e.time.tp_comm + e.time.pp_comm + e.time.dp_comm_exposed) / e.step_time_s
         over = e.peak_memory_bytes > p.usable_memory_bytes
@@ -78,8 +78,11 @@ def plans_table(result) -> Table:
                f"{e.bubble_fraction:.1%}", f"{comm:.1%}"]
         if result.objective == "cost":
             row.append(f"{p.gpu_hours_per_mtok:.2f}")
-        t.add_row(*row, style=style)
-    return t
+        cells.append(row)
+    title = (f"Top {len(result.plans)} of {result.total_feasible} feasible plans "
+             f"({result.objective}; {result.gpus} x {result.hardware})")
+    return fitted_table(cols, cells, console.width if width is None else width, title=title,
+                        styles=[s for _t, _p, s in rows], show_edge=False, pad_edge=False)
 
 
 @app.command()

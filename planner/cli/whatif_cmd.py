@@ -50,9 +50,14 @@ def whatif(
                     "(join several keys in one variant with spaces), e.g. hardware.nic_bandwidth=x2.")] = None,
     save: Annotated[Optional[str], typer.Option("--save", help="Write the variant scenario(s) as JSON "
                     "(FILE for one, FILE-1.json, FILE-2.json ... for several; the base when no --set).")] = None,
+    list_keys: Annotated[bool, typer.Option("--list-keys", help="List every KEY that --set and sweep's "
+                         "--vary accept, and exit.")] = False,
     engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Compare a base scenario with variants: step time, tokens/s, MFU, memory, breakdown, bottleneck."""
+    if list_keys:
+        _print_keys(json_out)
+        return
     scenario = scenario_from(base, **scenario_flags)
     variants = [split_variant(s) for s in (set_ or [])]
     result = compare(scenario, variants, engine)
@@ -62,6 +67,28 @@ def whatif(
         print_json(result)
     else:
         console.print(render_comparison(result))
+
+
+def _print_keys(json_out: bool) -> None:
+    """Every key --set / --vary accept, grouped: short names, aliases, spec fields."""
+    from ..whatif import ALIASES, FIELD_ALIASES, valid_keys
+    from ..whatif.keys import SHORT_NAMES
+
+    groups = {
+        "short names": [f"{k} = {v}" for k, v in sorted(SHORT_NAMES.items())],
+        "aliases": sorted(ALIASES) + [f"{k} = {v}" for k, v in sorted(FIELD_ALIASES.items())],
+        "spec fields": [k for k in valid_keys() if k not in SHORT_NAMES and k not in ALIASES
+                        and k not in FIELD_ALIASES],
+    }
+    if json_out:
+        console.print_json(json.dumps({k: [x.split(" = ")[0] for x in v] for k, v in groups.items()}))
+        return
+    for title, keys in groups.items():
+        console.print(f"[bold]{title}[/]")
+        for k in keys:
+            console.print(f"  {k}", highlight=False)
+    console.print("values take units (400Gb/s, 80GiB, 5us) or a multiplier of the current value (x2)",
+                  highlight=False)
 
 
 def _save_variants(path: str, base, variants: list[list[str]]) -> None:

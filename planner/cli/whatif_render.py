@@ -99,29 +99,51 @@ def sparkline(values: list[float | None]) -> str:
     return "".join(" " if v is None else SPARK[min(7, max(0, round(v / top * 7)))] for v in values)
 
 
-def render_sweep(res: SweepResult) -> Group:
-    """Sweep table with an efficiency bar per point, and a sparkline of throughput."""
+SHORT_NECK = {"compute": "compute", "tp_comm": "tp comm", "dp_comm": "dp/ZeRO comm", "pp_comm": "pp sends",
+              "optimizer": "optimizer"}
+
+
+def neck_short(neck) -> str:
+    """"compute 2x:-24%" (the booked share when unmeasured) for narrow tables."""
+    if neck.saving_x2 is None:
+        return f"{neck.label} {neck.share:.0%}"
+    return f"{SHORT_NECK.get(neck.resource, neck.label)} 2x:−{neck.saving_x2:.0%}"
+
+
+def render_sweep(res: SweepResult, width: int | None = None) -> Group:
+    """Sweep table fitted to ``width`` (numbers never cut; the layout column goes first), an
+    efficiency bar per point when gpus is varied, points that failed listed under it, and a
+    sparkline of throughput."""
+    from .app import console
+    from .fit_table import Col, fitted_table
+
     title = f"Sweep ({res.mode} scaling, {res.engine} engine{', re-planned' if res.replan else ''})"
-    table = Table(title=title, show_edge=False)
-    for key in res.keys:
-        table.add_column(key, justify="right")
-    for name in ("layout", "global batch", "step time", "tokens/s", "tok/s/GPU", "MFU", "peak mem",
-                 "bottleneck", "efficiency", ""):
-        table.add_column(name, justify="right" if name not in ("layout", "bottleneck", "") else "left")
+    scaling = any(p.efficiency is not None for p in res.points)
+    cols = [Col(k) for k in res.keys] + [
+        Col("layout", numeric=False, drop=3, min_text=10), Col("global batch"), Col("step time"), Col("tokens/s"),
+        Col("tok/s/GPU"), Col("MFU"), Col("peak mem"), Col("fits"), Col("bottleneck", numeric=False, drop=2)]
+    if scaling:
+        cols += [Col("scaling eff."), Col("", numeric=False, drop=1)]
+    rows, failed = [], []
     for p in res.points:
         keys = [p.values[k] for k in res.keys]
         if p.error:
-            table.add_row(*keys, Text(p.error, style="red"), *[""] * 9)
+            failed.append(Text(f"{' '.join(f'{k}={v}' for k, v in p.values.items())}: {p.error}", style="red"))
+            rows.append([*keys, "-", *["-"] * 6, Text("ERROR", style="bold red"), "-"]
+                        + (["-", ""] if scaling else []))
             continue
-        eff = p.efficiency
-        bar = Text("█" * round(min(eff, 1.2) * 20), style="green" if eff >= 0.9 else "yellow") if eff else Text("")
         mem = Text(fmt_bytes(p.peak_memory_bytes), style="" if p.fits else "bold red")
-        table.add_row(*keys, p.layout, str(p.global_batch), fmt_seconds(p.step_time_s), f"{p.tokens_per_s:,.0f}",
-                      f"{p.tokens_per_s_per_gpu:,.1f}", f"{p.mfu:.1%}", mem,
-                      neck_text(p.bottleneck),
-                      f"{eff:.1%}" if eff is not None else "-", bar)
+        fits = Text("yes", style="green") if p.fits else Text("NO", style="bold red")
+        row = [*keys, p.layout, str(p.global_batch), fmt_seconds(p.step_time_s), f"{p.tokens_per_s:,.0f}",
+               f"{p.tokens_per_s_per_gpu:,.1f}", f"{p.mfu:.1%}", mem, fits, neck_short(p.bottleneck)]
+        if scaling:
+            eff = p.efficiency
+            bar = Text("█" * round(min(eff, 1.2) * 20), style="green" if eff >= 0.9 else "yellow") if eff else Text("")
+            row += [f"{eff:.1%}" if eff is not None else "-", bar]
+        rows.append(row)
+    table = fitted_table(cols, rows, console.width if width is None else width, title=title, show_edge=False)
     tps = [p.tokens_per_s for p in res.points]
-    items = [table, Text(""), Text(f"tokens/s    {sparkline(tps)}")]
+    items = [table, *failed, Text(""), Text(f"tokens/s    {sparkline(tps)}")]
     effs = [p.efficiency for p in res.points]
     if any(e is not None for e in effs):
         items.append(Text(f"efficiency  {sparkline(effs)}"))
@@ -130,7 +152,8 @@ def render_sweep(res: SweepResult) -> Group:
             items.append(Text(f"scaling efficiency {done[0].gpus} -> {done[-1].gpus} GPUs ({res.mode}): "
                               f"{done[-1].efficiency:.1%}", style="bold"))
     if any(p.fits is False for p in res.points):
-        items.append(Text("red memory: the point does not fit in device memory", style="red"))
+        items.append(Text("fits NO: the point does not fit in device memory", style="red"))
+    items.append(Text("bottleneck: the resource whose 2x speed-up saves the most step time", style="dim"))
     return Group(*items)
 
 

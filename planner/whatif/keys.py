@@ -18,9 +18,9 @@ from typing import Any, Callable, Literal, Sequence
 
 from pydantic import BaseModel, ValidationError
 
-from ..errors import SpecError, format_validation_error, suggest
+from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario
-from ..specs import DTYPES, check_layout
+from ..specs import DTYPES, Layout, TrainingSpec, check_layout
 from ..units import Kind, resolve
 
 SECTIONS = ("model", "training", "layout", "hardware")
@@ -45,6 +45,27 @@ FIELD_ALIASES = {
     "hardware.collective_efficiency": "hardware.node.collective_efficiency",
     **{f"hardware.peak_tflops.{d}": f"hardware.device.peak_tflops.{d}" for d in DTYPES},
 }
+
+
+# Bare names of layout and training fields, like ``gpus`` and the CLI's flags: ``tp=8``,
+# ``zero=3``, ``micro_batch=2`` (``micro-batch`` too), ``seq=4096``, ``schedule=zb-h1``.
+SHORT_NAMES = {
+    **{name: f"layout.{name}" for name in Layout.model_fields},
+    **{name: f"training.{name}" for name in TrainingSpec.model_fields},
+    "zero": "layout.zero_stage", "seq": "training.seq_length", "global_batch": "training.global_batch_size",
+    "micro_batch": "training.micro_batch_size",
+}
+
+LIST_KEYS_HINT = "list the keys with: paraplan whatif --list-keys"
+
+
+def canonical_key(key: str) -> str:
+    """The dotted key behind ``key``: a short name (``tp``, ``micro-batch``) or a field alias
+    (``training.seq``) resolved to its spec field path; other keys unchanged."""
+    short = SHORT_NAMES.get(key.replace("-", "_"))
+    if short is not None:
+        return short
+    return FIELD_ALIASES.get(key, key)
 
 
 def _field_unit(name: str, path: Sequence[str]) -> tuple[Kind | None, float]:
@@ -87,18 +108,22 @@ def _leaf_keys(cls: type[BaseModel], prefix: str) -> list[str]:
 
 
 def valid_keys() -> list[str]:
-    """All keys ``--set`` accepts: aliases first, then every spec field path."""
+    """All keys ``--set`` accepts: short names, aliases, then every spec field path."""
     fields = ["gpus"]
     for section in SECTIONS:
         cls = Scenario.model_fields[section].annotation
         fields += _leaf_keys(cls, f"{section}.")
-    return sorted(ALIASES) + sorted(FIELD_ALIASES) + [k for k in fields if "sources" not in k]
+    return (sorted(SHORT_NAMES) + sorted(ALIASES) + sorted(FIELD_ALIASES)
+            + [k for k in fields if "sources" not in k])
 
 
 def _unknown_key(key: str) -> SpecError:
-    choices = valid_keys()
-    hint = suggest(key, choices)
-    return SpecError(f"unknown key '{key}' ({hint}); valid keys: {', '.join(choices)}", field="--set")
+    """One short line: the closest keys (at most 3) and how to list them all."""
+    import difflib
+
+    close = difflib.get_close_matches(key, valid_keys(), n=3, cutoff=0.6)
+    hint = f" (did you mean: {', '.join(close)}?)" if close else ""
+    return SpecError(f"unknown key '{key}'{hint}; {LIST_KEYS_HINT}", field="--set")
 
 
 def _parse_scalar(text: str, ann: Any, current: Any, key: str, name: str, path: Sequence[str]) -> Any:
@@ -237,28 +262,39 @@ ALIASES: dict[str, Callable[[dict, str, str], list[str]]] = {
 }
 
 
-def parse_assignment(text: str) -> tuple[str, str]:
-    """``"KEY=VALUE"`` -> ``(key, value)``; SpecError when there is no ``=``."""
+def parse_assignment(text: str, option: str = "--set") -> tuple[str, str]:
+    """``"KEY=VALUE"`` -> ``(key, value)``; SpecError (naming ``option``) when there is no ``=``."""
     key, sep, value = text.partition("=")
     if not sep or not key.strip() or not value.strip():
-        raise SpecError(f"'{text}' is not KEY=VALUE (e.g. hardware.nic_bandwidth=x2)", field="--set")
+        raise SpecError(f"'{text}' is not KEY=VALUE (e.g. hardware.nic_bandwidth=x2)", field=option)
     return key.strip(), value.strip()
 
 
 def apply_settings(scenario: Scenario, settings: Sequence[str | tuple[str, str]],
-                   check: bool = True) -> tuple[Scenario, list[str]]:
+                   check: bool = True, option: str = "--set") -> tuple[Scenario, list[str]]:
     """``scenario`` with every ``KEY=VALUE`` applied in order; returns (new scenario, notes).
 
     Raises SpecError on an unknown key, an unreadable value or (``check``) a layout that cannot
     run (the message shows the arithmetic). ``check=False`` skips check_layout, for a caller that
-    re-plans the layout anyway.
+    re-plans the layout anyway. ``option``: the command-line option errors name (``--vary``).
     """
+    try:
+        return _apply(scenario, settings, check)
+    except SpecError as exc:
+        if exc.field != "--set" or option == "--set":
+            raise
+        text = str(exc).removeprefix(f"{exc.field}: ")
+        raise SpecError(text, field=option, source=exc.source) from None
+
+
+def _apply(scenario: Scenario, settings: Sequence[str | tuple[str, str]],
+           check: bool) -> tuple[Scenario, list[str]]:
     data = scenario.model_dump()
     notes: list[str] = []
     touched: set[str] = set()
     for item in settings:
         key, text = parse_assignment(item) if isinstance(item, str) else item
-        full = FIELD_ALIASES.get(key, key)
+        full = canonical_key(key)
         if full in ALIASES:
             notes += ALIASES[full](data, text, key)
         elif full.split(".")[0] in SECTIONS + ("gpus",):
@@ -305,7 +341,7 @@ def _rederive(base: Scenario, data: dict, touched: set[str]) -> list[str]:
 
 def read_key(scenario: Scenario, key: str) -> float:
     """Current numeric value behind ``key`` (aliases: NIC/link totals in GB/s, the training dtype's peak)."""
-    full = FIELD_ALIASES.get(key, key)
+    full = canonical_key(key)
     hw = scenario.hardware
     if full == "hardware.nic_bandwidth":
         return hw.node.nic_bandwidth_gbps

@@ -21,7 +21,7 @@ from ..cost.result import Result
 from ..errors import SpecError
 from ..scenario import Scenario
 from .compare import Bottleneck, bottleneck_of, get_engine
-from .keys import apply_settings, parse_assignment
+from .keys import apply_settings, canonical_key, parse_assignment
 
 Mode = Literal["weak", "strong"]
 MODES = ("weak", "strong")
@@ -59,7 +59,7 @@ class SweepResult(Result):
 
 def parse_vary(text: str) -> tuple[str, list[str]]:
     """``"gpus=128,256"`` -> ``("gpus", ["128", "256"])``."""
-    key, values = parse_assignment(text)
+    key, values = parse_assignment(text, option="--vary")
     items = [v.strip() for v in values.split(",") if v.strip()]
     if not items:
         raise SpecError(f"'{text}' gives no values (e.g. gpus=128,256,512)", field="--vary")
@@ -69,7 +69,8 @@ def parse_vary(text: str) -> tuple[str, list[str]]:
 def _point_settings(base: Scenario, keys: Sequence[str], combo: Sequence[str], mode: Mode,
                     first_gpus: int | None) -> list[tuple[str, str]]:
     settings = list(zip(keys, combo, strict=True))
-    if mode == "weak" and "gpus" in keys and "training.global_batch" not in keys:
+    batch_set = any(canonical_key(k) == "training.global_batch_size" for k in keys)
+    if mode == "weak" and "gpus" in keys and not batch_set:
         gpus = int(float(dict(settings)["gpus"]))
         gb0 = base.training.global_batch_size
         if (gb0 * gpus) % first_gpus:
@@ -103,7 +104,7 @@ def sweep(base: Scenario, vary: Sequence[tuple[str, Sequence[str]]], mode: Mode 
         values = dict(zip(keys, combo, strict=True))
         try:
             settings = _point_settings(base, keys, combo, mode, first_gpus)
-            scenario = apply_settings(base, settings, check=replan is None)[0]
+            scenario = apply_settings(base, settings, check=replan is None, option="--vary")[0]
         except SpecError as exc:
             if i == 0 or "unknown key" in str(exc) or "cannot read" in str(exc):
                 raise

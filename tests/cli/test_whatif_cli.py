@@ -48,7 +48,7 @@ def test_whatif_from_saved_scenario_file(run_cli, tmp_path):
 
 
 @pytest.mark.parametrize("setting, words", [
-    ("hardware.nic_bw=x2", ["unknown key", "hardware.nic_bandwidth", "layout.tp", "gpus"]),
+    ("hardware.nic_bw=x2", ["unknown key", "hardware.nic_bandwidth", "--list-keys"]),
     ("hardware.nic_bandwidth=25GHz", ["cannot read", "25GB/s", "200Gb/s", "x2"]),
     ("layout.tp=7", ["tp(7)"]),
 ])
@@ -109,3 +109,21 @@ def test_sensitivity_ranked_with_headline(run_cli):
     assert data["headline"].startswith("Your step is") and "step time" in data["headline"]
     text = run_cli("sensitivity", *BASE).stdout
     assert "hardware parameters" in text and "model parameters" in text
+
+
+def test_list_keys_names_short_names_and_fields(run_cli):
+    r = run_cli("whatif", "--list-keys")
+    assert r.exit_code == 0, r.stderr
+    for key in ("tp = layout.tp", "micro_batch = training.micro_batch_size", "hardware.nic_bandwidth",
+                "hardware.device.hbm_bandwidth_gbps", "gpus"):
+        assert key in r.stdout
+
+
+def test_sweep_short_name_and_short_unknown_key_error(run_cli):
+    r = run_cli("sweep", *BASE, "--vary", "tp=2,4")
+    assert r.exit_code == 0, r.stderr
+    assert "tp2 pp16 dp4" in r.stdout and "tp4 pp16 dp2" in r.stdout
+    bad = run_cli("sweep", *BASE, "--vary", "tpx=1,2")
+    assert bad.exit_code == 2
+    line = bad.stderr.strip()
+    assert line.startswith("error: --vary: unknown key 'tpx'") and "\n" not in line and len(line) < 200

@@ -70,14 +70,34 @@ def test_hidden_alias_keeps_ffn_ratio(base):
     assert apply_settings(base, ["model.hidden=x1.25"])[0].model.num_heads == 96
 
 
-def test_unknown_key_lists_valid_keys(base):
+def test_unknown_key_is_one_short_line_with_the_closest_keys(base):
     with pytest.raises(SpecError) as exc:
         apply_settings(base, ["hardware.nic_bw=x2"])
     msg = str(exc.value)
     assert "did you mean: hardware.nic_bandwidth" in msg
-    for key in ("gpus", "layout.tp", "training.seq", "hardware.device.hbm_bandwidth_gbps"):
-        assert key in msg
-    assert set(valid_keys()) >= {"hardware.link_bandwidth", "model.layers", "training.global_batch"}
+    assert "paraplan whatif --list-keys" in msg
+    assert "\n" not in msg and len(msg) < 200
+    assert set(valid_keys()) >= {"hardware.link_bandwidth", "model.layers", "training.global_batch", "tp", "zero"}
+
+
+def test_unknown_key_in_a_sweep_names_vary(base):
+    with pytest.raises(SpecError) as exc:
+        sweep(base, [("tpx", ["1", "2"])])
+    assert str(exc.value).startswith("--vary: unknown key 'tpx' (did you mean: tp")
+
+
+@pytest.mark.parametrize("short, full, value", [
+    ("tp", "layout.tp", 8), ("pp", "layout.pp", 8), ("zero", "layout.zero_stage", 2),
+    ("micro_batch", "training.micro_batch_size", 2), ("micro-batch", "training.micro_batch_size", 2),
+    ("seq", "training.seq_length", 4096), ("schedule", "layout.schedule", "gpipe"),
+    ("recompute", "training.recompute", "selective"),
+])
+def test_short_names_like_gpus(base, short, full, value):
+    new, notes = apply_settings(base, [f"{short}={value}"])
+    section, name = full.split(".")
+    assert getattr(getattr(new, section), name) == value
+    if short in ("tp", "pp"):
+        assert any("dp re-derived" in n for n in notes)
 
 
 @pytest.mark.parametrize("setting, fragment", [
