@@ -175,35 +175,11 @@ def sweep_csv(res: SweepResult) -> str:
 
 
 def sweep_png(res: SweepResult, path: str) -> None:
-    """Throughput (with the ideal line) and scaling efficiency against the first varied key."""
-    import matplotlib
+    """Throughput and step time against the varied key, points that do not fit marked; scaling
+    efficiency when gpus is varied (:mod:`planner.report.sweep_plot`)."""
+    from ..report.sweep_plot import sweep_png as write
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    pts = [p for p in res.points if not p.error]
-    by_gpus = "gpus" in res.keys
-    xs = [p.gpus for p in pts] if by_gpus else list(range(len(pts)))
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    ax1.plot(xs, [p.tokens_per_s for p in pts], "o-", label="predicted")
-    if by_gpus and pts:
-        ideal = [pts[0].tokens_per_s * g / pts[0].gpus for g in xs]
-        ax1.plot(xs, ideal, "--", color="grey", label="ideal (linear)")
-    ax1.set_ylabel("throughput (tokens/s)")
-    ax2.plot(xs, [100 * (p.efficiency or 0) for p in pts], "s-", color="tab:green", label=f"{res.mode} scaling")
-    ax2.axhline(100, ls="--", color="grey", label="ideal (100 %)")
-    ax2.set_ylabel("scaling efficiency (%)")
-    ax2.set_ylim(0, 110)
-    for ax in (ax1, ax2):
-        ax.set_xlabel("GPUs" if by_gpus else ", ".join(res.keys) + " (point)")
-        if not by_gpus:
-            ax.set_xticks(xs, [" ".join(p.values.values()) for p in pts])
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.suptitle(f"{res.mode} scaling sweep ({res.engine})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    write(res, path)
 
 
 def render_sensitivity(res: Sensitivity) -> Group:

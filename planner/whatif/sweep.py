@@ -55,6 +55,8 @@ class SweepResult(Result):
     replan: bool = Field(description="layout re-planned at every point")
     keys: list[str] = Field(description="varied keys, in grid order")
     points: list[SweepPoint] = Field(description="grid points in order")
+    model: str = Field("", description="model name of the base scenario")
+    hardware: str = Field("", description="hardware profile name of the base scenario")
 
 
 def parse_vary(text: str) -> tuple[str, list[str]]:
@@ -130,7 +132,8 @@ def sweep(base: Scenario, vary: Sequence[tuple[str, Sequence[str]]], mode: Mode 
             time_s=est.time.model_dump(), efficiency=per_gpu / ref if ref else None))
         if progress:
             progress(i + 1, len(grid))
-    return SweepResult(engine=engine, mode=mode, replan=replan is not None, keys=keys, points=points)
+    return SweepResult(engine=engine, mode=mode, replan=replan is not None, keys=keys, points=points,
+                       model=base.model.name, hardware=base.hardware.name)
 
 
 def search_replanner(top: int = 1) -> Replanner:
