@@ -3,7 +3,8 @@
 Knobs (lower case = up / next, upper case = down / previous): t/T tp, p/P pp, b/B micro-batch,
 g/G GPU count (x2 / ÷2; dp re-derived), z ZeRO stage, r recompute, n/N NIC bandwidth (x1.25),
 l/L intra-node link bandwidth (x1.25), h/H HBM capacity (x1.25); s saves the scenario (JSON,
-atomic), e exports it (Megatron arguments when planner.exports is present, else JSON), q quits.
+atomic), e exports it (Megatron arguments when planner.exports is present, else JSON), ? shows
+every key, q quits. The footer fits the terminal width (``? help`` and ``q quit`` always shown).
 An invalid combination is shown as an error and the previous scenario is kept.
 """
 
@@ -18,7 +19,7 @@ import typer
 from rich.text import Text
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from ..cost.result import Estimate
 from ..errors import SpecError
@@ -27,6 +28,7 @@ from ..whatif import apply_settings
 from . import common as c
 from .app import app as cli_app
 from .app import write_atomic
+from .explore_keys import HelpScreen, KeyFooter, help_table, pair_entries
 from .render import GIB, TIME_COLORS, fmt_seconds, stacked_bar
 
 ZERO_STAGES = ("0", "1", "2", "3")
@@ -73,8 +75,11 @@ class ExploreApp(App):
     """Interactive what-if explorer over one scenario (analytic engine)."""
 
     CSS = "Static { padding: 0 1; } #error { color: red; }"
-    BINDINGS = [Binding(k, f"knob('{k}')", d, show=k.islower()) for k, (d, _, _) in KNOBS.items()] + [
-        Binding("s", "save", "save"), Binding("e", "export", "export"), Binding("q", "quit", "quit")]
+    OTHER_KEYS = [("s", "save the scenario (JSON)"), ("e", "export (Megatron args, else JSON)"),
+                  ("?", "this help"), ("q", "quit")]
+    BINDINGS = [Binding(k, f"knob('{k}')", d, show=False) for k, (d, _, _) in KNOBS.items()] + [
+        Binding("s", "save", "save", show=False), Binding("e", "export", "export", show=False),
+        Binding("question_mark", "help", "help", show=False), Binding("q", "quit", "quit", show=False)]
 
     def __init__(self, scenario: Scenario, save_path: str = "paraplan-explore.json",
                  export_path: str = "paraplan-explore-export.txt"):
@@ -90,13 +95,17 @@ class ExploreApp(App):
         yield Header()
         for wid in ("knobs", "numbers", "time", "memory", "error", "status"):
             yield Static(id=wid)
-        yield Footer()
+        yield KeyFooter(pair_entries(KNOBS) + [("s", "save"), ("e", "export")], id="footer")
 
     def on_mount(self) -> None:
         self.title = "paraplan explore"
         self.refresh_view()
 
     # --- actions ------------------------------------------------------------------------
+    def action_help(self) -> None:
+        """Show every key (``?``)."""
+        self.push_screen(HelpScreen(help_table(KNOBS, self.OTHER_KEYS)))
+
     def action_knob(self, key: str) -> None:
         """Apply knob ``key``; keep the old scenario and show the error when it is invalid."""
         _, field, value = KNOBS[key]

@@ -70,3 +70,83 @@ def test_invalid_combination_shows_error_and_keeps_scenario(tmp_path):
     asyncio.run(drive())
     assert out["tp"] == 1
     assert "refused" in out["error"]
+
+
+def _footer_and_help(tmp_path, size):
+    """Footer text, the help screen's text, and whether q then quits, at terminal ``size``."""
+    from planner.cli.explore_keys import HelpScreen
+
+    app = ExploreApp(build_scenario(**FLAGS), str(tmp_path / "s.json"), str(tmp_path / "e.txt"))
+    out = {}
+
+    async def drive():
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            footer = app.query_one("#footer")
+            out["footer"] = str(footer.content)
+            out["footer_width"] = footer.size.width
+            await pilot.press("question_mark")
+            await pilot.pause()
+            out["screen"] = type(app.screen)
+            help_static = app.screen.query_one("#help").query_one("Static")
+            out["help_region"] = app.screen.query_one("#help").region
+            out["help"] = _plain(help_static, app)
+            await pilot.press("escape")
+            await pilot.pause()
+            out["closed"] = not isinstance(app.screen, HelpScreen)
+            await pilot.press("q")
+            await pilot.pause()
+            out["running"] = app.is_running
+
+    asyncio.run(drive())
+    out["help_screen"] = HelpScreen
+    return out
+
+
+def _plain(static, app) -> str:
+    """The text a rich renderable inside ``static`` prints at a wide console."""
+    from rich.console import Console
+
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))  # noqa: SIM115
+    console.print(static.renderable if hasattr(static, "renderable") else static.content)
+    return console.export_text()
+
+
+def test_footer_fits_80_and_140_columns_and_help_lists_every_key(tmp_path):
+    from planner.cli.explore_app import KNOBS
+
+    for size in ((80, 24), (140, 40)):
+        out = _footer_and_help(tmp_path, size)
+        footer = out["footer"]
+        assert len(footer) <= out["footer_width"] <= size[0], size
+        assert "? " in footer and " help" in footer and "q " in footer and " quit" in footer, footer
+        assert "t/T" in footer  # upper-case keys shown with their lower-case pair
+        assert "for all keys" in footer or "e  export" in footer
+        assert out["screen"] is out["help_screen"]
+        region = out["help_region"]
+        assert region.width <= size[0] and region.height <= size[1], (size, region)
+        help_text = out["help"]
+        for key in KNOBS:
+            if key.islower() and key.upper() in KNOBS:
+                assert f"{key} / {key.upper()}" in help_text
+            elif key.islower():
+                assert f" {key} " in help_text
+        for key, word in (("s", "save"), ("e", "export"), ("?", "help"), ("q", "quit")):
+            assert f" {key} " in help_text and word in help_text
+        assert out["closed"] and not out["running"]
+    wide = _footer_and_help(tmp_path, (140, 40))["footer"]
+    narrow = _footer_and_help(tmp_path, (80, 24))["footer"]
+    assert len(wide) > len(narrow)  # the footer uses the width it has
+
+
+def test_footer_text_never_cuts_an_entry():
+    from planner.cli.explore_keys import MORE, footer_text
+
+    entries = [(f"{c}/{c.upper()}", "knob " * 2) for c in "abcdefghij"]
+    for width in range(40, 200, 7):  # from "? help  q quit  ? for all keys" up
+        line = footer_text(entries, width).plain
+        assert len(line) <= width
+        assert line.lstrip().startswith("?  help   q  quit")
+        shown = [k for k, _ in entries if f" {k} " in line]
+        assert shown == [k for k, _ in entries][: len(shown)]  # a prefix, in order, whole entries
+        assert (len(shown) < len(entries)) == (MORE in line)
