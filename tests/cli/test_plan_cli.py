@@ -76,3 +76,32 @@ def test_refine_without_simulator_exit_2(run_cli, monkeypatch):
     monkeypatch.setattr(resimulate, "simulator_available", lambda: None)
     r = run_cli("plan", *SMALL, "--refine", "3")
     assert r.exit_code == 2 and "not available" in r.stderr
+
+
+def test_ranked_table_never_cuts_a_number_at_80_or_140_columns(run_cli, monkeypatch):
+    """COLUMNS=80 cut every number of the table to '14…'; now the layout column wraps (or is left
+    out, said in the caption) and every figure of every plan is printed whole."""
+    from planner.cli.app import console
+    from planner.cli.render import fmt_seconds
+    from planner.specs import Layout
+
+    args = ["--model", "llama3-70b", "--hardware", "h100-sxm-80gb", "--gpus", "64", "--global-batch", "128",
+            "--top", "5"]
+    plans = json.loads(run_cli("plan", *args, "--json").stdout)["plans"]
+    for width in (80, 140):
+        monkeypatch.setattr(console, "width", width)
+        r = run_cli("plan", *args)
+        assert r.exit_code == 0, r.stderr
+        table = r.stdout.split("searched")[0]
+        assert "…" not in table, table
+        assert max(len(line) for line in table.splitlines()) <= width
+        for p in plans:
+            e = p["estimate"]
+            for figure in (fmt_seconds(e["step_time_s"]), f"{e['tokens_per_s']:,.0f}", f"{e['mfu']:.1%}"):
+                assert figure in table, (width, figure)
+        if width == 140:  # wide enough for every column, each layout on one line
+            assert "recomp" in table and "left out" not in table
+            for p in plans:
+                assert Layout.model_validate(p["layout"]).describe() in table
+        else:  # 80: the layout column wraps (recompute is left out first, and says so)
+            assert "layout" in table and "left out at 80 columns: recomp" in table
