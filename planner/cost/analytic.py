@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..pricing import Pricer
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import StageWork, StepWork, build_step
-from .bottleneck_booking import zero3_hidden_compute
+from .bottleneck_booking import hidden_compute, zero3_hidden_compute
 from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown, trusted
 from .schedule import StagePass, pipeline_time
 
@@ -32,6 +32,7 @@ class StageTimes:
     optimizer: float  # optimizer step, s
     dp_step_gather: float = 0.0  # the parameter all-gather part of dp_step_comm (ZeRO-1/2), s
     zero3_hidden_compute: float = 0.0  # compute of passes whose ZeRO-3 communication outlasts it, s
+    tp_hidden_compute: float = 0.0  # compute of passes whose overlapped TP communication outlasts it, s
 
     @property
     def compute(self) -> float:
@@ -68,7 +69,9 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
                 parts[key][1] += bt.tp_comm * n
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
+    tp_hidden = 0.0
     if step.training.tp_comm_overlap:  # collectives hide under the GEMMs of the same pass
+        tp_hidden = sum(hidden_compute(c, t) for c, t in parts.values())  # booked as tp_comm
         parts["f"][1] = max(0.0, parts["f"][1] - parts["f"][0])
         parts["bi"][1] = max(0.0, parts["bi"][1] - parts["bi"][0])
         parts["bw"][1] = max(0.0, parts["bw"][1] - parts["bw"][0])
@@ -88,7 +91,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
         p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
-        zero3_hidden_compute=hidden,
+        zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
     )
 
 
@@ -181,8 +184,10 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     dp_exposed = exposed_dp_comm(times, step)
     optimizer = max(t.optimizer for t in times)
     hidden = slow.zero3_hidden_compute  # booked as communication: it ran under longer ZeRO-3 traffic
+    tp_hidden = slow.tp_hidden_compute  # likewise under longer overlapped TP collectives
     breakdown = TimeBreakdown(
-        compute=m * (slow.compute - hidden), tp_comm=m * slow.tp_comm, pp_bubble=pipe.bubble,
+        compute=m * (slow.compute - hidden - tp_hidden), tp_comm=m * (slow.tp_comm + tp_hidden),
+        pp_bubble=pipe.bubble,
         pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * (slow.zero3_exposed + hidden) + dp_exposed,
         optimizer=optimizer, other=0.0,
     )

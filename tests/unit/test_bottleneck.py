@@ -24,6 +24,11 @@ def _scenario(model, hardware, gpus, layout, **training) -> Scenario:
                     training=TrainingSpec(**t), layout=Layout(**layout))
 
 
+def _with_training(sc: Scenario, **changes) -> Scenario:
+    return Scenario(model=sc.model, hardware=sc.hardware, gpus=sc.gpus, training=sc.training.replace(**changes),
+                    layout=sc.layout)
+
+
 LAYOUTS = {
     "dense": lambda: _scenario("llama3-8b", "h100-sxm-80gb", 8, dict(tp=1, pp=1, dp=8, zero_stage=1)),
     # the case: Llama 3 70B on 64 H100, tp4 ZeRO-3, 8k sequences
@@ -36,6 +41,8 @@ LAYOUTS = {
     "tp-heavy": lambda: apply_settings(
         _scenario("llama2-7b", "h100-sxm-80gb", 32, dict(tp=16, pp=1, dp=2, zero_stage=1)),
         ["hardware.nic_bandwidth=x0.25"])[0],
+    # the same with TP collectives overlapped with their GEMMs: the passes are collective-bound
+    "tp-overlap": lambda: _with_training(LAYOUTS["tp-heavy"](), tp_comm_overlap=True),
 }
 
 
