@@ -162,6 +162,10 @@ def story(analysis: BottleneckAnalysis, step_time_s: float | None = None) -> str
     others = [s for s in analysis.speedups[1:] if s.saving > 0.001][:2]
     if others:
         text += "; next: " + ", ".join(f"{s.label} {s.saving:.1%}" for s in others)
+    largest = max(analysis.speedups, key=lambda s: s.booked_s)
+    if largest.resource != top.resource and largest.booked_s > top.booked_s:
+        text += (f". {largest.label[0].upper() + largest.label[1:]} is booked the most ({largest.booked_s / total:.0%}) but 2x faster "
+                 f"saves only {largest.saving:.1%}: the work it overlaps becomes the longer side")
     return text
 
 
