@@ -71,8 +71,8 @@ def render_comparison(cmp: Comparison) -> Group:
                 t.append(f" ({'+' if d > 0 else '−'}{fmt_seconds(abs(d))})", style="red" if d > 0 else "green")
             return t
         table.add_row(Text(f"  {part}", style=color), *[cell(col) for col in cols])
-    row("bottleneck", lambda col: neck_text(col.bottleneck))
-    row("largest overhead", lambda col: neck_text(col.overhead))
+    row("bottleneck", lambda col: neck_booked(col.bottleneck))
+    row("largest overhead", lambda col: neck_booked(col.overhead))
     lines: list = [table, Text("")]
     for i, col in enumerate(cmp.variants, 1):
         shifts = [s for s in (col.bottleneck_shift, col.overhead_shift) if s]
@@ -91,6 +91,13 @@ def neck_text(neck) -> str:
     if neck.saving_x2 is None:
         return f"{neck.label} {neck.share:.0%}"
     return f"{neck.label} (2x faster saves {neck.saving_x2:.1%}, booked {neck.share:.0%})"
+
+
+def neck_booked(neck) -> str:
+    """"compute 2x:−7% (booked 28%)" for the what-if table."""
+    if neck.saving_x2 is None:
+        return neck_text(neck)
+    return f"{neck_short(neck)} (booked {neck.share:.0%})"
 
 
 def sparkline(values: list[float | None]) -> str:
@@ -188,19 +195,24 @@ def render_sensitivity(res: Sensitivity) -> Group:
     if res.bottleneck:
         items.append(Text(res.bottleneck, style="bold"))
     items += [Text(s) for s in res.sentences if s != res.headline][:3] + [Text("")]
+    from .app import console
+    from .fit_table import Col, fitted_table
+
     for group, rows in (("hardware", res.hardware), ("model", res.model)):
-        table = Table(title=f"{group} parameters (step {fmt_seconds(res.step_time_s)}, ±10 %)", show_edge=False)
-        names = ("rank", "parameter", "key", "value", "elasticity", "share", "", "change", "step time")
-        names += ("2x better",) if group == "hardware" else ()
-        for name in names:
-            table.add_column(name, justify="left" if name in ("parameter", "key", "") else "right")
+        hw = group == "hardware"
+        cols = [Col("rank"), Col("parameter", numeric=False, drop=1, min_text=12),
+                Col("key", numeric=False, drop=3, min_text=12), Col("value"), Col("elasticity"), Col("share"),
+                Col("", numeric=False, drop=2, min_text=1), Col("change"), Col("step time")]
+        cols += [Col("2x better")] if hw else []
+        cells = []
         for i, r in enumerate(rows, 1):
-            hw = group == "hardware"
             bar = Text("█" * round(min(r.bound_share, 1.0) * 20) if hw else "", style="magenta")
-            table.add_row(str(i), r.label, r.key, f"{r.value:g}", f"{r.elasticity:+.3f}",
+            cells.append([str(i), r.label, r.key, f"{r.value:g}", f"{r.elasticity:+.3f}",
                           f"{r.bound_share:.1%}" if hw else "-", bar, r.improve_text.split(" ")[0],
                           f"{r.improve_delta:+.2%}",
-                          *((f"{r.double_delta:+.1%}" if r.double_delta is not None else "-",) if hw else ()))
+                          *((f"{r.double_delta:+.1%}" if r.double_delta is not None else "-",) if hw else ())])
+        table = fitted_table(cols, cells, console.width, show_edge=False,
+                             title=f"{group} parameters (step {fmt_seconds(res.step_time_s)}, ±10 %)")
         items += [table, Text("")]
     items += [Text(f"skipped {s}", style="dim") for s in res.skipped]
     items.append(Text("elasticity = d ln(step time) / d ln(value) by central difference; share = |elasticity|, "
