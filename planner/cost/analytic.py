@@ -125,40 +125,55 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
     return worst
 
 
+def peak_breakdown(s: StageWork, reserved: float) -> MemoryBreakdown:
+    """The tensors that coexist at one GPU's peak: the largest of three moments.
+
+    forward end: weights + optimizer state (+ gradients when they persist) + every bf16 weight copy
+    autocast caches + activations in flight + the loss's forward temporaries; start of backward: the
+    same with only the copies autograd saved and the backward transients (loss temporaries or the
+    first recomputed layer; planner/work/memory.py); optimizer step: weights + gradients + optimizer
+    state (16 B/param for fp32 AdamW) + buffers. ``reserved`` (runtime + allocator) is its own item."""
+    act = s.activation_bytes_per_microbatch * s.in_flight
+    grads_b = s.grads_bytes if s.grads_in_backward else 0.0
+    static = s.weights_bytes + s.optimizer_bytes + grads_b + act + s.buffer_bytes
+    backward = static + s.weight_saved_bytes + s.working_bytes
+    forward_end = static + s.weight_cache_bytes + s.forward_end_bytes
+    step = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + s.buffer_bytes
+    if step > backward and step >= forward_end:
+        return trusted(MemoryBreakdown, params=s.weights_bytes, grads=s.grads_bytes, optimizer=s.optimizer_bytes,
+                       activations=0.0, buffers=s.buffer_bytes, reserved=reserved, weight_copies=0.0,
+                       peak_at="optimizer-step")
+    if forward_end > backward:
+        return trusted(MemoryBreakdown, params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,
+                       activations=act, buffers=s.buffer_bytes + s.forward_end_bytes, reserved=reserved,
+                       weight_copies=s.weight_cache_bytes, peak_at="forward-end")
+    return trusted(MemoryBreakdown, params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,
+                   activations=act, buffers=s.buffer_bytes + s.working_bytes, reserved=reserved,
+                   weight_copies=s.weight_saved_bytes, peak_at="backward")
+
+
 def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
     """Peak bytes of one GPU of ``stage`` and whether it fits the device."""
-    act = stage.activation_bytes_per_microbatch * stage.in_flight
-    reserved = hardware.device.reserved_memory_gib * GIB
-    # internal, already-validated numbers: construct without re-validation (hot path of the search)
-    bd = trusted(MemoryBreakdown,
-        params=stage.weights_bytes, grads=stage.grads_bytes, optimizer=stage.optimizer_bytes,
-        activations=act, buffers=stage.buffer_bytes + stage.working_bytes, reserved=reserved,
-    )
-    cap = hardware.device.hbm_capacity_gib * GIB
-    peak = bd.total
-    return trusted(StageMemory,
-        stage=stage.index, layers=stage.layers, in_flight_microbatches=round(stage.in_flight),
-        peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
-        overflow_bytes=max(0.0, peak - cap),
-    )
+    return stage_memories_of([stage], hardware)[0]
 
 
-def stage_memories(step: StepWork, hardware: HardwareProfile) -> list[StageMemory]:
-    """Per-stage peak memory of ``step`` (the same numbers as ``stage_memory``, built in one pass:
-    the search calls this for every candidate)."""
+def stage_memories_of(stages, hardware: HardwareProfile) -> list[StageMemory]:
+    """Per-stage peak memory (``peak_breakdown`` + the device's reserve) and whether each fits."""
     reserved = hardware.device.reserved_memory_gib * GIB
     cap = hardware.device.hbm_capacity_gib * GIB
     out = []
-    for s in step.stages:
-        act = s.activation_bytes_per_microbatch * s.in_flight
-        buffers = s.buffer_bytes + s.working_bytes
-        peak = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + act + buffers + reserved
-        bd = trusted(MemoryBreakdown, params=s.weights_bytes, grads=s.grads_bytes, optimizer=s.optimizer_bytes,
-                     activations=act, buffers=buffers, reserved=reserved)
+    for s in stages:
+        bd = peak_breakdown(s, reserved)
+        peak = bd.total
         out.append(trusted(StageMemory, stage=s.index, layers=s.layers, in_flight_microbatches=round(s.in_flight),
                            peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
                            overflow_bytes=peak - cap if peak > cap else 0.0))
     return out
+
+
+def stage_memories(step: StepWork, hardware: HardwareProfile) -> list[StageMemory]:
+    """Per-stage peak memory of ``step`` (the search calls this for every candidate)."""
+    return stage_memories_of(step.stages, hardware)
 
 
 def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpus: int,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from ..specs import Layout, TrainingSpec
 
@@ -59,12 +59,21 @@ class MemoryBreakdown(Result):
     optimizer: float = Field(description="optimizer state (master weights, moments), bytes")
     activations: float = Field(description="activations kept for backward at the peak, bytes")
     buffers: float = Field(description="communication buffers, logits, workspace, bytes")
-    reserved: float = Field(description="runtime context and allocator overhead, bytes")
+    reserved: float = Field(description="runtime context and allocator overhead, bytes (not allocated tensors)")
+    weight_copies: float = Field(0.0, description="16-bit weight copies autocast keeps (eager recipes), bytes")
+    peak_at: str = Field(
+        "backward", description="when the peak occurs: 'forward-end', 'backward' (its start, loss temporaries "
+        "or the first recomputed layer) or 'optimizer-step'; the parts are the tensors that coexist then")
+
+    @property
+    def allocated(self) -> float:
+        """Bytes of live tensors at the peak (what torch.cuda.max_memory_allocated measures)."""
+        return self.params + self.grads + self.optimizer + self.activations + self.buffers + self.weight_copies
 
     @property
     def total(self) -> float:
         """Sum of the parts, bytes."""
-        return self.params + self.grads + self.optimizer + self.activations + self.buffers + self.reserved
+        return self.allocated + self.reserved
 
 
 class StageMemory(Result):
@@ -78,6 +87,13 @@ class StageMemory(Result):
     capacity_bytes: float = Field(description="device HBM capacity, bytes")
     fits: bool = Field(description="peak_bytes <= usable capacity")
     overflow_bytes: float = Field(description="bytes over capacity (0 when it fits)")
+
+    @computed_field(description="peak bytes of live tensors (peak_bytes minus the runtime/allocator reserve): "
+                    "the figure torch.cuda.max_memory_allocated measures")
+    @property
+    def allocated_bytes(self) -> float:
+        """peak_bytes - breakdown.reserved, bytes."""
+        return self.peak_bytes - self.breakdown.reserved
 
 
 class Estimate(Result):

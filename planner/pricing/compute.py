@@ -27,8 +27,15 @@ class ComputePricer:
         self._log_sizes = [math.log(p.gflop) for p in pts]
         self._effs = [p.efficiency for p in pts]
         self.memory_bw = device.hbm_bandwidth_gbps * 1e9 * device.memory_efficiency
+        hbm = device.hbm_bandwidth_gbps * 1e9
+        self._class_bw = {k: hbm * v for k, v in device.memory_class_efficiency.items()}
         self.overhead_s = device.kernel_overhead_us * 1e-6
         self._cache: dict[tuple[int, int, int], float] = {}
+        self._attn_cache: dict[tuple[int, int, bool], float] = {}
+        table: dict[int, list] = {}
+        for p in device.attention_table:
+            table.setdefault(p.head_dim, []).append(p)
+        self._attn_table = {hd: sorted(pts, key=lambda p: p.seq) for hd, pts in table.items()}
 
     def gemm_efficiency(self, m: int, n: int, k: int) -> float:
         """Fraction of the 16-bit dense peak a GEMM of this shape reaches: the device curve,
@@ -63,12 +70,38 @@ class ComputePricer:
             self._cache[key] = per
         return op.count * (per + self.overhead_s)
 
+    def attention_efficiency(self, head_dim: int, seq: int, backward: bool) -> float:
+        """Fused attention efficiency: the profile's table at the nearest measured head dim,
+        log-interpolated in sequence length (clamped at its ends); the scalar efficiencies when the
+        profile has no table."""
+        key = (head_dim, seq, backward)
+        hit = self._attn_cache.get(key)
+        if hit is not None:
+            return hit
+        if not self._attn_table:
+            eff = self.device.attention_backward_efficiency if backward else self.device.attention_efficiency
+        else:
+            hd = min(self._attn_table, key=lambda d: (abs(d - head_dim), d))
+            pts = self._attn_table[hd]
+            ys = [p.backward if backward else p.forward for p in pts]
+            x = math.log(seq)
+            xs = [math.log(p.seq) for p in pts]
+            if x <= xs[0]:
+                eff = ys[0]
+            elif x >= xs[-1]:
+                eff = ys[-1]
+            else:
+                i = bisect.bisect_right(xs, x)
+                w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+                eff = ys[i - 1] + w * (ys[i] - ys[i - 1])
+        self._attn_cache[key] = eff
+        return eff
+
     def attention_time(self, op: Attention) -> float:
         """Seconds for the attention core. Fused: executed FLOPs at the measured kernel efficiency
         (forward / backward). Unfused: QK^T and PV as batched GEMMs (the softmax is a MemoryOp)."""
         if op.fused:
-            eff = (self.device.attention_backward_efficiency if op.phase.startswith("bwd")
-                   else self.device.attention_efficiency)
+            eff = self.attention_efficiency(op.head_dim, op.seq_k, op.phase.startswith("bwd"))
             return op.executed_flops / (self.peak_flops * eff) + self.overhead_s
         # QK^T and PV run as batched GEMMs over every local head (Megatron's baddbmm/bmm): the
         # efficiency of a GEMM of the batch's total size, with the tile fall-off of its smallest dim
@@ -76,9 +109,15 @@ class ComputePricer:
         eff = self._efficiency_at(fwd_flops, min(op.seq_q, op.seq_k, op.head_dim))
         return op.executed_flops / (self.peak_flops * eff) + 2 * self.overhead_s
 
+    def memory_bandwidth(self, kind: str) -> float:
+        """Achieved bytes/s of a memory-bound kernel class (the copy bandwidth when the profile
+        does not list the class)."""
+        return self._class_bw.get(kind, self.memory_bw)
+
     def memory_time(self, op: MemoryOp) -> float:
-        """Seconds for a memory-bound op: bytes / achieved HBM bandwidth + launch overhead."""
-        return op.bytes_moved / self.memory_bw + self.overhead_s
+        """Seconds for a memory-bound op: bytes / its class's achieved HBM bandwidth + launch
+        overhead per kernel."""
+        return op.bytes_moved / self._class_bw.get(op.kind, self.memory_bw) + op.launches * self.overhead_s
 
     def optimizer_time(self, params: float) -> float:
         """Seconds for a fused Adam step over ``params`` parameters (measured params/s)."""
