@@ -65,6 +65,7 @@ def canonical_recipe_name(name: str) -> str:
     return alias
 
 
+@functools.lru_cache(maxsize=64)
 def load_recipe(name: str) -> RecipeSpec:
     """A built-in recipe by name or alias, or a recipe YAML path."""
     if "/" in name or name.endswith((".yaml", ".yml")):

@@ -54,7 +54,7 @@ class StageTimes:
 
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication."""
-    parts = {"f": [0.0, 0.0], "bi": [0.0, 0.0], "bw": [0.0, 0.0], "r": [0.0, 0.0]}
+    parts = {"f": [0.0, 0.0, 0.0], "bi": [0.0, 0.0, 0.0], "bw": [0.0, 0.0, 0.0], "r": [0.0, 0.0, 0.0]}
     for block, n in stage.blocks:
         if n == 0:
             continue
@@ -64,6 +64,9 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
                 bt = pricer.block_time(ops)
                 parts[key][0] += bt.compute * n
                 parts[key][1] += bt.tp_comm * n
+                parts[key][2] += bt.host * n
+    for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
+        part[0] = max(part[0], part[2] - part[1])
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
     if step.training.tp_comm_overlap:  # collectives hide under the GEMMs of the same pass

@@ -65,7 +65,8 @@ def op_breakdown(step: StepWork, pricer: Pricer) -> OpBreakdown:
                     a[1] += (op.bytes_moved if isinstance(op, MemoryOp) else 0.0) * n * m
                     a[2] += _flops(op) * n * m
                     a[3] += pricer.op_time(op) * n * m
-                    host += launches(op) * n * m * pricer.host_dispatch_s
+                    calls = pricer.recompute_host_calls if op.phase == "recompute" else 1
+                    host += launches(op) * calls * n * m * pricer.host_dispatch_s
         for c in s.per_microbatch_comm:
             a = acc.setdefault(kernel_class(c), [0, 0.0, 0.0, 0.0])
             a[0] += c.calls * m

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..specs import Layout, TrainingSpec
 
@@ -88,11 +88,10 @@ class StageMemory(Result):
     fits: bool = Field(description="peak_bytes <= usable capacity")
     overflow_bytes: float = Field(description="bytes over capacity (0 when it fits)")
 
-    @computed_field(description="peak bytes of live tensors (peak_bytes minus the runtime/allocator reserve): "
-                    "the figure torch.cuda.max_memory_allocated measures")
     @property
     def allocated_bytes(self) -> float:
-        """peak_bytes - breakdown.reserved, bytes."""
+        """Peak bytes of live tensors, peak_bytes - breakdown.reserved (what
+        torch.cuda.max_memory_allocated measures; the reserve is the runtime and allocator's)."""
         return self.peak_bytes - self.breakdown.reserved
 
 

@@ -16,10 +16,10 @@ AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate")
 
 @dataclass(frozen=True, slots=True)
 class BlockTime:
-    """Seconds of an op list split into compute and tensor-parallel communication. ``compute``
-    is at least the host's dispatch time of the list's kernels minus the communication (an eager
-    framework cannot issue kernels faster than its CPU dispatches them); ``host`` is that dispatch
-    time and ``device`` the GPU's own compute seconds."""
+    """Seconds of an op list split into compute and tensor-parallel communication; ``host`` is the
+    CPU's dispatch time of the list's kernels (recipe host_dispatch_us per kernel). The host floor is
+    applied per pass (planner.cost.analytic.price_stage): the CPU runs ahead of the GPU through the
+    launch queue, so a short block's dispatch hides behind its neighbours' kernels."""
 
     compute: float
     tp_comm: float
@@ -41,6 +41,7 @@ class Pricer:
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self.compute = ComputePricer(hardware.device, training.precision)
         self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
+        self.recompute_host_calls = training.recipe_spec.recompute_host_calls_per_kernel
         self.collectives = CollectivePricer(hardware, self.nodes)
         self.groups: dict[str, GroupPlacement] = {a: axis_placement(layout, a, hardware) for a in AXES}
         self.pp_senders, self.pp_crosses_node = pp_boundary_devices(layout, hardware)
@@ -73,13 +74,13 @@ class Pricer:
         kernels = 0
         for op in ops:
             t = self.op_time(op)
-            kernels += launches(op)
+            kernels += launches(op) * (self.recompute_host_calls if op.phase == "recompute" else 1)
             if isinstance(op, Collective):
                 comm += t
             else:
                 comp += t
         host = kernels * self.host_dispatch_s
-        result = BlockTime(max(comp, host - comm), comm, host, comp)
+        result = BlockTime(comp, comm, host, comp)
         self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
         return result
 

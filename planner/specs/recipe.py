@@ -69,5 +69,9 @@ class RecipeSpec(Spec):
     host_dispatch_us: float = Field(
         ge=0, description="CPU time to dispatch one kernel (Python + dispatcher + launch), us; a step is bounded "
         "below by kernels x this")
+    recompute_host_calls_per_kernel: float = Field(
+        ge=1, description="host calls per recomputed kernel: 1 for reentrant checkpointing (replay under no "
+        "saved-tensor hooks); 3 for non-reentrant torch.utils.checkpoint (the replayed op plus the pack hook "
+        "its saved tensor ran in the original forward and the unpack hook that triggers the replay)")
     sources: dict[str, str] = Field(description="citation per field")
     notes: list[str] = Field(default_factory=list, description="what is inferred rather than documented")

@@ -12,12 +12,12 @@ from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .kernels import (
-    residual_bytes,
     activation_ops,
     attention_copy_ops,
     bias_grad_ops,
     loss_ops,
     norm_ops,
+    residual_bytes,
     residual_ops,
     rope_ops,
     weight_cast_ops,
@@ -118,11 +118,14 @@ def _ffn_ops(d: Dims, recipe, phase: str) -> list[Op]:
 
 
 def layer_linear_params(model: ModelSpec, layout: Layout) -> tuple[float, int]:
-    """(Linear weight + bias parameters of one layer on one TP rank, number of such tensors)."""
+    """(Linear weight + bias parameters of one layer on one TP rank, number of such tensors). GPT-style
+    models (GeLU) have one fused QKV Linear (Megatron, nanoGPT); Llama-style (SwiGLU) separate q, k, v
+    (Hugging Face, torchtitan)."""
     from .params import attention_parameters, mlp_parameters
 
     t = layout.tp
-    n_mats = 4 + (3 if model.ffn_kind == "swiglu" else 2)
+    swiglu = model.ffn_kind == "swiglu"
+    n_mats = (4 if swiglu else 2) + (3 if swiglu else 2)
     biases = n_mats if model.linear_bias else (3 if model.qkv_bias else 0)
     return (attention_parameters(model) + mlp_parameters(model, model.ffn_hidden_size)) / t, n_mats + biases
 
