@@ -218,13 +218,19 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
 
 
 def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec, layout: Layout,
-             gpus: int | None = None) -> Estimate:
+             gpus: int | None = None, breakdown: bool = False) -> Estimate:
     """Analytic estimate of one training step of ``model`` on ``hardware`` under ``layout``.
 
-    ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError."""
+    ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError. ``breakdown``
+    adds the per-kernel-class breakdown (planner.cost.breakdown) as ``Estimate.ops``."""
     gpus = layout.gpus if gpus is None else gpus
     check_layout(layout, model, training, gpus)
     step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
     times = price_stages(step, pricer)
-    return fold(step, times, hardware, gpus, pricer.compute.peak_flops)
+    est = fold(step, times, hardware, gpus, pricer.compute.peak_flops)
+    if breakdown:
+        from .breakdown import op_breakdown
+
+        est = est.model_copy(update={"ops": op_breakdown(step, pricer)})
+    return est

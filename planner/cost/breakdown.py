@@ -4,33 +4,10 @@ prices as the estimate (no formula of its own). Also the bytes moved per token p
 
 from __future__ import annotations
 
-from pydantic import Field
-
 from ..pricing import Pricer
 from ..work.ops import Attention, Collective, Gemm, MemoryOp, kernel_class, launches
 from ..work.step import StageWork, StepWork
-from .result import Result
-
-
-class KernelClassCost(Result):
-    """One kernel class over one step on one GPU."""
-
-    kind: str = Field(description="gemm, attention, a memory kernel class (norm_fwd, cast, ...) or comm:<collective>")
-    kernels: int = Field(description="kernel launches (collective calls) per step")
-    bytes: float = Field(description="bytes moved through HBM per step (memory-bound kernels; 0 for GEMMs), bytes")
-    flops: float = Field(description="executed FLOPs per step")
-    seconds: float = Field(description="device seconds per step, serialised (before any overlap), s")
-
-
-class OpBreakdown(Result):
-    """Where one GPU's step goes, by kernel class (the stage with the largest compute)."""
-
-    stage: int = Field(description="pipeline stage described")
-    classes: list[KernelClassCost] = Field(description="per kernel class, largest seconds first")
-    layer_bytes_per_token: float = Field(
-        description="bytes moved by the memory-bound kernels of one transformer layer (forward + backward + "
-        "recompute) per token of the micro-batch, bytes")
-    host_seconds: float = Field(description="CPU dispatch time of every kernel of the step, s")
+from .result import KernelClassCost, OpBreakdown
 
 
 def _flops(op) -> float:
@@ -51,7 +28,12 @@ def op_breakdown(step: StepWork, pricer: Pricer) -> OpBreakdown:
     """Per-class bytes, FLOPs and seconds of the busiest stage's step (micro-batches x blocks)."""
     m = step.micro_batches
     best = None
+    seen = set()
     for s in step.stages:
+        key = (s.layers, id(s.pre), id(s.post))
+        if key in seen:  # stages built from one template do the same work
+            continue
+        seen.add(key)
         acc: dict[str, list[float]] = {}
         host = 0.0
         for block, n in s.blocks:

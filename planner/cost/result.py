@@ -95,6 +95,27 @@ class StageMemory(Result):
         return self.peak_bytes - self.breakdown.reserved
 
 
+class KernelClassCost(Result):
+    """One kernel class over one step on one GPU."""
+
+    kind: str = Field(description="gemm, attention, a memory kernel class (norm_fwd, cast, ...) or comm:<collective>")
+    kernels: int = Field(description="kernel launches (collective calls) per step")
+    bytes: float = Field(description="bytes moved through HBM per step (memory-bound kernels; 0 for GEMMs), bytes")
+    flops: float = Field(description="executed FLOPs per step")
+    seconds: float = Field(description="device seconds per step, serialised (before any overlap), s")
+
+
+class OpBreakdown(Result):
+    """Where one GPU's step goes, by kernel class (the stage with the largest compute)."""
+
+    stage: int = Field(description="pipeline stage described")
+    classes: list[KernelClassCost] = Field(description="per kernel class, largest seconds first")
+    layer_bytes_per_token: float = Field(
+        description="bytes moved by the memory-bound kernels of one transformer layer (forward + backward + "
+        "recompute) per token of the micro-batch, bytes")
+    host_seconds: float = Field(description="CPU dispatch time of every kernel of the step, s")
+
+
 class Estimate(Result):
     """Prediction of one training step of one layout."""
 
@@ -118,6 +139,8 @@ class Estimate(Result):
     peak_memory_bytes: float = Field(description="largest stage peak, bytes per GPU")
     time: TimeBreakdown = Field(description="step time breakdown, s")
     notes: list[str] = Field(default_factory=list, description="assumptions and warnings")
+    ops: OpBreakdown | None = Field(None, description="per-kernel-class bytes, FLOPs and seconds of the busiest "
+                                    "stage (single estimates; not computed inside the search)")
 
     @property
     def worst_stage(self) -> StageMemory:
