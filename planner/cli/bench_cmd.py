@@ -41,7 +41,7 @@ def render_accuracy(report) -> Group:
             predicted = f"{r.predicted_tflops:.1f} TF"
         flags = ([] if r.fully_stated else ["defaults: " + ",".join(r.defaults_used)]) + r.flags
         err = Text(_pct(r.error_pct), style="green" if abs(r.error_pct) <= 10 else "red")
-        rows.add_row(r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute}", measured,
+        rows.add_row(r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute} {r.recipe}", measured,
                      predicted, err, "; ".join(flags) or "fully stated")
     summary = Table(title="absolute throughput error (+ = predicted faster than measured)", title_justify="left")
     for col in ("group", "rows", "median |err|", "mean |err|", "within 10%", "median err"):
@@ -53,6 +53,8 @@ def render_accuracy(report) -> Group:
         summary.add_row(*_stats_row(f"hardware {name}", g))
     for name, g in s.fully_stated_by_hardware.items():
         summary.add_row(*_stats_row(f"fully stated, {name}", g))
+    for name, g in s.by_recipe.items():
+        summary.add_row(*_stats_row(f"recipe {name}", g))
     for name, g in s.by_source.items():
         summary.add_row(*_stats_row(f"source {name}", g))
     skipped = Table(title=f"skipped rows ({len(report.skipped)})", title_justify="left")

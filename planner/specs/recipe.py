@@ -49,6 +49,9 @@ class RecipeSpec(Spec):
     bias_activation_fused: bool = Field(
         description="bias + GeLU / SwiGLU run as one fused kernel (Megatron bias_gelu / TE); false: separate "
         "activation kernels (SiLU and mul for SwiGLU)")
+    softmax_fused: bool = Field(
+        description="unfused attention's score softmax (+ mask, dropout) is one fused kernel (Megatron "
+        "scaled_masked_softmax); false: torch softmax and dropout")
     rope_fused: bool = Field(description="rotary embedding applied by one fused kernel; false: eager elementwise ops")
     qkv_split_copies: bool = Field(
         description="eager q/k/v split and head transposes materialise copies (output .contiguous(), "

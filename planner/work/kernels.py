@@ -7,6 +7,11 @@ planner/pricing/kernel_fit.py, which fits each kernel class's bandwidth); shapes
 Sources per rule are in the recipe files; the eager PyTorch behaviour follows the autocast op lists
 (https://pytorch.org/docs/stable/amp.html) and autograd's derivative formulas
 (tools/autograd/derivatives.yaml in PyTorch).
+
+Kernel classes: PyTorch's own eager kernels (layer_norm, gelu, dropout, softmax, ...) carry the class
+the H200 microbenchmark measured them as; a framework's fused kernels (apex, Transformer Engine,
+Megatron jit fusions) are class ``fused``, which no shipped profile measures, so they run at the
+copy bandwidth.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ def norm_ops(name: str, tokens: int, h: int, model: ModelSpec, recipe: RecipeSpe
     n = tokens * h
     r = residual_bytes(recipe)
     if recipe.norm_kernel == "fused":
-        return [MemoryOp(name, n * 2 * ACT_BYTES, phase, "norm_fwd", 1, 1.5, "norm_bwd")]
+        return [MemoryOp(name, n * 2 * ACT_BYTES, phase, "fused", 1, 1.5, "fused")]
     if model.norm_kind == "rmsnorm":
         per = (r + FP32) + 2 * FP32 + FP32 + 2 * FP32 + (FP32 + r) + 2 * ACT_BYTES
         ops = [MemoryOp(name, n * per, phase, "activation_fwd", 7, 2.0, "activation_bwd")]
@@ -69,7 +74,7 @@ def rope_ops(tokens: int, q_width: int, kv_width: int, recipe: RecipeSpec, phase
     mul, type_as back): 3 kernels per tensor, 20 B per element."""
     n = tokens * (q_width + kv_width)
     if recipe.rope_fused:
-        return [MemoryOp("rope", n * 2 * ACT_BYTES, phase, "activation_fwd", 1, 1.5, "activation_bwd")]
+        return [MemoryOp("rope", n * 2 * ACT_BYTES, phase, "fused", 1, 1.5, "fused")]
     per = (ACT_BYTES + FP32) + 3 * FP32 + (FP32 + ACT_BYTES)
     return [MemoryOp("rope", n * per, phase, "activation_fwd", 6, 1.0, "activation_bwd")]
 
@@ -79,10 +84,11 @@ def activation_ops(tokens: int, ffn: int, gated: bool, recipe: RecipeSpec, phase
     writes dx). SwiGLU fused: read the two halves, write one (backward 10 B); eager silu and mul:
     2 kernels at the measured eager-SwiGLU class."""
     n = tokens * ffn
+    if recipe.bias_activation_fused:  # one fused kernel (Megatron bias_gelu / TE swiglu)
+        per = 3 if gated else 2
+        return [MemoryOp("activation", n * per * ACT_BYTES, phase, "fused", 1, (5 / 3) if gated else 1.5, "fused")]
     if not gated:
         return [MemoryOp("activation", n * 2 * ACT_BYTES, phase, "activation_fwd", 1, 1.5, "activation_bwd")]
-    if recipe.bias_activation_fused:
-        return [MemoryOp("activation", n * 3 * ACT_BYTES, phase, "activation_fwd", 1, 5 / 3, "activation_bwd")]
     return [MemoryOp("activation", n * 3 * ACT_BYTES, phase, "swiglu_fwd", 2, 5 / 3, "swiglu_bwd")]
 
 

@@ -103,7 +103,7 @@ def _attention_core_ops(d: Dims, training: TrainingSpec, recipe, position_kind: 
         # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
         drop = 1 if training.dropout else 0
         scores = d.batch * d.heads_local * d.seq * d.seq
-        ops.append(MemoryOp("softmax", scores * (4 + 5 * drop), phase, "softmax"))
+        ops.append(MemoryOp("softmax", scores * (4 + 5 * drop), phase, "fused" if recipe.softmax_fused else "softmax"))
     ops += attention_copy_ops(d.tokens, q_width, kv_width, recipe, phase)
     return ops
 

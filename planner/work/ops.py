@@ -72,7 +72,7 @@ class Attention:
 
 KernelClass = Literal[
     "copy", "cast", "add", "norm_fwd", "norm_bwd", "activation_fwd", "activation_bwd", "swiglu_fwd",
-    "swiglu_bwd", "softmax", "dropout_fwd", "dropout_bwd", "reduce", "embedding", "loss",
+    "swiglu_bwd", "softmax", "dropout_fwd", "dropout_bwd", "reduce", "embedding", "loss", "fused",
 ]
 
 
