@@ -20,9 +20,14 @@ class ComputePricer:
         half = "fp16" if precision == "fp16" else "bf16"
         self.peak_flops = device.peak_tflops.for_dtype(half) * 1e12
         self.gemm_speedup = 1.0
+        self._fp8_curve = None
         if precision == "fp8":
-            device.peak_tflops.for_dtype("fp8")  # raises a clear error when the chip has no fp8
+            fp8_peak = device.peak_tflops.for_dtype("fp8") * 1e12  # raises a clear error when the chip has no fp8
             self.gemm_speedup = device.fp8_gemm_speedup
+            if device.fp8_gemm_efficiency:
+                # a size-dependent fp8 curve, expressed against the 16-bit peak so the knee logic is shared
+                self._fp8_curve = ([math.log(p.gflop) for p in device.fp8_gemm_efficiency],
+                                   [p.efficiency * fp8_peak / self.peak_flops for p in device.fp8_gemm_efficiency])
         pts = device.gemm_efficiency
         self._log_sizes = [math.log(p.gflop) for p in pts]
         self._effs = [p.efficiency for p in pts]
@@ -43,10 +48,10 @@ class ComputePricer:
         smallest dimension is under ``gemm_min_dim_knee`` (tile under-utilisation)."""
         return self._efficiency_at(2.0 * m * n * k, min(m, n, k))
 
-    def _efficiency_at(self, flops: float, min_dim: int) -> float:
+    def _efficiency_at(self, flops: float, min_dim: int, curve=None) -> float:
         """The curve at ``flops`` (GEMM work, FLOPs) with the small-dimension fall-off at ``min_dim``."""
         x = math.log(max(flops / 1e9, 1e-12))
-        xs, ys = self._log_sizes, self._effs
+        xs, ys = curve if curve is not None else (self._log_sizes, self._effs)
         if x <= xs[0]:
             eff = ys[0]
         elif x >= xs[-1]:
@@ -66,7 +71,14 @@ class ComputePricer:
         per = self._cache.get(key)
         if per is None:
             flops = 2.0 * op.m * op.n * op.k
-            per = flops / (self.peak_flops * self.gemm_efficiency(*key) * self.gemm_speedup)
+            if self._fp8_curve is not None and math.log(flops / 1e9) >= self._fp8_curve[0][0]:
+                # fp8: its own measured size curve (1x bf16 at the smallest measured shape, ~2x at large);
+                # below it, the bf16 curve (the measured ratio there is 1.0)
+                eff = max(self._efficiency_at(flops, min(key), self._fp8_curve), self.gemm_efficiency(*key))
+                per = flops / (self.peak_flops * eff)
+            else:
+                speedup = 1.0 if self._fp8_curve is not None else self.gemm_speedup
+                per = flops / (self.peak_flops * self.gemm_efficiency(*key) * speedup)
             self._cache[key] = per
         return op.count * (per + self.overhead_s)
 

@@ -57,3 +57,13 @@ def fit_attention_table(bench: dict, peak_tflops: float) -> list[dict]:
         bw.append(2.5 * f / (a["s_fwdbwd"] - a["s_fwd"]) / peak)
     return [{"head_dim": hd, "seq": s, "forward": round(median(fw), 3), "backward": round(median(bw), 3)}
             for (hd, s), (fw, bw) in sorted(groups.items())]
+
+
+def fit_fp8_curve(bench: dict, fp8_peak_tflops: float) -> list[dict]:
+    """fp8 GEMM efficiency (fraction of the fp8 peak) per measured ``gemm_fp8`` shape, sorted by size
+    (GFLOP = 2*M*N*K / 1e9); equal sizes are pooled by median."""
+    by: dict[float, list[float]] = {}
+    for g in bench.get("gemm_fp8", []):
+        gflop = round(2.0 * g["M"] * g["N"] * g["K"] / 1e9, 1)
+        by.setdefault(gflop, []).append(g["tflops"] / fp8_peak_tflops)
+    return [{"gflop": k, "efficiency": round(median(v), 3)} for k, v in sorted(by.items())]

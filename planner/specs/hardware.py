@@ -69,6 +69,10 @@ class DeviceSpec(Spec):
     fp8_gemm_speedup: float = Field(
         1.0, ge=1, description="achieved fp8 GEMM speed over bf16 at the same shape (1 = no fp8)"
     )
+    fp8_gemm_efficiency: list[EfficiencyPoint] = Field(
+        default_factory=list,
+        description="fp8 GEMM efficiency vs GEMM size as a fraction of the fp8 peak (log-interpolated, clamped); "
+        "empty = the bf16 curve times fp8_gemm_speedup")
     memory_efficiency: float = Field(gt=0, le=1, description="achieved fraction of HBM bandwidth, streaming ops")
     memory_class_efficiency: dict[str, float] = Field(
         default_factory=dict,

@@ -140,3 +140,12 @@ def loss_peak_bytes(tokens: int, vocab: int, recipe: RecipeSpec) -> float:
     if recipe.logits_fp32 and not recipe.cross_entropy_fused:
         return 12.0 * n
     return n * (ACT_BYTES + FP32)
+
+
+def fp8_quantize_ops(gemms, phase: str) -> list[MemoryOp]:
+    """Transformer Engine fp8 traffic around each Linear GEMM (m x n x k): the fused cast-transpose
+    of its 16-bit input into fp8 and its fp8 transpose for the weight gradient (read 2, write 1 + 1
+    per element, T x k), and in backward the same for the output gradient (T x n). The fp8 weight
+    copies are cached across micro-batches (TE is_first_microbatch), so they are not repeated here.
+    (Transformer Engine, transformer_engine/pytorch/module/linear.py, cast_transpose.)"""
+    return [MemoryOp(f"{g.name}.fp8_cast", g.m * g.k * 4.0, phase, "fused", 1, g.n / g.k, "fused") for g in gemms]

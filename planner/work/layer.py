@@ -15,6 +15,7 @@ from .kernels import (
     activation_ops,
     attention_copy_ops,
     bias_grad_ops,
+    fp8_quantize_ops,
     loss_ops,
     norm_ops,
     residual_bytes,
@@ -160,6 +161,8 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
     ops += _ffn_ops(d, recipe, phase)
     ops += _tp_out(d, "mlp", phase)
     ops += residual_ops("dropout_add2", tn, h, recipe, training.dropout, phase)
+    if training.precision == "fp8":
+        ops += fp8_quantize_ops([op for op in ops if isinstance(op, Gemm)], phase)
     return ops
 
 

@@ -61,7 +61,11 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
         core = 0.0
     else:
         core = scores * (ACT_BYTES + drop + ACT_BYTES * drop)  # softmax out, mask, dropout out
-    return replicated + attn + mlp + core
+    total = replicated + attn + mlp + core
+    if training.precision == "fp8":  # TE saves each Linear's input in fp8 (1 B) instead of 16-bit
+        linear_inputs = 2 * tn * h + T * q_w + T * d.ffn_local  # qkv and fc1 inputs, proj and fc2 inputs
+        total -= linear_inputs * (ACT_BYTES - 1)
+    return total
 
 
 def layer_working_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
