@@ -232,5 +232,29 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
     if breakdown:
         from .breakdown import op_breakdown
 
-        est = est.model_copy(update={"ops": op_breakdown(step, pricer)})
+        ops = op_breakdown(step, pricer)
+        est = est.model_copy(update={"ops": ops, "notes": list(est.notes) + recipe_notes(step.training, ops)})
     return est
+
+
+def recipe_notes(training: TrainingSpec, ops) -> list[str]:
+    """What the recipe ran, in numbers: the share of device time in memory-bound kernels and the
+    largest classes, the host dispatch floor, and the overlaps it turned on."""
+    r = training.recipe_spec
+    device = sum(c.seconds for c in ops.classes if not c.kind.startswith("comm:"))
+    memory = [c for c in ops.classes if c.bytes > 0]
+    mem_s = sum(c.seconds for c in memory)
+    top = ", ".join(f"{c.kind} {c.seconds * 1e3:.0f} ms" for c in memory[:3])
+    kernels = sum(c.kernels for c in ops.classes)
+    style = ("eager autocast (fp32 weights cast every forward, fp32 norms)" if r.autocast else
+             "fused norms/activations" if r.norm_kernel == "fused" and r.bias_activation_fused else
+             "eager PyTorch norms/activations")
+    overlaps = [n for n, on in (("TP-comm overlap", training.tp_comm_overlap),
+                                ("overlapped grad reduce", training.overlap_dp_comm),
+                                ("overlapped param gather", training.overlap_param_gather),
+                                ("distributed optimizer", training.distributed_optimizer)) if on]
+    out = [f"recipe {r.name} ({style}): {mem_s / device:.0%} of GPU time in memory-bound kernels"
+           + (f" ({top})" if top else "") + f"; {ops.layer_bytes_per_token / 1e3:.0f} kB moved per token per layer"]
+    out.append(f"recipe {r.name}: {kernels:,} kernels per step, host dispatch {ops.host_seconds:.3g} s at "
+               f"{r.host_dispatch_us:g} us/kernel" + (f"; {', '.join(overlaps)}" if overlaps else ""))
+    return out

@@ -43,9 +43,10 @@ class RecipeSpec(Spec):
     autocast: bool = Field(
         description="eager torch.autocast: fp32 parameters cast to 16-bit on every forward and recompute, the "
         "residual stream and norms in fp32, each Linear input cast to 16-bit")
-    norm_kernel: Literal["fused", "eager"] = Field(
-        description="fused: one 16-bit norm kernel (apex / Transformer Engine); eager: torch layer_norm in fp32 "
-        "under autocast, RMSNorm written by hand as several elementwise kernels")
+    norm_kernel: Literal["fused", "native", "handwritten"] = Field(
+        description="fused: one apex / Transformer Engine kernel (class fused); native: PyTorch's own "
+        "layer_norm / rms_norm kernel (fp32 under autocast; measured norm classes); handwritten: RMSNorm as "
+        "x.float(), pow, mean, rsqrt, mul, type_as, mul (Llama reference / HF LlamaRMSNorm), LayerNorm native")
     bias_activation_fused: bool = Field(
         description="bias + GeLU / SwiGLU run as one fused kernel (Megatron bias_gelu / TE); false: separate "
         "activation kernels (SiLU and mul for SwiGLU)")

@@ -33,13 +33,14 @@ def residual_bytes(recipe: RecipeSpec) -> int:
 def norm_ops(name: str, tokens: int, h: int, model: ModelSpec, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
     """A pre-norm over ``tokens`` x ``h`` and, under autocast, the bf16 cast of its output that the
     next Linear reads. Fused: one 16-bit kernel (2 B in, 2 B out; backward reads x and dy, writes dx).
-    Eager LayerNorm: the same kernel on fp32 (autocast's fp32 list). Eager RMSNorm (x.float(), pow,
-    mean, rsqrt, mul, type_as, mul by weight): 7 kernels, 36 B per element forward, 2x backward."""
+    Native: PyTorch's layer_norm / rms_norm kernel, on fp32 under autocast (autocast's fp32 list).
+    Hand-written RMSNorm (x.float(), pow, mean, rsqrt, mul, type_as, mul by weight): 7 kernels, 36 B per
+    element forward, 2x backward."""
     n = tokens * h
     r = residual_bytes(recipe)
     if recipe.norm_kernel == "fused":
         return [MemoryOp(name, n * 2 * ACT_BYTES, phase, "fused", 1, 1.5, "fused")]
-    if model.norm_kind == "rmsnorm":
+    if model.norm_kind == "rmsnorm" and recipe.norm_kernel == "handwritten":
         per = (r + FP32) + 2 * FP32 + FP32 + 2 * FP32 + (FP32 + r) + 2 * ACT_BYTES
         ops = [MemoryOp(name, n * per, phase, "activation_fwd", 7, 2.0, "activation_bwd")]
     else:

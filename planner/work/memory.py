@@ -19,7 +19,7 @@ def _norm_saved_bytes(model: ModelSpec, recipe) -> float:
     weight multiply."""
     if recipe.norm_kernel == "fused":
         return 2.0 * ACT_BYTES
-    if model.norm_kind == "rmsnorm":
+    if model.norm_kind == "rmsnorm" and recipe.norm_kernel == "handwritten":
         return FP32 + 2.0 * ACT_BYTES + (FP32 - ACT_BYTES if recipe.autocast else 0.0)
     return residual_bytes(recipe) + ACT_BYTES
 
@@ -80,7 +80,7 @@ def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layo
     plus what the final norm keeps, for one micro-batch, bytes."""
     d = dims(model, training, layout)
     recipe = training.recipe_spec
-    norm = d.norm_tokens * d.hidden * (_norm_saved_bytes(model, recipe) if recipe.norm_kernel == "eager" else 0.0)
+    norm = d.norm_tokens * d.hidden * (_norm_saved_bytes(model, recipe) if recipe.norm_kernel != "fused" else 0.0)
     return loss_peak_bytes(d.tokens, d.vocab_local, recipe) + norm
 
 
