@@ -31,7 +31,7 @@ class Scenario(Spec):
         """Analytic estimate of this scenario."""
         from .cost import estimate
 
-        return estimate(self.model, self.hardware, self.training, self.layout, self.gpus)
+        return estimate(self.model, self.hardware, self.training, self.layout, self.gpus, breakdown=True)
 
     def to_file_dict(self) -> dict[str, Any]:
         """The JSON form written by ``--export json`` (full specs, so the file stands alone)."""

@@ -62,6 +62,7 @@ class RowResult(_Result):
     source_id: str = Field(description="source key")
     model: str = Field(description="model name as in the row")
     hardware: str = Field(description="hardware profile used")
+    recipe: str = Field(description="framework recipe that priced the row (inferred from its framework column)")
     gpus: int = Field(description="ranks")
     layout: str = Field(description="layout, micro-batch and global batch used")
     recompute: str = Field(description="recompute setting used")
@@ -109,6 +110,7 @@ class Summary(_Result):
     fully_stated: GroupStats = Field(description="rows that needed no default")
     by_hardware: dict[str, GroupStats] = Field(description="per hardware profile")
     by_source: dict[str, GroupStats] = Field(description="per source key")
+    by_recipe: dict[str, GroupStats] = Field(description="per framework recipe")
     fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated rows per profile")
 
 
@@ -151,7 +153,8 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
     trn = case.scenario.training
     flags = list(case.flags) + ([] if est.fits else ["predicted_oom"])
     return RowResult(
-        row_id=case.row_id, source_id=case.source_id, model=case.model_name, hardware=est.hardware, gpus=gpus,
+        row_id=case.row_id, source_id=case.source_id, model=case.model_name, hardware=est.hardware,
+        recipe=case.scenario.training.recipe, gpus=gpus,
         layout=f"{lay.describe()} mb{trn.micro_batch_size} gbs{trn.global_batch_size}",
         recompute=trn.recompute, compared=compared, convention=case.convention,
         measured_tflops=meas_tflops, predicted_tflops=pred_tflops, measured_step_s=case.measured_step_s,
@@ -188,6 +191,7 @@ def summarize(rows: list[RowResult]) -> Summary:
     return Summary(
         all_rows=group_stats(r.error_pct for r in rows), fully_stated=group_stats(r.error_pct for r in full),
         by_hardware=by(lambda r: r.hardware, rows), by_source=by(lambda r: r.source_id, rows),
+        by_recipe=by(lambda r: r.recipe, rows),
         fully_stated_by_hardware=by(lambda r: r.hardware, full),
     )
 

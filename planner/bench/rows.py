@@ -58,6 +58,8 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from hwprofiles.recipe_loader import load_recipe
+
 from ..errors import SpecError
 from ..scenario import Scenario
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec
@@ -196,7 +198,7 @@ def _zero(text: str) -> tuple[int, bool, bool, str | None]:
     m = re.search(r"zero(?:-dp)?[- ]?(?:stage )?(\d)", low) or re.search(r"stage (\d)", low)
     if m:
         return int(m.group(1)), False, False, None
-    if low.startswith("none"):
+    if low.startswith("none") or re.match(r"no\b", low):  # "no", "no (DDP + ...)": plain data parallel
         return 0, False, False, None
     raise Unmappable(f"zero_or_fsdp '{text}' not understood")
 
@@ -226,14 +228,31 @@ def _recompute(text: str) -> str | None:
     return None
 
 
-def _vpp(row: dict[str, str], layers: int, pp: int) -> tuple[int, bool]:
+def row_recipe(framework: str, fsdp: bool) -> str:
+    """The framework recipe (hwprofiles/recipes) a row's framework column names: Megatron-Core / NeMo /
+    Megatron-Bridge -> megatron-core; torchtitan -> torchtitan; DeepSpeed, Megatron-DeepSpeed, GPT-NeoX,
+    BigScience -> deepspeed; other FSDP stacks (LLM Foundry, HF, metaseq, IBM) -> fsdp1; else
+    megatron-lm."""
+    f = framework.lower()
+    if re.search(r"megatron-core|\bnemo|megatron-bridge|mcore", f):
+        return "megatron-core"
+    if "torchtitan" in f:
+        return "torchtitan"
+    if re.search(r"deepspeed|gpt-neox|bigscience", f):
+        return "deepspeed"
+    if fsdp or re.search(r"fsdp|foundry|composer|metaseq|fairscale|accelerate", f):
+        return "fsdp1"
+    return "megatron-lm"
+
+
+def _vpp(row: dict[str, str], layers: int, pp: int, recipe: str = "megatron-lm") -> tuple[int, bool]:
     text = row["vpp"]
     if text.isdigit():
         return int(text), False
     if pp == 1:
         return 1, False
-    if not text:
-        return 1, True
+    if not text or recipe == "deepspeed":  # DeepSpeed's PipelineEngine runs plain 1F1B (no interleaving:
+        return 1, True  # deepspeed/runtime/pipe/schedule.py TrainSchedule)
     per_stage = layers // pp if layers % pp == 0 else 0
     v = next((v for v in range(2, per_stage + 1) if per_stage % v == 0), 1)
     return v, True
@@ -277,14 +296,18 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         gbs = max(unit, round(tokens / seq / unit) * unit)
         if gbs * seq != tokens:
             defaults.append("global_batch")
-    vpp, vpp_default = _vpp(row, model.num_layers, pp)
+    zero, fsdp, dist_opt, zero_default = _zero(row["zero_or_fsdp"])
+    framework = row["framework"]
+    recipe = row_recipe(framework, fsdp)
+    recipe_spec = load_recipe(recipe)
+    vpp, vpp_default = _vpp(row, model.num_layers, pp, recipe)
     if vpp_default:
         defaults.append("vpp")
     sp_stated = yes_no_cell(row["sequence_parallel"])
-    sp = sp_stated if sp_stated is not None else (tp > 1 and "standard with tp>1" in row["sequence_parallel"].lower())
+    sp = sp_stated if sp_stated is not None else (tp > 1 and ("standard with tp>1" in row["sequence_parallel"].lower()
+                                                               or recipe_spec.sequence_parallel_default))
     if tp > 1 and sp_stated is None:
         defaults.append("sequence_parallel")
-    zero, fsdp, dist_opt, zero_default = _zero(row["zero_or_fsdp"])
     if zero_default:
         defaults.append(zero_default)
     precision, prec_default = _precision(row["precision"], hw)
@@ -294,8 +317,6 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     if flash is None:
         flash = bool(FUSED_ATTENTION_FRAMEWORKS.search(row["framework"]))
         defaults.append("flash_attention")
-    framework = row["framework"]
-    recipe = "fsdp" if fsdp else ("deepspeed" if re.search(r"deepspeed", framework, re.I) else "megatron")
     if re.search(r"microbatch-level", row["recompute"], re.I):
         flags.append("recompute_approximated")
         defaults.append("recompute")
@@ -303,10 +324,10 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
                     schedule="interleaved-1f1b" if vpp > 1 else "1f1b")
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",
-                flash_attention=flash, distributed_optimizer=dist_opt,
-                overlap_dp_comm=not re.search(r"not overlapped", row["notes"], re.I),
-                overlap_param_gather="--overlap-param-gather" in row["notes"],
-                tp_comm_overlap="--tp-comm-overlap" in row["notes"])
+                flash_attention=flash, distributed_optimizer=dist_opt or (None if zero_default else False),
+                overlap_dp_comm=False if re.search(r"not overlapped", row["notes"], re.I) else None,
+                overlap_param_gather=True if "--overlap-param-gather" in row["notes"] else None,
+                tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None)  # None: the recipe's default
     try:
         recompute = _recompute(row["recompute"])
         if recompute is None:

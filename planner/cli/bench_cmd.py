@@ -41,7 +41,7 @@ def render_accuracy(report) -> Group:
             predicted = f"{r.predicted_tflops:.1f} TF"
         flags = ([] if r.fully_stated else ["defaults: " + ",".join(r.defaults_used)]) + r.flags
         err = Text(_pct(r.error_pct), style="green" if abs(r.error_pct) <= 10 else "red")
-        rows.add_row(r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute}", measured,
+        rows.add_row(r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute} {r.recipe}", measured,
                      predicted, err, "; ".join(flags) or "fully stated")
     summary = Table(title="absolute throughput error (+ = predicted faster than measured)", title_justify="left")
     for col in ("group", "rows", "median |err|", "mean |err|", "within 10%", "median err"):
@@ -53,6 +53,8 @@ def render_accuracy(report) -> Group:
         summary.add_row(*_stats_row(f"hardware {name}", g))
     for name, g in s.fully_stated_by_hardware.items():
         summary.add_row(*_stats_row(f"fully stated, {name}", g))
+    for name, g in s.by_recipe.items():
+        summary.add_row(*_stats_row(f"recipe {name}", g))
     for name, g in s.by_source.items():
         summary.add_row(*_stats_row(f"source {name}", g))
     skipped = Table(title=f"skipped rows ({len(report.skipped)})", title_justify="left")
@@ -105,3 +107,51 @@ def frontier_fit(json_out: bool = JSON_OPTION) -> None:
     for name, err in result["relative_error_pct"].items():
         table.add_row(f"error at {name}", f"{err:+.2f} %")
     console.print(table)
+
+
+def render_steps(report) -> Group:
+    """Per-case table and summary of a StepsReport."""
+    table = Table(title=f"paraplan bench steps: {report.file} on {report.hardware}, recipe {report.recipe}",
+                  title_justify="left")
+    for col in ("model", "mbs", "rc", "measured", "predicted", "time err", "alloc meas", "alloc pred", "mem err",
+                "peak at", "reserved err", "note"):
+        table.add_column(col, justify="left" if col in ("model", "peak at", "note") else "right", overflow="fold")
+    for c in report.cases:
+        bad_t = abs(c.time_error_pct) > 15 and c.host_bound is None
+        table.add_row(
+            c.model, str(c.micro_batch), "yes" if c.recompute else "no", f"{c.measured_s * 1e3:.1f} ms",
+            f"{c.predicted_s * 1e3:.1f} ms", Text(_pct(c.time_error_pct), style="red" if bad_t else "green"),
+            f"{c.measured_alloc_gib:.2f} GiB", f"{c.predicted_alloc_gib:.2f} GiB", _pct(c.memory_error_pct),
+            c.peak_at, _pct(c.reserved_error_pct), c.host_bound or "")
+    summary = Table(title="summary (error = predicted / measured - 1)", title_justify="left")
+    summary.add_column("figure")
+    summary.add_column("value", justify="right")
+    summary.add_column("target", justify="right")
+    summary.add_row("median |time error|", f"{report.median_abs_time_error_pct:.1f}%", "<= 5%")
+    summary.add_row("median |allocated-memory error|", f"{report.median_abs_memory_error_pct:.1f}%", "<= 5%")
+    summary.add_row("worst |time error| (not host-bound)", f"{report.worst_time_error_pct:.1f}%", "<= 15%")
+    summary.add_row("worst |memory error| (not host-bound)", f"{report.worst_memory_error_pct:.1f}%", "<= 15%")
+    summary.add_row("median |reserved-memory error| (allocator reserve, informational)",
+                    f"{report.median_abs_reserved_error_pct:.1f}%", "-")
+    summary.add_row("host-bound cases (named above)", str(report.host_bound_cases), "-")
+    summary.add_row("within targets", "yes" if report.within_targets else "no", "-",
+                    style="bold green" if report.within_targets else "bold red")
+    return Group(table, summary)
+
+
+@bench_app.command("steps")
+def steps(
+    file: Annotated[Optional[str], typer.Argument(
+        metavar="[FILE]", help="Measured steps JSON (default: the shipped hwprofiles/data/h200_train_steps.json).")] = None,
+    hardware: Annotated[Optional[str], typer.Option(
+        "--hardware", help="Profile name or YAML (default: the profile of the file's env.name).")] = None,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Predict measured single-GPU eager training steps (torch-amp recipe): time and memory error per case."""
+    from ..bench.steps import run_steps
+
+    report = run_steps(file, hardware)
+    if json_out:
+        print_json(report)
+    else:
+        console.print(render_steps(report))

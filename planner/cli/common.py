@@ -29,7 +29,7 @@ FsdpOpt = Annotated[Optional[bool], typer.Option("--fsdp/--no-fsdp", help="FSDP2
 RecomputeOpt = Annotated[Optional[str], typer.Option("--recompute", help="none, selective or full.")]
 SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequence-parallel", help="Megatron sequence parallelism.")]
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, fp16 or fp8.")]
-RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="megatron, deepspeed, torch-amp or fsdp.")]
+RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, fsdp1 or torch-amp (megatron = megatron-lm, fsdp = torchtitan).")]
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
@@ -72,7 +72,7 @@ def scenario_options(*, exclude: tuple[str, ...] = ()):
 CHOICES = {
     "recompute": ("none", "selective", "full"),
     "precision": ("bf16", "fp16", "fp8"),
-    "recipe": ("megatron", "deepspeed", "torch-amp", "fsdp"),
+    "recipe": ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "fsdp1", "torch-amp", "megatron", "fsdp"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
 }
 
@@ -120,7 +120,7 @@ def build_scenario(
         put(lay, key, value)
     if vpp is not None and vpp > 1 and schedule is None:
         lay["schedule"] = "interleaved-1f1b"
-    if recipe == "fsdp" and fsdp is None and zero is None:
+    if recipe in ("fsdp", "torchtitan", "fsdp1") and fsdp is None and zero is None:
         lay["fsdp"] = True
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),

@@ -201,7 +201,10 @@ def plan(
                        style="dim"))
     console.print()
     console.print(Text(f"Best plan: {best.label}", style="bold green"))
-    console.print(render_estimate(best.estimate))
+    from ..cost import estimate as estimate_with_ops  # the best plan again, with its recipe's per-op notes
+
+    console.print(render_estimate(estimate_with_ops(model_spec, hw, best.training, best.layout, best.gpus,
+                                                    breakdown=True)))
     console.print()
     if ref_source is not None:
         console.print(Text(f"• reference row 'ref': the layout published with {model_spec.name} ({ref_source}), "

@@ -106,6 +106,7 @@ def summary_table(est: Estimate) -> Table:
     t.add_row("model / hardware", f"{est.model} on {est.gpus} x {est.hardware}")
     t.add_row("layout", f"{est.layout.describe()}  schedule {est.layout.schedule}  micro-batch "
               f"{est.training.micro_batch_size} x {est.micro_batches} per step")
+    t.add_row("recipe", f"{est.training.recipe} ({est.training.recipe_spec.framework})")
     t.add_row("step time", fmt_seconds(est.step_time_s))
     t.add_row("tokens/s", f"{est.tokens_per_s:,.0f}")
     t.add_row("model TFLOP/s/GPU (MFU)", f"{est.model_tflops_per_gpu:.1f} ({est.mfu:.1%})")

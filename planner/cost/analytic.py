@@ -57,7 +57,7 @@ class StageTimes:
 
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication."""
-    parts = {"f": [0.0, 0.0], "bi": [0.0, 0.0], "bw": [0.0, 0.0], "r": [0.0, 0.0]}
+    parts = {"f": [0.0, 0.0, 0.0], "bi": [0.0, 0.0, 0.0], "bw": [0.0, 0.0, 0.0], "r": [0.0, 0.0, 0.0]}
     for block, n in stage.blocks:
         if n == 0:
             continue
@@ -67,6 +67,9 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
                 bt = pricer.block_time(ops)
                 parts[key][0] += bt.compute * n
                 parts[key][1] += bt.tp_comm * n
+                parts[key][2] += bt.host * n
+    for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
+        part[0] = max(part[0], part[2] - part[1])
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
     tp_hidden = 0.0
@@ -132,40 +135,55 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
     return worst
 
 
+def peak_breakdown(s: StageWork, reserved: float) -> MemoryBreakdown:
+    """The tensors that coexist at one GPU's peak: the largest of three moments.
+
+    forward end: weights + optimizer state (+ gradients when they persist) + every bf16 weight copy
+    autocast caches + activations in flight + the loss's forward temporaries; start of backward: the
+    same with only the copies autograd saved and the backward transients (loss temporaries or the
+    first recomputed layer; planner/work/memory.py); optimizer step: weights + gradients + optimizer
+    state (16 B/param for fp32 AdamW) + buffers. ``reserved`` (runtime + allocator) is its own item."""
+    act = s.activation_bytes_per_microbatch * s.in_flight
+    grads_b = s.grads_bytes if s.grads_in_backward else 0.0
+    static = s.weights_bytes + s.optimizer_bytes + grads_b + act + s.buffer_bytes
+    backward = static + s.weight_saved_bytes + s.working_bytes
+    forward_end = static + s.weight_cache_bytes + s.forward_end_bytes
+    step = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + s.buffer_bytes
+    if step > backward and step >= forward_end:
+        return trusted(MemoryBreakdown, params=s.weights_bytes, grads=s.grads_bytes, optimizer=s.optimizer_bytes,
+                       activations=0.0, buffers=s.buffer_bytes, reserved=reserved, weight_copies=0.0,
+                       peak_at="optimizer-step")
+    if forward_end > backward:
+        return trusted(MemoryBreakdown, params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,
+                       activations=act, buffers=s.buffer_bytes + s.forward_end_bytes, reserved=reserved,
+                       weight_copies=s.weight_cache_bytes, peak_at="forward-end")
+    return trusted(MemoryBreakdown, params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,
+                   activations=act, buffers=s.buffer_bytes + s.working_bytes, reserved=reserved,
+                   weight_copies=s.weight_saved_bytes, peak_at="backward")
+
+
 def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
     """Peak bytes of one GPU of ``stage`` and whether it fits the device."""
-    act = stage.activation_bytes_per_microbatch * stage.in_flight
-    reserved = hardware.device.reserved_memory_gib * GIB
-    # internal, already-validated numbers: construct without re-validation (hot path of the search)
-    bd = trusted(MemoryBreakdown,
-        params=stage.weights_bytes, grads=stage.grads_bytes, optimizer=stage.optimizer_bytes,
-        activations=act, buffers=stage.buffer_bytes + stage.working_bytes, reserved=reserved,
-    )
-    cap = hardware.device.hbm_capacity_gib * GIB
-    peak = bd.total
-    return trusted(StageMemory,
-        stage=stage.index, layers=stage.layers, in_flight_microbatches=round(stage.in_flight),
-        peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
-        overflow_bytes=max(0.0, peak - cap),
-    )
+    return stage_memories_of([stage], hardware)[0]
 
 
-def stage_memories(step: StepWork, hardware: HardwareProfile) -> list[StageMemory]:
-    """Per-stage peak memory of ``step`` (the same numbers as ``stage_memory``, built in one pass:
-    the search calls this for every candidate)."""
+def stage_memories_of(stages, hardware: HardwareProfile) -> list[StageMemory]:
+    """Per-stage peak memory (``peak_breakdown`` + the device's reserve) and whether each fits."""
     reserved = hardware.device.reserved_memory_gib * GIB
     cap = hardware.device.hbm_capacity_gib * GIB
     out = []
-    for s in step.stages:
-        act = s.activation_bytes_per_microbatch * s.in_flight
-        buffers = s.buffer_bytes + s.working_bytes
-        peak = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + act + buffers + reserved
-        bd = trusted(MemoryBreakdown, params=s.weights_bytes, grads=s.grads_bytes, optimizer=s.optimizer_bytes,
-                     activations=act, buffers=buffers, reserved=reserved)
+    for s in stages:
+        bd = peak_breakdown(s, reserved)
+        peak = bd.total
         out.append(trusted(StageMemory, stage=s.index, layers=s.layers, in_flight_microbatches=round(s.in_flight),
                            peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
                            overflow_bytes=peak - cap if peak > cap else 0.0))
     return out
+
+
+def stage_memories(step: StepWork, hardware: HardwareProfile) -> list[StageMemory]:
+    """Per-stage peak memory of ``step`` (the search calls this for every candidate)."""
+    return stage_memories_of(step.stages, hardware)
 
 
 def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpus: int,
@@ -210,13 +228,43 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
 
 
 def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec, layout: Layout,
-             gpus: int | None = None) -> Estimate:
+             gpus: int | None = None, breakdown: bool = False) -> Estimate:
     """Analytic estimate of one training step of ``model`` on ``hardware`` under ``layout``.
 
-    ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError."""
+    ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError. ``breakdown``
+    adds the per-kernel-class breakdown (planner.cost.breakdown) as ``Estimate.ops``."""
     gpus = layout.gpus if gpus is None else gpus
     check_layout(layout, model, training, gpus)
     step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
     times = price_stages(step, pricer)
-    return fold(step, times, hardware, gpus, pricer.compute.peak_flops)
+    est = fold(step, times, hardware, gpus, pricer.compute.peak_flops)
+    if breakdown:
+        from .breakdown import op_breakdown
+
+        ops = op_breakdown(step, pricer)
+        est = est.model_copy(update={"ops": ops, "notes": list(est.notes) + recipe_notes(step.training, ops)})
+    return est
+
+
+def recipe_notes(training: TrainingSpec, ops) -> list[str]:
+    """What the recipe ran, in numbers: the share of device time in memory-bound kernels and the
+    largest classes, the host dispatch floor, and the overlaps it turned on."""
+    r = training.recipe_spec
+    device = sum(c.seconds for c in ops.classes if not c.kind.startswith("comm:"))
+    memory = [c for c in ops.classes if c.bytes > 0]
+    mem_s = sum(c.seconds for c in memory)
+    top = ", ".join(f"{c.kind} {c.seconds * 1e3:.0f} ms" for c in memory[:3])
+    kernels = sum(c.kernels for c in ops.classes)
+    style = ("eager autocast (fp32 weights cast every forward, fp32 norms)" if r.autocast else
+             "fused norms/activations" if r.norm_kernel == "fused" and r.bias_activation_fused else
+             "eager PyTorch norms/activations")
+    overlaps = [n for n, on in (("TP-comm overlap", training.tp_comm_overlap),
+                                ("overlapped grad reduce", training.overlap_dp_comm),
+                                ("overlapped param gather", training.overlap_param_gather),
+                                ("distributed optimizer", training.distributed_optimizer)) if on]
+    out = [f"recipe {r.name} ({style}): {mem_s / device:.0%} of GPU time in memory-bound kernels"
+           + (f" ({top})" if top else "") + f"; {ops.layer_bytes_per_token / 1e3:.0f} kB moved per token per layer"]
+    out.append(f"recipe {r.name}: {kernels:,} kernels per step, host dispatch {ops.host_seconds:.3g} s at "
+               f"{r.host_dispatch_us:g} us/kernel" + (f"; {', '.join(overlaps)}" if overlaps else ""))
+    return out

@@ -59,12 +59,21 @@ class MemoryBreakdown(Result):
     optimizer: float = Field(description="optimizer state (master weights, moments), bytes")
     activations: float = Field(description="activations kept for backward at the peak, bytes")
     buffers: float = Field(description="communication buffers, logits, workspace, bytes")
-    reserved: float = Field(description="runtime context and allocator overhead, bytes")
+    reserved: float = Field(description="runtime context and allocator overhead, bytes (not allocated tensors)")
+    weight_copies: float = Field(0.0, description="16-bit weight copies autocast keeps (eager recipes), bytes")
+    peak_at: str = Field(
+        "backward", description="when the peak occurs: 'forward-end', 'backward' (its start, loss temporaries "
+        "or the first recomputed layer) or 'optimizer-step'; the parts are the tensors that coexist then")
+
+    @property
+    def allocated(self) -> float:
+        """Bytes of live tensors at the peak (what torch.cuda.max_memory_allocated measures)."""
+        return self.params + self.grads + self.optimizer + self.activations + self.buffers + self.weight_copies
 
     @property
     def total(self) -> float:
         """Sum of the parts, bytes."""
-        return self.params + self.grads + self.optimizer + self.activations + self.buffers + self.reserved
+        return self.allocated + self.reserved
 
 
 class StageMemory(Result):
@@ -78,6 +87,33 @@ class StageMemory(Result):
     capacity_bytes: float = Field(description="device HBM capacity, bytes")
     fits: bool = Field(description="peak_bytes <= usable capacity")
     overflow_bytes: float = Field(description="bytes over capacity (0 when it fits)")
+
+    @property
+    def allocated_bytes(self) -> float:
+        """Peak bytes of live tensors, peak_bytes - breakdown.reserved (what
+        torch.cuda.max_memory_allocated measures; the reserve is the runtime and allocator's)."""
+        return self.peak_bytes - self.breakdown.reserved
+
+
+class KernelClassCost(Result):
+    """One kernel class over one step on one GPU."""
+
+    kind: str = Field(description="gemm, attention, a memory kernel class (norm_fwd, cast, ...) or comm:<collective>")
+    kernels: int = Field(description="kernel launches (collective calls) per step")
+    bytes: float = Field(description="bytes moved through HBM per step (memory-bound kernels; 0 for GEMMs), bytes")
+    flops: float = Field(description="executed FLOPs per step")
+    seconds: float = Field(description="device seconds per step, serialised (before any overlap), s")
+
+
+class OpBreakdown(Result):
+    """Where one GPU's step goes, by kernel class (the stage with the largest compute)."""
+
+    stage: int = Field(description="pipeline stage described")
+    classes: list[KernelClassCost] = Field(description="per kernel class, largest seconds first")
+    layer_bytes_per_token: float = Field(
+        description="bytes moved by the memory-bound kernels of one transformer layer (forward + backward + "
+        "recompute) per token of the micro-batch, bytes")
+    host_seconds: float = Field(description="CPU dispatch time of every kernel of the step, s")
 
 
 class Estimate(Result):
@@ -103,6 +139,8 @@ class Estimate(Result):
     peak_memory_bytes: float = Field(description="largest stage peak, bytes per GPU")
     time: TimeBreakdown = Field(description="step time breakdown, s")
     notes: list[str] = Field(default_factory=list, description="assumptions and warnings")
+    ops: OpBreakdown | None = Field(None, description="per-kernel-class bytes, FLOPs and seconds of the busiest "
+                                    "stage (single estimates; not computed inside the search)")
 
     @property
     def worst_stage(self) -> StageMemory:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout, TrainingSpec
-from ..work.ops import Attention, Collective, Gemm, MemoryOp, Op
+from ..work.ops import Attention, Collective, Gemm, MemoryOp, Op, launches
 from .collectives import CollectivePricer
 from .compute import ComputePricer
 from .placement import GroupPlacement, axis_placement, pp_boundary_devices
@@ -16,10 +16,15 @@ AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate")
 
 @dataclass(frozen=True, slots=True)
 class BlockTime:
-    """Seconds of an op list split into compute and tensor-parallel communication."""
+    """Seconds of an op list split into compute and tensor-parallel communication; ``host`` is the
+    CPU's dispatch time of the list's kernels (recipe host_dispatch_us per kernel). The host floor is
+    applied per pass (planner.cost.analytic.price_stage): the CPU runs ahead of the GPU through the
+    launch queue, so a short block's dispatch hides behind its neighbours' kernels."""
 
     compute: float
     tp_comm: float
+    host: float = 0.0
+    device: float = 0.0
 
     @property
     def total(self) -> float:
@@ -35,6 +40,8 @@ class Pricer:
         self.layout = layout
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self.compute = ComputePricer(hardware.device, training.precision)
+        self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
+        self.recompute_host_calls = training.recipe_spec.recompute_host_calls_per_kernel
         self.collectives = CollectivePricer(hardware, self.nodes)
         self.groups: dict[str, GroupPlacement] = {a: axis_placement(layout, a, hardware) for a in AXES}
         self.pp_senders, self.pp_crosses_node = pp_boundary_devices(layout, hardware)
@@ -64,13 +71,16 @@ class Pricer:
         if hit is not None and hit[0] is ops:
             return hit[1]
         comp = comm = 0.0
+        kernels = 0
         for op in ops:
             t = self.op_time(op)
+            kernels += launches(op) * (self.recompute_host_calls if op.phase == "recompute" else 1)
             if isinstance(op, Collective):
                 comm += t
             else:
                 comp += t
-        result = BlockTime(comp, comm)
+        host = kernels * self.host_dispatch_s
+        result = BlockTime(comp, comm, host, comp)
         self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
         return result
 

@@ -20,15 +20,27 @@ class ComputePricer:
         half = "fp16" if precision == "fp16" else "bf16"
         self.peak_flops = device.peak_tflops.for_dtype(half) * 1e12
         self.gemm_speedup = 1.0
+        self._fp8_curve = None
         if precision == "fp8":
-            device.peak_tflops.for_dtype("fp8")  # raises a clear error when the chip has no fp8
+            fp8_peak = device.peak_tflops.for_dtype("fp8") * 1e12  # raises a clear error when the chip has no fp8
             self.gemm_speedup = device.fp8_gemm_speedup
+            if device.fp8_gemm_efficiency:
+                # a size-dependent fp8 curve, expressed against the 16-bit peak so the knee logic is shared
+                self._fp8_curve = ([math.log(p.gflop) for p in device.fp8_gemm_efficiency],
+                                   [p.efficiency * fp8_peak / self.peak_flops for p in device.fp8_gemm_efficiency])
         pts = device.gemm_efficiency
         self._log_sizes = [math.log(p.gflop) for p in pts]
         self._effs = [p.efficiency for p in pts]
         self.memory_bw = device.hbm_bandwidth_gbps * 1e9 * device.memory_efficiency
+        hbm = device.hbm_bandwidth_gbps * 1e9
+        self._class_bw = {k: hbm * v for k, v in device.memory_class_efficiency.items()}
         self.overhead_s = device.kernel_overhead_us * 1e-6
         self._cache: dict[tuple[int, int, int], float] = {}
+        self._attn_cache: dict[tuple[int, int, bool], float] = {}
+        table: dict[int, list] = {}
+        for p in device.attention_table:
+            table.setdefault(p.head_dim, []).append(p)
+        self._attn_table = {hd: sorted(pts, key=lambda p: p.seq) for hd, pts in table.items()}
 
     def gemm_efficiency(self, m: int, n: int, k: int) -> float:
         """Fraction of the 16-bit dense peak a GEMM of this shape reaches: the device curve,
@@ -36,10 +48,10 @@ class ComputePricer:
         smallest dimension is under ``gemm_min_dim_knee`` (tile under-utilisation)."""
         return self._efficiency_at(2.0 * m * n * k, min(m, n, k))
 
-    def _efficiency_at(self, flops: float, min_dim: int) -> float:
+    def _efficiency_at(self, flops: float, min_dim: int, curve=None) -> float:
         """The curve at ``flops`` (GEMM work, FLOPs) with the small-dimension fall-off at ``min_dim``."""
         x = math.log(max(flops / 1e9, 1e-12))
-        xs, ys = self._log_sizes, self._effs
+        xs, ys = curve if curve is not None else (self._log_sizes, self._effs)
         if x <= xs[0]:
             eff = ys[0]
         elif x >= xs[-1]:
@@ -59,16 +71,49 @@ class ComputePricer:
         per = self._cache.get(key)
         if per is None:
             flops = 2.0 * op.m * op.n * op.k
-            per = flops / (self.peak_flops * self.gemm_efficiency(*key) * self.gemm_speedup)
+            if self._fp8_curve is not None and math.log(flops / 1e9) >= self._fp8_curve[0][0]:
+                # fp8: its own measured size curve (1x bf16 at the smallest measured shape, ~2x at large);
+                # below it, the bf16 curve (the measured ratio there is 1.0)
+                eff = max(self._efficiency_at(flops, min(key), self._fp8_curve), self.gemm_efficiency(*key))
+                per = flops / (self.peak_flops * eff)
+            else:
+                speedup = 1.0 if self._fp8_curve is not None else self.gemm_speedup
+                per = flops / (self.peak_flops * self.gemm_efficiency(*key) * speedup)
             self._cache[key] = per
         return op.count * (per + self.overhead_s)
+
+    def attention_efficiency(self, head_dim: int, seq: int, backward: bool) -> float:
+        """Fused attention efficiency: the profile's table at the nearest measured head dim,
+        log-interpolated in sequence length (clamped at its ends); the scalar efficiencies when the
+        profile has no table."""
+        key = (head_dim, seq, backward)
+        hit = self._attn_cache.get(key)
+        if hit is not None:
+            return hit
+        if not self._attn_table:
+            eff = self.device.attention_backward_efficiency if backward else self.device.attention_efficiency
+        else:
+            hd = min(self._attn_table, key=lambda d: (abs(d - head_dim), d))
+            pts = self._attn_table[hd]
+            ys = [p.backward if backward else p.forward for p in pts]
+            x = math.log(seq)
+            xs = [math.log(p.seq) for p in pts]
+            if x <= xs[0]:
+                eff = ys[0]
+            elif x >= xs[-1]:
+                eff = ys[-1]
+            else:
+                i = bisect.bisect_right(xs, x)
+                w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+                eff = ys[i - 1] + w * (ys[i] - ys[i - 1])
+        self._attn_cache[key] = eff
+        return eff
 
     def attention_time(self, op: Attention) -> float:
         """Seconds for the attention core. Fused: executed FLOPs at the measured kernel efficiency
         (forward / backward). Unfused: QK^T and PV as batched GEMMs (the softmax is a MemoryOp)."""
         if op.fused:
-            eff = (self.device.attention_backward_efficiency if op.phase.startswith("bwd")
-                   else self.device.attention_efficiency)
+            eff = self.attention_efficiency(op.head_dim, op.seq_k, op.phase.startswith("bwd"))
             return op.executed_flops / (self.peak_flops * eff) + self.overhead_s
         # QK^T and PV run as batched GEMMs over every local head (Megatron's baddbmm/bmm): the
         # efficiency of a GEMM of the batch's total size, with the tile fall-off of its smallest dim
@@ -76,9 +121,15 @@ class ComputePricer:
         eff = self._efficiency_at(fwd_flops, min(op.seq_q, op.seq_k, op.head_dim))
         return op.executed_flops / (self.peak_flops * eff) + 2 * self.overhead_s
 
+    def memory_bandwidth(self, kind: str) -> float:
+        """Achieved bytes/s of a memory-bound kernel class (the copy bandwidth when the profile
+        does not list the class)."""
+        return self._class_bw.get(kind, self.memory_bw)
+
     def memory_time(self, op: MemoryOp) -> float:
-        """Seconds for a memory-bound op: bytes / achieved HBM bandwidth + launch overhead."""
-        return op.bytes_moved / self.memory_bw + self.overhead_s
+        """Seconds for a memory-bound op: bytes / its class's achieved HBM bandwidth + launch
+        overhead per kernel."""
+        return op.bytes_moved / self._class_bw.get(op.kind, self.memory_bw) + op.launches * self.overhead_s
 
     def optimizer_time(self, params: float) -> float:
         """Seconds for a fused Adam step over ``params`` parameters (measured params/s)."""

@@ -211,7 +211,7 @@ def _shardings(pp: int, dp: int, tp: int, node: int, training: TrainingSpec, c: 
         if z == 3 and pp > 1:
             counts.invalid += 1
             continue
-        fsdp = z == 3 and training.recipe == "fsdp"
+        fsdp = z == 3 and training.recipe_spec.fsdp_sharding
         zs = 0 if fsdp else z
         out.append((zs, fsdp, None))
         local = node // tp if node % tp == 0 else 0

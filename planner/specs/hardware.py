@@ -44,6 +44,15 @@ class EfficiencyPoint(Spec):
     efficiency: float = Field(gt=0, le=1, description="achieved fraction of the dtype's dense peak")
 
 
+class AttentionPoint(Spec):
+    """Measured fused (flash) attention efficiency at one head dim and sequence length."""
+
+    head_dim: int = Field(gt=0, description="per-head width")
+    seq: int = Field(gt=0, description="sequence length (queries = keys), tokens")
+    forward: float = Field(gt=0, le=1, description="forward achieved fraction of the 16-bit peak (causal half counted)")
+    backward: float = Field(gt=0, le=1, description="backward achieved fraction of the 16-bit peak (2.5x forward FLOPs)")
+
+
 class DeviceSpec(Spec):
     """One accelerator as one rank sees it (an MI250X GCD, an H100 SXM, ...)."""
 
@@ -60,13 +69,27 @@ class DeviceSpec(Spec):
     fp8_gemm_speedup: float = Field(
         1.0, ge=1, description="achieved fp8 GEMM speed over bf16 at the same shape (1 = no fp8)"
     )
+    fp8_gemm_efficiency: list[EfficiencyPoint] = Field(
+        default_factory=list,
+        description="fp8 GEMM efficiency vs GEMM size as a fraction of the fp8 peak (log-interpolated, clamped); "
+        "empty = the bf16 curve times fp8_gemm_speedup")
     memory_efficiency: float = Field(gt=0, le=1, description="achieved fraction of HBM bandwidth, streaming ops")
+    memory_class_efficiency: dict[str, float] = Field(
+        default_factory=dict,
+        description="achieved fraction of HBM bandwidth per memory-bound kernel class (norm_fwd, norm_bwd, "
+        "activation_fwd, softmax, ...; planner/work/ops.py KernelClass); a class not listed runs at "
+        "memory_efficiency, the copy bandwidth")
     attention_efficiency: float = Field(
         gt=0, le=1, description="flash-attention forward achieved fraction of the 16-bit peak"
     )
     attention_backward_efficiency: float = Field(
         gt=0, le=1, description="flash-attention backward achieved fraction of the 16-bit peak"
     )
+    attention_table: list[AttentionPoint] = Field(
+        default_factory=list,
+        description="fused attention efficiency by head dim and sequence (nearest head dim, log-interpolated in "
+        "sequence, clamped); empty = attention_efficiency / attention_backward_efficiency everywhere")
+    attention_kernel: str = Field("", description="the attention kernel generation the table measures (FA2, FA3, cuDNN SDPA)")
     optimizer_params_per_s: float = Field(
         gt=0, description="fused Adam step throughput, fp32 parameters per second"
     )

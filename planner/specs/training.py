@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Spec
+from .recipe import RecipeName, RecipeSpec
 
 Precision = Literal["bf16", "fp16", "fp8"]
-Recipe = Literal["megatron", "deepspeed", "torch-amp", "fsdp"]
 Recompute = Literal["none", "selective", "full"]
 
 
@@ -20,15 +20,17 @@ class TrainingSpec(Spec):
     global_batch_size: int = Field(gt=0, description="sequences per optimizer step")
     micro_batch_size: int = Field(1, gt=0, description="sequences per micro-batch per data-parallel rank")
     precision: Precision = Field("bf16", description="compute datatype of GEMMs")
-    recipe: Recipe = Field(
-        "megatron",
-        description="optimizer/precision recipe: megatron (fp32 master + fp32 grads), deepspeed (ZeRO, "
-        "16-bit grads), torch-amp (fp32 params, autocast), fsdp (FSDP2 mixed precision)",
+    recipe: RecipeName = Field(
+        "megatron-lm",
+        description="framework recipe (hwprofiles/recipes/<name>.yaml): megatron-lm, megatron-core, deepspeed, "
+        "torchtitan (FSDP2), fsdp1, torch-amp; the older values megatron and fsdp map to megatron-lm and "
+        "torchtitan. Fields left unset take the recipe's defaults (dropout, overlaps, distributed optimizer)",
     )
     optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer (Adam keeps two fp32 moments)")
     recompute: Recompute = Field("none", description="activation recomputation")
     flash_attention: bool = Field(True, description="fused flash attention (no s^2 score matrix stored)")
-    dropout: bool = Field(True, description="dropout layers present (their masks are kept for backward)")
+    dropout: bool = Field(True, description="dropout layers present (their masks are kept for backward); "
+                          "default: the recipe's dropout_default")
     overlap_dp_comm: bool = Field(
         True, description="bucketed data-parallel gradient reduction overlapped with the backward pass"
     )
@@ -43,6 +45,33 @@ class TrainingSpec(Spec):
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipe_defaults(cls, data):
+        """Map an older recipe alias to its recipe and fill unset fields from the recipe's defaults."""
+        if not isinstance(data, dict):
+            return data
+        from hwprofiles.recipe_loader import canonical_recipe_name, load_recipe
+
+        name = canonical_recipe_name(str(data.get("recipe", "megatron-lm")))
+        spec = load_recipe(name)
+        out = dict(data)
+        out["recipe"] = name
+        for key, default in (("dropout", spec.dropout_default), ("tp_comm_overlap", spec.tp_comm_overlap_default),
+                             ("overlap_param_gather", spec.overlap_param_gather_default),
+                             ("overlap_dp_comm", spec.overlap_grad_reduce_default),
+                             ("distributed_optimizer", spec.distributed_optimizer_default)):
+            if out.get(key) is None:
+                out[key] = default
+        return out
+
+    @property
+    def recipe_spec(self) -> RecipeSpec:
+        """The framework recipe this step runs with (hwprofiles/recipes/<recipe>.yaml)."""
+        from hwprofiles.recipe_loader import load_recipe
+
+        return load_recipe(self.recipe)
 
     @model_validator(mode="after")
     def _check(self):

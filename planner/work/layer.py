@@ -11,6 +11,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
+from .kernels import (
+    activation_ops,
+    attention_copy_ops,
+    bias_grad_ops,
+    fp8_quantize_ops,
+    loss_ops,
+    norm_ops,
+    residual_bytes,
+    residual_ops,
+    rope_ops,
+    weight_cast_ops,
+)
 from .ops import Attention, Collective, Gemm, MemoryOp, Op
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
@@ -75,36 +87,89 @@ def _tp_out(d: Dims, name: str, phase: str) -> list[Op]:
     return [Collective(f"{name}.{kind}", kind, "tp", d.tokens * d.hidden * ACT_BYTES, phase)]
 
 
-def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase: str = "fwd") -> list[Op]:
-    """Forward ops of one layer for one micro-batch on one TP rank (``phase='recompute'`` for replay)."""
-    d = dims(model, training, layout)
-    T, h, tn = d.tokens, d.hidden, d.norm_tokens
+def _attention_core_ops(d: Dims, training: TrainingSpec, recipe, position_kind: str, phase: str) -> list[Op]:
+    """Between the QKV GEMM and the output projection: RoPE, the attention core (fused flash kernel,
+    or QK^T / softmax / PV with the score softmax and dropout as memory ops) and the eager head-layout
+    copies. The one place the attention core op is built."""
     q_width = d.heads_local * d.head_dim
     kv_width = d.kv_heads_local * d.head_dim
-    drop = 1 if training.dropout else 0
-    ops: list[Op] = [MemoryOp("norm1", tn * h * ACT_BYTES * 2, phase)]
-    ops += _tp_in(d, "attn", phase)
-    ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
+    ops: list[Op] = []
+    if position_kind == "rope":
+        ops += rope_ops(d.tokens, q_width, kv_width, recipe, phase)
     ops.append(
         Attention("attention", d.batch * d.heads_local, d.seq, d.seq, d.head_dim, phase,
                   causal=True, fused=training.flash_attention)
     )
     if not training.flash_attention:
         # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
+        drop = 1 if training.dropout else 0
         scores = d.batch * d.heads_local * d.seq * d.seq
-        ops.append(MemoryOp("softmax", scores * (4 + 5 * drop), phase))
+        ops.append(MemoryOp("softmax", scores * (4 + 5 * drop), phase, "fused" if recipe.softmax_fused else "softmax"))
+    ops += attention_copy_ops(d.tokens, q_width, kv_width, recipe, phase)
+    return ops
+
+
+def _ffn_ops(d: Dims, recipe, phase: str) -> list[Op]:
+    """fc1 (gate + up for SwiGLU), the activation, fc2: the one place the FFN ops are built."""
+    T, h = d.tokens, d.hidden
+    ops: list[Op] = [Gemm("fc1", T, d.ffn_local * d.ffn_gate_factor, h, phase)]
+    ops += activation_ops(T, d.ffn_local, d.ffn_gate_factor == 2, recipe, phase)
+    ops.append(Gemm("fc2", T, h, d.ffn_local, phase))
+    return ops
+
+
+def layer_linear_params(model: ModelSpec, layout: Layout) -> tuple[float, int]:
+    """(Linear weight + bias parameters of one layer on one TP rank, number of such tensors). GPT-style
+    models (GeLU) have one fused QKV Linear (Megatron, nanoGPT); Llama-style (SwiGLU) separate q, k, v
+    (Hugging Face, torchtitan)."""
+    from .params import attention_parameters, mlp_parameters
+
+    t = layout.tp
+    swiglu = model.ffn_kind == "swiglu"
+    n_mats = (4 if swiglu else 2) + (3 if swiglu else 2)
+    biases = n_mats if model.linear_bias else (3 if model.qkv_bias else 0)
+    return (attention_parameters(model) + mlp_parameters(model, model.ffn_hidden_size)) / t, n_mats + biases
+
+
+def _bias_widths(model: ModelSpec, d: Dims) -> list[int]:
+    """Output widths of the Linears that carry a bias (per TP rank)."""
+    q_kv = d.heads_local * d.head_dim + 2 * d.kv_heads_local * d.head_dim
+    if model.linear_bias:
+        return [q_kv, d.hidden, d.ffn_local * d.ffn_gate_factor, d.hidden]
+    return [q_kv] if model.qkv_bias else []
+
+
+def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase: str = "fwd") -> list[Op]:
+    """Forward ops of one layer for one micro-batch on one TP rank (``phase='recompute'`` for replay):
+    the recipe's weight casts, norm, QKV, attention core, projection, residual, norm, FFN, residual."""
+    d = dims(model, training, layout)
+    recipe = training.recipe_spec
+    T, h, tn = d.tokens, d.hidden, d.norm_tokens
+    q_width = d.heads_local * d.head_dim
+    kv_width = d.kv_heads_local * d.head_dim
+    linear_params, tensors = layer_linear_params(model, layout)
+    ops: list[Op] = list(weight_cast_ops(linear_params, tensors, recipe, phase))
+    ops += norm_ops("norm1", tn, h, model, recipe, phase)
+    ops += _tp_in(d, "attn", phase)
+    ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
+    ops += _attention_core_ops(d, training, recipe, model.position_kind, phase)
     ops.append(Gemm("attn_proj", T, h, q_width, phase))
     ops += _tp_out(d, "attn", phase)
-    ops.append(MemoryOp("dropout_add1", tn * h * (3 * ACT_BYTES + drop), phase))
-    ops.append(MemoryOp("norm2", tn * h * ACT_BYTES * 2, phase))
+    ops += residual_ops("dropout_add1", tn, h, recipe, training.dropout, phase)
+    ops += norm_ops("norm2", tn, h, model, recipe, phase)
     ops += _tp_in(d, "mlp", phase)
-    ops.append(Gemm("fc1", T, d.ffn_local * d.ffn_gate_factor, h, phase))
-    act_io = (d.ffn_gate_factor + 1) * ACT_BYTES  # read input(s), write output
-    ops.append(MemoryOp("activation", T * d.ffn_local * act_io, phase))
-    ops.append(Gemm("fc2", T, h, d.ffn_local, phase))
+    ops += _ffn_ops(d, recipe, phase)
     ops += _tp_out(d, "mlp", phase)
-    ops.append(MemoryOp("dropout_add2", tn * h * (3 * ACT_BYTES + drop), phase))
+    ops += residual_ops("dropout_add2", tn, h, recipe, training.dropout, phase)
+    if training.precision == "fp8":
+        ops += fp8_quantize_ops([op for op in ops if isinstance(op, Gemm)], phase)
     return ops
+
+
+def layer_backward_extras(model: ModelSpec, training: TrainingSpec, layout: Layout) -> list[Op]:
+    """Backward-only kernels of one layer: the bias-gradient reductions."""
+    d = dims(model, training, layout)
+    return list(bias_grad_ops(d.tokens, _bias_widths(model, d), training.recipe_spec))
 
 
 def backward_of(forward: list[Op]) -> list[Op]:
@@ -120,7 +185,9 @@ def backward_of(forward: list[Op]) -> list[Op]:
             out.append(Attention(op.name + ".bwd", op.batch_heads, op.seq_q, op.seq_k, op.head_dim,
                                  "bwd_input", op.causal, op.fused))
         elif isinstance(op, MemoryOp):
-            out.append(MemoryOp(op.name + ".bwd", op.bytes_moved * 2, "bwd_input"))
+            if op.bwd_factor > 0:
+                out.append(MemoryOp(op.name + ".bwd", op.bytes_moved * op.bwd_factor, "bwd_input",
+                                    op.bwd_kind or op.kind, op.launches, 0.0))
         elif isinstance(op, Collective):
             mirror = {"all-gather": "reduce-scatter", "reduce-scatter": "all-gather"}.get(op.kind, op.kind)
             out.append(Collective(op.name + ".bwd", mirror, op.axis, op.bytes, "bwd_input"))
@@ -140,26 +207,35 @@ def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout) ->
 
 
 def embedding_forward(model: ModelSpec, training: TrainingSpec, layout: Layout) -> list[Op]:
-    """Vocab-parallel embedding lookup (+ learned positions) and its TP reduction, first stage."""
+    """Vocab-parallel embedding lookup (+ learned positions and their add) and its TP reduction,
+    first stage. Elements are fp32 under autocast (fp32 tables, embedding is not an autocast op).
+    Backward: the dense embedding gradient (zero the local table's grad, scatter-add the tokens)."""
     d = dims(model, training, layout)
+    recipe = training.recipe_spec
     T, h = d.tokens, d.hidden
+    e = residual_bytes(recipe)
     extra = 2 if model.position_kind == "learned" else 0
-    ops: list[Op] = [MemoryOp("embedding", T * h * ACT_BYTES * (1 + extra), "fwd")]
+    table = d.vocab_local * h * e
+    fwd = T * h * e * (1 + extra)
+    ops: list[Op] = [MemoryOp("embedding", fwd, "fwd", "embedding", 1 + (extra > 0) * 2,
+                              (table + T * h * e * (2 + extra)) / fwd, "embedding")]
     ops += _tp_out(d, "embedding", "fwd")
     if model.embedding_norm:
-        ops.append(MemoryOp("embedding_norm", d.norm_tokens * h * ACT_BYTES * 2, "fwd"))
+        ops += norm_ops("embedding_norm", d.norm_tokens, h, model, recipe, "fwd")
     return ops
 
 
 def head_forward(model: ModelSpec, training: TrainingSpec, layout: Layout) -> list[Op]:
-    """Final norm, vocab-parallel logits GEMM and cross-entropy (fp32 softmax), last stage."""
+    """Final norm, vocab-parallel logits GEMM (with the autocast cast of its weight) and the
+    recipe's cross-entropy path, last stage."""
     d = dims(model, training, layout)
+    recipe = training.recipe_spec
     T, h = d.tokens, d.hidden
-    ops: list[Op] = [MemoryOp("final_norm", d.norm_tokens * h * ACT_BYTES * 2, "fwd")]
+    ops: list[Op] = list(weight_cast_ops(d.vocab_local * h, 1, recipe, "fwd"))
+    ops += norm_ops("final_norm", d.norm_tokens, h, model, recipe, "fwd")
     ops += _tp_in(d, "head", "fwd")
     ops.append(Gemm("logits", T, d.vocab_local, h, "fwd"))
-    # cross-entropy: read 16-bit logits, write/read fp32 softmax: 2 + 4 + 4 bytes per logit
-    ops.append(MemoryOp("cross_entropy", T * d.vocab_local * 10, "fwd"))
+    ops += loss_ops(T, d.vocab_local, recipe)
     if d.tp > 1:  # max, sum-exp and target logit per token, fp32 (Megatron vocab-parallel CE)
         ops.append(Collective("cross_entropy.allreduce", "all-reduce", "tp", T * 3 * 4, "fwd"))
     return ops

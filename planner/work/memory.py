@@ -8,7 +8,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
-from .layer import ACT_BYTES, dims
+from .kernels import FP32, loss_peak_bytes, residual_bytes
+from .layer import ACT_BYTES, dims, layer_linear_params
+
+
+def _norm_saved_bytes(model: ModelSpec, recipe) -> float:
+    """Bytes per element one pre-norm keeps for backward, its output included (the next GEMM's
+    input): fused, the 16-bit input and output; eager autocast LayerNorm, the fp32 input and the bf16
+    cast of its output; eager RMSNorm, also the fp32 upcast of x and the normalised value before the
+    weight multiply."""
+    if recipe.norm_kernel == "fused":
+        return 2.0 * ACT_BYTES
+    if model.norm_kind == "rmsnorm" and recipe.norm_kernel == "handwritten":
+        return FP32 + 2.0 * ACT_BYTES + (FP32 - ACT_BYTES if recipe.autocast else 0.0)
+    return residual_bytes(recipe) + ACT_BYTES
 
 
 def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
@@ -18,22 +31,29 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
     fused attention sums to s*b*h*(34 + 5*a*s/h), Eq. 1; with tensor parallelism
     s*b*h*(10 + 24/t + 5*a*s/(h*t)), Eq. 2; with sequence parallelism s*b*h/t*(34 + 5*a*s/h),
     Eq. 4; selective recompute drops the 5*a*s/h term, Eq. 6; full recompute keeps 2*s*b*h,
-    the layer input). GQA, SwiGLU and fused (flash) attention follow the same itemisation.
+    the layer input). GQA, SwiGLU and fused (flash) attention follow the same itemisation; the
+    recipe adds what eager PyTorch saves (planner/work/kernels.py): fp32 norm inputs under autocast,
+    the attention output's contiguous copy, the eager SwiGLU's silu output.
     """
     d = dims(model, training, layout)
+    recipe = training.recipe_spec
     T, h = d.tokens, d.hidden
     tn = d.norm_tokens  # replicated parts are split by t only with sequence parallelism
     if training.recompute == "full":
-        return 2.0 * tn * h  # the layer input (Korthikanti Sec. 5: 2sbh, /t with SP)
+        return float(residual_bytes(recipe)) * tn * h  # the layer input (Korthikanti Sec. 5: 2sbh, /t with SP)
     drop = 1 if training.dropout else 0
     q_w = d.heads_local * d.head_dim
     kv_w = d.kv_heads_local * d.head_dim
-    replicated = tn * h * (ACT_BYTES * 4 + 2 * drop)  # 2 norm inputs, qkv & fc1 inputs, 2 masks
+    replicated = tn * h * (2 * _norm_saved_bytes(model, recipe) + 2 * drop)  # 2 norms (in + out), 2 masks
     attn = T * ACT_BYTES * (q_w + kv_w)  # Q and K for QK^T
     attn += T * ACT_BYTES * kv_w  # V
     attn += T * ACT_BYTES * q_w  # attention output = projection input
+    if recipe.qkv_split_copies:
+        attn += T * ACT_BYTES * q_w  # the transposed .contiguous() copy the projection saves
     mlp = T * ACT_BYTES * d.ffn_local * d.ffn_gate_factor  # activation-function input(s)
     mlp += T * ACT_BYTES * d.ffn_local  # fc2 input
+    if d.ffn_gate_factor == 2 and not recipe.bias_activation_fused:
+        mlp += T * ACT_BYTES * d.ffn_local  # eager silu(x1) kept by the mul
     scores = d.batch * d.heads_local * d.seq * d.seq
     if training.flash_attention:
         core = d.batch * d.heads_local * d.seq * 4.0  # fp32 log-sum-exp per query row
@@ -41,7 +61,11 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
         core = 0.0
     else:
         core = scores * (ACT_BYTES + drop + ACT_BYTES * drop)  # softmax out, mask, dropout out
-    return replicated + attn + mlp + core
+    total = replicated + attn + mlp + core
+    if training.precision == "fp8":  # TE saves each Linear's input in fp8 (1 B) instead of 16-bit
+        linear_inputs = 2 * tn * h + T * q_w + T * d.ffn_local  # qkv and fc1 inputs, proj and fc2 inputs
+        total -= linear_inputs * (ACT_BYTES - 1)
+    return total
 
 
 def layer_working_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
@@ -52,9 +76,38 @@ def layer_working_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout
 
 
 def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
-    """Logits (16-bit) and fp32 softmax of the cross-entropy for one micro-batch, last stage, bytes."""
+    """Last stage at the start of backward: the loss temporaries at their peak (kernels.loss_peak_bytes)
+    plus what the final norm keeps, for one micro-batch, bytes."""
     d = dims(model, training, layout)
-    return d.tokens * d.vocab_local * (ACT_BYTES + 4.0)
+    recipe = training.recipe_spec
+    norm = d.norm_tokens * d.hidden * (_norm_saved_bytes(model, recipe) if recipe.norm_kernel != "fused" else 0.0)
+    return loss_peak_bytes(d.tokens, d.vocab_local, recipe) + norm
+
+
+def head_forward_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
+    """Loss temporaries at the end of the forward pass (fp32 eager path: the fp32 logits and the
+    log_softmax output, 8 B per logit; else the 16-bit logits, 2 B), bytes."""
+    d = dims(model, training, layout)
+    recipe = training.recipe_spec
+    per = 2.0 * FP32 if recipe.logits_fp32 and not recipe.cross_entropy_fused else float(ACT_BYTES)
+    return per * d.tokens * d.vocab_local
+
+
+def weight_copy_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, layers: int,
+                      has_head: bool) -> tuple[float, float]:
+    """(bf16 weight copies autocast holds at the end of forward, those still held at the start of
+    backward), bytes per GPU. Autocast caches the cast of each fp32 Linear weight inside the autocast
+    region and autograd saves it for the weight's backward; a checkpointed layer's copies are not
+    saved, so they are freed when the region exits before backward (PyTorch autocast cache,
+    aten/src/ATen/autocast_mode.cpp cached_cast). Other recipes: none (the weights are 16-bit or gathered)."""
+    if not training.recipe_spec.autocast:
+        return 0.0, 0.0
+    per_layer, _ = layer_linear_params(model, layout)
+    d = dims(model, training, layout)
+    head = d.vocab_local * d.hidden if has_head else 0.0
+    cache = ACT_BYTES * (per_layer * layers + head)
+    saved = ACT_BYTES * ((0.0 if training.recompute == "full" else per_layer * layers) + head)
+    return cache, saved
 
 
 def in_flight_microbatches(layout: Layout, stage: int, micro_batches: int) -> float:
@@ -90,32 +143,28 @@ class StateBytesPerParam:
 
 
 def state_bytes_per_param(training: TrainingSpec) -> StateBytesPerParam:
-    """Bytes per parameter for the precision recipe.
+    """Bytes per parameter for the training's framework recipe (hwprofiles/recipes/<name>.yaml):
+    weights, gradients, and fp32 master copy + Adam m, v (8 B; SGD keeps no moments).
 
-    megatron: 16-bit weights, fp32 main grads, fp32 master + Adam m, v (2 + 4 + 12; Narayanan et
-    al. 2021 / Megatron-LM); deepspeed: 16-bit weights and grads, fp32 master + m + v
-    (2 + 2 + 12, Rajbhandari et al. 2020 Sec. 3.1); torch-amp: fp32 weights and grads, m + v
-    (4 + 4 + 8); fsdp (FSDP2 mixed precision): fp32 sharded weights and grads, m + v
-    (4 + 4 + 8; 16-bit copies are transient gather buffers). SGD keeps no moments.
+    megatron-lm / megatron-core: 2 + 4 + (4 + 8) (Narayanan et al. 2021 / Megatron-LM); deepspeed:
+    2 + 2 + (4 + 8) (Rajbhandari et al. 2020 Sec. 3.1); torch-amp, torchtitan (FSDP2), fsdp1: fp32
+    weights and grads, 4 + 4 + 8 (16-bit copies are transient autocast casts or gather buffers).
     """
+    r = training.recipe_spec
     moments = 8.0 if training.optimizer == "adam" else 0.0
-    if training.recipe == "megatron":
-        return StateBytesPerParam(2.0, 4.0, 4.0 + moments)
-    if training.recipe == "deepspeed":
-        return StateBytesPerParam(2.0, 2.0, 4.0 + moments)
-    return StateBytesPerParam(4.0, 4.0, moments)
+    return StateBytesPerParam(r.weight_bytes, r.grad_bytes, r.master_bytes + moments)
 
 
 def grad_reduce_bytes_per_param(training: TrainingSpec) -> float:
-    """Bytes per parameter in the data-parallel gradient reduction (fp32 except DeepSpeed's 16-bit)."""
-    return 2.0 if training.recipe == "deepspeed" else 4.0
+    """Bytes per parameter in the data-parallel gradient reduction (the recipe's grad_reduce_bytes)."""
+    return training.recipe_spec.grad_reduce_bytes
 
 
 def param_gather_bytes_per_param(training: TrainingSpec) -> float:
     """Bytes per parameter when ZeRO/FSDP gathers parameters: the 16-bit compute copies (Megatron,
-    DeepSpeed, FSDP2 mixed precision with a 16-bit ``param_dtype``), or the fp32 parameters themselves
-    under torch-amp, where autocast casts after the gather."""
-    return 4.0 if training.recipe == "torch-amp" else float(ACT_BYTES)
+    DeepSpeed, FSDP with a 16-bit ``param_dtype``), or the fp32 parameters themselves under torch-amp,
+    where autocast casts after the gather (the recipe's param_gather_bytes)."""
+    return training.recipe_spec.param_gather_bytes
 
 
 @dataclass(frozen=True, slots=True)

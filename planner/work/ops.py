@@ -70,13 +70,28 @@ class Attention:
         return fwd
 
 
+KernelClass = Literal[
+    "copy", "cast", "add", "norm_fwd", "norm_bwd", "activation_fwd", "activation_bwd", "swiglu_fwd",
+    "swiglu_bwd", "softmax", "dropout_fwd", "dropout_bwd", "reduce", "embedding", "loss", "fused",
+]
+
+
 @dataclass(frozen=True, slots=True)
 class MemoryOp:
-    """A memory-bound op (norm, activation, dropout, residual add, softmax, embedding gather)."""
+    """A memory-bound op (norm, activation, dropout, residual add, softmax, cast, copy, reduction,
+    embedding gather). ``bytes_moved`` counts every tensor read and written once; ``kind`` is its
+    kernel class (priced at that class's bandwidth); ``launches`` the kernels it takes (an eager
+    hand-written RMSNorm is several); ``bwd_factor`` scales its bytes into its backward kernel's
+    (reads of the saved input and of the gradient, write of the input gradient: 1.5x a 1-in/1-out op)
+    and ``bwd_kind`` that kernel's class (0 = no backward kernel)."""
 
     name: str
     bytes_moved: float
     phase: Phase
+    kind: KernelClass = "copy"
+    launches: int = 1
+    bwd_factor: float = 2.0
+    bwd_kind: KernelClass | None = None
 
     @property
     def flops(self) -> float:
@@ -105,6 +120,27 @@ class Collective:
 
 
 Op = Gemm | Attention | MemoryOp | Collective
+
+
+def kernel_class(op) -> str:
+    """Class of ``op`` in the per-op breakdown: ``gemm``, ``attention``, a memory kernel class, or
+    ``comm:<kind>``."""
+    if isinstance(op, Gemm):
+        return "gemm"
+    if isinstance(op, Attention):
+        return "attention"
+    if isinstance(op, MemoryOp):
+        return op.kind
+    return f"comm:{op.kind}"
+
+
+def launches(op) -> int:
+    """Kernels ``op`` launches (each pays the host's dispatch cost)."""
+    if isinstance(op, Gemm):
+        return op.count
+    if isinstance(op, MemoryOp):
+        return op.launches
+    return 1
 
 
 def model_flops(ops) -> float:

@@ -15,17 +15,20 @@ from .layer import (
     dims,
     embedding_forward,
     head_forward,
+    layer_backward_extras,
     layer_forward,
     layer_recompute,
 )
 from .memory import (
     grad_reduce_bytes_per_param,
     head_activation_bytes,
+    head_forward_bytes,
     in_flight_per_stage,
     layer_activation_bytes,
     layer_working_bytes,
     param_gather_bytes_per_param,
     sharded_state_bytes,
+    weight_copy_bytes,
 )
 from .ops import Collective, Op
 from .params import parameter_counts
@@ -73,8 +76,13 @@ class StageWork:
     optimizer_bytes: float
     activation_bytes_per_microbatch: float
     in_flight: float
-    working_bytes: float  # transient: recomputed layer, logits, gathered ZeRO-3 layers
+    working_bytes: float  # transient at the start of backward: max(recomputed layer, loss) + gathered ZeRO-3 layers
     buffer_bytes: float  # communication buckets and p2p buffers
+    weight_cache_bytes: float = 0.0  # autocast bf16 weight copies held at the end of forward
+    weight_saved_bytes: float = 0.0  # of those, the ones autograd still holds at the start of backward
+    forward_end_bytes: float = 0.0  # loss temporaries at the end of forward (last stage)
+    grads_in_backward: bool = True  # gradients exist while activations are held (persistent buffers or m > 1)
+    grad_zero_bytes: float = 0.0  # bytes written per step to zero persistent gradient buffers
 
     def at(self, index: int, in_flight: float) -> StageWork:
         """This stage's work placed at pipeline position ``index`` holding ``in_flight`` micro-batches
@@ -178,10 +186,10 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
 
 
 def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params, emb_params, out_params,
-                    act, work_bytes, p2p) -> StageWork:
+                    act, work_bytes, p2p, m) -> StageWork:
     """StageWork of stage ``i`` (index and in-flight count are filled in by the caller)."""
     params = layer_params * n_layers
-    pre, post, extra_act = EMPTY, EMPTY, 0.0
+    pre, post, extra_act, fwd_end = EMPTY, EMPTY, 0.0, 0.0
     if i == 0:
         emb = embedding_forward(model, training, layout)
         emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
@@ -193,6 +201,9 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
         post = OpSet(tuple(head), hb_in, hb_w)
         params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
         extra_act = head_activation_bytes(model, training, layout)
+        fwd_end = head_forward_bytes(model, training, layout)
+    cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1)
+    recipe = training.recipe_spec
     states = sharded_state_bytes(params, training, layout)
     per_mb, per_step = _dp_comm(params, training, layout, max(1, n_layers + (i == 0 or i == layout.pp - 1)))
     zero3_working = 0.0
@@ -208,7 +219,10 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
         optimizer_params=params / (layout.shard_degree if sharded_opt else 1),
         weights_bytes=states.weights, grads_bytes=states.grads, optimizer_bytes=states.optimizer,
         activation_bytes_per_microbatch=act * n_layers, in_flight=0.0,
-        working_bytes=work_bytes + extra_act + zero3_working, buffer_bytes=buffers,
+        working_bytes=max(work_bytes, extra_act) + zero3_working, buffer_bytes=buffers,
+        weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
+        grads_in_backward=recipe.grads_persist or m > 1,
+        grad_zero_bytes=states.grads if recipe.grads_persist else 0.0,
     )
 
 
@@ -223,7 +237,7 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     out_params = (pc.output_projection or (pc.embedding if layout.pp > 1 else 0)) / t + pc.final_norm
 
     lf = layer_forward(model, training, layout)
-    lb_in, lb_w = _split(backward_of(lf))
+    lb_in, lb_w = _split(backward_of(lf) + layer_backward_extras(model, training, layout))
     layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout)))
     act = layer_activation_bytes(model, training, layout)
     work_bytes = layer_working_bytes(model, training, layout)
@@ -237,7 +251,8 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
         template = templates.get(kind)
         if template is None:
             template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
-                                                         layer_params, emb_params, out_params, act, work_bytes, p2p)
+                                                         layer_params, emb_params, out_params, act, work_bytes, p2p,
+                                                         m)
         stages.append(template.at(i, held))
     notes = []
     if layout.cp > 1:

@@ -1,0 +1,152 @@
+"""The memory-bound kernels a framework recipe runs around the GEMMs (hwprofiles/recipes/*.yaml):
+norms (fused 16-bit, or eager fp32 under autocast, or a hand-written RMSNorm), autocast casts of
+weights and Linear inputs, residual adds, RoPE, activations, q/k/v copies, bias-gradient reductions,
+the logits/loss path. Bytes count every tensor read and written once (the convention of
+planner/pricing/kernel_fit.py, which fits each kernel class's bandwidth); shapes as in layer.py.
+
+Sources per rule are in the recipe files; the eager PyTorch behaviour follows the autocast op lists
+(https://pytorch.org/docs/stable/amp.html) and autograd's derivative formulas
+(tools/autograd/derivatives.yaml in PyTorch).
+
+Kernel classes: PyTorch's own eager kernels (layer_norm, gelu, dropout, softmax, ...) carry the class
+the H200 microbenchmark measured them as; a framework's fused kernels (apex, Transformer Engine,
+Megatron jit fusions) are class ``fused``, which no shipped profile measures, so they run at the
+copy bandwidth.
+"""
+
+from __future__ import annotations
+
+from ..specs import ModelSpec
+from ..specs.recipe import RecipeSpec
+from .ops import MemoryOp
+
+ACT_BYTES = 2  # 16-bit activations
+FP32 = 4
+
+
+def residual_bytes(recipe: RecipeSpec) -> int:
+    """Bytes per element of the residual stream: fp32 under eager autocast (fp32 embeddings and the
+    fp32 + bf16 add promote), else 16-bit."""
+    return FP32 if recipe.autocast else ACT_BYTES
+
+
+def norm_ops(name: str, tokens: int, h: int, model: ModelSpec, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
+    """A pre-norm over ``tokens`` x ``h`` and, under autocast, the bf16 cast of its output that the
+    next Linear reads. Fused: one 16-bit kernel (2 B in, 2 B out; backward reads x and dy, writes dx).
+    Native: PyTorch's layer_norm / rms_norm kernel, on fp32 under autocast (autocast's fp32 list).
+    Hand-written RMSNorm (x.float(), pow, mean, rsqrt, mul, type_as, mul by weight): 7 kernels, 36 B per
+    element forward, 2x backward."""
+    n = tokens * h
+    r = residual_bytes(recipe)
+    if recipe.norm_kernel == "fused":
+        return [MemoryOp(name, n * 2 * ACT_BYTES, phase, "fused", 1, 1.5, "fused")]
+    if model.norm_kind == "rmsnorm" and recipe.norm_kernel == "handwritten":
+        per = (r + FP32) + 2 * FP32 + FP32 + 2 * FP32 + (FP32 + r) + 2 * ACT_BYTES
+        ops = [MemoryOp(name, n * per, phase, "activation_fwd", 7, 2.0, "activation_bwd")]
+    else:
+        ops = [MemoryOp(name, n * 2 * FP32 if recipe.autocast else n * 2 * r, phase, "norm_fwd", 1, 1.5,
+                        "norm_bwd")]
+    if recipe.autocast:  # cast of the fp32 norm output for the Linear; backward casts the grad back
+        ops.append(MemoryOp(name + ".cast", n * (FP32 + ACT_BYTES), phase, "cast", 1, 1.0, "cast"))
+    return ops
+
+
+def residual_ops(name: str, tokens: int, h: int, recipe: RecipeSpec, dropout: bool, phase: str) -> list[MemoryOp]:
+    """Residual add of a block's output (with dropout when present). Fused bias-dropout-add: read
+    x and the branch, write x (+ a 1-byte mask). Eager: a separate dropout kernel, then the add; under
+    autocast x is fp32 and the branch bf16; backward casts the branch grad to bf16 and accumulates the
+    residual grad (read 2, write 1)."""
+    n = tokens * h
+    r = residual_bytes(recipe)
+    if recipe.bias_activation_fused or not recipe.autocast and not dropout:
+        drop = 1 if dropout else 0
+        return [MemoryOp(name, n * (2 * r + ACT_BYTES + drop), phase, "add", 1, 2.0, "add")]
+    ops = []
+    if dropout:
+        ops.append(MemoryOp(name + ".dropout", n * (2 * ACT_BYTES + 1), phase, "dropout_fwd", 1, 1.0, "dropout_bwd"))
+    fwd = n * (2 * r + ACT_BYTES)
+    bwd = n * ((FP32 + ACT_BYTES) if recipe.autocast else 0) + n * 3 * r
+    ops.append(MemoryOp(name, fwd, phase, "add", 2 if recipe.autocast else 1, bwd / fwd, "add"))
+    return ops
+
+
+def rope_ops(tokens: int, q_width: int, kv_width: int, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
+    """Rotary embedding of q and k: fused, one read and write of each; eager (float cast, complex
+    mul, type_as back): 3 kernels per tensor, 20 B per element."""
+    n = tokens * (q_width + kv_width)
+    if recipe.rope_fused:
+        return [MemoryOp("rope", n * 2 * ACT_BYTES, phase, "fused", 1, 1.5, "fused")]
+    per = (ACT_BYTES + FP32) + 3 * FP32 + (FP32 + ACT_BYTES)
+    return [MemoryOp("rope", n * per, phase, "activation_fwd", 6, 1.0, "activation_bwd")]
+
+
+def activation_ops(tokens: int, ffn: int, gated: bool, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
+    """FFN activation over ``tokens`` x ``ffn``. GeLU: read and write (backward reads x and dy,
+    writes dx). SwiGLU fused: read the two halves, write one (backward 10 B); eager silu and mul:
+    2 kernels at the measured eager-SwiGLU class."""
+    n = tokens * ffn
+    if recipe.bias_activation_fused:  # one fused kernel (Megatron bias_gelu / TE swiglu)
+        per = 3 if gated else 2
+        return [MemoryOp("activation", n * per * ACT_BYTES, phase, "fused", 1, (5 / 3) if gated else 1.5, "fused")]
+    if not gated:
+        return [MemoryOp("activation", n * 2 * ACT_BYTES, phase, "activation_fwd", 1, 1.5, "activation_bwd")]
+    return [MemoryOp("activation", n * 3 * ACT_BYTES, phase, "swiglu_fwd", 2, 5 / 3, "swiglu_bwd")]
+
+
+def attention_copy_ops(tokens: int, q_width: int, kv_width: int, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
+    """Eager head-layout copies: the attention output's transpose(1, 2).contiguous() (read + write)
+    and, in backward, the cat of dq, dk, dv into the fused qkv gradient."""
+    if not recipe.qkv_split_copies:
+        return []
+    fwd = tokens * q_width * 2 * ACT_BYTES
+    bwd = tokens * (q_width + 2 * kv_width) * 2 * ACT_BYTES + fwd
+    return [MemoryOp("attn_out.contiguous", fwd, phase, "copy", 1, bwd / fwd, "copy")]
+
+
+def weight_cast_ops(linear_params: float, tensors: int, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
+    """Autocast casts of the fp32 Linear weights and biases to bf16 at every forward and every
+    recompute (read 4, write 2 per parameter, one kernel per tensor); backward casts each bf16 weight
+    gradient to the fp32 .grad (read 2, write 4)."""
+    if not recipe.autocast or linear_params <= 0:
+        return []
+    return [MemoryOp("weight_cast", linear_params * (FP32 + ACT_BYTES), phase, "cast", tensors, 1.0, "cast")]
+
+
+def bias_grad_ops(tokens: int, out_widths: list[int], recipe: RecipeSpec) -> list[MemoryOp]:
+    """Bias gradients as separate reductions over the tokens (read the output grad once each)."""
+    if not recipe.bias_grad_separate or not out_widths:
+        return []
+    return [MemoryOp("bias_grad", tokens * sum(out_widths) * ACT_BYTES, "bwd_weight", "reduce", len(out_widths),
+                     0.0)]
+
+
+def loss_ops(tokens: int, vocab: int, recipe: RecipeSpec) -> list[MemoryOp]:
+    """Cross-entropy over ``tokens`` x ``vocab`` logits. fp32 eager path (logits.float(),
+    log_softmax, nll_loss): forward 6 + 8 B per logit; backward nll grad (write 4), log_softmax
+    backward (read 8, write 4), cast to bf16 (read 4, write 2) = 22 B. Fused / Megatron
+    vocab-parallel path: read the 16-bit logits, write and read the fp32 softmax (10 B), backward 2x."""
+    n = tokens * vocab
+    if recipe.cross_entropy_fused or not recipe.logits_fp32:
+        return [MemoryOp("cross_entropy", n * 10, "fwd", "loss", 1, 2.0, "loss")]
+    return [MemoryOp("cross_entropy", n * 14, "fwd", "loss", 3, 22 / 14, "loss")]
+
+
+def loss_peak_bytes(tokens: int, vocab: int, recipe: RecipeSpec) -> float:
+    """Loss temporaries at their peak (the start of backward), bytes. fp32 eager path: the saved
+    log_softmax output, the nll gradient and the log_softmax input gradient, 12 B per logit (the
+    H200 microbenchmark's loss rows measure 12.0 x tokens x vocab above the inputs:
+    hwprofiles/data/h200_microbench.json ``extra_peak_bytes_fp32``). Otherwise 16-bit logits and the
+    fp32 softmax, 6 B per logit."""
+    n = tokens * vocab
+    if recipe.logits_fp32 and not recipe.cross_entropy_fused:
+        return 12.0 * n
+    return n * (ACT_BYTES + FP32)
+
+
+def fp8_quantize_ops(gemms, phase: str) -> list[MemoryOp]:
+    """Transformer Engine fp8 traffic around each Linear GEMM (m x n x k): the fused cast-transpose
+    of its 16-bit input into fp8 and its fp8 transpose for the weight gradient (read 2, write 1 + 1
+    per element, T x k), and in backward the same for the output gradient (T x n). The fp8 weight
+    copies are cached across micro-batches (TE is_first_microbatch), so they are not repeated here.
+    (Transformer Engine, transformer_engine/pytorch/module/linear.py, cast_transpose.)"""
+    return [MemoryOp(f"{g.name}.fp8_cast", g.m * g.k * 4.0, phase, "fused", 1, g.n / g.k, "fused") for g in gemms]

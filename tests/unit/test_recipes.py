@@ -1,0 +1,94 @@
+"""Framework recipes (hwprofiles/recipes/*.yaml): loading, aliases, sources, and the ops they decide."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwprofiles.recipe_loader import canonical_recipe_name, list_recipes, load_recipe, recipe_from_dict
+from planner.errors import SpecError
+from planner.specs import Layout, ModelSpec, TrainingSpec
+from planner.specs.recipe import RECIPE_NAMES
+from planner.work.layer import layer_forward
+from planner.work.memory import state_bytes_per_param
+
+GPT = ModelSpec(name="g", num_layers=2, hidden_size=64, num_heads=4, ffn_hidden_size=256, vocab_size=128)
+
+
+def test_every_recipe_loads_with_a_source_per_rule():
+    assert sorted(list_recipes()) == sorted(RECIPE_NAMES)
+    for name in RECIPE_NAMES:
+        r = load_recipe(name)
+        assert r.name == name and r.sources
+
+
+def test_old_recipe_values_map_to_the_new_recipes():
+    assert canonical_recipe_name("megatron") == "megatron-lm"
+    assert canonical_recipe_name("fsdp") == "torchtitan"
+    assert TrainingSpec(global_batch_size=1, recipe="fsdp").recipe == "torchtitan"
+    assert TrainingSpec(global_batch_size=1).recipe == "megatron-lm"
+
+
+def test_unknown_recipe_names_the_allowed_values():
+    with pytest.raises(SpecError, match="megatron-core"):
+        canonical_recipe_name("megatron-x")
+
+
+def test_a_rule_without_source_is_refused():
+    data = load_recipe("torch-amp").model_dump()
+    data["sources"] = {k: v for k, v in data["sources"].items() if k != "autocast"}
+    with pytest.raises(SpecError, match="autocast"):
+        recipe_from_dict(data, "x.yaml")
+
+
+def test_unset_fields_take_the_recipe_defaults():
+    assert TrainingSpec(global_batch_size=1, recipe="torch-amp").dropout is False
+    assert TrainingSpec(global_batch_size=1, recipe="megatron-lm").dropout is True
+    core = TrainingSpec(global_batch_size=1, recipe="megatron-core")
+    assert core.tp_comm_overlap and core.distributed_optimizer and core.overlap_param_gather
+    assert TrainingSpec(global_batch_size=1, recipe="megatron-core", dropout=False).dropout is False
+
+
+def test_state_bytes_come_from_the_recipe():
+    per = state_bytes_per_param(TrainingSpec(global_batch_size=1, recipe="deepspeed"))
+    assert (per.weights, per.grads, per.optimizer) == (2, 2, 12)
+    per = state_bytes_per_param(TrainingSpec(global_batch_size=1, recipe="torch-amp"))
+    assert (per.weights, per.grads, per.optimizer) == (4, 4, 8)
+
+
+def test_autocast_casts_every_linear_weight_each_forward():
+    tr = TrainingSpec(global_batch_size=1, seq_length=16, recipe="torch-amp")
+    ops = {op.name: op for op in layer_forward(GPT, tr, Layout())}
+    linear = 12 * 64 * 64 + (3 * 64 + 64 + 256 + 64)  # 4 matrices + 4 biases of a GPT layer
+    assert ops["weight_cast"].bytes_moved == linear * 6  # read fp32, write bf16
+    assert ops["weight_cast"].launches == 8
+    fused = {op.name for op in layer_forward(GPT, tr.replace(recipe="megatron-lm"), Layout())}
+    assert "weight_cast" not in fused and "norm1.cast" not in fused
+
+
+def test_fp8_speedup_follows_the_measured_size_curve():
+    from hwprofiles import load_hardware
+    from planner.pricing.compute import ComputePricer
+    from planner.work.ops import Gemm
+
+    dev = load_hardware("h200-sxm-141gb").device
+    bf16, fp8 = ComputePricer(dev, "bf16"), ComputePricer(dev, "fp8")
+
+    def ratio(n):
+        g = Gemm("x", n, n, n, "fwd")
+        return bf16.gemm_time(g) / fp8.gemm_time(g)
+
+    assert ratio(1024) == pytest.approx(1.0)  # below the smallest measured fp8 shape: no gain
+    assert 1.3 < ratio(4096) < 1.7  # microbenchmark 995 / 685 TFLOP/s
+    assert 1.8 < ratio(8192) < 2.2  # 1395 / 679
+
+
+def test_fp8_adds_transformer_engine_cast_transpose_traffic_and_saves_fp8_inputs():
+    from planner.work.memory import layer_activation_bytes
+
+    tr = TrainingSpec(global_batch_size=1, seq_length=16, recipe="megatron-core")
+    ops8 = [op.name for op in layer_forward(GPT, tr.replace(precision="fp8"), Layout())]
+    assert "fc1.fp8_cast" in ops8 and "qkv.fp8_cast" in ops8
+    assert "fc1.fp8_cast" not in [op.name for op in layer_forward(GPT, tr, Layout())]
+    saved16 = layer_activation_bytes(GPT, tr, Layout())
+    saved8 = layer_activation_bytes(GPT, tr.replace(precision="fp8"), Layout())
+    assert saved16 - saved8 == 16 * (2 * 64 + 64 + 256)  # four Linear inputs at 1 B instead of 2
