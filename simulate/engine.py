@@ -19,7 +19,7 @@ import simpy
 
 from .entities import SimPlan, Transfer
 from .fabric import NicFabric
-from .schedules import in_flight_cap, splits_weight_grad, stage_order
+from .schedules import splits_weight_grad, stage_order
 
 
 @dataclass
@@ -247,23 +247,16 @@ class Engine:
     def _stage(self, i: int):
         env = self.env
         order = stage_order(self.schedule, i, self.p, self.m, self.v)
-        cap = in_flight_cap(self.schedule, i, self.p, self.m)
         last_vs = self.p * self.v - 1
         arrived = self.arrived
-        pending: list[tuple[int, int]] = []
-        in_flight = 0
         for kind, mb, c in order:
             vs = c * self.p + i
             if kind == "F":
-                while self.split and in_flight >= cap and pending:
-                    yield from self._op(i, "W", *pending.pop(0))
-                    in_flight -= 1
                 key = ("a", vs, mb) if vs > 0 else None
-            else:
+            elif kind == "B":
                 key = ("g", vs, mb) if vs < last_vs else None
-            while key is not None and key not in arrived and self.split and pending:
-                yield from self._op(i, "W", *pending.pop(0))
-                in_flight -= 1
+            else:
+                key = None  # a weight-grad pass needs only its own B, already done on this stage
             if key is not None:
                 if key in arrived:
                     arrived.remove(key)
@@ -271,14 +264,6 @@ class Engine:
                     ev = self.waiting[key] = env.event()
                     yield ev
             yield from self._op(i, kind, mb, c)
-            if kind == "F":
-                in_flight += 1
-            elif self.split:
-                pending.append((mb, c))
-            else:
-                in_flight -= 1
-        while pending:
-            yield from self._op(i, "W", *pending.pop(0))
         self.logs[i].pipe_end = env.now
 
     def _dp(self, i: int, pipeline_done: simpy.Event):
