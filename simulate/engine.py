@@ -42,7 +42,9 @@ class Engine:
     """One simulated step of ``plan``."""
 
     def __init__(self, plan: SimPlan, *, overlap: bool, contention: bool, jitter: float, seed: int,
-                 trace: bool):
+                 trace: bool, micro_batches: int | None = None):
+        """``micro_batches`` replays that many micro-batches instead of the step's (the coarse
+        replay of ``simulate.coarse`` runs a few short pipelines and extrapolates)."""
         self.plan = plan
         self.env = simpy.Environment()
         self.overlap = overlap
@@ -50,7 +52,7 @@ class Engine:
         self.fabric = NicFabric(self.env, plan.nic_gbps)
         layout = plan.step.layout
         self.p = layout.pp
-        self.m = plan.step.micro_batches
+        self.m = plan.step.micro_batches if micro_batches is None else micro_batches
         self.v = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
         self.schedule = layout.schedule
         self.split = splits_weight_grad(layout.schedule)

@@ -124,8 +124,12 @@ def _utilisation(eng: Engine, step_time: float) -> list[ResourceUse]:
 
 
 def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: float = 0.0, samples: int = 1,
-        seed: int = 0, trace: bool = False) -> SimulationResult:
-    """Simulate one step of ``scenario``; with ``samples`` > 1 (and jitter) also p10/p50/p90."""
+        seed: int = 0, trace: bool = False, fine: bool = False) -> SimulationResult:
+    """Simulate one step of ``scenario``; with ``samples`` > 1 (and jitter) also p10/p50/p90.
+
+    Without jitter or trace the steady-state cycle is replayed coarsely (``simulate.coarse``: three
+    short pipelines, checked to be affine in the micro-batch count, extended to the step);
+    ``fine=True`` replays every micro-batch."""
     import time
 
     from planner.errors import SpecError
@@ -137,7 +141,19 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
     t0 = time.perf_counter()
     plan = plan_scenario(scenario)
     times, first, events = [], None, 0
-    for k in range(samples):
+    folded = list(plan.folded)
+    if not fine and not trace and jitter == 0:
+        from .coarse import coarse_replay
+
+        first = coarse_replay(plan, overlap=overlap, contention=contention)
+        if first is not None:
+            events = first.events
+            times = [max(max(lg.finish for lg in first.logs), max(lg.pipe_end for lg in first.logs))] * samples
+            folded.append(
+                f"steady-state cycle: {plan.step.micro_batches} micro-batches from replays of "
+                f"{', '.join(map(str, first.replayed))} (every time and busy counter affine in the "
+                "micro-batch count, checked); --fine replays them all")
+    for k in range(samples if first is None else 0):
         eng = Engine(plan, overlap=overlap, contention=contention, jitter=jitter, seed=seed + k,
                      trace=trace and k == 0)
         eng.run()
@@ -154,13 +170,13 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
     return SimulationResult(
         estimate=est, trace_events=first.trace or [], critical_stage=crit,
         memory=[stage_timeline(plan.stages[i], lg) for i, lg in enumerate(first.logs)],
-        utilisation=_utilisation(first, est.step_time_s), folded=list(plan.folded), events=events,
+        utilisation=_utilisation(first, est.step_time_s), folded=folded, events=events,
         wall_s=time.perf_counter() - t0, step_times=times, percentiles=pct,
     )
 
 
 def simulate_estimate(scenario, *, overlap: bool = True, contention: bool = True, jitter: float = 0.0,
-                      samples: int = 1, seed: int = 0) -> Estimate:
+                      samples: int = 1, seed: int = 0, fine: bool = False) -> Estimate:
     """The simulated step as an ``Estimate`` (engine="simulate")."""
     return run(scenario, overlap=overlap, contention=contention, jitter=jitter, samples=samples,
-               seed=seed).estimate
+               seed=seed, fine=fine).estimate
