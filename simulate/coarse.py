@@ -48,8 +48,10 @@ class CoarseReplay:
 def replay_counts(schedule: str, p: int, m: int) -> tuple[tuple[int, int, int], int] | None:
     """(m_a, m_b, m_c) and the period k, or None when the fine replay is as cheap."""
     k = p if schedule == "interleaved-1f1b" else 1  # Megatron's interleaving runs groups of p
-    # ZB-H1's stage i delays W by i micro-batches: its cycle only repeats once m >= p
-    first = p if schedule in ("interleaved-1f1b", "zb-h1") else 2
+    # from m = p on every stage runs its full warm-up (min(p - i - 1, m) saturates) and ZB-H1's
+    # stage i has its W passes i micro-batches late: no regime changes beyond, the cycle repeats
+    # (below p the slope can differ when NICs are shared: seen at 0.3 %, so never extrapolated)
+    first = max(p, 2)
     counts = (first, first + k, first + 2 * k)
     if 2 * (sum(counts)) >= m:  # three short replays must cost well under one long one
         return None

@@ -64,7 +64,8 @@ def plan_scenario(scenario) -> SimPlan:
 def _fold(plan: SimPlan, eng: Engine, scenario, overlap: bool, contention: bool) -> tuple[Estimate, int]:
     logs, step = eng.logs, plan.step
     busy = [lg.compute + lg.tp + lg.p2p + lg.zero3 for lg in logs]
-    b = max(range(len(logs)), key=lambda i: busy[i])
+    top = max(busy)  # the first stage within rounding of the busiest (coarse and fine pick the same)
+    b = next(i for i, x in enumerate(busy) if x >= top * (1 - 1e-9))
     crit = logs[b]
     pipe_end = max(lg.pipe_end for lg in logs)
     finisher = max(range(len(logs)), key=lambda i: logs[i].finish)

@@ -83,7 +83,8 @@ def test_peak_held_chunks_from_the_order(schedule, p, m, v):
 
 
 def test_replay_counts_only_when_cheaper():
-    assert replay_counts("1f1b", 128, 1024) == ((2, 3, 4), 1)
+    assert replay_counts("1f1b", 128, 1024) == ((128, 129, 130), 1)
+    assert replay_counts("1f1b", 1, 64) == ((2, 3, 4), 1)
     assert replay_counts("zb-h1", 8, 1024) == ((8, 9, 10), 1)
     assert replay_counts("interleaved-1f1b", 4, 1024) == ((4, 8, 12), 4)
-    assert replay_counts("1f1b", 8, 12) is None
+    assert replay_counts("1f1b", 8, 40) is None
