@@ -91,7 +91,7 @@ def coarse_replay(plan: SimPlan, *, overlap: bool, contention: bool) -> CoarseRe
     engines = []
     for mc in counts:
         eng = Engine(plan, overlap=overlap, contention=contention, jitter=0.0, seed=0, trace=False,
-                     micro_batches=mc)
+                     micro_batches=mc, record_memory=False)
         eng.run()
         engines.append(eng)
     a, b, c = engines
@@ -114,9 +114,10 @@ def coarse_replay(plan: SimPlan, *, overlap: bool, contention: bool) -> CoarseRe
         log.peak_activation_bytes = peak_held_chunks(layout.schedule, i, p, m, v) * act
         logs.append(log)
     fabric = FabricTotals()
-    for key in c.fabric.busy:
-        for name in ("busy", "device_seconds"):
-            q = extend(getattr(a.fabric, name)[key], getattr(b.fabric, name)[key], getattr(c.fabric, name)[key])
+    for name in ("busy", "device_seconds"):
+        qa, qb, qc = (getattr(e.fabric, name) for e in engines)  # each read gathers a dict once
+        for key, value in qc.items():
+            q = extend(qa.get(key, 0.0), qb.get(key, 0.0), value)
             if q is None:
                 return None
             getattr(fabric, name)[key] = q

@@ -46,7 +46,7 @@ class _Nic:
     """One NIC direction: its bandwidth (None when the plan does not list it), devices using it
     now, its flows (insertion-ordered), and since when ``users`` has held."""
 
-    __slots__ = ("key", "gbps", "users", "flows", "since")
+    __slots__ = ("key", "gbps", "users", "flows", "since", "busy", "device_seconds")
 
     def __init__(self, key: NicKey, gbps: float | None, now: float):
         self.key = key
@@ -54,6 +54,8 @@ class _Nic:
         self.users = 0
         self.flows: dict[_Flow, None] = {}
         self.since = now
+        self.busy = 0.0  # seconds with at least one user
+        self.device_seconds = 0.0  # integral of users over time
 
 
 class NicFabric:
@@ -64,8 +66,6 @@ class NicFabric:
     def __init__(self, env: simpy.Environment, nic_gbps: dict[NicKey, float]):
         self.env = env
         self.gbps = nic_gbps
-        self.busy: dict[NicKey, float] = dict.fromkeys(nic_gbps, 0.0)
-        self.device_seconds: dict[NicKey, float] = dict.fromkeys(nic_gbps, 0.0)
         self._nics: dict[NicKey, _Nic] = {}
         self._resolved: dict[int, tuple] = {}  # id(nics tuple) -> (the tuple, ((_Nic, n), ...))
         self._heap: list[tuple[float, int, int, _Flow]] = []  # (finish s, seq, version, flow)
@@ -86,12 +86,28 @@ class NicFabric:
         self._resolved[id(nics)] = (nics, tuple(out))
         return tuple(out)
 
-    def _book(self, nic, now: float) -> None:
-        """Account the NIC's busy and rank-seconds since its last change, up to ``now`` (s)."""
+    @property
+    def busy(self) -> dict[NicKey, float]:
+        """Seconds each NIC direction had at least one user (every planned key, then any other)."""
+        out = dict.fromkeys(self.gbps, 0.0)
+        out.update((k, nic.busy) for k, nic in self._nics.items())
+        return out
+
+    @property
+    def device_seconds(self) -> dict[NicKey, float]:
+        """Integral of each NIC direction's users over time, device-seconds."""
+        out = dict.fromkeys(self.gbps, 0.0)
+        out.update((k, nic.device_seconds) for k, nic in self._nics.items())
+        return out
+
+    @staticmethod
+    def _book(nic, now: float) -> None:
+        """Account the NIC's busy and rank-seconds since its last change, up to ``now`` (s); kept
+        on the NIC and gathered into the per-key dicts only when they are read."""
         dt = now - nic.since
         if dt > 0 and nic.users:
-            self.busy[nic.key] = self.busy.get(nic.key, 0.0) + dt
-            self.device_seconds[nic.key] = self.device_seconds.get(nic.key, 0.0) + nic.users * dt
+            nic.busy += dt
+            nic.device_seconds += nic.users * dt
         nic.since = now
 
     def flow(self, offnode_s: float, nics, share: float, on_done=None) -> simpy.Event | None:

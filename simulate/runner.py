@@ -116,11 +116,12 @@ def _utilisation(eng: Engine, step_time: float) -> list[ResourceUse]:
             out.append(ResourceUse(f"stage {i} dp reduce", lg.comm_busy, lg.comm_busy / step_time,
                                    lg.comm_busy / priced if priced else 1.0))
     fab = eng.fabric
+    dev_s = fab.device_seconds
     for key, busy in sorted(fab.busy.items()):
         if busy > 0:
             node, nic, dr = key
             out.append(ResourceUse(f"node {node} {nic} {dr}", busy, busy / step_time,
-                                   fab.device_seconds[key] / busy))
+                                   dev_s[key] / busy))
     return out
 
 
