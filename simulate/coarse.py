@@ -49,9 +49,10 @@ def replay_counts(schedule: str, p: int, m: int) -> tuple[tuple[int, int, int], 
     """(m_a, m_b, m_c) and the period k, or None when the fine replay is as cheap."""
     k = p if schedule == "interleaved-1f1b" else 1  # Megatron's interleaving runs groups of p
     # from m = p on every stage runs its full warm-up (min(p - i - 1, m) saturates) and ZB-H1's
-    # stage i has its W passes i micro-batches late: no regime changes beyond, the cycle repeats
-    # (below p the slope can differ when NICs are shared: seen at 0.3 %, so never extrapolated)
-    first = max(p, 2)
+    # stage i has its W passes i micro-batches late (its cycle repeats from m = p + 1 with uneven
+    # stages): no regime changes beyond, the cycle repeats. Below that the slope can differ when
+    # NICs are shared (0.3 % seen), so it is never extrapolated from there.
+    first = p if schedule == "interleaved-1f1b" else p + 1
     counts = (first, first + k, first + 2 * k)
     if 2 * (sum(counts)) >= m:  # three short replays must cost well under one long one
         return None
