@@ -96,6 +96,10 @@ class Engine:
         else:
             ev.succeed()
 
+    def _arrived(self, event: simpy.Event) -> None:
+        """Callback of a send's timeout whose value is its arrival key."""
+        self._arrive(event.value)
+
     def _x(self, pid: int, tid: int, name: str, start: float, dur: float, args=None) -> None:
         if self.trace is not None and dur > 0:
             ev = {"name": name, "ph": "X", "pid": pid, "tid": tid, "ts": start * 1e6, "dur": dur * 1e6}
@@ -263,6 +267,8 @@ class Engine:
         act = plan.activation_bytes_per_microbatch / self.v
         frees = "W" if self.split else "B"
         sends = self.plan.sends
+        send_to = {"F": sends.get((i, (i + 1) % p)), "B": sends.get((i, (i - 1) % p))}
+        contention, fabric_flow, arrive, arrived_cb = self.contention, self.fabric.flow, self._arrive, self._arrived
         timeout = env.timeout
         for kind, mb, c in order:
             vs = c * p + i
@@ -309,8 +315,14 @@ class Engine:
                     self._arrive(to_key)
                 continue
             if self.overlap:
-                if real:
-                    self._send(i, to_stage, to_key, "")
+                if real:  # the async send, inlined: a timeout, or one NIC flow under contention
+                    tr = send_to[kind]
+                    if not (contention and tr.nics):
+                        timeout(tr.fixed_s + tr.offnode_s, to_key).callbacks.append(arrived_cb)
+                    elif tr.fixed_s == 0 and tr.offnode_s > 0:
+                        fabric_flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, arrive, to_key)
+                    else:
+                        self._send(i, to_stage, to_key, "")
                 continue
             s0 = env.now  # blocking slot: the real send, or the matching receive of an end stage
             if real:

@@ -28,16 +28,17 @@ class _Flow:
     """An active transfer: priced off-node seconds left as of ``last`` (s), progressing at ``rate``
     (actual / priced bandwidth share) over ``nics`` ((NIC, devices of this transfer on it))."""
 
-    __slots__ = ("born", "remaining", "last", "rate", "nics", "share", "done", "version", "active")
+    __slots__ = ("born", "remaining", "last", "rate", "nics", "share", "done", "version", "active", "arg")
 
-    def __init__(self, born: int, remaining: float, last: float, nics, share: float, done):
+    def __init__(self, born: int, remaining: float, last: float, nics, share: float, done, arg=None):
         self.born = born  # start order: simultaneous completions fire in this order
         self.remaining = remaining
         self.last = last
         self.rate = 0.0
         self.nics = nics
         self.share = share
-        self.done = done  # simpy.Event to succeed, or a callable to call, on completion
+        self.done = done  # simpy.Event to succeed, or a callable to call (with ``arg`` if given)
+        self.arg = arg
         self.version = 0
         self.active = True
 
@@ -110,19 +111,20 @@ class NicFabric:
             nic.device_seconds += nic.users * dt
         nic.since = now
 
-    def flow(self, offnode_s: float, nics, share: float, on_done=None) -> simpy.Event | None:
+    def flow(self, offnode_s: float, nics, share: float, on_done=None, arg=None) -> simpy.Event | None:
         """Start a flow of ``offnode_s`` priced seconds over ``nics`` ((key, devices), ...) at a
         priced per-device share of ``share`` Gbit/s. Returns the event of its completion, or, given
-        ``on_done``, returns None and calls ``on_done()`` when it completes."""
+        ``on_done``, returns None and calls ``on_done()`` (``on_done(arg)`` given ``arg``) when it
+        completes. Any collective on an axis group books the fabric this way."""
         env = self.env
         if offnode_s <= 0 or not nics:
             if on_done is None:
                 return simpy.Event(env).succeed()
-            on_done()
+            on_done() if arg is None else on_done(arg)
             return None
         done = simpy.Event(env) if on_done is None else on_done
         now = env.now
-        f = _Flow(next(self._seq), offnode_s, now, self._resolve(nics), share, done)
+        f = _Flow(next(self._seq), offnode_s, now, self._resolve(nics), share, done, arg)
         affected: dict[_Flow, None] = {}
         for nic, n in f.nics:
             self._book(nic, now)
@@ -195,5 +197,7 @@ class NicFabric:
         for f in finished:
             if isinstance(f.done, simpy.Event):
                 f.done.succeed()
-            else:
+            elif f.arg is None:
                 f.done()
+            else:
+                f.done(f.arg)
