@@ -49,5 +49,8 @@ def divisors(n: int) -> tuple[int, ...]:
 
 
 def divisors_upto(n: int, limit: int) -> tuple[int, ...]:
-    """Divisors of ``n`` that are <= ``limit``, ascending."""
+    """Divisors of ``n`` that are <= ``limit``, ascending. A small limit (a pipeline degree is at
+    most the layer count) is tested directly: ``limit`` divisions, whatever the size of ``n``."""
+    if limit * limit < n:
+        return tuple(d for d in range(1, limit + 1) if n % d == 0)
     return tuple(d for d in divisors(n) if d <= limit)

@@ -25,6 +25,9 @@ def test_factorisation_of_large_counts():
     assert factorise(131072) == ((2, 17),)
     assert factorise(999_999_999_989) == ((999_999_999_989, 1),)  # a prime: trial division to sqrt
     assert divisors_upto(3072, 128)[-1] == 128
+    assert divisors_upto(8 * 999_999_999_989, 126) == (1, 2, 4, 8)  # no factorisation needed
+    for n, limit in ((3072, 40), (3072, 3072), (10**12, 126), (97, 200)):
+        assert divisors_upto(n, limit) == tuple(d for d in divisors(n) if d <= limit)
 
 
 def test_batch_smaller_than_forced_dp_is_refused_at_once():
