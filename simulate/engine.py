@@ -266,6 +266,7 @@ class Engine:
         bwd, chunks, windows = self.bwd[i], plan.chunks, self.windows[i]
         act = plan.activation_bytes_per_microbatch / self.v
         frees = "W" if self.split else "B"
+        record = self.record_memory
         sends = self.plan.sends
         send_to = {"F": sends.get((i, (i + 1) % p)), "B": sends.get((i, (i - 1) % p))}
         contention, fabric_flow, arrive, arrived_cb = self.contention, self.fabric.flow, self._arrive, self._arrived
@@ -289,7 +290,8 @@ class Engine:
                 continue
             ch = chunks[c]
             if kind == "F":
-                self._mem(log, act)
+                if record:
+                    self._mem(log, act)
                 ph = ch.fwd
             elif kind == "B":
                 ph = bwd[c]
@@ -302,7 +304,7 @@ class Engine:
             log.compute += ph.compute
             log.tp += ph.tp
             self.events += 1
-            if kind == frees:
+            if kind == frees and record:
                 self._mem(log, -act)
             if kind == "W":
                 continue

@@ -101,16 +101,6 @@ class NicFabric:
         out.update((k, nic.device_seconds) for k, nic in self._nics.items())
         return out
 
-    @staticmethod
-    def _book(nic, now: float) -> None:
-        """Account the NIC's busy and rank-seconds since its last change, up to ``now`` (s); kept
-        on the NIC and gathered into the per-key dicts only when they are read."""
-        dt = now - nic.since
-        if dt > 0 and nic.users:
-            nic.busy += dt
-            nic.device_seconds += nic.users * dt
-        nic.since = now
-
     def flow(self, offnode_s: float, nics, share: float, on_done=None, arg=None) -> simpy.Event | None:
         """Start a flow of ``offnode_s`` priced seconds over ``nics`` ((key, devices), ...) at a
         priced per-device share of ``share`` Gbit/s. Returns the event of its completion, or, given
@@ -127,7 +117,11 @@ class NicFabric:
         f = _Flow(next(self._seq), offnode_s, now, self._resolve(nics), share, done, arg)
         affected: dict[_Flow, None] = {}
         for nic, n in f.nics:
-            self._book(nic, now)
+            dt = now - nic.since  # book the NIC's busy and device-seconds since its last change
+            if dt > 0 and nic.users:
+                nic.busy += dt
+                nic.device_seconds += nic.users * dt
+            nic.since = now
             nic.users += n
             nic.flows[f] = None
             affected.update(nic.flows)
@@ -186,7 +180,11 @@ class NicFabric:
         affected: dict[_Flow, None] = {}
         for f in finished:
             for nic, n in f.nics:
-                self._book(nic, now)
+                dt = now - nic.since  # book as in ``flow``
+                if dt > 0 and nic.users:
+                    nic.busy += dt
+                    nic.device_seconds += nic.users * dt
+                nic.since = now
                 nic.users -= n
                 nic.flows.pop(f, None)
                 affected.update(nic.flows)
