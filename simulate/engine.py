@@ -21,7 +21,7 @@ from planner.cost.bottleneck_booking import hidden_compute
 
 from .entities import SimPlan, Transfer
 from .fabric import NicFabric
-from .schedules import in_flight_cap, splits_weight_grad, stage_order
+from .schedules import splits_weight_grad, stage_order
 
 
 @dataclass
@@ -44,7 +44,10 @@ class Engine:
     """One simulated step of ``plan``."""
 
     def __init__(self, plan: SimPlan, *, overlap: bool, contention: bool, jitter: float, seed: int,
-                 trace: bool):
+                 trace: bool, micro_batches: int | None = None, record_memory: bool = True):
+        """``micro_batches`` replays that many micro-batches instead of the step's (the coarse
+        replay of ``simulate.coarse`` runs a few short pipelines and extrapolates, and needs no
+        memory curve: ``record_memory=False``)."""
         self.plan = plan
         self.env = simpy.Environment()
         self.overlap = overlap
@@ -52,7 +55,7 @@ class Engine:
         self.fabric = NicFabric(self.env, plan.nic_gbps)
         layout = plan.step.layout
         self.p = layout.pp
-        self.m = plan.step.micro_batches
+        self.m = plan.step.micro_batches if micro_batches is None else micro_batches
         self.v = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
         self.schedule = layout.schedule
         self.split = splits_weight_grad(layout.schedule)
@@ -62,14 +65,16 @@ class Engine:
         self._noise = np.empty(0)
         self._noise_i = 0
         self.logs = [StageLog() for _ in range(self.p)]
-        # arrivals of pipeline sends, keyed (kind "a" | "g", virtual stage, micro-batch): keys that
-        # arrived before their receiver asked, and the events receivers wait on for the others
-        self.arrived: set[tuple] = set()
-        self.waiting: dict[tuple, simpy.Event] = {}
+        # arrivals of pipeline sends, keyed by the int (virtual stage * m + micro-batch) * 2 + (0 for
+        # an activation, 1 for a gradient) -- no tuple per event: keys that arrived before their
+        # receiver asked, and the events receivers wait on for the others
+        self.arrived: set[int] = set()
+        self.waiting: dict[int, simpy.Event] = {}
         # the backward phase of each chunk as the engine runs it (input-grad + weight-grad unless split)
         self.bwd = [[ch.bwd if self.split else _add(ch.bwd, ch.wgrad) for ch in st.chunks] for st in plan.stages]
         self.windows = [[self.env.event() for _ in range(self.v)] for _ in range(self.p)]
         self.trace = [] if trace else None
+        self.record_memory = record_memory
         self.flow_id = 0
         self.events = 0
 
@@ -92,6 +97,10 @@ class Engine:
             self.arrived.add(key)
         else:
             ev.succeed()
+
+    def _arrived(self, event: simpy.Event) -> None:
+        """Callback of a send's timeout whose value is its arrival key."""
+        self._arrive(event.value)
 
     def _x(self, pid: int, tid: int, name: str, start: float, dur: float, args=None) -> None:
         if self.trace is not None and dur > 0:
@@ -167,8 +176,9 @@ class Engine:
 
     # ---- stage process -------------------------------------------------------------------
     def _mem(self, log: StageLog, delta: float) -> None:
-        cur = (log.memory[-1][1] if log.memory else 0.0) + delta
-        log.memory.append((self.env.now, cur))
+        if self.record_memory:
+            cur = (log.memory[-1][1] if log.memory else 0.0) + delta
+            log.memory.append((self.env.now, cur))
 
     def _op(self, i: int, kind: str, mb: int, c: int):
         """Generator: run one op on stage i's compute stream, then its send."""
@@ -224,7 +234,7 @@ class Engine:
             return
         to_vs = vs + 1 if kind == "F" else vs - 1
         real = 0 <= to_vs <= last_vs
-        key = ("a" if kind == "F" else "g", to_vs, mb)
+        key = ((to_vs * self.m + mb) << 1) | (kind != "F")
         to_stage = to_vs % self.p
         if self.p == 1:
             if real:
@@ -252,39 +262,89 @@ class Engine:
     def _stage(self, i: int):
         env = self.env
         order = stage_order(self.schedule, i, self.p, self.m, self.v)
-        cap = in_flight_cap(self.schedule, i, self.p, self.m)
-        last_vs = self.p * self.v - 1
-        arrived = self.arrived
-        pending: list[tuple[int, int]] = []
-        in_flight = 0
+        p, m, last_vs = self.p, self.m, self.p * self.v - 1
+        arrived, waiting = self.arrived, self.waiting
+        plan, log = self.plan.stages[i], self.logs[i]
+        # the hot path, inlined (no generator per op): no jitter, no trace, no ZeRO-3 prefetch
+        fast = self.trace is None and self.rng is None
+        plain = plan.zero3_fwd is None
+        bwd, chunks, windows = self.bwd[i], plan.chunks, self.windows[i]
+        act = plan.activation_bytes_per_microbatch / self.v
+        frees = "W" if self.split else "B"
+        record = self.record_memory
+        sends = self.plan.sends
+        send_to = {"F": sends.get((i, (i + 1) % p)), "B": sends.get((i, (i - 1) % p))}
+        contention, fabric_flow, arrive, arrived_cb = self.contention, self.fabric.flow, self._arrive, self._arrived
+        timeout = env.timeout
         for kind, mb, c in order:
-            vs = c * self.p + i
+            vs = c * p + i
             if kind == "F":
-                while self.split and in_flight >= cap and pending:
-                    yield from self._op(i, "W", *pending.pop(0))
-                    in_flight -= 1
-                key = ("a", vs, mb) if vs > 0 else None
+                key = ((vs * m + mb) << 1) if vs > 0 else None
+            elif kind == "B":
+                key = ((vs * m + mb) << 1) | 1 if vs < last_vs else None
             else:
-                key = ("g", vs, mb) if vs < last_vs else None
-            while key is not None and key not in arrived and self.split and pending:
-                yield from self._op(i, "W", *pending.pop(0))
-                in_flight -= 1
+                key = None  # a weight-grad pass needs only its own B, already done on this stage
             if key is not None:
                 if key in arrived:
                     arrived.remove(key)
                 else:
-                    ev = self.waiting[key] = env.event()
+                    ev = waiting[key] = env.event()
                     yield ev
-            yield from self._op(i, kind, mb, c)
+            if not (fast and (plain or kind == "W")):
+                yield from self._op(i, kind, mb, c)
+                continue
+            ch = chunks[c]
             if kind == "F":
-                in_flight += 1
-            elif self.split:
-                pending.append((mb, c))
+                if record:
+                    self._mem(log, act)
+                ph = ch.fwd
+            elif kind == "B":
+                ph = bwd[c]
             else:
-                in_flight -= 1
-        while pending:
-            yield from self._op(i, "W", *pending.pop(0))
-        self.logs[i].pipe_end = env.now
+                ph = ch.wgrad
+            busy = ph.compute + ph.tp
+            if mb == m - 1 and kind == frees and not windows[c].triggered:
+                windows[c].succeed((env.now, env.now + busy))
+            yield timeout(busy)
+            log.compute += ph.compute
+            log.tp += ph.tp
+            self.events += 1
+            if kind == frees and record:
+                self._mem(log, -act)
+            if kind == "W":
+                continue
+            to_vs = vs + 1 if kind == "F" else vs - 1
+            real = 0 <= to_vs <= last_vs
+            to_key = ((to_vs * m + mb) << 1) | (kind != "F")
+            to_stage = to_vs % p
+            if p == 1:
+                if real:
+                    self._arrive(to_key)
+                continue
+            if self.overlap:
+                if real:  # the async send, inlined: a timeout, or one NIC flow under contention
+                    tr = send_to[kind]
+                    if not (contention and tr.nics):
+                        timeout(tr.fixed_s + tr.offnode_s, to_key).callbacks.append(arrived_cb)
+                    elif tr.fixed_s == 0 and tr.offnode_s > 0:
+                        fabric_flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, arrive, to_key)
+                    else:
+                        self._send(i, to_stage, to_key, "")
+                continue
+            s0 = env.now  # blocking slot: the real send, or the matching receive of an end stage
+            if real:
+                tr = sends[(i, to_stage)]
+                done = self._single_event(tr)
+                if done is None:
+                    yield from self.transfer(tr)
+                else:
+                    yield done
+            else:
+                yield timeout(self.plan.p2p)
+            log.p2p += env.now - s0
+            if real:
+                self._arrive(to_key)
+        log.pipe_end = env.now
 
     def _dp(self, i: int, pipeline_done: simpy.Event):
         """Gradient reduction (bucketed when overlapping), optimizer, ZeRO-1/2 parameter gather."""

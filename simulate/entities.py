@@ -187,8 +187,15 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
                  if has_nics else 1.0)
     stages = []
     placement = [stage_devices(layout, s.index, dpn) for s in step.stages]
+    # stages made from one template (same layers, embedding / head, states) are priced once; the
+    # NICs they load (their fabric position) are looked up per stage
+    priced: dict[tuple, tuple] = {}
     for s, (node, devs) in zip(step.stages, placement):
-        times = price_stage(s, step, pricer)
+        work = (s.layers, id(s.pre), id(s.post), s.index == 0, s.index == layout.pp - 1)
+        if work not in priced:
+            priced[work] = (price_stage(s, step, pricer),
+                            _chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1))
+        times, chunks = priced[work]
         both = _nic_use(node_spec, node, devs, ("out", "in")) if has_nics else ()
         coll = [_collective_transfer(pricer, c, both, dp_share) for c in s.per_step_comm]
         z3f = [c for c in s.per_microbatch_comm if c.phase == "fwd"]
@@ -208,7 +215,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
                   hidden_compute(bwd_c, sum(pricer.collective_time(c) for c in z3b)) if z3b else 0.0)
         stages.append(StagePlan(
             index=s.index, node=node, devices=devs,
-            chunks=_chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1),
+            chunks=chunks,
             zero3_exposed=times.zero3_exposed, zero3_fwd=merged(z3f, "zero3.gather.fwd"),
             zero3_bwd=merged(z3b, "zero3.gather+reduce.bwd"),
             dp_reduce=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind != "all-gather"),

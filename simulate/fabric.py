@@ -28,16 +28,17 @@ class _Flow:
     """An active transfer: priced off-node seconds left as of ``last`` (s), progressing at ``rate``
     (actual / priced bandwidth share) over ``nics`` ((NIC, devices of this transfer on it))."""
 
-    __slots__ = ("born", "remaining", "last", "rate", "nics", "share", "done", "version", "active")
+    __slots__ = ("born", "remaining", "last", "rate", "nics", "share", "done", "version", "active", "arg")
 
-    def __init__(self, born: int, remaining: float, last: float, nics, share: float, done):
+    def __init__(self, born: int, remaining: float, last: float, nics, share: float, done, arg=None):
         self.born = born  # start order: simultaneous completions fire in this order
         self.remaining = remaining
         self.last = last
         self.rate = 0.0
         self.nics = nics
         self.share = share
-        self.done = done  # simpy.Event to succeed, or a callable to call, on completion
+        self.done = done  # simpy.Event to succeed, or a callable to call (with ``arg`` if given)
+        self.arg = arg
         self.version = 0
         self.active = True
 
@@ -46,7 +47,7 @@ class _Nic:
     """One NIC direction: its bandwidth (None when the plan does not list it), devices using it
     now, its flows (insertion-ordered), and since when ``users`` has held."""
 
-    __slots__ = ("key", "gbps", "users", "flows", "since")
+    __slots__ = ("key", "gbps", "users", "flows", "since", "busy", "device_seconds")
 
     def __init__(self, key: NicKey, gbps: float | None, now: float):
         self.key = key
@@ -54,6 +55,8 @@ class _Nic:
         self.users = 0
         self.flows: dict[_Flow, None] = {}
         self.since = now
+        self.busy = 0.0  # seconds with at least one user
+        self.device_seconds = 0.0  # integral of users over time
 
 
 class NicFabric:
@@ -64,8 +67,6 @@ class NicFabric:
     def __init__(self, env: simpy.Environment, nic_gbps: dict[NicKey, float]):
         self.env = env
         self.gbps = nic_gbps
-        self.busy: dict[NicKey, float] = dict.fromkeys(nic_gbps, 0.0)
-        self.device_seconds: dict[NicKey, float] = dict.fromkeys(nic_gbps, 0.0)
         self._nics: dict[NicKey, _Nic] = {}
         self._resolved: dict[int, tuple] = {}  # id(nics tuple) -> (the tuple, ((_Nic, n), ...))
         self._heap: list[tuple[float, int, int, _Flow]] = []  # (finish s, seq, version, flow)
@@ -86,30 +87,41 @@ class NicFabric:
         self._resolved[id(nics)] = (nics, tuple(out))
         return tuple(out)
 
-    def _book(self, nic, now: float) -> None:
-        """Account the NIC's busy and rank-seconds since its last change, up to ``now`` (s)."""
-        dt = now - nic.since
-        if dt > 0 and nic.users:
-            self.busy[nic.key] = self.busy.get(nic.key, 0.0) + dt
-            self.device_seconds[nic.key] = self.device_seconds.get(nic.key, 0.0) + nic.users * dt
-        nic.since = now
+    @property
+    def busy(self) -> dict[NicKey, float]:
+        """Seconds each NIC direction had at least one user (every planned key, then any other)."""
+        out = dict.fromkeys(self.gbps, 0.0)
+        out.update((k, nic.busy) for k, nic in self._nics.items())
+        return out
 
-    def flow(self, offnode_s: float, nics, share: float, on_done=None) -> simpy.Event | None:
+    @property
+    def device_seconds(self) -> dict[NicKey, float]:
+        """Integral of each NIC direction's users over time, device-seconds."""
+        out = dict.fromkeys(self.gbps, 0.0)
+        out.update((k, nic.device_seconds) for k, nic in self._nics.items())
+        return out
+
+    def flow(self, offnode_s: float, nics, share: float, on_done=None, arg=None) -> simpy.Event | None:
         """Start a flow of ``offnode_s`` priced seconds over ``nics`` ((key, devices), ...) at a
         priced per-device share of ``share`` Gbit/s. Returns the event of its completion, or, given
-        ``on_done``, returns None and calls ``on_done()`` when it completes."""
+        ``on_done``, returns None and calls ``on_done()`` (``on_done(arg)`` given ``arg``) when it
+        completes. Any collective on an axis group books the fabric this way."""
         env = self.env
         if offnode_s <= 0 or not nics:
             if on_done is None:
                 return simpy.Event(env).succeed()
-            on_done()
+            on_done() if arg is None else on_done(arg)
             return None
         done = simpy.Event(env) if on_done is None else on_done
         now = env.now
-        f = _Flow(next(self._seq), offnode_s, now, self._resolve(nics), share, done)
+        f = _Flow(next(self._seq), offnode_s, now, self._resolve(nics), share, done, arg)
         affected: dict[_Flow, None] = {}
         for nic, n in f.nics:
-            self._book(nic, now)
+            dt = now - nic.since  # book the NIC's busy and device-seconds since its last change
+            if dt > 0 and nic.users:
+                nic.busy += dt
+                nic.device_seconds += nic.users * dt
+            nic.since = now
             nic.users += n
             nic.flows[f] = None
             affected.update(nic.flows)
@@ -168,7 +180,11 @@ class NicFabric:
         affected: dict[_Flow, None] = {}
         for f in finished:
             for nic, n in f.nics:
-                self._book(nic, now)
+                dt = now - nic.since  # book as in ``flow``
+                if dt > 0 and nic.users:
+                    nic.busy += dt
+                    nic.device_seconds += nic.users * dt
+                nic.since = now
                 nic.users -= n
                 nic.flows.pop(f, None)
                 affected.update(nic.flows)
@@ -179,5 +195,7 @@ class NicFabric:
         for f in finished:
             if isinstance(f.done, simpy.Event):
                 f.done.succeed()
-            else:
+            elif f.arg is None:
                 f.done()
+            else:
+                f.done(f.arg)

@@ -23,9 +23,11 @@ class MemoryTimeline:
 
 
 def stage_timeline(plan: StagePlan, log: StageLog) -> MemoryTimeline:
-    """Static bytes plus the activation curve the engine recorded."""
+    """Static bytes plus the activation curve the engine recorded (no curve after a coarse replay,
+    which knows the peak from the stage's op order)."""
     pts = ((0.0, plan.static_bytes),) + tuple((t, plan.static_bytes + a) for t, a in log.memory)
-    return MemoryTimeline(plan.index, pts, max(b for _, b in pts), plan.static_bytes)
+    peak = max(max(b for _, b in pts), plan.static_bytes + log.peak_activation_bytes)
+    return MemoryTimeline(plan.index, pts, peak, plan.static_bytes)
 
 
 def observed_stage_memory(plan: StagePlan, log: StageLog, analytic: StageMemory) -> StageMemory:

@@ -64,7 +64,8 @@ def plan_scenario(scenario) -> SimPlan:
 def _fold(plan: SimPlan, eng: Engine, scenario, overlap: bool, contention: bool) -> tuple[Estimate, int]:
     logs, step = eng.logs, plan.step
     busy = [lg.compute + lg.tp + lg.p2p + lg.zero3 for lg in logs]
-    b = max(range(len(logs)), key=lambda i: busy[i])
+    top = max(busy)  # the first stage within rounding of the busiest (coarse and fine pick the same)
+    b = next(i for i, x in enumerate(busy) if x >= top * (1 - 1e-9))
     crit = logs[b]
     pipe_end = max(lg.pipe_end for lg in logs)
     finisher = max(range(len(logs)), key=lambda i: logs[i].finish)
@@ -115,17 +116,22 @@ def _utilisation(eng: Engine, step_time: float) -> list[ResourceUse]:
             out.append(ResourceUse(f"stage {i} dp reduce", lg.comm_busy, lg.comm_busy / step_time,
                                    lg.comm_busy / priced if priced else 1.0))
     fab = eng.fabric
+    dev_s = fab.device_seconds
     for key, busy in sorted(fab.busy.items()):
         if busy > 0:
             node, nic, dr = key
             out.append(ResourceUse(f"node {node} {nic} {dr}", busy, busy / step_time,
-                                   fab.device_seconds[key] / busy))
+                                   dev_s[key] / busy))
     return out
 
 
 def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: float = 0.0, samples: int = 1,
-        seed: int = 0, trace: bool = False) -> SimulationResult:
-    """Simulate one step of ``scenario``; with ``samples`` > 1 (and jitter) also p10/p50/p90."""
+        seed: int = 0, trace: bool = False, fine: bool = False) -> SimulationResult:
+    """Simulate one step of ``scenario``; with ``samples`` > 1 (and jitter) also p10/p50/p90.
+
+    Without jitter or trace the steady-state cycle is replayed coarsely (``simulate.coarse``: three
+    short pipelines, checked to be affine in the micro-batch count, extended to the step);
+    ``fine=True`` replays every micro-batch."""
     import time
 
     from planner.errors import SpecError
@@ -137,7 +143,19 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
     t0 = time.perf_counter()
     plan = plan_scenario(scenario)
     times, first, events = [], None, 0
-    for k in range(samples):
+    folded = list(plan.folded)
+    if not fine and not trace and jitter == 0:
+        from .coarse import coarse_replay
+
+        first = coarse_replay(plan, overlap=overlap, contention=contention)
+        if first is not None:
+            events = first.events
+            times = [max(max(lg.finish for lg in first.logs), max(lg.pipe_end for lg in first.logs))] * samples
+            folded.append(
+                f"steady-state cycle: {plan.step.micro_batches} micro-batches from replays of "
+                f"{', '.join(map(str, first.replayed))} (every time and busy counter affine in the "
+                "micro-batch count, checked); --fine replays them all")
+    for k in range(samples if first is None else 0):
         eng = Engine(plan, overlap=overlap, contention=contention, jitter=jitter, seed=seed + k,
                      trace=trace and k == 0)
         eng.run()
@@ -154,13 +172,13 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
     return SimulationResult(
         estimate=est, trace_events=first.trace or [], critical_stage=crit,
         memory=[stage_timeline(plan.stages[i], lg) for i, lg in enumerate(first.logs)],
-        utilisation=_utilisation(first, est.step_time_s), folded=list(plan.folded), events=events,
+        utilisation=_utilisation(first, est.step_time_s), folded=folded, events=events,
         wall_s=time.perf_counter() - t0, step_times=times, percentiles=pct,
     )
 
 
 def simulate_estimate(scenario, *, overlap: bool = True, contention: bool = True, jitter: float = 0.0,
-                      samples: int = 1, seed: int = 0) -> Estimate:
+                      samples: int = 1, seed: int = 0, fine: bool = False) -> Estimate:
     """The simulated step as an ``Estimate`` (engine="simulate")."""
     return run(scenario, overlap=overlap, contention=contention, jitter=jitter, samples=samples,
-               seed=seed).estimate
+               seed=seed, fine=fine).estimate

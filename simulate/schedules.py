@@ -1,8 +1,7 @@
 """Per-stage op orders of the pipeline schedules (no times here).
 
 An op is ``(kind, micro_batch, chunk)`` with kind ``"F"`` (forward) or ``"B"`` (backward; input-grad
-only under ZB-H1, whose weight-grad ``"W"`` passes the engine places into idle time, see
-:func:`in_flight_cap`).
+only under ZB-H1, whose weight-grad passes ``"W"`` are ops of their own, see :func:`zb_h1_order`).
 
 - GPipe (Huang et al. 2019): all forwards, then all backwards.
 - 1F1B (Narayanan et al. 2021, Sec. 2.2, PipeDream-Flush): stage i runs min(p - i - 1, m) warm-up
@@ -10,9 +9,12 @@ only under ZB-H1, whose weight-grad ``"W"`` passes the engine places into idle t
 - Interleaved 1F1B (same paper, Sec. 2.2.2; Megatron-LM ``forward_backward_pipelining_with_
   interleaving``): v model chunks per stage; warm-up (p - i - 1) * 2 + (v - 1) * p chunk-forwards;
   micro-batches go through the chunks in groups of p.
-- ZB-H1 (Qi et al. 2023, arXiv 2401.10241, Sec. 3.1): the 1F1B order of forwards and input-grad
-  backwards; weight-grad passes are deferred to fill bubbles while the activations held stay at
-  1F1B's p - i micro-batches.
+- ZB-H1 (Qi et al. 2023, arXiv 2401.10241, Sec. 2.1 and Fig. 3 top): the 1F1B order of forwards
+  and input-grad backwards B; the weight-grad pass W of micro-batch k - i follows B of k on stage i
+  (stage i delays its W passes by i micro-batches), so every stage holds p micro-batches in flight
+  (p - i before their B, i waiting for their W) and the last stages' deferred W passes fill the
+  drain. With equal stages the bubble is (p - 1)(T_F + T_B - T_W), a third of 1F1B's when
+  T_F = T_B = T_W; the first stage's peak stays 1F1B's p micro-batches.
 """
 
 from __future__ import annotations
@@ -35,6 +37,29 @@ def one_f_one_b_order(stage: int, p: int, m: int) -> list[Op]:
         ops.append(("F", warm + k, 0))
         ops.append(("B", k, 0))
     ops.extend(("B", k, 0) for k in range(m - warm, m))
+    return ops
+
+
+def zb_h1_order(stage: int, p: int, m: int) -> list[Op]:
+    """ZB-H1 order of ``stage``: 1F1B's F/B order, W of micro-batch k - stage right after B of k,
+    the remaining W passes at the end."""
+    warm = min(p - stage - 1, m)
+    ops: list[Op] = [("F", k, 0) for k in range(warm)]
+    w = 0  # next weight-grad pass to place
+
+    def backward(k: int) -> None:
+        nonlocal w
+        ops.append(("B", k, 0))
+        if k - stage >= w:
+            ops.append(("W", w, 0))
+            w += 1
+
+    for k in range(m - warm):
+        ops.append(("F", warm + k, 0))
+        backward(k)
+    for k in range(m - warm, m):
+        backward(k)
+    ops.extend(("W", k, 0) for k in range(w, m))
     return ops
 
 
@@ -70,8 +95,10 @@ def stage_order(schedule: str, stage: int, p: int, m: int, v: int = 1) -> list[O
     """Op order of ``stage`` under ``schedule``; SpecError for an unknown schedule."""
     if schedule == "gpipe":
         return gpipe_order(m)
-    if schedule in ("1f1b", "zb-h1"):
+    if schedule == "1f1b":
         return one_f_one_b_order(stage, p, m)
+    if schedule == "zb-h1":
+        return zb_h1_order(stage, p, m)
     if schedule == "interleaved-1f1b":
         if m % p:
             raise SpecError(
@@ -80,13 +107,6 @@ def stage_order(schedule: str, stage: int, p: int, m: int, v: int = 1) -> list[O
         return interleaved_order(stage, p, m, v)
     raise SpecError(f"'{schedule}' is not one of: gpipe, 1f1b, interleaved-1f1b, zb-h1",
                     field="layout.schedule")
-
-
-def in_flight_cap(schedule: str, stage: int, p: int, m: int) -> int:
-    """Micro-batches whose activations ZB-H1 may hold on ``stage`` (1F1B's p - stage, capped at m):
-    a forward waits for a deferred weight-grad pass when the cap is reached."""
-    del schedule
-    return max(1, min(p - stage, m))
 
 
 def splits_weight_grad(schedule: str) -> bool:

@@ -102,6 +102,7 @@ def plan(
     reference: Annotated[Optional[str], typer.Option("--reference", help="Layout to compare, e.g. tp=4,pp=128,zero=1,micro-batch=1,recompute=full.")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json.")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
+    workers: Annotated[int, typer.Option("--workers", help="Processes for the search (results do not depend on it).")] = 1,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -122,6 +123,8 @@ def plan(
         raise SpecError(f"{memory_headroom} must be in [0, 1)", field="--memory-headroom")
     if top < 1:
         raise SpecError(f"{top} must be >= 1", field="--top")
+    if workers < 1:
+        raise SpecError(f"{workers} must be >= 1", field="--workers")
     if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
     for name, value in (("--model", model), ("--hardware", hardware), ("--gpus", gpus)):
@@ -174,7 +177,7 @@ def plan(
         task = bar.add_task("search", total=None)
         result = search(model_spec, hw, gpus, training, cons, top=top,
                         progress=lambda done, total: bar.update(task, completed=done, total=total),
-                        reference=ref_layout, reference_training=ref_training)
+                        reference=ref_layout, reference_training=ref_training, workers=workers)
     if refine is not None:
         result = refine_plans(result, refine, model_spec, hw)
     best = result.best

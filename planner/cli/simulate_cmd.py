@@ -41,6 +41,7 @@ def simulate(
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the jitter.")] = 0,
     no_overlap: Annotated[bool, typer.Option("--no-overlap", help="Replay the analytic overlap assumptions only.")] = False,
     no_contention: Annotated[bool, typer.Option("--no-contention", help="Do not share NIC bandwidth among transfers.")] = False,
+    fine: Annotated[bool, typer.Option("--fine", help="Replay every micro-batch (default: replay the steady-state cycle and extend it, checked).")] = False,
     json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Simulate one training step event by event: schedule, overlap, NIC contention, memory over time."""
@@ -49,7 +50,7 @@ def simulate(
 
     scenario = c.build_scenario(**scenario_flags)
     result = run(scenario, overlap=not no_overlap, contention=not no_contention, jitter=jitter,
-                 samples=samples, seed=seed, trace=bool(trace or png))
+                 samples=samples, seed=seed, trace=bool(trace or png), fine=fine)
     title = f"{scenario.model.name} on {scenario.gpus} x {scenario.hardware.name}, {scenario.layout.describe()}"
     if trace:
         write_atomic(trace, trace_json(trace_document(result.trace_events, scenario.layout.pp, title)))
@@ -81,7 +82,7 @@ def simulate(
                       f"p50 {fmt_seconds(p['p50'])}, p90 {fmt_seconds(p['p90'])}")
     for line in result.folded:
         console.print(f"folded by symmetry: {line}")
-    console.print(f"{result.events} compute events in {result.wall_s:.2f} s "
+    console.print(f"{result.events} compute events replayed in {result.wall_s:.2f} s "
                   f"({result.events / max(result.wall_s, 1e-9):,.0f} events/s)")
     for path in (trace, png):
         if path:

@@ -116,22 +116,27 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
 
     With overlap, a stage's gradient reduction hides under the backward of its last
     micro-batch and under the drain of the stages before it (stage i finishes its backward
-    sum_{j<i} t_bwd_j before stage 0); the parameter all-gather of ZeRO-1/2 is exposed unless
+    sum_{j<i} t_bwd_j before stage 0; under ZB-H1 the last pass is the weight-grad W and stage i
+    ends sum_{j<i} (B_j - W_j) before stage 0); the parameter all-gather of ZeRO-1/2 is exposed unless
     ``overlap_param_gather`` hides it under the next step's first forward pass.
     """
     overlap = step.training.overlap_dp_comm
     overlap_gather = step.training.overlap_param_gather
+    zb = step.layout.schedule == "zb-h1"
     worst = 0.0
     slack = 0.0
     for t in times:
         backward = t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute
+        if zb:  # stage i's last W ends i(B - W) before stage 0's (Qi et al. 2023, Fig. 3 top)
+            backward = t.bwd_weight_compute
+            slack_step = t.bwd_input_compute + t.recompute_compute - t.bwd_weight_compute
         gather = t.dp_step_gather
         left = t.dp_step_comm - gather - ((backward + slack) if overlap else 0.0)
         gather_left = gather - (t.fwd_compute if overlap_gather else 0.0)  # under the next first forward
         exposed = (left if left > 0 else 0.0) + (gather_left if gather_left > 0 else 0.0)
         if exposed > worst:
             worst = exposed
-        slack += backward
+        slack += slack_step if zb else backward
     return worst
 
 

@@ -3,8 +3,10 @@
 1F1B and GPipe: T = (m - 1) * max_i t_i + sum_i t_i; for equal stages this is (m + p - 1) * t,
 bubble (p - 1) / m of the ideal (Narayanan et al. 2021, Sec. 2.2). Interleaved 1F1B with v
 chunks divides the fill/drain by v (same paper, Sec. 2.2.2). ZB-H1 (Qi et al. 2023, arXiv
-2401.10241, Sec. 3) shrinks the 1F1B bubble from (p-1)(F+B+W) to (p-1)(F+B-W), B the input
-gradient, W the weight gradient.
+2401.10241, Sec. 2.1, Fig. 3 top) shrinks the 1F1B bubble from (p-1)(F+B+W) to (p-1)(F+B-W),
+B the input gradient, W the weight gradient: the backward chain waits for B only, and the slowest
+stage's p - 1 deferred W passes run during the drain. For unequal stages (s the slowest):
+fill + drain = sum_{i != s} (F_i + B_i) - (p - 1) W_s, which is the paper's figure for equal stages.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ def pipeline_time(stages: list[StagePass], micro_batches: int, schedule: str, vp
     if schedule == "interleaved-1f1b":
         fill_drain /= vpp
     elif schedule == "zb-h1":
-        full = slowest.total
-        fill_drain *= (slowest.forward + slowest.backward_input - slowest.backward_weight) / full if full else 0.0
+        chain = sum(s.forward + s.backward_input for s in stages) - slowest.forward - slowest.backward_input
+        fill_drain = chain - (len(stages) - 1) * slowest.backward_weight
     return PipelineTime(steady, max(fill_drain, 0.0))
 
 

@@ -126,15 +126,80 @@ class _Scan:
 
 
 def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int], training: TrainingSpec,
-                c: SearchConstraints, progress: Progress | None = None, stop_at_first: bool = False) -> _Scan:
-    """Stages 1 and 2: enumerate and keep what fits (lightest fitting recompute per micro-batch)."""
+                c: SearchConstraints, progress: Progress | None = None, stop_at_first: bool = False,
+                workers: int = 1) -> _Scan:
+    """Stages 1 and 2: enumerate and keep what fits (lightest fitting recompute per micro-batch).
+
+    ``workers`` > 1 scans contiguous slices of the structures in worker processes and merges them
+    in structure order, so the result is the serial one whatever the worker count."""
     counts = Counts()
-    usable = usable_bytes(hardware, c.memory_headroom)
     structs: list[Structure] = []
     for g in gpus_list:
         structs += structures(model, hardware, g, training, c, counts)
+    if workers > 1 and not stop_at_first and len(structs) > 1:
+        parts = parallel_map(_scan_part, [(model, hardware, part, training, c) for part in
+                                          _slices(structs, workers)], workers)
+        if progress:
+            progress(len(structs), len(structs))
+        survivors, closest, checked = [], {}, 0
+        for part in parts:
+            survivors += part.survivors
+            checked += part.checked
+            for name in ("invalid", "constraint", "memory", "dominated"):
+                setattr(counts, name, getattr(counts, name) + getattr(part.counts, name))
+            for mc in part.closest_order:  # replayed in scan order: the serial tie-break
+                _keep_closest(closest, mc)
+        return _Scan(survivors, closest, len(structs), checked, counts)
+    part = _scan_structures(model, hardware, structs, training, c, counts, progress, stop_at_first)
+    return _Scan(part.survivors, part.closest, len(structs), part.checked, counts)
+
+
+@dataclass
+class _Part:
+    """Outcome of the memory stage over a slice of the structures."""
+
+    survivors: list[Candidate]
+    closest: dict[str, MemoryCheck]
+    closest_order: list[MemoryCheck]  # every check that improved ``closest``, in scan order
+    checked: int
+    counts: Counts
+
+
+def _slices(items: list, n: int) -> list[list]:
+    """``items`` cut into at most ``n`` contiguous slices of near-equal length, in order."""
+    n = max(1, min(n, len(items)))
+    size, extra = divmod(len(items), n)
+    out, start = [], 0
+    for i in range(n):
+        end = start + size + (1 if i < extra else 0)
+        out.append(items[start:end])
+        start = end
+    return out
+
+
+def parallel_map(fn, args: list[tuple], workers: int) -> list:
+    """``[fn(*a) for a in args]`` over ``workers`` processes, results in the order of ``args``."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=min(workers, len(args))) as pool:
+        return list(pool.map(_star, [(fn, a) for a in args]))
+
+
+def _star(fn_args):
+    fn, a = fn_args
+    return fn(*a)
+
+
+def _scan_part(model, hardware, structs, training, c) -> _Part:
+    return _scan_structures(model, hardware, structs, training, c, Counts(), None, False)
+
+
+def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[Structure], training: TrainingSpec,
+                     c: SearchConstraints, counts: Counts, progress: Progress | None, stop_at_first: bool) -> _Part:
+    usable = usable_bytes(hardware, c.memory_headroom)
     survivors: list[Candidate] = []
     closest: dict[str, MemoryCheck] = {}
+    order: list[MemoryCheck] = []
     checked = 0
     recomputes = recompute_options(c)
     for i, st in enumerate(structs):
@@ -161,23 +226,28 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
                     fitted = True
                     break
                 counts.memory += 1
-                _keep_closest(closest, mc)
+                if _keep_closest(closest, mc):
+                    order.append(mc)
             if fitted and stop_at_first:
-                return _Scan(survivors, closest, len(structs), checked, counts)
+                return _Part(survivors, closest, order, checked, counts)
             if not fitted:  # larger micro-batches hold more: cut them
                 counts.memory += (len(sizes) - bi - 1) * len(recomputes)
                 break
     if progress:
         progress(len(structs), len(structs))
-    return _Scan(survivors, closest, len(structs), checked, counts)
+    return _Part(survivors, closest, order, checked, counts)
 
 
-def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> None:
+def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> bool:
+    """Keep ``mc`` as the closest miss of its categories; True when it was kept in any."""
     lay, trn = mc.candidate.layout, mc.candidate.training
     cats = ["any", f"recompute:{trn.recompute}", f"zero:{lay.effective_zero_stage}"]
+    kept = False
     for cat in cats:
         if cat not in closest or mc.shortfall_bytes < closest[cat].shortfall_bytes:
             closest[cat] = mc
+            kept = True
+    return kept
 
 
 def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float, rank: int = 0) -> Plan:
@@ -187,32 +257,48 @@ def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: 
                 usable_memory_bytes=usable, gpu_hours_per_mtok=gpu_hours_per_mtok(est, cand.gpus))
 
 
+def _price_part(model, hardware, cands, usable) -> list[Plan]:
+    return [price(model, hardware, cand, usable) for cand in cands]
+
+
 def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
            constraints: SearchConstraints | None = None, *, top: int = 10,
            progress: Progress | None = None, reference: Layout | None = None,
-           reference_training: TrainingSpec | None = None) -> SearchResult:
+           reference_training: TrainingSpec | None = None, workers: int = 1) -> SearchResult:
     """Search the layout space; raise InfeasibleError (exit 1) when nothing fits.
 
     ``training`` fixes sequence, global batch, precision and recipe; micro-batch and recompute
     are searched unless pinned in ``constraints``. ``reference`` (optional) is priced with the
-    same model for comparison (``reference_training`` defaults to ``training``)."""
+    same model for comparison (``reference_training`` defaults to ``training``). ``workers`` > 1
+    scans and prices in that many processes; the result does not depend on it."""
     from .explain import explain, infeasible_message
 
     c = constraints or SearchConstraints()
     validate_constraints(model, hardware, gpus, training, c)
     t0 = time.perf_counter()
     usable = usable_bytes(hardware, c.memory_headroom)
-    scan = scan_memory(model, hardware, gpu_counts(gpus, hardware, c.objective), training, c, progress)
+    if workers < 1:
+        from ..errors import SpecError
+
+        raise SpecError(f"workers({workers}) must be >= 1", field="--workers")
+    scan = scan_memory(model, hardware, gpu_counts(gpus, hardware, c.objective), training, c, progress,
+                       workers=workers)
     if not scan.survivors:
         msg, details = infeasible_message(model, hardware, gpus, training, c, scan)
         raise InfeasibleError(msg, details=details)
     priced: list[tuple[tuple, Plan]] = []
     seen: set[tuple] = set()
+    unique = []
     for cand in scan.survivors:
-        if cand.key in seen:
-            continue
-        seen.add(cand.key)
-        plan = price(model, hardware, cand, usable)
+        if cand.key not in seen:
+            seen.add(cand.key)
+            unique.append(cand)
+    if workers > 1 and len(unique) > 1:
+        plans = [p for part in parallel_map(_price_part, [(model, hardware, part, usable) for part in
+                                                          _slices(unique, workers)], workers) for p in part]
+    else:
+        plans = [price(model, hardware, cand, usable) for cand in unique]
+    for cand, plan in zip(unique, plans):
         if plan.estimate.peak_memory_bytes > usable:  # full estimate disagrees with the quick check
             scan.counts.memory += 1
             continue

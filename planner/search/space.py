@@ -30,6 +30,7 @@ from pydantic import Field
 
 from ..errors import SpecError
 from ..specs import SCHEDULES, HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
+from .divisors import divisors, divisors_upto
 
 Objective = Literal["throughput", "memory", "cost"]
 OBJECTIVES = ("throughput", "memory", "cost")
@@ -81,15 +82,11 @@ class Counts:
     dominated: int = 0
 
 
-def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
-
-
 def tp_degrees(model: ModelSpec, hardware: HardwareProfile, gpus: int, *, cross_node: bool = True) -> list[int]:
     """Tensor-parallel degrees the model and GPU count admit (within a node unless ``cross_node``)."""
     node = hardware.node.devices_per_node
     out = []
-    for t in _divisors(model.num_heads):
+    for t in divisors(model.num_heads):
         if gpus % t or model.ffn_hidden_size % t:
             continue
         if model.kv_heads % t and t % model.kv_heads:
@@ -113,14 +110,35 @@ def validate_constraints(model: ModelSpec, hardware: HardwareProfile, gpus: int,
                 f"num_heads({model.num_heads}), ffn_hidden_size and gpus); allowed: "
                 f"{', '.join(map(str, valid))}", field="--max-tp")
     if c.pp is not None and (gpus % c.pp or c.pp > model.num_layers):
-        allowed = [p for p in _divisors(gpus) if p <= model.num_layers]
+        allowed = divisors_upto(gpus, model.num_layers)
         raise SpecError(f"pp({c.pp}) must divide gpus({gpus}) and be <= num_layers({model.num_layers}); "
                         f"allowed: {', '.join(map(str, allowed))}", field="--pp")
+    _check_batch_covers_replicas(model, hardware, gpus, training, c)
     if c.micro_batch is not None and training.global_batch_size % c.micro_batch:
         raise SpecError(f"global_batch({training.global_batch_size}) % micro_batch({c.micro_batch}) != 0",
                         field="--micro-batch")
     if c.schedule == "interleaved-1f1b" and c.pp == 1:
         raise SpecError("schedule interleaved-1f1b needs pp > 1", field="--schedule")
+
+
+def _check_batch_covers_replicas(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
+                                 c: SearchConstraints) -> None:
+    """SpecError at once when every layout would need more data-parallel replicas than the global
+    batch has sequences: dp = gpus / (tp * pp) for the largest tp * pp the space admits."""
+    node = hardware.node.devices_per_node
+    best = (0, 1, 1)
+    for tp in tp_degrees(model, hardware, gpus, cross_node=True):
+        if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > node or node % tp)):
+            continue
+        pps = (c.pp,) if c.pp is not None and (gpus // tp) % c.pp == 0 else divisors_upto(gpus // tp, model.num_layers)
+        if pps and tp * max(pps) > best[0]:
+            best = (tp * max(pps), tp, max(pps))
+    per, tp, pp = best
+    if per and gpus // per > training.global_batch_size:
+        raise SpecError(
+            f"gpus({gpus}) / (tp({tp}) * pp({pp})) = dp({gpus // per}) > global_batch({training.global_batch_size}): "
+            f"even the largest tp * pp leaves fewer sequences than data-parallel replicas; use at most "
+            f"{training.global_batch_size * per} GPUs or a larger --global-batch", field="--gpus")
 
 
 def stage_split(num_layers: int, pp: int) -> list[int] | None | Literal["invalid"]:
@@ -154,9 +172,7 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
         if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > node or node % tp)):
             counts.constraint += 1
             continue
-        for pp in _divisors(gpus // tp):
-            if pp > L:
-                break
+        for pp in divisors_upto(gpus // tp, L):
             if c.pp is not None and pp != c.pp:
                 counts.constraint += 1
                 continue

@@ -113,15 +113,16 @@ def weight_copy_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, 
 def in_flight_microbatches(layout: Layout, stage: int, micro_batches: int) -> float:
     """Micro-batches whose activations stage ``stage`` holds at its peak.
 
-    GPipe holds all m (Huang et al. 2019); 1F1B and ZB-H1 hold p - stage (Narayanan et al. 2021,
-    Sec. 2.2; Qi et al. 2023 keep 1F1B's peak for ZB-H1); interleaved 1F1B holds the
+    GPipe holds all m (Huang et al. 2019); 1F1B holds p - stage (Narayanan et al. 2021, Sec. 2.2);
+    ZB-H1 holds p on every stage (Qi et al. 2023, Sec. 2.1: stage i delays its W passes by i
+    micro-batches, so i of its p wait for W; the first stage keeps 1F1B's peak); interleaved 1F1B holds the
     2(p-i-1) + (v-1)p + 1 warm-up chunks of Megatron-LM's schedule, i.e. p + (p-1)/v micro-batch
     equivalents on the first stage (Korthikanti et al. 2022, Sec. 4.2.3). Capped at m.
     """
     p, m = layout.pp, micro_batches
     if layout.schedule == "gpipe":
         return float(m)
-    held = float(p - stage)
+    held = float(p if layout.schedule == "zb-h1" else p - stage)
     if layout.schedule == "interleaved-1f1b":
         v = layout.vpp  # Megatron warm-up: 2(p-i-1) + (v-1)p + 1 chunks of 1/v of the stage's layers
         held = (2 * (p - stage - 1) + (v - 1) * p + 1) / v

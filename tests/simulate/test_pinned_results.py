@@ -38,8 +38,10 @@ def test_step_times_pinned_before_speedup(layout, overlap, contention, jitter, a
     sc = scenario(**FR, **layout)
     if sc.estimate().step_time_s != pytest.approx(analytic, rel=1e-9):
         pytest.skip("pricing or hardware profile changed since the values were recorded")
-    res = run(sc, overlap=overlap, contention=contention, jitter=jitter, samples=len(expected), seed=3)
-    assert res.step_times == pytest.approx(expected, rel=1e-9)
+    for fine in (True, False):  # the fine replay and the coarse one (taken without jitter)
+        res = run(sc, overlap=overlap, contention=contention, jitter=jitter, samples=len(expected), seed=3,
+                  fine=fine)
+        assert res.step_times == pytest.approx(expected, rel=1e-9)
 
 
 class AllFlowsFabric:
@@ -51,7 +53,7 @@ class AllFlowsFabric:
         self.device_seconds = dict.fromkeys(nic_gbps, 0.0)
         self.users = Counter()
 
-    def flow(self, offnode_s, nics, share, on_done=None):
+    def flow(self, offnode_s, nics, share, on_done=None, arg=None):
         done = self.env.event()
         if offnode_s <= 0 or not nics:
             done.succeed()
@@ -61,7 +63,7 @@ class AllFlowsFabric:
             self._reschedule()
         if on_done is None:
             return done
-        done.callbacks.append(lambda _e: on_done())
+        done.callbacks.append(lambda _e: on_done() if arg is None else on_done(arg))
         return None
 
     def _advance(self):
@@ -105,9 +107,9 @@ class AllFlowsFabric:
 @pytest.mark.parametrize("overlap", [False, True])
 def test_fabric_matches_all_flows_reference(monkeypatch, layout, overlap):
     sc = scenario(**FR, **layout)
-    fast = run(sc, overlap=overlap, contention=True)
+    fast = run(sc, overlap=overlap, contention=True, fine=True)
     monkeypatch.setattr(simulate.engine, "NicFabric", AllFlowsFabric)
-    ref = run(sc, overlap=overlap, contention=True)
+    ref = run(sc, overlap=overlap, contention=True, fine=True)
     assert fast.estimate.step_time_s == pytest.approx(ref.estimate.step_time_s, rel=1e-9)
     assert fast.estimate.time.dp_comm_exposed == pytest.approx(ref.estimate.time.dp_comm_exposed, rel=1e-9,
                                                                abs=1e-12)

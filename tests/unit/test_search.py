@@ -160,3 +160,21 @@ def test_refine_reranks_with_a_simulator(setup, result, monkeypatch):
     sim_tps = [p.estimate.tokens_per_s for p in head]
     assert sim_tps == sorted(sim_tps, reverse=True)
     assert r.plans[3:] and r.plans[3].engine == "analytic"
+
+
+def test_workers_give_the_serial_result():
+    """``search(workers=N)`` scans and prices in N processes; the ranking is the serial one."""
+    from hwprofiles import load_hardware, load_model
+    from planner.search import search as run_search
+    from planner.specs import TrainingSpec
+
+    model, hw = load_model("llama3-8b"), load_hardware("h100-sxm-80gb")
+    training = TrainingSpec(global_batch_size=64)
+    serial = run_search(model, hw, 16, training, top=50)
+    for n in (2, 3):
+        par = run_search(model, hw, 16, training, top=50, workers=n)
+        assert [p.model_dump(exclude={"estimate"}) for p in par.plans] == [
+            p.model_dump(exclude={"estimate"}) for p in serial.plans]
+        assert [p.estimate.step_time_s for p in par.plans] == [p.estimate.step_time_s for p in serial.plans]
+        assert par.stats.model_dump(exclude={"elapsed_s"}) == serial.stats.model_dump(exclude={"elapsed_s"})
+        assert par.total_feasible == serial.total_feasible
