@@ -12,6 +12,7 @@ from rich.text import Text
 from ..errors import SpecError
 from ..scenario import Scenario
 from ..specs import Layout, TrainingSpec
+from . import budget_render as br
 from . import common as c
 from .app import JSON_OPTION, app, console, err_console, print_json, write_atomic
 from .render import GIB, fmt_seconds, render_estimate
@@ -99,6 +100,8 @@ def plan(
     reference: Annotated[Optional[str], typer.Option("--reference", help="Layout to compare, e.g. tp=4,pp=128,zero=1,micro-batch=1,recompute=full.")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json.")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
+    tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
+    pue: br.PueOpt = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -175,6 +178,7 @@ def plan(
     if refine is not None:
         result = refine_plans(result, refine, model_spec, hw)
     best = result.best
+    budget = br.budget_for(best.estimate, hw, tokens, price_per_gpu_hour, power_per_gpu, pue)
     exported = None
     if export is not None:
         scenario = Scenario(model=model_spec, hardware=hw, gpus=best.gpus, training=best.training,
@@ -186,6 +190,7 @@ def plan(
         payload = result.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
+        br.with_budget(payload, budget)
         if exported is not None:
             payload["export"] = {"format": export, "path": out, "text": None if out else exported}
         print_json(payload)
@@ -200,6 +205,9 @@ def plan(
     console.print(Text(f"Best plan: {best.label}", style="bold green"))
     console.print(render_estimate(best.estimate))
     console.print()
+    if budget is not None:
+        console.print(br.budget_table(budget))
+        console.print()
     if ref_source is not None:
         console.print(Text(f"• reference row 'ref': the layout published with {model_spec.name} ({ref_source}), "
                            "priced with the same model and recipe", style="dim"))
