@@ -100,6 +100,7 @@ def plan(
     reference: Annotated[Optional[str], typer.Option("--reference", help="Layout to compare, e.g. tp=4,pp=128,zero=1,micro-batch=1,recompute=full.")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json.")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
+    rank_order: Annotated[Optional[str], typer.Option("--rank-order", help="tp-cp-pp-dp or tp-cp-dp-pp (default: search both).")] = None,
     tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
     pue: br.PueOpt = None,
     json_out: bool = JSON_OPTION,
@@ -108,12 +109,15 @@ def plan(
     from hwprofiles import load_hardware, load_model
 
     from ..exports import FORMATS, export_text
+    from ..pricing.placement import RANK_ORDERS, tier_mapping
     from ..search import OBJECTIVES, SearchConstraints, search
     from ..search import refine as refine_plans
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
                          ("schedule", schedule)):
         c.check_choice(field, value)
+    if rank_order is not None and rank_order not in RANK_ORDERS:
+        raise SpecError(f"'{rank_order}' is not one of: {', '.join(RANK_ORDERS)}", field="--rank-order")
     if objective not in OBJECTIVES:
         raise SpecError(f"'{objective}' is not one of: {', '.join(OBJECTIVES)}", field="--objective")
     if export is not None and export not in FORMATS:
@@ -149,7 +153,7 @@ def plan(
     cons = SearchConstraints(max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
-                             objective=objective)
+                             objective=objective, rank_order=rank_order)
     ref_layout = ref_training = None
     ref_source = None
     if reference is None:  # the layout published with this model, when it divides the GPU count
@@ -191,6 +195,7 @@ def plan(
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
         br.with_budget(payload, budget)
+        payload["tiers"] = tier_mapping(best.layout, hw)
         if exported is not None:
             payload["export"] = {"format": export, "path": out, "text": None if out else exported}
         print_json(payload)
@@ -203,6 +208,7 @@ def plan(
                        style="dim"))
     console.print()
     console.print(Text(f"Best plan: {best.label}", style="bold green"))
+    console.print(Text("network tiers: " + ", ".join(tier_mapping(best.layout, hw)), style="dim"))
     console.print(render_estimate(best.estimate))
     console.print()
     if budget is not None:

@@ -6,7 +6,10 @@ pricing. No FLOP, byte or time formula lives here (those are planner.work and pl
 The default space (documented choices, each overridable by a constraint flag):
 
 - tp: divisors of num_heads that also divide ffn_hidden_size and the GPU count, kept within a
-  node (tp <= devices per node, dividing it) unless ``allow_cross_node_tp``.
+  fast domain (tp <= devices of one NVLink/xGMI domain, dividing it: a node, or 72 GPUs on GB200
+  NVL72) unless ``allow_cross_node_tp``.
+- rank order (which dims share the fast domain after tp): tp-cp-pp-dp (default) and, when pp > 1,
+  dp > 1 and the domain holds more than one tp group, also tp-cp-dp-pp (unless ``rank_order`` pins it).
 - pp: divisors of gpus / tp up to num_layers. When pp does not divide the layers, the split is
   Megatron-expressible: middle stages hold ceil(L/pp) layers and the first and last stages share
   the rest (``--decoder-first/last-pipeline-num-layers``); splits that cannot be written so are
@@ -52,6 +55,8 @@ class SearchConstraints(Spec):
     memory_headroom: float = Field(0.0, ge=0, lt=1, description="fraction of HBM kept free")
     allow_cross_node_tp: bool = Field(False, description="allow tp groups that span nodes")
     objective: Objective = Field("throughput", description="throughput, memory or cost")
+    rank_order: Literal["tp-cp-pp-dp", "tp-cp-dp-pp"] | None = Field(
+        None, description="rank order to use (None = search both where they place groups differently)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +73,7 @@ class Candidate:
         lay, trn = self.layout, self.training
         return (self.gpus, lay.tp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
                 lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,
-                RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()))
+                RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()), lay.rank_order)
 
 
 @dataclass
@@ -87,7 +92,7 @@ def _divisors(n: int) -> list[int]:
 
 def tp_degrees(model: ModelSpec, hardware: HardwareProfile, gpus: int, *, cross_node: bool = True) -> list[int]:
     """Tensor-parallel degrees the model and GPU count admit (within a node unless ``cross_node``)."""
-    node = hardware.node.devices_per_node
+    node = hardware.node.fast_domain_devices
     out = []
     for t in _divisors(model.num_heads):
         if gpus % t or model.ffn_hidden_size % t:
@@ -148,10 +153,11 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                c: SearchConstraints, counts: Counts) -> list[Structure]:
     """Every layout structure of the space, in deterministic order; cut ones are tallied in ``counts``."""
     node = hardware.node.devices_per_node
+    domain = hardware.node.fast_domain_devices
     L = model.num_layers
     out: list[Structure] = []
     for tp in tp_degrees(model, hardware, gpus, cross_node=True):
-        if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > node or node % tp)):
+        if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > domain or domain % tp)):
             counts.constraint += 1
             continue
         for pp in _divisors(gpus // tp):
@@ -173,10 +179,21 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                     sps = [False] if tp == 1 else ([c.sequence_parallel] if c.sequence_parallel is not None
                                                    else [True])
                     for sp in sps:
-                        out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
-                                                    dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
-                                                    stage_layers=split), gpus))
+                        for order in _rank_orders(tp, pp, dp, domain, c):
+                            out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
+                                                        dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
+                                                        stage_layers=split, rank_order=order), gpus))
     return out
+
+
+def _rank_orders(tp: int, pp: int, dp: int, domain: int, c: SearchConstraints) -> tuple[str, ...]:
+    """Rank orders worth pricing: the default, plus dp-before-pp when both exist and the fast domain
+    holds more than one tp group (otherwise both orders place every group alike)."""
+    if c.rank_order is not None:
+        return (c.rank_order,)
+    if pp > 1 and dp > 1 and domain > tp:
+        return ("tp-cp-pp-dp", "tp-cp-dp-pp")
+    return ("tp-cp-pp-dp",)
 
 
 def _schedules(L: int, pp: int, split, c: SearchConstraints, counts: Counts):
