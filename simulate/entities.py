@@ -141,14 +141,18 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -
 
 def stage_devices(layout, stage: int, devices_per_node: int) -> tuple[int, tuple[int, ...]]:
     """(node index, node devices) of ``stage`` in replica 0: its tp*cp ranks plus the same stage of
-    the replicas sharing that node (they run in lock-step by symmetry, so they load the same NICs)."""
+    the replicas sharing that node (they run in lock-step by symmetry, so they load the same NICs).
+    Rank strides follow ``layout.rank_order`` (planner.pricing.placement.axis_strides)."""
+    from planner.pricing.placement import axis_strides
+
+    strides = axis_strides(layout)
     per_stage = layout.tp * layout.cp
-    per_replica = per_stage * layout.pp
-    first = stage * per_stage
+    dp_stride, pp_stride = strides["dp"][1], strides["pp"][1]
+    first = stage * pp_stride
     node = first // devices_per_node
     devs = set()
     for d in range(layout.dp):
-        base = d * per_replica + first
+        base = d * dp_stride + first
         if base // devices_per_node > node:
             break
         devs.update(r % devices_per_node for r in range(base, base + per_stage) if r // devices_per_node == node)
