@@ -6,7 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..pricing import Pricer
+from ..pricing.hostlink import offload_time
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
+from ..work.offload import check_offload
 from ..work.step import StageWork, StepWork, build_step
 from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown, trusted
 from .schedule import StagePass, pipeline_time
@@ -30,6 +32,8 @@ class StageTimes:
     dp_step_comm: float  # per-step gradient reduction and parameter gathers, s
     optimizer: float  # optimizer step, s
     dp_step_gather: float = 0.0  # the parameter all-gather part of dp_step_comm (ZeRO-1/2), s
+    offload_exposed: float = 0.0  # host-link copies of one micro-batch not hidden by its compute, s
+    offload_step: float = 0.0  # per-step offload: gradients out, CPU Adam, parameters back, s
 
     @property
     def compute(self) -> float:
@@ -45,9 +49,9 @@ class StageTimes:
         """The micro-batch pass used by the schedule (sends split fwd/bwd; ``chunks`` virtual stages)."""
         half = self.p2p * chunks / 2
         return StagePass(
-            forward=self.fwd_compute + self.fwd_tp + half + self.zero3_exposed / 2,
+            forward=self.fwd_compute + self.fwd_tp + half + (self.zero3_exposed + self.offload_exposed) / 2,
             backward_input=(self.bwd_input_compute + self.bwd_input_tp + self.recompute_compute
-                            + self.recompute_tp + half + self.zero3_exposed / 2),
+                            + self.recompute_tp + half + (self.zero3_exposed + self.offload_exposed) / 2),
             backward_weight=self.bwd_weight_compute,
         )
 
@@ -78,6 +82,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
     dp_step = sum(pricer.collective_time(c) for c in stage.per_step_comm)
     dp_gather = sum(pricer.collective_time(c) for c in stage.per_step_comm if c.kind == "all-gather")
+    off = offload_time(stage.offload, fwd_c + bwd_c, pricer.hardware)
     return StageTimes(
         fwd_compute=fwd_c, fwd_tp=parts["f"][1],
         bwd_input_compute=parts["bi"][0], bwd_input_tp=parts["bi"][1] + parts["bw"][1],
@@ -85,6 +90,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
         p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
+        offload_exposed=off.microbatch_exposed, offload_step=off.step,
     )
 
 
@@ -175,11 +181,11 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     slow = max(times, key=lambda t: unique[id(t)].total)
     m = step.micro_batches
     dp_exposed = exposed_dp_comm(times, step)
-    optimizer = max(t.optimizer for t in times)
+    optimizer = max(t.optimizer + t.offload_step for t in times)  # CPU Adam and its copies when offloaded
     breakdown = TimeBreakdown(
         compute=m * slow.compute, tp_comm=m * slow.tp_comm, pp_bubble=pipe.bubble,
         pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * slow.zero3_exposed + dp_exposed,
-        optimizer=optimizer, other=0.0,
+        optimizer=optimizer, other=m * slow.offload_exposed,
     )
     step_time = breakdown.total
     memory = stage_memories(step, hardware)
@@ -206,6 +212,7 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
     ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError."""
     gpus = layout.gpus if gpus is None else gpus
     check_layout(layout, model, training, gpus)
+    check_offload(training, layout)
     step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
     times = price_stages(step, pricer)

@@ -28,6 +28,7 @@ from ..cost import Estimate, estimate, stage_memory
 from ..errors import InfeasibleError
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
+from .offload_search import offload_fit
 from .result import Plan, SearchResult, SearchStats
 from .space import (
     Candidate,
@@ -145,7 +146,7 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
             counts.invalid += 1
             continue
         for bi, b in enumerate(sizes):
-            fitted = False
+            fitted = offloaded = False
             for ri, rc in enumerate(recomputes):
                 cand = Candidate(st.layout, training.replace(micro_batch_size=b, recompute=rc), st.gpus)
                 try:
@@ -162,6 +163,11 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
                     break
                 counts.memory += 1
                 _keep_closest(closest, mc)
+                if not offloaded:  # offload only where it is needed to fit (planner.search.offload_search)
+                    trial, _ = offload_fit(model, hardware, cand, usable, c, check_memory)
+                    if trial is not None:
+                        survivors.append(trial)
+                        offloaded = fitted = True
             if fitted and stop_at_first:
                 return _Scan(survivors, closest, len(structs), checked, counts)
             if not fitted:  # larger micro-batches hold more: cut them

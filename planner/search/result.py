@@ -26,8 +26,10 @@ class Plan(Result):
     def label(self) -> str:
         """``tp8 pp16 dp24 zero1 sp  1f1b  mb1 full``."""
         lay = self.layout
-        return (f"{lay.describe()} {lay.schedule} mb{self.training.micro_batch_size} "
-                f"{self.training.recompute}")
+        label = (f"{lay.describe()} {lay.schedule} mb{self.training.micro_batch_size} "
+                 f"{self.training.recompute}")
+        off = self.training.offload.describe()
+        return f"{label} {off}" if off else label
 
 
 class SearchStats(Result):

@@ -22,6 +22,8 @@ The default space (documented choices, each overridable by a constraint flag):
 - sequence parallel on whenever tp > 1 (unless ``sequence_parallel`` says otherwise).
 - micro-batch: powers of two up to 16 dividing the per-replica batch; recompute none, selective,
   full.
+- offload (planner.search.offload_search): only for a candidate that does not fit without it, the
+  lightest level the recipe can express that fits HBM and host memory.
 """
 
 from __future__ import annotations
@@ -55,6 +57,9 @@ class SearchConstraints(Spec):
     memory_headroom: float = Field(0.0, ge=0, lt=1, description="fraction of HBM kept free")
     allow_cross_node_tp: bool = Field(False, description="allow tp groups that span nodes")
     objective: Objective = Field("throughput", description="throughput, memory or cost")
+    offload: str | None = Field(
+        None, description="None/'auto' = offload only where a layout does not fit without it; 'none' = never; "
+        "or one level: off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act")
     rank_order: Literal["tp-cp-pp-dp", "tp-cp-dp-pp"] | None = Field(
         None, description="rank order to use (None = search both where they place groups differently)")
 
@@ -73,7 +78,8 @@ class Candidate:
         lay, trn = self.layout, self.training
         return (self.gpus, lay.tp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
                 lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,
-                RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()), lay.rank_order)
+                RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()), lay.rank_order,
+                trn.offload.describe())
 
 
 @dataclass

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Spec
+from .offload import OffloadSpec
 
 Precision = Literal["bf16", "fp16", "fp8"]
 Recipe = Literal["megatron", "deepspeed", "torch-amp", "fsdp"]
@@ -42,6 +43,9 @@ class TrainingSpec(Spec):
     )
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
+    )
+    offload: OffloadSpec = Field(
+        default_factory=OffloadSpec, description="model states / activations kept in host memory (planner.work.offload)"
     )
 
     @model_validator(mode="after")
