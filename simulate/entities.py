@@ -212,7 +212,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             zero3_bwd=merged(z3b, "zero3.gather+reduce.bwd"),
             dp_reduce=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind != "all-gather"),
             dp_gather=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind == "all-gather"),
-            optimizer=times.optimizer, static_bytes=bd.total - bd.activations,
+            optimizer=times.optimizer + times.offload_step, static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
             analytic_peak_bytes=mem.peak_bytes,
         ))
