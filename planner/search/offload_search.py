@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from ..specs import HardwareProfile, ModelSpec
-from ..work.offload import OFFLOAD_LEVELS, check_offload, host_bytes_per_node
+from ..work.offload import OFFLOAD_LEVELS, RECIPE_OFFLOAD, check_offload, host_bytes_per_node
 from ..work.step import build_step
 from .space import Candidate, SearchConstraints
 
@@ -32,9 +32,29 @@ def host_memory_fits(model: ModelSpec, hardware: HardwareProfile, cand: Candidat
     return need <= cap * GIB
 
 
+def freeable_bytes(mc, cand: Candidate) -> float:
+    """Upper bound of the HBM bytes offload can free at the peak stage of ``mc`` (what the recipe
+    can offload of its optimizer state, gradients, weights under ZeRO-3, checkpoints under full
+    recompute): a candidate still over capacity without them is not tried."""
+    bd, trn = mc.breakdown, cand.training
+    kinds = RECIPE_OFFLOAD[trn.recipe]
+    if bd is None or not kinds:
+        return 0.0
+    free = bd.optimizer
+    free += bd.grads if "gradients" in kinds else 0.0
+    free += bd.params if "params" in kinds and cand.layout.effective_zero_stage == 3 else 0.0
+    free += bd.activations if "activations" in kinds and trn.recompute == "full" else 0.0
+    return free
+
+
 def offload_fit(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float,
-                c: SearchConstraints, check_memory):
-    """(the lightest offloaded candidate that fits, its MemoryCheck), or (None, None)."""
+                c: SearchConstraints, check_memory, mc=None):
+    """(the lightest offloaded candidate that fits, its MemoryCheck), or (None, None). ``mc`` is
+    the candidate's own (non-fitting) check, used to skip hopeless cases without building steps."""
+    if not offload_levels(hardware, c):
+        return None, None
+    if mc is not None and mc.peak_bytes - freeable_bytes(mc, cand) > usable:
+        return None, None
     valid = []
     for level in offload_levels(hardware, c):
         if c.offload not in (None, "auto") and level.describe() != c.offload:

@@ -9,7 +9,8 @@ The default space (documented choices, each overridable by a constraint flag):
   fast domain (tp <= devices of one NVLink/xGMI domain, dividing it: a node, or 72 GPUs on GB200
   NVL72) unless ``allow_cross_node_tp``.
 - rank order (which dims share the fast domain after tp): tp-cp-pp-dp (default) and, when pp > 1,
-  dp > 1 and the domain holds more than one tp group, also tp-cp-dp-pp (unless ``rank_order`` pins it).
+  dp > 1 and the domain holds more than one tp group, also tp-cp-dp-pp for the leading plans
+  (``other_orders``; unless ``rank_order`` pins one).
 - pp: divisors of gpus / tp up to num_layers. When pp does not divide the layers, the split is
   Megatron-expressible: middle stages hold ceil(L/pp) layers and the first and last stages share
   the rest (``--decoder-first/last-pipeline-num-layers``); splits that cannot be written so are
@@ -159,7 +160,7 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                c: SearchConstraints, counts: Counts) -> list[Structure]:
     """Every layout structure of the space, in deterministic order; cut ones are tallied in ``counts``."""
     node = hardware.node.devices_per_node
-    domain = hardware.node.fast_domain_devices
+    domain = hardware.node.fast_domain_devices  # tp may fill the fast domain (rank orders: rank_order_variants)
     L = model.num_layers
     out: list[Structure] = []
     for tp in tp_degrees(model, hardware, gpus, cross_node=True):
@@ -185,11 +186,30 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                     sps = [False] if tp == 1 else ([c.sequence_parallel] if c.sequence_parallel is not None
                                                    else [True])
                     for sp in sps:
-                        for order in _rank_orders(tp, pp, dp, domain, c):
-                            out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
-                                                        dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
-                                                        stage_layers=split, rank_order=order), gpus))
+                        out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
+                                                    dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
+                                                    stage_layers=split), gpus))
     return out
+
+
+def pinned_order(cand: Candidate, c: SearchConstraints) -> Candidate:
+    """``cand`` in the rank order the user pinned (memory does not depend on it, so the memory
+    check of the default order stands)."""
+    if c.rank_order is None or c.rank_order == cand.layout.rank_order:
+        return cand
+    return Candidate(cand.layout.model_copy(update={"rank_order": c.rank_order}), cand.training, cand.gpus)
+
+
+def other_orders(cand: Candidate, hardware: HardwareProfile, c: SearchConstraints) -> list[Candidate]:
+    """``cand`` in the other rank orders worth pricing (none when the user pinned one). The search
+    prices them for its leading plans only: the order moves communication between network tiers
+    and changes neither FLOPs nor memory."""
+    if c.rank_order is not None:
+        return []
+    lay = cand.layout
+    orders = _rank_orders(lay.tp, lay.pp, lay.dp, hardware.node.fast_domain_devices, c)
+    return [Candidate(lay.model_copy(update={"rank_order": o}), cand.training, cand.gpus)
+            for o in orders if o != lay.rank_order]
 
 
 def _rank_orders(tp: int, pp: int, dp: int, domain: int, c: SearchConstraints) -> tuple[str, ...]:
