@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..pricing import Pricer
 from ..pricing.hostlink import offload_time
+from ..pricing.tp_overlap import ring_exchange_time
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.offload import check_offload
 from ..work.step import StageWork, StepWork, build_step
@@ -59,18 +60,23 @@ class StageTimes:
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication."""
     parts = {"f": [0.0, 0.0], "bi": [0.0, 0.0], "bw": [0.0, 0.0], "r": [0.0, 0.0]}
+    ring = step.training.tp_comm_overlap and step.training.tp_overlap_style == "ring-exchange"
     for block, n in stage.blocks:
         if n == 0:
             continue
         for key, ops in (("f", block.forward), ("bi", block.backward_input),
                          ("bw", block.backward_weight), ("r", block.recompute)):
             if ops:
-                bt = pricer.block_time(ops)
-                parts[key][0] += bt.compute * n
-                parts[key][1] += bt.tp_comm * n
+                if ring:
+                    comp, comm = ring_exchange_time(ops, pricer)
+                else:
+                    bt = pricer.block_time(ops)
+                    comp, comm = bt.compute, bt.tp_comm
+                parts[key][0] += comp * n
+                parts[key][1] += comm * n
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
-    if step.training.tp_comm_overlap:  # collectives hide under the GEMMs of the same pass
+    if step.training.tp_comm_overlap and not ring:  # collectives hide under the GEMMs of the same pass
         parts["f"][1] = max(0.0, parts["f"][1] - parts["f"][0])
         parts["bi"][1] = max(0.0, parts["bi"][1] - parts["bi"][0])
         parts["bw"][1] = max(0.0, parts["bw"][1] - parts["bw"][0])

@@ -40,11 +40,12 @@ from .space import (
     pinned_order,
     recompute_options,
     structures,
+    tp_overlap_variants,
     validate_constraints,
 )
 
 GIB = 2**30
-#: Leading plans whose other rank orders are priced (planner.search.space.other_orders).
+#: Leading plans whose other rank orders and TP-overlap variants are priced (planner.search.space).
 ORDER_VARIANTS_TOP = 24
 Progress = Callable[[int, int], None]
 
@@ -229,8 +230,9 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
             continue
         priced.append((objective_key(c.objective, plan.estimate, cand.gpus, cand), plan))
     priced.sort(key=lambda kp: kp[0])
-    for _, lead in priced[:ORDER_VARIANTS_TOP]:  # the other rank orders of the leading plans
-        for alt in other_orders(Candidate(lead.layout, lead.training, lead.gpus), hardware, c):
+    for _, lead in priced[:ORDER_VARIANTS_TOP]:  # other rank orders / TP overlap of the leading plans
+        base = Candidate(lead.layout, lead.training, lead.gpus)
+        for alt in other_orders(base, hardware, c) + tp_overlap_variants(base, c):
             plan = price(model, hardware, alt, usable)
             priced.append((objective_key(c.objective, plan.estimate, alt.gpus, alt), plan))
     priced.sort(key=lambda kp: kp[0])

@@ -28,8 +28,9 @@ class Plan(Result):
         lay = self.layout
         label = (f"{lay.describe()} {lay.schedule} mb{self.training.micro_batch_size} "
                  f"{self.training.recompute}")
-        off = self.training.offload.describe()
-        return f"{label} {off}" if off else label
+        trn = self.training
+        tags = [trn.offload.describe(), f"tp-overlap {trn.tp_overlap_style}" if trn.tp_comm_overlap and lay.tp > 1 else ""]
+        return " ".join([label, *filter(None, tags)])
 
 
 class SearchStats(Result):

@@ -63,6 +63,8 @@ class SearchConstraints(Spec):
         "or one level: off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act")
     rank_order: Literal["tp-cp-pp-dp", "tp-cp-dp-pp"] | None = Field(
         None, description="rank order to use (None = search both where they place groups differently)")
+    search_tp_overlap: bool = Field(
+        True, description="also price Megatron-Core TP-comm overlap (ring-exchange) for the leading plans")
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +82,7 @@ class Candidate:
         return (self.gpus, lay.tp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
                 lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,
                 RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()), lay.rank_order,
-                trn.offload.describe())
+                trn.offload.describe(), trn.tp_comm_overlap, trn.tp_overlap_style)
 
 
 @dataclass
@@ -198,6 +200,16 @@ def pinned_order(cand: Candidate, c: SearchConstraints) -> Candidate:
     if c.rank_order is None or c.rank_order == cand.layout.rank_order:
         return cand
     return Candidate(cand.layout.model_copy(update={"rank_order": c.rank_order}), cand.training, cand.gpus)
+
+
+def tp_overlap_variants(cand: Candidate, c: SearchConstraints) -> list[Candidate]:
+    """``cand`` with Megatron-Core TP-comm overlap (ring-exchange, planner.pricing.tp_overlap) when
+    the recipe can run it (megatron, tp > 1 with sequence parallelism) and the user did not fix it."""
+    lay, trn = cand.layout, cand.training
+    if not c.search_tp_overlap or trn.recipe != "megatron" or lay.tp == 1 or not lay.sequence_parallel \
+            or trn.tp_comm_overlap:
+        return []
+    return [Candidate(lay, trn.replace(tp_comm_overlap=True, tp_overlap_style="ring-exchange"), cand.gpus)]
 
 
 def other_orders(cand: Candidate, hardware: HardwareProfile, c: SearchConstraints) -> list[Candidate]:

@@ -41,6 +41,10 @@ class TrainingSpec(Spec):
         False, description="tensor-parallel collectives overlapped with the adjacent GEMMs (Megatron-Core "
         "--tp-comm-overlap, Transformer Engine userbuffers)",
     )
+    tp_overlap_style: Literal["pass", "ring-exchange"] = Field(
+        "pass", description="how tp_comm_overlap hides TP collectives (planner.pricing.tp_overlap): 'pass' = under "
+        "the pass's compute; 'ring-exchange' = TE userbuffers split GEMMs (all-reduces stay exposed)",
+    )
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
     )

@@ -17,3 +17,11 @@ def test_plan_json_names_the_tiers_and_refuses_a_bad_rank_order(run_cli):
     assert json.loads(r.stdout)["tiers"]
     bad = run_cli(*args, "--rank-order", "dp-tp")
     assert bad.exit_code == 2 and "--rank-order" in bad.stderr
+
+
+def test_whatif_names_the_tp_overlap_style(run_cli):
+    r = run_cli("whatif", "--model", "llama3-70b", "--hardware", "h100-sxm-80gb", "--gpus", "64", "--tp", "8",
+                "--pp", "4", "--global-batch", "128", "--seq", "8192", "--sequence-parallel",
+                "--set", "training.tp_comm_overlap=true training.tp_overlap_style=ring-exchange", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert "ring-exchange" in r.stdout
