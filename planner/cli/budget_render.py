@@ -18,8 +18,24 @@ PriceOpt = Annotated[Optional[float], typer.Option(
     "--price-per-gpu-hour", help="USD per GPU-hour for --tokens (default 2.00, a placeholder).")]
 PowerOpt = Annotated[Optional[float], typer.Option(
     "--power-per-gpu", help="Watts per GPU for --tokens (default: the profile's device.tdp_w).")]
+OffloadOpt = Annotated[Optional[str], typer.Option(
+    "--offload", help="CPU offload: none, off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act.")]
 PueOpt = Annotated[Optional[float], typer.Option(
     "--pue", help="Power usage effectiveness for --tokens (default 1.1).")]
+
+
+def offload_from_flag(text: str | None):
+    """The OffloadSpec named by ``--offload`` (None when not given); SpecError listing the names."""
+    from ..errors import SpecError
+    from ..specs.offload import OffloadSpec
+    from ..work.offload import OFFLOAD_LEVELS
+
+    if text is None:
+        return None
+    names = {"none": OffloadSpec(), **{lv.describe(): lv for lv in OFFLOAD_LEVELS}}
+    if text not in names:
+        raise SpecError(f"'{text}' is not one of: {', '.join(names)}", field="--offload")
+    return names[text]
 
 
 def budget_for(est: Estimate, hardware: HardwareProfile, tokens: str | None, price: float | None,

@@ -20,13 +20,16 @@ ENGINES = ("analytic", "simulate")
 def estimate(
     engine: Annotated[str, typer.Option("--engine", help="analytic or simulate.")] = "analytic",
     tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
-    pue: br.PueOpt = None,
+    pue: br.PueOpt = None, offload: br.OffloadOpt = None,
     json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Predict one training step of one layout: time, throughput, MFU/HFU, memory per stage."""
     if engine not in ENGINES:
         raise SpecError(f"'{engine}' is not one of: {', '.join(ENGINES)}", field="--engine")
     scenario = c.build_scenario(**scenario_flags)
+    off = br.offload_from_flag(offload)
+    if off is not None:
+        scenario = scenario.model_copy(update={"training": scenario.training.replace(offload=off.model_dump())})
     if engine == "simulate":
         from simulate import simulate_estimate
 

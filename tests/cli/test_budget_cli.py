@@ -35,3 +35,14 @@ def test_bad_tokens_exit_2(run_cli):
     r = run_cli(*EST, "--tokens", "lots")
     assert r.exit_code == 2
     assert "--tokens" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_estimate_offload_flag_and_refusal(run_cli):
+    base = ["estimate", "--model", "llama3-70b", "--hardware", "h100-sxm-80gb", "--gpus", "8", "--tp", "8",
+            "--global-batch", "64", "--seq", "4096"]
+    r = run_cli(*base, "--offload", "off:opt", "--json")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    assert data["fits"] and data["training"]["offload"]["optimizer"] is True
+    bad = run_cli(*base, "--offload", "off:opt+grad")
+    assert bad.exit_code == 2 and "cannot offload gradients" in bad.stderr
