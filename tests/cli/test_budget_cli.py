@@ -39,7 +39,7 @@ def test_bad_tokens_exit_2(run_cli):
 
 def test_estimate_offload_flag_and_refusal(run_cli):
     base = ["estimate", "--model", "llama3-70b", "--hardware", "h100-sxm-80gb", "--gpus", "8", "--tp", "8",
-            "--global-batch", "64", "--seq", "4096"]
+            "--global-batch", "64", "--seq", "4096", "--sequence-parallel"]
     r = run_cli(*base, "--offload", "off:opt", "--json")
     assert r.exit_code == 0, r.stderr
     data = json.loads(r.stdout)
