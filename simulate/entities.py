@@ -106,14 +106,23 @@ class SimPlan:
 def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -> tuple[ChunkTimes, ...]:
     """Split a stage's blocks into ``v`` chunks (layers evenly; embedding on the first chunk of the
     first stage, head on the last chunk of the last stage) and price each phase."""
+    from planner.pricing.tp_overlap import ring_exchange_time
+
+    trn = pricer.training
+    ring = trn.tp_comm_overlap and trn.tp_overlap_style == "ring-exchange"
+
     def phase(blocks, attr):
         comp = tp = 0.0
         for block, n in blocks:
             ops = getattr(block, attr)
             if ops and n:
-                bt = pricer.block_time(ops)
-                comp += bt.compute * n
-                tp += bt.tp_comm * n
+                if ring:  # the same decomposition the analytic model prices (planner.pricing.tp_overlap)
+                    c, t = ring_exchange_time(ops, pricer)
+                else:
+                    bt = pricer.block_time(ops)
+                    c, t = bt.compute, bt.tp_comm
+                comp += c * n
+                tp += t * n
         return comp, tp
 
     base, extra = divmod(stage.layers, v)
