@@ -73,7 +73,7 @@ def plans_table(result) -> Table:
         name = p.layout.describe() + " " + SCHED_SHORT[p.layout.schedule]
         if p.gpus != result.gpus:
             name += f" @{p.gpus}"
-        ovl = f"ovl:{p.training.tp_overlap_style}" if p.training.tp_comm_overlap and p.layout.tp > 1 else ""
+        ovl = f"ovl:{p.training.tp_overlap_style[:4]}" if p.training.tp_comm_overlap and p.layout.tp > 1 else ""
         recomp = " ".join(filter(None, (p.training.recompute, p.training.offload.describe(), ovl)))
         row = [tag, name, f"{p.training.micro_batch_size}x{e.micro_batches}", recomp,
                fmt_seconds(e.step_time_s), f"{e.tokens_per_s:,.0f}", f"{e.mfu:.1%}",
