@@ -232,7 +232,8 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
     priced.sort(key=lambda kp: kp[0])
     for _, lead in priced[:ORDER_VARIANTS_TOP]:  # other rank orders / TP overlap of the leading plans
         base = Candidate(lead.layout, lead.training, lead.gpus)
-        for alt in other_orders(base, hardware, c) + tp_overlap_variants(base, c):
+        orders = other_orders(base, hardware, c)
+        for alt in orders + [v for o in (base, *orders) for v in tp_overlap_variants(o, c)]:
             plan = price(model, hardware, alt, usable)
             priced.append((objective_key(c.objective, plan.estimate, alt.gpus, alt), plan))
     priced.sort(key=lambda kp: kp[0])
