@@ -232,7 +232,8 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             if a == b:
                 continue
             (na, da), (nb, db) = placement[a], placement[b]
-            cross = na != nb or layout.tp * layout.cp > dpn
+            fdn = node_spec.fast_domain_nodes  # nodes of one NVLink domain: a send inside it uses no NIC
+            cross = na // fdn != nb // fdn or layout.tp * layout.cp > dpn * fdn
             nics = (_nic_use(node_spec, na, da, ("out",)) + _nic_use(node_spec, nb, db, ("in",))
                     if cross and has_nics else ())
             sends[(a, b)] = Transfer(f"send {a}->{b}", 0.0 if nics else p2p, p2p if nics else 0.0,
