@@ -99,7 +99,9 @@ def hardware_summary(hw: HardwareProfile) -> HardwareSummary:
         name=hw.name, device=dev.name, devices_per_node=hw.node.devices_per_node,
         bf16_tflops=dev.peak_tflops.bf16, hbm_gib=dev.hbm_capacity_gib,
         hbm_tbps=dev.hbm_bandwidth_gbps / 1000, nic_gbps_per_node=hw.node.nic_bandwidth_gbps,
-        topology=f"{describe_topology(hw.node)}; {hw.network.topology}",
+        topology=f"{describe_topology(hw.node)}; "
+                 + (f"{hw.node.fast_domain_devices}-GPU NVLink domain over {hw.node.fast_domain_nodes} nodes; "
+                    if hw.node.fast_domain_nodes > 1 else "") + hw.network.topology,
     )
 
 

@@ -91,3 +91,12 @@ def test_plan_on_1152_gb200_places_tp_x_pp_inside_the_rack(nvl72):
                                                    "dp16: network"]
     # both rank orders were priced
     assert {p.layout.rank_order for p in result.plans} == {"tp-cp-pp-dp", "tp-cp-dp-pp"}
+
+
+def test_a_multi_node_domain_needs_its_bandwidth(nvl72):
+    from planner.specs import NodeSpec
+
+    data = nvl72.node.model_dump()
+    data["fast_domain_bandwidth_gbps"] = None
+    with pytest.raises(ValueError, match="fast_domain_bandwidth_gbps"):
+        NodeSpec.model_validate(data)
