@@ -88,6 +88,7 @@ class StagePlan:
     static_bytes: float  # memory held all step (states, buffers, working, reserved), bytes
     activation_bytes_per_microbatch: float
     analytic_peak_bytes: float
+    offload_exposed: float = 0.0  # analytic exposed host-link copies per micro-batch, s
 
 
 @dataclass(frozen=True)
@@ -223,7 +224,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             dp_gather=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind == "all-gather"),
             optimizer=times.optimizer + times.offload_step, static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
-            analytic_peak_bytes=mem.peak_bytes,
+            analytic_peak_bytes=mem.peak_bytes, offload_exposed=times.offload_exposed,
         ))
     p2p = pricer.p2p_time(step.p2p_bytes)
     sends = {}
