@@ -7,6 +7,7 @@ Accepted forms (case of the prefix matters only for bits vs bytes: ``b`` = bit, 
 - bytes: ``64GiB``, ``80GB``, ``512MiB``, ``1TB``; returned in bytes.
 - time: ``5us``, ``2.5ms``, ``1s``, ``800ns``; returned in seconds.
 - FLOP rate: ``191.5TFLOPS``, ``1.2PFLOPS``; returned in FLOP/s.
+- count: ``15T``, ``2.5B``, ``300M``, ``1e12`` (tokens); ``B`` here is a billion (= ``G``).
 - multiplier: ``x2``, ``x1.5``, ``*0.5``, ``2x``; returned as a factor of the current value.
 - plain number: ``8``, ``1e3``, ``1,024``; taken in the unit of the field it sets.
 
@@ -137,6 +138,19 @@ def parse_bytes(text: str, *, field: str | None = None) -> float:
     """Size text (``64GiB``, ``80GB``) in bytes; a plain number is GiB."""
     q = parse_quantity(text, "bytes", field=field, allow_factor=False)
     return q.value if q.has_unit else q.value * 2.0**30
+
+
+_COUNT = re.compile(rf"^\s*({_NUMBER})\s*([kKMGBTP]?)\s*$")
+COUNT_PREFIX = {"": 1.0, "k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9, "T": 1e12, "P": 1e15}
+
+
+def parse_count(text: str, *, field: str | None = None) -> float:
+    """A count such as ``15T`` (1.5e13), ``2.5B`` (2.5e9, B = billion), ``300M``, ``1e12``, ``1,000``."""
+    m = _COUNT.match(str(text))
+    if not m:
+        raise SpecError(f"cannot read '{text}'; accepted: 15T, 2.5B, 300M, 1e12 (a plain number or "
+                        "k/M/B/G/T/P suffix)", field=field)
+    return _number(m.group(1)) * COUNT_PREFIX[m.group(2)]
 
 
 def parse_time(text: str, *, field: str | None = None) -> float:

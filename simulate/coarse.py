@@ -21,7 +21,7 @@ from .engine import Engine, StageLog
 from .entities import SimPlan
 from .schedules import splits_weight_grad, stage_order
 
-SCALARS = ("compute", "tp", "p2p", "zero3", "pipe_end", "finish", "reduce_done", "comm_busy")
+SCALARS = ("compute", "tp", "p2p", "zero3", "offload", "pipe_end", "finish", "reduce_done", "comm_busy")
 AFFINE_RTOL = 1e-7  # second difference allowed, relative to the quantity (float rounding only)
 
 

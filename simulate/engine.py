@@ -32,6 +32,7 @@ class StageLog:
     tp: float = 0.0
     p2p: float = 0.0  # blocking send/receive slots
     zero3: float = 0.0  # exposed ZeRO-3 communication
+    offload: float = 0.0  # host-link copies not hidden by the micro-batch's compute (planner.pricing.hostlink)
     pipe_end: float = 0.0
     finish: float = 0.0
     reduce_done: float = 0.0
@@ -219,6 +220,10 @@ class Engine:
             log.zero3 += env.now - start - busy + hidden
         else:
             yield env.timeout(busy)
+        extra = plan.offload_exposed / 2 / self.v * k if kind != "W" else 0.0
+        if extra > 0:  # exposed host-link copies, half in forward, half in backward (as the analytic pass)
+            yield env.timeout(extra)
+            log.offload += extra
         log.compute += ph.compute * k - hidden
         log.tp += ph.tp * k
         self.events += 1

@@ -90,6 +90,7 @@ class StagePlan:
     activation_bytes_per_microbatch: float
     analytic_peak_bytes: float
     zero3_hidden: tuple[float, float] = (0.0, 0.0)  # analytic compute hidden under ZeRO-3 traffic (fwd, bwd), s
+    offload_exposed: float = 0.0  # analytic exposed host-link copies per micro-batch, s
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,23 @@ class SimPlan:
 def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -> tuple[ChunkTimes, ...]:
     """Split a stage's blocks into ``v`` chunks (layers evenly; embedding on the first chunk of the
     first stage, head on the last chunk of the last stage) and price each phase."""
+    from planner.pricing.tp_overlap import ring_exchange_time
+
+    trn = pricer.training
+    ring = trn.tp_comm_overlap and trn.tp_overlap_style == "ring-exchange"
+
     def phase(blocks, attr):
         comp = tp = 0.0
         for block, n in blocks:
             ops = getattr(block, attr)
             if ops and n:
-                bt = pricer.block_time(ops)
-                comp += bt.compute * n
-                tp += bt.tp_comm * n
+                if ring:  # the same decomposition the analytic model prices (planner.pricing.tp_overlap)
+                    c, t = ring_exchange_time(ops, pricer)
+                else:
+                    bt = pricer.block_time(ops)
+                    c, t = bt.compute, bt.tp_comm
+                comp += c * n
+                tp += t * n
         return comp, tp
 
     base, extra = divmod(stage.layers, v)
@@ -143,14 +153,18 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -
 
 def stage_devices(layout, stage: int, devices_per_node: int) -> tuple[int, tuple[int, ...]]:
     """(node index, node devices) of ``stage`` in replica 0: its tp*cp ranks plus the same stage of
-    the replicas sharing that node (they run in lock-step by symmetry, so they load the same NICs)."""
+    the replicas sharing that node (they run in lock-step by symmetry, so they load the same NICs).
+    Rank strides follow ``layout.rank_order`` (planner.pricing.placement.axis_strides)."""
+    from planner.pricing.placement import axis_strides
+
+    strides = axis_strides(layout)
     per_stage = layout.tp * layout.cp
-    per_replica = per_stage * layout.pp
-    first = stage * per_stage
+    dp_stride, pp_stride = strides["dp"][1], strides["pp"][1]
+    first = stage * pp_stride
     node = first // devices_per_node
     devs = set()
     for d in range(layout.dp):
-        base = d * per_replica + first
+        base = d * dp_stride + first
         if base // devices_per_node > node:
             break
         devs.update(r % devices_per_node for r in range(base, base + per_stage) if r // devices_per_node == node)
@@ -220,9 +234,10 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             zero3_bwd=merged(z3b, "zero3.gather+reduce.bwd"),
             dp_reduce=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind != "all-gather"),
             dp_gather=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind == "all-gather"),
-            optimizer=times.optimizer, static_bytes=bd.total - bd.activations,
+            optimizer=times.optimizer + times.offload_step, static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
             analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden,
+            analytic_peak_bytes=mem.peak_bytes, offload_exposed=times.offload_exposed,
         ))
     p2p = pricer.p2p_time(step.p2p_bytes)
     sends = {}
@@ -231,7 +246,8 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             if a == b:
                 continue
             (na, da), (nb, db) = placement[a], placement[b]
-            cross = na != nb or layout.tp * layout.cp > dpn
+            fdn = node_spec.fast_domain_nodes  # nodes of one NVLink domain: a send inside it uses no NIC
+            cross = na // fdn != nb // fdn or layout.tp * layout.cp > dpn * fdn
             nics = (_nic_use(node_spec, na, da, ("out",)) + _nic_use(node_spec, nb, db, ("in",))
                     if cross and has_nics else ())
             sends[(a, b)] = Transfer(f"send {a}->{b}", 0.0 if nics else p2p, p2p if nics else 0.0,

@@ -63,7 +63,7 @@ def plan_scenario(scenario) -> SimPlan:
 
 def _fold(plan: SimPlan, eng: Engine, scenario, overlap: bool, contention: bool) -> tuple[Estimate, int]:
     logs, step = eng.logs, plan.step
-    busy = [lg.compute + lg.tp + lg.p2p + lg.zero3 for lg in logs]
+    busy = [lg.compute + lg.tp + lg.p2p + lg.zero3 + lg.offload for lg in logs]
     top = max(busy)  # the first stage within rounding of the busiest (coarse and fine pick the same)
     b = next(i for i, x in enumerate(busy) if x >= top * (1 - 1e-9))
     crit = logs[b]
@@ -75,7 +75,7 @@ def _fold(plan: SimPlan, eng: Engine, scenario, overlap: bool, contention: bool)
     breakdown = TimeBreakdown(
         compute=crit.compute, tp_comm=crit.tp, pp_bubble=max(0.0, pipe_end - busy[b]), pp_comm=crit.p2p,
         dp_comm_exposed=crit.zero3 + max(0.0, step_time - pipe_end - optimizer), optimizer=optimizer,
-        other=0.0,
+        other=crit.offload,
     )
     analytic_mem = [stage_memory_of(plan, i) for i in range(len(logs))]
     memory = [observed_stage_memory(plan.stages[i], logs[i], analytic_mem[i]) for i in range(len(logs))]

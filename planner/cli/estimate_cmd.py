@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import SpecError
+from . import budget_render as br
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json
 from .render import render_estimate
@@ -18,21 +19,30 @@ ENGINES = ("analytic", "simulate")
 @c.scenario_options()
 def estimate(
     engine: Annotated[str, typer.Option("--engine", help="analytic or simulate.")] = "analytic",
+    tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
+    pue: br.PueOpt = None, offload: br.OffloadOpt = None,
     json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Predict one training step of one layout: time, throughput, MFU/HFU, memory per stage."""
     if engine not in ENGINES:
         raise SpecError(f"'{engine}' is not one of: {', '.join(ENGINES)}", field="--engine")
     scenario = c.build_scenario(**scenario_flags)
+    off = br.offload_from_flag(offload)
+    if off is not None:
+        scenario = scenario.model_copy(update={"training": scenario.training.replace(offload=off.model_dump())})
     if engine == "simulate":
         from simulate import simulate_estimate
 
         est = simulate_estimate(scenario)
     else:
         est = scenario.estimate()
+    budget = br.budget_for(est, scenario.hardware, tokens, price_per_gpu_hour, power_per_gpu, pue)
     if json_out:
-        print_json(est)
+        print_json(br.with_budget(est.model_dump(mode="json"), budget))
     else:
         from ..cost.bottleneck import analyse_scenario
 
         console.print(render_estimate(est, analyse_scenario(scenario)))
+        if budget is not None:
+            console.print()
+            console.print(br.budget_table(budget))

@@ -99,7 +99,9 @@ def hardware_summary(hw: HardwareProfile) -> HardwareSummary:
         name=hw.name, device=dev.name, devices_per_node=hw.node.devices_per_node,
         bf16_tflops=dev.peak_tflops.bf16, hbm_gib=dev.hbm_capacity_gib,
         hbm_tbps=dev.hbm_bandwidth_gbps / 1000, nic_gbps_per_node=hw.node.nic_bandwidth_gbps,
-        topology=f"{describe_topology(hw.node)}; {hw.network.topology}",
+        topology=f"{describe_topology(hw.node)}; "
+                 + (f"{hw.node.fast_domain_devices}-GPU NVLink domain over {hw.node.fast_domain_nodes} nodes; "
+                    if hw.node.fast_domain_nodes > 1 else "") + hw.network.topology,
     )
 
 
@@ -192,6 +194,8 @@ def _render(report: HardwareReport) -> None:
         ("optimizer_params_per_s", f"{dev.optimizer_params_per_s:.4g}"),
         ("kernel_overhead_us", f"{dev.kernel_overhead_us:g}"),
         ("reserved_memory_gib", f"{dev.reserved_memory_gib:g}"),
+        ("tdp_w", _num(dev.tdp_w)), ("host_link_gbps", f"{_num(dev.host_link_gbps)} ({dev.host_link_kind or '-'}, "
+                                                    f"efficiency {dev.host_link_efficiency:g})"),
     ):
         table.add_row(field, value, hw.source_for(f"device.{field}") or "")
     console.print(table)
@@ -218,6 +222,13 @@ def _render(report: HardwareReport) -> None:
     console.print(
         f"intra-node collectives: efficiency {node.collective_efficiency:g} of the ring bound, "
         f"{node.collective_latency_us:g} us/step, p2p efficiency {node.p2p_efficiency:g}", highlight=False)
+    if node.fast_domain_nodes > 1:
+        console.print(
+            f"fast domain: {node.fast_domain_nodes} nodes x {node.devices_per_node} = {node.fast_domain_devices} "
+            f"devices on one fabric at {node.fast_domain_bandwidth_gbps:g} GB/s/dir per device "
+            f"({hw.source_for('node.fast_domain_nodes')})", highlight=False)
+    console.print(f"host: {_num(node.host_memory_gib)} GiB per node, CPU Adam "
+                  f"{_num(node.cpu_adam_params_per_s)} params/s per node", highlight=False)
     console.print(
         f"network: {net.topology}, {net.latency_us:g} us/step, efficiency {net.efficiency:g}, "
         f"group {net.group_size_nodes} nodes, taper {net.taper:g}", highlight=False)

@@ -9,9 +9,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from ..errors import SpecError
+from ..errors import InfeasibleError, SpecError
 from ..scenario import Scenario
 from ..specs import Layout, TrainingSpec
+from . import budget_render as br
 from . import common as c
 from .app import JSON_OPTION, app, console, err_console, print_json, write_atomic
 from .render import GIB, fmt_seconds, render_estimate
@@ -72,7 +73,9 @@ def plans_table(result, width: int | None = None) -> Table:
         name = p.layout.describe() + " " + SCHED_SHORT[p.layout.schedule]
         if p.gpus != result.gpus:
             name += f" @{p.gpus}"
-        row = [tag, name, f"{p.training.micro_batch_size}x{e.micro_batches}", p.training.recompute,
+        ovl = f"ovl:{p.training.tp_overlap_style[:4]}" if p.training.tp_comm_overlap and p.layout.tp > 1 else ""
+        recomp = " ".join(filter(None, (p.training.recompute, p.training.offload.describe(), ovl)))
+        row = [tag, name, f"{p.training.micro_batch_size}x{e.micro_batches}", recomp,
                fmt_seconds(e.step_time_s), f"{e.tokens_per_s:,.0f}", f"{e.mfu:.1%}",
                f"{e.peak_memory_bytes / GIB:.1f}/{p.usable_memory_bytes / GIB:.1f}" + ("!" if over else ""),
                f"{e.bubble_fraction:.1%}", f"{comm:.1%}"]
@@ -103,18 +106,29 @@ def plan(
     export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json.")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes for the search (results do not depend on it).")] = 1,
+    offload: Annotated[Optional[str], typer.Option("--offload", help="auto (only where needed to fit), none, or off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act.")] = None,
+    rank_order: Annotated[Optional[str], typer.Option("--rank-order", help="tp-cp-pp-dp or tp-cp-dp-pp (default: search both).")] = None,
+    tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
+    pue: br.PueOpt = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
     from hwprofiles import load_hardware, load_model
 
     from ..exports import FORMATS, export_text
+    from ..pricing.placement import RANK_ORDERS, tier_mapping
     from ..search import OBJECTIVES, SearchConstraints, search
     from ..search import refine as refine_plans
+    from ..work.offload import OFFLOAD_LEVELS
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
                          ("schedule", schedule)):
         c.check_choice(field, value)
+    offload_names = ("auto", "none", *(lv.describe() for lv in OFFLOAD_LEVELS))
+    if offload is not None and offload not in offload_names:
+        raise SpecError(f"'{offload}' is not one of: {', '.join(offload_names)}", field="--offload")
+    if rank_order is not None and rank_order not in RANK_ORDERS:
+        raise SpecError(f"'{rank_order}' is not one of: {', '.join(RANK_ORDERS)}", field="--rank-order")
     if objective not in OBJECTIVES:
         raise SpecError(f"'{objective}' is not one of: {', '.join(OBJECTIVES)}", field="--objective")
     if export is not None and export not in FORMATS:
@@ -152,7 +166,7 @@ def plan(
     cons = SearchConstraints(max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
-                             objective=objective)
+                             objective=objective, rank_order=rank_order, offload=offload)
     ref_layout = ref_training = None
     ref_source = None
     if reference is None:  # the layout published with this model, when it divides the GPU count
@@ -181,6 +195,13 @@ def plan(
     if refine is not None:
         result = refine_plans(result, refine, model_spec, hw)
     best = result.best
+    without_offload = None
+    if best.training.offload.any:  # say what the plan would miss without offload
+        try:
+            search(model_spec, hw, gpus, training, cons.replace(offload="none"), top=1)
+        except InfeasibleError as exc:
+            without_offload = str(exc)
+    budget = br.budget_for(best.estimate, hw, tokens, price_per_gpu_hour, power_per_gpu, pue)
     exported = None
     if export is not None:
         scenario = Scenario(model=model_spec, hardware=hw, gpus=best.gpus, training=best.training,
@@ -192,6 +213,9 @@ def plan(
         payload = result.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
+        br.with_budget(payload, budget)
+        payload["tiers"] = tier_mapping(best.layout, hw)
+        payload["without_offload"] = without_offload
         if exported is not None:
             payload["export"] = {"format": export, "path": out, "text": None if out else exported}
         print_json(payload)
@@ -204,11 +228,17 @@ def plan(
                        style="dim"))
     console.print()
     console.print(Text(f"Best plan: {best.label}", style="bold green"))
+    console.print(Text("network tiers: " + ", ".join(tier_mapping(best.layout, hw)), style="dim"))
+    if without_offload is not None:
+        console.print(Text(f"offload is needed: without it, {without_offload}", style="yellow"))
     from ..cost import estimate as estimate_with_ops  # the best plan again, with its recipe's per-op notes
 
     console.print(render_estimate(estimate_with_ops(model_spec, hw, best.training, best.layout, best.gpus,
                                                     breakdown=True)))
     console.print()
+    if budget is not None:
+        console.print(br.budget_table(budget))
+        console.print()
     if ref_source is not None:
         console.print(Text(f"• reference row 'ref': the layout published with {model_spec.name} ({ref_source}), "
                            "priced with the same model and recipe", style="dim"))

@@ -6,7 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..pricing import Pricer
+from ..pricing.hostlink import offload_time
+from ..pricing.tp_overlap import ring_exchange_time
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
+from ..work.offload import check_offload
 from ..work.step import StageWork, StepWork, build_step
 from .bottleneck_booking import hidden_compute, zero3_hidden_compute
 from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown, trusted
@@ -33,6 +36,8 @@ class StageTimes:
     dp_step_gather: float = 0.0  # the parameter all-gather part of dp_step_comm (ZeRO-1/2), s
     zero3_hidden_compute: float = 0.0  # compute of passes whose ZeRO-3 communication outlasts it, s
     tp_hidden_compute: float = 0.0  # compute of passes whose overlapped TP communication outlasts it, s
+    offload_exposed: float = 0.0  # host-link copies of one micro-batch not hidden by its compute, s
+    offload_step: float = 0.0  # per-step offload: gradients out, CPU Adam, parameters back, s
 
     @property
     def compute(self) -> float:
@@ -48,9 +53,9 @@ class StageTimes:
         """The micro-batch pass used by the schedule (sends split fwd/bwd; ``chunks`` virtual stages)."""
         half = self.p2p * chunks / 2
         return StagePass(
-            forward=self.fwd_compute + self.fwd_tp + half + self.zero3_exposed / 2,
+            forward=self.fwd_compute + self.fwd_tp + half + (self.zero3_exposed + self.offload_exposed) / 2,
             backward_input=(self.bwd_input_compute + self.bwd_input_tp + self.recompute_compute
-                            + self.recompute_tp + half + self.zero3_exposed / 2),
+                            + self.recompute_tp + half + (self.zero3_exposed + self.offload_exposed) / 2),
             backward_weight=self.bwd_weight_compute,
         )
 
@@ -58,6 +63,7 @@ class StageTimes:
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication."""
     parts = {"f": [0.0, 0.0, 0.0], "bi": [0.0, 0.0, 0.0], "bw": [0.0, 0.0, 0.0], "r": [0.0, 0.0, 0.0]}
+    ring = step.training.tp_comm_overlap and step.training.tp_overlap_style == "ring-exchange"
     for block, n in stage.blocks:
         if n == 0:
             continue
@@ -65,16 +71,17 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
                          ("bw", block.backward_weight), ("r", block.recompute)):
             if ops:
                 bt = pricer.block_time(ops)
-                parts[key][0] += bt.compute * n
-                parts[key][1] += bt.tp_comm * n
+                comp, comm = ring_exchange_time(ops, pricer) if ring else (bt.compute, bt.tp_comm)
+                parts[key][0] += comp * n
+                parts[key][1] += comm * n
                 parts[key][2] += bt.host * n
     for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
         part[0] = max(part[0], part[2] - part[1])
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
     tp_hidden = 0.0
-    if step.training.tp_comm_overlap:  # collectives hide under the GEMMs of the same pass
-        tp_hidden = sum(hidden_compute(c, t) for c, t in parts.values())  # booked as tp_comm
+    if step.training.tp_comm_overlap and not ring:  # collectives hide under the GEMMs of the same pass
+        tp_hidden = sum(hidden_compute(c, t) for c, t, _host in parts.values())  # booked as tp_comm
         parts["f"][1] = max(0.0, parts["f"][1] - parts["f"][0])
         parts["bi"][1] = max(0.0, parts["bi"][1] - parts["bi"][0])
         parts["bw"][1] = max(0.0, parts["bw"][1] - parts["bw"][0])
@@ -87,6 +94,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm)
     dp_step = sum(pricer.collective_time(c) for c in stage.per_step_comm)
     dp_gather = sum(pricer.collective_time(c) for c in stage.per_step_comm if c.kind == "all-gather")
+    off = offload_time(stage.offload, fwd_c + bwd_c, pricer.hardware)
     return StageTimes(
         fwd_compute=fwd_c, fwd_tp=parts["f"][1],
         bwd_input_compute=parts["bi"][0], bwd_input_tp=parts["bi"][1] + parts["bw"][1],
@@ -95,6 +103,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
+        offload_exposed=off.microbatch_exposed, offload_step=off.step,
     )
 
 
@@ -205,14 +214,14 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     slow = max(times, key=lambda t: unique[id(t)].total)
     m = step.micro_batches
     dp_exposed = exposed_dp_comm(times, step)
-    optimizer = max(t.optimizer for t in times)
+    optimizer = max(t.optimizer + t.offload_step for t in times)  # CPU Adam and its copies when offloaded
     hidden = slow.zero3_hidden_compute  # booked as communication: it ran under longer ZeRO-3 traffic
     tp_hidden = slow.tp_hidden_compute  # likewise under longer overlapped TP collectives
     breakdown = TimeBreakdown(
         compute=m * (slow.compute - hidden - tp_hidden), tp_comm=m * (slow.tp_comm + tp_hidden),
         pp_bubble=pipe.bubble,
         pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * (slow.zero3_exposed + hidden) + dp_exposed,
-        optimizer=optimizer, other=0.0,
+        optimizer=optimizer, other=m * slow.offload_exposed,
     )
     step_time = breakdown.total
     memory = stage_memories(step, hardware)
@@ -240,6 +249,7 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
     adds the per-kernel-class breakdown (planner.cost.breakdown) as ``Estimate.ops``."""
     gpus = layout.gpus if gpus is None else gpus
     check_layout(layout, model, training, gpus)
+    check_offload(training, layout)
     step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
     times = price_stages(step, pricer)

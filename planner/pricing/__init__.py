@@ -37,6 +37,7 @@ class Pricer:
 
     def __init__(self, hardware: HardwareProfile, training: TrainingSpec, layout: Layout, gpus: int):
         self.hardware = hardware
+        self.training = training
         self.layout = layout
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self.compute = ComputePricer(hardware.device, training.precision)

@@ -1,7 +1,8 @@
 """Time of collectives: alpha-beta model over the topology (Hockney 1994; Thakur, Rabenseifner
 & Gropp 2005, doi:10.1177/1094342005051521), ring algorithm inside a node at the ring bound of
 the node graph, hierarchical (two-level) across nodes with each rank's share of its NIC
-(NCCL/PCCL-style; see docs/hardware_facts.md Sec. 9.3). Seconds; bytes are full buffer sizes.
+(NCCL/PCCL-style; see docs/hardware_facts.md Sec. 9.3). The first level is the fast domain (a
+node, or several nodes on one NVLink fabric such as GB200 NVL72). Seconds; bytes are full buffer sizes.
 """
 
 from __future__ import annotations
@@ -45,6 +46,16 @@ class CollectivePricer:
         # every device of a node talks off-node at once in dp/tp collectives (all groups run together)
         self.nic_share_bps = offnode_bandwidth_per_device_gbps(node, all_devices) * 1e9 * hardware.network.efficiency
 
+    def domain_bandwidth_bps(self, group: GroupPlacement) -> float:
+        """Per-rank bandwidth of the first collective level, bytes/s: the node graph's ring bound
+        over the members of one node, or, when the members of one fast domain occupy several nodes
+        (GB200 NVL72), each device's fast-domain bandwidth (every GPU reaches the NVLink switches at
+        that rate, so a ring over them is bounded by it), times the collective efficiency."""
+        node = self.hw.node
+        if group.domain_nodes > 1:
+            return node.fast_domain_bandwidth_gbps * 1e9 * node.collective_efficiency
+        return self.intra_bandwidth_bps(group.node_devices)
+
     @functools.lru_cache(maxsize=256)  # noqa: B019 - pricer lives as long as its cache is useful
     def intra_bandwidth_bps(self, devices: tuple[int, ...]) -> float:
         """Achieved ring bus bandwidth over ``devices`` of one node, bytes/s per rank per direction."""
@@ -76,7 +87,7 @@ class CollectivePricer:
         g, k = group.ranks_per_node, group.nodes
         t = 0.0
         if g > 1:
-            t += level_time(kind, g, nbytes, self.intra_bandwidth_bps(group.node_devices), self.alpha_intra)
+            t += level_time(kind, g, nbytes, self.domain_bandwidth_bps(group), self.alpha_intra)
         if k > 1:
             t += level_time(kind, k, nbytes / g, self.net_bandwidth_bps(group), self.alpha_net)
         return t
@@ -90,6 +101,9 @@ class CollectivePricer:
         cross = group.nodes > 1 if crosses_node is None else crosses_node
         if cross:
             return nbytes / self.net_bandwidth_bps(group, senders) + self.alpha_net
+        if group.domain_nodes > 1:  # the hop crosses nodes inside the fast domain
+            bw = self.hw.node.fast_domain_bandwidth_gbps * 1e9 * self.hw.node.p2p_efficiency
+            return nbytes / bw + self.alpha_p2p
         a, b = group.node_devices[0], group.node_devices[min(1, len(group.node_devices) - 1)]
         if a == b:
             return 0.0

@@ -1,7 +1,14 @@
-"""Where the ranks of a mesh axis sit: ranks per node, nodes spanned, which devices of a node.
+"""Where the ranks of a mesh axis sit: ranks per fast domain, domains spanned, which devices of a node.
 
-Rank order is DeviceMesh order [dp, pp, cp, tp] with tp fastest (torchtitan, Megatron-LM), so
-a tp group is contiguous and dp groups are the farthest apart.
+The rank order is ``layout.rank_order`` (fastest-varying axis first). The default ``tp-cp-pp-dp``
+is DeviceMesh order [dp, pp, cp, tp] with tp fastest (torchtitan's dp/pp swapped; Megatron-LM's
+``--use-tp-pp-dp-mapping``), so a tp group is contiguous and dp groups are the farthest apart;
+``tp-cp-dp-pp`` is Megatron-Core's default order (``tp-cp-ep-dp-pp``, ep = 1) and torchtitan's
+mesh [pp, dp, cp, tp]: dp groups come next to tp, pipeline stages farthest apart.
+
+The *fast domain* is the set of devices one NVLink/xGMI fabric joins: one node by default, or
+``node.fast_domain_nodes`` nodes (GB200 NVL72: 18 trays of 4 GPUs = 72). A group whose members
+share one fast domain is priced on that fabric even when they sit in different nodes.
 """
 
 from __future__ import annotations
@@ -10,6 +17,8 @@ from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout
 
+RANK_ORDERS = ("tp-cp-pp-dp", "tp-cp-dp-pp")
+
 
 @dataclass(frozen=True, slots=True)
 class GroupPlacement:
@@ -17,65 +26,99 @@ class GroupPlacement:
 
     size: int  # ranks in the group
     stride: int  # rank distance between consecutive members
-    ranks_per_node: int  # members that share a node (g)
-    nodes: int  # nodes the group spans (k)
-    node_devices: tuple[int, ...]  # device indices of the members inside one node
+    ranks_per_node: int  # members that share one fast domain (a node unless the domain is larger) (g)
+    nodes: int  # fast domains the group spans (k; nodes when the domain is a node)
+    node_devices: tuple[int, ...]  # device indices of the first node's members
     span_nodes: int  # nodes from the first member's node to the last member's node
+    domain_nodes: int = 1  # nodes the members of one fast domain occupy (1 = all in one node)
 
     @property
     def intra_node(self) -> bool:
-        """True when the whole group sits inside one node."""
+        """True when the whole group sits inside one fast domain."""
         return self.nodes == 1
 
 
-def axis_stride(layout: Layout, axis: str) -> tuple[int, int]:
-    """(group size, rank stride) of ``axis`` in the [dp, pp, cp, tp] rank grid."""
-    tp, cp, pp = layout.tp, layout.cp, layout.pp
+def axis_strides(layout: Layout) -> dict[str, tuple[int, int]]:
+    """(group size, rank stride) of every axis in the layout's rank order."""
+    degree = {"tp": layout.tp, "cp": layout.cp, "pp": layout.pp, "dp": layout.dp}
+    order = getattr(layout, "rank_order", RANK_ORDERS[0]).split("-")
+    stride, table = 1, {}
+    for axis in order:
+        table[axis] = (degree[axis], stride)
+        stride *= degree[axis]
     shard = layout.shard_degree
-    table = {
-        "tp": (tp, 1),
-        "cp": (cp, tp),
-        "pp": (pp, tp * cp),
-        "dp": (layout.dp, tp * cp * pp),
-        "dp_shard": (shard, tp * cp * pp),
-        "dp_replicate": (layout.dp // shard, tp * cp * pp * shard),
-    }
-    return table[axis]
+    dp_stride = table["dp"][1]
+    table["dp_shard"] = (shard, dp_stride)
+    table["dp_replicate"] = (layout.dp // shard, dp_stride * shard)
+    return table
 
 
-def place(size: int, stride: int, devices_per_node: int) -> GroupPlacement:
-    """Placement of the group {0, stride, 2*stride, ...} of ``size`` ranks (symmetric for all groups
+def axis_stride(layout: Layout, axis: str) -> tuple[int, int]:
+    """(group size, rank stride) of ``axis`` in the layout's rank order."""
+    return axis_strides(layout)[axis]
+
+
+def place(size: int, stride: int, devices_per_node: int, domain_nodes: int = 1) -> GroupPlacement:
+    """Placement of the group {0, stride, 2*stride, ...} of ``size`` ranks on nodes of
+    ``devices_per_node`` devices, ``domain_nodes`` nodes per fast domain (symmetric for all groups
     when degrees divide the node size, which the search keeps by default)."""
     ranks = [j * stride for j in range(size)]
     nodes = [r // devices_per_node for r in ranks]
-    first = nodes[0]
-    in_first = tuple(r % devices_per_node for r, n in zip(ranks, nodes) if n == first)
-    g = len(in_first)
-    k = len(set(nodes))
-    return GroupPlacement(size, stride, g, k, in_first, nodes[-1] - nodes[0] + 1)
+    per_domain = devices_per_node * domain_nodes
+    domains = [r // per_domain for r in ranks]
+    in_first_node = tuple(r % devices_per_node for r, n in zip(ranks, nodes) if n == nodes[0])
+    first_domain = [n for n, d in zip(nodes, domains) if d == domains[0]]
+    g = len(first_domain)
+    k = len(set(domains))
+    return GroupPlacement(size, stride, g, k, in_first_node, nodes[-1] - nodes[0] + 1, len(set(first_domain)))
 
 
 def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile) -> GroupPlacement:
     """Placement of a group of ``axis`` for ``layout`` on ``hardware``."""
     size, stride = axis_stride(layout, axis)
-    return place(size, stride, hardware.node.devices_per_node)
+    return place(size, stride, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
 
 
 def pp_boundary_devices(layout: Layout, hardware: HardwareProfile) -> tuple[tuple[int, ...], bool]:
-    """Devices of one node that send to the next stage across a node boundary (all ranks of the
-    sending stage inside that node), and whether any stage boundary crosses nodes at all."""
+    """Devices of one node that send to the next stage across a fast-domain boundary (all ranks of
+    the sending stage inside that node), and whether any stage boundary leaves a fast domain at all."""
     d = hardware.node.devices_per_node
-    block = layout.tp * layout.cp  # ranks per stage in one replica
+    per_domain = hardware.node.fast_domain_devices
+    strides = axis_strides(layout)
+    pp_stride = strides["pp"][1]
     if layout.pp == 1:
         return (), False
-    crosses = False
-    senders: tuple[int, ...] = ()
+    # ranks of stage s in the first replica (every axis but pp at index 0 except the inner ones)
+    inner = [a for a in ("tp", "cp", "dp") if strides[a][1] < pp_stride]
+    block = 1
+    for a in inner:
+        block *= strides[a][0]
     for s in range(layout.pp - 1):
-        last_rank = (s + 1) * block - 1
-        first_next = (s + 1) * block
-        if last_rank // d != first_next // d:
-            crosses = True
-            node = last_rank // d
-            senders = tuple(r % d for r in range(s * block, (s + 1) * block) if r // d == node)
-            break
-    return senders, crosses
+        send = [s * pp_stride + r for r in range(block)]
+        recv = [(s + 1) * pp_stride + r for r in range(block)]
+        if any(a // per_domain != b // per_domain for a, b in zip(send, recv)):
+            node = send[-1] // d
+            return tuple(r % d for r in send if r // d == node), True
+    return (), False
+
+
+def tier_mapping(layout: Layout, hardware: HardwareProfile) -> list[str]:
+    """Which parallel dims sit on which network tier, one entry per dim of degree > 1:
+    ``tp8: node``, ``pp9: fast domain (72 GPUs)``, ``dp16: network``, or a split
+    ``dp32: 4 per fast domain x 8 over the network``."""
+    node = hardware.node
+    out = []
+    for axis in [a for a in layout.rank_order.split("-")]:
+        group = axis_placement(layout, axis, hardware)
+        if group.size <= 1:
+            continue
+        name = f"{axis}{group.size}"
+        if group.nodes == 1:
+            tier = "node" if group.domain_nodes == 1 else f"fast domain ({node.fast_domain_devices} GPUs)"
+        elif group.ranks_per_node == 1:
+            tier = "network"
+        else:
+            where = "node" if node.fast_domain_nodes == 1 else "fast domain"
+            tier = f"{group.ranks_per_node} per {where} x {group.nodes} over the network"
+        out.append(f"{name}: {tier}")
+    return out

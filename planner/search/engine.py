@@ -28,6 +28,7 @@ from ..cost import Estimate, estimate, stage_memory
 from ..errors import InfeasibleError
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
+from .offload_search import offload_fit
 from .result import Plan, SearchResult, SearchStats
 from .space import (
     Candidate,
@@ -35,12 +36,17 @@ from .space import (
     SearchConstraints,
     Structure,
     micro_batch_sizes,
+    other_orders,
+    pinned_order,
     recompute_options,
     structures,
+    tp_overlap_variants,
     validate_constraints,
 )
 
 GIB = 2**30
+#: Leading plans whose other rank orders and TP-overlap variants are priced (planner.search.space).
+ORDER_VARIANTS_TOP = 24
 Progress = Callable[[int, int], None]
 
 
@@ -52,6 +58,7 @@ class MemoryCheck:
     peak_bytes: float
     usable_bytes: float
     optimizer_bytes: float  # optimizer state held at the peak stage (what offload would free)
+    breakdown: object = None  # MemoryBreakdown of the peak stage (bounds what offload can free)
 
     @property
     def fits(self) -> bool:
@@ -77,12 +84,12 @@ def check_memory(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, u
         key = (s.layers, id(s.pre), id(s.post), s.params)
         if key not in worst or s.in_flight > worst[key].in_flight:
             worst[key] = s
-    peak, opt = -1.0, 0.0
+    peak, opt, bd = -1.0, 0.0, None
     for s in worst.values():
         mem = stage_memory(s, hardware)
         if mem.peak_bytes > peak:
-            peak, opt = mem.peak_bytes, mem.breakdown.optimizer
-    return MemoryCheck(cand, peak, usable, opt)
+            peak, opt, bd = mem.peak_bytes, mem.breakdown.optimizer, mem.breakdown
+    return MemoryCheck(cand, peak, usable, opt, bd)
 
 
 def objective_key(objective: str, est: Estimate, gpus: int, cand: Candidate) -> tuple:
@@ -210,7 +217,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
             counts.invalid += 1
             continue
         for bi, b in enumerate(sizes):
-            fitted = False
+            fitted = offloaded = False
             for ri, rc in enumerate(recomputes):
                 cand = Candidate(st.layout, training.replace(micro_batch_size=b, recompute=rc), st.gpus)
                 try:
@@ -221,16 +228,21 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 mc = check_memory(model, hardware, cand, usable)
                 checked += 1
                 if mc.fits:
-                    survivors.append(cand)
+                    survivors.append(pinned_order(cand, c))
                     counts.dominated += len(recomputes) - ri - 1
                     fitted = True
                     break
                 counts.memory += 1
                 if _keep_closest(closest, mc):
                     order.append(mc)
-            if fitted and stop_at_first:
+                if not offloaded:  # offload only where it is needed to fit (planner.search.offload_search)
+                    trial, _ = offload_fit(model, hardware, cand, usable, c, check_memory, mc)
+                    if trial is not None:
+                        survivors.append(pinned_order(trial, c))
+                        offloaded = True
+            if (fitted or offloaded) and stop_at_first:
                 return _Part(survivors, closest, order, checked, counts)
-            if not fitted:  # larger micro-batches hold more: cut them
+            if not fitted:  # larger micro-batches hold more: cut them (an offload-only fit does not extend)
                 counts.memory += (len(sizes) - bi - 1) * len(recomputes)
                 break
     if progress:
@@ -303,6 +315,13 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
             scan.counts.memory += 1
             continue
         priced.append((objective_key(c.objective, plan.estimate, cand.gpus, cand), plan))
+    priced.sort(key=lambda kp: kp[0])
+    for _, lead in priced[:ORDER_VARIANTS_TOP]:  # other rank orders / TP overlap of the leading plans
+        base = Candidate(lead.layout, lead.training, lead.gpus)
+        orders = other_orders(base, hardware, c)
+        for alt in orders + [v for o in (base, *orders) for v in tp_overlap_variants(o, c)]:
+            plan = price(model, hardware, alt, usable)
+            priced.append((objective_key(c.objective, plan.estimate, alt.gpus, alt), plan))
     priced.sort(key=lambda kp: kp[0])
     ranked = [p.model_copy(update={"rank": i + 1}) for i, (_, p) in enumerate(priced)]
     elapsed = time.perf_counter() - t0

@@ -26,8 +26,11 @@ class Plan(Result):
     def label(self) -> str:
         """``tp8 pp16 dp24 zero1 sp  1f1b  mb1 full``."""
         lay = self.layout
-        return (f"{lay.describe()} {lay.schedule} mb{self.training.micro_batch_size} "
-                f"{self.training.recompute}")
+        label = (f"{lay.describe()} {lay.schedule} mb{self.training.micro_batch_size} "
+                 f"{self.training.recompute}")
+        trn = self.training
+        tags = [trn.offload.describe(), f"tp-overlap {trn.tp_overlap_style}" if trn.tp_comm_overlap and lay.tp > 1 else ""]
+        return " ".join([label, *filter(None, tags)])
 
 
 class SearchStats(Result):

@@ -6,7 +6,11 @@ pricing. No FLOP, byte or time formula lives here (those are planner.work and pl
 The default space (documented choices, each overridable by a constraint flag):
 
 - tp: divisors of num_heads that also divide ffn_hidden_size and the GPU count, kept within a
-  node (tp <= devices per node, dividing it) unless ``allow_cross_node_tp``.
+  fast domain (tp <= devices of one NVLink/xGMI domain, dividing it: a node, or 72 GPUs on GB200
+  NVL72) unless ``allow_cross_node_tp``.
+- rank order (which dims share the fast domain after tp): tp-cp-pp-dp (default) and, when pp > 1,
+  dp > 1 and the domain holds more than one tp group, also tp-cp-dp-pp for the leading plans
+  (``other_orders``; unless ``rank_order`` pins one).
 - pp: divisors of gpus / tp up to num_layers. When pp does not divide the layers, the split is
   Megatron-expressible: middle stages hold ceil(L/pp) layers and the first and last stages share
   the rest (``--decoder-first/last-pipeline-num-layers``); splits that cannot be written so are
@@ -19,6 +23,8 @@ The default space (documented choices, each overridable by a constraint flag):
 - sequence parallel on whenever tp > 1 (unless ``sequence_parallel`` says otherwise).
 - micro-batch: powers of two up to 16 dividing the per-replica batch; recompute none, selective,
   full.
+- offload (planner.search.offload_search): only for a candidate that does not fit without it, the
+  lightest level the recipe can express that fits HBM and host memory.
 """
 
 from __future__ import annotations
@@ -53,6 +59,13 @@ class SearchConstraints(Spec):
     memory_headroom: float = Field(0.0, ge=0, lt=1, description="fraction of HBM kept free")
     allow_cross_node_tp: bool = Field(False, description="allow tp groups that span nodes")
     objective: Objective = Field("throughput", description="throughput, memory or cost")
+    offload: str | None = Field(
+        None, description="None/'auto' = offload only where a layout does not fit without it; 'none' = never; "
+        "or one level: off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act")
+    rank_order: Literal["tp-cp-pp-dp", "tp-cp-dp-pp"] | None = Field(
+        None, description="rank order to use (None = search both where they place groups differently)")
+    search_tp_overlap: bool = Field(
+        True, description="also price Megatron-Core TP-comm overlap (ring-exchange) for the leading plans")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +82,8 @@ class Candidate:
         lay, trn = self.layout, self.training
         return (self.gpus, lay.tp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
                 lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,
-                RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()))
+                RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()), lay.rank_order,
+                trn.offload.describe(), trn.tp_comm_overlap, trn.tp_overlap_style)
 
 
 @dataclass
@@ -84,7 +98,7 @@ class Counts:
 
 def tp_degrees(model: ModelSpec, hardware: HardwareProfile, gpus: int, *, cross_node: bool = True) -> list[int]:
     """Tensor-parallel degrees the model and GPU count admit (within a node unless ``cross_node``)."""
-    node = hardware.node.devices_per_node
+    node = hardware.node.fast_domain_devices
     out = []
     for t in divisors(model.num_heads):
         if gpus % t or model.ffn_hidden_size % t:
@@ -166,10 +180,11 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                c: SearchConstraints, counts: Counts) -> list[Structure]:
     """Every layout structure of the space, in deterministic order; cut ones are tallied in ``counts``."""
     node = hardware.node.devices_per_node
+    domain = hardware.node.fast_domain_devices  # tp may fill the fast domain (rank orders: rank_order_variants)
     L = model.num_layers
     out: list[Structure] = []
     for tp in tp_degrees(model, hardware, gpus, cross_node=True):
-        if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > node or node % tp)):
+        if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > domain or domain % tp)):
             counts.constraint += 1
             continue
         for pp in divisors_upto(gpus // tp, L):
@@ -193,6 +208,46 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                                                     dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
                                                     stage_layers=split), gpus))
     return out
+
+
+def pinned_order(cand: Candidate, c: SearchConstraints) -> Candidate:
+    """``cand`` in the rank order the user pinned (memory does not depend on it, so the memory
+    check of the default order stands)."""
+    if c.rank_order is None or c.rank_order == cand.layout.rank_order:
+        return cand
+    return Candidate(cand.layout.model_copy(update={"rank_order": c.rank_order}), cand.training, cand.gpus)
+
+
+def tp_overlap_variants(cand: Candidate, c: SearchConstraints) -> list[Candidate]:
+    """``cand`` with Megatron-Core TP-comm overlap (ring-exchange, planner.pricing.tp_overlap) when
+    the recipe can run it (megatron, tp > 1 with sequence parallelism) and the user did not fix it."""
+    lay, trn = cand.layout, cand.training
+    if not c.search_tp_overlap or trn.recipe != "megatron" or lay.tp == 1 or not lay.sequence_parallel \
+            or trn.tp_comm_overlap:
+        return []
+    return [Candidate(lay, trn.replace(tp_comm_overlap=True, tp_overlap_style="ring-exchange"), cand.gpus)]
+
+
+def other_orders(cand: Candidate, hardware: HardwareProfile, c: SearchConstraints) -> list[Candidate]:
+    """``cand`` in the other rank orders worth pricing (none when the user pinned one). The search
+    prices them for its leading plans only: the order moves communication between network tiers
+    and changes neither FLOPs nor memory."""
+    if c.rank_order is not None:
+        return []
+    lay = cand.layout
+    orders = _rank_orders(lay.tp, lay.pp, lay.dp, hardware.node.fast_domain_devices, c)
+    return [Candidate(lay.model_copy(update={"rank_order": o}), cand.training, cand.gpus)
+            for o in orders if o != lay.rank_order]
+
+
+def _rank_orders(tp: int, pp: int, dp: int, domain: int, c: SearchConstraints) -> tuple[str, ...]:
+    """Rank orders worth pricing: the default, plus dp-before-pp when both exist and the fast domain
+    holds more than one tp group (otherwise both orders place every group alike)."""
+    if c.rank_order is not None:
+        return (c.rank_order,)
+    if pp > 1 and dp > 1 and domain > tp:
+        return ("tp-cp-pp-dp", "tp-cp-dp-pp")
+    return ("tp-cp-pp-dp",)
 
 
 def _schedules(L: int, pp: int, split, c: SearchConstraints, counts: Counts):

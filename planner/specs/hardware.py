@@ -97,6 +97,17 @@ class DeviceSpec(Spec):
     reserved_memory_gib: float = Field(
         0.0, ge=0, description="memory the runtime, context and allocator fragmentation keep, GiB"
     )
+    tdp_w: float | None = Field(
+        None, gt=0, description="board power limit (TDP / TGP) of one device, W; default power of the run budget"
+    )
+    host_link_gbps: float | None = Field(
+        None, gt=0, description="device <-> host-memory bandwidth per direction, GB/s (PCIe, NVLink-C2C, "
+        "Infinity Fabric); None = unknown, offload cannot be priced"
+    )
+    host_link_kind: str | None = Field(None, description="host-link technology (pcie-gen5-x16, nvlink-c2c, ...)")
+    host_link_efficiency: float = Field(
+        1.0, gt=0, le=1, description="achieved fraction of host_link_gbps for large pinned copies"
+    )
 
     @field_validator("gemm_efficiency")
     @classmethod
@@ -138,6 +149,18 @@ class NodeSpec(Spec):
     p2p_latency_us: float | None = Field(
         None, ge=0, description="latency of one intra-node send/recv, us (None = collective_latency_us)"
     )
+    host_memory_gib: float | None = Field(None, gt=0, description="host (CPU) memory of the node, GiB")
+    cpu_adam_params_per_s: float | None = Field(
+        None, gt=0, description="Adam steps the node's CPUs perform per second (all sockets), parameters/s"
+    )
+    fast_domain_nodes: int = Field(
+        1, gt=0, description="nodes whose devices share one NVLink/xGMI domain (GB200 NVL72: 18 trays x 4 "
+        "GPUs = 72); 1 = the fast domain is the node"
+    )
+    fast_domain_bandwidth_gbps: float | None = Field(
+        None, gt=0, description="per-device bandwidth per direction between devices of different nodes "
+        "inside the fast domain, GB/s (needed when fast_domain_nodes > 1)"
+    )
 
     @model_validator(mode="after")
     def _check_graph(self):
@@ -158,7 +181,14 @@ class NodeSpec(Spec):
         if served != set(range(n)):
             missing = sorted(set(range(n)) - served)
             raise ValueError(f"devices {missing} are served by no NIC")
+        if self.fast_domain_nodes > 1 and self.fast_domain_bandwidth_gbps is None:
+            raise ValueError(f"fast_domain_nodes({self.fast_domain_nodes}) > 1 needs fast_domain_bandwidth_gbps")
         return self
+
+    @property
+    def fast_domain_devices(self) -> int:
+        """Devices of one fast (NVLink/xGMI) domain: devices_per_node * fast_domain_nodes."""
+        return self.devices_per_node * self.fast_domain_nodes
 
     @property
     def nic_bandwidth_gbps(self) -> float:

@@ -13,6 +13,7 @@ from .training import TrainingSpec
 
 Schedule = Literal["gpipe", "1f1b", "interleaved-1f1b", "zb-h1"]
 SCHEDULES = ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1")
+RankOrder = Literal["tp-cp-pp-dp", "tp-cp-dp-pp"]
 
 
 class Layout(Spec):
@@ -33,6 +34,10 @@ class Layout(Spec):
     schedule: Schedule = Field("1f1b", description="pipeline schedule")
     stage_layers: list[int] | None = Field(
         None, description="layers per pipeline stage when uneven; None = even split"
+    )
+    rank_order: RankOrder = Field(
+        "tp-cp-pp-dp", description="axes from fastest- to slowest-varying rank: which dims share a node / "
+        "fast domain (tp-cp-pp-dp = Megatron --use-tp-pp-dp-mapping; tp-cp-dp-pp = Megatron-Core default)"
     )
 
     @model_validator(mode="after")
@@ -75,6 +80,8 @@ class Layout(Spec):
         parts.append("fsdp" if self.fsdp else f"zero{self.zero_stage}")
         if self.sequence_parallel:
             parts.append("sp")
+        if self.rank_order != "tp-cp-pp-dp":
+            parts.append("dp<pp")  # dp ranks placed nearer than pipeline stages
         return " ".join(parts)
 
 

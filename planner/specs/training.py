@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Spec
+from .offload import OffloadSpec
 from .recipe import RecipeName, RecipeSpec
 
 Precision = Literal["bf16", "fp16", "fp8"]
@@ -42,8 +43,15 @@ class TrainingSpec(Spec):
         False, description="tensor-parallel collectives overlapped with the adjacent GEMMs (Megatron-Core "
         "--tp-comm-overlap, Transformer Engine userbuffers)",
     )
+    tp_overlap_style: Literal["pass", "ring-exchange"] = Field(
+        "pass", description="how tp_comm_overlap hides TP collectives (planner.pricing.tp_overlap): 'pass' = under "
+        "the pass's compute; 'ring-exchange' = TE userbuffers split GEMMs (all-reduces stay exposed)",
+    )
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
+    )
+    offload: OffloadSpec = Field(
+        default_factory=OffloadSpec, description="model states / activations kept in host memory (planner.work.offload)"
     )
 
     @model_validator(mode="before")

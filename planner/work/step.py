@@ -30,6 +30,7 @@ from .memory import (
     sharded_state_bytes,
     weight_copy_bytes,
 )
+from .offload import NO_OFFLOAD, OffloadWork, apply_offload
 from .ops import Collective, Op
 from .params import parameter_counts
 
@@ -83,6 +84,7 @@ class StageWork:
     forward_end_bytes: float = 0.0  # loss temporaries at the end of forward (last stage)
     grads_in_backward: bool = True  # gradients exist while activations are held (persistent buffers or m > 1)
     grad_zero_bytes: float = 0.0  # bytes written per step to zero persistent gradient buffers
+    offload: OffloadWork = NO_OFFLOAD  # host memory and host-link bytes (planner.work.offload)
 
     def at(self, index: int, in_flight: float) -> StageWork:
         """This stage's work placed at pipeline position ``index`` holding ``in_flight`` micro-batches
@@ -213,16 +215,18 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     if layout.dp > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
         buffers += 2 * min(40e6, params * grad_reduce_bytes_per_param(training))  # than the gradients
     sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
+    opt_params = params / (layout.shard_degree if sharded_opt else 1)
+    states, act_held, off = apply_offload(states, params, opt_params, act * n_layers, training)
     return StageWork(
         index=i, layers=n_layers, layer=layer, pre=pre, post=post, params=params,
         per_microbatch_comm=per_mb, per_step_comm=per_step,
-        optimizer_params=params / (layout.shard_degree if sharded_opt else 1),
+        optimizer_params=0.0 if off.cpu_optimizer_params else opt_params,
         weights_bytes=states.weights, grads_bytes=states.grads, optimizer_bytes=states.optimizer,
-        activation_bytes_per_microbatch=act * n_layers, in_flight=0.0,
+        activation_bytes_per_microbatch=act_held, in_flight=0.0,
         working_bytes=max(work_bytes, extra_act) + zero3_working, buffer_bytes=buffers,
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
         grads_in_backward=recipe.grads_persist or m > 1,
-        grad_zero_bytes=states.grads if recipe.grads_persist else 0.0,
+        grad_zero_bytes=states.grads if recipe.grads_persist else 0.0, offload=off,
     )
 
 
@@ -257,6 +261,12 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     notes = []
     if layout.cp > 1:
         notes.append(f"cp({layout.cp}): the sequence is split, but context-parallel attention traffic is not priced yet")
+    off = stages[0].offload
+    if training.offload.any:
+        d2h, h2d = off.per_step_bytes(m)
+        notes.append(f"offload {training.offload.describe()}: {off.host_bytes / 2**30:.1f} GiB of states per GPU in "
+                     f"host memory; per step {d2h / 1e9:.1f} GB to the host and {h2d / 1e9:.1f} GB back per GPU, CPU "
+                     f"Adam over {off.cpu_optimizer_params / 1e9:.2f}B parameters (stage 0)")
     if model.is_moe:
         notes.append("MoE: experts are priced as the dense FFN of width ffn_hidden_size; routing and ep are not priced yet")
     return StepWork(model, training, layout, m, tuple(stages), p2p, tuple(notes))

@@ -1,0 +1,62 @@
+"""TP communication overlap styles (planner.pricing.tp_overlap) and their place in the search."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pytest
+
+from hwprofiles import load_hardware, load_model
+from planner.cost import estimate
+from planner.pricing import Pricer
+from planner.pricing.tp_overlap import ring_exchange_time
+from planner.search import SearchConstraints, search
+from planner.specs import Layout, TrainingSpec
+from planner.work.ops import Collective, Gemm
+
+
+@pytest.fixture(scope="module")
+def pricer():
+    hw = load_hardware("h100-sxm-80gb")
+    return Pricer(hw, TrainingSpec(global_batch_size=8), Layout(tp=8, sequence_parallel=True), 8)
+
+
+def test_ring_exchange_exposes_one_chunk_plus_the_excess(pricer):
+    ag = Collective("qkv.allgather", "all-gather", "tp", 64e6, "fwd")
+    gemm = Gemm("qkv", 8192, 1280, 8192, "fwd")
+    compute, comm = ring_exchange_time((ag, gemm), pricer)
+    c = pricer.op_time(ag)
+    chunk = pricer.op_time(replace(gemm, m=math.ceil(8192 / 8)))
+    assert comm == pytest.approx(c / 8 + 7 * max(0.0, c / 8 - chunk))
+    assert compute == pytest.approx(8 * chunk) and compute >= pricer.op_time(gemm)
+
+
+def test_all_reduce_is_not_decomposed(pricer):
+    ar = Collective("proj.allreduce", "all-reduce", "tp", 64e6, "fwd")
+    gemm = Gemm("proj", 8192, 8192, 1024, "fwd")
+    _, comm = ring_exchange_time((gemm, ar), pricer)
+    assert comm == pytest.approx(pricer.op_time(ar))
+
+
+def test_styles_order_on_a_tp8_megatron_layout():
+    hw, model = load_hardware("h100-sxm-80gb"), load_model("llama3-70b")
+    lay = Layout(tp=8, pp=4, dp=2, sequence_parallel=True)
+
+    def step(**kw):
+        trn = TrainingSpec(global_batch_size=128, seq_length=8192, recompute="selective", **kw)
+        return estimate(model, hw, trn, lay, 64)
+
+    off, ring = step(), step(tp_comm_overlap=True, tp_overlap_style="ring-exchange")
+    ideal = step(tp_comm_overlap=True, tp_overlap_style="pass")
+    assert ideal.step_time_s < ring.step_time_s < off.step_time_s
+    assert ring.time.tp_comm < off.time.tp_comm and ring.time.compute > off.time.compute
+
+
+def test_plan_prices_the_overlap_for_leading_megatron_plans():
+    hw, model = load_hardware("h100-sxm-80gb"), load_model("llama3-8b")
+    trn = TrainingSpec(global_batch_size=64, seq_length=4096)
+    result = search(model, hw, 16, trn, SearchConstraints(max_tp=8), top=40)
+    assert any(p.training.tp_comm_overlap for p in result.plans)
+    off = search(model, hw, 16, trn, SearchConstraints(max_tp=8, search_tp_overlap=False), top=40)
+    assert not any(p.training.tp_comm_overlap for p in off.plans)
