@@ -237,7 +237,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             optimizer=times.optimizer + times.offload_step, static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
             analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden,
-            analytic_peak_bytes=mem.peak_bytes, offload_exposed=times.offload_exposed,
+            offload_exposed=times.offload_exposed,
         ))
     p2p = pricer.p2p_time(step.p2p_bytes)
     sends = {}
