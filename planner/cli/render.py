@@ -10,7 +10,7 @@ from rich.text import Text
 from ..cost.result import Estimate
 
 TIME_COLORS = {
-    "compute": "green", "tp_comm": "magenta", "pp_bubble": "red", "pp_comm": "yellow",
+    "compute": "green", "tp_comm": "magenta", "cp_comm": "bright_magenta", "pp_bubble": "red", "pp_comm": "yellow",
     "dp_comm_exposed": "cyan", "optimizer": "blue", "other": "white",
 }
 GIB = 2**30
@@ -63,6 +63,8 @@ def time_table(est: Estimate) -> Table:
     table.add_column("time", justify="right")
     table.add_column("share", justify="right")
     for key, value in parts.items():
+        if key == "cp_comm" and not value:  # shown only for context-parallel layouts
+            continue
         table.add_row(Text(key, style=TIME_COLORS[key]), fmt_seconds(value), f"{value / est.step_time_s:6.1%}")
     return table
 

@@ -30,6 +30,13 @@ class StageTimes:
     dp_step_comm: float  # per-step gradient reduction and parameter gathers, s
     optimizer: float  # optimizer step, s
     dp_step_gather: float = 0.0  # the parameter all-gather part of dp_step_comm (ZeRO-1/2), s
+    fwd_cp: float = 0.0  # exposed context-parallel exchange of the forward, s
+    bwd_cp: float = 0.0  # ... of the backward (input-grad, weight-grad and recompute), s
+
+    @property
+    def cp_comm(self) -> float:
+        """Exposed context-parallel communication of one micro-batch, s."""
+        return self.fwd_cp + self.bwd_cp
 
     @property
     def compute(self) -> float:
@@ -45,16 +52,16 @@ class StageTimes:
         """The micro-batch pass used by the schedule (sends split fwd/bwd; ``chunks`` virtual stages)."""
         half = self.p2p * chunks / 2
         return StagePass(
-            forward=self.fwd_compute + self.fwd_tp + half + self.zero3_exposed / 2,
+            forward=self.fwd_compute + self.fwd_tp + self.fwd_cp + half + self.zero3_exposed / 2,
             backward_input=(self.bwd_input_compute + self.bwd_input_tp + self.recompute_compute
-                            + self.recompute_tp + half + self.zero3_exposed / 2),
+                            + self.recompute_tp + self.bwd_cp + half + self.zero3_exposed / 2),
             backward_weight=self.bwd_weight_compute,
         )
 
 
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication."""
-    parts = {"f": [0.0, 0.0], "bi": [0.0, 0.0], "bw": [0.0, 0.0], "r": [0.0, 0.0]}
+    parts = {"f": [0.0, 0.0, 0.0], "bi": [0.0, 0.0, 0.0], "bw": [0.0, 0.0, 0.0], "r": [0.0, 0.0, 0.0]}
     for block, n in stage.blocks:
         if n == 0:
             continue
@@ -64,6 +71,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
                 bt = pricer.block_time(ops)
                 parts[key][0] += bt.compute * n
                 parts[key][1] += bt.tp_comm * n
+                parts[key][2] += bt.cp_comm * n
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
     if step.training.tp_comm_overlap:  # collectives hide under the GEMMs of the same pass
@@ -85,6 +93,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
         p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
+        fwd_cp=parts["f"][2], bwd_cp=parts["bi"][2] + parts["bw"][2] + parts["r"][2],
     )
 
 
@@ -177,7 +186,7 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     dp_exposed = exposed_dp_comm(times, step)
     optimizer = max(t.optimizer for t in times)
     breakdown = TimeBreakdown(
-        compute=m * slow.compute, tp_comm=m * slow.tp_comm, pp_bubble=pipe.bubble,
+        compute=m * slow.compute, tp_comm=m * slow.tp_comm, cp_comm=m * slow.cp_comm, pp_bubble=pipe.bubble,
         pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * slow.zero3_exposed + dp_exposed,
         optimizer=optimizer, other=0.0,
     )

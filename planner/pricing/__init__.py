@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout, TrainingSpec
+from ..work.context import RingAttention
 from ..work.ops import Attention, Collective, Gemm, MemoryOp, Op
 from .collectives import CollectivePricer
 from .compute import ComputePricer
@@ -16,15 +17,17 @@ AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate")
 
 @dataclass(frozen=True, slots=True)
 class BlockTime:
-    """Seconds of an op list split into compute and tensor-parallel communication."""
+    """Seconds of an op list split into compute, tensor-parallel communication and exposed
+    context-parallel communication (ring transfers beyond their block, cp all-gathers)."""
 
     compute: float
     tp_comm: float
+    cp_comm: float = 0.0
 
     @property
     def total(self) -> float:
-        """compute + tp_comm, s."""
-        return self.compute + self.tp_comm
+        """compute + tp_comm + cp_comm, s."""
+        return self.compute + self.tp_comm + self.cp_comm
 
 
 class Pricer:
@@ -48,7 +51,23 @@ class Pricer:
             return self.compute.attention_time(op)
         if isinstance(op, MemoryOp):
             return self.compute.memory_time(op)
+        if isinstance(op, RingAttention):
+            return sum(self.ring_attention_time(op))
         return self.collective_time(op)
+
+    def ring_attention_time(self, op: RingAttention) -> tuple[float, float]:
+        """(compute, exposed communication) seconds of a ring-attention core: ``steps`` blocks and
+        steps-1 corrections on the compute stream; each of the steps-1 sends to the next cp rank runs
+        under one block (+ its correction) and is exposed only by what it outlasts it; the tail send
+        (backward's last dK/dV hop) is exposed whole. Sends are priced as the cp group's p2p hop (over
+        the NIC share when the ring crosses nodes: every rank of a node sends at once)."""
+        block = self.compute.attention_time(op.block)
+        corr = self.compute.memory_time(op.correction) if op.steps > 1 else 0.0
+        group = self.groups["cp"]
+        send = self.collectives.p2p_time(op.transfer_bytes, group)
+        tail = self.collectives.p2p_time(op.tail_bytes, group) if op.tail_bytes else 0.0
+        compute = op.steps * block + op.transfers * corr
+        return compute, op.transfers * max(0.0, send - block - corr) + tail
 
     def collective_time(self, op: Collective, group: GroupPlacement | None = None) -> float:
         """Seconds of a collective over its axis group (or over ``group``): ``op.calls`` collectives
@@ -63,14 +82,22 @@ class Pricer:
         hit = self._blocks.get(id(ops))
         if hit is not None and hit[0] is ops:
             return hit[1]
-        comp = comm = 0.0
+        comp = comm = cp = 0.0
         for op in ops:
+            if isinstance(op, RingAttention):
+                c, e = self.ring_attention_time(op)
+                comp += c
+                cp += e
+                continue
             t = self.op_time(op)
             if isinstance(op, Collective):
-                comm += t
+                if op.axis == "cp":
+                    cp += t
+                else:
+                    comm += t
             else:
                 comp += t
-        result = BlockTime(comp, comm)
+        result = BlockTime(comp, comm, cp)
         self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
         return result
 

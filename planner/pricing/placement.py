@@ -1,7 +1,10 @@
 """Where the ranks of a mesh axis sit: ranks per node, nodes spanned, which devices of a node.
 
-Rank order is DeviceMesh order [dp, pp, cp, tp] with tp fastest (torchtitan, Megatron-LM), so
-a tp group is contiguous and dp groups are the farthest apart.
+Rank order is [dp, pp, cp, tp] with tp fastest, so a tp group is contiguous and a cp group has
+stride tp — as in Megatron-Core (``--order tp-cp-ep-dp-pp``) and torchtitan's DeviceMesh
+(pp, dp_replicate, dp_shard, cp, tp), which place dp inside pp (this grid places pp inside dp; the
+two differ only for pp > 1 and dp > 1). Gradient groups span dp × cp (planner/work/context.py):
+the "dp" and "dp_shard" groups hold every cp rank of their data-parallel ranks.
 """
 
 from __future__ import annotations
@@ -55,9 +58,22 @@ def place(size: int, stride: int, devices_per_node: int) -> GroupPlacement:
     return GroupPlacement(size, stride, g, k, in_first, nodes[-1] - nodes[0] + 1)
 
 
+def place_members(ranks: list[int], devices_per_node: int) -> GroupPlacement:
+    """Placement of the group made of ``ranks`` (ascending; strides need not be uniform)."""
+    nodes = [r // devices_per_node for r in ranks]
+    first = nodes[0]
+    in_first = tuple(r % devices_per_node for r, n in zip(ranks, nodes) if n == first)
+    stride = ranks[1] - ranks[0] if len(ranks) > 1 else 1
+    return GroupPlacement(len(ranks), stride, len(in_first), len(set(nodes)), in_first, nodes[-1] - nodes[0] + 1)
+
+
 def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile) -> GroupPlacement:
-    """Placement of a group of ``axis`` for ``layout`` on ``hardware``."""
+    """Placement of a group of ``axis`` for ``layout`` on ``hardware``; with cp > 1 the dp and dp_shard
+    groups are dp × cp (dp_shard × cp) groups: every cp rank of each of their data-parallel ranks."""
     size, stride = axis_stride(layout, axis)
+    if layout.cp > 1 and axis in ("dp", "dp_shard"):
+        ranks = sorted(d * stride + c * layout.tp for d in range(size) for c in range(layout.cp))
+        return place_members(ranks, hardware.node.devices_per_node)
     return place(size, stride, hardware.node.devices_per_node)
 
 

@@ -12,7 +12,7 @@ from .result import Plan
 
 GIB = 2**30
 FIELD_TEXT = {
-    "compute": "compute", "tp_comm": "tensor-parallel communication", "pp_bubble": "pipeline bubble",
+    "compute": "compute", "tp_comm": "tensor-parallel communication", "cp_comm": "context-parallel K/V exchange", "pp_bubble": "pipeline bubble",
     "pp_comm": "pipeline send/recv", "dp_comm_exposed": "exposed data-parallel/ZeRO communication",
     "optimizer": "optimizer step", "other": "other",
 }

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
+from .context import RingAttention, attention_core, resolve_cp_kind
 from .ops import Attention, Collective, Gemm, MemoryOp, Op
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
@@ -85,10 +86,9 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
     ops: list[Op] = [MemoryOp("norm1", tn * h * ACT_BYTES * 2, phase)]
     ops += _tp_in(d, "attn", phase)
     ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
-    ops.append(
-        Attention("attention", d.batch * d.heads_local, d.seq, d.seq, d.head_dim, phase,
-                  causal=True, fused=training.flash_attention)
-    )
+    ops += attention_core(batch=d.batch, heads_local=d.heads_local, kv_heads_local=d.kv_heads_local,
+                          head_dim=d.head_dim, seq_local=d.seq, cp=layout.cp, kind=resolve_cp_kind(layout, training),
+                          phase=phase, fused=training.flash_attention)  # context parallelism: work/context.py
     if not training.flash_attention:
         # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
         scores = d.batch * d.heads_local * d.seq * d.seq
@@ -116,6 +116,8 @@ def backward_of(forward: list[Op]) -> list[Op]:
         if isinstance(op, Gemm):
             out.append(Gemm(op.name + ".dgrad", op.m, op.k, op.n, "bwd_input", op.count))
             out.append(Gemm(op.name + ".wgrad", op.k, op.n, op.m, "bwd_weight", op.count))
+        elif isinstance(op, RingAttention):
+            out.append(op.backward())
         elif isinstance(op, Attention):
             out.append(Attention(op.name + ".bwd", op.batch_heads, op.seq_q, op.seq_k, op.head_dim,
                                  "bwd_input", op.causal, op.fused))
@@ -135,7 +137,7 @@ def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout) ->
         return layer_forward(model, training, layout, phase="recompute")
     if training.recompute == "selective" and not training.flash_attention:
         return [op for op in layer_forward(model, training, layout, phase="recompute")
-                if op.name in ("attention", "softmax")]
+                if op.name in ("attention", "attention.kv_allgather", "softmax")]
     return []
 
 
