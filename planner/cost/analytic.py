@@ -123,7 +123,9 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
     worst = 0.0
     slack = 0.0
     for t in times:
-        backward = t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute
+        # the backward's wall time on the compute stream (exposed cp exchange included; the simulator's
+        # reduction window is the same); TP collectives are left out as before (see docs/context_parallel.md)
+        backward = t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + t.bwd_cp
         gather = t.dp_step_gather
         left = t.dp_step_comm - gather - ((backward + slack) if overlap else 0.0)
         gather_left = gather - (t.fwd_compute if overlap_gather else 0.0)  # under the next first forward
