@@ -77,3 +77,15 @@ def test_cli_cp_kind(run_cli):
     bad = run_cli(*args, "--cp-kind", "ulysses")
     assert bad.exit_code == 2
     assert "--cp-kind" in bad.stderr and "ring, allgather" in bad.stderr
+
+
+def test_validator_layout_keys():
+    from validate.job import layout_for_nproc, layout_text, parse_layout
+
+    lay = parse_layout("cp=2")
+    assert (lay.cp, lay.cp_kind) == (2, "ring")
+    assert parse_layout("cp=2,cp_kind=allgather").cp_kind == "allgather"
+    assert layout_text(lay) == "tp=1,pp=1,dp=1,cp=2,cp_kind=ring"
+    assert layout_for_nproc("cp=2", 4).dp == 2
+    with pytest.raises(SpecError, match="cp_kind"):
+        parse_layout("cp=2,cp_kind=ulysses")
