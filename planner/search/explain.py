@@ -30,6 +30,7 @@ def _diff_context(field: str, a: Plan, b: Plan) -> str:
                       ("schedule", la.schedule, lb.schedule), ("vpp", la.vpp, lb.vpp)],
         "pp_comm": [("pp", la.pp, lb.pp), ("vpp", la.vpp, lb.vpp), ("sp", la.sequence_parallel,
                                                                    lb.sequence_parallel)],
+        "cp_comm": [("cp", la.cp, lb.cp), ("cp kind", la.cp_kind, lb.cp_kind), ("tp", la.tp, lb.tp)],
         "tp_comm": [("tp", la.tp, lb.tp), ("sp", la.sequence_parallel, lb.sequence_parallel),
                     ("recompute", ta.recompute, tb.recompute)],
         "compute": [("micro-batch", ta.micro_batch_size, tb.micro_batch_size), ("recompute", ta.recompute,
