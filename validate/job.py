@@ -222,6 +222,6 @@ def layout_for_nproc(text: str, nproc: int | None) -> Layout:
         return lay
     per = lay.tp * lay.pp * lay.cp
     if nproc % per:
-        raise SpecError(f"nproc({nproc}) % (tp({lay.tp}) * pp({lay.pp}) * cp({lay.cp})) = {nproc % per} != 0",
-                        field="layout")
+        cp = f" * cp({lay.cp})" if lay.cp > 1 else ""
+        raise SpecError(f"nproc({nproc}) % (tp({lay.tp}) * pp({lay.pp}){cp}) = {nproc % per} != 0", field="layout")
     return lay.replace(dp=nproc // per)
