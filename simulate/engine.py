@@ -30,6 +30,7 @@ class StageLog:
 
     compute: float = 0.0
     tp: float = 0.0
+    cp: float = 0.0  # exposed context-parallel exchange (priced, plus waits on slowed ring sends)
     p2p: float = 0.0  # blocking send/receive slots
     zero3: float = 0.0  # exposed ZeRO-3 communication
     offload: float = 0.0  # host-link copies not hidden by the micro-batch's compute (planner.pricing.hostlink)
@@ -200,6 +201,11 @@ class Engine:
         final_grad = mb == self.m - 1 and (kind == "W" or (kind == "B" and not self.split))
         k = 1.0 if self.rng is None else self.noise()
         busy = ph.total * k
+        cp_tr = ch.cp_fwd if kind == "F" else (ch.cp_bwd if kind == "B" else None)
+        # context-parallel sends load the NICs beside the blocks (contention on); the op ends when both
+        # its priced time and its sends are done (without contention the priced time already holds them)
+        cp_flow = (self.fabric.flow(cp_tr.offnode_s * k, cp_tr.nics, cp_tr.priced_share_gbps)
+                   if self.contention and cp_tr is not None else None)
         if final_grad and not self.windows[i][c].triggered:
             self.windows[i][c].succeed((start, start + busy))
         hidden = 0.0  # compute run under longer ZeRO-3 traffic: booked as communication (as the analytic)
@@ -226,6 +232,11 @@ class Engine:
             log.offload += extra
         log.compute += ph.compute * k - hidden
         log.tp += ph.tp * k
+        log.cp += ph.cp * k
+        if cp_flow is not None and not cp_flow.triggered:
+            s_wait = env.now
+            yield cp_flow
+            log.cp += env.now - s_wait
         self.events += 1
         if self.trace is not None:
             name = {"F": "forward", "B": "backward" if not self.split else "backward-input",
@@ -414,4 +425,4 @@ class Engine:
 def _add(a, b):
     from .entities import PhaseTime
 
-    return PhaseTime(a.compute + b.compute, a.tp + b.tp)
+    return PhaseTime(a.compute + b.compute, a.tp + b.tp, a.cp + b.cp)

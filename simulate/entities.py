@@ -18,6 +18,7 @@ from planner.cost.analytic import price_stage, stage_memory
 from planner.cost.bottleneck_booking import hidden_compute
 from planner.pricing import Pricer
 from planner.topology import nic_for_device, offnode_bandwidth_per_device_gbps
+from planner.work.context import RingAttention
 from planner.work.ops import Collective
 from planner.work.step import StepWork
 
@@ -26,15 +27,17 @@ NicKey = tuple[int, str, str]  # (node index, NIC name, "out" | "in")
 
 @dataclass(frozen=True, slots=True)
 class PhaseTime:
-    """Seconds of one phase of one chunk for one micro-batch: compute and tensor-parallel comm."""
+    """Seconds of one phase of one chunk for one micro-batch: compute, tensor-parallel comm and the
+    exposed context-parallel exchange (ring sends beyond their block, cp all-gathers)."""
 
     compute: float
     tp: float
+    cp: float = 0.0
 
     @property
     def total(self) -> float:
-        """compute + tp, s."""
-        return self.compute + self.tp
+        """compute + tp + cp, s."""
+        return self.compute + self.tp + self.cp
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class ChunkTimes:
     wgrad: PhaseTime
     blocks: tuple[tuple[str, int], ...]
     layers: int
+    cp_fwd: Transfer | None = None  # the chunk's context-parallel sends of one forward, on the NICs
+    cp_bwd: Transfer | None = None  # ... of one backward
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,27 +111,34 @@ class SimPlan:
     folded: tuple[str, ...]
 
 
-def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -> tuple[ChunkTimes, ...]:
+def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, cp_nics=(),
+                 cp_share: float = 1.0) -> tuple[ChunkTimes, ...]:
     """Split a stage's blocks into ``v`` chunks (layers evenly; embedding on the first chunk of the
-    first stage, head on the last chunk of the last stage) and price each phase."""
+    first stage, head on the last chunk of the last stage) and price each phase; ``cp_nics``: the
+    NICs the chunk's context-parallel sends cross (none when the cp group stays in a node)."""
     from planner.pricing.tp_overlap import ring_exchange_time
 
     trn = pricer.training
     ring = trn.tp_comm_overlap and trn.tp_overlap_style == "ring-exchange"
 
     def phase(blocks, attr):
-        comp = tp = 0.0
+        comp = tp = cp = 0.0
         for block, n in blocks:
             ops = getattr(block, attr)
             if ops and n:
+                bt = pricer.block_time(ops)
                 if ring:  # the same decomposition the analytic model prices (planner.pricing.tp_overlap)
                     c, t = ring_exchange_time(ops, pricer)
                 else:
-                    bt = pricer.block_time(ops)
                     c, t = bt.compute, bt.tp_comm
                 comp += c * n
                 tp += t * n
-        return comp, tp
+                cp += bt.cp_comm * n
+        return comp, tp, cp
+
+    def cp_sends(blocks, attrs, name):
+        secs = sum(cp_send_seconds(pricer, getattr(block, a)) * n for block, n in blocks for a in attrs if n)
+        return Transfer(name, 0.0, secs, cp_nics, cp_share) if secs > 0 and cp_nics else None
 
     base, extra = divmod(stage.layers, v)
     out = []
@@ -145,10 +157,27 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -
         bw = phase(blocks, "backward_weight")
         r = phase(blocks, "recompute")
         out.append(ChunkTimes(
-            fwd=PhaseTime(*f), bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1]),
+            fwd=PhaseTime(*f), bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1], bi[2] + r[2] + bw[2]),
             wgrad=PhaseTime(bw[0], 0.0), blocks=tuple(names), layers=n,
+            cp_fwd=cp_sends(blocks, ("forward",), "cp sends fwd"),
+            cp_bwd=cp_sends(blocks, ("recompute", "backward_input", "backward_weight"), "cp sends bwd"),
         ))
     return tuple(out)
+
+
+def cp_send_seconds(pricer: Pricer, ops) -> float:
+    """Priced seconds of the context-parallel communication in ``ops`` (ring sends and tails, cp
+    collectives): what loads the NICs while the blocks run (``Pricer`` prices every part)."""
+    group = pricer.groups["cp"]
+    total = 0.0
+    for op in ops:
+        if isinstance(op, RingAttention):
+            total += op.transfers * pricer.collectives.p2p_time(op.transfer_bytes, group)
+            if op.tail_bytes:
+                total += pricer.collectives.p2p_time(op.tail_bytes, group)
+        elif isinstance(op, Collective) and op.axis == "cp":
+            total += pricer.collective_time(op)
+    return total
 
 
 def stage_devices(layout, stage: int, devices_per_node: int) -> tuple[int, tuple[int, ...]]:
@@ -229,7 +258,8 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
                   hidden_compute(bwd_c, sum(pricer.collective_time(c) for c in z3b)) if z3b else 0.0)
         stages.append(StagePlan(
             index=s.index, node=node, devices=devs,
-            chunks=chunks,
+            chunks=chunks if pricer.groups["cp"].nodes == 1 else  # cp sends load this stage's NICs
+            _chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1, cp_nics=both, cp_share=dp_share),
             zero3_exposed=times.zero3_exposed, zero3_fwd=merged(z3f, "zero3.gather.fwd"),
             zero3_bwd=merged(z3b, "zero3.gather+reduce.bwd"),
             dp_reduce=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind != "all-gather"),

@@ -63,7 +63,7 @@ def plan_scenario(scenario) -> SimPlan:
 
 def _fold(plan: SimPlan, eng: Engine, scenario, overlap: bool, contention: bool) -> tuple[Estimate, int]:
     logs, step = eng.logs, plan.step
-    busy = [lg.compute + lg.tp + lg.p2p + lg.zero3 + lg.offload for lg in logs]
+    busy = [lg.compute + lg.tp + lg.cp + lg.p2p + lg.zero3 + lg.offload for lg in logs]
     top = max(busy)  # the first stage within rounding of the busiest (coarse and fine pick the same)
     b = next(i for i, x in enumerate(busy) if x >= top * (1 - 1e-9))
     crit = logs[b]
@@ -73,7 +73,7 @@ def _fold(plan: SimPlan, eng: Engine, scenario, overlap: bool, contention: bool)
     optimizer = plan.stages[finisher].optimizer if step_time > pipe_end else 0.0
     optimizer = min(optimizer, step_time - pipe_end)
     breakdown = TimeBreakdown(
-        compute=crit.compute, tp_comm=crit.tp, pp_bubble=max(0.0, pipe_end - busy[b]), pp_comm=crit.p2p,
+        compute=crit.compute, tp_comm=crit.tp, cp_comm=crit.cp, pp_bubble=max(0.0, pipe_end - busy[b]), pp_comm=crit.p2p,
         dp_comm_exposed=crit.zero3 + max(0.0, step_time - pipe_end - optimizer), optimizer=optimizer,
         other=crit.offload,
     )
@@ -109,7 +109,7 @@ def stage_memory_of(plan: SimPlan, i: int):
 def _utilisation(eng: Engine, step_time: float) -> list[ResourceUse]:
     out = []
     for i, lg in enumerate(eng.logs):
-        b = lg.compute + lg.tp + lg.p2p + lg.zero3
+        b = lg.compute + lg.tp + lg.cp + lg.p2p + lg.zero3
         out.append(ResourceUse(f"stage {i} compute stream", b, b / step_time))
         if lg.comm_busy:
             priced = sum(t.seconds for t in eng.plan.stages[i].dp_reduce)

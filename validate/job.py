@@ -15,7 +15,8 @@ from planner.specs import Layout, ModelSpec, TrainingSpec
 from planner.specs.base import Spec
 from planner.specs.layout import check_layout
 
-LAYOUT_KEYS = {"tp", "pp", "dp", "vpp", "zero", "zero_stage", "schedule", "fsdp", "sp", "sequence_parallel"}
+LAYOUT_KEYS = {"tp", "pp", "dp", "cp", "cp_kind", "vpp", "zero", "zero_stage", "schedule", "fsdp", "sp",
+               "sequence_parallel"}
 
 
 def parse_layout(text: str) -> Layout:
@@ -32,8 +33,8 @@ def parse_layout(text: str) -> Layout:
         if key in ("fsdp", "sp", "sequence_parallel"):
             flag = val.lower() not in ("0", "false", "no", "off") if val else True
             values["fsdp" if key == "fsdp" else "sequence_parallel"] = flag
-        elif key == "schedule":
-            values["schedule"] = val
+        elif key in ("schedule", "cp_kind"):
+            values[key] = val
         else:
             try:
                 values["zero_stage" if key.startswith("zero") else key] = int(val)
@@ -41,6 +42,8 @@ def parse_layout(text: str) -> Layout:
                 raise SpecError(f"'{key}' needs an integer, got '{val}'", field="layout") from None
     if values.get("vpp", 1) > 1 and "schedule" not in values:
         values["schedule"] = "interleaved-1f1b"
+    if values.get("cp", 1) > 1 and "cp_kind" not in values:
+        values["cp_kind"] = "ring"  # the validator's cp job runs the ring unless told cp_kind=allgather
     try:
         return Layout.model_validate(values)
     except ValueError as exc:  # pydantic ValidationError is a ValueError
@@ -55,6 +58,8 @@ def parse_layout(text: str) -> Layout:
 def layout_text(layout: Layout) -> str:
     """Inverse of ``parse_layout`` (only non-default keys), e.g. ``tp=2,pp=2``."""
     parts = [f"tp={layout.tp}", f"pp={layout.pp}", f"dp={layout.dp}"]
+    if layout.cp > 1:
+        parts += [f"cp={layout.cp}", f"cp_kind={layout.cp_kind or 'ring'}"]
     if layout.pp > 1:
         parts.append(f"schedule={layout.schedule}")
     if layout.vpp > 1:
@@ -135,8 +140,12 @@ class JobSpec(Spec):
         """SpecError (with the arithmetic) if the job cannot run."""
         lay, m = self.layout, self.model
         check_layout(lay, m, self.training_spec(), lay.gpus)
-        if lay.cp > 1 or lay.ep > 1:
-            raise SpecError("the validator runs tp, pp, dp only (cp = ep = 1)", field="layout")
+        if lay.ep > 1:
+            raise SpecError("the validator runs tp, pp, dp and cp only (ep = 1)", field="layout")
+        if lay.cp > 1 and (lay.tp > 1 or lay.pp > 1 or lay.effective_zero_stage or self.compute_dtype != "fp32"):
+            raise SpecError(f"the context-parallel job runs cp with dp only, replicated fp32 parameters (tp=1, pp=1, "
+                            f"zero=0, --dtype fp32); got tp={lay.tp}, pp={lay.pp}, zero={lay.effective_zero_stage}, "
+                            f"dtype={self.compute_dtype}", field="layout.cp")
         if m.kv_heads % lay.tp:
             raise SpecError(f"kv_heads({m.kv_heads}) % tp({lay.tp}) != 0 (validator shards k/v by head)",
                             field="layout.tp")
@@ -211,7 +220,8 @@ def layout_for_nproc(text: str, nproc: int | None) -> Layout:
             raise SpecError(f"tp({lay.tp}) * pp({lay.pp}) * dp({lay.dp}) = {lay.gpus} != nproc({nproc})",
                             field="layout")
         return lay
-    per = lay.tp * lay.pp
+    per = lay.tp * lay.pp * lay.cp
     if nproc % per:
-        raise SpecError(f"nproc({nproc}) % (tp({lay.tp}) * pp({lay.pp})) = {nproc % per} != 0", field="layout")
+        cp = f" * cp({lay.cp})" if lay.cp > 1 else ""
+        raise SpecError(f"nproc({nproc}) % (tp({lay.tp}) * pp({lay.pp}){cp}) = {nproc % per} != 0", field="layout")
     return lay.replace(dp=nproc // per)

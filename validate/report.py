@@ -63,6 +63,7 @@ def predicted_collective_calls(spec: JobSpec, pp_rank: int = 0) -> dict[str, int
     ones (ZeRO-3 / FSDP: one per sharded unit; a bucketed DDP / ZeRO-1 reduction is priced as one call) and
     one send and one receive per micro-batch and neighbouring model chunk (activation forward, gradient
     back; with ``vpp`` chunks per GPU, chunk ``c`` sits on pipeline position ``c mod pp``)."""
+    from planner.work.context import cp_collective_calls
     from planner.work.ops import Collective
     from planner.work.step import build_step
 
@@ -74,8 +75,11 @@ def predicted_collective_calls(spec: JobSpec, pp_rank: int = 0) -> dict[str, int
         for block, repeats in stage.blocks:
             for ops in (block.forward, block.backward_input, block.backward_weight, block.recompute):
                 for op in ops:
-                    if isinstance(op, Collective):
+                    if isinstance(op, Collective) and op.axis != "cp":
                         counts[op.kind] += repeats * mb
+                for kind, n in cp_collective_calls(ops).items():  # ring sends (one send, one receive), cp gathers
+                    for k in (("send", "recv") if kind == "send-recv" else (kind,)):
+                        counts[k] += n * repeats * mb
         for op in stage.per_microbatch_comm:
             counts[op.kind] += mb * op.calls
         for op in stage.per_step_comm:

@@ -95,7 +95,12 @@ def run_rank(job: JobSpec, job_dir: Path, timeout_s: float) -> None:
         status.update(coords={n: mesh.get_local_rank(n) for n in ("dp", "pp", "tp")}, phase="reference")
         ref = reference_step(job, device) if job.check_numerics else None
         status.update(phase="build")
-        run = ParallelRun(job, mesh, device)
+        if job.layout.cp > 1:  # context parallelism: validate/parallel/context.py
+            from .parallel.context import ContextParallelRun
+
+            run = ContextParallelRun(job, mesh, device)
+        else:
+            run = ParallelRun(job, mesh, device)
         untimed = max(job.warmup, 1 if job.check_numerics else 0)
         times: list[float] = []
         losses: list[float] = []

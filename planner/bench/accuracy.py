@@ -64,6 +64,7 @@ class RowResult(_Result):
     hardware: str = Field(description="hardware profile used")
     recipe: str = Field(description="framework recipe that priced the row (inferred from its framework column)")
     gpus: int = Field(description="ranks")
+    cp: int = Field(1, description="context-parallel degree of the layout")
     layout: str = Field(description="layout, micro-batch and global batch used")
     recompute: str = Field(description="recompute setting used")
     compared: str = Field(description="'step_time' (sec_per_iter read from the source) or 'tflops'")
@@ -112,6 +113,7 @@ class Summary(_Result):
     by_source: dict[str, GroupStats] = Field(description="per source key")
     by_recipe: dict[str, GroupStats] = Field(description="per framework recipe")
     fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated rows per profile")
+    context_parallel: GroupStats | None = Field(None, description="rows run with context parallelism (cp > 1)")
 
 
 class AccuracyReport(_Result):
@@ -155,6 +157,7 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
     return RowResult(
         row_id=case.row_id, source_id=case.source_id, model=case.model_name, hardware=est.hardware,
         recipe=case.scenario.training.recipe, gpus=gpus,
+        cp=lay.cp,
         layout=f"{lay.describe()} mb{trn.micro_batch_size} gbs{trn.global_batch_size}",
         recompute=trn.recompute, compared=compared, convention=case.convention,
         measured_tflops=meas_tflops, predicted_tflops=pred_tflops, measured_step_s=case.measured_step_s,
@@ -193,6 +196,7 @@ def summarize(rows: list[RowResult]) -> Summary:
         by_hardware=by(lambda r: r.hardware, rows), by_source=by(lambda r: r.source_id, rows),
         by_recipe=by(lambda r: r.recipe, rows),
         fully_stated_by_hardware=by(lambda r: r.hardware, full),
+        context_parallel=group_stats(r.error_pct for r in rows if r.cp > 1),
     )
 
 

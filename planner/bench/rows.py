@@ -39,7 +39,7 @@ precision      blank / "not stated"           bf16 ("mixed" without a dtype is b
                                               are equal: the choice cannot change a prediction)
 flash_attn.    blank / "not stated"           on for frameworks that fuse attention by default
                                               (Megatron-Core, NeMo, Megatron-Bridge, torchtitan,
-                                              LLM Foundry), else off
+                                              LLM Foundry) and with cp > 1, else off
 FLOPs conv.    tflops_kind "unspecified"      Megatron Eq. 3 (f = 4 with full recompute, else 3)
                                               for Megatron-family frameworks (Megatron, GPT-NeoX,
                                               DeepSpeed); flagged only when TFLOP/s is the
@@ -48,7 +48,8 @@ FLOPs conv.    tflops_kind "unspecified"      Megatron Eq. 3 (f = 4 with full re
 
 Stated settings read without a flag: the recipe (``deepspeed`` when the framework names
 DeepSpeed, ``fsdp`` for FSDP, else ``megatron``), the Megatron distributed optimizer, SGD when the
-notes say so, and a data-parallel reduction that the notes say is "not overlapped". Rows with
+notes say so, and a data-parallel reduction that the notes say is "not overlapped", the context-parallel exchange when the notes name
+``--cp-comm-type allgather`` or ``p2p`` (else the recipe's default). Rows with
 parameter CPU offload are skipped (not modelled).
 """
 
@@ -314,13 +315,15 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     if prec_default:
         defaults.append("precision")
     flash = yes_no_cell(row["flash_attention"])
-    if flash is None:
-        flash = bool(FUSED_ATTENTION_FRAMEWORKS.search(row["framework"]))
+    if flash is None:  # context parallelism runs a fused kernel per K/V chunk in every framework that has it
+        flash = cp > 1 or bool(FUSED_ATTENTION_FRAMEWORKS.search(row["framework"]))
         defaults.append("flash_attention")
     if re.search(r"microbatch-level", row["recompute"], re.I):
         flags.append("recompute_approximated")
         defaults.append("recompute")
-    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, vpp=vpp, zero_stage=zero, fsdp=fsdp, sequence_parallel=sp,
+    cp_kind = next((k for k, flag in (("allgather", "--cp-comm-type allgather"), ("ring", "--cp-comm-type p2p"))
+                    if flag in row["notes"]), None)  # None: the recipe's default exchange
+    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp, sequence_parallel=sp,
                     schedule="interleaved-1f1b" if vpp > 1 else "1f1b")
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",

@@ -49,6 +49,8 @@ def render_accuracy(report) -> Group:
     s = report.summary
     summary.add_row(*_stats_row("all predicted rows", s.all_rows))
     summary.add_row(*_stats_row("fully stated rows", s.fully_stated), style="bold")
+    if s.context_parallel is not None and s.context_parallel.rows:
+        summary.add_row(*_stats_row("context-parallel rows (cp > 1)", s.context_parallel))
     for name, g in s.by_hardware.items():
         summary.add_row(*_stats_row(f"hardware {name}", g))
     for name, g in s.fully_stated_by_hardware.items():

@@ -20,7 +20,8 @@ TpOpt = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degr
 PpOpt = Annotated[Optional[int], typer.Option("--pp", help="Pipeline-parallel degree.")]
 VppOpt = Annotated[Optional[int], typer.Option("--vpp", help="Virtual stages per pipeline rank (interleaved 1F1B).")]
 DpOpt = Annotated[Optional[int], typer.Option("--dp", help="Data-parallel degree (default: gpus / (tp*pp*cp)).")]
-CpOpt = Annotated[Optional[int], typer.Option("--cp", help="Context-parallel degree (validated; priced later).")]
+CpOpt = Annotated[Optional[int], typer.Option("--cp", help="Context-parallel degree (sequence split in 2*cp chunks).")]
+CpKindOpt = Annotated[Optional[str], typer.Option("--cp-kind", help="Context-parallel K/V exchange: ring or allgather (default: the recipe's).")]
 MicroOpt = Annotated[Optional[int], typer.Option("--micro-batch", help="Micro-batch size, sequences.")]
 GlobalOpt = Annotated[Optional[int], typer.Option("--global-batch", help="Global batch, sequences per step.")]
 SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length, tokens.")]
@@ -37,7 +38,8 @@ LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario
 #: The options every scenario-taking command shares, in the order ``--help`` lists them.
 SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("model", ModelOpt), ("hardware", HardwareOpt), ("calibration", CalibrationOpt), ("gpus", GpusOpt),
-    ("tp", TpOpt), ("pp", PpOpt), ("vpp", VppOpt), ("dp", DpOpt), ("cp", CpOpt), ("micro_batch", MicroOpt),
+    ("tp", TpOpt), ("pp", PpOpt), ("vpp", VppOpt), ("dp", DpOpt), ("cp", CpOpt), ("cp_kind", CpKindOpt),
+    ("micro_batch", MicroOpt),
     ("global_batch", GlobalOpt), ("seq", SeqOpt), ("zero", ZeroOpt), ("fsdp", FsdpOpt),
     ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
     ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
@@ -74,19 +76,20 @@ CHOICES = {
     "precision": ("bf16", "fp16", "fp8"),
     "recipe": ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "fsdp1", "torch-amp", "megatron", "fsdp"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
+    "cp_kind": ("ring", "allgather"),
 }
 
 
 def check_choice(field: str, value: str | None) -> None:
     """SpecError listing the allowed values when ``value`` is not one of them."""
     if value is not None and value not in CHOICES[field]:
-        raise SpecError(f"'{value}' is not one of: {', '.join(CHOICES[field])}", field=f"--{field}")
+        raise SpecError(f"'{value}' is not one of: {', '.join(CHOICES[field])}", field=f"--{field.replace('_', '-')}")
 
 
 def build_scenario(
     *, model: str | None, hardware: str | None, calibration: str | None = None, gpus: int | None = None,
     tp: int | None = None, pp: int | None = None, vpp: int | None = None, dp: int | None = None,
-    cp: int | None = None, micro_batch: int | None = None, global_batch: int | None = None,
+    cp: int | None = None, cp_kind: str | None = None, micro_batch: int | None = None, global_batch: int | None = None,
     seq: int | None = None, zero: int | None = None, fsdp: bool | None = None,
     recompute: str | None = None, sequence_parallel: bool | None = None, precision: str | None = None,
     recipe: str | None = None, flash_attention: bool | None = None, schedule: str | None = None,
@@ -96,7 +99,7 @@ def build_scenario(
     from hwprofiles import load_hardware, load_model
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
-                         ("schedule", schedule)):
+                         ("schedule", schedule), ("cp_kind", cp_kind)):
         check_choice(field, value)
     if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
@@ -115,7 +118,7 @@ def build_scenario(
         if value is not None:
             d[key] = value
 
-    for key, value in (("tp", tp), ("pp", pp), ("vpp", vpp), ("cp", cp), ("zero_stage", zero),
+    for key, value in (("tp", tp), ("pp", pp), ("vpp", vpp), ("cp", cp), ("cp_kind", cp_kind), ("zero_stage", zero),
                        ("fsdp", fsdp), ("sequence_parallel", sequence_parallel), ("schedule", schedule)):
         put(lay, key, value)
     if vpp is not None and vpp > 1 and schedule is None:

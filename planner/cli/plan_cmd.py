@@ -68,7 +68,7 @@ def plans_table(result, width: int | None = None) -> Table:
     cells = []
     for tag, p, _style in rows:
         e = p.estimate
-        comm = (e.time.tp_comm + e.time.pp_comm + e.time.dp_comm_exposed) / e.step_time_s
+        comm = (e.time.tp_comm + e.time.cp_comm + e.time.pp_comm + e.time.dp_comm_exposed) / e.step_time_s
         over = e.peak_memory_bytes > p.usable_memory_bytes
         name = p.layout.describe() + " " + SCHED_SHORT[p.layout.schedule]
         if p.gpus != result.gpus:

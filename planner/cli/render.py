@@ -10,7 +10,7 @@ from rich.text import Text
 from ..cost.result import Estimate
 
 TIME_COLORS = {
-    "compute": "green", "tp_comm": "magenta", "pp_bubble": "red", "pp_comm": "yellow",
+    "compute": "green", "tp_comm": "magenta", "cp_comm": "bright_magenta", "pp_bubble": "red", "pp_comm": "yellow",
     "dp_comm_exposed": "cyan", "optimizer": "blue", "other": "white",
 }
 GIB = 2**30
@@ -69,6 +69,8 @@ def time_table(est: Estimate, analysis=None) -> Table:
         saving = {s.part: s.saving for s in analysis.speedups}
         top = analysis.bottleneck.part if analysis.bottleneck.saving > 0 else None
     for key, value in parts.items():
+        if key == "cp_comm" and not value:  # shown only for context-parallel layouts
+            continue
         row = [Text(key, style=TIME_COLORS[key]), fmt_seconds(value), f"{value / est.step_time_s:6.1%}"]
         if analysis is not None:
             row.append(f"{saving[key]:.1%}" if key in saving else "-")

@@ -38,6 +38,13 @@ class StageTimes:
     tp_hidden_compute: float = 0.0  # compute of passes whose overlapped TP communication outlasts it, s
     offload_exposed: float = 0.0  # host-link copies of one micro-batch not hidden by its compute, s
     offload_step: float = 0.0  # per-step offload: gradients out, CPU Adam, parameters back, s
+    fwd_cp: float = 0.0  # exposed context-parallel exchange of the forward, s
+    bwd_cp: float = 0.0  # ... of the backward (input-grad, weight-grad and recompute), s
+
+    @property
+    def cp_comm(self) -> float:
+        """Exposed context-parallel communication of one micro-batch, s."""
+        return self.fwd_cp + self.bwd_cp
 
     @property
     def compute(self) -> float:
@@ -53,16 +60,17 @@ class StageTimes:
         """The micro-batch pass used by the schedule (sends split fwd/bwd; ``chunks`` virtual stages)."""
         half = self.p2p * chunks / 2
         return StagePass(
-            forward=self.fwd_compute + self.fwd_tp + half + (self.zero3_exposed + self.offload_exposed) / 2,
+            forward=(self.fwd_compute + self.fwd_tp + self.fwd_cp + half
+                     + (self.zero3_exposed + self.offload_exposed) / 2),
             backward_input=(self.bwd_input_compute + self.bwd_input_tp + self.recompute_compute
-                            + self.recompute_tp + half + (self.zero3_exposed + self.offload_exposed) / 2),
+                            + self.recompute_tp + self.bwd_cp + half + (self.zero3_exposed + self.offload_exposed) / 2),
             backward_weight=self.bwd_weight_compute,
         )
 
 
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication."""
-    parts = {"f": [0.0, 0.0, 0.0], "bi": [0.0, 0.0, 0.0], "bw": [0.0, 0.0, 0.0], "r": [0.0, 0.0, 0.0]}
+    parts = {k: [0.0, 0.0, 0.0, 0.0] for k in ("f", "bi", "bw", "r")}  # compute, tp comm, host, cp comm
     ring = step.training.tp_comm_overlap and step.training.tp_overlap_style == "ring-exchange"
     for block, n in stage.blocks:
         if n == 0:
@@ -75,13 +83,14 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
                 parts[key][0] += comp * n
                 parts[key][1] += comm * n
                 parts[key][2] += bt.host * n
+                parts[key][3] += bt.cp_comm * n
     for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
-        part[0] = max(part[0], part[2] - part[1])
+        part[0] = max(part[0], part[2] - part[1] - part[3])
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
     tp_hidden = 0.0
     if step.training.tp_comm_overlap and not ring:  # collectives hide under the GEMMs of the same pass
-        tp_hidden = sum(hidden_compute(c, t) for c, t, _host in parts.values())  # booked as tp_comm
+        tp_hidden = sum(hidden_compute(c, t) for c, t, _host, _cp in parts.values())  # booked as tp_comm
         parts["f"][1] = max(0.0, parts["f"][1] - parts["f"][0])
         parts["bi"][1] = max(0.0, parts["bi"][1] - parts["bi"][0])
         parts["bw"][1] = max(0.0, parts["bw"][1] - parts["bw"][0])
@@ -104,6 +113,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
+        fwd_cp=parts["f"][2], bwd_cp=parts["bi"][2] + parts["bw"][2] + parts["r"][2],
     )
 
 
@@ -135,7 +145,9 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
     worst = 0.0
     slack = 0.0
     for t in times:
-        backward = t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute
+        # the backward's wall time on the compute stream (exposed cp exchange included; the simulator's
+        # reduction window is the same); TP collectives are left out as before (see docs/context_parallel.md)
+        backward = t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + t.bwd_cp
         if zb:  # stage i's last W ends i(B - W) before stage 0's (Qi et al. 2023, Fig. 3 top)
             backward = t.bwd_weight_compute
             slack_step = t.bwd_input_compute + t.recompute_compute - t.bwd_weight_compute
@@ -218,7 +230,7 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     hidden = slow.zero3_hidden_compute  # booked as communication: it ran under longer ZeRO-3 traffic
     tp_hidden = slow.tp_hidden_compute  # likewise under longer overlapped TP collectives
     breakdown = TimeBreakdown(
-        compute=m * (slow.compute - hidden - tp_hidden), tp_comm=m * (slow.tp_comm + tp_hidden),
+        compute=m * (slow.compute - hidden - tp_hidden), tp_comm=m * (slow.tp_comm + tp_hidden), cp_comm=m * slow.cp_comm,
         pp_bubble=pipe.bubble,
         pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * (slow.zero3_exposed + hidden) + dp_exposed,
         optimizer=optimizer, other=m * slow.offload_exposed,

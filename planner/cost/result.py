@@ -36,6 +36,8 @@ class TimeBreakdown(Result):
 
     compute: float = Field(description="GEMMs, attention, element-wise, embedding/loss on the critical path, s")
     tp_comm: float = Field(description="exposed tensor-parallel collectives, s")
+    cp_comm: float = Field(0.0, description="exposed context-parallel K/V exchange (ring sends beyond their "
+                           "block, all-gathers / reduce-scatters over cp), s")
     pp_bubble: float = Field(description="pipeline fill/drain idle time, s")
     pp_comm: float = Field(description="exposed pipeline point-to-point transfers, s")
     dp_comm_exposed: float = Field(description="data-parallel / ZeRO communication not hidden by compute, s")
@@ -46,7 +48,7 @@ class TimeBreakdown(Result):
     def total(self) -> float:
         """Sum of the parts, s."""
         return (
-            self.compute + self.tp_comm + self.pp_bubble + self.pp_comm + self.dp_comm_exposed
+            self.compute + self.tp_comm + self.cp_comm + self.pp_bubble + self.pp_comm + self.dp_comm_exposed
             + self.optimizer + self.other
         )
 

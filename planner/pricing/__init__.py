@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout, TrainingSpec
+from ..work.context import RingAttention
 from ..work.ops import Attention, Collective, Gemm, MemoryOp, Op, launches
 from .collectives import CollectivePricer
 from .compute import ComputePricer
@@ -16,7 +17,8 @@ AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate")
 
 @dataclass(frozen=True, slots=True)
 class BlockTime:
-    """Seconds of an op list split into compute and tensor-parallel communication; ``host`` is the
+    """Seconds of an op list split into compute, tensor-parallel communication and exposed
+    context-parallel communication (ring transfers beyond their block, cp all-gathers); ``host`` is the
     CPU's dispatch time of the list's kernels (recipe host_dispatch_us per kernel). The host floor is
     applied per pass (planner.cost.analytic.price_stage): the CPU runs ahead of the GPU through the
     launch queue, so a short block's dispatch hides behind its neighbours' kernels."""
@@ -25,11 +27,12 @@ class BlockTime:
     tp_comm: float
     host: float = 0.0
     device: float = 0.0
+    cp_comm: float = 0.0
 
     @property
     def total(self) -> float:
-        """compute + tp_comm, s."""
-        return self.compute + self.tp_comm
+        """compute + tp_comm + cp_comm, s."""
+        return self.compute + self.tp_comm + self.cp_comm
 
 
 class Pricer:
@@ -56,7 +59,23 @@ class Pricer:
             return self.compute.attention_time(op)
         if isinstance(op, MemoryOp):
             return self.compute.memory_time(op)
+        if isinstance(op, RingAttention):
+            return sum(self.ring_attention_time(op))
         return self.collective_time(op)
+
+    def ring_attention_time(self, op: RingAttention) -> tuple[float, float]:
+        """(compute, exposed communication) seconds of a ring-attention core: ``steps`` blocks and
+        steps-1 corrections on the compute stream; each of the steps-1 sends to the next cp rank runs
+        under one block (+ its correction) and is exposed only by what it outlasts it; the tail send
+        (backward's last dK/dV hop) is exposed whole. Sends are priced as the cp group's p2p hop (over
+        the NIC share when the ring crosses nodes: every rank of a node sends at once)."""
+        block = self.compute.attention_time(op.block)
+        corr = self.compute.memory_time(op.correction) if op.steps > 1 else 0.0
+        group = self.groups["cp"]
+        send = self.collectives.p2p_time(op.transfer_bytes, group)
+        tail = self.collectives.p2p_time(op.tail_bytes, group) if op.tail_bytes else 0.0
+        compute = op.steps * block + op.transfers * corr
+        return compute, op.transfers * max(0.0, send - block - corr) + tail
 
     def collective_time(self, op: Collective, group: GroupPlacement | None = None) -> float:
         """Seconds of a collective over its axis group (or over ``group``): ``op.calls`` collectives
@@ -71,17 +90,26 @@ class Pricer:
         hit = self._blocks.get(id(ops))
         if hit is not None and hit[0] is ops:
             return hit[1]
-        comp = comm = 0.0
+        comp = comm = cp = 0.0
         kernels = 0
         for op in ops:
+            if isinstance(op, RingAttention):
+                c, e = self.ring_attention_time(op)
+                comp += c
+                cp += e
+                kernels += 2 * op.steps - 1  # a block kernel per step, a softmax correction after all but the first
+                continue
             t = self.op_time(op)
             kernels += launches(op) * (self.recompute_host_calls if op.phase == "recompute" else 1)
             if isinstance(op, Collective):
-                comm += t
+                if op.axis == "cp":
+                    cp += t
+                else:
+                    comm += t
             else:
                 comp += t
         host = kernels * self.host_dispatch_s
-        result = BlockTime(comp, comm, host, comp)
+        result = BlockTime(comp, comm, host, comp, cp)
         self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
         return result
 

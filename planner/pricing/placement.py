@@ -9,6 +9,10 @@ mesh [pp, dp, cp, tp]: dp groups come next to tp, pipeline stages farthest apart
 The *fast domain* is the set of devices one NVLink/xGMI fabric joins: one node by default, or
 ``node.fast_domain_nodes`` nodes (GB200 NVL72: 18 trays of 4 GPUs = 72). A group whose members
 share one fast domain is priced on that fabric even when they sit in different nodes.
+
+With cp > 1 the "dp" and "dp_shard" groups are dp × cp groups (planner/work/context.py): every cp
+rank of their data-parallel ranks (cp has stride tp in both orders, as in Megatron-Core's
+``tp-cp-ep-dp-pp`` and torchtitan's (pp, dp_replicate, dp_shard, cp, tp) mesh).
 """
 
 from __future__ import annotations
@@ -73,9 +77,26 @@ def place(size: int, stride: int, devices_per_node: int, domain_nodes: int = 1) 
     return GroupPlacement(size, stride, g, k, in_first_node, nodes[-1] - nodes[0] + 1, len(set(first_domain)))
 
 
+def place_members(ranks: list[int], devices_per_node: int, domain_nodes: int = 1) -> GroupPlacement:
+    """Placement of the group made of ``ranks`` (ascending; strides need not be uniform), with
+    ``domain_nodes`` nodes per fast domain, as ``place``."""
+    nodes = [r // devices_per_node for r in ranks]
+    per_domain = devices_per_node * domain_nodes
+    domains = [r // per_domain for r in ranks]
+    in_first_node = tuple(r % devices_per_node for r, n in zip(ranks, nodes) if n == nodes[0])
+    first_domain = [n for n, d in zip(nodes, domains) if d == domains[0]]
+    stride = ranks[1] - ranks[0] if len(ranks) > 1 else 1
+    return GroupPlacement(len(ranks), stride, len(first_domain), len(set(domains)), in_first_node,
+                          nodes[-1] - nodes[0] + 1, len(set(first_domain)))
+
+
 def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile) -> GroupPlacement:
-    """Placement of a group of ``axis`` for ``layout`` on ``hardware``."""
+    """Placement of a group of ``axis`` for ``layout`` on ``hardware``; with cp > 1 the dp and dp_shard
+    groups are dp × cp (dp_shard × cp) groups: every cp rank of each of their data-parallel ranks."""
     size, stride = axis_stride(layout, axis)
+    if layout.cp > 1 and axis in ("dp", "dp_shard"):
+        ranks = sorted(d * stride + c * layout.tp for d in range(size) for c in range(layout.cp))
+        return place_members(ranks, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
     return place(size, stride, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from ..work.context import RingAttention
 from ..work.ops import Collective, Gemm, Op
 
 STYLES = ("pass", "ring-exchange")
@@ -44,10 +45,12 @@ def ring_exchange_time(ops: tuple[Op, ...], pricer) -> tuple[float, float]:
     used: set[int] = set()
     tp = pricer.layout.tp
     for op in ops:
-        if not isinstance(op, Collective):
+        if isinstance(op, RingAttention):  # its exposed cp exchange is BlockTime.cp_comm, not TP
+            compute += pricer.ring_attention_time(op)[0]
+        elif not isinstance(op, Collective):
             compute += pricer.op_time(op)
     for i, op in enumerate(ops):
-        if not isinstance(op, Collective):
+        if not isinstance(op, Collective) or op.axis == "cp":  # cp collectives: BlockTime.cp_comm
             continue
         c = pricer.op_time(op)
         j = _paired_gemm(ops, i, op.kind, used) if op.axis == "tp" and op.kind != "all-reduce" else None

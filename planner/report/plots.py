@@ -8,7 +8,7 @@ from .frontier import GB
 
 #: No version string or timestamp in the PNG text chunks.
 PNG_METADATA = {"Software": None}
-PART_COLORS = {"compute": "#4c9f70", "tp_comm": "#d9822b", "pp_bubble": "#bbbbbb", "pp_comm": "#8e6c8a",
+PART_COLORS = {"compute": "#4c9f70", "tp_comm": "#d9822b", "cp_comm": "#e6a0c4", "pp_bubble": "#bbbbbb", "pp_comm": "#8e6c8a",
                "dp_comm_exposed": "#c0392b", "optimizer": "#555555", "other": "#999999"}
 MEM_COLORS = {"params": "#3b6ea5", "grads": "#6fa8dc", "optimizer": "#d9822b", "activations": "#4c9f70",
               "buffers": "#8e6c8a", "reserved": "#999999"}
@@ -52,7 +52,7 @@ def headline_png(r: dict, path: Path) -> Path:
 def _stacked(ax, labels: list[str], times: list[dict]) -> None:
     bottom = [0.0] * len(labels)
     for part, color in PART_COLORS.items():
-        vals = [t[part] for t in times]
+        vals = [t.get(part, 0.0) for t in times]
         if not any(vals):
             continue
         ax.bar(labels, vals, bottom=bottom, color=color, label=part)

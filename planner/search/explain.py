@@ -12,7 +12,7 @@ from .result import Plan
 
 GIB = 2**30
 FIELD_TEXT = {
-    "compute": "compute", "tp_comm": "tensor-parallel communication", "pp_bubble": "pipeline bubble",
+    "compute": "compute", "tp_comm": "tensor-parallel communication", "cp_comm": "context-parallel K/V exchange", "pp_bubble": "pipeline bubble",
     "pp_comm": "pipeline send/recv", "dp_comm_exposed": "exposed data-parallel/ZeRO communication",
     "optimizer": "optimizer step", "other": "other",
 }
@@ -30,6 +30,7 @@ def _diff_context(field: str, a: Plan, b: Plan) -> str:
                       ("schedule", la.schedule, lb.schedule), ("vpp", la.vpp, lb.vpp)],
         "pp_comm": [("pp", la.pp, lb.pp), ("vpp", la.vpp, lb.vpp), ("sp", la.sequence_parallel,
                                                                    lb.sequence_parallel)],
+        "cp_comm": [("cp", la.cp, lb.cp), ("cp kind", la.cp_kind, lb.cp_kind), ("tp", la.tp, lb.tp)],
         "tp_comm": [("tp", la.tp, lb.tp), ("sp", la.sequence_parallel, lb.sequence_parallel),
                     ("recompute", ta.recompute, tb.recompute)],
         "compute": [("micro-batch", ta.micro_batch_size, tb.micro_batch_size), ("recompute", ta.recompute,

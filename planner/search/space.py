@@ -21,6 +21,9 @@ The default space (documented choices, each overridable by a constraint flag):
   pipelining; ``--zero 2`` forces stage 2); pp = 1 -> ZeRO 0..3 (FSDP when the recipe is fsdp),
   plus hybrid sharding over the node-local data-parallel ranks for stage 3.
 - sequence parallel on whenever tp > 1 (unless ``sequence_parallel`` says otherwise).
+- cp: 1, and for sequences of at least CP_MIN_SEQ tokens the divisors of gpus / tp that cut the
+  sequence into 2*cp equal chunks (seq % (2*cp) == 0) of at least CP_MIN_CHUNK tokens each
+  (planner/work/context.py); the K/V exchange is the recipe's (``Layout.cp_kind`` unset).
 - micro-batch: powers of two up to 16 dividing the per-replica batch; recompute none, selective,
   full.
 - offload (planner.search.offload_search): only for a candidate that does not fit without it, the
@@ -43,6 +46,8 @@ OBJECTIVES = ("throughput", "memory", "cost")
 RECOMPUTES = ("none", "selective", "full")
 MICRO_BATCHES = (1, 2, 4, 8, 16)
 MAX_VPP = 8
+CP_MIN_SEQ = 8192  # context parallelism is offered from 8k tokens (NeMo's long-context recipes start at 16k)
+CP_MIN_CHUNK = 512  # tokens per load-balancing chunk: smaller chunks leave the attention blocks too small
 
 
 class SearchConstraints(Spec):
@@ -50,6 +55,7 @@ class SearchConstraints(Spec):
 
     max_tp: int | None = Field(None, gt=0, description="largest tensor-parallel degree")
     pp: int | None = Field(None, gt=0, description="pipeline-parallel degree to use")
+    cp: int | None = Field(None, gt=0, description="context-parallel degree to use")
     zero: int | None = Field(None, ge=0, le=3, description="ZeRO stage to use (3 = FSDP with recipe fsdp)")
     micro_batch: int | None = Field(None, gt=0, description="micro-batch size, sequences")
     recompute: Literal["none", "selective", "full"] | None = Field(None, description="activation recompute")
@@ -80,7 +86,7 @@ class Candidate:
     def key(self) -> tuple:
         """Deterministic tie-break key (smaller first)."""
         lay, trn = self.layout, self.training
-        return (self.gpus, lay.tp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
+        return (self.gpus, lay.tp, lay.cp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
                 lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,
                 RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()), lay.rank_order,
                 trn.offload.describe(), trn.tp_comm_overlap, trn.tp_overlap_style)
@@ -180,18 +186,14 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                c: SearchConstraints, counts: Counts) -> list[Structure]:
     """Every layout structure of the space, in deterministic order; cut ones are tallied in ``counts``."""
     node = hardware.node.devices_per_node
-    domain = hardware.node.fast_domain_devices  # tp may fill the fast domain (rank orders: rank_order_variants)
     L = model.num_layers
     out: list[Structure] = []
-    for tp in tp_degrees(model, hardware, gpus, cross_node=True):
-        if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > domain or domain % tp)):
-            counts.constraint += 1
-            continue
-        for pp in divisors_upto(gpus // tp, L):
+    for tp, cp in _tp_cp(model, hardware, gpus, training, c, counts):
+        for pp in divisors_upto(gpus // (tp * cp), L):
             if c.pp is not None and pp != c.pp:
                 counts.constraint += 1
                 continue
-            dp = gpus // (tp * pp)
+            dp = gpus // (tp * cp * pp)
             if training.global_batch_size % dp:
                 counts.invalid += 1
                 continue
@@ -200,11 +202,11 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                 counts.invalid += 1
                 continue
             for sched, vpp in _schedules(L, pp, split, c, counts):
-                for zero, fsdp, dp_shard in _shardings(pp, dp, tp, node, training, c, counts):
+                for zero, fsdp, dp_shard in _shardings(pp, dp, tp, node, training, c, counts, cp):
                     sps = [False] if tp == 1 else ([c.sequence_parallel] if c.sequence_parallel is not None
                                                    else [True])
                     for sp in sps:
-                        out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
+                        out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, cp=cp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
                                                     dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
                                                     stage_layers=split), gpus))
     return out
@@ -250,6 +252,31 @@ def _rank_orders(tp: int, pp: int, dp: int, domain: int, c: SearchConstraints) -
     return ("tp-cp-pp-dp",)
 
 
+def cp_degrees(training: TrainingSpec, gpus_per_tp: int) -> list[int]:
+    """Context-parallel degrees offered: 1, plus (sequences >= CP_MIN_SEQ, fused attention) the divisors
+    of ``gpus_per_tp`` giving 2*cp chunks of >= CP_MIN_CHUNK tokens that divide the sequence."""
+    seq = training.seq_length
+    if seq < CP_MIN_SEQ or not training.flash_attention:
+        return [1]
+    return [1] + [k for k in divisors(gpus_per_tp)[1:] if seq % (2 * k) == 0 and seq // (2 * k) >= CP_MIN_CHUNK]
+
+
+def _tp_cp(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec, c: SearchConstraints,
+           counts: Counts):
+    """(tp, cp) pairs of the space, tp within a node unless allowed otherwise."""
+    domain = hardware.node.fast_domain_devices  # tp may fill the fast domain
+    for tp in tp_degrees(model, hardware, gpus, cross_node=True):
+        if (c.max_tp is not None and tp > c.max_tp) or (not c.allow_cross_node_tp and (tp > domain or domain % tp)):
+            counts.constraint += 1
+            continue
+        cps = cp_degrees(training, gpus // tp)
+        if c.cp is not None:
+            counts.constraint += sum(1 for k in cps if k != c.cp)
+            cps = [c.cp] if gpus % (tp * c.cp) == 0 else []
+        for cp in cps:
+            yield tp, cp
+
+
 def _schedules(L: int, pp: int, split, c: SearchConstraints, counts: Counts):
     if pp == 1:
         return [("1f1b", 1)]
@@ -267,15 +294,15 @@ def _schedules(L: int, pp: int, split, c: SearchConstraints, counts: Counts):
 
 
 def _shardings(pp: int, dp: int, tp: int, node: int, training: TrainingSpec, c: SearchConstraints,
-               counts: Counts):
-    """(zero_stage, fsdp, dp_shard) options."""
-    if dp == 1:
+               counts: Counts, cp: int = 1):
+    """(zero_stage, fsdp, dp_shard) options (states shard over dp x cp; hybrid sharding only with cp = 1)."""
+    if dp * cp == 1:
         stages = [0]
     elif pp > 1:
         stages = [0, 1] if c.zero is None else [c.zero]
     else:
         stages = [0, 1, 2, 3] if c.zero is None else [c.zero]
-    if c.zero is not None and dp == 1 and c.zero != 0:
+    if c.zero is not None and dp * cp == 1 and c.zero != 0:
         stages = [c.zero]  # sharding over one rank: same memory, kept so the constraint is honoured
     out = []
     for z in stages:
@@ -286,7 +313,7 @@ def _shardings(pp: int, dp: int, tp: int, node: int, training: TrainingSpec, c: 
         zs = 0 if fsdp else z
         out.append((zs, fsdp, None))
         local = node // tp if node % tp == 0 else 0
-        if z == 3 and 1 < local < dp and dp % local == 0:
+        if z == 3 and cp == 1 and 1 < local < dp and dp % local == 0:
             out.append((zs, fsdp, local))
     return out
 

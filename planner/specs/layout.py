@@ -23,7 +23,11 @@ class Layout(Spec):
     pp: int = Field(1, gt=0, description="pipeline-parallel degree (stages)")
     dp: int = Field(1, gt=0, description="data-parallel degree (replicas x shards)")
     vpp: int = Field(1, gt=0, description="virtual pipeline chunks per stage (1 = not interleaved)")
-    cp: int = Field(1, gt=0, description="context-parallel degree (validated; priced in a later release)")
+    cp: int = Field(1, gt=0, description="context-parallel degree: the sequence split over cp ranks in 2*cp chunks")
+    cp_kind: Literal["ring", "allgather"] | None = Field(
+        None, description="context-parallel K/V exchange: ring (Megatron --cp-comm-type p2p) or allgather "
+        "(Llama 3, torchtitan); None = the recipe's default (megatron, deepspeed: ring; fsdp, torch-amp: allgather)"
+    )
     ep: int = Field(1, gt=0, description="expert-parallel degree (validated; priced in a later release)")
     zero_stage: int = Field(0, ge=0, le=3, description="ZeRO stage: 0 none, 1 optimizer, 2 +grads, 3 +params")
     fsdp: bool = Field(False, description="PyTorch FSDP2 sharding (parameters sharded like ZeRO-3)")
@@ -141,6 +145,11 @@ def check_layout(layout: Layout, model: ModelSpec, training: TrainingSpec, gpus:
     if layout.cp > 1 and training.seq_length % (2 * layout.cp):
         raise SpecError(
             f"seq_length({training.seq_length}) % (2 * cp({layout.cp})) != 0", field="layout.cp"
+        )
+    if layout.cp > 1 and not training.flash_attention:
+        raise SpecError(
+            f"cp({layout.cp}) > 1 needs flash_attention (ring and all-gather context parallelism run the fused "
+            "attention kernel per K/V chunk)", field="layout.cp"
         )
     if layout.ep > 1:
         if not model.is_moe:

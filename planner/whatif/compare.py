@@ -16,7 +16,7 @@ ENGINES = ("analytic", "simulate")
 Engine = Callable[[Scenario], Estimate]
 
 BOTTLENECK_WORDS = {
-    "compute": "compute", "tp_comm": "tensor-parallel communication", "pp_bubble": "pipeline bubble",
+    "compute": "compute", "tp_comm": "tensor-parallel communication", "cp_comm": "context-parallel K/V exchange", "pp_bubble": "pipeline bubble",
     "pp_comm": "pipeline point-to-point", "dp_comm_exposed": "exposed data-parallel communication",
     "optimizer": "optimizer step", "other": "other overheads",
 }

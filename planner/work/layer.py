@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
+from .context import RingAttention, attention_core, resolve_cp_kind
 from .kernels import (
     activation_ops,
     attention_copy_ops,
@@ -87,7 +88,8 @@ def _tp_out(d: Dims, name: str, phase: str) -> list[Op]:
     return [Collective(f"{name}.{kind}", kind, "tp", d.tokens * d.hidden * ACT_BYTES, phase)]
 
 
-def _attention_core_ops(d: Dims, training: TrainingSpec, recipe, position_kind: str, phase: str) -> list[Op]:
+def _attention_core_ops(d: Dims, training: TrainingSpec, layout: Layout, recipe, position_kind: str,
+                        phase: str) -> list[Op]:
     """Between the QKV GEMM and the output projection: RoPE, the attention core (fused flash kernel,
     or QK^T / softmax / PV with the score softmax and dropout as memory ops) and the eager head-layout
     copies. The one place the attention core op is built."""
@@ -96,10 +98,9 @@ def _attention_core_ops(d: Dims, training: TrainingSpec, recipe, position_kind: 
     ops: list[Op] = []
     if position_kind == "rope":
         ops += rope_ops(d.tokens, q_width, kv_width, recipe, phase)
-    ops.append(
-        Attention("attention", d.batch * d.heads_local, d.seq, d.seq, d.head_dim, phase,
-                  causal=True, fused=training.flash_attention)
-    )
+    ops += attention_core(batch=d.batch, heads_local=d.heads_local, kv_heads_local=d.kv_heads_local,
+                          head_dim=d.head_dim, seq_local=d.seq, cp=layout.cp, kind=resolve_cp_kind(layout, training),
+                          phase=phase, fused=training.flash_attention)  # context parallelism: work/context.py
     if not training.flash_attention:
         # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
         drop = 1 if training.dropout else 0
@@ -152,7 +153,7 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
     ops += norm_ops("norm1", tn, h, model, recipe, phase)
     ops += _tp_in(d, "attn", phase)
     ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
-    ops += _attention_core_ops(d, training, recipe, model.position_kind, phase)
+    ops += _attention_core_ops(d, training, layout, recipe, model.position_kind, phase)
     ops.append(Gemm("attn_proj", T, h, q_width, phase))
     ops += _tp_out(d, "attn", phase)
     ops += residual_ops("dropout_add1", tn, h, recipe, training.dropout, phase)
@@ -181,6 +182,8 @@ def backward_of(forward: list[Op]) -> list[Op]:
         if isinstance(op, Gemm):
             out.append(Gemm(op.name + ".dgrad", op.m, op.k, op.n, "bwd_input", op.count))
             out.append(Gemm(op.name + ".wgrad", op.k, op.n, op.m, "bwd_weight", op.count))
+        elif isinstance(op, RingAttention):
+            out.append(op.backward())
         elif isinstance(op, Attention):
             out.append(Attention(op.name + ".bwd", op.batch_heads, op.seq_q, op.seq_k, op.head_dim,
                                  "bwd_input", op.causal, op.fused))
@@ -202,7 +205,7 @@ def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout) ->
         return layer_forward(model, training, layout, phase="recompute")
     if training.recompute == "selective" and not training.flash_attention:
         return [op for op in layer_forward(model, training, layout, phase="recompute")
-                if op.name in ("attention", "softmax")]
+                if op.name in ("attention", "attention.kv_allgather", "softmax")]
     return []
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
+from .context import cp_working_bytes, resolve_cp_kind, shard_group_size
 from .kernels import FP32, loss_peak_bytes, residual_bytes
 from .layer import ACT_BYTES, dims, layer_linear_params
 
@@ -69,10 +70,14 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
 
 
 def layer_working_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
-    """Extra activations of the one layer being recomputed during full-recompute backward, bytes."""
+    """Transient bytes of the layer being computed: its recomputed activations during full-recompute
+    backward, plus the context-parallel K/V buffers in flight (planner/work/context.py), bytes."""
+    d = dims(model, training, layout)
+    cp = cp_working_bytes(batch=d.batch, kv_heads_local=d.kv_heads_local, head_dim=d.head_dim, seq_local=d.seq,
+                          cp=layout.cp, kind=resolve_cp_kind(layout, training))
     if training.recompute != "full":
-        return 0.0
-    return layer_activation_bytes(model, training.replace(recompute="none"), layout)
+        return cp
+    return cp + layer_activation_bytes(model, training.replace(recompute="none"), layout)
 
 
 def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
@@ -182,7 +187,7 @@ def sharded_state_bytes(params: float, training: TrainingSpec, layout: Layout) -
     gradients, 3 (and FSDP) also weights, each over the shard group (Rajbhandari et al. 2020,
     Fig. 1). The Megatron distributed optimizer counts as stage 1."""
     per = state_bytes_per_param(training)
-    n = layout.shard_degree
+    n = shard_group_size(layout)  # dp_shard x cp ranks hold the same parameters (work/context.py)
     stage = layout.effective_zero_stage
     if training.distributed_optimizer and stage == 0:
         stage = 1

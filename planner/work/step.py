@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
+from .context import grad_group_size, resolve_cp_kind, shard_group_size
 from .layer import (
     ACT_BYTES,
     backward_of,
@@ -159,7 +160,7 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
     ZeRO-3 / FSDP gathers and reduce-scatters one sharded unit at a time: ``units`` calls per pass
     (one per layer plus one for the embedding / head the stage holds; Rajbhandari et al. 2020,
     arXiv 1910.02054, Sec. 7; Zhao et al. 2023, PyTorch FSDP, arXiv 2304.11277, Sec. 3.2)."""
-    if layout.dp == 1:
+    if grad_group_size(layout) == 1:  # dp x cp ranks reduce gradients together (work/context.py)
         return (), ()
     grad_bytes = params * grad_reduce_bytes_per_param(training)
     gather_bytes = params * param_gather_bytes_per_param(training)
@@ -170,7 +171,7 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
     replicate = []
     if shard_axis == "dp_shard" and stage >= 1:  # hybrid sharding: replicas all-reduce their shard
         replicate.append(Collective("grads.replica_allreduce", "all-reduce", "dp_replicate",
-                                    grad_bytes / layout.shard_degree, "bwd_weight"))
+                                    grad_bytes / shard_group_size(layout), "bwd_weight"))
     if stage == 0:
         return (), (Collective("grads.allreduce", "all-reduce", "dp", grad_bytes, "bwd_weight"),)
     if stage in (1, 2):
@@ -209,13 +210,13 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     states = sharded_state_bytes(params, training, layout)
     per_mb, per_step = _dp_comm(params, training, layout, max(1, n_layers + (i == 0 or i == layout.pp - 1)))
     zero3_working = 0.0
-    if layout.effective_zero_stage == 3 and layout.dp > 1:
+    if layout.effective_zero_stage == 3 and grad_group_size(layout) > 1:
         zero3_working = 2 * layer_params * param_gather_bytes_per_param(training)  # current + prefetched
     buffers = 2 * p2p * (2 if layout.pp > 1 else 0)
-    if layout.dp > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
+    if grad_group_size(layout) > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
         buffers += 2 * min(40e6, params * grad_reduce_bytes_per_param(training))  # than the gradients
     sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
-    opt_params = params / (layout.shard_degree if sharded_opt else 1)
+    opt_params = params / (shard_group_size(layout) if sharded_opt else 1)
     states, act_held, off = apply_offload(states, params, opt_params, act * n_layers, training)
     return StageWork(
         index=i, layers=n_layers, layer=layer, pre=pre, post=post, params=params,
@@ -260,7 +261,8 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
         stages.append(template.at(i, held))
     notes = []
     if layout.cp > 1:
-        notes.append(f"cp({layout.cp}): the sequence is split, but context-parallel attention traffic is not priced yet")
+        notes.append(f"cp({layout.cp}) {resolve_cp_kind(layout, training)} attention over 2*cp load-balanced chunks; "
+                     f"gradients reduced over dp x cp = {grad_group_size(layout)} ranks")
     off = stages[0].offload
     if training.offload.any:
         d2h, h2d = off.per_step_bytes(m)

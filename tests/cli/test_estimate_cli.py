@@ -16,7 +16,7 @@ def test_json_keys(run_cli):
     for key in ("step_time_s", "tokens_per_s", "model_tflops_per_gpu", "mfu", "hardware_tflops_per_gpu", "hfu",
                 "fits", "memory", "time"):
         assert key in data
-    assert set(data["time"]) == {"compute", "tp_comm", "pp_bubble", "pp_comm", "dp_comm_exposed", "optimizer", "other"}
+    assert set(data["time"]) == {"compute", "tp_comm", "cp_comm", "pp_bubble", "pp_comm", "dp_comm_exposed", "optimizer", "other"}
     stage = data["memory"][0]
     assert set(stage["breakdown"]) >= {"params", "grads", "optimizer", "activations", "buffers"}
     assert len(data["memory"]) == 16
