@@ -281,10 +281,13 @@ class Engine:
         p, m, last_vs = self.p, self.m, self.p * self.v - 1
         arrived, waiting = self.arrived, self.waiting
         plan, log = self.plan.stages[i], self.logs[i]
-        # the hot path, inlined (no generator per op): no jitter, no trace, no ZeRO-3 prefetch
+        # the hot path, inlined (no generator per op): no jitter, no trace, no ZeRO-3 / offload / cp
         fast = self.trace is None and self.rng is None
-        plain = plan.zero3_fwd is None
         bwd, chunks, windows = self.bwd[i], plan.chunks, self.windows[i]
+        # ZeRO-3 gathers, exposed offload copies and context-parallel exchanges take the full path (_op)
+        plain = (plan.zero3_fwd is None and not plan.offload_exposed
+                 and all(ch.fwd.cp == 0 and ch.cp_fwd is None and ch.cp_bwd is None for ch in chunks)
+                 and all(b.cp == 0 for b in bwd))
         act = plan.activation_bytes_per_microbatch / self.v
         frees = "W" if self.split else "B"
         record = self.record_memory

@@ -122,7 +122,7 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, c
     ring = trn.tp_comm_overlap and trn.tp_overlap_style == "ring-exchange"
 
     def phase(blocks, attr):
-        comp = tp = cp = 0.0
+        comp = tp = cp = host = 0.0
         for block, n in blocks:
             ops = getattr(block, attr)
             if ops and n:
@@ -134,7 +134,9 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, c
                 comp += c * n
                 tp += t * n
                 cp += bt.cp_comm * n
-        return comp, tp, cp
+                host += bt.host * n
+        # the host floor per pass, as planner.cost.analytic.price_stage: an eager CPU cannot dispatch faster
+        return max(comp, host - tp - cp), tp, cp
 
     def cp_sends(blocks, attrs, name):
         secs = sum(cp_send_seconds(pricer, getattr(block, a)) * n for block, n in blocks for a in attrs if n)

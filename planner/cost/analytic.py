@@ -113,7 +113,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
-        fwd_cp=parts["f"][2], bwd_cp=parts["bi"][2] + parts["bw"][2] + parts["r"][2],
+        fwd_cp=parts["f"][3], bwd_cp=parts["bi"][3] + parts["bw"][3] + parts["r"][3],
     )
 
 

@@ -5,6 +5,7 @@ prices as the estimate (no formula of its own). Also the bytes moved per token p
 from __future__ import annotations
 
 from ..pricing import Pricer
+from ..work.context import RingAttention
 from ..work.ops import Attention, Collective, Gemm, MemoryOp, kernel_class, launches
 from ..work.step import StageWork, StepWork
 from .result import KernelClassCost, OpBreakdown
@@ -24,6 +25,26 @@ def layer_bytes_per_token(stage: StageWork, tokens: int) -> float:
     return total / tokens
 
 
+def _ring_into(acc: dict, op: RingAttention, times: int, pricer: Pricer) -> float:
+    """Book a ring-attention core (planner/work/context.py) as its kernels: ``steps`` attention blocks,
+    ``steps - 1`` softmax corrections, and the exposed part of its cp sends; returns its host seconds."""
+    block = pricer.compute.attention_time(op.block)
+    corr = pricer.compute.memory_time(op.correction) if op.steps > 1 else 0.0
+    a = acc.setdefault("attention", [0, 0.0, 0.0, 0.0])
+    a[0] += op.steps * times
+    a[2] += _flops(op.block) * op.steps * times
+    a[3] += block * op.steps * times
+    c = acc.setdefault(kernel_class(op.correction), [0, 0.0, 0.0, 0.0])
+    c[0] += op.transfers * times
+    c[1] += op.correction.bytes_moved * op.transfers * times
+    c[3] += corr * op.transfers * times
+    e = acc.setdefault("comm:cp-ring", [0, 0.0, 0.0, 0.0])
+    e[0] += (op.transfers + (1 if op.tail_bytes else 0)) * times
+    e[3] += pricer.ring_attention_time(op)[1] * times
+    calls = pricer.recompute_host_calls if op.phase == "recompute" else 1
+    return (2 * op.steps - 1) * calls * times * pricer.host_dispatch_s
+
+
 def op_breakdown(step: StepWork, pricer: Pricer) -> OpBreakdown:
     """Per-class bytes, FLOPs and seconds of the busiest stage's step (micro-batches x blocks)."""
     m = step.micro_batches
@@ -41,6 +62,9 @@ def op_breakdown(step: StepWork, pricer: Pricer) -> OpBreakdown:
                 continue
             for ops in (block.forward, block.backward_input, block.backward_weight, block.recompute):
                 for op in ops:
+                    if isinstance(op, RingAttention):
+                        host += _ring_into(acc, op, n * m, pricer)
+                        continue
                     k = kernel_class(op)
                     a = acc.setdefault(k, [0, 0.0, 0.0, 0.0])
                     a[0] += launches(op) * n * m

@@ -167,7 +167,7 @@ def scaling(hw) -> dict:
 def bytes_per_param() -> list[dict]:
     """Section 4: paraplan's model-state bytes per parameter by recipe (planner/work/memory.py)."""
     rows = []
-    for recipe in ("megatron", "deepspeed", "torch-amp", "fsdp"):
+    for recipe in ("megatron-lm", "deepspeed", "torch-amp", "torchtitan"):
         per = state_bytes_per_param(study_training(640).model_copy(update={"recipe": recipe}))
         rows.append({"recipe": recipe, "weights": per.weights, "grads": per.grads, "optimizer": per.optimizer,
                      "total": per.weights + per.grads + per.optimizer})

@@ -224,7 +224,7 @@ def tp_overlap_variants(cand: Candidate, c: SearchConstraints) -> list[Candidate
     """``cand`` with Megatron-Core TP-comm overlap (ring-exchange, planner.pricing.tp_overlap) when
     the recipe can run it (megatron, tp > 1 with sequence parallelism) and the user did not fix it."""
     lay, trn = cand.layout, cand.training
-    if not c.search_tp_overlap or trn.recipe != "megatron" or lay.tp == 1 or not lay.sequence_parallel \
+    if not c.search_tp_overlap or trn.recipe not in ("megatron-lm", "megatron-core") or lay.tp == 1 or not lay.sequence_parallel \
             or trn.tp_comm_overlap:
         return []
     return [Candidate(lay, trn.replace(tp_comm_overlap=True, tp_overlap_style="ring-exchange"), cand.gpus)]

@@ -69,6 +69,8 @@ class RecipeSpec(Spec):
     distributed_optimizer_default: bool = Field(description="optimizer state sharded over dp by default")
     overlap_grad_reduce_default: bool = Field(description="data-parallel gradient reduction overlapped with backward")
     overlap_param_gather_default: bool = Field(description="ZeRO-1/2 parameter all-gather overlapped with forward")
+    cp_kind_default: Literal["ring", "allgather"] = Field(
+        "ring", description="context-parallel K/V exchange when cp > 1 and none is given (planner/work/context.py)")
     # --- host
     host_dispatch_us: float = Field(
         ge=0, description="CPU time to dispatch one kernel (Python + dispatcher + launch), us; a step is bounded "

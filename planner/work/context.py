@@ -45,14 +45,13 @@ FP32 = 4
 # PyTorch context_parallel default to allgather (the FSDP2 and torch-amp recipes are PyTorch-native).
 # DeepSpeed's own long-sequence method is Ulysses all-to-all (not priced); Megatron-DeepSpeed runs
 # Megatron's ring, which is taken for the deepspeed recipe.
-RECIPE_CP_KIND: dict[str, CpKind] = {"megatron": "ring", "deepspeed": "ring", "torch-amp": "allgather",
-                                     "fsdp": "allgather"}
+# The default per recipe is the recipe file's cp_kind_default (hwprofiles/recipes/*.yaml).
 
 
 def resolve_cp_kind(layout, training) -> CpKind:
     """The layout's ``cp_kind``, or the recipe's default when it is not set."""
     kind = getattr(layout, "cp_kind", None)
-    return kind if kind is not None else RECIPE_CP_KIND[training.recipe]
+    return kind if kind is not None else training.recipe_spec.cp_kind_default
 
 
 def grad_group_size(layout) -> int:

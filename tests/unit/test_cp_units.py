@@ -11,7 +11,7 @@ from hwprofiles import load_hardware, load_model
 from planner.errors import SpecError
 from planner.pricing import Pricer
 from planner.specs import Layout, TrainingSpec, check_layout
-from planner.work.context import RECIPE_CP_KIND, RingAttention, attention_core, resolve_cp_kind
+from planner.work.context import RingAttention, attention_core, resolve_cp_kind
 from planner.work.layer import layer_forward
 from planner.work.ops import Attention
 
@@ -56,7 +56,9 @@ def test_default_exchange_follows_the_recipe():
     assert resolve_cp_kind(Layout(cp=2), TrainingSpec(global_batch_size=2)) == "ring"
     assert resolve_cp_kind(Layout(cp=2), TrainingSpec(global_batch_size=2, recipe="fsdp")) == "allgather"
     assert resolve_cp_kind(Layout(cp=2, cp_kind="allgather"), TrainingSpec(global_batch_size=2)) == "allgather"
-    assert set(RECIPE_CP_KIND) == {"megatron", "deepspeed", "torch-amp", "fsdp"}
+    for recipe, kind in (("megatron-core", "ring"), ("deepspeed", "ring"), ("torchtitan", "allgather"),
+                         ("torch-amp", "allgather")):
+        assert resolve_cp_kind(Layout(cp=2), TrainingSpec(global_batch_size=2, recipe=recipe)) == kind
 
 
 def test_cp_needs_fused_attention_and_2cp_chunks(llama):
