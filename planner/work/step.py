@@ -5,6 +5,7 @@ communication, the optimizer work, and the bytes held. No times here (see planne
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -226,6 +227,18 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     )
 
 
+@functools.lru_cache(maxsize=512)
+def _layer_work(model: ModelSpec, training: TrainingSpec, tp: int, cp: int, sp: bool) -> tuple[OpSet, float, float]:
+    """(op set, activation bytes, recompute working bytes) of one layer: they depend on the layout only
+    through tp, cp and sequence parallelism, so the search and repeated estimates reuse them (more ops
+    per layer do not cost more per estimate)."""
+    layout = Layout(tp=tp, cp=cp, sequence_parallel=sp)
+    lf = layer_forward(model, training, layout)
+    lb_in, lb_w = _split(backward_of(lf) + layer_backward_extras(model, training, layout))
+    layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout)))
+    return layer, layer_activation_bytes(model, training, layout), layer_working_bytes(model, training, layout)
+
+
 def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
     """Describe one optimizer step of ``model`` under ``layout`` (assumes check_layout passed)."""
     m = micro_batches_per_step(layout, training)
@@ -236,11 +249,7 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     emb_params = pc.embedding / t + pc.position_embedding + pc.embedding_norm
     out_params = (pc.output_projection or (pc.embedding if layout.pp > 1 else 0)) / t + pc.final_norm
 
-    lf = layer_forward(model, training, layout)
-    lb_in, lb_w = _split(backward_of(lf) + layer_backward_extras(model, training, layout))
-    layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout)))
-    act = layer_activation_bytes(model, training, layout)
-    work_bytes = layer_working_bytes(model, training, layout)
+    layer, act, work_bytes = _layer_work(model, training, layout.tp, layout.cp, layout.sequence_parallel)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
