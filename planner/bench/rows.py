@@ -46,11 +46,17 @@ FLOPs conv.    tflops_kind "unspecified"      Megatron Eq. 3 (f = 4 with full re
                                               compared figure
 ============== ============================== ==================================================
 
-Stated settings read without a flag: the recipe (``deepspeed`` when the framework names
-DeepSpeed, ``fsdp`` for FSDP, else ``megatron``), the Megatron distributed optimizer, SGD when the
-notes say so, and a data-parallel reduction that the notes say is "not overlapped", the context-parallel exchange when the notes name
-``--cp-comm-type allgather`` or ``p2p`` (else the recipe's default). Rows with
-parameter CPU offload are skipped (not modelled).
+Stated settings read without a flag: the framework recipe from the framework column
+(:func:`row_recipe`: Megatron-Core / NeMo / Megatron-Bridge -> ``megatron-core``, torchtitan ->
+``torchtitan``, DeepSpeed / Megatron-DeepSpeed / GPT-NeoX / BigScience -> ``deepspeed``, other FSDP
+stacks -> ``fsdp1``, else ``megatron-lm``), whose defaults fill what the row leaves unsaid (dropout,
+TP-comm overlap, distributed optimizer, overlapped grad reduce / param gather; Megatron-Core's
+sequence parallelism with tp > 1, still flagged as a default); the Megatron distributed optimizer,
+SGD when the notes say so, and a data-parallel reduction that the notes say is "not overlapped"; the context-parallel exchange when the notes name
+``--cp-comm-type allgather`` or ``p2p`` (else the recipe's default). A
+ZeRO cell "no" or "no (DDP + ...)" is plain data parallelism. An unstated vpp is 1 under the
+``deepspeed`` recipe (DeepSpeed's PipelineEngine has no interleaved schedule). Rows with parameter CPU
+offload are skipped (not modelled).
 """
 
 from __future__ import annotations

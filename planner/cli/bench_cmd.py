@@ -124,7 +124,7 @@ def render_steps(report) -> Group:
             c.model, str(c.micro_batch), "yes" if c.recompute else "no", f"{c.measured_s * 1e3:.1f} ms",
             f"{c.predicted_s * 1e3:.1f} ms", Text(_pct(c.time_error_pct), style="red" if bad_t else "green"),
             f"{c.measured_alloc_gib:.2f} GiB", f"{c.predicted_alloc_gib:.2f} GiB", _pct(c.memory_error_pct),
-            c.peak_at, _pct(c.reserved_error_pct), c.host_bound or "")
+            c.peak_at, _pct(c.reserved_error_pct), "host-bound (below)" if c.host_bound else "")
     summary = Table(title="summary (error = predicted / measured - 1)", title_justify="left")
     summary.add_column("figure")
     summary.add_column("value", justify="right")
@@ -138,7 +138,9 @@ def render_steps(report) -> Group:
     summary.add_row("host-bound cases (named above)", str(report.host_bound_cases), "-")
     summary.add_row("within targets", "yes" if report.within_targets else "no", "-",
                     style="bold green" if report.within_targets else "bold red")
-    return Group(table, summary)
+    reasons = [Text(f"• {c.model} mbs {c.micro_batch}{' recompute' if c.recompute else ''}: {c.host_bound}", style="dim")
+               for c in report.cases if c.host_bound]
+    return Group(table, *reasons, summary)
 
 
 @bench_app.command("steps")

@@ -60,6 +60,10 @@ class RecipeSpec(Spec):
     bias_grad_separate: bool = Field(
         description="bias gradients are separate reduction kernels (eager addmm backward); false: fused into "
         "the weight-gradient GEMM epilogue")
+    grad_accumulation_fused: bool = Field(
+        description="gradients of later micro-batches accumulate inside the weight-gradient GEMM (Megatron "
+        "gradient_accumulation_fusion into main_grad); false: autograd adds each micro-batch's gradient into "
+        ".grad, one read-read-write kernel per parameter tensor")
     logits_fp32: bool = Field(description="logits are upcast to fp32 before the loss (softmax and its grad in fp32)")
     cross_entropy_fused: bool = Field(description="one fused cross-entropy kernel over the logits")
     # --- defaults the framework applies when the user says nothing

@@ -150,3 +150,11 @@ def fp8_quantize_ops(gemms, phase: str) -> list[MemoryOp]:
     copies are cached across micro-batches (TE is_first_microbatch), so they are not repeated here.
     (Transformer Engine, transformer_engine/pytorch/module/linear.py, cast_transpose.)"""
     return [MemoryOp(f"{g.name}.fp8_cast", g.m * g.k * 4.0, phase, "fused", 1, g.n / g.k, "fused") for g in gemms]
+
+
+def grad_accumulation_ops(grad_bytes_per_micro_batch: float, tensors: int) -> list[MemoryOp]:
+    """Accumulation of one micro-batch's gradients into the held ones (read both, write one: 3x the
+    gradient bytes), averaged over the step's micro-batches (the first one only assigns)."""
+    if grad_bytes_per_micro_batch <= 0:
+        return []
+    return [MemoryOp("grad_accumulate", grad_bytes_per_micro_batch * 3, "bwd_weight", "add", tensors, 0.0)]

@@ -5,11 +5,13 @@ communication, the optimizer work, and the bytes held. No times here (see planne
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
+from .kernels import grad_accumulation_ops
 from .layer import (
     ACT_BYTES,
     backward_of,
@@ -18,6 +20,7 @@ from .layer import (
     head_forward,
     layer_backward_extras,
     layer_forward,
+    layer_linear_params,
     layer_recompute,
 )
 from .memory import (
@@ -231,6 +234,21 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     )
 
 
+@functools.lru_cache(maxsize=512)
+def _layer_work(model: ModelSpec, training: TrainingSpec, tp: int, cp: int, sp: bool,
+                accumulate_bytes: float = 0.0) -> tuple[OpSet, float, float]:
+    """(op set, activation bytes, recompute working bytes) of one layer: they depend on the layout only
+    through tp, cp and sequence parallelism, so the search and repeated estimates reuse them (more ops
+    per layer do not cost more per estimate)."""
+    layout = Layout(tp=tp, cp=cp, sequence_parallel=sp)
+    lf = layer_forward(model, training, layout)
+    _, tensors = layer_linear_params(model, layout)
+    extras = layer_backward_extras(model, training, layout) + grad_accumulation_ops(accumulate_bytes, tensors)
+    lb_in, lb_w = _split(backward_of(lf) + extras)
+    layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout)))
+    return layer, layer_activation_bytes(model, training, layout), layer_working_bytes(model, training, layout)
+
+
 def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
     """Describe one optimizer step of ``model`` under ``layout`` (assumes check_layout passed)."""
     m = micro_batches_per_step(layout, training)
@@ -241,11 +259,11 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     emb_params = pc.embedding / t + pc.position_embedding + pc.embedding_norm
     out_params = (pc.output_projection or (pc.embedding if layout.pp > 1 else 0)) / t + pc.final_norm
 
-    lf = layer_forward(model, training, layout)
-    lb_in, lb_w = _split(backward_of(lf) + layer_backward_extras(model, training, layout))
-    layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout)))
-    act = layer_activation_bytes(model, training, layout)
-    work_bytes = layer_working_bytes(model, training, layout)
+    accumulate = 0.0
+    if m > 1 and not training.recipe_spec.grad_accumulation_fused:  # per micro-batch, averaged over the step
+        shard = layout.shard_degree if (layout.effective_zero_stage >= 2 or layout.fsdp) else 1
+        accumulate = layer_params / shard * training.recipe_spec.grad_bytes * (m - 1) / m
+    layer, act, work_bytes = _layer_work(model, training, layout.tp, layout.cp, layout.sequence_parallel, accumulate)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}

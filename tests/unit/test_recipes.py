@@ -92,3 +92,15 @@ def test_fp8_adds_transformer_engine_cast_transpose_traffic_and_saves_fp8_inputs
     saved16 = layer_activation_bytes(GPT, tr, Layout())
     saved8 = layer_activation_bytes(GPT, tr.replace(precision="fp8"), Layout())
     assert saved16 - saved8 == 16 * (2 * 64 + 64 + 256)  # four Linear inputs at 1 B instead of 2
+
+
+def test_gradients_of_later_micro_batches_are_accumulated_unless_fused_into_the_gemm():
+    from planner.work.step import build_step
+
+    tr = TrainingSpec(global_batch_size=4, micro_batch_size=1, seq_length=16, recipe="torch-amp")
+    layer = build_step(GPT, tr, Layout()).stages[0].layer
+    [acc] = [op for op in layer.backward_weight if op.name == "grad_accumulate"]
+    linear_and_norms = 12 * 64 * 64 + (3 * 64 + 64 + 256 + 64) + 4 * 64
+    assert acc.bytes_moved == pytest.approx(3 * 4 * linear_and_norms * 3 / 4)  # fp32 .grad, 3 of 4 micro-batches
+    fused = build_step(GPT, tr.replace(recipe="megatron-lm"), Layout()).stages[0].layer
+    assert not [op for op in fused.backward_weight if op.name == "grad_accumulate"]
