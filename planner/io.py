@@ -39,3 +39,7 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise SpecError(f"cannot read {what}: {exc.strerror}", source=str(p)) from None
     except json.JSONDecodeError as exc:
         raise SpecError(f"malformed JSON (line {exc.lineno}): {exc.msg}", source=str(p)) from None
+    except UnicodeDecodeError:
+        raise SpecError(f"not a text file (expected UTF-8 JSON {what})", source=str(p)) from None
+    except RecursionError:
+        raise SpecError("JSON nested too deeply", source=str(p)) from None

@@ -55,6 +55,9 @@ def calibrate_cmd(
     from validate.launch import run_jobs
     from validate.results import write_atomic
 
+    from ..outputs import check_output
+
+    check_output(out, "--out")  # before minutes of benchmarks, not after
     load_hardware(hardware)  # a clear error for an unknown base before anything runs
     _require_choices(("--backend", backend, ("gloo", "nccl")))
     if repeats <= 0:
