@@ -54,7 +54,7 @@ def command_name(argv: list[str]) -> str:
     from .lazy import COMMANDS
 
     words = []
-    for a in argv:
+    for a in (a for a in argv if a != "--debug"):
         if a.startswith("-") or (words and len(words) >= 2) or (not words and a not in COMMANDS):
             break
         words.append(a)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from typing import Annotated, Optional
 
 import typer
 
-from ..errors import SpecError
+from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario, infer_dp, load_scenario
-from ..specs import Layout, TrainingSpec
+from ..specs import Layout, TrainingSpec, check_layout
 
 
 def _default(spec, field: str) -> str:
@@ -127,6 +128,47 @@ def check_seq_fits(model, seq: int, option: str = "--seq") -> None:
          "positions extrapolate, but the model was not trained that long); estimating anyway")
 
 
+#: Spec fields -> the option that sets them, so an error names what the user typed, not a spec path.
+FLAG_OF = {
+    "gpus": "--gpus", "layout.tp": "--tp", "layout.pp": "--pp", "layout.vpp": "--vpp", "layout.dp": "--dp",
+    "layout.cp": "--cp", "layout.zero_stage": "--zero", "layout.fsdp": "--fsdp", "layout.schedule": "--schedule",
+    "layout.sequence_parallel": "--sequence-parallel", "training.global_batch_size": "--global-batch",
+    "training.micro_batch_size": "--micro-batch", "training.seq_length": "--seq", "training.recompute": "--recompute",
+    "training.precision": "--precision", "training.recipe": "--recipe",
+    "training.flash_attention": "--flash-attention",
+}
+
+
+@contextlib.contextmanager
+def user_names(given: set[str], layout_file: str | None):
+    """Re-raise spec errors under the option the user typed (``--zero``, not ``layout.zero_stage``);
+    a value that came from the --layout file keeps its file key and names the file."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as exc:
+        errors = exc.errors()
+        loc = ".".join(str(x) for x in errors[0].get("loc", ())) if errors else ""
+        title = exc.title
+        key = {"TrainingSpec": "training.", "Layout": "layout."}.get(title, "") + loc if loc else (
+            "training.global_batch_size" if title == "TrainingSpec" else "")
+        message = format_validation_error(exc)
+        message = message.removeprefix(f"{loc}: ") if loc else message
+        _reraise(key, message, given, layout_file)
+    except SpecError as exc:
+        if exc.source is not None or exc.field not in FLAG_OF:
+            raise
+        _reraise(exc.field, str(exc).removeprefix(f"{exc.field}: "), given, layout_file)
+
+
+def _reraise(key: str, message: str, given: set[str], layout_file: str | None):
+    option = FLAG_OF.get(key)
+    if option is not None and (option in given or layout_file is None):
+        raise SpecError(message, field=option) from None
+    raise SpecError(message, field=key or None, source=layout_file) from None
+
+
 def build_scenario(
     *, model: str | None, hardware: str | None, calibration: str | None = None, gpus: int | None = None,
     tp: int | None = None, pp: int | None = None, vpp: int | None = None, dp: int | None = None,
@@ -180,6 +222,14 @@ def build_scenario(
         put(trn, key, value)
     if "global_batch_size" not in trn:
         raise SpecError("--global-batch is required", field="--global-batch")
+    given = {FLAG_OF[k] for k, v in (("gpus", gpus), ("layout.tp", tp), ("layout.pp", pp), ("layout.vpp", vpp),
+                                     ("layout.dp", dp), ("layout.cp", cp), ("layout.zero_stage", zero),
+                                     ("layout.fsdp", fsdp), ("layout.schedule", schedule),
+                                     ("layout.sequence_parallel", sequence_parallel),
+                                     ("training.global_batch_size", global_batch),
+                                     ("training.micro_batch_size", micro_batch), ("training.seq_length", seq),
+                                     ("training.recompute", recompute), ("training.precision", precision),
+                                     ("training.recipe", recipe)) if v is not None}
     n_gpus = gpus if gpus is not None else (base.gpus if base else None)
     if n_gpus is None:
         raise SpecError("--gpus is required", field="--gpus")
@@ -190,9 +240,12 @@ def build_scenario(
                         "(drop --fsdp or --zero)", field="--zero" if zero is not None else "--fsdp")
     if seq is not None:
         check_seq_fits(model_spec, seq)
-    if dp is not None:
-        lay["dp"] = dp
-    elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
-        lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
-    return Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
-                    layout=Layout(**lay))
+    with user_names(given, layout_file):
+        if dp is not None:
+            lay["dp"] = dp
+        elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
+            lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
+        scenario = Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
+                            layout=Layout(**lay))
+        check_layout(scenario.layout, scenario.model, scenario.training, scenario.gpus)
+    return scenario

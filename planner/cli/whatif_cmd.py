@@ -100,12 +100,14 @@ def sweep(
     if png:
         require_plotting("--png")
     grid = [parse_vary(v) for v in vary]
+    for key, values in grid:
+        bad = [v for v in values if key == "gpus" and not (v.isdigit() and int(v) > 0)]
+        if bad:
+            raise SpecError(f"gpus={','.join(values)}: '{bad[0]}' is not a positive whole number of GPUs",
+                            field="--vary")
     first = dict((k, vals[0]) for k, vals in grid)
     if scenario_flags["gpus"] is None and "gpus" in first:
-        try:
-            scenario_flags["gpus"] = int(first["gpus"])
-        except ValueError:
-            raise SpecError(f"gpus value '{first['gpus']}' is not a whole number", field="--vary") from None
+        scenario_flags["gpus"] = int(first["gpus"])
     replanner = search_replanner() if replan else None
     scenario = scenario_from(base, **scenario_flags)
     result = run_sweep(scenario, grid, mode, engine, replanner)  # type: ignore[arg-type]
