@@ -50,8 +50,8 @@ def frontier(
     from ..outputs import check_output, require_plotting
     from ..report import frontier_report
 
-    if out is not None and not str(out).strip():
-        raise SpecError("an empty path", field="--out")
+    if out is not None and (not str(out).strip() or not out.name):  # typer reads "" as Path(".")
+        raise SpecError(f"'{out}' is not an output stem (give e.g. --out docs/frontier)", field="--out")
     out = out if out is not None else default_stem()
     md_target = out.with_name(out.name + ".md") if out.suffix != ".md" else out
     if out.suffix == ".md":
