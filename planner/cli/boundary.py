@@ -83,12 +83,16 @@ def describe(exc: BaseException, argv: list[str]) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI behind the error boundary; exits with the codes in the module docstring."""
+    global DEBUG
     from .app import app
 
+    DEBUG = False  # set again by --debug (per invocation: tests call main() many times in one process)
     args = list(sys.argv[1:] if argv is None else argv)
     abort, exit_, click_errors = (_exception_classes(n) for n in ("Abort", "Exit", "ClickException"))
     try:
         rc = app(args=args, prog_name="paraplan", standalone_mode=False)
+        if rc == EXIT_INTERRUPTED:  # typer turns Ctrl-C (KeyboardInterrupt) into Exit(130)
+            print_error("interrupted")
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except SystemExit:
