@@ -2,7 +2,7 @@
 
 Units: every bandwidth is GB/s (1e9 bytes/s) **per direction**.
 
-- :func:`node_graph`: networkx graph with devices (``gpuN``), NICs and switches as nodes.
+- :func:`node_graph`: link graph (planner.linkgraph, a networkx-style Graph) with devices (``gpuN``), NICs and switches as nodes.
 - :func:`p2p_bandwidth_gbps`: widest-path bandwidth between two devices.
 - :func:`ring_bandwidth_gbps`: bus bandwidth a set of rings over some devices reaches (the
   nccl-tests "busbw" ceiling, https://github.com/NVIDIA/nccl-tests/blob/master/doc/PERFORMANCE.md).
@@ -22,10 +22,10 @@ import random
 from typing import TYPE_CHECKING
 
 from .errors import SpecError
+from .linkgraph import LinkGraph
 from .specs import NicSpec, NodeSpec
 
-if TYPE_CHECKING:  # networkx and numpy are imported where used: `paraplan hw list` needs neither
-    import networkx as nx
+if TYPE_CHECKING:  # numpy is imported where used: `paraplan hw list` does not need it
     import numpy as np
 
 #: Above this many devices the ring search samples cycles instead of enumerating all (n-1)!.
@@ -54,7 +54,7 @@ def _key(node: NodeSpec) -> str:
     return key
 
 
-def node_graph(node: NodeSpec) -> nx.Graph:
+def node_graph(node: NodeSpec) -> LinkGraph:
     """The node's link graph (cached; treat it as read-only).
 
     Nodes carry ``kind`` = ``"device"`` (named ``gpuN``, attribute ``index``), ``"nic"``
@@ -65,14 +65,12 @@ def node_graph(node: NodeSpec) -> nx.Graph:
 
 
 @functools.lru_cache(maxsize=64)
-def _graph_from_json(node_json: str) -> nx.Graph:
+def _graph_from_json(node_json: str) -> LinkGraph:
     return _build_graph(NodeSpec.model_validate_json(node_json))
 
 
-def _build_graph(node: NodeSpec) -> nx.Graph:
-    import networkx as nx
-
-    g = nx.Graph()
+def _build_graph(node: NodeSpec) -> LinkGraph:
+    g = LinkGraph()
     for i in range(node.devices_per_node):
         g.add_node(device_name(i), kind="device", index=i)
     for nic in node.nics:
@@ -93,7 +91,7 @@ def _check_device(node: NodeSpec, device: int, field: str = "devices") -> None:
         raise SpecError(f"device {device} out of range 0..{node.devices_per_node - 1}", field=field)
 
 
-def _widest_tree(g: nx.Graph, src: str) -> dict[str, str]:
+def _widest_tree(g: LinkGraph, src: str) -> dict[str, str]:
     """Predecessors of the widest paths from ``src``: the largest bottleneck bandwidth, then the
     fewest hops (a Dijkstra variant); paths never pass through a NIC."""
     best: dict[str, tuple[float, int]] = {src: (math.inf, 0)}
@@ -318,7 +316,7 @@ def describe_topology(node: NodeSpec) -> str:
     """One line on the device links, grouped by bandwidth: ``8x450 GB/s nvlink gpu-nvswitch``.
 
     Read from ``node.links`` directly (parallel links between one pair add up, as in
-    :func:`node_graph`), so listing profiles does not import networkx."""
+    :func:`node_graph`), so listing profiles builds no graph."""
     nics = {nic.name for nic in node.nics}
     devices = {device_name(i) for i in range(node.devices_per_node)}
     merged: dict[frozenset, list] = {}
