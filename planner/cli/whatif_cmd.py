@@ -115,7 +115,7 @@ def sweep(
         write_atomic(csv, sweep_csv(result))
     if png:
         with atomic_output(png) as tmp:
-            sweep_png(result, str(tmp))
+            sweep_png(result, str(tmp), title=f"{scenario.model.name} on {scenario.hardware.name}")
     if json_out:
         print_json(result)
         return

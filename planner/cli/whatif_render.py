@@ -143,8 +143,9 @@ def sweep_csv(res: SweepResult) -> str:
     return buf.getvalue()
 
 
-def sweep_png(res: SweepResult, path: str) -> None:
-    """Throughput (with the ideal line) and scaling efficiency against the first varied key."""
+def sweep_png(res: SweepResult, path: str, title: str = "") -> None:
+    """Throughput (with the ideal line) and scaling efficiency against the first varied key;
+    ``title`` (model and hardware) heads the figure."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -169,7 +170,7 @@ def sweep_png(res: SweepResult, path: str) -> None:
             ax.set_xticks(xs, [" ".join(p.values.values()) for p in pts])
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.suptitle(f"{res.mode} scaling sweep ({res.engine})")
+    fig.suptitle(f"{title + ': ' if title else ''}{res.mode} scaling sweep ({res.engine})")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
