@@ -78,6 +78,20 @@ class LazyGroup(TyperGroup):
             self.commands[cmd_name] = command
         return command
 
+    def resolve_command(self, ctx, args):
+        """As typer's, but "did you mean" looks at every command, not only the imported ones."""
+        from typer._click.exceptions import UsageError
+
+        try:
+            return super().resolve_command(ctx, args)
+        except UsageError as exc:
+            import difflib
+
+            matches = difflib.get_close_matches(args[0], self.list_commands(ctx)) if args else []
+            if matches and "Did you mean" not in exc.message:
+                exc.message = exc.message.rstrip(".") + ". Did you mean " + ", ".join(map(repr, matches)) + "?"
+            raise
+
     def format_help(self, ctx, formatter) -> None:
         self._listing = True
         try:
