@@ -1,6 +1,9 @@
 """Benchmark (prints figures, asserts nothing about time): how fast ``paraplan`` starts.
 
-    python tests/bench/bench_startup.py [--repeats 7] [--top 12]
+    python tests/bench/bench_startup.py [--repeats 7] [--top 12] [--root DIR]
+
+``--root DIR`` measures another copy of the source (e.g. ``git archive <commit> | tar -x -C DIR``),
+put first on PYTHONPATH, for before/after figures.
 
 For each command below it runs the real entry point in a fresh process ``--repeats`` times and
 prints the whole-process CPU seconds (user + system of the child, from ``resource.getrusage``;
@@ -33,10 +36,13 @@ def _entry() -> list[str]:
     return [sys.executable, "-m", "planner"]
 
 
+ENV = {**os.environ, "COLUMNS": "120"}
+
+
 def cpu_seconds(args: list[str], repeats: int) -> tuple[float, float]:
     """(min CPU seconds, median wall seconds) of ``paraplan ARGS`` over ``repeats`` fresh processes."""
     cpu, wall = [], []
-    env = {**os.environ, "COLUMNS": "120"}
+    env = ENV
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
@@ -52,7 +58,7 @@ def cpu_seconds(args: list[str], repeats: int) -> tuple[float, float]:
 def import_top(args: list[str], top: int) -> list[tuple[float, str]]:
     """The ``top`` imports with the largest cumulative time (seconds, module) of one run."""
     done = subprocess.run([sys.executable, "-X", "importtime", "-m", "planner", *args], capture_output=True,
-                          text=True, env={**os.environ, "COLUMNS": "120"})
+                          text=True, env=ENV)
     rows = []
     for line in done.stderr.splitlines():
         if not line.startswith("import time:") or "|" not in line:
@@ -67,7 +73,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--root", help="source tree to measure instead of the installed one")
     opts = parser.parse_args()
+    if opts.root:
+        ENV["PYTHONPATH"] = os.path.abspath(opts.root) + os.pathsep + ENV.get("PYTHONPATH", "")
     base_cpu, base_wall = cpu_seconds_python(opts.repeats)
     print(f"load average {os.getloadavg()[0]:.2f}; {opts.repeats} runs each; CPU = min, wall = median")
     print(f"{'command':24s} {'CPU s':>7s} {'wall s':>7s} {'target':>7s}")
