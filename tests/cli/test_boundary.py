@@ -87,6 +87,20 @@ def test_lazy_registry_matches_the_command_modules():
         assert summary == COMMANDS[name].help, name
 
 
+def test_every_module_that_registers_a_command_is_in_the_lazy_registry():
+    """A command module missing from planner.cli.lazy.COMMANDS would never be imported (its command
+    silently absent): every module under planner/cli that registers one must be listed."""
+    import re
+
+    from planner.cli.lazy import COMMANDS
+
+    listed = {m for entry in COMMANDS.values() for m in entry.modules}
+    folder = Path(__file__).resolve().parents[2] / "planner" / "cli"
+    for path in sorted(folder.glob("*.py")):
+        if re.search(r"^@\w*app\.command|^\w*app\.add_typer\(", path.read_text(), re.M):
+            assert path.stem in listed, f"{path.name} registers a command but is not in planner.cli.lazy.COMMANDS"
+
+
 def test_help_shows_the_defaults(run_cli):
     res = run_cli("estimate", "--help")
     text = " ".join(res.stdout.split())
