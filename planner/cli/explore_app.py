@@ -128,7 +128,7 @@ class ExploreApp(App):
         try:
             self.message, self.error = write(), ""
         except Exception as exc:  # noqa: BLE001 - shown in the app, the scenario is kept
-            self.error = f"{what} failed: {describe(exc, ['explore'])[0]}"
+            self.error = f"{what} failed: {describe(exc, ['explore'])[0].removeprefix('paraplan explore: ')}"
         self.query_one("#error", Static).update(self.error)
         self.query_one("#status", Static).update(self._status())
 
