@@ -137,7 +137,7 @@ def model_from_hf_config(data: dict[str, Any], *, source: str, default_name: str
     if model_type is None:
         raise SpecError("required key missing; supported: " + ", ".join(SUPPORTED_MODEL_TYPES),
                         field="model_type", source=source)
-    if model_type not in _READERS:
+    if not isinstance(model_type, str) or model_type not in _READERS:
         raise SpecError(f"unsupported model_type {model_type!r}; supported: " + ", ".join(SUPPORTED_MODEL_TYPES),
                         field="model_type", source=source)
     fields = _READERS[model_type](_Reader(data, source, model_type))

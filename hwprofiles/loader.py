@@ -14,6 +14,8 @@ from planner.io import read_json
 from planner.specs import HardwareProfile, ModelSpec
 
 _HERE = Path(__file__).resolve().parent
+# libyaml's loader parses the profiles ~10x faster than the pure-Python one (start-up of `hw list`).
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def hardware_dir() -> Path:
@@ -39,13 +41,17 @@ def list_models() -> list[str]:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Parse a YAML mapping; SpecError naming the file on syntax errors or a non-mapping."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise SpecError(f"malformed YAML{where}: {getattr(exc, 'problem', exc)}", source=str(path)) from None
     except OSError as exc:
         raise SpecError(f"cannot read file: {exc.strerror}", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise SpecError("not a text file (expected UTF-8 YAML)", source=str(path)) from None
+    except ValueError as exc:  # e.g. libyaml's "unacceptable character"
+        raise SpecError(f"malformed YAML: {exc}", source=str(path)) from None
     if not isinstance(data, dict):
         raise SpecError("expected a YAML mapping at the top level", source=str(path))
     return data
@@ -67,10 +73,19 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 def _resolve(name: str, folder: Path, choices: list[str], what: str) -> Path:
+    if not name.strip():
+        raise SpecError(f"an empty {what} name; {suggest(name, choices)}", field=what)
+    if what == "model" and Path(name).is_dir():  # a Hugging Face model folder
+        config = Path(name) / "config.json"
+        if not config.is_file():
+            raise SpecError("a folder without config.json (expected a Hugging Face model folder)", source=name)
+        return config
     if _looks_like_path(name):
         path = Path(name)
         if not path.exists():
             raise SpecError("no such file", source=name)
+        if path.is_dir():
+            raise SpecError(f"a folder, expected a {what} file", source=name)
         return path
     path = folder / f"{name}.yaml"
     if not path.exists():
@@ -95,8 +110,13 @@ def _load_hardware_cached(path: str, calibration: str | None) -> HardwareProfile
     data = read_yaml(Path(path))
     if calibration:
         overlay = read_yaml(Path(calibration))
-        overlay.pop("base", None)
         meta = overlay.pop("calibration", None)
+        base = overlay.pop("base", None)
+        if base is None and isinstance(meta, dict):
+            base = meta.get("base")
+        if base is not None and base != data.get("name"):
+            raise SpecError(f"an overlay made for base profile '{base}', not for '{data.get('name')}'; "
+                            f"use --hardware {base}", field="--calibration", source=calibration)
         data = deep_merge(data, overlay)
         if meta is not None:
             data.setdefault("notes", []).append(f"calibration overlay {calibration} applied")
@@ -148,7 +168,7 @@ def _load_model_cached(path: str) -> ModelSpec:
         data = read_json(p, "config.json")
         if not isinstance(data, dict):
             raise SpecError("expected a JSON object", source=path)
-        return model_from_hf_config(data, source=path, default_name=p.parent.name or p.stem)
+        return model_from_hf_config(data, source=path, default_name=hf_model_name(p, data))
     data = read_yaml(p)
     data.setdefault("name", p.stem)
     try:
@@ -157,8 +177,25 @@ def _load_model_cached(path: str) -> ModelSpec:
         raise SpecError(format_validation_error(exc), source=path) from None
 
 
+def hf_model_name(path: Path, data: dict[str, Any]) -> str:
+    """The name of a model read from a Hugging Face config: the last part of ``_name_or_path`` when
+    the file records one (``meta-llama/Llama-2-7b-hf`` -> ``Llama-2-7b-hf``); else the folder of a file
+    called ``config.json`` (the Hugging Face layout); else the file's stem less a ``-config`` /
+    ``_config`` / ``.config`` ending (``x-config.json`` -> ``x``)."""
+    recorded = data.get("_name_or_path")
+    if isinstance(recorded, str) and recorded.strip().strip("/"):
+        return recorded.strip().rstrip("/").split("/")[-1]
+    if path.name == "config.json" and path.resolve().parent.name:
+        return path.resolve().parent.name
+    stem = path.stem
+    for ending in ("-config", "_config", ".config"):
+        if stem.endswith(ending) and len(stem) > len(ending):
+            return stem[: -len(ending)]
+    return stem
+
+
 def load_model(name: str) -> ModelSpec:
-    """A zoo model by name, a model YAML path, or a Hugging Face ``config.json`` path."""
+    """A zoo model by name, a model YAML path, a Hugging Face ``config.json`` path or a folder holding one."""
     path = _resolve(name, models_dir(), list_models(), "model")
     return _load_model_cached(str(path))
 

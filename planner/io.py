@@ -24,6 +24,9 @@ def write_atomic(path: str | Path, text: str) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
         os.replace(tmp, path)
+    except OSError as exc:  # name the file the caller asked for, not the temporary one
+        Path(tmp).unlink(missing_ok=True)
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -39,3 +42,7 @@ def read_json(path: str | Path, what: str = "file") -> Any:
         raise SpecError(f"cannot read {what}: {exc.strerror}", source=str(p)) from None
     except json.JSONDecodeError as exc:
         raise SpecError(f"malformed JSON (line {exc.lineno}): {exc.msg}", source=str(p)) from None
+    except UnicodeDecodeError:
+        raise SpecError(f"not a text file (expected UTF-8 JSON {what})", source=str(p)) from None
+    except RecursionError:
+        raise SpecError("JSON nested too deeply", source=str(p)) from None

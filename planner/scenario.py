@@ -16,6 +16,8 @@ from .io import read_json
 from .specs import HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
 
 SCENARIO_KIND = "paraplan-scenario"
+#: Scenario file versions this paraplan reads (``to_file_dict`` writes the last one).
+SCENARIO_VERSIONS = (1,)
 
 
 class Scenario(Spec):
@@ -35,7 +37,7 @@ class Scenario(Spec):
 
     def to_file_dict(self) -> dict[str, Any]:
         """The JSON form written by ``--export json`` (full specs, so the file stands alone)."""
-        return {"kind": SCENARIO_KIND, "version": 1, **self.model_dump(mode="json")}
+        return {"kind": SCENARIO_KIND, "version": SCENARIO_VERSIONS[-1], **self.model_dump(mode="json")}
 
 
 def infer_dp(gpus: int, tp: int, pp: int, cp: int = 1) -> int:
@@ -58,6 +60,10 @@ def load_scenario(path: str | Path) -> Scenario:
     if not isinstance(data, dict) or data.get("kind") != SCENARIO_KIND:
         raise SpecError(f"not a paraplan scenario file (expected \"kind\": \"{SCENARIO_KIND}\")",
                         source=str(path))
+    version = data.get("version", SCENARIO_VERSIONS[-1])
+    if isinstance(version, bool) or version not in SCENARIO_VERSIONS:
+        raise SpecError(f"{version!r} is not a scenario version this paraplan reads "
+                        f"({', '.join(map(str, SCENARIO_VERSIONS))})", field="version", source=str(path))
     data = {k: v for k, v in data.items() if k not in ("kind", "version", "estimate", "plan")}
     try:
         return Scenario.model_validate(data)

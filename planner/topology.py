@@ -2,7 +2,7 @@
 
 Units: every bandwidth is GB/s (1e9 bytes/s) **per direction**.
 
-- :func:`node_graph`: networkx graph with devices (``gpuN``), NICs and switches as nodes.
+- :func:`node_graph`: link graph (planner.linkgraph, a networkx-style Graph) with devices (``gpuN``), NICs and switches as nodes.
 - :func:`p2p_bandwidth_gbps`: widest-path bandwidth between two devices.
 - :func:`ring_bandwidth_gbps`: bus bandwidth a set of rings over some devices reaches (the
   nccl-tests "busbw" ceiling, https://github.com/NVIDIA/nccl-tests/blob/master/doc/PERFORMANCE.md).
@@ -19,12 +19,14 @@ import heapq
 import itertools
 import math
 import random
-
-import networkx as nx
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .errors import SpecError
+from .linkgraph import LinkGraph
 from .specs import NicSpec, NodeSpec
+
+if TYPE_CHECKING:  # numpy is imported where used: `paraplan hw list` does not need it
+    import numpy as np
 
 #: Above this many devices the ring search samples cycles instead of enumerating all (n-1)!.
 EXHAUSTIVE_RING_DEVICES = 8
@@ -52,7 +54,7 @@ def _key(node: NodeSpec) -> str:
     return key
 
 
-def node_graph(node: NodeSpec) -> nx.Graph:
+def node_graph(node: NodeSpec) -> LinkGraph:
     """The node's link graph (cached; treat it as read-only).
 
     Nodes carry ``kind`` = ``"device"`` (named ``gpuN``, attribute ``index``), ``"nic"``
@@ -63,12 +65,12 @@ def node_graph(node: NodeSpec) -> nx.Graph:
 
 
 @functools.lru_cache(maxsize=64)
-def _graph_from_json(node_json: str) -> nx.Graph:
+def _graph_from_json(node_json: str) -> LinkGraph:
     return _build_graph(NodeSpec.model_validate_json(node_json))
 
 
-def _build_graph(node: NodeSpec) -> nx.Graph:
-    g = nx.Graph()
+def _build_graph(node: NodeSpec) -> LinkGraph:
+    g = LinkGraph()
     for i in range(node.devices_per_node):
         g.add_node(device_name(i), kind="device", index=i)
     for nic in node.nics:
@@ -89,7 +91,7 @@ def _check_device(node: NodeSpec, device: int, field: str = "devices") -> None:
         raise SpecError(f"device {device} out of range 0..{node.devices_per_node - 1}", field=field)
 
 
-def _widest_tree(g: nx.Graph, src: str) -> dict[str, str]:
+def _widest_tree(g: LinkGraph, src: str) -> dict[str, str]:
     """Predecessors of the widest paths from ``src``: the largest bottleneck bandwidth, then the
     fewest hops (a Dijkstra variant); paths never pass through a NIC."""
     best: dict[str, tuple[float, int]] = {src: (math.inf, 0)}
@@ -179,6 +181,8 @@ def ring_bandwidth_gbps(node: NodeSpec, devices: tuple[int, ...]) -> float:
 
 @functools.lru_cache(maxsize=1024)
 def _ring_bandwidth_cached(node_json: str, devs: tuple[int, ...]) -> float:
+    import numpy as np
+
     g = _graph_from_json(node_json)
     routes = _routes(node_json)
     n = len(devs)
@@ -204,8 +208,13 @@ def _ring_bandwidth_cached(node_json: str, devs: tuple[int, ...]) -> float:
 @functools.lru_cache(maxsize=16)
 def _cycle_orders(n: int) -> np.ndarray:
     """Device orders (positions into the device tuple) of candidate directed cycles, first fixed at 0."""
-    if n <= EXHAUSTIVE_RING_DEVICES:
-        rest = list(itertools.permutations(range(1, n)))
+    import numpy as np
+
+    if n <= EXHAUSTIVE_RING_DEVICES:  # (n-1)! orders, read straight into an array (5040 for 8 devices)
+        count = math.factorial(n - 1)
+        flat = np.fromiter(itertools.chain.from_iterable(itertools.permutations(range(1, n))), dtype=np.intp,
+                           count=count * (n - 1))
+        return np.hstack([np.zeros((count, 1), dtype=np.intp), flat.reshape(count, n - 1)])
     else:
         rng = random.Random(0)
         rest = [tuple(range(1, n))]
@@ -226,6 +235,8 @@ def _max_ring_packing(uses: np.ndarray, bw: np.ndarray) -> float:
     block) and pivots to optimality, keeping the basis. Dantzig's entering rule, switching to
     Bland's rule (which cannot cycle) after a run of degenerate pivots.
     """
+    import numpy as np
+
     n_edges = uses.shape[1]
     tableau = np.zeros((n_edges + 1, n_edges + 1))
     tableau[:n_edges, :n_edges] = np.eye(n_edges)
@@ -248,6 +259,8 @@ def _max_ring_packing(uses: np.ndarray, bw: np.ndarray) -> float:
 
 def _pivot_to_optimum(tableau: np.ndarray, basis: list[int], tol: float) -> None:
     """Simplex pivots (in place) on a maximisation tableau whose last row holds reduced costs."""
+    import numpy as np
+
     degenerate = 0
     for _ in range(100 * tableau.shape[1]):
         costs = tableau[-1, :-1]
@@ -303,15 +316,25 @@ def offnode_bandwidth_per_device_gbps(node: NodeSpec, devices_sending: tuple[int
 
 
 def describe_topology(node: NodeSpec) -> str:
-    """One line on the device links, grouped by bandwidth: ``8x450 GB/s nvlink gpu-nvswitch``."""
-    g = node_graph(node)
+    """One line on the device links, grouped by bandwidth: ``8x450 GB/s nvlink gpu-nvswitch``.
+
+    Read from ``node.links`` directly (parallel links between one pair add up, as in
+    :func:`node_graph`), so listing profiles builds no graph."""
+    nics = {nic.name for nic in node.nics}
+    devices = {device_name(i) for i in range(node.devices_per_node)}
+    merged: dict[frozenset, list] = {}
+    for link in node.links:
+        pair = frozenset((link.a, link.b))
+        if pair in merged:
+            merged[pair][0] += link.bandwidth_gbps
+        else:
+            merged[pair] = [link.bandwidth_gbps, link.kind, link.a, link.b]
     groups: dict[tuple[float, str, str], int] = {}
-    for u, v, attrs in g.edges(data=True):
-        kinds = {g.nodes[u]["kind"], g.nodes[v]["kind"]}
-        if "nic" in kinds:
+    for bw, kind, a, b in merged.values():
+        if a in nics or b in nics:
             continue
-        far = "gpu" if kinds == {"device"} else next(x for x in (u, v) if g.nodes[x]["kind"] == "switch")
-        k = (attrs["bandwidth_gbps"], attrs["kind"], f"gpu-{far}")
+        far = "gpu" if a in devices and b in devices else next(x for x in (a, b) if x not in devices)
+        k = (bw, kind, f"gpu-{far}")
         groups[k] = groups.get(k, 0) + 1
     ordered = sorted(groups.items(), reverse=True)
     return ", ".join(f"{count}x{bw:g} GB/s {kind} {ends}" for (bw, kind, ends), count in ordered)

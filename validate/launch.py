@@ -132,7 +132,9 @@ def run_jobs(
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     why = "supervisor killed at the overall deadline" if killed else f"supervisor exited ({proc.returncode})"
-    tail = (root / "supervisor.log").read_text().strip().splitlines()[-1:] or [""]
+    log_text = (root / "supervisor.log").read_text(errors="replace").strip()
+    tail = [line for line in log_text.splitlines() if line.startswith("supervisor failed:")][-1:] or (
+        log_text.splitlines()[-1:] or [""])
     failure = f"{why}: {tail[0]}"[:300]
     results = []
     for k, job in enumerate(jobs):

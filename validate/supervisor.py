@@ -202,5 +202,23 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def guarded_main(argv: list[str]) -> int:
+    """``main`` behind the validator's error boundary: an exception that escapes is written to the log
+    with its traceback, then as one last line ``supervisor failed: Type: message`` (the line
+    validate.launch shows the user), exit code 3; an interrupt is one ``interrupted`` line, 130."""
+    import traceback
+
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        print("supervisor interrupted", flush=True)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: everything becomes one line
+        traceback.print_exc(file=sys.stdout)
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"supervisor failed: {type(exc).__name__}{': ' + text if text else ''}", flush=True)
+        return 3
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(guarded_main(sys.argv[1:]))

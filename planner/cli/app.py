@@ -1,20 +1,25 @@
-"""The typer application and what every command shares: console, JSON output, atomic writes."""
+"""The typer application and what every command shares: console, JSON output, atomic writes.
+
+Commands are loaded lazily (planner/cli/lazy.py): this module imports only typer and rich, so
+``paraplan --help`` starts at once.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
 
 from ..io import write_atomic  # noqa: F401 - re-exported for the commands
+from .lazy import LazyGroup
 
 app = typer.Typer(
     name="paraplan",
+    cls=LazyGroup,
     help="Plan, estimate and simulate distributed training of transformer models.",
     no_args_is_help=True,
     add_completion=False,
@@ -28,8 +33,22 @@ err_console = Console(stderr=True, width=None if (sys.stderr.isatty() or "COLUMN
 JSON_OPTION = typer.Option(False, "--json", help="Print the result as JSON instead of tables.")
 
 
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an unexpected error "
+                                        "(also PARAPLAN_DEBUG=1).")] = False,
+) -> None:
+    """Plan, estimate and simulate distributed training of transformer models."""
+    if debug:
+        from . import boundary
+
+        boundary.DEBUG = True
+
+
 def to_jsonable(obj: Any) -> Any:
     """Pydantic models, dicts and lists to plain JSON values."""
+    from pydantic import BaseModel
+
     if isinstance(obj, BaseModel):
         return obj.model_dump(mode="json")
     if isinstance(obj, dict):

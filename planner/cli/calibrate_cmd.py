@@ -55,6 +55,9 @@ def calibrate_cmd(
     from validate.launch import run_jobs
     from validate.results import write_atomic
 
+    from ..outputs import check_output
+
+    check_output(out, "--out")  # before minutes of benchmarks, not after
     load_hardware(hardware)  # a clear error for an unknown base before anything runs
     _require_choices(("--backend", backend, ("gloo", "nccl")))
     if repeats <= 0:
@@ -90,8 +93,14 @@ def calibrate_cmd(
         raise SpecError(f"microbenchmarks did not finish: {bench_result.error}", field="calibrate")
     rep = calibrate(hardware, bench_result, job_results, held_text)
     write_atomic(out, overlay_yaml(rep))
+    from validate.fit_quality import fit_warnings
+
+    from .common import warn
+
     if json_out:
         print_json(rep)
+        for w in fit_warnings(rep):
+            warn(w)
         return
     table = Table(title=f"calibration of {hardware} (overlay {out})", title_justify="left")
     for col in ("layout", "measured", "min-max", "before", "error", "after", "error after"):
@@ -107,4 +116,6 @@ def calibrate_cmd(
         console.print(f"held-out {rep.held_out}: error {min(e):+.1f}% .. {max(e):+.1f}% over {len(e)} run(s)")
     for n in rep.notes:
         console.print(f"note: {escape(n)}", highlight=False)
+    for w in fit_warnings(rep):
+        warn(w)
     console.print(f"overlay written to {out}; apply with --hardware {hardware} --calibration {out}")

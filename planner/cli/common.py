@@ -2,37 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from typing import Annotated, Optional
 
 import typer
 
-from ..errors import SpecError
+from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario, infer_dp, load_scenario
-from ..specs import Layout, TrainingSpec
+from ..specs import Layout, TrainingSpec, check_layout
 
-ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Zoo model name, model YAML or HF config.json path.")]
+
+def _default(spec, field: str) -> str:
+    """The spec's default of ``field`` as ``--help`` shows it (used when neither the flag nor a
+    --layout file gives the value)."""
+    return str(spec.model_fields[field].default)
+
+
+ModelOpt = Annotated[Optional[str], typer.Option("--model", "-m", help="Zoo model name, model YAML, HF config.json or a folder holding one.")]
 HardwareOpt = Annotated[Optional[str], typer.Option("--hardware", "-H", help="Hardware profile name or YAML path.")]
 CalibrationOpt = Annotated[Optional[str], typer.Option("--calibration", help="Calibration overlay YAML applied on the profile.")]
 GpusOpt = Annotated[Optional[int], typer.Option("--gpus", "-g", help="Number of GPUs (ranks).")]
-TpOpt = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree.")]
-PpOpt = Annotated[Optional[int], typer.Option("--pp", help="Pipeline-parallel degree.")]
-VppOpt = Annotated[Optional[int], typer.Option("--vpp", help="Virtual stages per pipeline rank (interleaved 1F1B).")]
-DpOpt = Annotated[Optional[int], typer.Option("--dp", help="Data-parallel degree (default: gpus / (tp*pp*cp)).")]
-CpOpt = Annotated[Optional[int], typer.Option("--cp", help="Context-parallel degree (sequence split in 2*cp chunks).")]
-CpKindOpt = Annotated[Optional[str], typer.Option("--cp-kind", help="Context-parallel K/V exchange: ring or allgather (default: the recipe's).")]
-MicroOpt = Annotated[Optional[int], typer.Option("--micro-batch", help="Micro-batch size, sequences.")]
+TpOpt = Annotated[Optional[int], typer.Option("--tp", help="Tensor-parallel degree.", show_default=_default(Layout, "tp"))]
+PpOpt = Annotated[Optional[int], typer.Option("--pp", help="Pipeline-parallel degree.", show_default=_default(Layout, "pp"))]
+VppOpt = Annotated[Optional[int], typer.Option("--vpp", help="Virtual stages per pipeline rank (interleaved 1F1B).", show_default=_default(Layout, "vpp"))]
+DpOpt = Annotated[Optional[int], typer.Option("--dp", help="Data-parallel degree.", show_default="gpus / (tp*pp*cp)")]
+CpOpt = Annotated[Optional[int], typer.Option("--cp", help="Context-parallel degree (sequence split in 2*cp chunks).", show_default=_default(Layout, "cp"))]
+CpKindOpt = Annotated[Optional[str], typer.Option("--cp-kind", help="Context-parallel K/V exchange: ring or allgather.", show_default="the recipe's")]
+MicroOpt = Annotated[Optional[int], typer.Option("--micro-batch", help="Micro-batch size, sequences.", show_default=_default(TrainingSpec, "micro_batch_size"))]
 GlobalOpt = Annotated[Optional[int], typer.Option("--global-batch", help="Global batch, sequences per step.")]
-SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length, tokens.")]
-ZeroOpt = Annotated[Optional[int], typer.Option("--zero", help="ZeRO stage 0, 1, 2 or 3.")]
-FsdpOpt = Annotated[Optional[bool], typer.Option("--fsdp/--no-fsdp", help="FSDP2 full sharding.")]
-RecomputeOpt = Annotated[Optional[str], typer.Option("--recompute", help="none, selective or full.")]
-SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequence-parallel", help="Megatron sequence parallelism.")]
-PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, fp16 or fp8.")]
-RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, fsdp1 or torch-amp (megatron = megatron-lm, fsdp = torchtitan).")]
-FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.")]
-ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.")]
+SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length, tokens.", show_default=_default(TrainingSpec, "seq_length"))]
+ZeroOpt = Annotated[Optional[int], typer.Option("--zero", help="ZeRO stage 0, 1, 2 or 3.", show_default=_default(Layout, "zero_stage"))]
+FsdpOpt = Annotated[Optional[bool], typer.Option("--fsdp/--no-fsdp", help="FSDP2 full sharding (like ZeRO-3; not with --zero 1/2).", show_default="no-fsdp")]
+RecomputeOpt = Annotated[Optional[str], typer.Option("--recompute", help="none, selective or full.", show_default=_default(TrainingSpec, "recompute"))]
+SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequence-parallel", help="Megatron sequence parallelism.", show_default="no-sequence-parallel")]
+PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, fp16 or fp8.", show_default=_default(TrainingSpec, "precision"))]
+RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, fsdp1 or torch-amp (megatron = megatron-lm, fsdp = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
+FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
+ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
 
 #: The options every scenario-taking command shares, in the order ``--help`` lists them.
@@ -86,6 +94,84 @@ def check_choice(field: str, value: str | None) -> None:
         raise SpecError(f"'{value}' is not one of: {', '.join(CHOICES[field])}", field=f"--{field.replace('_', '-')}")
 
 
+def warn(message: str) -> None:
+    """One ``warning:`` line on stderr (the command goes on)."""
+    from rich.text import Text
+
+    from .app import err_console
+
+    err_console.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False, soft_wrap=True)
+
+
+def check_positive(*pairs: tuple[str, int | None]) -> None:
+    """SpecError naming the option of the first given (not None) value below 1."""
+    for option, value in pairs:
+        if value is not None and value < 1:
+            raise SpecError(f"{value} must be >= 1", field=option)
+
+
+def check_name(option: str, value: str | None) -> None:
+    """SpecError for a name or path given as an empty string (``--model ""``)."""
+    if value is not None and not value.strip():
+        raise SpecError("an empty name; give a name (see paraplan model list / hw list) or a file path",
+                        field=option)
+
+
+def check_seq_fits(model, seq: int, option: str = "--seq") -> None:
+    """A learned position table has no row past ``max_position_embeddings``: refuse a longer --seq.
+    RoPE/ALiBi models can run longer sequences (position interpolation, long-context fine-tuning),
+    so there it is a warning that the model was trained on shorter ones; the estimate still holds."""
+    limit = model.max_position_embeddings
+    if seq <= limit:
+        return
+    if model.position_kind == "learned":
+        raise SpecError(f"{seq} is above {model.name}'s {limit} learned positions (max_position_embeddings)",
+                        field=option)
+    warn(f"{option} {seq} is above {model.name}'s max_position_embeddings {limit} ({model.position_kind} "
+         "positions extrapolate, but the model was not trained that long); estimating anyway")
+
+
+#: Spec fields -> the option that sets them, so an error names what the user typed, not a spec path.
+FLAG_OF = {
+    "gpus": "--gpus", "layout.tp": "--tp", "layout.pp": "--pp", "layout.vpp": "--vpp", "layout.dp": "--dp",
+    "layout.cp": "--cp", "layout.zero_stage": "--zero", "layout.fsdp": "--fsdp", "layout.schedule": "--schedule",
+    "layout.sequence_parallel": "--sequence-parallel", "training.global_batch_size": "--global-batch",
+    "training.micro_batch_size": "--micro-batch", "training.seq_length": "--seq", "training.recompute": "--recompute",
+    "training.precision": "--precision", "training.recipe": "--recipe",
+    "training.flash_attention": "--flash-attention",
+}
+
+
+@contextlib.contextmanager
+def user_names(given: set[str], layout_file: str | None):
+    """Re-raise spec errors under the option the user typed (``--zero``, not ``layout.zero_stage``);
+    a value that came from the --layout file keeps its file key and names the file."""
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as exc:
+        errors = exc.errors()
+        loc = ".".join(str(x) for x in errors[0].get("loc", ())) if errors else ""
+        title = exc.title
+        key = {"TrainingSpec": "training.", "Layout": "layout."}.get(title, "") + loc if loc else (
+            "training.global_batch_size" if title == "TrainingSpec" else "")
+        message = format_validation_error(exc)
+        message = message.removeprefix(f"{loc}: ") if loc else message
+        _reraise(key, message, given, layout_file)
+    except SpecError as exc:
+        if exc.source is not None or exc.field not in FLAG_OF:
+            raise
+        _reraise(exc.field, str(exc).removeprefix(f"{exc.field}: "), given, layout_file)
+
+
+def _reraise(key: str, message: str, given: set[str], layout_file: str | None):
+    option = FLAG_OF.get(key)
+    if option is not None and (option in given or layout_file is None):
+        raise SpecError(message, field=option) from None
+    raise SpecError(message, field=key or None, source=layout_file) from None
+
+
 def build_scenario(
     *, model: str | None, hardware: str | None, calibration: str | None = None, gpus: int | None = None,
     tp: int | None = None, pp: int | None = None, vpp: int | None = None, dp: int | None = None,
@@ -103,13 +189,21 @@ def build_scenario(
         check_choice(field, value)
     if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
+    for option, value in (("--model", model), ("--hardware", hardware), ("--calibration", calibration),
+                          ("--layout", layout_file)):
+        check_name(option, value)
+    check_positive(("--gpus", gpus), ("--tp", tp), ("--pp", pp), ("--vpp", vpp), ("--dp", dp), ("--cp", cp),
+                   ("--micro-batch", micro_batch), ("--global-batch", global_batch), ("--seq", seq))
+    if fsdp and zero in (1, 2):
+        raise SpecError(f"shards parameters like ZeRO-3, which contradicts --zero {zero} (drop one of them)",
+                       field="--fsdp")
     base = load_scenario(layout_file) if layout_file else None
     if base is None and (model is None or hardware is None):
         missing = [n for n, v in (("--model", model), ("--hardware", hardware)) if v is None]
         raise SpecError(f"{' and '.join(missing)} required (or --layout FILE)", field=missing[0])
-    model_spec = load_model(model) if model else base.model
-    hw = load_hardware(hardware, calibration) if hardware else base.hardware
-    if calibration and not hardware:
+    model_spec = load_model(model) if model is not None else base.model
+    hw = load_hardware(hardware, calibration) if hardware is not None else base.hardware
+    if calibration and hardware is None:
         hw = load_hardware(base.hardware.name, calibration)
     lay = base.layout.model_dump() if base else {}
     trn = base.training.model_dump() if base else {}
@@ -131,14 +225,30 @@ def build_scenario(
         put(trn, key, value)
     if "global_batch_size" not in trn:
         raise SpecError("--global-batch is required", field="--global-batch")
+    given = {FLAG_OF[k] for k, v in (("gpus", gpus), ("layout.tp", tp), ("layout.pp", pp), ("layout.vpp", vpp),
+                                     ("layout.dp", dp), ("layout.cp", cp), ("layout.zero_stage", zero),
+                                     ("layout.fsdp", fsdp), ("layout.schedule", schedule),
+                                     ("layout.sequence_parallel", sequence_parallel),
+                                     ("training.global_batch_size", global_batch),
+                                     ("training.micro_batch_size", micro_batch), ("training.seq_length", seq),
+                                     ("training.recompute", recompute), ("training.precision", precision),
+                                     ("training.recipe", recipe)) if v is not None}
     n_gpus = gpus if gpus is not None else (base.gpus if base else None)
     if n_gpus is None:
         raise SpecError("--gpus is required", field="--gpus")
     if n_gpus <= 0:
         raise SpecError(f"gpus({n_gpus}) must be > 0", field="--gpus")
-    if dp is not None:
-        lay["dp"] = dp
-    elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
-        lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
-    return Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
-                    layout=Layout(**lay))
+    if lay.get("fsdp") and lay.get("zero_stage", 0) in (1, 2):
+        raise SpecError(f"FSDP shards parameters like ZeRO-3; it contradicts ZeRO stage {lay['zero_stage']} "
+                        "(drop --fsdp or --zero)", field="--zero" if zero is not None else "--fsdp")
+    if seq is not None:
+        check_seq_fits(model_spec, seq)
+    with user_names(given, layout_file):
+        if dp is not None:
+            lay["dp"] = dp
+        elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
+            lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
+        scenario = Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
+                            layout=Layout(**lay))
+        check_layout(scenario.layout, scenario.model, scenario.training, scenario.gpus)
+    return scenario

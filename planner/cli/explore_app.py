@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.widgets import Header, Static
 
 from ..cost.result import Estimate
-from ..errors import SpecError
+from ..errors import ParaplanError, SpecError
 from ..scenario import Scenario
 from ..whatif import apply_settings
 from . import common as c
@@ -117,6 +117,10 @@ class ExploreApp(App):
                 est = scenario.estimate()
             except SpecError as exc:
                 self.error = f"{KNOBS[key][0]} refused: {exc}"
+            except Exception as exc:  # noqa: BLE001 - the explorer keeps running on any error
+                from .boundary import describe
+
+                self.error = f"{KNOBS[key][0]} failed: {describe(exc, ['explore'])[0]}"
             else:
                 self.scenario, self.estimate, self.error = scenario, est, ""
                 self.message = "; ".join(notes)
@@ -125,23 +129,39 @@ class ExploreApp(App):
         self.update_ms = (time.perf_counter() - t0) * 1e3
         self.query_one("#status", Static).update(self._status())
 
+    def _guarded(self, what: str, write) -> None:
+        """Run ``write`` (a file write); on any failure show one error line and keep the app running
+        (the error boundary of the explorer: nothing a key does may end the exploration)."""
+        from .boundary import describe
+
+        try:
+            self.message, self.error = write(), ""
+        except Exception as exc:  # noqa: BLE001 - shown in the app, the scenario is kept
+            self.error = f"{what} failed: {describe(exc, ['explore'])[0].removeprefix('paraplan explore: ')}"
+        self.query_one("#error", Static).update(self.error)
+        self.query_one("#status", Static).update(self._status())
+
     def action_save(self) -> None:
         """Write the current scenario as JSON (atomically)."""
-        write_atomic(self.save_path, json.dumps(self.scenario.to_file_dict(), indent=2) + "\n")
-        self.message = f"saved {self.save_path}"
-        self.query_one("#status", Static).update(self._status())
+        def write() -> str:
+            write_atomic(self.save_path, json.dumps(self.scenario.to_file_dict(), indent=2) + "\n")
+            return f"saved {self.save_path}"
+
+        self._guarded("save", write)
 
     def action_export(self) -> None:
         """Megatron-LM arguments via planner.exports when present, else the scenario JSON."""
-        try:
-            from ..exports import export_text
-        except ImportError:
-            text, kind = json.dumps(self.scenario.to_file_dict(), indent=2) + "\n", "JSON"
-        else:
-            text, kind = export_text("megatron", self.scenario), "megatron arguments"
-        write_atomic(self.export_path, text)
-        self.message = f"exported {kind} to {self.export_path}"
-        self.query_one("#status", Static).update(self._status())
+        def write() -> str:
+            try:
+                from ..exports import export_text
+            except ImportError:
+                text, kind = json.dumps(self.scenario.to_file_dict(), indent=2) + "\n", "JSON"
+            else:
+                text, kind = export_text("megatron", self.scenario), "megatron arguments"
+            write_atomic(self.export_path, text)
+            return f"exported {kind} to {self.export_path}"
+
+        self._guarded("export", write)
 
     # --- rendering ----------------------------------------------------------------------
     def _status(self) -> Text:
@@ -196,6 +216,7 @@ def explore(
     scenario_flags: dict | None = None,
 ) -> None:
     """Interactive explorer: change tp/pp/micro-batch/ZeRO/recompute/GPUs/NIC/links/HBM by keys."""
+    from ..outputs import check_output
     from .whatif_cmd import scenario_from
 
     scenario = scenario_from(base, **scenario_flags)
@@ -204,4 +225,15 @@ def explore(
 
         print_json(scenario.estimate())
         return
-    ExploreApp(scenario, save, export).run()
+    check_output(save, "--save-to")
+    check_output(export, "--export-to")
+    explorer = ExploreApp(scenario, save, export)
+    explorer.run()
+    if explorer.return_code:  # the app ended on an exception: never exit 0 after a crash
+        raise ExplorerCrashed(f"the explorer stopped on an error (exit code {explorer.return_code})")
+
+
+class ExplorerCrashed(ParaplanError):
+    """The Textual app ended on an unhandled exception (exit code 3)."""
+
+    exit_code = 3

@@ -27,7 +27,7 @@ GROUP_SIZES = (2, 4, 8)
 
 
 class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # built on first use (start-up)
 
 
 class HardwareSummary(_Result):

@@ -19,7 +19,7 @@ app.add_typer(model_app, name="model")
 
 
 class _Result(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)  # built on first use (start-up)
 
 
 class ModelSummary(_Result):

@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InfeasibleError, SpecError
+from ..outputs import check_output
 from ..scenario import Scenario
 from ..specs import Layout, TrainingSpec
 from . import budget_render as br
@@ -144,12 +145,21 @@ def plan(
     for name, value in (("--model", model), ("--hardware", hardware), ("--gpus", gpus)):
         if value is None:
             raise SpecError("required", field=name)
+    for name, value in (("--model", model), ("--hardware", hardware), ("--calibration", calibration)):
+        c.check_name(name, value)
+    c.check_positive(("--max-tp", max_tp), ("--pp", pp), ("--micro-batch", micro_batch), ("--seq", seq),
+                     ("--global-batch", global_batch), ("--tokens-per-step", tokens_per_step))
+    if out is not None and export is None:
+        raise SpecError("writes the --export text; give --export megatron|deepspeed|torchtitan|json", field="--out")
+    check_output(out, "--out")
     if gpus <= 0:
         raise SpecError(f"gpus({gpus}) must be > 0", field="--gpus")
     if refine is not None and refine <= 0:
         raise SpecError(f"{refine} must be > 0", field="--refine")
     model_spec = load_model(model)
     hw = load_hardware(hardware, calibration)
+    if seq is not None:
+        c.check_seq_fits(model_spec, seq)
     trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq}
     trn = {k: v for k, v in trn.items() if v is not None}
     seq_len = seq or TrainingSpec.model_fields["seq_length"].default

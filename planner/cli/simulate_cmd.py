@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
+from ..errors import SpecError
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json, write_atomic
 from .render import fmt_bytes, fmt_seconds, render_estimate
@@ -48,6 +49,19 @@ def simulate(
     from simulate import run
     from simulate.trace import trace_document, trace_json
 
+    from ..outputs import PLOT_SUFFIXES, atomic_output, check_output, require_plotting
+
+    check_output(trace, "--trace")
+    check_output(png, "--png", suffixes=PLOT_SUFFIXES)
+    if png:
+        require_plotting("--png")
+    if samples < 1:
+        raise SpecError(f"{samples} must be >= 1", field="--samples")
+    if samples > 1 and jitter <= 0:
+        raise SpecError(f"{samples} samples without --jitter are {samples} identical runs; give --jitter SIGMA > 0",
+                        field="--samples")
+    if jitter < 0:
+        raise SpecError(f"{jitter} must be >= 0", field="--jitter")
     scenario = c.build_scenario(**scenario_flags)
     result = run(scenario, overlap=not no_overlap, contention=not no_contention, jitter=jitter,
                  samples=samples, seed=seed, trace=bool(trace or png), fine=fine)
@@ -57,7 +71,8 @@ def simulate(
     if png:
         from simulate.plot import plot_schedule
 
-        plot_schedule(result.trace_events, scenario.layout.pp, png, title)
+        with atomic_output(png) as tmp:
+            plot_schedule(result.trace_events, scenario.layout.pp, tmp, title)
     analytic = scenario.estimate()
     if json_out:
         payload = result.summary()

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SpecError
+from ..outputs import check_output
 from .app import JSON_OPTION, app, console, err_console, print_json
 from .render import fmt_bytes, fmt_range, fmt_seconds
 
@@ -105,7 +106,8 @@ def run(
     dtype: Annotated[str, typer.Option("--dtype", help="fp32 (exact), bf16 or fp16 (autocast; fp16 with loss scaling, dp only).")] = "fp32",
     recipe: Annotated[str, typer.Option("--recipe", help="torch-amp (fp32 parameters, autocast) or fsdp (FSDP2 mixed precision; dp > 1, zero >= 2, bf16).")] = "torch-amp",
     seed: Annotated[int, typer.Option("--seed", help="Seed of weights and data.")] = 1234,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Write results JSON here (atomically).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="Write results JSON here (atomically); validate report "
+                                      "reads it.")] = Path("results.json"),
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a job is declared hung.")] = 120.0,
     workdir: Annotated[Optional[Path], typer.Option("--workdir", help="Keep per-rank files and logs here.")] = None,
     inject_fault: Annotated[Optional[str], typer.Option("--inject-fault", hidden=True, help="RANK:die or RANK:hang (robustness tests).")] = None,
@@ -123,6 +125,7 @@ def run(
                      ("--recompute", recompute, ("none", "selective", "full")), ("--recipe", recipe, ("torch-amp", "fsdp")))
     if timeout <= 0:
         raise SpecError(f"timeout({timeout}) must be > 0", field="--timeout")
+    check_output(out, "--out")
     spec = _model(model, layers, hidden, heads, kv_heads, ffn, ffn_kind, vocab, seq)
     jobs = []
     for text in layouts or ["tp=2"]:
@@ -138,14 +141,13 @@ def run(
         job.check()
         jobs.append(job)
     results = run_jobs(jobs, timeout_s=timeout, workdir=workdir)
-    if out is not None:
-        write_atomic(out, results.model_dump_json(indent=1))
+    write_atomic(out, results.model_dump_json(indent=1))
     if json_out:
         print_json(results)
     else:
         console.print(_results_table(results))
-        if out is not None:
-            console.print(f"results written to {out}")
+        console.print(f"results written to {out}; compare with the cost model: paraplan validate report"
+                      + ("" if str(out) == "results.json" else f" --results {out}"), highlight=False)
     for j in results.jobs:
         if j.partial:
             err_console.print(f"[bold red]error:[/] {j.layout}: {escape(j.error or '')}", highlight=False,
@@ -183,7 +185,9 @@ def _calls(measured: dict[str, int] | None, predicted: dict[str, int] | None) ->
 
 @validate_app.command("report")
 def report(
-    results: ResultsOpt = None,
+    results: Annotated[Optional[list[Path]], typer.Option(
+        "--results", "-r", help="Results JSON from validate run / collect (repeatable).",
+        show_default="results.json")] = None,
     hardware: Annotated[str, typer.Option("--hardware", "-H", help="Profile to predict with.")] = "cpu-host",
     calibration: Annotated[Optional[str], typer.Option("--calibration", help="Calibration overlay YAML.")] = None,
     json_out: bool = JSON_OPTION,
@@ -192,7 +196,8 @@ def report(
     from hwprofiles import load_hardware
     from validate.report import build_report
 
-    rep = build_report(_load_results(results), load_hardware(hardware, calibration), hardware, calibration)
+    rep = build_report(_load_results(results or [Path("results.json")]), load_hardware(hardware, calibration),
+                       hardware, calibration)
     if json_out:
         print_json(rep)
         return
@@ -234,6 +239,7 @@ def collect_cmd(
     from validate.collect import collect
     from validate.results import write_atomic
 
+    check_output(out, "--out")
     results = collect(workdir, timeout)
     write_atomic(out, results.model_dump_json(indent=1))
     if json_out:
@@ -276,6 +282,7 @@ def slurm(
 
     if nodes <= 0 or gpus_per_node <= 0:
         raise SpecError(f"nodes({nodes}) and gpus_per_node({gpus_per_node}) must be > 0", field="--nodes")
+    check_output(out, "--out")
     _require_choices(("--dtype", dtype, ("bf16", "fp32", "fp16")), ("--backend", backend, ("nccl", "gloo")))
     nproc = nodes * gpus_per_node
     spec = _model(model, layers, hidden, heads, None, None, "gelu", vocab, seq)

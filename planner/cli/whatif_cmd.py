@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import SpecError
+from ..outputs import PLOT_SUFFIXES, atomic_output, check_output, require_plotting
 from ..whatif import (
     compare,
     parse_vary,
@@ -58,6 +59,7 @@ def whatif(
     if list_keys:
         _print_keys(json_out)
         return
+    check_output(save, "--save")
     scenario = scenario_from(base, **scenario_flags)
     variants = [split_variant(s) for s in (set_ or [])]
     result = compare(scenario, variants, engine)
@@ -120,17 +122,27 @@ def sweep(
     """
     if not vary:
         raise SpecError("at least one --vary KEY=v1,v2,... is required", field="--vary")
+    check_output(csv, "--csv")
+    check_output(png, "--png", suffixes=PLOT_SUFFIXES)
+    if png:
+        require_plotting("--png")
     grid = [parse_vary(v) for v in vary]
+    for key, values in grid:
+        bad = [v for v in values if key == "gpus" and not (v.isdigit() and int(v) > 0)]
+        if bad:
+            raise SpecError(f"gpus={','.join(values)}: '{bad[0]}' is not a positive whole number of GPUs",
+                            field="--vary")
     first = dict((k, vals[0]) for k, vals in grid)
     if scenario_flags["gpus"] is None and "gpus" in first:
-        scenario_flags["gpus"] = int(float(first["gpus"]))
+        scenario_flags["gpus"] = int(first["gpus"])
     replanner = search_replanner() if replan else None
     scenario = scenario_from(base, **scenario_flags)
     result = run_sweep(scenario, grid, mode, engine, replanner)  # type: ignore[arg-type]
     if csv:
         write_atomic(csv, sweep_csv(result))
     if png:
-        sweep_png(result, png)
+        with atomic_output(png) as tmp:
+            sweep_png(result, str(tmp))
     if json_out:
         print_json(result)
         return

@@ -13,7 +13,7 @@ from .frontier import GB, STUDY, build_report, timeline
 
 TIME_PARTS = ("compute", "tp_comm", "pp_bubble", "pp_comm", "dp_comm_exposed", "optimizer", "other")
 MEM_PARTS = ("params", "grads", "optimizer", "activations", "buffers", "reserved")
-SOURCE = "shared/data/frontier_paper.md"
+SOURCE = "Dash et al. 2023, arXiv:2312.12705"  # the study itself (the project ships no copy of it)
 
 
 def _gb(x: float) -> str:
@@ -36,10 +36,10 @@ def _mem_cells(m: dict) -> list[str]:
 
 def _headline(r: dict) -> list[str]:
     out = ["## 1. Headline throughput: the study vs paraplan", "",
-           f"Peak {STUDY['peak_tflops']:.1f} TFLOP/s per GCD (FP16 matrix; 383 per MI250X / 2) [{SOURCE} Sec. 1]. "
+           f"Peak {STUDY['peak_tflops']:.1f} TFLOP/s per GCD (FP16 matrix; 383 per MI250X / 2) [{SOURCE}]. "
            "Throughput on the study's convention: Megatron Eq. 3 hardware FLOPs (full recompute, f = 4) "
            "per second per GCD (`megatron_eq3_flops`). Configurations: the authors' launch scripts "
-           f"(micro-batch 1, fp16, ZeRO-1, full recompute, flash attention v2, seq 2048) [{SOURCE} Sec. 2a].", ""]
+           f"(micro-batch 1, fp16, ZeRO-1, full recompute, flash attention v2, seq 2048) [{SOURCE}].", ""]
     rows = [[h["model"], str(h["gpus"]), h["layout"], str(h["global_batch"]), str(h["micro_batches"]),
              f"{h['study_percent']:.2f}", f"{h['predicted_percent']:.2f}", f"{h['predicted_tflops']:.1f}",
              f"{h['error_percent']:+.1f}", f"{100 * h['mfu']:.1f}"] for h in r["headline"]]
@@ -74,7 +74,7 @@ def _sweeps(r: dict) -> list[str]:
             f"Crossing the node (tp 16) leaves each GCD {by[16]['ring_gbps']:.1f} GB/s of the node's Slingshot "
             f"NICs: {by[16]['allreduce_s_per_gb'] * 1e3:.1f} ms per GB and {by[16]['time']['tp_comm']:.1f} s of "
             f"exposed tp communication per step vs {by[8]['time']['tp_comm']:.1f} s at tp 8 — the study's "
-            f"\"limit tensor parallelism to a single node\" [{SOURCE} Sec. 3]. Smaller tp holds more "
+            f"\"limit tensor parallelism to a single node\" [{SOURCE}]. Smaller tp holds more "
             f"state per GCD: the smallest tp that fits at pp 8 is tp {min(x['tp'] for x in tp if x['memory']['fits'])}"
             f" (the study's choice).", "", "![tp sweep](frontier/tp_sweep.png)", "",
             "### Pipeline depth and micro-batches (the bubble), tp 4", ""]
@@ -100,7 +100,7 @@ def _sweeps(r: dict) -> list[str]:
     f = r["flash"]
     out += [f"Flash attention saves {100 * (1 - f[0]['time']['step'] / f[1]['time']['step']):.0f} % of the step at "
             f"seq 2048 and {100 * (1 - f[2]['time']['step'] / f[3]['time']['step']):.0f} % at 4096 (the study "
-            f"credits FlashAttention-2 with ~30 % [{SOURCE} Sec. 3, 3rd-party]). paraplan does not reproduce "
+            f"credits FlashAttention-2 with ~30 % [{SOURCE}, citing third-party figures]). paraplan does not reproduce "
             f"that: attention score FLOPs are s/6h = {r['attention_share']:.1%} of a 175B layer's at seq "
             "2048 (Eq. 3), so even unfused attention is a small part of the step; the study's gain probably "
             "includes what FA2 replaced in its ROCm stack (unfused kernels, no fused softmax) — not modelled.", ""]
@@ -111,7 +111,7 @@ def _scaling(r: dict) -> list[str]:
     out = ["## 3. Weak and strong scaling", "",
            "Weak scaling holds tp and pp of the launch scripts and grows dp with the global batch "
            "(`planner.whatif.sweep`, mode weak); strong scaling keeps the global batch. The study reports "
-           f"100 % weak and 89 % / 87 % strong [{SOURCE} Sec. 1]; its batches and baselines are NOT FOUND, "
+           f"100 % weak and 89 % / 87 % strong [{SOURCE}]; its batches and baselines are NOT FOUND, "
            "so strong scaling is shown for several global batches (first rung to last).", ""]
     for name, s in r["scaling"].items():
         out += [f"### {name} ({s['layout']})", ""]
@@ -146,12 +146,12 @@ def _memory(r: dict) -> list[str]:
     listed = sum(v for _, v in STUDY["bytes_per_param_listed"])
     parts = " + ".join(f"{v} B {k}" for k, v in STUDY["bytes_per_param_listed"])
     out += [f"The study states {STUDY['bytes_per_param_stated']} bytes per parameter (24 TB for 1T) but lists "
-            f"{parts} = {listed} B [{SOURCE} Sec. 1]. Adam needs a second moment (4 B) the list omits. paraplan's "
+            f"{parts} = {listed} B [{SOURCE}]. Adam needs a second moment (4 B) the list omits. paraplan's "
             "model-state bytes per parameter (`planner.work.memory.state_bytes_per_param`, before sharding):", ""]
     out += _table(["recipe", "weights", "grads", "optimizer", "total B/param", "1T total TB"],
                   [[b["recipe"], f"{b['weights']:g}", f"{b['grads']:g}", f"{b['optimizer']:g}", f"{b['total']:g}",
                     f"{b['total'] * 1.007:.1f}"] for b in r["bytes_per_param"]])
-    out += ["(1T = 1.007e12 parameters, 12·L·h² [frontier_paper.md Sec. 2a].) Activations come on top; "
+    out += ["(1T = 1.007e12 parameters, 12·L·h² [Dash et al. 2023].) Activations come on top; "
             "ZeRO-1 over dp and pp/tp splits bring the states per GCD under 64 GB.", "",
             "![memory](frontier/memory.png)", ""]
     return out
@@ -187,7 +187,7 @@ def _assumptions(r: dict) -> list[str]:
             "- **From the authors' launch scripts, not the paper**: the layouts (22B tp1 pp8, 175B tp4 pp16, "
             "1T tp4 pp128), micro-batch 1, global batches 640 / 640 / 1024, ZeRO-1, fp16, full recompute; "
             "the scripts may differ from the paper's runs (the 1T script is 1024 GCDs; 1T in July 2023 used "
-            "tp8 pp64) [Sec. 2a-2c].",
+            "tp8 pp64) [Dash et al. 2023].",
             "- **Assumptions**: the scaling runs' global batches and strong-scaling baselines (unknown); "
             "seq 2048 for 175B (the Jan-2024 script says 4096, the Nov-2023 run 2048); the hardware "
             "profile's efficiencies were fitted to the three headline points "

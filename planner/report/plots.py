@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .frontier import GB
+GIB = 2**30
 
 #: No version string or timestamp in the PNG text chunks.
 PNG_METADATA = {"Software": None}
@@ -108,11 +108,11 @@ def memory_png(r: dict, path: Path) -> Path:
     labels = [k for k, _ in items]
     bottom = [0.0] * len(items)
     for part, color in MEM_COLORS.items():
-        vals = [m[part] / GB for _, m in items]
+        vals = [m[part] / GIB for _, m in items]
         ax.bar(labels, vals, bottom=bottom, color=color, label=part)
         bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
-    ax.axhline(r["hbm_bytes"] / GB, color="#c0392b", ls="--", label="HBM per GCD")
-    ax.set_ylabel("peak memory per GCD (GB)")
+    ax.axhline(r["hbm_bytes"] / GIB, color="#c0392b", ls="--", label="HBM per GCD")
+    ax.set_ylabel("peak memory per GCD (GiB)")  # GiB like the CLI tables
     ax.set_title("Memory per GCD at the worst pipeline stage")
     ax.tick_params(axis="x", labelsize=7)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
