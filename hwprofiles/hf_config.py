@@ -68,6 +68,7 @@ def _llama_like(r: _Reader) -> dict[str, Any]:
         vocab_size=r.int("vocab_size"), tied_embeddings=r.bool("tie_word_embeddings", False),
         position_kind="rope", max_position_embeddings=r.int("max_position_embeddings", 2048),
         linear_bias=False, qkv_bias=r.model_type == "qwen2",
+        rope_theta=float(r.data["rope_theta"]) if r.data.get("rope_theta") else None,
     )
     if r.model_type == "llama":
         attention_bias, mlp_bias = r.bool("attention_bias", False), r.bool("mlp_bias", False)
