@@ -13,7 +13,8 @@ from ..errors import SpecError
 from ..scenario import Scenario
 from ..specs import Layout, TrainingSpec
 from . import common as c
-from .app import JSON_OPTION, app, console, err_console, print_json, write_atomic
+from .app import JSON_OPTION, app, err_console, print_json
+from .app import console as console_out
 from .render import GIB, fmt_seconds, render_estimate
 
 REF_KEYS = {"tp": "tp", "pp": "pp", "vpp": "vpp", "zero": "zero_stage", "schedule": "schedule",
@@ -97,8 +98,9 @@ def plan(
     top: Annotated[int, typer.Option("--top", help="Plans to show.")] = 10,
     refine: Annotated[Optional[int], typer.Option("--refine", help="Re-rank the top K with the simulator.")] = None,
     reference: Annotated[Optional[str], typer.Option("--reference", help="Layout to compare, e.g. tp=4,pp=128,zero=1,micro-batch=1,recompute=full.")] = None,
-    export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json.")] = None,
-    out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
+    export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json (printed verbatim; tables go to stderr).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="json: write to FILE; megatron/deepspeed/torchtitan: write config + launch.sh into DIR.")] = None,
+    framework: c.FrameworkOpt = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -107,6 +109,7 @@ def plan(
     from ..exports import FORMATS, export_text
     from ..search import OBJECTIVES, SearchConstraints, search
     from ..search import refine as refine_plans
+    from .export_out import plain_stdout, write_export
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
                          ("schedule", schedule)):
@@ -143,7 +146,10 @@ def plan(
     if global_batch <= 0:
         raise SpecError(f"global_batch({global_batch}) must be > 0", field="--global-batch")
     training = TrainingSpec(global_batch_size=global_batch, **trn)
-    cons = SearchConstraints(max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
+    from ..frameworks import resolve_framework
+
+    target = resolve_framework(framework, training.recipe, export)
+    cons = SearchConstraints(framework=target, max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
                              objective=objective)
@@ -175,21 +181,23 @@ def plan(
     if refine is not None:
         result = refine_plans(result, refine, model_spec, hw)
     best = result.best
-    exported = None
+    exported, written = None, []
     if export is not None:
         scenario = Scenario(model=model_spec, hardware=hw, gpus=best.gpus, training=best.training,
                             layout=best.layout)
         exported = export_text(export, scenario)
         if out:
-            write_atomic(out, exported)
+            written = write_export(export, scenario, out)
     if json_out:
         payload = result.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
         if exported is not None:
-            payload["export"] = {"format": export, "path": out, "text": None if out else exported}
+            payload["export"] = {"format": export, "path": out, "files": written if out else None,
+                                 "framework": target, "text": None if out else exported}
         print_json(payload)
         return
+    console = err_console if exported is not None and not out else console_out  # stdout carries the export
     console.print(plans_table(result))
     s = result.stats
     rej = ", ".join(f"{v} {k}" for k, v in s.rejected.items())
@@ -208,6 +216,6 @@ def plan(
     if exported is not None:
         console.print()
         if out:
-            console.print(Text(f"wrote {export} config to {out}", style="green"))
+            console.print(Text(f"wrote {export} export to {out}: {', '.join(written)}", style="green"))
         else:
-            console.print(Text(exported))
+            plain_stdout(exported)

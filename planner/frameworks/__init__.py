@@ -71,5 +71,27 @@ def check_launchable(framework: str | None, model: ModelSpec, training: Training
         raise SpecError(reason, field=field)
 
 
-__all__ = ["FRAMEWORKS", "RECIPE_FRAMEWORK", "RULES", "VERSIONS", "Rule", "check_framework_name",
+def resolve_framework(framework: str | None, recipe: str, export: str | None = None) -> str | None:
+    """The framework whose rules apply: ``--framework`` if given, else the export target (an export
+    must launch), else the recipe's framework (None for a recipe without a launch target)."""
+    if framework is not None:
+        check_framework_name(framework)
+        return framework
+    if export in FRAMEWORKS:
+        return export
+    return framework_of_recipe(recipe)
+
+
+def default_stage_layers(num_layers: int, pp: int) -> list[int] | None:
+    """The uneven split a run uses when pp does not divide the layers (Megatron's
+    --decoder-first/last-pipeline-num-layers form: middle stages ceil(L/pp), the first and last
+    sharing the rest; Llama 3.1 405B: 126 layers on pp16 -> 7, 8 x 14, 7); None when even or when
+    no such split exists."""
+    from ..search.space import stage_split
+
+    split = stage_split(num_layers, pp) if pp > 1 else None
+    return split if isinstance(split, list) else None
+
+
+__all__ = ["default_stage_layers", "resolve_framework", "FRAMEWORKS", "RECIPE_FRAMEWORK", "RULES", "VERSIONS", "Rule", "check_framework_name",
            "check_launchable", "framework_of_recipe", "refusal", "virtual_stage_layers"]

@@ -56,6 +56,8 @@ def _zero(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | Non
                 "replicated parameters in this layout")
     if z != 3:
         return None
+    if layout.pp > 1:
+        return f"ZeRO-3/FSDP2 with pp({layout.pp}) > 1: '--use-torch-fsdp2 is not supported with pipeline parallelism'"
     if model.tied_embeddings:
         return "ZeRO-3/FSDP2: --use-torch-fsdp2 requires --untie-embeddings-and-output-weights; the model ties them"
     if training.precision == "fp16":

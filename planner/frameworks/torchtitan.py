@@ -40,17 +40,17 @@ def _model(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | No
     if llama3_flavour(model) is not None:
         return None
     if model.is_moe:
-        why = "a MoE model (torchtitan's MoE modules are deepseek_v3, qwen3, gpt_oss, kimi_k2_7, not Mixtral)"
+        why = "is a MoE model (torchtitan's MoE modules are deepseek_v3, qwen3, gpt_oss, kimi_k2_7, not Mixtral)"
     elif model.qkv_bias:
-        why = "QKV biases (Qwen2; torchtitan's qwen3 module has q/k norms and no QKV bias)"
+        why = "has QKV biases (Qwen2; torchtitan's qwen3 module has q/k norms and no QKV bias)"
     elif model.norm_kind != "rmsnorm" or model.ffn_kind != "swiglu" or model.position_kind != "rope" \
             or model.linear_bias:
-        why = (f"{model.norm_kind}/{model.ffn_kind}/{model.position_kind} positions"
+        why = (f"has {model.norm_kind}/{model.ffn_kind}/{model.position_kind} positions"
                f"{'/biases' if model.linear_bias else ''} (torchtitan's dense module is llama3: RMSNorm, "
                "SwiGLU, RoPE, no biases)")
     else:
-        why = f"dimensions that match no llama3 flavour ({', '.join(LLAMA3_FLAVOURS)})"
-    return f"model {model.name} has {why}"
+        why = f"has dimensions that match no llama3 flavour ({', '.join(LLAMA3_FLAVOURS)})"
+    return f"model {model.name} {why}"
 
 
 def _zero(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:

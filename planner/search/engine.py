@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..cost import Estimate, estimate, stage_memory
 from ..errors import InfeasibleError
+from ..frameworks import refusal
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
 from .result import Plan, SearchResult, SearchStats
@@ -152,6 +153,9 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
                     check_layout(cand.layout, model, cand.training, cand.gpus)
                 except ValueError:
                     counts.invalid += 1
+                    continue
+                if c.framework and refusal(c.framework, model, cand.training, cand.layout):
+                    counts.constraint += 1  # the target framework cannot launch it
                     continue
                 mc = check_memory(model, hardware, cand, usable)
                 checked += 1

@@ -47,8 +47,8 @@ def main(plan_dir: str, world_size: int, extra: list[str]) -> dict:
     A.get_device_arch_version = lambda: 9  # no GPU: H100 (sm90)
     from megatron.training.theoretical_memory_usage import compute_weight_and_optimizer_memory
 
+    os.environ.pop("CUDA_DEVICE_MAX_CONNECTIONS", None)  # only what the args file exports
     argv, env = shell_args(plan_dir)
-    os.environ.pop("CUDA_DEVICE_MAX_CONNECTIONS", None)
     os.environ.update(env, WORLD_SIZE=str(world_size), RANK="0")
     sys.argv = ["pretrain_gpt.py", *argv, *extra]
     try:

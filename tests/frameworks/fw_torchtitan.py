@@ -21,10 +21,9 @@ import sys
 
 def check(plan_dir: str, index: int) -> dict:
     import torch
+    import torchtitan.components.quantization.float8 as float8
     from torchtitan.config.manager import ConfigManager
     from torchtitan.distributed.pipeline_parallel import _get_pp_rank_to_stage_indices_mapping
-
-    import torchtitan.components.quantization.float8 as float8
 
     float8.has_cuda_capability = lambda *a: True  # no GPU here: an H100 (sm90) has sm89 float8
     logging.disable(logging.WARNING)
