@@ -192,6 +192,8 @@ def model_to_hf_config(model: ModelSpec) -> dict[str, Any]:
             out.update(attention_bias=model.linear_bias, mlp_bias=model.linear_bias)
         if model_type == "mixtral":
             out.update(num_local_experts=model.num_experts, num_experts_per_tok=model.moe_top_k)
+        if model.rope_theta is not None and model_type != "gpt_neox":
+            out["rope_theta"] = model.rope_theta
     out.update(vocab_size=model.vocab_size, tie_word_embeddings=model.tied_embeddings)
     back = model_from_hf_config(out, source=model.source, default_name=model.name)
     if back != model:

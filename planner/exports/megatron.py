@@ -17,11 +17,19 @@ FRAMEWORK = "megatron"
 
 def vocab_divisor(vocab: int, tp: int) -> int:
     """``--make-vocab-size-divisible-by``: the largest power of two <= 128 (Megatron's default) with
-    divisor * tp dividing ``vocab``, so that Megatron's padding keeps the planned (padded) vocabulary."""
+    divisor * tp dividing ``vocab``, so that Megatron's padding keeps the planned (padded) vocabulary;
+    128 when no power of two does (vocab % tp != 0: Megatron pads, as in real runs; see padded_vocab)."""
     d = 128
     while d > 1 and vocab % (d * tp):
         d //= 2
-    return d
+    return d if vocab % (d * tp) == 0 else 128
+
+
+def padded_vocab(vocab: int, tp: int) -> int:
+    """The vocabulary Megatron builds: ceil(vocab / (divisor * tp)) * divisor * tp
+    (megatron/core/tokenizers/utils/build_tokenizer.py:124-137)."""
+    m = vocab_divisor(vocab, tp) * tp
+    return -(-vocab // m) * m
 
 
 def pipeline_layout(layout: Layout, model: ModelSpec) -> str:
@@ -83,13 +91,14 @@ def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
     if layout.ep > 1 or model.is_moe:
         a += ["--expert-model-parallel-size", str(layout.ep), "--expert-tensor-parallel-size", "1"]
     z = layout.effective_zero_stage
-    if z == 3:  # parameters, gradients and optimizer state sharded by PyTorch FSDP2
-        a += ["--use-torch-fsdp2", "--no-gradient-accumulation-fusion", "--ckpt-format", "torch_dist"]
+    if z >= 2:  # Megatron-FSDP: gradients (ZeRO-2) or also parameters (ZeRO-3) sharded over dp
+        a += ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",
+              "optim_grads" if z == 2 else "optim_grads_params", "--ckpt-format", "fsdp_dtensor"]
     elif z == 1 or training.distributed_optimizer:
         a.append("--use-distributed-optimizer")
     if layout.dp > 1 and training.overlap_dp_comm:
         a.append("--overlap-grad-reduce")
-    if layout.dp > 1 and training.overlap_param_gather and z == 1:
+    if layout.dp > 1 and training.overlap_param_gather and z in (1, 3):
         a.append("--overlap-param-gather")
     if layout.tp > 1 and training.tp_comm_overlap and layout.sequence_parallel:
         a.append("--tp-comm-overlap")
@@ -120,8 +129,8 @@ def megatron_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
 
 def megatron_env(layout: Layout) -> dict[str, str]:
     """Environment Megatron needs: CUDA_DEVICE_MAX_CONNECTIONS=1 with tp or cp > 1 on Hopper and
-    older (arguments.py:1412-1439), and unset with FSDP (arguments.py:1014-1015)."""
-    if layout.effective_zero_stage == 3:
+    older (arguments.py:1412-1439), and unset with Megatron-FSDP (arguments.py:1143-1144)."""
+    if layout.effective_zero_stage >= 2:
         return {}
     if layout.tp > 1 or layout.cp > 1:
         return {"CUDA_DEVICE_MAX_CONNECTIONS": "1"}
@@ -150,6 +159,10 @@ def megatron_text(model: ModelSpec, training: TrainingSpec, layout: Layout, head
     """``MEGATRON_ARGS`` (a bash array) as a sourceable shell file, with the environment it needs."""
     args = megatron_args(model, training, layout)
     lines = [f"# {header}", f"# target: Megatron-LM pretrain_gpt.py, {VERSIONS[FRAMEWORK]}"]
+    padded = padded_vocab(model.vocab_size, layout.tp)
+    if padded != model.vocab_size:
+        lines.append(f"# note: Megatron pads the vocabulary {model.vocab_size} -> {padded} (divisible by "
+                     f"{vocab_divisor(model.vocab_size, layout.tp)} * tp); the plan priced {model.vocab_size}")
     lines += [f"export {k}={v}" for k, v in megatron_env(layout).items()]
     lines += shell_array("MEGATRON_ARGS", args)
     return "\n".join(lines) + "\n"

@@ -49,22 +49,12 @@ def _virtual_stages(model: ModelSpec, training: TrainingSpec, layout: Layout) ->
 
 
 def _zero(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
-    z = layout.effective_zero_stage
-    if z == 2:
-        return ("ZeRO-2: Megatron's distributed optimizer shards optimizer state only (ZeRO-1) and "
-                "--use-torch-fsdp2 shards everything (ZeRO-3); no option shards gradients alone with "
-                "replicated parameters in this layout")
-    if z != 3:
-        return None
-    if layout.pp > 1:
-        return f"ZeRO-3/FSDP2 with pp({layout.pp}) > 1: '--use-torch-fsdp2 is not supported with pipeline parallelism'"
-    if model.tied_embeddings:
-        return "ZeRO-3/FSDP2: --use-torch-fsdp2 requires --untie-embeddings-and-output-weights; the model ties them"
-    if training.precision == "fp16":
-        return "ZeRO-3/FSDP2 with fp16: '--use-torch-fsdp2 not supported with fp16 yet'"
-    if layout.dp_shard is not None and layout.dp_shard != layout.dp:
-        return (f"hybrid sharding dp_shard({layout.dp_shard}) < dp({layout.dp}): --use-torch-fsdp2 shards over "
-                "every data-parallel rank")
+    # ZeRO-1 = --use-distributed-optimizer; ZeRO-2/3 = Megatron-FSDP (--use-megatron-fsdp with
+    # --data-parallel-sharding-strategy optim_grads / optim_grads_params, arguments.py:3023-3025),
+    # which unlike --use-torch-fsdp2 (arguments.py:997-1016) takes pp > 1, tied embeddings and fp16.
+    if layout.effective_zero_stage >= 2 and layout.dp_shard is not None and layout.dp_shard != layout.dp:
+        return (f"hybrid sharding dp_shard({layout.dp_shard}) < dp({layout.dp}): the export shards over every "
+                "data-parallel rank (Megatron-FSDP's outer data-parallel dimension is not planned)")
     return None
 
 
@@ -75,8 +65,6 @@ def _model(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | No
         return "a ReLU FFN: Megatron-Core GPT has GeLU, SwiGLU or squared ReLU"
     if model.embedding_norm:
         return "a norm after the embedding (BLOOM): Megatron-Core GPT has none"
-    if model.vocab_size % layout.tp:
-        return f"vocab_size({model.vocab_size}) % tp({layout.tp}) != 0: the vocabulary cannot be padded to itself"
     return None
 
 
@@ -85,6 +73,6 @@ MEGATRON_RULES = (
     Rule("interleaved-microbatches", f"{SCHED}:1133-1153", _interleaved_microbatches),
     Rule("interleaved-pp", f"{ARGS}:963-976", _interleaved_pp),
     Rule("virtual-stages", f"{ARGS}:907-918", _virtual_stages),
-    Rule("zero", f"{ARGS}:997-1016", _zero),
+    Rule("zero", f"{ARGS}:1100-1147", _zero),
     Rule("model", f"{ARGS}:2195-2380", _model),
 )

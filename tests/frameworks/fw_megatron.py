@@ -75,7 +75,7 @@ def main(plan_dir: str, world_size: int, extra: list[str]) -> dict:
     keep = ("tensor_model_parallel_size", "pipeline_model_parallel_size", "data_parallel_size",
             "virtual_pipeline_model_parallel_size", "context_parallel_size", "expert_model_parallel_size",
             "micro_batch_size", "global_batch_size", "sequence_parallel", "use_distributed_optimizer",
-            "use_torch_fsdp2", "recompute_granularity", "recompute_method", "bf16", "fp16", "fp8",
+            "use_torch_fsdp2", "use_megatron_fsdp", "data_parallel_sharding_strategy", "recompute_granularity", "recompute_method", "bf16", "fp16", "fp8",
             "num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
             "rotary_base", "add_qkv_bias", "add_bias_linear", "untie_embeddings_and_output_weights",
             "padded_vocab_size", "num_experts", "moe_router_topk", "pipeline_model_parallel_layout",

@@ -69,7 +69,7 @@ def plans() -> tuple[FrameworkPlan, ...]:
                       None, "schedule interleaved-1f1b", "ZeRO-1"),
         FrameworkPlan("llama3.1-405b-16384-fsdp-pp16-v4", _sc("llama3.1-405b", "h100-sxm-80gb", l405.replace(
             zero_stage=0, fsdp=True), global_batch_size=2048, seq_length=8192, recompute="full"),
-            "FSDP2 with pp(16)", "ZeRO-3 with pp(16)", None),
+            None, "ZeRO-3 with pp(16)", None),
         FrameworkPlan("frontier-175b-best", f175, None,
                       interleaved_or_uneven if f175.layout.vpp > 1 else None, "model frontier-175b has layernorm"),
         FrameworkPlan("frontier-1t-best", f1t, None,
@@ -94,7 +94,10 @@ def plans() -> tuple[FrameworkPlan, ...]:
         FrameworkPlan("llama3-8b-gpipe-pp4", _sc("llama3-8b", "h100-sxm-80gb", Layout(
             tp=2, pp=4, dp=2, schedule="gpipe", sequence_parallel=True), global_batch_size=32,
             seq_length=8192), "no GPipe", "schedule gpipe", None),
+        FrameworkPlan("llama3-8b-zero2-pp2", _sc("llama3-8b", "h100-sxm-80gb", Layout(
+            tp=2, pp=2, dp=4, zero_stage=2, sequence_parallel=True), global_batch_size=64, seq_length=8192),
+            None, "ZeRO-2 with pp(2)", "no ZeRO-1/2"),
         FrameworkPlan("llama3-8b-fsdp-fp16", _sc("llama3-8b", "h100-sxm-80gb", Layout(tp=1, dp=8, fsdp=True),
                       global_batch_size=64, seq_length=8192, precision="fp16"),
-                      "fp16", None, "fp16"),
+                      None, None, "fp16"),
     )

@@ -7,6 +7,7 @@ from fw_harness import run_checker, write_exports
 from fw_plans import plans
 
 from planner.errors import SpecError
+from planner.exports.megatron import padded_vocab
 from planner.work.params import parameter_counts
 
 pytestmark = pytest.mark.frameworks
@@ -40,15 +41,18 @@ def test_megatron_accepts_or_paraplan_refuses(plan, results):
     assert (a["context_parallel_size"], a["expert_model_parallel_size"]) == (lay.cp, lay.ep)
     assert (a["micro_batch_size"], a["global_batch_size"]) == (trn.micro_batch_size, trn.global_batch_size)
     assert a["sequence_parallel"] == lay.sequence_parallel
-    assert a["use_torch_fsdp2"] == (lay.effective_zero_stage == 3)
-    assert a["use_distributed_optimizer"] == (lay.effective_zero_stage == 1)
+    assert a["use_megatron_fsdp"] == (lay.effective_zero_stage >= 2)
+    if lay.effective_zero_stage >= 2:  # Megatron-FSDP: ZeRO-2 shards gradients too, ZeRO-3 parameters too
+        assert a["data_parallel_sharding_strategy"] == {2: "optim_grads", 3: "optim_grads_params"}[
+            lay.effective_zero_stage]
+    assert a["use_distributed_optimizer"] == (lay.effective_zero_stage >= 1)
     assert a["recompute_granularity"] == (None if trn.recompute == "none" else trn.recompute)
     assert (a["bf16"], a["fp16"], a["fp8"]) == (trn.precision != "fp16", trn.precision == "fp16",
                                                 "hybrid" if trn.precision == "fp8" else None)
     assert (a["num_layers"], a["hidden_size"], a["ffn_hidden_size"], a["num_attention_heads"],
             a["num_query_groups"]) == (model.num_layers, model.hidden_size, model.ffn_hidden_size,
                                        model.num_heads, model.kv_heads)
-    assert a["padded_vocab_size"] == model.vocab_size  # Megatron's padding keeps the planned vocabulary
+    assert a["padded_vocab_size"] == padded_vocab(model.vocab_size, lay.tp) == model.vocab_size  # kept as planned
     assert a["untie_embeddings_and_output_weights"] == (not model.tied_embeddings)
     assert a["add_qkv_bias"] == (model.qkv_bias or model.linear_bias)
     assert a["add_bias_linear"] == model.linear_bias
