@@ -126,6 +126,13 @@ def build_scenario(
         lay["schedule"] = "interleaved-1f1b"
     if recipe == "fsdp" and fsdp is None and zero is None:
         lay["fsdp"] = True
+    if recipe is None and framework is not None and "recipe" not in trn:  # price with the target's recipe
+        from ..frameworks import DEFAULT_RECIPE, check_framework_name
+
+        check_framework_name(framework)
+        recipe = DEFAULT_RECIPE[framework]
+        if recipe == "fsdp" and fsdp is None and zero is None:
+            lay["fsdp"] = True
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
                        ("recipe", recipe), ("flash_attention", flash_attention)):

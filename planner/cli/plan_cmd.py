@@ -145,9 +145,11 @@ def plan(
         global_batch = tokens_per_step // seq_len
     if global_batch <= 0:
         raise SpecError(f"global_batch({global_batch}) must be > 0", field="--global-batch")
-    training = TrainingSpec(global_batch_size=global_batch, **trn)
-    from ..frameworks import resolve_framework
+    from ..frameworks import DEFAULT_RECIPE, resolve_framework
 
+    if recipe is None and (framework or export) in DEFAULT_RECIPE:  # price with the target's recipe
+        trn["recipe"] = DEFAULT_RECIPE[framework or export]
+    training = TrainingSpec(global_batch_size=global_batch, **trn)
     target = resolve_framework(framework, training.recipe, export)
     cons = SearchConstraints(framework=target, max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,

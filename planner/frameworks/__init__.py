@@ -40,6 +40,11 @@ RECIPE_FRAMEWORK: dict[str, str | None] = {
 }
 
 
+# The recipe that prices a plan for a framework when no --recipe is given (today's recipe names;
+# "fsdp" is torchtitan's FSDP2 recipe).
+DEFAULT_RECIPE = {"megatron": "megatron", "deepspeed": "deepspeed", "torchtitan": "fsdp"}
+
+
 def framework_of_recipe(recipe: str) -> str | None:
     """The framework that runs ``recipe`` (None: the recipe has no launch target)."""
     return RECIPE_FRAMEWORK.get(recipe)
@@ -93,5 +98,5 @@ def default_stage_layers(num_layers: int, pp: int) -> list[int] | None:
     return split if isinstance(split, list) else None
 
 
-__all__ = ["default_stage_layers", "resolve_framework", "FRAMEWORKS", "RECIPE_FRAMEWORK", "RULES", "VERSIONS", "Rule", "check_framework_name",
+__all__ = ["DEFAULT_RECIPE", "default_stage_layers", "resolve_framework", "FRAMEWORKS", "RECIPE_FRAMEWORK", "RULES", "VERSIONS", "Rule", "check_framework_name",
            "check_launchable", "framework_of_recipe", "refusal", "virtual_stage_layers"]
