@@ -169,6 +169,9 @@ def plan(
                 ref_layout = ref_training = None
     elif reference:
         ref_layout, ref_training = parse_reference(reference, gpus, training)
+        from ..frameworks import check_launchable
+
+        check_launchable(target, model_spec, ref_training, ref_layout, field=f"--reference (--framework {target})")
     if refine is not None:
         from ..search import resimulate
 

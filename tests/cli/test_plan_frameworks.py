@@ -75,6 +75,10 @@ def test_plan_estimate_and_simulate_refuse_with_the_same_reason(run_cli):
     if p.exit_code == 0:  # whatever it proposes, Megatron's rule accepts
         for plan in json.loads(p.stdout)["plans"]:
             assert plan["estimate"]["micro_batches"] % plan["layout"]["pp"] == 0
+    ref = run_cli("plan", "--model", "frontier-175b", "--hardware", "mi250x-frontier", "--gpus", "512",
+                  "--global-batch", "160", "--framework", "megatron", "--reference",
+                  "tp=8,pp=8,vpp=6,zero=1,micro-batch=1,recompute=full")
+    assert ref.exit_code == 2 and ref.stderr.split("refuses this layout: ", 1)[1].strip() == reasons[0]
     ok = run_cli("estimate", *lay, "--framework", "torchtitan")
     assert ok.exit_code == 2 and "model frontier-175b has layernorm" in ok.stderr
 
