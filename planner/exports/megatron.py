@@ -158,7 +158,7 @@ def quote(value: str) -> str:
 def megatron_text(model: ModelSpec, training: TrainingSpec, layout: Layout, header: str) -> str:
     """``MEGATRON_ARGS`` (a bash array) as a sourceable shell file, with the environment it needs."""
     args = megatron_args(model, training, layout)
-    lines = [f"# {header}", f"# target: Megatron-LM pretrain_gpt.py, {VERSIONS[FRAMEWORK]}"]
+    lines = [f"# {header}", f"# target: pretrain_gpt.py of {VERSIONS[FRAMEWORK]}"]
     padded = padded_vocab(model.vocab_size, layout.tp)
     if padded != model.vocab_size:
         lines.append(f"# note: Megatron pads the vocabulary {model.vocab_size} -> {padded} (divisible by "
