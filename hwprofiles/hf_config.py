@@ -68,6 +68,7 @@ def _llama_like(r: _Reader) -> dict[str, Any]:
         vocab_size=r.int("vocab_size"), tied_embeddings=r.bool("tie_word_embeddings", False),
         position_kind="rope", max_position_embeddings=r.int("max_position_embeddings", 2048),
         linear_bias=False, qkv_bias=r.model_type == "qwen2",
+        rope_theta=float(r.data["rope_theta"]) if r.data.get("rope_theta") else None,
     )
     if r.model_type == "llama":
         attention_bias, mlp_bias = r.bool("attention_bias", False), r.bool("mlp_bias", False)
@@ -191,6 +192,8 @@ def model_to_hf_config(model: ModelSpec) -> dict[str, Any]:
             out.update(attention_bias=model.linear_bias, mlp_bias=model.linear_bias)
         if model_type == "mixtral":
             out.update(num_local_experts=model.num_experts, num_experts_per_tok=model.moe_top_k)
+        if model.rope_theta is not None and model_type != "gpt_neox":
+            out["rope_theta"] = model.rope_theta
     out.update(vocab_size=model.vocab_size, tie_word_embeddings=model.tied_embeddings)
     back = model_from_hf_config(out, source=model.source, default_name=model.name)
     if back != model:

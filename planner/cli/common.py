@@ -41,6 +41,7 @@ PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, 
 RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, fsdp1 or torch-amp (megatron = megatron-lm, fsdp = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
+FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's).")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
 
 #: The options every scenario-taking command shares, in the order ``--help`` lists them.
@@ -51,6 +52,7 @@ SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("global_batch", GlobalOpt), ("seq", SeqOpt), ("zero", ZeroOpt), ("fsdp", FsdpOpt),
     ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
     ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
+    ("framework", FrameworkOpt),
 )
 
 
@@ -179,10 +181,12 @@ def build_scenario(
     seq: int | None = None, zero: int | None = None, fsdp: bool | None = None,
     recompute: str | None = None, sequence_parallel: bool | None = None, precision: str | None = None,
     recipe: str | None = None, flash_attention: bool | None = None, schedule: str | None = None,
-    layout_file: str | None = None,
+    layout_file: str | None = None, framework: str | None = None,
 ) -> Scenario:
     """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
     from hwprofiles import load_hardware, load_model
+
+    from ..frameworks import check_launchable, default_stage_layers, resolve_framework
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
                          ("schedule", schedule), ("cp_kind", cp_kind)):
@@ -219,6 +223,13 @@ def build_scenario(
         lay["schedule"] = "interleaved-1f1b"
     if recipe in ("fsdp", "torchtitan", "fsdp1") and fsdp is None and zero is None:
         lay["fsdp"] = True
+    if recipe is None and framework is not None and "recipe" not in trn:  # price with the target's recipe
+        from ..frameworks import DEFAULT_RECIPE, check_framework_name
+
+        check_framework_name(framework)
+        recipe = DEFAULT_RECIPE[framework]
+        if recipe == "fsdp" and fsdp is None and zero is None:
+            lay["fsdp"] = True
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
                        ("recipe", recipe), ("flash_attention", flash_attention)):
@@ -248,7 +259,12 @@ def build_scenario(
             lay["dp"] = dp
         elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
             lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
+        if lay.get("stage_layers") is None and lay.get("pp", 1) > 1 and model_spec.num_layers % lay["pp"]:
+            lay["stage_layers"] = default_stage_layers(model_spec.num_layers, lay["pp"])
         scenario = Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
                             layout=Layout(**lay))
         check_layout(scenario.layout, scenario.model, scenario.training, scenario.gpus)
+    fw = resolve_framework(framework, scenario.training.recipe)
+    check_launchable(fw, scenario.model, scenario.training, scenario.layout,
+                     field=f"--framework {fw}" if framework else f"--recipe {scenario.training.recipe}")
     return scenario

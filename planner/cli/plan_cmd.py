@@ -15,7 +15,8 @@ from ..scenario import Scenario
 from ..specs import Layout, TrainingSpec
 from . import budget_render as br
 from . import common as c
-from .app import JSON_OPTION, app, console, err_console, print_json, write_atomic
+from .app import JSON_OPTION, app, err_console, print_json
+from .app import console as console_out
 from .render import GIB, fmt_seconds, render_estimate
 
 REF_KEYS = {"tp": "tp", "pp": "pp", "vpp": "vpp", "zero": "zero_stage", "schedule": "schedule",
@@ -85,7 +86,7 @@ def plans_table(result, width: int | None = None) -> Table:
         cells.append(row)
     title = (f"Top {len(result.plans)} of {result.total_feasible} feasible plans "
              f"({result.objective}; {result.gpus} x {result.hardware})")
-    return fitted_table(cols, cells, console.width if width is None else width, title=title,
+    return fitted_table(cols, cells, console_out.width if width is None else width, title=title,
                         styles=[s for _t, _p, s in rows], show_edge=False, pad_edge=False)
 
 
@@ -104,13 +105,14 @@ def plan(
     top: Annotated[int, typer.Option("--top", help="Plans to show.")] = 10,
     refine: Annotated[Optional[int], typer.Option("--refine", help="Re-rank the top K with the simulator.")] = None,
     reference: Annotated[Optional[str], typer.Option("--reference", help="Layout to compare, e.g. tp=4,pp=128,zero=1,micro-batch=1,recompute=full.")] = None,
-    export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json.")] = None,
-    out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
+    export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json (printed verbatim; tables go to stderr).")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="json: write to FILE; megatron/deepspeed/torchtitan: write config + launch.sh into DIR.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes for the search (results do not depend on it).")] = 1,
     offload: Annotated[Optional[str], typer.Option("--offload", help="auto (only where needed to fit), none, or off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act.")] = None,
     rank_order: Annotated[Optional[str], typer.Option("--rank-order", help="tp-cp-pp-dp or tp-cp-dp-pp (default: search both).")] = None,
     tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
     pue: br.PueOpt = None,
+    framework: c.FrameworkOpt = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -121,6 +123,7 @@ def plan(
     from ..search import OBJECTIVES, SearchConstraints, search
     from ..search import refine as refine_plans
     from ..work.offload import OFFLOAD_LEVELS
+    from .export_out import plain_stdout, write_export
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
                          ("schedule", schedule)):
@@ -151,7 +154,7 @@ def plan(
                      ("--global-batch", global_batch), ("--tokens-per-step", tokens_per_step))
     if out is not None and export is None:
         raise SpecError("writes the --export text; give --export megatron|deepspeed|torchtitan|json", field="--out")
-    check_output(out, "--out")
+    check_output(out, "--out", folder=export not in (None, "json"))  # a config + launch.sh folder
     if gpus <= 0:
         raise SpecError(f"gpus({gpus}) must be > 0", field="--gpus")
     if refine is not None and refine <= 0:
@@ -172,8 +175,13 @@ def plan(
         global_batch = tokens_per_step // seq_len
     if global_batch <= 0:
         raise SpecError(f"global_batch({global_batch}) must be > 0", field="--global-batch")
+    from ..frameworks import DEFAULT_RECIPE, resolve_framework
+
+    if recipe is None and (framework or export) in DEFAULT_RECIPE:  # price with the target's recipe
+        trn["recipe"] = DEFAULT_RECIPE[framework or export]
     training = TrainingSpec(global_batch_size=global_batch, **trn)
-    cons = SearchConstraints(max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
+    target = resolve_framework(framework, training.recipe, export)
+    cons = SearchConstraints(framework=target, max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
                              objective=objective, rank_order=rank_order, offload=offload)
@@ -191,6 +199,9 @@ def plan(
                 ref_layout = ref_training = None
     elif reference:
         ref_layout, ref_training = parse_reference(reference, gpus, training)
+        from ..frameworks import check_launchable
+
+        check_launchable(target, model_spec, ref_training, ref_layout, field=f"--reference (--framework {target})")
     if refine is not None:
         from ..search import resimulate
 
@@ -212,13 +223,13 @@ def plan(
         except InfeasibleError as exc:
             without_offload = str(exc)
     budget = br.budget_for(best.estimate, hw, tokens, price_per_gpu_hour, power_per_gpu, pue)
-    exported = None
+    exported, written = None, []
     if export is not None:
         scenario = Scenario(model=model_spec, hardware=hw, gpus=best.gpus, training=best.training,
                             layout=best.layout)
         exported = export_text(export, scenario)
         if out:
-            write_atomic(out, exported)
+            written = write_export(export, scenario, out)
     if json_out:
         payload = result.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
@@ -227,9 +238,11 @@ def plan(
         payload["tiers"] = tier_mapping(best.layout, hw)
         payload["without_offload"] = without_offload
         if exported is not None:
-            payload["export"] = {"format": export, "path": out, "text": None if out else exported}
+            payload["export"] = {"format": export, "path": out, "files": written if out else None,
+                                 "framework": target, "text": None if out else exported}
         print_json(payload)
         return
+    console = err_console if exported is not None and not out else console_out  # stdout carries the export
     console.print(plans_table(result))
     s = result.stats
     rej = ", ".join(f"{v} {k}" for k, v in s.rejected.items())
@@ -257,6 +270,6 @@ def plan(
     if exported is not None:
         console.print()
         if out:
-            console.print(Text(f"wrote {export} config to {out}", style="green"))
+            console.print(Text(f"wrote {export} export to {out}: {', '.join(written)}", style="green"))
         else:
-            console.print(Text(exported))
+            plain_stdout(exported)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from ..cost import Estimate, estimate, stage_memory
 from ..errors import InfeasibleError
+from ..frameworks import refusal
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
 from .offload_search import offload_fit
@@ -224,6 +225,9 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                     check_layout(cand.layout, model, cand.training, cand.gpus)
                 except ValueError:
                     counts.invalid += 1
+                    continue
+                if c.framework and refusal(c.framework, model, cand.training, cand.layout):
+                    counts.constraint += 1  # the target framework cannot launch it
                     continue
                 mc = check_memory(model, hardware, cand, usable)
                 checked += 1

@@ -16,9 +16,11 @@ The default space (documented choices, each overridable by a constraint flag):
   the rest (``--decoder-first/last-pipeline-num-layers``); splits that cannot be written so are
   counted as invalid.
 - schedule: pp = 1 -> none; otherwise 1F1B, ZB-H1 and interleaved 1F1B with vpp in 2..8
-  dividing the layers per stage (even splits only). GPipe only when asked (``schedule``).
-- sharding: pp > 1 -> ZeRO 0 or 1 (DeepSpeed's pipeline engine and Megatron refuse ZeRO-2/3 with
-  pipelining; ``--zero 2`` forces stage 2); pp = 1 -> ZeRO 0..3 (FSDP when the recipe is fsdp),
+  dividing the layers per (middle) stage, at least one layer per chunk on the shorter first/last
+  stages of an uneven split. GPipe only when asked (``schedule``).
+- framework: with ``framework`` set, planner.frameworks drops what that framework refuses.
+- sharding: pp > 1 -> ZeRO 0 or 1 (``--zero`` forces a stage), or 0 and FSDP for torchtitan, which
+  runs FSDP2 with pipelining; pp = 1 -> ZeRO 0..3 (FSDP when the recipe is fsdp/torchtitan),
   plus hybrid sharding over the node-local data-parallel ranks for stage 3.
 - sequence parallel on whenever tp > 1 (unless ``sequence_parallel`` says otherwise).
 - cp: 1, and for sequences of at least CP_MIN_SEQ tokens the divisors of gpus / tp that cut the
@@ -72,6 +74,8 @@ class SearchConstraints(Spec):
         None, description="rank order to use (None = search both where they place groups differently)")
     search_tp_overlap: bool = Field(
         True, description="also price Megatron-Core TP-comm overlap (ring-exchange) for the leading plans")
+    framework: Literal["megatron", "deepspeed", "torchtitan"] | None = Field(
+        None, description="only layouts this framework launches (planner.frameworks rules); None = any")
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,9 +285,11 @@ def _schedules(L: int, pp: int, split, c: SearchConstraints, counts: Counts):
     if pp == 1:
         return [("1f1b", 1)]
     opts = [("1f1b", 1), ("zb-h1", 1)]
-    if split is None:
-        per_stage = L // pp
-        opts += [("interleaved-1f1b", v) for v in range(2, min(MAX_VPP, per_stage) + 1) if per_stage % v == 0]
+    # interleaving: vpp divides the (middle) stages' layers; with an uneven split the first and last
+    # stages hold fewer layers but at least one per chunk (Llama 3.1 405B: 7, 8 x 14, 7 with vpp 4)
+    per_stage = L // pp if split is None else max(split)
+    shortest = per_stage if split is None else min(split)
+    opts += [("interleaved-1f1b", v) for v in range(2, min(MAX_VPP, shortest) + 1) if per_stage % v == 0]
     if c.schedule == "gpipe":
         opts = [("gpipe", 1)]
     elif c.schedule is not None:
@@ -305,8 +311,10 @@ def _shardings(pp: int, dp: int, tp: int, node: int, training: TrainingSpec, c: 
     if c.zero is not None and dp * cp == 1 and c.zero != 0:
         stages = [c.zero]  # sharding over one rank: same memory, kept so the constraint is honoured
     out = []
+    if pp > 1 and dp > 1 and c.zero is None and c.framework == "torchtitan":
+        stages = [0, 3]  # torchtitan: FSDP2 with pipelining, no ZeRO-1/2
     for z in stages:
-        if z == 3 and pp > 1:
+        if z == 3 and pp > 1 and c.framework != "torchtitan" and c.zero != 3:
             counts.invalid += 1
             continue
         fsdp = z == 3 and training.recipe_spec.fsdp_sharding

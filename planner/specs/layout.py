@@ -160,12 +160,8 @@ def check_layout(layout: Layout, model: ModelSpec, training: TrainingSpec, gpus:
             )
         if layout.dp % layout.ep:
             raise SpecError(f"dp({layout.dp}) % ep({layout.ep}) != 0", field="layout.ep")
-    if layout.effective_zero_stage == 3 and layout.pp > 1:
-        raise SpecError(
-            f"ZeRO-3/FSDP with pp({layout.pp}) > 1 is not supported (DeepSpeed and Megatron refuse it); "
-            "use zero_stage <= 2 or pp = 1",
-            field="layout.zero_stage",
-        )
+    # ZeRO/FSDP with pp > 1 is a framework rule (DeepSpeed's pipeline engine refuses ZeRO >= 2,
+    # torchtitan runs FSDP2 with pipelining): planner.frameworks, applied by plan/estimate/simulate.
 
 
 def micro_batches_per_step(layout: Layout, training: TrainingSpec) -> int:

@@ -25,6 +25,8 @@ class ModelSpec(Spec):
     tied_embeddings: bool = Field(True, description="input embedding shared with the output projection")
     position_kind: Literal["learned", "rope", "alibi"] = Field("learned", description="position encoding")
     max_position_embeddings: int = Field(2048, gt=0, description="positions of a learned position table")
+    rope_theta: float | None = Field(
+        None, gt=0, description="RoPE base (HF rope_theta); None = the frameworks' default 10000")
     linear_bias: bool = Field(True, description="every linear layer has a bias (GPT-2/Megatron style)")
     qkv_bias: bool = Field(False, description="only the QKV projection has a bias (Qwen2 style)")
     embedding_norm: bool = Field(False, description="a norm right after the embedding (BLOOM)")

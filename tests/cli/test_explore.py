@@ -36,7 +36,7 @@ def test_keys_change_layout_and_numbers_equal_estimate(run_cli, tmp_path):
             await pilot.press("r")  # recompute full -> none
             await pilot.pause()
             seen["recompute"] = app.scenario.training.recompute
-            await pilot.press("z", "z", "z")  # ZeRO 1 -> 2 -> (3 refused with pp>1) 0 -> 1
+            await pilot.press("z", "z", "z", "z")  # ZeRO 1 -> 2 -> 3 (Megatron-FSDP takes pp > 1) -> 0 -> 1
             await pilot.pause()
             seen["zero"] = app.scenario.layout.zero_stage
             await pilot.press("s", "e")

@@ -1,0 +1,102 @@
+"""The layout rules of the frameworks paraplan exports to, as code with the framework's source lines.
+
+A framework refuses some layouts that paraplan can price (Megatron's interleaved schedule needs
+micro-batches % pp == 0; DeepSpeed's pipeline engine refuses ZeRO-2/3; torchtitan has no ZeRO-1).
+``refusal`` names the first rule a layout breaks, with the framework's reason and where the rule is
+in the framework's code (the pinned versions in ``VERSIONS``). ``plan --framework`` filters the
+search with it, ``estimate``/``simulate`` refuse with the same sentence, and ``planner.exports``
+refuses to write a config the target would reject.
+
+Recipes map to frameworks (``framework_of_recipe``): megatron, megatron-lm, megatron-core ->
+megatron; deepspeed -> deepspeed; fsdp, torchtitan -> torchtitan; fsdp1, torch-amp -> none (no
+launch target: an export then needs ``--framework``).
+"""
+
+from __future__ import annotations
+
+from ..errors import SpecError
+from ..specs import Layout, ModelSpec, TrainingSpec
+from .common import Rule, virtual_stage_layers
+from .deepspeed import DEEPSPEED_RULES
+from .megatron import MEGATRON_RULES
+from .torchtitan import TORCHTITAN_RULES
+
+FRAMEWORKS = ("megatron", "deepspeed", "torchtitan")
+
+VERSIONS = {
+    "megatron": "Megatron-LM (megatron-core 0.19.2)",
+    "deepspeed": "DeepSpeed 0.19.8",
+    "torchtitan": "torchtitan 0.3.0",
+}
+
+RULES: dict[str, tuple[Rule, ...]] = {
+    "megatron": MEGATRON_RULES, "deepspeed": DEEPSPEED_RULES, "torchtitan": TORCHTITAN_RULES,
+}
+
+RECIPE_FRAMEWORK: dict[str, str | None] = {
+    "megatron": "megatron", "megatron-lm": "megatron", "megatron-core": "megatron",
+    "deepspeed": "deepspeed", "fsdp": "torchtitan", "torchtitan": "torchtitan",
+    "fsdp1": None, "torch-amp": None,
+}
+
+
+# The recipe that prices a plan for a framework when no --recipe is given (today's recipe names;
+# "fsdp" is torchtitan's FSDP2 recipe).
+DEFAULT_RECIPE = {"megatron": "megatron", "deepspeed": "deepspeed", "torchtitan": "fsdp"}
+
+
+def framework_of_recipe(recipe: str) -> str | None:
+    """The framework that runs ``recipe`` (None: the recipe has no launch target)."""
+    return RECIPE_FRAMEWORK.get(recipe)
+
+
+def check_framework_name(framework: str) -> None:
+    """SpecError listing the frameworks when ``framework`` is not one of them."""
+    if framework not in FRAMEWORKS:
+        raise SpecError(f"'{framework}' is not one of: {', '.join(FRAMEWORKS)}", field="--framework")
+
+
+def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    """The sentence with which ``framework`` refuses this layout, or None when it runs it."""
+    check_framework_name(framework)
+    for rule in RULES[framework]:
+        reason = rule.check(model, training, layout)
+        if reason:
+            return f"{VERSIONS[framework]} refuses this layout: {reason} [{rule.source}]"
+    return None
+
+
+def check_launchable(framework: str | None, model: ModelSpec, training: TrainingSpec, layout: Layout,
+                     field: str = "layout") -> None:
+    """SpecError (exit 2) with the framework's reason when ``framework`` refuses the layout."""
+    if framework is None:
+        return
+    reason = refusal(framework, model, training, layout)
+    if reason:
+        raise SpecError(reason, field=field)
+
+
+def resolve_framework(framework: str | None, recipe: str, export: str | None = None) -> str | None:
+    """The framework whose rules apply: ``--framework`` if given, else the export target (an export
+    must launch), else the recipe's framework (None for a recipe without a launch target)."""
+    if framework is not None:
+        check_framework_name(framework)
+        return framework
+    if export in FRAMEWORKS:
+        return export
+    return framework_of_recipe(recipe)
+
+
+def default_stage_layers(num_layers: int, pp: int) -> list[int] | None:
+    """The uneven split a run uses when pp does not divide the layers (Megatron's
+    --decoder-first/last-pipeline-num-layers form: middle stages ceil(L/pp), the first and last
+    sharing the rest; Llama 3.1 405B: 126 layers on pp16 -> 7, 8 x 14, 7); None when even or when
+    no such split exists."""
+    from ..search.space import stage_split
+
+    split = stage_split(num_layers, pp) if pp > 1 else None
+    return split if isinstance(split, list) else None
+
+
+__all__ = ["DEFAULT_RECIPE", "default_stage_layers", "resolve_framework", "FRAMEWORKS", "RECIPE_FRAMEWORK", "RULES", "VERSIONS", "Rule", "check_framework_name",
+           "check_launchable", "framework_of_recipe", "refusal", "virtual_stage_layers"]

@@ -1,0 +1,53 @@
+"""What the framework rule modules share: the Rule record and the virtual-stage split of a layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
+
+Check = Callable[[ModelSpec, TrainingSpec, Layout], "str | None"]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One layout rule of a framework.
+
+    Attributes:
+        name: short identifier (used in tests).
+        source: where the framework enforces it (file:lines of the pinned version).
+        check: returns the reason (one sentence) when the layout breaks the rule, else None.
+    """
+
+    name: str
+    source: str
+    check: Check
+
+
+def virtual_stage_layers(layout: Layout, model: ModelSpec) -> list[int]:
+    """Transformer layers of each virtual pipeline stage, in stage order ``chunk * pp + rank``
+    (Megatron's and torchtitan's looped order). Each rank's layers are split over its ``vpp``
+    chunks as evenly as possible; the first rank puts its shortfall on its first chunk and the last
+    rank on its last chunk, so that an uneven 126-layer pp16 split gives the Llama 3 layout (the
+    first and last virtual stages one layer short; Llama Team 2024, arXiv 2407.21783, sec. 3.3.2)."""
+    counts = stage_layer_counts(layout, model)
+    v = layout.vpp
+    per_rank = []
+    for rank, n in enumerate(counts):
+        base, extra = divmod(n, v)
+        chunks = [base + 1] * extra + [base] * (v - extra)  # larger chunks first
+        if rank == 0 and layout.pp > 1:
+            chunks.reverse()  # the short chunk goes first, next to the embedding
+        per_rank.append(chunks)
+    return [per_rank[rank][chunk] for chunk in range(v) for rank in range(layout.pp)]
+
+
+def micro_batches(layout: Layout, training: TrainingSpec) -> int:
+    """Micro-batches per pipeline per step (global / (micro * dp))."""
+    return micro_batches_per_step(layout, training)
+
+
+def accumulation_steps(layout: Layout, training: TrainingSpec) -> int:
+    """Gradient-accumulation steps of a data-parallel rank (== micro-batches per step)."""
+    return micro_batches_per_step(layout, training)

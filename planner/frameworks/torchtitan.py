@@ -1,0 +1,91 @@
+"""torchtitan layout rules (torchtitan 0.3.0; line numbers are of that release's sources).
+
+torchtitan builds its models from Python config registries; the export targets the ``llama3``
+module, so a model must be one of its flavours (table below, from
+torchtitan/models/llama3/__init__.py). Sharding is FSDP2 (ZeRO-3) or replication (DDP semantics,
+``fully_shard`` over a mesh of shard degree 1): there is no ZeRO-1/2.
+"""
+
+from __future__ import annotations
+
+from ..specs import Layout, ModelSpec, TrainingSpec
+from .common import Rule
+
+LLAMA3 = "torchtitan/models/llama3/__init__.py"
+
+# flavour -> (dim, n_layers, n_heads, n_kv_heads, vocab_size, ffn hidden (compute_ffn_hidden_dim), tied)
+LLAMA3_FLAVOURS: dict[str, tuple[int, int, int, int, int, int, bool]] = {
+    "1B": (2048, 16, 32, 8, 128256, 8192, True),        # _1b, lines 148-189
+    "3B": (3072, 28, 24, 8, 128256, 8192, True),        # _3b, lines 192-233
+    "8B": (4096, 32, 32, 8, 128256, 14336, False),      # _8b, lines 236-274
+    "70B": (8192, 80, 64, 8, 128256, 28672, False),     # _70b, lines 277-315
+    "405B": (16384, 126, 128, 8, 128256, 53248, False),  # _405b, lines 318-356
+}
+MAX_SEQ_LEN = 131072  # ComplexRoPE.Config(max_seq_len=131072) of every llama3 flavour
+SCHEDULE_NAMES = {"gpipe": "GPipe", "1f1b": "1F1B", "interleaved-1f1b": "Interleaved1F1B"}
+
+
+def llama3_flavour(model: ModelSpec) -> str | None:
+    """The torchtitan llama3 flavour with exactly this architecture, or None."""
+    key = (model.hidden_size, model.num_layers, model.num_heads, model.kv_heads, model.vocab_size,
+           model.ffn_hidden_size, model.tied_embeddings)
+    arch = (model.norm_kind, model.ffn_kind, model.position_kind, model.linear_bias, model.qkv_bias,
+            model.embedding_norm, model.is_moe, model.head_dim in (None, model.hidden_size // model.num_heads))
+    if arch != ("rmsnorm", "swiglu", "rope", False, False, False, False, True):
+        return None
+    return next((name for name, dims in LLAMA3_FLAVOURS.items() if dims == key), None)
+
+
+def _model(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    if llama3_flavour(model) is not None:
+        return None
+    if model.is_moe:
+        why = "is a MoE model (torchtitan's MoE modules are deepseek_v3, qwen3, gpt_oss, kimi_k2_7, not Mixtral)"
+    elif model.qkv_bias:
+        why = "has QKV biases (Qwen2; torchtitan's qwen3 module has q/k norms and no QKV bias)"
+    elif model.norm_kind != "rmsnorm" or model.ffn_kind != "swiglu" or model.position_kind != "rope" \
+            or model.linear_bias:
+        why = (f"has {model.norm_kind}/{model.ffn_kind}/{model.position_kind} positions"
+               f"{'/biases' if model.linear_bias else ''} (torchtitan's dense module is llama3: RMSNorm, "
+               "SwiGLU, RoPE, no biases)")
+    else:
+        why = f"has dimensions that match no llama3 flavour ({', '.join(LLAMA3_FLAVOURS)})"
+    return f"model {model.name} {why}"
+
+
+def _zero(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    z = layout.effective_zero_stage
+    if layout.dp > 1 and z in (1, 2):
+        return (f"ZeRO-{z}: torchtitan shards with FSDP2 (parameters, gradients and optimizer state: ZeRO-3) "
+                "or replicates; it has no ZeRO-1/2")
+    return None
+
+
+def _precision(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    if training.precision == "fp16":
+        return "fp16: training.mixed_precision_param is 'bfloat16' or 'float32' only"
+    return None
+
+
+def _schedule(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    if layout.pp > 1 and layout.schedule not in SCHEDULE_NAMES:
+        return (f"schedule {layout.schedule}: torchtitan's zero-bubble schedules are multi-stage "
+                "(InterleavedZeroBubble, ZBVZeroBubble); there is no single-stage ZB-H1")
+    return None
+
+
+def _sequence(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    if training.seq_length > MAX_SEQ_LEN:
+        return f"seq_length({training.seq_length}) > the llama3 RoPE table ({MAX_SEQ_LEN})"
+    if layout.ep > 1:
+        return f"ep({layout.ep}) > 1 on a dense llama3 model"
+    return None
+
+
+TORCHTITAN_RULES = (
+    Rule("model", f"{LLAMA3}:148-356", _model),
+    Rule("zero", "torchtitan/models/llama3/parallelize.py:69-89 (apply_fsdp_to_decoder)", _zero),
+    Rule("precision", "torchtitan/config/configs.py:85", _precision),
+    Rule("schedule", "torch/distributed/pipelining/schedules.py get_schedule_class", _schedule),
+    Rule("sequence", f"{LLAMA3}:306-311", _sequence),
+)

@@ -1,0 +1,103 @@
+"""The fixed set of plans whose exports the frameworks' own code checks (issue 14), and what each
+framework must answer: None = it accepts the export, a string = paraplan refuses with a reason
+containing it (and writes nothing)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cache
+
+from hwprofiles import load_hardware, load_model
+from hwprofiles.hf_config import model_from_hf_config
+from planner.scenario import Scenario
+from planner.search import SearchConstraints, search
+from planner.specs import Layout, TrainingSpec
+
+# Qwen/Qwen2-1.5B config.json on Hugging Face (public architecture numbers): QKV biases, tied embeddings.
+QWEN2_1_5B = {"model_type": "qwen2", "hidden_act": "silu", "hidden_size": 1536, "intermediate_size": 8960,
+              "num_attention_heads": 12, "num_hidden_layers": 28, "num_key_value_heads": 2,
+              "max_position_embeddings": 131072, "rope_theta": 1000000.0, "tie_word_embeddings": True,
+              "vocab_size": 151936}
+MIXTRAL = "tests/data/hf/mixtral-8x7b/config.json"
+
+
+@dataclass(frozen=True)
+class FrameworkPlan:
+    """A plan and the verdict of each export target on it."""
+
+    name: str
+    scenario: Scenario
+    megatron: str | None
+    deepspeed: str | None
+    torchtitan: str | None
+
+
+def _sc(model, hw: str, layout: Layout, **trn) -> Scenario:
+    m = load_model(model) if isinstance(model, str) else model
+    return Scenario(model=m, hardware=load_hardware(hw), gpus=layout.gpus, training=TrainingSpec(**trn),
+                    layout=layout)
+
+
+def best_plan(model: str, hw: str, gpus: int, global_batch: int, framework: str) -> Scenario:
+    """The best plan of ``paraplan plan ... --framework FRAMEWORK``."""
+    m, h = load_model(model), load_hardware(hw)
+    res = search(m, h, gpus, TrainingSpec(global_batch_size=global_batch), SearchConstraints(framework=framework),
+                 top=1)
+    return Scenario(model=m, hardware=h, gpus=res.best.gpus, training=res.best.training, layout=res.best.layout)
+
+
+@cache
+def plans() -> tuple[FrameworkPlan, ...]:
+    from pathlib import Path
+
+    from planner.io import read_json
+
+    root = Path(__file__).resolve().parents[2]
+    mixtral = model_from_hf_config(read_json(root / MIXTRAL, "config"), source=MIXTRAL, default_name="mixtral-8x7b")
+    qwen2 = model_from_hf_config(QWEN2_1_5B, source="Qwen/Qwen2-1.5B config.json", default_name="qwen2-1.5b")
+    l405 = Layout(tp=8, pp=16, vpp=4, dp=128, zero_stage=1, sequence_parallel=True, schedule="interleaved-1f1b",
+                  stage_layers=[7] + [8] * 14 + [7])
+    f175 = best_plan("frontier-175b", "mi250x-frontier", 1024, 640, "megatron")
+    f1t = best_plan("frontier-1t", "mi250x-frontier", 1024, 1024, "megatron")
+    interleaved_or_uneven = "schedule"
+    return (
+        FrameworkPlan("llama3-70b-64-fsdp-tp4-sp", _sc("llama3-70b", "h100-sxm-80gb", Layout(
+            tp=4, dp=16, fsdp=True, sequence_parallel=True), global_batch_size=128, seq_length=8192,
+            recompute="selective"), None, None, None),
+        FrameworkPlan("llama3.1-405b-16384-tp8-pp16-v4-uneven", _sc("llama3.1-405b", "h100-sxm-80gb", l405,
+                      global_batch_size=2048, seq_length=8192, recompute="selective"),
+                      None, "schedule interleaved-1f1b", "ZeRO-1"),
+        FrameworkPlan("llama3.1-405b-16384-fsdp-pp16-v4", _sc("llama3.1-405b", "h100-sxm-80gb", l405.replace(
+            zero_stage=0, fsdp=True), global_batch_size=2048, seq_length=8192, recompute="full"),
+            None, "ZeRO-3 with pp(16)", None),
+        FrameworkPlan("frontier-175b-best", f175, None,
+                      interleaved_or_uneven if f175.layout.vpp > 1 else None, "model frontier-175b has layernorm"),
+        FrameworkPlan("frontier-1t-best", f1t, None,
+                      interleaved_or_uneven if f1t.layout.vpp > 1 else None, "model frontier-1t has layernorm"),
+        FrameworkPlan("llama3-8b-selective", _sc("llama3-8b", "h100-sxm-80gb", Layout(
+            tp=2, dp=8, fsdp=True, sequence_parallel=True), global_batch_size=64, seq_length=8192,
+            recompute="selective"), None, None, None),
+        FrameworkPlan("llama3-8b-full-recompute", _sc("llama3-8b", "h100-sxm-80gb", Layout(
+            tp=2, dp=8, fsdp=True, sequence_parallel=True), global_batch_size=64, seq_length=8192,
+            recompute="full"), None, None, None),
+        FrameworkPlan("llama3-8b-fp8", _sc("llama3-8b", "h100-sxm-80gb", Layout(tp=1, dp=8, fsdp=True),
+                      global_batch_size=64, seq_length=8192, precision="fp8"), None, "fp8", None),
+        FrameworkPlan("qwen2-1.5b-zero1-tp2", _sc(qwen2, "h100-sxm-80gb", Layout(
+            tp=2, dp=4, zero_stage=1, sequence_parallel=True), global_batch_size=64, seq_length=4096),
+            None, None, "QKV biases"),
+        FrameworkPlan("mixtral-8x7b-ep8", _sc(mixtral, "h100-sxm-80gb", Layout(
+            tp=2, dp=32, ep=8, zero_stage=1, sequence_parallel=True), global_batch_size=256, seq_length=4096,
+            recompute="full"), None, "ep(8)", "MoE model"),
+        FrameworkPlan("llama3-8b-cp8-128k", _sc("llama3-8b", "h100-sxm-80gb", Layout(
+            tp=8, cp=8, dp=1, sequence_parallel=True), global_batch_size=8, seq_length=131072,
+            recompute="full"), None, "cp(8)", None),
+        FrameworkPlan("llama3-8b-gpipe-pp4", _sc("llama3-8b", "h100-sxm-80gb", Layout(
+            tp=2, pp=4, dp=2, schedule="gpipe", sequence_parallel=True), global_batch_size=32,
+            seq_length=8192), "no GPipe", "schedule gpipe", None),
+        FrameworkPlan("llama3-8b-zero2-pp2", _sc("llama3-8b", "h100-sxm-80gb", Layout(
+            tp=2, pp=2, dp=4, zero_stage=2, sequence_parallel=True), global_batch_size=64, seq_length=8192),
+            None, "ZeRO-2 with pp(2)", "no ZeRO-1/2"),
+        FrameworkPlan("llama3-8b-fsdp-fp16", _sc("llama3-8b", "h100-sxm-80gb", Layout(tp=1, dp=8, fsdp=True),
+                      global_batch_size=64, seq_length=8192, precision="fp16"),
+                      None, None, "fp16"),
+    )
