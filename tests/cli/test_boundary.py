@@ -275,8 +275,11 @@ def test_seq_above_rope_positions_warns_and_estimates(run_cli):
 def test_errors_name_the_option_typed(run_cli):
     res = run_cli("estimate", *BASE[:-1], "15", "--micro-batch", "2")
     assert _one_error_line(res).startswith("error: --global-batch:")
-    res = run_cli("estimate", *BASE, "--zero", "3", "--pp", "2")
+    res = run_cli("estimate", *BASE, "--zero", "5")
     assert _one_error_line(res).startswith("error: --zero:")
+    # a layout the recipe's framework refuses names the option that chose the framework
+    res = run_cli("estimate", *BASE, "--zero", "3", "--pp", "2", "--recipe", "deepspeed")
+    assert _one_error_line(res).startswith("error: --recipe deepspeed:")
 
 
 # --- validate hand-off (defect 9), calibrate warnings (defect 13) -------------------------------

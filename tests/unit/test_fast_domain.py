@@ -80,7 +80,8 @@ def test_plan_on_1152_gb200_places_tp_x_pp_inside_the_rack(nvl72):
     model = load_model("llama3.1-405b")
     training = TrainingSpec(global_batch_size=1152, seq_length=8192)
     result = search(model, nvl72, 1152, training, SearchConstraints(pp=9, max_tp=8), top=40)
-    best = result.best.layout
+    # the best tp8 plan (whether tp8 or tp4 ranks first depends on the kernel pricing, not on the tiers)
+    best = next(p.layout for p in result.plans if p.layout.tp == 8)
     assert (best.tp, best.pp, best.dp) == (8, 9, 16)
     tiers = tier_mapping(best, nvl72)
     assert tiers[0] == "tp8: fast domain (72 GPUs)"  # tp8 spans two 4-GPU trays on NVLink
