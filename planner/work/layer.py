@@ -53,7 +53,7 @@ def dims(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Dims:
         kv_heads_local=max(1, model.kv_heads // t),
         head_dim=model.head_size,
         ffn_local=model.ffn_hidden_size // t,
-        ffn_gate_factor=2 if model.ffn_kind == "swiglu" else 1,
+        ffn_gate_factor=2 if model.gated_ffn else 1,
         vocab_local=-(-model.vocab_size // t),
         tp=t,
         sequence_parallel=layout.sequence_parallel,
