@@ -6,12 +6,12 @@ import math
 from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout, TrainingSpec
-from ..work.ops import Attention, Collective, Gemm, MemoryOp, Op
+from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op
 from .collectives import CollectivePricer
 from .compute import ComputePricer
 from .placement import GroupPlacement, axis_placement, pp_boundary_devices
 
-AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate")
+AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate", "ep", "etp", "edp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +44,8 @@ class Pricer:
         """Seconds of one op on one rank."""
         if isinstance(op, Gemm):
             return self.compute.gemm_time(op)
+        if isinstance(op, ExecutedGemm):
+            return self.compute.grouped_gemm_time(op.gemm)
         if isinstance(op, Attention):
             return self.compute.attention_time(op)
         if isinstance(op, MemoryOp):

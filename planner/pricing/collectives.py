@@ -73,6 +73,8 @@ class CollectivePricer:
             return 0.0
         if kind == "send-recv":
             return self.p2p_time(nbytes, group)
+        if kind == "all-to-all":
+            return self.all_to_all_time(nbytes, group)
         g, k = group.ranks_per_node, group.nodes
         t = 0.0
         if g > 1:
@@ -80,6 +82,30 @@ class CollectivePricer:
         if k > 1:
             t += level_time(kind, k, nbytes / g, self.net_bandwidth_bps(group), self.alpha_net)
         return t
+
+    def all_to_all_time(self, nbytes: float, group: GroupPlacement) -> float:
+        """Seconds of an all-to-all in which every rank sends ``nbytes`` in total, ``nbytes / n`` to
+        each of the n members (itself included).
+
+        Pairwise exchange (Thakur, Rabenseifner & Gropp 2005, Sec. 3: (n-1)/n * S/B of data per rank),
+        split by level: (g-1)/n * S to the peers inside the node over the node's links at the ring
+        bus bandwidth of the member devices (on an NVSwitch node, each GPU's full NVLink bandwidth),
+        (n-g)/n * S to the peers off the node over this rank's NIC share (all devices of a node send
+        at once). NCCL posts all peers' sends and receives in one group (as Megatron-Core's alltoall
+        token dispatcher does), so each level pays its latency once and the two levels, on different
+        links, run concurrently: the slower one sets the time.
+        """
+        n = group.size
+        if n <= 1 or nbytes <= 0:
+            return 0.0
+        g = group.ranks_per_node
+        per_peer = nbytes / n
+        intra = 0.0
+        if g > 1:
+            intra = self.alpha_intra + (g - 1) * per_peer / self.intra_bandwidth_bps(group.node_devices)
+        off = n - g
+        inter = self.alpha_net + off * per_peer / self.net_bandwidth_bps(group) if off else 0.0
+        return max(intra, inter)
 
     def p2p_time(self, nbytes: float, group: GroupPlacement, senders: tuple[int, ...] | None = None,
                  crosses_node: bool | None = None) -> float:

@@ -43,6 +43,32 @@ def axis_stride(layout: Layout, axis: str) -> tuple[int, int]:
     return table[axis]
 
 
+EXPERT_AXES = ("ep", "etp", "edp")
+
+
+def expert_group_ranks(layout: Layout, axis: str) -> list[int]:
+    """Global ranks of the first group of an expert axis. Megatron-Core's expert grid reshapes the
+    tp*cp*dp ranks of a stage (in rank order) to [edp, ep, etp], etp fastest
+    (megatron/core/parallel_state.py, ``expert_decoder_rank_generator``, order "tp-ep-dp-pp")."""
+    etp, ep = layout.expert_tp, layout.ep
+    size, step = {"etp": (etp, 1), "ep": (ep, etp), "edp": (layout.expert_dp, etp * ep)}[axis]
+    inner = layout.tp * layout.cp  # consecutive ranks of one stage of one replica
+    out = []
+    for j in (i * step for i in range(size)):
+        replica, offset = divmod(j, inner)
+        out.append(replica * inner * layout.pp + offset)
+    return out
+
+
+def place_ranks(ranks: list[int], devices_per_node: int) -> GroupPlacement:
+    """Placement of the group made of ``ranks`` (in order)."""
+    nodes = [r // devices_per_node for r in ranks]
+    first = nodes[0]
+    in_first = tuple(r % devices_per_node for r, n in zip(ranks, nodes) if n == first)
+    stride = ranks[1] - ranks[0] if len(ranks) > 1 else 1
+    return GroupPlacement(len(ranks), stride, len(in_first), len(set(nodes)), in_first, nodes[-1] - nodes[0] + 1)
+
+
 def place(size: int, stride: int, devices_per_node: int) -> GroupPlacement:
     """Placement of the group {0, stride, 2*stride, ...} of ``size`` ranks (symmetric for all groups
     when degrees divide the node size, which the search keeps by default)."""
@@ -57,6 +83,8 @@ def place(size: int, stride: int, devices_per_node: int) -> GroupPlacement:
 
 def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile) -> GroupPlacement:
     """Placement of a group of ``axis`` for ``layout`` on ``hardware``."""
+    if axis in EXPERT_AXES:
+        return place_ranks(expert_group_ranks(layout, axis), hardware.node.devices_per_node)
     size, stride = axis_stride(layout, axis)
     return place(size, stride, hardware.node.devices_per_node)
 

@@ -40,6 +40,15 @@ class TrainingSpec(Spec):
         False, description="tensor-parallel collectives overlapped with the adjacent GEMMs (Megatron-Core "
         "--tp-comm-overlap, Transformer Engine userbuffers)",
     )
+    moe_capacity_factor: float | None = Field(
+        None, gt=0, description="MoE expert capacity as a multiple of the mean tokens per expert, padded to it "
+        "(GShard, arXiv 2006.16668, Sec. 2.2; Megatron --moe-expert-capacity-factor with --moe-pad-expert-"
+        "input-to-capacity); None = dropless")
+    moe_load_imbalance: float = Field(
+        1.0, ge=1.0, description="dropless MoE: max/mean tokens per expert on the busiest rank (1 = balanced)")
+    moe_shared_expert_overlap: bool = Field(
+        False, description="shared-expert GEMMs overlapped with the dispatch/combine all-to-all (Megatron-Core "
+        "--moe-shared-expert-overlap)")
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
     )

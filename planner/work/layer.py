@@ -11,7 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
-from .ops import Attention, Collective, Gemm, MemoryOp, Op
+from .mla import mla_forward
+from .moe import moe_forward
+from .ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
 
@@ -75,8 +77,11 @@ def _tp_out(d: Dims, name: str, phase: str) -> list[Op]:
     return [Collective(f"{name}.{kind}", kind, "tp", d.tokens * d.hidden * ACT_BYTES, phase)]
 
 
-def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase: str = "fwd") -> list[Op]:
-    """Forward ops of one layer for one micro-batch on one TP rank (``phase='recompute'`` for replay)."""
+def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase: str = "fwd",
+                  dense: bool = False) -> list[Op]:
+    """Forward ops of one layer for one micro-batch on one TP rank (``phase='recompute'`` for replay;
+    ``dense``: one of a MoE model's leading dense-FFN layers). MLA attention: planner.work.mla;
+    MoE FFN: planner.work.moe."""
     d = dims(model, training, layout)
     T, h, tn = d.tokens, d.hidden, d.norm_tokens
     q_width = d.heads_local * d.head_dim
@@ -84,25 +89,31 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
     drop = 1 if training.dropout else 0
     ops: list[Op] = [MemoryOp("norm1", tn * h * ACT_BYTES * 2, phase)]
     ops += _tp_in(d, "attn", phase)
-    ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
-    ops.append(
-        Attention("attention", d.batch * d.heads_local, d.seq, d.seq, d.head_dim, phase,
-                  causal=True, fused=training.flash_attention)
-    )
-    if not training.flash_attention:
-        # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
-        scores = d.batch * d.heads_local * d.seq * d.seq
-        ops.append(MemoryOp("softmax", scores * (4 + 5 * drop), phase))
-    ops.append(Gemm("attn_proj", T, h, q_width, phase))
+    if model.attention_kind == "mla":
+        ops += mla_forward(model, training, d, phase)
+    else:
+        ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
+        ops.append(
+            Attention("attention", d.batch * d.heads_local, d.seq, d.seq, d.head_dim, phase,
+                      causal=True, fused=training.flash_attention)
+        )
+        if not training.flash_attention:
+            # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
+            scores = d.batch * d.heads_local * d.seq * d.seq
+            ops.append(MemoryOp("softmax", scores * (4 + 5 * drop), phase))
+        ops.append(Gemm("attn_proj", T, h, q_width, phase))
     ops += _tp_out(d, "attn", phase)
     ops.append(MemoryOp("dropout_add1", tn * h * (3 * ACT_BYTES + drop), phase))
     ops.append(MemoryOp("norm2", tn * h * ACT_BYTES * 2, phase))
-    ops += _tp_in(d, "mlp", phase)
-    ops.append(Gemm("fc1", T, d.ffn_local * d.ffn_gate_factor, h, phase))
-    act_io = (d.ffn_gate_factor + 1) * ACT_BYTES  # read input(s), write output
-    ops.append(MemoryOp("activation", T * d.ffn_local * act_io, phase))
-    ops.append(Gemm("fc2", T, h, d.ffn_local, phase))
-    ops += _tp_out(d, "mlp", phase)
+    if model.is_moe and not dense:
+        ops += moe_forward(model, training, layout, phase, _tp_in(d, "mlp", phase), _tp_out(d, "mlp", phase))
+    else:
+        ops += _tp_in(d, "mlp", phase)
+        ops.append(Gemm("fc1", T, d.ffn_local * d.ffn_gate_factor, h, phase))
+        act_io = (d.ffn_gate_factor + 1) * ACT_BYTES  # read input(s), write output
+        ops.append(MemoryOp("activation", T * d.ffn_local * act_io, phase))
+        ops.append(Gemm("fc2", T, h, d.ffn_local, phase))
+        ops += _tp_out(d, "mlp", phase)
     ops.append(MemoryOp("dropout_add2", tn * h * (3 * ACT_BYTES + drop), phase))
     return ops
 
@@ -116,6 +127,12 @@ def backward_of(forward: list[Op]) -> list[Op]:
         if isinstance(op, Gemm):
             out.append(Gemm(op.name + ".dgrad", op.m, op.k, op.n, "bwd_input", op.count))
             out.append(Gemm(op.name + ".wgrad", op.k, op.n, op.m, "bwd_weight", op.count))
+        elif isinstance(op, ExecutedGemm):
+            g = op.gemm
+            out.append(ExecutedGemm(op.name + ".dgrad", Gemm(g.name + ".dgrad", g.m, g.k, g.n, "bwd_input", g.count),
+                                    op.model_flops, "bwd_input"))
+            out.append(ExecutedGemm(op.name + ".wgrad", Gemm(g.name + ".wgrad", g.k, g.n, g.m, "bwd_weight", g.count),
+                                    op.model_flops, "bwd_weight"))
         elif isinstance(op, Attention):
             out.append(Attention(op.name + ".bwd", op.batch_heads, op.seq_q, op.seq_k, op.head_dim,
                                  "bwd_input", op.causal, op.fused))
@@ -127,14 +144,14 @@ def backward_of(forward: list[Op]) -> list[Op]:
     return out
 
 
-def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout) -> list[Op]:
+def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool = False) -> list[Op]:
     """Ops replayed before a layer's backward: the whole forward for full recompute; the
     attention core for selective recompute without a fused kernel (Korthikanti et al. 2022,
     Sec. 5); nothing otherwise (a fused kernel already recomputes scores in its backward)."""
     if training.recompute == "full":
-        return layer_forward(model, training, layout, phase="recompute")
+        return layer_forward(model, training, layout, phase="recompute", dense=dense)
     if training.recompute == "selective" and not training.flash_attention:
-        return [op for op in layer_forward(model, training, layout, phase="recompute")
+        return [op for op in layer_forward(model, training, layout, phase="recompute", dense=dense)
                 if op.name in ("attention", "softmax")]
     return []
 

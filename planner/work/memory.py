@@ -9,16 +9,19 @@ from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .layer import ACT_BYTES, dims
+from .mla import mla_activation_bytes
+from .moe import moe_activation_bytes
 
 
-def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
+def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool = False) -> float:
     """Activations one layer keeps for backward, one micro-batch, bytes per GPU.
 
     Itemised after Korthikanti et al. 2022, Sec. 4.1 (which for MHA, f = 4h, dropout and no
     fused attention sums to s*b*h*(34 + 5*a*s/h), Eq. 1; with tensor parallelism
     s*b*h*(10 + 24/t + 5*a*s/(h*t)), Eq. 2; with sequence parallelism s*b*h/t*(34 + 5*a*s/h),
     Eq. 4; selective recompute drops the 5*a*s/h term, Eq. 6; full recompute keeps 2*s*b*h,
-    the layer input). GQA, SwiGLU and fused (flash) attention follow the same itemisation.
+    the layer input). GQA, SwiGLU and fused (flash) attention follow the same itemisation; MLA
+    attention and MoE FFNs (not ``dense``) are itemised in planner.work.mla / planner.work.moe.
     """
     d = dims(model, training, layout)
     T, h = d.tokens, d.hidden
@@ -32,8 +35,12 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
     attn = T * ACT_BYTES * (q_w + kv_w)  # Q and K for QK^T
     attn += T * ACT_BYTES * kv_w  # V
     attn += T * ACT_BYTES * q_w  # attention output = projection input
+    if model.attention_kind == "mla":
+        attn = mla_activation_bytes(model, d)
     mlp = T * ACT_BYTES * d.ffn_local * d.ffn_gate_factor  # activation-function input(s)
     mlp += T * ACT_BYTES * d.ffn_local  # fc2 input
+    if model.is_moe and not dense:
+        mlp = moe_activation_bytes(model, training, layout)
     scores = d.batch * d.heads_local * d.seq * d.seq
     if training.flash_attention:
         core = d.batch * d.heads_local * d.seq * 4.0  # fp32 log-sum-exp per query row
@@ -48,7 +55,10 @@ def layer_working_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout
     """Extra activations of the one layer being recomputed during full-recompute backward, bytes."""
     if training.recompute != "full":
         return 0.0
-    return layer_activation_bytes(model, training.replace(recompute="none"), layout)
+    full = training.replace(recompute="none")
+    if model.num_dense_layers:  # the larger of a MoE layer and a dense layer
+        return max(layer_activation_bytes(model, full, layout), layer_activation_bytes(model, full, layout, True))
+    return layer_activation_bytes(model, full, layout)
 
 
 def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 Phase = Literal["fwd", "bwd_input", "bwd_weight", "recompute"]
-CollectiveKind = Literal["all-reduce", "all-gather", "reduce-scatter", "send-recv"]
-Axis = Literal["tp", "pp", "dp", "dp_shard", "dp_replicate", "cp"]
+CollectiveKind = Literal["all-reduce", "all-gather", "reduce-scatter", "send-recv", "all-to-all"]
+# ep / etp / edp: the expert-parallel, expert-tensor-parallel and expert-data-parallel groups of
+# Megatron-Core's expert grid (planner.pricing.placement)
+Axis = Literal["tp", "pp", "dp", "dp_shard", "dp_replicate", "cp", "ep", "etp", "edp"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,23 @@ class Gemm:
     def flops(self) -> float:
         """2*m*n*k*count FLOPs (one multiply-add = 2 FLOPs)."""
         return 2.0 * self.m * self.n * self.k * self.count
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutedGemm:
+    """A GEMM whose executed shape ``gemm`` differs from the model FLOPs it carries: grouped expert
+    GEMMs of the busiest rank (imbalance or capacity padding above the mean token count), or a
+    projection every tensor-parallel rank executes in full (``model_flops`` is then its 1/t share)."""
+
+    name: str
+    gemm: Gemm
+    model_flops: float
+    phase: Phase
+
+    @property
+    def flops(self) -> float:
+        """Model FLOPs (the useful work), not the executed ``gemm.flops``."""
+        return self.model_flops
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +108,8 @@ class Collective:
     """A collective over one mesh axis; ``bytes`` is the full buffer (all-reduce input size,
     gathered size for all-gather / reduce-scatter, message size for send-recv), issued as ``calls``
     equal collectives of ``bytes / calls`` each (ZeRO-3 / FSDP: one per sharded unit, i.e. per layer),
-    so each call pays the latency term."""
+    so each call pays the latency term. For an all-to-all ``bytes`` is what each rank sends in
+    total (its share for itself included)."""
 
     name: str
     kind: CollectiveKind
@@ -104,7 +124,7 @@ class Collective:
         return 0.0
 
 
-Op = Gemm | Attention | MemoryOp | Collective
+Op = Gemm | ExecutedGemm | Attention | MemoryOp | Collective
 
 
 def model_flops(ops) -> float:
