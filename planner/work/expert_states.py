@@ -8,7 +8,12 @@ Sec. 5.2). Bytes per parameter are ``memory.state_bytes_per_param``'s; everythin
 from __future__ import annotations
 
 from ..specs import Layout, ModelSpec, TrainingSpec
-from .memory import StateBytes, grad_reduce_bytes_per_param, param_gather_bytes_per_param, state_bytes_per_param
+from .memory import (
+    StateBytes,
+    grad_reduce_bytes_per_param,
+    param_gather_bytes_per_param,
+    state_bytes_per_param,
+)
 from .ops import Collective
 from .params import expert_ffn_size, mlp_parameters
 

@@ -9,6 +9,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
+from .expert_states import (
+    expert_dp_comm,
+    expert_optimizer_params,
+    expert_state_bytes,
+    routed_expert_parameters,
+)
 from .layer import (
     ACT_BYTES,
     backward_of,
@@ -27,7 +33,6 @@ from .memory import (
     param_gather_bytes_per_param,
     sharded_state_bytes,
 )
-from .expert_states import expert_dp_comm, expert_optimizer_params, expert_state_bytes, routed_expert_parameters
 from .moe import expert_parameters_per_rank, moe_note
 from .ops import Collective, Op
 from .params import parameter_counts
