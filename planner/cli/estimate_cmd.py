@@ -34,3 +34,9 @@ def estimate(
         print_json(est)
     else:
         console.print(render_estimate(est))
+        from .moe_render import breakdown_for, expert_comm_table
+
+        moe = breakdown_for(scenario.model, scenario.hardware, scenario.training, scenario.layout, scenario.gpus,
+                            est.step_time_s)
+        if moe is not None:
+            console.print(expert_comm_table(moe))

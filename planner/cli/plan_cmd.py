@@ -99,6 +99,8 @@ def plan(
     reference: Annotated[Optional[str], typer.Option("--reference", help="Layout to compare, e.g. tp=4,pp=128,zero=1,micro-batch=1,recompute=full.")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json.")] = None,
     out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
+    ep: c.EpOpt = None, etp: c.EtpOpt = None, moe_capacity_factor: c.CapacityOpt = None,
+    moe_imbalance: c.ImbalanceOpt = None, moe_shared_expert_overlap: c.SharedOverlapOpt = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -130,7 +132,9 @@ def plan(
         raise SpecError(f"{refine} must be > 0", field="--refine")
     model_spec = load_model(model)
     hw = load_hardware(hardware, calibration)
-    trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq}
+    trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq,
+                 "moe_capacity_factor": moe_capacity_factor, "moe_load_imbalance": moe_imbalance,
+                 "moe_shared_expert_overlap": moe_shared_expert_overlap}
     trn = {k: v for k, v in trn.items() if v is not None}
     seq_len = seq or TrainingSpec.model_fields["seq_length"].default
     if (global_batch is None) == (tokens_per_step is None):
@@ -146,7 +150,7 @@ def plan(
     cons = SearchConstraints(max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
-                             objective=objective)
+                             objective=objective, ep=ep, etp=etp)
     ref_layout = ref_training = None
     ref_source = None
     if reference is None:  # the layout published with this model, when it divides the GPU count
@@ -182,8 +186,13 @@ def plan(
         exported = export_text(export, scenario)
         if out:
             write_atomic(out, exported)
+    from .moe_render import breakdown_for, expert_comm_table
+
+    moe = breakdown_for(model_spec, hw, best.training, best.layout, best.gpus, best.estimate.step_time_s)
     if json_out:
         payload = result.model_dump(mode="json")
+        if moe is not None:
+            payload["expert_communication"] = moe.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
         if exported is not None:
@@ -199,6 +208,8 @@ def plan(
     console.print()
     console.print(Text(f"Best plan: {best.label}", style="bold green"))
     console.print(render_estimate(best.estimate))
+    if moe is not None:
+        console.print(expert_comm_table(moe))
     console.print()
     if ref_source is not None:
         console.print(Text(f"• reference row 'ref': the layout published with {model_spec.name} ({ref_source}), "

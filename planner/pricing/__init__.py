@@ -33,6 +33,7 @@ class Pricer:
     def __init__(self, hardware: HardwareProfile, training: TrainingSpec, layout: Layout, gpus: int):
         self.hardware = hardware
         self.layout = layout
+        self.shared_expert_overlap = training.moe_shared_expert_overlap
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self.compute = ComputePricer(hardware.device, training.precision)
         self.collectives = CollectivePricer(hardware, self.nodes)
@@ -65,13 +66,17 @@ class Pricer:
         hit = self._blocks.get(id(ops))
         if hit is not None and hit[0] is ops:
             return hit[1]
-        comp = comm = 0.0
+        comp = comm = a2a = shared = 0.0
         for op in ops:
             t = self.op_time(op)
             if isinstance(op, Collective):
                 comm += t
+                a2a += t if op.kind == "all-to-all" else 0.0
             else:
                 comp += t
+                shared += t if op.name.startswith("shared.") else 0.0
+        if self.shared_expert_overlap:  # shared experts run while the tokens are in flight
+            comm -= min(a2a, shared)  # (Megatron-Core --moe-shared-expert-overlap)
         result = BlockTime(comp, comm)
         self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
         return result

@@ -95,9 +95,13 @@ class CollectivePricer:
         token dispatcher does), so each level pays its latency once and the two levels, on different
         links, run concurrently: the slower one sets the time.
         """
+        return max(self.all_to_all_parts(nbytes, group))
+
+    def all_to_all_parts(self, nbytes: float, group: GroupPlacement) -> tuple[float, float]:
+        """(intra-node, off-node) seconds of ``all_to_all_time``'s two concurrent levels."""
         n = group.size
         if n <= 1 or nbytes <= 0:
-            return 0.0
+            return 0.0, 0.0
         g = group.ranks_per_node
         per_peer = nbytes / n
         intra = 0.0
@@ -105,7 +109,7 @@ class CollectivePricer:
             intra = self.alpha_intra + (g - 1) * per_peer / self.intra_bandwidth_bps(group.node_devices)
         off = n - g
         inter = self.alpha_net + off * per_peer / self.net_bandwidth_bps(group) if off else 0.0
-        return max(intra, inter)
+        return intra, inter
 
     def p2p_time(self, nbytes: float, group: GroupPlacement, senders: tuple[int, ...] | None = None,
                  crosses_node: bool | None = None) -> float:

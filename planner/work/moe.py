@@ -161,4 +161,5 @@ def moe_note(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str:
                 + ("; 1 = balanced" if training.moe_load_imbalance == 1 else "") + ")")
     return (f"MoE: {model.num_experts} experts top-{model.moe_top_k}, ep{layout.ep} etp{layout.expert_tp} "
             f"({m.local_experts} experts per rank, {m.tokens_per_expert:.0f} tokens per expert per micro-batch), "
-            f"{load}; MFU counts active parameters only")
+            f"{load}; the all-to-alls are booked under tp_comm (in-layer communication); MFU counts active "
+            "parameters only")
