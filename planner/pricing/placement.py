@@ -48,16 +48,13 @@ EXPERT_AXES = ("ep", "etp", "edp")
 
 def expert_group_ranks(layout: Layout, axis: str) -> list[int]:
     """Global ranks of the first group of an expert axis. Megatron-Core's expert grid reshapes the
-    tp*cp*dp ranks of a stage (in rank order) to [edp, ep, etp], etp fastest
-    (megatron/core/parallel_state.py, ``expert_decoder_rank_generator``, order "tp-ep-dp-pp")."""
+    tp*cp*dp ranks of a pipeline stage to [edp, ep, etp], etp fastest (megatron/core/parallel_state.py,
+    ``expert_decoder_rank_generator``, order "tp-ep-dp-pp"); Megatron places the pipeline dimension
+    outermost, so a stage's ranks are consecutive and these groups are consecutive ranks (an ep
+    group of 8 with etp 1 fills one 8-GPU node). Only the expert axes are priced on this order."""
     etp, ep = layout.expert_tp, layout.ep
     size, step = {"etp": (etp, 1), "ep": (ep, etp), "edp": (layout.expert_dp, etp * ep)}[axis]
-    inner = layout.tp * layout.cp  # consecutive ranks of one stage of one replica
-    out = []
-    for j in (i * step for i in range(size)):
-        replica, offset = divmod(j, inner)
-        out.append(replica * inner * layout.pp + offset)
-    return out
+    return [i * step for i in range(size)]
 
 
 def place_ranks(ranks: list[int], devices_per_node: int) -> GroupPlacement:

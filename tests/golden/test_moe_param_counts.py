@@ -34,6 +34,7 @@ def _counts(folder: str):
     ("gpt-oss-120b", 116.83, 5.13, "active_without_input_embedding"),
     ("gemma2-9b", 9.24, 9.24, "active"),
     ("phi3-mini", 3.82, 3.82, "active"),
+    ("qwen3-235b-a22b", 235.0, 22.2, "active"),  # Qwen3 report Table 2: 235B / 22B activated
 ])
 def test_published_total_and_active(folder, total_b, active_b, active_kind):
     c = _counts(folder)

@@ -96,8 +96,8 @@ def test_moe_activations_scale_with_top_k():
 
 def test_expert_grid_placement_megatron_order():
     lay = Layout(tp=2, pp=2, dp=4, ep=4, etp=1, sequence_parallel=True)
-    assert expert_group_ranks(lay, "ep") == [0, 1, 4, 5]
-    assert expert_group_ranks(lay, "edp") == [0, 8]
+    assert expert_group_ranks(lay, "ep") == [0, 1, 2, 3]  # consecutive ranks of a stage (pp outermost)
+    assert expert_group_ranks(lay, "edp") == [0, 4]
     assert expert_group_ranks(Layout(tp=2, dp=4, ep=2, sequence_parallel=True), "etp") == [0, 1]
 
 
