@@ -159,7 +159,9 @@ def moe_note(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str:
     else:
         load = (f"dropless, load imbalance {training.moe_load_imbalance:g} (max/mean tokens per expert"
                 + ("; 1 = balanced" if training.moe_load_imbalance == 1 else "") + ")")
+    dense = (f"; the {model.num_dense_layers} dense-FFN layers are in stage 0's embedding block (the stage's "
+             "'layers' count MoE layers)" if model.num_dense_layers else "")
     return (f"MoE: {model.num_experts} experts top-{model.moe_top_k}, ep{layout.ep} etp{layout.expert_tp} "
             f"({m.local_experts} experts per rank, {m.tokens_per_expert:.0f} tokens per expert per micro-batch), "
             f"{load}; the all-to-alls are booked under tp_comm (in-layer communication); MFU counts active "
-            "parameters only")
+            f"parameters only{dense}")
