@@ -184,8 +184,13 @@ def model_to_hf_config(model: ModelSpec) -> dict[str, Any]:
     Raises SpecError when no supported model_type expresses the spec exactly (e.g. RoPE with
     RMSNorm and GELU): re-importing the result must give back the same spec.
     """
-    model_type = _hf_model_type(model)
-    if model_type == "gpt2":
+    from .hf_moe import moe_to_hf
+
+    special = moe_to_hf(model)
+    model_type = special["model_type"] if special else _hf_model_type(model)
+    if special:
+        out = special
+    elif model_type == "gpt2":
         out: dict[str, Any] = dict(
             model_type="gpt2", n_embd=model.hidden_size, n_layer=model.num_layers, n_head=model.num_heads,
             n_inner=model.ffn_hidden_size, activation_function="gelu_new" if model.ffn_kind == "gelu" else "relu",
@@ -210,7 +215,8 @@ def model_to_hf_config(model: ModelSpec) -> dict[str, Any]:
             out.update(attention_bias=model.linear_bias, mlp_bias=model.linear_bias)
         if model_type == "mixtral":
             out.update(num_local_experts=model.num_experts, num_experts_per_tok=model.moe_top_k)
-    out.update(vocab_size=model.vocab_size, tie_word_embeddings=model.tied_embeddings)
+    if not special:
+        out.update(vocab_size=model.vocab_size, tie_word_embeddings=model.tied_embeddings)
     back = model_from_hf_config(out, source=model.source, default_name=model.name)
     if back != model:
         differ = sorted(k for k in ModelSpec.model_fields if getattr(back, k) != getattr(model, k))

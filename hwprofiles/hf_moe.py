@@ -97,3 +97,36 @@ def _gemma(r: _Reader) -> dict[str, Any]:
 
 READERS = {"qwen2_moe": _qwen_moe, "qwen3_moe": _qwen_moe, "deepseek_v2": _deepseek, "deepseek_v3": _deepseek,
            "gpt_oss": _gpt_oss, "gemma": _gemma, "gemma2": _gemma}
+
+
+def moe_to_hf(model) -> dict[str, Any] | None:
+    """A config.json mapping for specs only these readers express (MLA, Qwen3-MoE Q/K norms, gpt-oss
+    biases, Gemma), or None to leave the spec to ``hf_config.model_to_hf_config``'s own writers. The
+    caller re-imports the result and refuses it when anything would change."""
+    base = dict(hidden_size=model.hidden_size, num_hidden_layers=model.num_layers,
+                num_attention_heads=model.num_heads, intermediate_size=model.ffn_hidden_size,
+                max_position_embeddings=model.max_position_embeddings, vocab_size=model.vocab_size,
+                tie_word_embeddings=model.tied_embeddings, hidden_act="silu")
+    if model.attention_kind == "mla":
+        out = dict(model_type="deepseek_v3", **base, num_key_value_heads=model.num_heads,
+                   q_lora_rank=model.q_lora_rank, kv_lora_rank=model.kv_lora_rank,
+                   qk_nope_head_dim=model.qk_nope_head_dim, qk_rope_head_dim=model.qk_rope_head_dim,
+                   v_head_dim=model.v_head_dim)
+        if model.is_moe:
+            out.update(n_routed_experts=model.num_experts, num_experts_per_tok=model.moe_top_k,
+                       moe_intermediate_size=model.expert_ffn_hidden_size or model.ffn_hidden_size,
+                       n_shared_experts=model.num_shared_experts, first_k_dense_replace=model.num_dense_layers,
+                       scoring_func=model.moe_router_score, topk_method="noaux_tc" if model.moe_router_bias else "greedy",
+                       n_group=model.moe_router_num_groups, topk_group=model.moe_router_group_topk)
+        return out
+    kv = dict(num_key_value_heads=model.kv_heads, **({"head_dim": model.head_dim} if model.head_dim else {}))
+    if model.is_moe and model.qk_norm:
+        return dict(model_type="qwen3_moe", **base, **kv, num_experts=model.num_experts,
+                    num_experts_per_tok=model.moe_top_k, moe_intermediate_size=model.expert_ffn_hidden_size)
+    if model.is_moe and model.moe_router_bias:
+        return dict(model_type="gpt_oss", **base, **kv, num_local_experts=model.num_experts,
+                    num_experts_per_tok=model.moe_top_k, attention_bias=model.linear_bias)
+    if model.ffn_kind == "geglu":
+        return dict(model_type="gemma2" if model.sandwich_norm else "gemma", **base, **kv,
+                    hidden_activation="gelu_pytorch_tanh")
+    return None
