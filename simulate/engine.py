@@ -202,6 +202,9 @@ class Engine:
                 if rest > 0:
                     yield env.timeout(rest)
             log.zero3 += env.now - start - busy
+        elif ph.offnode > 0 and self.contention and plan.a2a_nics:  # expert all-to-alls on the fabric
+            yield env.timeout(busy - ph.offnode * k)
+            yield self.fabric.flow(ph.offnode * k, plan.a2a_nics, plan.a2a_share_gbps)
         else:
             yield env.timeout(busy)
         log.compute += ph.compute * k
@@ -344,4 +347,4 @@ class Engine:
 def _add(a, b):
     from .entities import PhaseTime
 
-    return PhaseTime(a.compute + b.compute, a.tp + b.tp)
+    return PhaseTime(a.compute + b.compute, a.tp + b.tp, a.offnode + b.offnode)

@@ -60,3 +60,18 @@ def test_ep_layout_spanning_nodes_is_simulated():
     sim = simulate_estimate(sc, overlap=False, contention=False)
     assert analytic.time.tp_comm > 0  # the all-to-alls cross 4 nodes
     assert sim.step_time_s == pytest.approx(analytic.step_time_s, rel=0.01)
+
+
+def test_all_to_all_contends_with_gradient_reduction_on_the_nics():
+    """Contention on: the off-node all-to-alls are flows on the NIC fabric, and the overlapped data-parallel
+    reduction shares those NICs with them, so the step gets slower than with contention off."""
+    lay = Layout(tp=1, pp=1, dp=32, ep=32, etp=1)
+    sc = Scenario(model=MOE, hardware=load_hardware("h100-sxm-80gb"), gpus=32,
+                  training=TrainingSpec(global_batch_size=64, seq_length=1024, overlap_dp_comm=True), layout=lay)
+    free = simulate_estimate(sc, overlap=True, contention=False).step_time_s
+    shared = simulate_estimate(sc, overlap=True, contention=True).step_time_s
+    assert shared > free * 1.002
+    intra = Layout(tp=1, pp=1, dp=32, ep=8, etp=1)  # all-to-alls inside a node: nothing on the NICs
+    sc8 = sc.model_copy(update={"layout": intra})
+    assert simulate_estimate(sc8, overlap=True, contention=True).step_time_s == pytest.approx(
+        simulate_estimate(sc8, overlap=True, contention=False).step_time_s, rel=1e-9)
