@@ -151,7 +151,7 @@ def _a2a_offnode(pricer: Pricer, ops) -> float:
     off = 0.0
     for op in ops:
         if isinstance(op, Collective) and op.kind == "all-to-all":
-            intra, inter = pricer.collectives.all_to_all_parts(op.bytes, pricer.groups[op.axis])
+            intra, inter = pricer.a2a_parts(op)
             if inter >= intra:
                 off += inter
     return off

@@ -40,6 +40,8 @@ ImbalanceOpt = Annotated[Optional[float], typer.Option(
     "--moe-imbalance", help="Dropless MoE load imbalance, max/mean tokens per expert (default 1 = balanced).")]
 SharedOverlapOpt = Annotated[Optional[bool], typer.Option(
     "--moe-shared-expert-overlap/--no-moe-shared-expert-overlap", help="Shared experts overlap the all-to-alls.")]
+DispatcherOpt = Annotated[Optional[str], typer.Option(
+    "--moe-dispatcher", help="MoE token dispatch: alltoall (every routed copy) or deepep (once per node, NVLink forward).")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
 
 #: The options every scenario-taking command shares, in the order ``--help`` lists them.
@@ -50,7 +52,7 @@ SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
     ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
     ("ep", EpOpt), ("etp", EtpOpt), ("moe_capacity_factor", CapacityOpt), ("moe_imbalance", ImbalanceOpt),
-    ("moe_shared_expert_overlap", SharedOverlapOpt),
+    ("moe_shared_expert_overlap", SharedOverlapOpt), ("moe_dispatcher", DispatcherOpt),
 )
 
 
@@ -84,6 +86,7 @@ CHOICES = {
     "precision": ("bf16", "fp16", "fp8"),
     "recipe": ("megatron", "deepspeed", "torch-amp", "fsdp"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
+    "moe-dispatcher": ("alltoall", "deepep"),
 }
 
 
@@ -102,13 +105,13 @@ def build_scenario(
     recipe: str | None = None, flash_attention: bool | None = None, schedule: str | None = None,
     layout_file: str | None = None, ep: int | None = None, etp: int | None = None,
     moe_capacity_factor: float | None = None, moe_imbalance: float | None = None,
-    moe_shared_expert_overlap: bool | None = None,
+    moe_shared_expert_overlap: bool | None = None, moe_dispatcher: str | None = None,
 ) -> Scenario:
     """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
     from hwprofiles import load_hardware, load_model
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
-                         ("schedule", schedule)):
+                         ("schedule", schedule), ("moe-dispatcher", moe_dispatcher)):
         check_choice(field, value)
     if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
@@ -138,7 +141,8 @@ def build_scenario(
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
                        ("recipe", recipe), ("flash_attention", flash_attention),
                        ("moe_capacity_factor", moe_capacity_factor), ("moe_load_imbalance", moe_imbalance),
-                       ("moe_shared_expert_overlap", moe_shared_expert_overlap)):
+                       ("moe_shared_expert_overlap", moe_shared_expert_overlap),
+                       ("moe_token_dispatcher", moe_dispatcher)):
         put(trn, key, value)
     for key, value in (("ep", ep), ("etp", etp)):
         put(lay, key, value)

@@ -101,6 +101,7 @@ def plan(
     out: Annotated[Optional[str], typer.Option("--out", help="Write the export to FILE (atomically).")] = None,
     ep: c.EpOpt = None, etp: c.EtpOpt = None, moe_capacity_factor: c.CapacityOpt = None,
     moe_imbalance: c.ImbalanceOpt = None, moe_shared_expert_overlap: c.SharedOverlapOpt = None,
+    moe_dispatcher: c.DispatcherOpt = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -111,7 +112,7 @@ def plan(
     from ..search import refine as refine_plans
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
-                         ("schedule", schedule)):
+                         ("schedule", schedule), ("moe-dispatcher", moe_dispatcher)):
         c.check_choice(field, value)
     if objective not in OBJECTIVES:
         raise SpecError(f"'{objective}' is not one of: {', '.join(OBJECTIVES)}", field="--objective")
@@ -134,7 +135,7 @@ def plan(
     hw = load_hardware(hardware, calibration)
     trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq,
                  "moe_capacity_factor": moe_capacity_factor, "moe_load_imbalance": moe_imbalance,
-                 "moe_shared_expert_overlap": moe_shared_expert_overlap}
+                 "moe_shared_expert_overlap": moe_shared_expert_overlap, "moe_token_dispatcher": moe_dispatcher}
     trn = {k: v for k, v in trn.items() if v is not None}
     seq_len = seq or TrainingSpec.model_fields["seq_length"].default
     if (global_batch is None) == (tokens_per_step is None):

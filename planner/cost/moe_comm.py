@@ -57,8 +57,7 @@ def expert_comm_breakdown(step: StepWork, pricer: Pricer, step_time_s: float) ->
     rows = []
     for op in ops:
         t = pricer.collective_time(op)
-        intra, off = (pricer.collectives.all_to_all_parts(op.bytes, pricer.groups[op.axis])
-                      if op.kind == "all-to-all" else (t, 0.0))
+        intra, off = pricer.a2a_parts(op) if op.kind == "all-to-all" else (t, 0.0)
         rows.append(ExpertCommRow(name=op.name, kind=op.kind, axis=op.axis, phase=op.phase,
                                   bytes_per_call=op.bytes, calls_per_step=calls, seconds_per_call=t,
                                   intra_node_s=intra, off_node_s=off, seconds_per_step=t * calls))

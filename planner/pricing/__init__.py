@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout, TrainingSpec
-from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op
+from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll
 from .collectives import CollectivePricer
 from .compute import ComputePricer
 from .placement import GroupPlacement, axis_placement, pp_boundary_devices
@@ -57,9 +57,18 @@ class Pricer:
         """Seconds of a collective over its axis group (or over ``group``): ``op.calls`` collectives
         of ``op.bytes / op.calls`` each."""
         group = self.groups[op.axis] if group is None else group
+        if isinstance(op, TokenAllToAll):
+            return op.calls * max(self.a2a_parts(op, group))
         if op.calls == 1:
             return self.collectives.time(op.kind, op.bytes, group)
         return op.calls * self.collectives.time(op.kind, op.bytes / op.calls, group)
+
+    def a2a_parts(self, op: Collective, group: GroupPlacement | None = None) -> tuple[float, float]:
+        """(intra-node, off-node) seconds of one call of an all-to-all op (planner.pricing.collectives)."""
+        group = self.groups[op.axis] if group is None else group
+        if isinstance(op, TokenAllToAll):
+            return self.collectives.all_to_all_parts(op.bytes / op.calls, group, op.copies, op.node_dedup, op.max_nodes)
+        return self.collectives.all_to_all_parts(op.bytes / op.calls, group)
 
     def block_time(self, ops: tuple[Op, ...]) -> BlockTime:
         """Compute and TP-communication seconds of an op list (everything serialised)."""

@@ -97,12 +97,30 @@ class CollectivePricer:
         """
         return max(self.all_to_all_parts(nbytes, group))
 
-    def all_to_all_parts(self, nbytes: float, group: GroupPlacement) -> tuple[float, float]:
-        """(intra-node, off-node) seconds of ``all_to_all_time``'s two concurrent levels."""
+    def all_to_all_parts(self, nbytes: float, group: GroupPlacement, copies: int = 1, node_dedup: bool = False,
+                         max_nodes: int | None = None) -> tuple[float, float]:
+        """(intra-node, off-node) seconds of ``all_to_all_time``'s two concurrent levels.
+
+        With ``node_dedup`` (``nbytes`` holding ``copies`` copies of each token) a token goes to each
+        destination node once over the NICs and is forwarded to its experts over the node's links
+        (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.2): D distinct nodes per token, D = min(max_nodes, k_n)
+        under node-limited routing (every selected node receives a copy when copies >= max_nodes), else
+        the expected distinct nodes of ``copies`` uniform picks among the group's k_n nodes,
+        k_n (1 - (1 - 1/k_n)^copies); D (k_n - 1)/k_n of them are remote. Intra-node: every copy but
+        the ones for the receiving GPU itself, (g-1)/g of ``nbytes``, over the node's links."""
         n = group.size
         if n <= 1 or nbytes <= 0:
             return 0.0, 0.0
         g = group.ranks_per_node
+        if node_dedup and group.nodes > 1:
+            k_n = group.nodes
+            if max_nodes is not None and copies >= max_nodes:
+                distinct = float(min(max_nodes, k_n))
+            else:
+                distinct = k_n * (1 - (1 - 1 / k_n) ** copies)
+            remote_bytes = nbytes / copies * distinct * (k_n - 1) / k_n
+            intra = self.alpha_intra + nbytes * (g - 1) / g / self.intra_bandwidth_bps(group.node_devices) if g > 1 else 0.0
+            return intra, self.alpha_net + remote_bytes / self.net_bandwidth_bps(group)
         per_peer = nbytes / n
         intra = 0.0
         if g > 1:

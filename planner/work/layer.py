@@ -8,6 +8,7 @@ V vocab, t tensor-parallel degree. Activations move as 16-bit (2 bytes) values.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
@@ -140,7 +141,7 @@ def backward_of(forward: list[Op]) -> list[Op]:
             out.append(MemoryOp(op.name + ".bwd", op.bytes_moved * 2, "bwd_input"))
         elif isinstance(op, Collective):
             mirror = {"all-gather": "reduce-scatter", "reduce-scatter": "all-gather"}.get(op.kind, op.kind)
-            out.append(Collective(op.name + ".bwd", mirror, op.axis, op.bytes, "bwd_input"))
+            out.append(dataclasses.replace(op, name=op.name + ".bwd", kind=mirror, phase="bwd_input", calls=1))
     return out
 
 

@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
-from .ops import Collective, ExecutedGemm, Gemm, MemoryOp, Op
+from .ops import Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll
 from .params import expert_ffn_size, shared_expert_ffn_size
 
 ACT_BYTES = 2
@@ -103,8 +103,11 @@ def moe_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase:
         MemoryOp("router.topk", tin * m.experts * (ACT_BYTES + PROB_BYTES) + tin * m.top_k * PROB_BYTES, phase),
         MemoryOp("moe.permute", 2 * routed_bytes, phase),  # gather the k copies in expert order
     ]
+    dedup = training.moe_token_dispatcher == "deepep"
+    limit = model.moe_router_group_topk if model.moe_router_num_groups > 1 else None
     if m.ep > 1:
-        ops.append(Collective("moe.dispatch", "all-to-all", "ep", routed_bytes, phase))
+        ops.append(TokenAllToAll("moe.dispatch", "all-to-all", "ep", routed_bytes, phase, copies=m.top_k,
+                                 node_dedup=dedup, max_nodes=limit))
     if m.etp > 1:
         ops.append(Collective("moe.dispatch.allgather", "all-gather", "etp", routed_bytes * m.etp, phase))
     f = m.expert_width_local
@@ -115,7 +118,8 @@ def moe_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase:
     if m.etp > 1:
         ops.append(Collective("moe.combine.reducescatter", "reduce-scatter", "etp", routed_bytes * m.etp, phase))
     if m.ep > 1:
-        ops.append(Collective("moe.combine", "all-to-all", "ep", routed_bytes, phase))
+        ops.append(TokenAllToAll("moe.combine", "all-to-all", "ep", routed_bytes, phase, copies=m.top_k,
+                                 node_dedup=dedup, max_nodes=limit))
     ops.append(MemoryOp("moe.unpermute", 2 * routed_bytes + tin * h * ACT_BYTES, phase))  # weighted sum of k
     if m.shared_width_local:
         T, s = m.tokens, m.shared_width_local

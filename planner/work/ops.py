@@ -124,6 +124,18 @@ class Collective:
         return 0.0
 
 
+@dataclass(frozen=True, slots=True)
+class TokenAllToAll(Collective):
+    """The MoE dispatch / combine all-to-all: ``bytes`` carries ``copies`` (top-k) copies of each token.
+    With ``node_dedup`` a token crosses to each destination node once and is forwarded to its experts
+    over the node's links (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.2; DeepEP), reaching at most
+    ``max_nodes`` nodes when the router limits the expert groups (node-limited routing)."""
+
+    copies: int = 1
+    node_dedup: bool = False
+    max_nodes: int | None = None
+
+
 Op = Gemm | ExecutedGemm | Attention | MemoryOp | Collective
 
 

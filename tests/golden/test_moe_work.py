@@ -151,3 +151,24 @@ def test_dense_first_layers_on_stage_zero():
     assert any(op.name == "fc1" for op in step.stages[0].pre.forward)
     full = build_step(MOE, TRAIN, Layout(pp=2, dp=4, ep=4, etp=1)).model_flops_per_step
     assert step.model_flops_per_step != full
+
+
+def test_node_limited_dedup_dispatch_off_node_bytes():
+    """DeepSeek-V3 Sec. 3.2.2: a token crosses to each of its <= 4 nodes once (deepep dispatcher); over
+    an ep group of 8 nodes, 4 * 7/8 of one token copy leaves the node instead of 8 * 56/64 copies."""
+    from planner.work.ops import TokenAllToAll
+
+    hw = load_hardware("h100-sxm-80gb")
+    ds = MOE.replace(num_experts=64, moe_top_k=8, moe_router_num_groups=8, moe_router_group_topk=4)
+    plain = TRAIN.replace(global_batch_size=64)
+    layer = _ops(Layout(dp=64, ep=64, etp=1), plain, ds)
+    a2a = next(op for op in layer.forward if op.name == "moe.dispatch")
+    assert isinstance(a2a, TokenAllToAll) and (a2a.copies, a2a.max_nodes, a2a.node_dedup) == (8, 4, False)
+    pricer = Pricer(hw, plain, Layout(dp=64, ep=64, etp=1), 64)
+    c, group = pricer.collectives, pricer.groups["ep"]
+    _, off_plain = pricer.a2a_parts(a2a)
+    assert off_plain == pytest.approx(c.alpha_net + a2a.bytes * 56 / 64 / c.net_bandwidth_bps(group), rel=1e-12)
+    dedup = next(op for op in _ops(Layout(dp=64, ep=64, etp=1), plain.replace(moe_token_dispatcher="deepep"),
+                                   ds).forward if op.name == "moe.dispatch")
+    _, off_dedup = pricer.a2a_parts(dedup)
+    assert off_dedup == pytest.approx(c.alpha_net + a2a.bytes / 8 * 4 * 7 / 8 / c.net_bandwidth_bps(group), rel=1e-12)
