@@ -218,6 +218,9 @@ class Engine:
                     yield env.timeout(rest)
                 hidden = hidden_compute(ph.compute * k, comm.value - start)
             log.zero3 += env.now - start - busy + hidden
+        elif ph.offnode > 0 and self.contention and plan.a2a_nics:  # expert all-to-alls on the fabric
+            yield env.timeout(busy - ph.offnode * k)
+            yield self.fabric.flow(ph.offnode * k, plan.a2a_nics, plan.a2a_share_gbps)
         else:
             yield env.timeout(busy)
         extra = plan.offload_exposed / 2 / self.v * k if kind != "W" else 0.0
@@ -272,7 +275,10 @@ class Engine:
         plan, log = self.plan.stages[i], self.logs[i]
         # the hot path, inlined (no generator per op): no jitter, no trace, no ZeRO-3 prefetch
         fast = self.trace is None and self.rng is None
-        plain = plan.zero3_fwd is None
+        # expert all-to-alls run as fabric flows in _op (not inlined)
+        a2a_flows = self.contention and bool(plan.a2a_nics) and any(
+            ch.fwd.offnode > 0 or b.offnode > 0 for ch, b in zip(plan.chunks, self.bwd[i]))
+        plain = plan.zero3_fwd is None and not a2a_flows
         bwd, chunks, windows = self.bwd[i], plan.chunks, self.windows[i]
         act = plan.activation_bytes_per_microbatch / self.v
         frees = "W" if self.split else "B"
@@ -414,4 +420,4 @@ class Engine:
 def _add(a, b):
     from .entities import PhaseTime
 
-    return PhaseTime(a.compute + b.compute, a.tp + b.tp)
+    return PhaseTime(a.compute + b.compute, a.tp + b.tp, a.offnode + b.offnode)

@@ -26,10 +26,13 @@ NicKey = tuple[int, str, str]  # (node index, NIC name, "out" | "in")
 
 @dataclass(frozen=True, slots=True)
 class PhaseTime:
-    """Seconds of one phase of one chunk for one micro-batch: compute and tensor-parallel comm."""
+    """Seconds of one phase of one chunk for one micro-batch: compute and tensor-parallel comm;
+    ``offnode`` is the part of ``tp`` that is expert-parallel all-to-all traffic bound by the NICs
+    (the engine runs it as a flow on the fabric, so it contends with the other transfers)."""
 
     compute: float
     tp: float
+    offnode: float = 0.0
 
     @property
     def total(self) -> float:
@@ -86,6 +89,8 @@ class StagePlan:
     dp_reduce: tuple[Transfer, ...]  # per-step gradient reductions
     dp_gather: tuple[Transfer, ...]  # per-step ZeRO-1/2 parameter all-gathers (after the optimizer)
     optimizer: float
+    a2a_nics: tuple  # NICs (and devices on them) the stage's expert all-to-alls cross, both directions
+    a2a_share_gbps: float  # NIC share per device the Pricer assumed for them
     static_bytes: float  # memory held all step (states, buffers, working, reserved), bytes
     activation_bytes_per_microbatch: float
     analytic_peak_bytes: float
@@ -115,7 +120,7 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -
     ring = trn.tp_comm_overlap and trn.tp_overlap_style == "ring-exchange"
 
     def phase(blocks, attr):
-        comp = tp = 0.0
+        comp = tp = off = 0.0
         for block, n in blocks:
             ops = getattr(block, attr)
             if ops and n:
@@ -126,7 +131,8 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -
                     c, t = bt.compute, bt.tp_comm
                 comp += c * n
                 tp += t * n
-        return comp, tp
+                off += _a2a_offnode(pricer, ops) * n
+        return comp, tp, off
 
     base, extra = divmod(stage.layers, v)
     out = []
@@ -145,10 +151,22 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool) -
         bw = phase(blocks, "backward_weight")
         r = phase(blocks, "recompute")
         out.append(ChunkTimes(
-            fwd=PhaseTime(*f), bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1]),
+            fwd=PhaseTime(*f), bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1], bi[2] + r[2] + bw[2]),
             wgrad=PhaseTime(bw[0], 0.0), blocks=tuple(names), layers=n,
         ))
     return tuple(out)
+
+
+def _a2a_offnode(pricer: Pricer, ops) -> float:
+    """Seconds of the all-to-alls of ``ops`` whose off-node level sets their price (pricing's
+    ``all_to_all_parts``): those run on the fabric; the intra-node-bound ones stay in the compute event."""
+    off = 0.0
+    for op in ops:
+        if isinstance(op, Collective) and op.kind == "all-to-all":
+            intra, inter = pricer.a2a_parts(op)
+            if inter >= intra:
+                off += inter
+    return off
 
 
 def stage_devices(layout, stage: int, devices_per_node: int) -> tuple[int, tuple[int, ...]]:
@@ -234,7 +252,8 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             zero3_bwd=merged(z3b, "zero3.gather+reduce.bwd"),
             dp_reduce=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind != "all-gather"),
             dp_gather=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind == "all-gather"),
-            optimizer=times.optimizer + times.offload_step, static_bytes=bd.total - bd.activations,
+            optimizer=times.optimizer + times.offload_step, a2a_nics=both, a2a_share_gbps=dp_share,
+            static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
             analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden,
             offload_exposed=times.offload_exposed,

@@ -15,7 +15,7 @@ from planner.specs import Layout, ModelSpec, TrainingSpec
 from planner.specs.base import Spec
 from planner.specs.layout import check_layout
 
-LAYOUT_KEYS = {"tp", "pp", "dp", "vpp", "zero", "zero_stage", "schedule", "fsdp", "sp", "sequence_parallel"}
+LAYOUT_KEYS = {"tp", "pp", "dp", "vpp", "zero", "zero_stage", "schedule", "fsdp", "sp", "sequence_parallel", "ep"}
 
 
 def parse_layout(text: str) -> Layout:
@@ -41,6 +41,8 @@ def parse_layout(text: str) -> Layout:
                 raise SpecError(f"'{key}' needs an integer, got '{val}'", field="layout") from None
     if values.get("vpp", 1) > 1 and "schedule" not in values:
         values["schedule"] = "interleaved-1f1b"
+    if "ep" in values and "dp" not in values:  # the experts' ranks are data-parallel ranks: ep divides dp
+        values["dp"] = values["ep"]
     try:
         return Layout.model_validate(values)
     except ValueError as exc:  # pydantic ValidationError is a ValueError
@@ -65,6 +67,8 @@ def layout_text(layout: Layout) -> str:
         parts.append(f"zero={layout.zero_stage}")
     if layout.sequence_parallel:
         parts.append("sp")
+    if layout.ep > 1:
+        parts.append(f"ep={layout.ep}")
     return ",".join(parts)
 
 
@@ -135,8 +139,13 @@ class JobSpec(Spec):
         """SpecError (with the arithmetic) if the job cannot run."""
         lay, m = self.layout, self.model
         check_layout(lay, m, self.training_spec(), lay.gpus)
-        if lay.cp > 1 or lay.ep > 1:
-            raise SpecError("the validator runs tp, pp, dp only (cp = ep = 1)", field="layout")
+        if lay.cp > 1:
+            raise SpecError("the validator runs tp, pp, dp and ep only (cp = 1)", field="layout")
+        if lay.ep > 1 and (lay.tp > 1 or lay.pp > 1 or lay.dp != lay.ep or lay.effective_zero_stage
+                           or self.recompute == "full"):
+            raise SpecError(f"expert parallel jobs run ep = dp with tp = pp = 1, zero 0 and recompute none or "
+                            f"selective; got ep={lay.ep}, dp={lay.dp}, tp={lay.tp}, pp={lay.pp}, "
+                            f"zero={lay.effective_zero_stage}, recompute={self.recompute}", field="layout.ep")
         if m.kv_heads % lay.tp:
             raise SpecError(f"kv_heads({m.kv_heads}) % tp({lay.tp}) != 0 (validator shards k/v by head)",
                             field="layout.tp")

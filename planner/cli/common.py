@@ -32,6 +32,16 @@ PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, 
 RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, fsdp1 or torch-amp (megatron = megatron-lm, fsdp = torchtitan).")]
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.")]
+EpOpt = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel degree (MoE).")]
+EtpOpt = Annotated[Optional[int], typer.Option("--etp", help="Expert tensor-parallel degree (MoE; default: tp).")]
+CapacityOpt = Annotated[Optional[float], typer.Option(
+    "--moe-capacity-factor", help="MoE expert capacity factor, padded to capacity (default: dropless).")]
+ImbalanceOpt = Annotated[Optional[float], typer.Option(
+    "--moe-imbalance", help="Dropless MoE load imbalance, max/mean tokens per expert (default 1 = balanced).")]
+SharedOverlapOpt = Annotated[Optional[bool], typer.Option(
+    "--moe-shared-expert-overlap/--no-moe-shared-expert-overlap", help="Shared experts overlap the all-to-alls.")]
+DispatcherOpt = Annotated[Optional[str], typer.Option(
+    "--moe-dispatcher", help="MoE token dispatch: alltoall (every routed copy) or deepep (once per node, NVLink forward).")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
 
 #: The options every scenario-taking command shares, in the order ``--help`` lists them.
@@ -41,6 +51,8 @@ SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("global_batch", GlobalOpt), ("seq", SeqOpt), ("zero", ZeroOpt), ("fsdp", FsdpOpt),
     ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
     ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
+    ("ep", EpOpt), ("etp", EtpOpt), ("moe_capacity_factor", CapacityOpt), ("moe_imbalance", ImbalanceOpt),
+    ("moe_shared_expert_overlap", SharedOverlapOpt), ("moe_dispatcher", DispatcherOpt),
 )
 
 
@@ -74,6 +86,7 @@ CHOICES = {
     "precision": ("bf16", "fp16", "fp8"),
     "recipe": ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "fsdp1", "torch-amp", "megatron", "fsdp"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
+    "moe-dispatcher": ("alltoall", "deepep"),
 }
 
 
@@ -90,13 +103,15 @@ def build_scenario(
     seq: int | None = None, zero: int | None = None, fsdp: bool | None = None,
     recompute: str | None = None, sequence_parallel: bool | None = None, precision: str | None = None,
     recipe: str | None = None, flash_attention: bool | None = None, schedule: str | None = None,
-    layout_file: str | None = None,
+    layout_file: str | None = None, ep: int | None = None, etp: int | None = None,
+    moe_capacity_factor: float | None = None, moe_imbalance: float | None = None,
+    moe_shared_expert_overlap: bool | None = None, moe_dispatcher: str | None = None,
 ) -> Scenario:
     """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
     from hwprofiles import load_hardware, load_model
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
-                         ("schedule", schedule)):
+                         ("schedule", schedule), ("moe-dispatcher", moe_dispatcher)):
         check_choice(field, value)
     if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
@@ -124,8 +139,13 @@ def build_scenario(
         lay["fsdp"] = True
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
-                       ("recipe", recipe), ("flash_attention", flash_attention)):
+                       ("recipe", recipe), ("flash_attention", flash_attention),
+                       ("moe_capacity_factor", moe_capacity_factor), ("moe_load_imbalance", moe_imbalance),
+                       ("moe_shared_expert_overlap", moe_shared_expert_overlap),
+                       ("moe_token_dispatcher", moe_dispatcher)):
         put(trn, key, value)
+    for key, value in (("ep", ep), ("etp", etp)):
+        put(lay, key, value)
     if "global_batch_size" not in trn:
         raise SpecError("--global-batch is required", field="--global-batch")
     n_gpus = gpus if gpus is not None else (base.gpus if base else None)

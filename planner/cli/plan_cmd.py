@@ -110,6 +110,9 @@ def plan(
     rank_order: Annotated[Optional[str], typer.Option("--rank-order", help="tp-cp-pp-dp or tp-cp-dp-pp (default: search both).")] = None,
     tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
     pue: br.PueOpt = None,
+    ep: c.EpOpt = None, etp: c.EtpOpt = None, moe_capacity_factor: c.CapacityOpt = None,
+    moe_imbalance: c.ImbalanceOpt = None, moe_shared_expert_overlap: c.SharedOverlapOpt = None,
+    moe_dispatcher: c.DispatcherOpt = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -122,7 +125,7 @@ def plan(
     from ..work.offload import OFFLOAD_LEVELS
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
-                         ("schedule", schedule)):
+                         ("schedule", schedule), ("moe-dispatcher", moe_dispatcher)):
         c.check_choice(field, value)
     offload_names = ("auto", "none", *(lv.describe() for lv in OFFLOAD_LEVELS))
     if offload is not None and offload not in offload_names:
@@ -150,7 +153,9 @@ def plan(
         raise SpecError(f"{refine} must be > 0", field="--refine")
     model_spec = load_model(model)
     hw = load_hardware(hardware, calibration)
-    trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq}
+    trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq,
+                 "moe_capacity_factor": moe_capacity_factor, "moe_load_imbalance": moe_imbalance,
+                 "moe_shared_expert_overlap": moe_shared_expert_overlap, "moe_token_dispatcher": moe_dispatcher}
     trn = {k: v for k, v in trn.items() if v is not None}
     seq_len = seq or TrainingSpec.model_fields["seq_length"].default
     if (global_batch is None) == (tokens_per_step is None):
@@ -166,7 +171,8 @@ def plan(
     cons = SearchConstraints(max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
-                             objective=objective, rank_order=rank_order, offload=offload)
+                             objective=objective, rank_order=rank_order, offload=offload,
+                             ep=ep, etp=etp)
     ref_layout = ref_training = None
     ref_source = None
     if reference is None:  # the layout published with this model, when it divides the GPU count
@@ -209,8 +215,13 @@ def plan(
         exported = export_text(export, scenario)
         if out:
             write_atomic(out, exported)
+    from .moe_render import breakdown_for, expert_comm_table
+
+    moe = breakdown_for(model_spec, hw, best.training, best.layout, best.gpus, best.estimate.step_time_s)
     if json_out:
         payload = result.model_dump(mode="json")
+        if moe is not None:
+            payload["expert_communication"] = moe.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
         br.with_budget(payload, budget)
@@ -235,6 +246,8 @@ def plan(
 
     console.print(render_estimate(estimate_with_ops(model_spec, hw, best.training, best.layout, best.gpus,
                                                     breakdown=True)))
+    if moe is not None:
+        console.print(expert_comm_table(moe))
     console.print()
     if budget is not None:
         console.print(br.budget_table(budget))

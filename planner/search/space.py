@@ -29,6 +29,7 @@ The default space (documented choices, each overridable by a constraint flag):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,6 +38,7 @@ from pydantic import Field
 from ..errors import SpecError
 from ..specs import SCHEDULES, HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
 from .divisors import divisors, divisors_upto
+from .expert_space import expert_degrees
 
 Objective = Literal["throughput", "memory", "cost"]
 OBJECTIVES = ("throughput", "memory", "cost")
@@ -66,6 +68,8 @@ class SearchConstraints(Spec):
         None, description="rank order to use (None = search both where they place groups differently)")
     search_tp_overlap: bool = Field(
         True, description="also price Megatron-Core TP-comm overlap (ring-exchange) for the leading plans")
+    ep: int | None = Field(None, gt=0, description="expert-parallel degree to use (MoE)")
+    etp: int | None = Field(None, gt=0, description="expert tensor-parallel degree to use (MoE)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,7 @@ class Candidate:
         return (self.gpus, lay.tp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
                 lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,
                 RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()), lay.rank_order,
-                trn.offload.describe(), trn.tp_comm_overlap, trn.tp_overlap_style)
+                trn.offload.describe(), trn.tp_comm_overlap, trn.tp_overlap_style, lay.ep, lay.expert_tp)
 
 
 @dataclass
@@ -203,10 +207,10 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                 for zero, fsdp, dp_shard in _shardings(pp, dp, tp, node, training, c, counts):
                     sps = [False] if tp == 1 else ([c.sequence_parallel] if c.sequence_parallel is not None
                                                    else [True])
-                    for sp in sps:
+                    for sp, (ep, etp) in itertools.product(sps, expert_degrees(model, tp, 1, dp, c.ep, c.etp)):
                         out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
                                                     dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
-                                                    stage_layers=split), gpus))
+                                                    stage_layers=split, ep=ep, etp=etp), gpus))
     return out
 
 
