@@ -278,7 +278,8 @@ class Engine:
         # expert all-to-alls run as fabric flows in _op (not inlined)
         a2a_flows = self.contention and bool(plan.a2a_nics) and any(
             ch.fwd.offnode > 0 or b.offnode > 0 for ch, b in zip(plan.chunks, self.bwd[i]))
-        plain = plan.zero3_fwd is None and not a2a_flows
+        # exposed offload copies are replayed in _op too (not inlined)
+        plain = plan.zero3_fwd is None and not a2a_flows and not plan.offload_exposed > 0
         bwd, chunks, windows = self.bwd[i], plan.chunks, self.windows[i]
         act = plan.activation_bytes_per_microbatch / self.v
         frees = "W" if self.split else "B"

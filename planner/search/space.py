@@ -43,6 +43,7 @@ from .expert_space import expert_degrees
 Objective = Literal["throughput", "memory", "cost"]
 OBJECTIVES = ("throughput", "memory", "cost")
 RECOMPUTES = ("none", "selective", "full")
+MEGATRON_RECIPES = ("megatron-lm", "megatron-core")  # canonical names (TrainingSpec resolves 'megatron')
 MICRO_BATCHES = (1, 2, 4, 8, 16)
 MAX_VPP = 8
 
@@ -224,9 +225,10 @@ def pinned_order(cand: Candidate, c: SearchConstraints) -> Candidate:
 
 def tp_overlap_variants(cand: Candidate, c: SearchConstraints) -> list[Candidate]:
     """``cand`` with Megatron-Core TP-comm overlap (ring-exchange, planner.pricing.tp_overlap) when
-    the recipe can run it (megatron, tp > 1 with sequence parallelism) and the user did not fix it."""
+    the recipe can run it (a Megatron recipe: megatron-lm, the 'megatron' alias, or megatron-core; tp > 1
+    with sequence parallelism) and the user did not fix it."""
     lay, trn = cand.layout, cand.training
-    if not c.search_tp_overlap or trn.recipe != "megatron" or lay.tp == 1 or not lay.sequence_parallel \
+    if not c.search_tp_overlap or trn.recipe not in MEGATRON_RECIPES or lay.tp == 1 or not lay.sequence_parallel \
             or trn.tp_comm_overlap:
         return []
     return [Candidate(lay, trn.replace(tp_comm_overlap=True, tp_overlap_style="ring-exchange"), cand.gpus)]
