@@ -1,7 +1,8 @@
 """Hugging Face ``config.json`` ⇄ ModelSpec, for the model types users already have configs for.
 
 Key names and defaults follow the ``transformers`` configuration classes (LlamaConfig,
-MistralConfig, Qwen2Config, MixtralConfig, GPT2Config, GPTNeoXConfig, BloomConfig). A missing
+MistralConfig, Qwen2Config, Qwen3Config, Phi3Config, MixtralConfig, GPT2Config, GPTNeoXConfig,
+BloomConfig; the MoE, MLA and Gemma readers are in ``hwprofiles.hf_moe``). A missing
 required key or an unsupported value raises a SpecError naming the key, the file and what is
 allowed. ``model_to_hf_config`` writes the inverse and refuses a spec it cannot express exactly.
 """
@@ -15,8 +16,9 @@ from pydantic import ValidationError
 from planner.errors import SpecError, format_validation_error
 from planner.specs import ModelSpec
 
-LLAMA_LIKE = ("llama", "mistral", "qwen2", "mixtral")
-SUPPORTED_MODEL_TYPES = (*LLAMA_LIKE, "gpt2", "gpt_neox", "bloom")
+LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral")
+MOE_AND_OTHER_TYPES = ("qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "gemma", "gemma2")
+SUPPORTED_MODEL_TYPES = (*LLAMA_LIKE, "gpt2", "gpt_neox", "bloom", *MOE_AND_OTHER_TYPES)
 
 _GELU = {"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "gelu_accurate", "quick_gelu"}
 _SILU = {"silu", "swish"}
@@ -49,6 +51,12 @@ class _Reader:
             raise self.error(key, f"expected true or false, got {value!r}")
         return value
 
+    def list(self, key: str) -> list:
+        value = self.data.get(key) or []
+        if not isinstance(value, list):
+            raise self.error(key, f"expected a list, got {value!r}")
+        return value
+
     def str(self, key: str, default: str) -> str:
         value = self.data.get(key, default)
         if not isinstance(value, str):
@@ -70,6 +78,10 @@ def _llama_like(r: _Reader) -> dict[str, Any]:
         linear_bias=False, qkv_bias=r.model_type == "qwen2",
         rope_theta=float(r.data["rope_theta"]) if r.data.get("rope_theta") else None,
     )
+    if r.model_type == "qwen3":  # per-head Q/K RMSNorm; attention_bias puts biases on q, k, v, o
+        fields.update(qk_norm=True, linear_bias=False)
+        if r.bool("attention_bias", False):
+            raise r.error("attention_bias", "attention_bias=true is not supported for qwen3; allowed: false")
     if r.model_type == "llama":
         attention_bias, mlp_bias = r.bool("attention_bias", False), r.bool("mlp_bias", False)
         if attention_bias != mlp_bias:
@@ -125,6 +137,12 @@ def _bloom(r: _Reader) -> dict[str, Any]:
     )
 
 
+def _moe_readers() -> dict:
+    from .hf_moe import READERS  # the MoE / MLA / Gemma readers build on _Reader and _llama_like
+
+    return READERS
+
+
 _READERS = {"gpt2": _gpt2, "gpt_neox": _gpt_neox, "bloom": _bloom, **{t: _llama_like for t in LLAMA_LIKE}}
 
 
@@ -138,10 +156,11 @@ def model_from_hf_config(data: dict[str, Any], *, source: str, default_name: str
     if model_type is None:
         raise SpecError("required key missing; supported: " + ", ".join(SUPPORTED_MODEL_TYPES),
                         field="model_type", source=source)
-    if not isinstance(model_type, str) or model_type not in _READERS:
+    readers = {**_READERS, **_moe_readers()}
+    if not isinstance(model_type, str) or model_type not in readers:
         raise SpecError(f"unsupported model_type {model_type!r}; supported: " + ", ".join(SUPPORTED_MODEL_TYPES),
                         field="model_type", source=source)
-    fields = _READERS[model_type](_Reader(data, source, model_type))
+    fields = readers[model_type](_Reader(data, source, model_type))
     try:
         return ModelSpec(name=default_name, source=source, **fields)
     except ValidationError as exc:
@@ -166,8 +185,13 @@ def model_to_hf_config(model: ModelSpec) -> dict[str, Any]:
     Raises SpecError when no supported model_type expresses the spec exactly (e.g. RoPE with
     RMSNorm and GELU): re-importing the result must give back the same spec.
     """
-    model_type = _hf_model_type(model)
-    if model_type == "gpt2":
+    from .hf_moe import moe_to_hf
+
+    special = moe_to_hf(model)
+    model_type = special["model_type"] if special else _hf_model_type(model)
+    if special:
+        out = special
+    elif model_type == "gpt2":
         out: dict[str, Any] = dict(
             model_type="gpt2", n_embd=model.hidden_size, n_layer=model.num_layers, n_head=model.num_heads,
             n_inner=model.ffn_hidden_size, activation_function="gelu_new" if model.ffn_kind == "gelu" else "relu",
@@ -194,7 +218,8 @@ def model_to_hf_config(model: ModelSpec) -> dict[str, Any]:
             out.update(num_local_experts=model.num_experts, num_experts_per_tok=model.moe_top_k)
         if model.rope_theta is not None and model_type != "gpt_neox":
             out["rope_theta"] = model.rope_theta
-    out.update(vocab_size=model.vocab_size, tie_word_embeddings=model.tied_embeddings)
+    if not special:
+        out.update(vocab_size=model.vocab_size, tie_word_embeddings=model.tied_embeddings)
     back = model_from_hf_config(out, source=model.source, default_name=model.name)
     if back != model:
         differ = sorted(k for k in ModelSpec.model_fields if getattr(back, k) != getattr(model, k))

@@ -224,6 +224,9 @@ class Engine:
                     yield env.timeout(rest)
                 hidden = hidden_compute(ph.compute * k, comm.value - start)
             log.zero3 += env.now - start - busy + hidden
+        elif ph.offnode > 0 and self.contention and plan.a2a_nics:  # expert all-to-alls on the fabric
+            yield env.timeout(busy - ph.offnode * k)
+            yield self.fabric.flow(ph.offnode * k, plan.a2a_nics, plan.a2a_share_gbps)
         else:
             yield env.timeout(busy)
         extra = plan.offload_exposed / 2 / self.v * k if kind != "W" else 0.0
@@ -283,9 +286,13 @@ class Engine:
         plan, log = self.plan.stages[i], self.logs[i]
         # the hot path, inlined (no generator per op): no jitter, no trace, no ZeRO-3 / offload / cp
         fast = self.trace is None and self.rng is None
+        # expert all-to-alls run as fabric flows in _op (not inlined)
+        a2a_flows = self.contention and bool(plan.a2a_nics) and any(
+            ch.fwd.offnode > 0 or b.offnode > 0 for ch, b in zip(plan.chunks, self.bwd[i]))
         bwd, chunks, windows = self.bwd[i], plan.chunks, self.windows[i]
-        # ZeRO-3 gathers, exposed offload copies and context-parallel exchanges take the full path (_op)
-        plain = (plan.zero3_fwd is None and not plan.offload_exposed
+        # ZeRO-3 gathers, exposed offload copies, context-parallel exchanges and expert all-to-all flows
+        # take the full path (_op)
+        plain = (plan.zero3_fwd is None and not plan.offload_exposed > 0 and not a2a_flows
                  and all(ch.fwd.cp == 0 and ch.cp_fwd is None and ch.cp_bwd is None for ch in chunks)
                  and all(b.cp == 0 for b in bwd))
         act = plan.activation_bytes_per_microbatch / self.v
@@ -428,4 +435,4 @@ class Engine:
 def _add(a, b):
     from .entities import PhaseTime
 
-    return PhaseTime(a.compute + b.compute, a.tp + b.tp, a.cp + b.cp)
+    return PhaseTime(a.compute + b.compute, a.tp + b.tp, a.cp + b.cp, a.offnode + b.offnode)

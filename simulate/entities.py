@@ -28,11 +28,14 @@ NicKey = tuple[int, str, str]  # (node index, NIC name, "out" | "in")
 @dataclass(frozen=True, slots=True)
 class PhaseTime:
     """Seconds of one phase of one chunk for one micro-batch: compute, tensor-parallel comm and the
-    exposed context-parallel exchange (ring sends beyond their block, cp all-gathers)."""
+    exposed context-parallel exchange (ring sends beyond their block, cp all-gathers); ``offnode``
+    is the part of ``tp`` that is expert-parallel all-to-all traffic bound by the NICs (the engine
+    runs it as a flow on the fabric, so it contends with the other transfers)."""
 
     compute: float
     tp: float
     cp: float = 0.0
+    offnode: float = 0.0
 
     @property
     def total(self) -> float:
@@ -91,6 +94,8 @@ class StagePlan:
     dp_reduce: tuple[Transfer, ...]  # per-step gradient reductions
     dp_gather: tuple[Transfer, ...]  # per-step ZeRO-1/2 parameter all-gathers (after the optimizer)
     optimizer: float
+    a2a_nics: tuple  # NICs (and devices on them) the stage's expert all-to-alls cross, both directions
+    a2a_share_gbps: float  # NIC share per device the Pricer assumed for them
     static_bytes: float  # memory held all step (states, buffers, working, reserved), bytes
     activation_bytes_per_microbatch: float
     analytic_peak_bytes: float
@@ -122,7 +127,7 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, c
     ring = trn.tp_comm_overlap and trn.tp_overlap_style == "ring-exchange"
 
     def phase(blocks, attr):
-        comp = tp = cp = host = 0.0
+        comp = tp = cp = host = off = 0.0
         for block, n in blocks:
             ops = getattr(block, attr)
             if ops and n:
@@ -135,8 +140,9 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, c
                 tp += t * n
                 cp += bt.cp_comm * n
                 host += bt.host * n
+                off += _a2a_offnode(pricer, ops) * n
         # the host floor per pass, as planner.cost.analytic.price_stage: an eager CPU cannot dispatch faster
-        return max(comp, host - tp - cp), tp, cp
+        return max(comp, host - tp - cp), tp, cp, off
 
     def cp_sends(blocks, attrs, name):
         secs = sum(cp_send_seconds(pricer, getattr(block, a)) * n for block, n in blocks for a in attrs if n)
@@ -159,7 +165,8 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, c
         bw = phase(blocks, "backward_weight")
         r = phase(blocks, "recompute")
         out.append(ChunkTimes(
-            fwd=PhaseTime(*f), bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1], bi[2] + r[2] + bw[2]),
+            fwd=PhaseTime(*f), bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1], bi[2] + r[2] + bw[2],
+                                             bi[3] + r[3] + bw[3]),
             wgrad=PhaseTime(bw[0], 0.0), blocks=tuple(names), layers=n,
             cp_fwd=cp_sends(blocks, ("forward",), "cp sends fwd"),
             cp_bwd=cp_sends(blocks, ("recompute", "backward_input", "backward_weight"), "cp sends bwd"),
@@ -180,6 +187,18 @@ def cp_send_seconds(pricer: Pricer, ops) -> float:
         elif isinstance(op, Collective) and op.axis == "cp":
             total += pricer.collective_time(op)
     return total
+
+
+def _a2a_offnode(pricer: Pricer, ops) -> float:
+    """Seconds of the all-to-alls of ``ops`` whose off-node level sets their price (pricing's
+    ``all_to_all_parts``): those run on the fabric; the intra-node-bound ones stay in the compute event."""
+    off = 0.0
+    for op in ops:
+        if isinstance(op, Collective) and op.kind == "all-to-all":
+            intra, inter = pricer.a2a_parts(op)
+            if inter >= intra:
+                off += inter
+    return off
 
 
 def stage_devices(layout, stage: int, devices_per_node: int) -> tuple[int, tuple[int, ...]]:
@@ -266,7 +285,8 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             zero3_bwd=merged(z3b, "zero3.gather+reduce.bwd"),
             dp_reduce=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind != "all-gather"),
             dp_gather=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind == "all-gather"),
-            optimizer=times.optimizer + times.offload_step, static_bytes=bd.total - bd.activations,
+            optimizer=times.optimizer + times.offload_step, a2a_nics=both, a2a_share_gbps=dp_share,
+            static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
             analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden,
             offload_exposed=times.offload_exposed,

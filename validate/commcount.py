@@ -23,6 +23,8 @@ C10D_KINDS = {
     "c10d::_reduce_scatter_base_": "reduce-scatter",
     "c10d::reduce_scatter_tensor_coalesced_": "reduce-scatter",
     "c10d::broadcast_": "broadcast",
+    "c10d::alltoall_base_": "all-to-all",
+    "c10d::alltoall_": "all-to-all",
     "c10d::send": "send",
     "c10d::recv_": "recv",
 }

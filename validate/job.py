@@ -16,7 +16,7 @@ from planner.specs.base import Spec
 from planner.specs.layout import check_layout
 
 LAYOUT_KEYS = {"tp", "pp", "dp", "cp", "cp_kind", "vpp", "zero", "zero_stage", "schedule", "fsdp", "sp",
-               "sequence_parallel"}
+               "sequence_parallel", "ep"}
 
 
 def parse_layout(text: str) -> Layout:
@@ -44,6 +44,8 @@ def parse_layout(text: str) -> Layout:
         values["schedule"] = "interleaved-1f1b"
     if values.get("cp", 1) > 1 and "cp_kind" not in values:
         values["cp_kind"] = "ring"  # the validator's cp job runs the ring unless told cp_kind=allgather
+    if "ep" in values and "dp" not in values:  # the experts' ranks are data-parallel ranks: ep divides dp
+        values["dp"] = values["ep"]
     try:
         return Layout.model_validate(values)
     except ValueError as exc:  # pydantic ValidationError is a ValueError
@@ -70,6 +72,8 @@ def layout_text(layout: Layout) -> str:
         parts.append(f"zero={layout.zero_stage}")
     if layout.sequence_parallel:
         parts.append("sp")
+    if layout.ep > 1:
+        parts.append(f"ep={layout.ep}")
     return ",".join(parts)
 
 
@@ -140,12 +144,18 @@ class JobSpec(Spec):
         """SpecError (with the arithmetic) if the job cannot run."""
         lay, m = self.layout, self.model
         check_layout(lay, m, self.training_spec(), lay.gpus)
-        if lay.ep > 1:
-            raise SpecError("the validator runs tp, pp, dp and cp only (ep = 1)", field="layout")
+        if lay.cp > 1 and lay.ep > 1:
+            raise SpecError(f"the validator runs context parallelism or expert parallelism, not both; got "
+                            f"cp={lay.cp}, ep={lay.ep}", field="layout")
         if lay.cp > 1 and (lay.tp > 1 or lay.pp > 1 or lay.effective_zero_stage or self.compute_dtype != "fp32"):
             raise SpecError(f"the context-parallel job runs cp with dp only, replicated fp32 parameters (tp=1, pp=1, "
                             f"zero=0, --dtype fp32); got tp={lay.tp}, pp={lay.pp}, zero={lay.effective_zero_stage}, "
                             f"dtype={self.compute_dtype}", field="layout.cp")
+        if lay.ep > 1 and (lay.tp > 1 or lay.pp > 1 or lay.dp != lay.ep or lay.effective_zero_stage
+                           or self.recompute == "full"):
+            raise SpecError(f"expert parallel jobs run ep = dp with tp = pp = 1, zero 0 and recompute none or "
+                            f"selective; got ep={lay.ep}, dp={lay.dp}, tp={lay.tp}, pp={lay.pp}, "
+                            f"zero={lay.effective_zero_stage}, recompute={self.recompute}", field="layout.ep")
         if m.kv_heads % lay.tp:
             raise SpecError(f"kv_heads({m.kv_heads}) % tp({lay.tp}) != 0 (validator shards k/v by head)",
                             field="layout.tp")

@@ -22,9 +22,9 @@ from planner.specs import ModelSpec
 
 
 def check_supported(model: ModelSpec) -> None:
-    """Raise SpecError if the validator cannot build ``model`` (MoE, ALiBi)."""
-    if model.is_moe:
-        raise SpecError("the validator runs dense models only (num_experts must be 0)", field="model.num_experts")
+    """Raise SpecError if the validator cannot build ``model`` (MLA, ALiBi)."""
+    if model.attention_kind != "gqa":
+        raise SpecError("the validator runs MHA/GQA attention only, not MLA", field="model.attention_kind")
     if model.position_kind == "alibi":
         raise SpecError("the validator supports position_kind learned or rope, not alibi", field="model.position_kind")
 
@@ -112,12 +112,17 @@ class FeedForward(nn.Module):
 class Block(nn.Module):
     """Pre-norm transformer layer: x + attn(norm(x)); x + ffn(norm(x))."""
 
-    def __init__(self, model: ModelSpec, seq: int):
+    def __init__(self, model: ModelSpec, seq: int, dense: bool = False):
         super().__init__()
         self.attention_norm = _norm(model)
         self.attention = Attention(model, seq)
         self.ffn_norm = _norm(model)
-        self.feed_forward = FeedForward(model)
+        if model.is_moe and not dense:
+            from .moe import MoEFeedForward
+
+            self.feed_forward = MoEFeedForward(model)
+        else:
+            self.feed_forward = FeedForward(model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.attention(self.attention_norm(x))
@@ -140,7 +145,8 @@ class GPT(nn.Module):
             nn.Embedding(seq, model.hidden_size) if model.position_kind == "learned" else None
         )
         self.embedding_norm = _norm(model) if model.embedding_norm else None
-        self.layers = nn.ModuleDict({str(i): Block(model, seq) for i in range(model.num_layers)})
+        self.layers = nn.ModuleDict({str(i): Block(model, seq, i < model.num_dense_layers)
+                                     for i in range(model.num_layers)})
         self.norm = _norm(model)
         self.output = nn.Linear(model.hidden_size, model.vocab_size, bias=False)
         if model.tied_embeddings:

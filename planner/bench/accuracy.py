@@ -7,7 +7,9 @@ analytic estimate gives a step time ``t`` (seconds). The compared figure is:
 - ``sec_per_iter`` when the source printed it (not back-computed): error = t_meas / t_pred - 1;
 - otherwise ``tflops_per_gpu`` on the row's convention (data README Sec. 4, formulas in
   planner/work/conventions.py): the predicted TFLOP/s is the *same* formula's FLOPs per step
-  divided by ``t * gpus``; error = pred / meas - 1.
+  divided by ``t * gpus``; error = pred / meas - 1;
+- otherwise ``tokens_per_sec_per_gpu`` when the source printed it (MoE rows, whose TFLOP/s
+  convention is a framework's MoE-aware formula): error = predicted / measured tokens/s - 1.
 
 Both are throughput errors in percent: positive means paraplan predicts a faster run than was
 measured. The prediction path is :func:`predict`, which sees only the Scenario — no row id, no
@@ -67,7 +69,7 @@ class RowResult(_Result):
     cp: int = Field(1, description="context-parallel degree of the layout")
     layout: str = Field(description="layout, micro-batch and global batch used")
     recompute: str = Field(description="recompute setting used")
-    compared: str = Field(description="'step_time' (sec_per_iter read from the source) or 'tflops'")
+    compared: str = Field(description="'step_time' (sec_per_iter read from the source), 'tflops' or 'tokens'")
     convention: str | None = Field(description="FLOPs convention of the row's TFLOP/s")
     measured_tflops: float | None = Field(description="published TFLOP/s per GPU on the convention")
     predicted_tflops: float | None = Field(description="predicted TFLOP/s per GPU on the same convention")
@@ -82,6 +84,9 @@ class RowResult(_Result):
     defaults_used: list[str] = Field(description="settings not stated by the row, filled with defaults")
     fully_stated: bool = Field(description="no default was needed")
     flags: list[str] = Field(description="other remarks: approximations, predicted out-of-memory, ...")
+    moe: bool = Field(False, description="a mixture-of-experts model (expert parallelism priced)")
+    measured_tokens_per_gpu: float | None = Field(None, description="published tokens/s per GPU (read)")
+    predicted_tokens_per_gpu: float | None = Field(None, description="predicted tokens/s per GPU")
 
 
 class Skipped(_Result):
@@ -114,6 +119,7 @@ class Summary(_Result):
     by_recipe: dict[str, GroupStats] = Field(description="per framework recipe")
     fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated rows per profile")
     context_parallel: GroupStats | None = Field(None, description="rows run with context parallelism (cp > 1)")
+    moe_rows: GroupStats | None = Field(None, description="mixture-of-experts rows (expert parallelism priced)")
 
 
 class AccuracyReport(_Result):
@@ -148,9 +154,12 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
         pred_tflops = CONVENTIONS[case.convention](case.inputs) / (t * gpus) / 1e12
         tflops_err = (pred_tflops / meas_tflops - 1) * 100
     step_err = (case.measured_step_s / t - 1) * 100 if case.measured_step_s else None
-    if step_err is None and tflops_err is None:
+    tokens_err = None
+    if step_err is None and tflops_err is None and case.measured_tokens_per_gpu:
+        tokens_err = (case.scenario.training.tokens_per_step / t / gpus / case.measured_tokens_per_gpu - 1) * 100
+    if step_err is None and tflops_err is None and tokens_err is None:
         return "no comparable measurement (no sec_per_iter read and TFLOP/s convention unknown)"
-    compared = "step_time" if step_err is not None else "tflops"
+    compared = "step_time" if step_err is not None else ("tflops" if tflops_err is not None else "tokens")
     lay = case.scenario.layout
     trn = case.scenario.training
     flags = list(case.flags) + ([] if est.fits else ["predicted_oom"])
@@ -161,10 +170,13 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
         layout=f"{lay.describe()} mb{trn.micro_batch_size} gbs{trn.global_batch_size}",
         recompute=trn.recompute, compared=compared, convention=case.convention,
         measured_tflops=meas_tflops, predicted_tflops=pred_tflops, measured_step_s=case.measured_step_s,
-        predicted_step_s=t, error_pct=step_err if step_err is not None else tflops_err,
+        predicted_step_s=t,
+        error_pct=step_err if step_err is not None else (tflops_err if tflops_err is not None else tokens_err),
         tflops_error_pct=tflops_err, step_error_pct=step_err, predicted_mfu=est.mfu,
         time_s=est.time.model_dump(), fits=est.fits, defaults_used=list(case.defaults_used),
-        fully_stated=not case.defaults_used, flags=flags,
+        fully_stated=not case.defaults_used, flags=flags, moe=case.moe,
+        measured_tokens_per_gpu=case.measured_tokens_per_gpu,
+        predicted_tokens_per_gpu=case.scenario.training.tokens_per_step / t / gpus,
     )
 
 
@@ -197,6 +209,7 @@ def summarize(rows: list[RowResult]) -> Summary:
         by_recipe=by(lambda r: r.recipe, rows),
         fully_stated_by_hardware=by(lambda r: r.hardware, full),
         context_parallel=group_stats(r.error_pct for r in rows if r.cp > 1),
+        moe_rows=group_stats(r.error_pct for r in rows if r.moe),
     )
 
 

@@ -15,8 +15,9 @@ mixtral, qwen, gemma, deepseek or internlm, or its notes mention SwiGLU: then Sw
 RoPE, no linear biases and an untied output projection. Otherwise GPT style (GeLU, LayerNorm,
 learned positions, biases, tied embeddings), amended by the notes: "ALiBi" (or a BLOOM/MPT name)
 → ALiBi positions; "rotary"/"RoPE" → RoPE; "no biases" → no biases; "untied" → untied;
-"embed... LayerNorm" → a norm after the embedding. A row with a ``moe`` entry is skipped (expert
-parallelism is not priced yet); a row missing an architecture column is skipped.
+"embed... LayerNorm" → a norm after the embedding. A row with a ``moe`` entry names its zoo model
+("zoo: deepseek-v3"; planner.bench.moe_rows), whose architecture (experts, MLA, ...) the columns
+cannot hold; its ``ep`` column is read. A row missing an architecture column is skipped.
 
 Documented defaults for unstated settings (each use is listed in ``defaults_used``; a row with
 an empty list is *fully stated*):
@@ -82,6 +83,7 @@ from .cells import (
     read_rows,
     yes_no_cell,
 )
+from .moe_rows import moe_model, row_ep
 
 __all__ = ["BenchCase", "ConventionInputs", "HardwareMap", "Unmappable", "build_case", "flops_convention",
            "parse_hardware_map", "profile_for", "read_rows"]
@@ -132,6 +134,8 @@ class BenchCase:
     inputs: ConventionInputs
     defaults_used: tuple[str, ...]
     flags: tuple[str, ...]
+    measured_tokens_per_gpu: float | None = None  # tokens/s per GPU, read (not derived) from the source
+    moe: bool = False  # a mixture-of-experts model
 
 
 def parse_hardware_map(entries: list[str] | None) -> HardwareMap:
@@ -160,7 +164,7 @@ def profile_for(row: dict[str, str], hardware_map: HardwareMap) -> str | None:
 def build_model(row: dict[str, str]) -> tuple[ModelSpec, bool]:
     """The ModelSpec of the row's architecture columns, and whether it is Llama-like (SwiGLU)."""
     if row["moe"]:
-        raise Unmappable("MoE model (expert parallelism is not priced yet)")
+        return moe_model(row), True
     missing = [c for c in ("layers", "hidden", "heads", "ffn_hidden", "seq_len", "vocab") if not row[c]]
     if missing:
         raise Unmappable(f"architecture not stated: {', '.join(missing)}")
@@ -329,8 +333,8 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         defaults.append("recompute")
     cp_kind = next((k for k, flag in (("allgather", "--cp-comm-type allgather"), ("ring", "--cp-comm-type p2p"))
                     if flag in row["notes"]), None)  # None: the recipe's default exchange
-    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp, sequence_parallel=sp,
-                    schedule="interleaved-1f1b" if vpp > 1 else "1f1b")
+    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp,
+                    sequence_parallel=sp, schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **row_ep(row, model))
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",
                 flash_attention=flash, distributed_optimizer=dist_opt or (None if zero_default else False),
@@ -354,6 +358,8 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         flags.append("node_size_differs")
     convention, conv_default = flops_convention(row)
     measured_step = number_cell(row, "sec_per_iter") if "sec_per_iter" not in derived_fields(row) else None
+    measured_tokens = (number_cell(row, "tokens_per_sec_per_gpu")
+                       if "tokens_per_sec_per_gpu" not in derived_fields(row) else None)
     if conv_default and measured_step is None:
         defaults.append("flops_convention")
     inputs = ConventionInputs(
@@ -368,6 +374,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         hardware_label=row["hardware"], scenario=scenario, convention=convention,
         convention_defaulted=conv_default, measured_tflops=measured_tflops(row),
         measured_step_s=measured_step, inputs=inputs, defaults_used=tuple(defaults), flags=tuple(flags),
+        measured_tokens_per_gpu=measured_tokens, moe=model.is_moe,
     )
 
 

@@ -36,6 +36,8 @@ def render_accuracy(report) -> Group:
     for r in report.rows:
         if r.compared == "step_time":
             measured, predicted = f"{r.measured_step_s:.2f} s", f"{r.predicted_step_s:.2f} s"
+        elif r.compared == "tokens":
+            measured, predicted = f"{r.measured_tokens_per_gpu:,.0f} tok/s/GPU", f"{r.predicted_tokens_per_gpu:,.0f}"
         else:
             measured = f"{r.measured_tflops:.1f} TF ({r.convention})"
             predicted = f"{r.predicted_tflops:.1f} TF"
@@ -51,6 +53,8 @@ def render_accuracy(report) -> Group:
     summary.add_row(*_stats_row("fully stated rows", s.fully_stated), style="bold")
     if s.context_parallel is not None and s.context_parallel.rows:
         summary.add_row(*_stats_row("context-parallel rows (cp > 1)", s.context_parallel))
+    if s.moe_rows is not None and s.moe_rows.rows:
+        summary.add_row(*_stats_row("MoE rows (expert parallelism)", s.moe_rows), style="bold")
     for name, g in s.by_hardware.items():
         summary.add_row(*_stats_row(f"hardware {name}", g))
     for name, g in s.fully_stated_by_hardware.items():

@@ -42,6 +42,16 @@ RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework re
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
 FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's).")]
+EpOpt = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel degree (MoE).")]
+EtpOpt = Annotated[Optional[int], typer.Option("--etp", help="Expert tensor-parallel degree (MoE; default: tp).")]
+CapacityOpt = Annotated[Optional[float], typer.Option(
+    "--moe-capacity-factor", help="MoE expert capacity factor, padded to capacity (default: dropless).")]
+ImbalanceOpt = Annotated[Optional[float], typer.Option(
+    "--moe-imbalance", help="Dropless MoE load imbalance, max/mean tokens per expert (default 1 = balanced).")]
+SharedOverlapOpt = Annotated[Optional[bool], typer.Option(
+    "--moe-shared-expert-overlap/--no-moe-shared-expert-overlap", help="Shared experts overlap the all-to-alls.")]
+DispatcherOpt = Annotated[Optional[str], typer.Option(
+    "--moe-dispatcher", help="MoE token dispatch: alltoall (every routed copy) or deepep (once per node, NVLink forward).")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
 
 #: The options every scenario-taking command shares, in the order ``--help`` lists them.
@@ -53,6 +63,8 @@ SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
     ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
     ("framework", FrameworkOpt),
+    ("ep", EpOpt), ("etp", EtpOpt), ("moe_capacity_factor", CapacityOpt), ("moe_imbalance", ImbalanceOpt),
+    ("moe_shared_expert_overlap", SharedOverlapOpt), ("moe_dispatcher", DispatcherOpt),
 )
 
 
@@ -87,6 +99,7 @@ CHOICES = {
     "recipe": ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "fsdp1", "torch-amp", "megatron", "fsdp"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
     "cp_kind": ("ring", "allgather"),
+    "moe-dispatcher": ("alltoall", "deepep"),
 }
 
 
@@ -140,7 +153,9 @@ FLAG_OF = {
     "layout.sequence_parallel": "--sequence-parallel", "training.global_batch_size": "--global-batch",
     "training.micro_batch_size": "--micro-batch", "training.seq_length": "--seq", "training.recompute": "--recompute",
     "training.precision": "--precision", "training.recipe": "--recipe",
-    "training.flash_attention": "--flash-attention",
+    "training.flash_attention": "--flash-attention", "layout.ep": "--ep", "layout.etp": "--etp",
+    "training.moe_capacity_factor": "--moe-capacity-factor", "training.moe_load_imbalance": "--moe-imbalance",
+    "training.moe_token_dispatcher": "--moe-dispatcher",
 }
 
 
@@ -181,7 +196,9 @@ def build_scenario(
     seq: int | None = None, zero: int | None = None, fsdp: bool | None = None,
     recompute: str | None = None, sequence_parallel: bool | None = None, precision: str | None = None,
     recipe: str | None = None, flash_attention: bool | None = None, schedule: str | None = None,
-    layout_file: str | None = None, framework: str | None = None,
+    layout_file: str | None = None, framework: str | None = None, ep: int | None = None, etp: int | None = None,
+    moe_capacity_factor: float | None = None, moe_imbalance: float | None = None,
+    moe_shared_expert_overlap: bool | None = None, moe_dispatcher: str | None = None,
 ) -> Scenario:
     """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
     from hwprofiles import load_hardware, load_model
@@ -189,7 +206,7 @@ def build_scenario(
     from ..frameworks import check_launchable, default_stage_layers, resolve_framework
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
-                         ("schedule", schedule), ("cp_kind", cp_kind)):
+                         ("schedule", schedule), ("cp_kind", cp_kind), ("moe-dispatcher", moe_dispatcher)):
         check_choice(field, value)
     if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
@@ -232,8 +249,13 @@ def build_scenario(
             lay["fsdp"] = True
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
-                       ("recipe", recipe), ("flash_attention", flash_attention)):
+                       ("recipe", recipe), ("flash_attention", flash_attention),
+                       ("moe_capacity_factor", moe_capacity_factor), ("moe_load_imbalance", moe_imbalance),
+                       ("moe_shared_expert_overlap", moe_shared_expert_overlap),
+                       ("moe_token_dispatcher", moe_dispatcher)):
         put(trn, key, value)
+    for key, value in (("ep", ep), ("etp", etp)):
+        put(lay, key, value)
     if "global_batch_size" not in trn:
         raise SpecError("--global-batch is required", field="--global-batch")
     given = {FLAG_OF[k] for k, v in (("gpus", gpus), ("layout.tp", tp), ("layout.pp", pp), ("layout.vpp", vpp),
@@ -243,7 +265,10 @@ def build_scenario(
                                      ("training.global_batch_size", global_batch),
                                      ("training.micro_batch_size", micro_batch), ("training.seq_length", seq),
                                      ("training.recompute", recompute), ("training.precision", precision),
-                                     ("training.recipe", recipe)) if v is not None}
+                                     ("training.recipe", recipe), ("layout.ep", ep), ("layout.etp", etp),
+                                     ("training.moe_capacity_factor", moe_capacity_factor),
+                                     ("training.moe_load_imbalance", moe_imbalance),
+                                     ("training.moe_token_dispatcher", moe_dispatcher)) if v is not None}
     n_gpus = gpus if gpus is not None else (base.gpus if base else None)
     if n_gpus is None:
         raise SpecError("--gpus is required", field="--gpus")

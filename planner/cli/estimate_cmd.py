@@ -41,8 +41,13 @@ def estimate(
         print_json(br.with_budget(est.model_dump(mode="json"), budget))
     else:
         from ..cost.bottleneck import analyse_scenario
+        from .moe_render import breakdown_for, expert_comm_table
 
         console.print(render_estimate(est, analyse_scenario(scenario)))
+        moe = breakdown_for(scenario.model, scenario.hardware, scenario.training, scenario.layout, scenario.gpus,
+                            est.step_time_s)
+        if moe is not None:
+            console.print(expert_comm_table(moe))
         if budget is not None:
             console.print()
             console.print(br.budget_table(budget))

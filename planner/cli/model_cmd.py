@@ -116,6 +116,8 @@ def show_cmd(
     arch.add_column("field")
     arch.add_column("value")
     heads = f"{m.num_heads} (kv {m.kv_heads}, head dim {m.head_size})"
+    if m.attention_kind == "mla":
+        heads = f"{m.num_heads} (MLA, q/k head dim {m.qk_nope_head_dim + m.qk_rope_head_dim}, v {m.v_head_dim})"
     arch_rows = [
         ("layers", str(m.num_layers)), ("hidden", str(m.hidden_size)), ("heads", heads),
         ("ffn", f"{m.ffn_kind}, {m.ffn_hidden_size}"), ("norm", m.norm_kind),
@@ -123,9 +125,19 @@ def show_cmd(
         ("vocab", f"{m.vocab_size:,}"), ("embeddings", "tied" if m.tied_embeddings else "untied"),
         ("biases", "all linears" if m.linear_bias else ("qkv only" if m.qkv_bias else "none")),
     ]
+    if m.attention_kind == "mla":
+        arch_rows.append(("attention", f"MLA: q rank {m.q_lora_rank}, kv rank {m.kv_lora_rank}, qk {m.qk_nope_head_dim}"
+                                       f"+{m.qk_rope_head_dim} rope, v {m.v_head_dim}"))
     if m.is_moe:
-        arch_rows.append(("experts", f"{m.num_experts} routed (top-{m.moe_top_k}), {m.num_shared_experts} shared, "
+        shared = f"{m.num_shared_experts} shared" + (f" (width {m.shared_expert_ffn_hidden_size})"
+                                                     if m.shared_expert_ffn_hidden_size else "")
+        arch_rows.append(("experts", f"{m.num_experts} routed (top-{m.moe_top_k}), {shared}, "
                                      f"width {m.expert_ffn_hidden_size or m.ffn_hidden_size}"))
+        groups = (f", {m.moe_router_group_topk} of {m.moe_router_num_groups} groups per token"
+                  if m.moe_router_group_topk else "")
+        arch_rows.append(("router", f"{m.moe_router_score}" + (" + bias" if m.moe_router_bias else "") + groups))
+        if m.num_dense_layers:
+            arch_rows.append(("dense layers", f"first {m.num_dense_layers} (ffn {m.ffn_hidden_size})"))
     for row in arch_rows:
         arch.add_row(*row)
     console.print(arch)
@@ -138,13 +150,16 @@ def show_cmd(
         ("embedding", c.embedding), ("position embedding", c.position_embedding),
         ("embedding norm", c.embedding_norm), ("per layer: attention", layer.attention),
         ("per layer: mlp" + (" (all experts)" if m.is_moe else ""), layer.mlp), ("per layer: norms", layer.norms),
-        ("per layer: total", layer.total), (f"layers (x{c.num_layers})", c.layers_total),
+        ("per layer: total", layer.total),
+        *([("dense layer: total", c.dense_layer.total)] if c.dense_layer else []),
+        (f"layers (x{c.num_layers})", c.layers_total),
         ("final norm", c.final_norm), ("output projection" + (" (tied)" if m.tied_embeddings else ""),
                                        c.output_projection),
         ("non-embedding", c.non_embedding), ("total", c.total),
     ]
     if m.is_moe:
         param_rows.append(("active per token", c.active))
+        param_rows.append(("active per token, without input embedding", c.active_without_input_embedding))
     for part, n in param_rows:
         params.add_row(part, _count(n), style="bold" if part == "total" else None)
     console.print(params)

@@ -113,6 +113,9 @@ def plan(
     tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
     pue: br.PueOpt = None,
     framework: c.FrameworkOpt = None,
+    ep: c.EpOpt = None, etp: c.EtpOpt = None, moe_capacity_factor: c.CapacityOpt = None,
+    moe_imbalance: c.ImbalanceOpt = None, moe_shared_expert_overlap: c.SharedOverlapOpt = None,
+    moe_dispatcher: c.DispatcherOpt = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -126,7 +129,7 @@ def plan(
     from .export_out import plain_stdout, write_export
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
-                         ("schedule", schedule)):
+                         ("schedule", schedule), ("moe-dispatcher", moe_dispatcher)):
         c.check_choice(field, value)
     offload_names = ("auto", "none", *(lv.describe() for lv in OFFLOAD_LEVELS))
     if offload is not None and offload not in offload_names:
@@ -163,7 +166,9 @@ def plan(
     hw = load_hardware(hardware, calibration)
     if seq is not None:
         c.check_seq_fits(model_spec, seq)
-    trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq}
+    trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq,
+                 "moe_capacity_factor": moe_capacity_factor, "moe_load_imbalance": moe_imbalance,
+                 "moe_shared_expert_overlap": moe_shared_expert_overlap, "moe_token_dispatcher": moe_dispatcher}
     trn = {k: v for k, v in trn.items() if v is not None}
     seq_len = seq or TrainingSpec.model_fields["seq_length"].default
     if (global_batch is None) == (tokens_per_step is None):
@@ -184,7 +189,8 @@ def plan(
     cons = SearchConstraints(framework=target, max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
-                             objective=objective, rank_order=rank_order, offload=offload)
+                             objective=objective, rank_order=rank_order, offload=offload,
+                             ep=ep, etp=etp)
     ref_layout = ref_training = None
     ref_source = None
     if reference is None:  # the layout published with this model, when it divides the GPU count
@@ -230,8 +236,13 @@ def plan(
         exported = export_text(export, scenario)
         if out:
             written = write_export(export, scenario, out)
+    from .moe_render import breakdown_for, expert_comm_table
+
+    moe = breakdown_for(model_spec, hw, best.training, best.layout, best.gpus, best.estimate.step_time_s)
     if json_out:
         payload = result.model_dump(mode="json")
+        if moe is not None:
+            payload["expert_communication"] = moe.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
         br.with_budget(payload, budget)
@@ -258,6 +269,8 @@ def plan(
 
     console.print(render_estimate(estimate_with_ops(model_spec, hw, best.training, best.layout, best.gpus,
                                                     breakdown=True)))
+    if moe is not None:
+        console.print(expert_comm_table(moe))
     console.print()
     if budget is not None:
         console.print(br.budget_table(budget))

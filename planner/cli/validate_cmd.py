@@ -6,6 +6,7 @@ imports it lazily so the CLI works without torch.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -27,7 +28,7 @@ LayoutsOpt = Annotated[Optional[list[str]], typer.Option(
 
 
 def _model(model: str | None, layers: int, hidden: int, heads: int, kv_heads: int | None, ffn: int | None,
-           ffn_kind: str, vocab: int, seq: int):
+           ffn_kind: str, vocab: int, seq: int, experts: int = 0, top_k: int = 2):
     from validate.job import tiny_model
 
     if model:
@@ -36,8 +37,14 @@ def _model(model: str | None, layers: int, hidden: int, heads: int, kv_heads: in
         return load_model(model)
     if ffn_kind not in ("gelu", "swiglu", "relu"):
         raise SpecError(f"'{ffn_kind}' is not one of: gelu, swiglu, relu", field="--ffn-kind")
-    return tiny_model(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads, ffn=ffn, ffn_kind=ffn_kind,
+    spec = tiny_model(layers=layers, hidden=hidden, heads=heads, kv_heads=kv_heads, ffn=ffn, ffn_kind=ffn_kind,
                       vocab=vocab, seq=seq)
+    if experts:
+        if not 1 <= top_k <= experts:
+            raise SpecError(f"top_k({top_k}) must be in 1..experts({experts})", field="--top-k")
+        spec = spec.replace(name=spec.name + f"-moe{experts}x{top_k}", num_experts=experts, moe_top_k=top_k,
+                            expert_ffn_hidden_size=spec.ffn_hidden_size // 2)
+    return spec
 
 
 def _results_table(results) -> Table:
@@ -96,6 +103,8 @@ def run(
     ffn_kind: Annotated[str, typer.Option("--ffn-kind", help="Inline model: gelu, swiglu or relu.")] = "gelu",
     vocab: Annotated[int, typer.Option("--vocab", help="Inline model: vocabulary.")] = 256,
     seq: Annotated[int, typer.Option("--seq", help="Sequence length, tokens.")] = 64,
+    experts: Annotated[Optional[int], typer.Option("--experts", help="Inline model: routed experts, width ffn/2 (default: 4 when a layout has ep > 1, else dense).")] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="Inline model: experts per token.")] = 2,
     nproc: Annotated[Optional[int], typer.Option("--nproc", help="Processes (default tp*pp*dp of the layout).")] = None,
     backend: Annotated[str, typer.Option("--backend", help="gloo (CPU) or nccl (GPU).")] = "gloo",
     steps: Annotated[int, typer.Option("--steps", help="Timed steps after warm-up.")] = 4,
@@ -126,7 +135,9 @@ def run(
     if timeout <= 0:
         raise SpecError(f"timeout({timeout}) must be > 0", field="--timeout")
     check_output(out, "--out")
-    spec = _model(model, layers, hidden, heads, kv_heads, ffn, ffn_kind, vocab, seq)
+    if experts is None:
+        experts = 4 if any(re.search(r"\bep=([2-9]|\d\d)", t.replace(" ", "")) for t in layouts or []) else 0
+    spec = _model(model, layers, hidden, heads, kv_heads, ffn, ffn_kind, vocab, seq, experts, top_k)
     jobs = []
     for text in layouts or ["tp=2"]:
         try:

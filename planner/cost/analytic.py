@@ -70,7 +70,8 @@ class StageTimes:
 
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication."""
-    parts = {k: [0.0, 0.0, 0.0, 0.0] for k in ("f", "bi", "bw", "r")}  # compute, tp comm, host, cp comm
+    # per pass: [compute, TP comm (expert-axis comm included), host dispatch, cp comm, expert-axis comm]
+    parts = {k: [0.0, 0.0, 0.0, 0.0, 0.0] for k in ("f", "bi", "bw", "r")}
     ring = step.training.tp_comm_overlap and step.training.tp_overlap_style == "ring-exchange"
     for block, n in stage.blocks:
         if n == 0:
@@ -84,17 +85,17 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
                 parts[key][1] += comm * n
                 parts[key][2] += bt.host * n
                 parts[key][3] += bt.cp_comm * n
+                parts[key][4] += bt.expert_comm * n
     for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
         part[0] = max(part[0], part[2] - part[1] - part[3])
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
     tp_hidden = 0.0
     if step.training.tp_comm_overlap and not ring:  # collectives hide under the GEMMs of the same pass
-        tp_hidden = sum(hidden_compute(c, t) for c, t, _host, _cp in parts.values())  # booked as tp_comm
-        parts["f"][1] = max(0.0, parts["f"][1] - parts["f"][0])
-        parts["bi"][1] = max(0.0, parts["bi"][1] - parts["bi"][0])
-        parts["bw"][1] = max(0.0, parts["bw"][1] - parts["bw"][0])
-        parts["r"][1] = max(0.0, parts["r"][1] - parts["r"][0])
+        # (not the expert-axis all-to-alls / etp collectives: they stay exposed)
+        tp_hidden = sum(hidden_compute(c, t - e) for c, t, _host, _cp, e in parts.values())  # booked as tp_comm
+        for part in parts.values():
+            part[1] = max(0.0, part[1] - part[4] - part[0]) + part[4]
     zero3 = hidden = 0.0
     if stage.per_microbatch_comm:
         gathers_fwd = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase == "fwd")

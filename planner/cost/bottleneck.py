@@ -15,7 +15,7 @@ Resources and the prices they scale:
 
 - ``compute``: every compute op (GEMM, attention, memory-bound op; launch overhead included) —
   the same as doubling peak FLOP/s and HBM bandwidth and halving the kernel overhead;
-- ``tp_comm``: tensor- and context-parallel collectives;
+- ``tp_comm``: tensor- and context-parallel collectives, and the MoE layers' expert-parallel (ep, etp) ones;
 - ``dp_comm``: data-parallel / ZeRO / FSDP gathers, reduce-scatters and all-reduces;
 - ``pp_comm``: pipeline point-to-point sends;
 - ``optimizer``: the optimizer step.
@@ -50,11 +50,12 @@ LABELS = {
 }
 
 _AXIS_RESOURCE = {"tp": "tp_comm", "cp": "tp_comm", "pp": "pp_comm", "dp": "dp_comm", "dp_shard": "dp_comm",
-                  "dp_replicate": "dp_comm"}
+                  "dp_replicate": "dp_comm", "ep": "tp_comm", "etp": "tp_comm", "edp": "dp_comm"}
 
 
 def resource_of_axis(axis: str) -> str:
-    """The resource a collective over ``axis`` uses (tp/cp -> tp_comm, dp* -> dp_comm, pp -> pp_comm)."""
+    """The resource a collective over ``axis`` uses (tp/cp and the in-layer expert axes ep/etp -> tp_comm,
+    where the breakdown books them; dp* and edp -> dp_comm; pp -> pp_comm)."""
     return _AXIS_RESOURCE.get(axis, "dp_comm")
 
 

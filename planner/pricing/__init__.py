@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout, TrainingSpec
 from ..work.context import RingAttention
-from ..work.ops import Attention, Collective, Gemm, MemoryOp, Op, launches
+from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll, launches
 from .collectives import CollectivePricer
 from .compute import ComputePricer
 from .placement import GroupPlacement, axis_placement, pp_boundary_devices
 
-AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate")
+AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate", "ep", "etp", "edp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,9 @@ class BlockTime:
     tp_comm: float
     host: float = 0.0
     device: float = 0.0
-    cp_comm: float = 0.0
+    cp_comm: float = 0.0  # exposed context-parallel communication, not part of tp_comm
+    expert_comm: float = 0.0  # the part of tp_comm on the expert axes (ep / etp), which TP-comm overlap
+    # does not hide (Megatron-Core --tp-comm-overlap overlaps the TE Linears' TP collectives only)
 
     @property
     def total(self) -> float:
@@ -42,6 +44,7 @@ class Pricer:
         self.hardware = hardware
         self.training = training
         self.layout = layout
+        self.shared_expert_overlap = training.moe_shared_expert_overlap
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self.compute = ComputePricer(hardware.device, training.precision)
         self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
@@ -55,6 +58,8 @@ class Pricer:
         """Seconds of one op on one rank."""
         if isinstance(op, Gemm):
             return self.compute.gemm_time(op)
+        if isinstance(op, ExecutedGemm):
+            return self.compute.grouped_gemm_time(op.gemm)
         if isinstance(op, Attention):
             return self.compute.attention_time(op)
         if isinstance(op, MemoryOp):
@@ -81,16 +86,25 @@ class Pricer:
         """Seconds of a collective over its axis group (or over ``group``): ``op.calls`` collectives
         of ``op.bytes / op.calls`` each."""
         group = self.groups[op.axis] if group is None else group
+        if isinstance(op, TokenAllToAll):
+            return op.calls * max(self.a2a_parts(op, group))
         if op.calls == 1:
             return self.collectives.time(op.kind, op.bytes, group)
         return op.calls * self.collectives.time(op.kind, op.bytes / op.calls, group)
+
+    def a2a_parts(self, op: Collective, group: GroupPlacement | None = None) -> tuple[float, float]:
+        """(intra-node, off-node) seconds of one call of an all-to-all op (planner.pricing.collectives)."""
+        group = self.groups[op.axis] if group is None else group
+        if isinstance(op, TokenAllToAll):
+            return self.collectives.all_to_all_parts(op.bytes / op.calls, group, op.copies, op.node_dedup, op.max_nodes)
+        return self.collectives.all_to_all_parts(op.bytes / op.calls, group)
 
     def block_time(self, ops: tuple[Op, ...]) -> BlockTime:
         """Compute and TP-communication seconds of an op list (everything serialised)."""
         hit = self._blocks.get(id(ops))
         if hit is not None and hit[0] is ops:
             return hit[1]
-        comp = comm = cp = 0.0
+        comp = comm = cp = a2a = shared = expert = 0.0
         kernels = 0
         for op in ops:
             if isinstance(op, RingAttention):
@@ -106,10 +120,17 @@ class Pricer:
                     cp += t
                 else:
                     comm += t
+                    a2a += t if op.kind == "all-to-all" else 0.0
+                    expert += t if op.axis in ("ep", "etp") else 0.0
             else:
                 comp += t
+                shared += t if op.name.startswith("shared.") else 0.0
+        if self.shared_expert_overlap:  # shared experts run while the tokens are in flight
+            hidden = min(a2a, shared)  # (Megatron-Core --moe-shared-expert-overlap)
+            comm -= hidden
+            expert -= hidden
         host = kernels * self.host_dispatch_s
-        result = BlockTime(comp, comm, host, comp, cp)
+        result = BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert)
         self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
         return result
 

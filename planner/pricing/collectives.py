@@ -84,6 +84,8 @@ class CollectivePricer:
             return 0.0
         if kind == "send-recv":
             return self.p2p_time(nbytes, group)
+        if kind == "all-to-all":
+            return self.all_to_all_time(nbytes, group)
         g, k = group.ranks_per_node, group.nodes
         t = 0.0
         if g > 1:
@@ -91,6 +93,53 @@ class CollectivePricer:
         if k > 1:
             t += level_time(kind, k, nbytes / g, self.net_bandwidth_bps(group), self.alpha_net)
         return t
+
+    def all_to_all_time(self, nbytes: float, group: GroupPlacement) -> float:
+        """Seconds of an all-to-all in which every rank sends ``nbytes`` in total, ``nbytes / n`` to
+        each of the n members (itself included).
+
+        Pairwise exchange (Thakur, Rabenseifner & Gropp 2005, Sec. 3: (n-1)/n * S/B of data per rank),
+        split by level: (g-1)/n * S to the peers inside the node over the node's links at the ring
+        bus bandwidth of the member devices (on an NVSwitch node, each GPU's full NVLink bandwidth),
+        (n-g)/n * S to the peers off the node over this rank's NIC share (all devices of a node send
+        at once). NCCL posts all peers' sends and receives in one group (as Megatron-Core's alltoall
+        token dispatcher does), so each level pays its latency once and the two levels, on different
+        links, run concurrently: the slower one sets the time.
+        """
+        return max(self.all_to_all_parts(nbytes, group))
+
+    def all_to_all_parts(self, nbytes: float, group: GroupPlacement, copies: int = 1, node_dedup: bool = False,
+                         max_nodes: int | None = None) -> tuple[float, float]:
+        """(intra-node, off-node) seconds of ``all_to_all_time``'s two concurrent levels.
+
+        With ``node_dedup`` (``nbytes`` holding ``copies`` copies of each token) a token goes to each
+        destination node once over the NICs and is forwarded to its experts over the node's links
+        (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.2): D distinct nodes per token, D = min(max_nodes, k_n)
+        under node-limited routing (every selected node receives a copy when copies >= max_nodes), else
+        the expected distinct nodes of ``copies`` uniform picks among the group's k_n nodes,
+        k_n (1 - (1 - 1/k_n)^copies); D (k_n - 1)/k_n of them are remote. Intra-node: every copy but
+        the ones for the receiving GPU itself, (g-1)/g of ``nbytes``, over the node's links. "Node" is the
+        fast domain (``domain_bandwidth_bps``: a GB200 NVL72 rack's 72 GPUs exchange over NVLink)."""
+        n = group.size
+        if n <= 1 or nbytes <= 0:
+            return 0.0, 0.0
+        g = group.ranks_per_node
+        if node_dedup and group.nodes > 1:
+            k_n = group.nodes
+            if max_nodes is not None and copies >= max_nodes:
+                distinct = float(min(max_nodes, k_n))
+            else:
+                distinct = k_n * (1 - (1 - 1 / k_n) ** copies)
+            remote_bytes = nbytes / copies * distinct * (k_n - 1) / k_n
+            intra = self.alpha_intra + nbytes * (g - 1) / g / self.domain_bandwidth_bps(group) if g > 1 else 0.0
+            return intra, self.alpha_net + remote_bytes / self.net_bandwidth_bps(group)
+        per_peer = nbytes / n
+        intra = 0.0
+        if g > 1:
+            intra = self.alpha_intra + (g - 1) * per_peer / self.domain_bandwidth_bps(group)
+        off = n - g
+        inter = self.alpha_net + off * per_peer / self.net_bandwidth_bps(group) if off else 0.0
+        return intra, inter
 
     def p2p_time(self, nbytes: float, group: GroupPlacement, senders: tuple[int, ...] | None = None,
                  crosses_node: bool | None = None) -> float:

@@ -109,6 +109,11 @@ class ComputePricer:
         self._attn_cache[key] = eff
         return eff
 
+    def grouped_gemm_time(self, op: Gemm) -> float:
+        """Seconds for ``op.count`` GEMMs of one shape run as one grouped kernel (Megatron-Core
+        ``--moe-grouped-gemm``, CUTLASS grouped GEMM): each at the efficiency of its own shape, one launch."""
+        return self.gemm_time(op) - (op.count - 1) * self.overhead_s
+
     def attention_time(self, op: Attention) -> float:
         """Seconds for the attention core. Fused: executed FLOPs at the measured kernel efficiency
         (forward / backward). Unfused: QK^T and PV as batched GEMMs (the softmax is a MemoryOp)."""

@@ -57,6 +57,35 @@ def axis_strides(layout: Layout) -> dict[str, tuple[int, int]]:
     return table
 
 
+EXPERT_AXES = ("ep", "etp", "edp")
+
+
+def expert_group_ranks(layout: Layout, axis: str) -> list[int]:
+    """Global ranks of the first group of an expert axis. Megatron-Core's expert grid reshapes the
+    tp*cp*dp ranks of a pipeline stage to [edp, ep, etp], etp fastest (megatron/core/parallel_state.py,
+    ``expert_decoder_rank_generator``, order "tp-ep-dp-pp"); Megatron places the pipeline dimension
+    outermost, so a stage's ranks are consecutive and these groups are consecutive ranks (an ep
+    group of 8 with etp 1 fills one 8-GPU node). Only the expert axes are priced on this order."""
+    etp, ep = layout.expert_tp, layout.ep
+    size, step = {"etp": (etp, 1), "ep": (ep, etp), "edp": (layout.expert_dp, etp * ep)}[axis]
+    return [i * step for i in range(size)]
+
+
+def place_ranks(ranks: list[int], devices_per_node: int, domain_nodes: int = 1,
+                stride: int | None = None) -> GroupPlacement:
+    """Placement of the group made of ``ranks`` (in order) on nodes of ``devices_per_node`` devices,
+    ``domain_nodes`` nodes per fast domain (``stride``: the rank distance recorded, default the first gap)."""
+    nodes = [r // devices_per_node for r in ranks]
+    per_domain = devices_per_node * domain_nodes
+    domains = [r // per_domain for r in ranks]
+    in_first_node = tuple(r % devices_per_node for r, n in zip(ranks, nodes) if n == nodes[0])
+    first_domain = [n for n, d in zip(nodes, domains) if d == domains[0]]
+    if stride is None:
+        stride = ranks[1] - ranks[0] if len(ranks) > 1 else 1
+    return GroupPlacement(len(ranks), stride, len(first_domain), len(set(domains)), in_first_node,
+                          nodes[-1] - nodes[0] + 1, len(set(first_domain)))
+
+
 def axis_stride(layout: Layout, axis: str) -> tuple[int, int]:
     """(group size, rank stride) of ``axis`` in the layout's rank order."""
     return axis_strides(layout)[axis]
@@ -66,37 +95,19 @@ def place(size: int, stride: int, devices_per_node: int, domain_nodes: int = 1) 
     """Placement of the group {0, stride, 2*stride, ...} of ``size`` ranks on nodes of
     ``devices_per_node`` devices, ``domain_nodes`` nodes per fast domain (symmetric for all groups
     when degrees divide the node size, which the search keeps by default)."""
-    ranks = [j * stride for j in range(size)]
-    nodes = [r // devices_per_node for r in ranks]
-    per_domain = devices_per_node * domain_nodes
-    domains = [r // per_domain for r in ranks]
-    in_first_node = tuple(r % devices_per_node for r, n in zip(ranks, nodes) if n == nodes[0])
-    first_domain = [n for n, d in zip(nodes, domains) if d == domains[0]]
-    g = len(first_domain)
-    k = len(set(domains))
-    return GroupPlacement(size, stride, g, k, in_first_node, nodes[-1] - nodes[0] + 1, len(set(first_domain)))
-
-
-def place_members(ranks: list[int], devices_per_node: int, domain_nodes: int = 1) -> GroupPlacement:
-    """Placement of the group made of ``ranks`` (ascending; strides need not be uniform), with
-    ``domain_nodes`` nodes per fast domain, as ``place``."""
-    nodes = [r // devices_per_node for r in ranks]
-    per_domain = devices_per_node * domain_nodes
-    domains = [r // per_domain for r in ranks]
-    in_first_node = tuple(r % devices_per_node for r, n in zip(ranks, nodes) if n == nodes[0])
-    first_domain = [n for n, d in zip(nodes, domains) if d == domains[0]]
-    stride = ranks[1] - ranks[0] if len(ranks) > 1 else 1
-    return GroupPlacement(len(ranks), stride, len(first_domain), len(set(domains)), in_first_node,
-                          nodes[-1] - nodes[0] + 1, len(set(first_domain)))
+    return place_ranks([j * stride for j in range(size)], devices_per_node, domain_nodes, stride)
 
 
 def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile) -> GroupPlacement:
     """Placement of a group of ``axis`` for ``layout`` on ``hardware``; with cp > 1 the dp and dp_shard
     groups are dp × cp (dp_shard × cp) groups: every cp rank of each of their data-parallel ranks."""
+    if axis in EXPERT_AXES:
+        return place_ranks(expert_group_ranks(layout, axis), hardware.node.devices_per_node,
+                           hardware.node.fast_domain_nodes)
     size, stride = axis_stride(layout, axis)
     if layout.cp > 1 and axis in ("dp", "dp_shard"):
         ranks = sorted(d * stride + c * layout.tp for d in range(size) for c in range(layout.cp))
-        return place_members(ranks, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
+        return place_ranks(ranks, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
     return place(size, stride, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
 
 

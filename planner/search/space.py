@@ -34,6 +34,7 @@ The default space (documented choices, each overridable by a constraint flag):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,10 +43,12 @@ from pydantic import Field
 from ..errors import SpecError
 from ..specs import SCHEDULES, HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
 from .divisors import divisors, divisors_upto
+from .expert_space import expert_degrees
 
 Objective = Literal["throughput", "memory", "cost"]
 OBJECTIVES = ("throughput", "memory", "cost")
 RECOMPUTES = ("none", "selective", "full")
+MEGATRON_RECIPES = ("megatron-lm", "megatron-core")  # canonical names (TrainingSpec resolves 'megatron')
 MICRO_BATCHES = (1, 2, 4, 8, 16)
 MAX_VPP = 8
 CP_MIN_SEQ = 8192  # context parallelism is offered from 8k tokens (NeMo's long-context recipes start at 16k)
@@ -76,6 +79,8 @@ class SearchConstraints(Spec):
         True, description="also price Megatron-Core TP-comm overlap (ring-exchange) for the leading plans")
     framework: Literal["megatron", "deepspeed", "torchtitan"] | None = Field(
         None, description="only layouts this framework launches (planner.frameworks rules); None = any")
+    ep: int | None = Field(None, gt=0, description="expert-parallel degree to use (MoE)")
+    etp: int | None = Field(None, gt=0, description="expert tensor-parallel degree to use (MoE)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,7 @@ class Candidate:
         return (self.gpus, lay.tp, lay.cp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
                 lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,
                 RECOMPUTES.index(trn.recompute), tuple(lay.stage_layers or ()), lay.rank_order,
-                trn.offload.describe(), trn.tp_comm_overlap, trn.tp_overlap_style)
+                trn.offload.describe(), trn.tp_comm_overlap, trn.tp_overlap_style, lay.ep, lay.expert_tp)
 
 
 @dataclass
@@ -209,10 +214,10 @@ def structures(model: ModelSpec, hardware: HardwareProfile, gpus: int, training:
                 for zero, fsdp, dp_shard in _shardings(pp, dp, tp, node, training, c, counts, cp):
                     sps = [False] if tp == 1 else ([c.sequence_parallel] if c.sequence_parallel is not None
                                                    else [True])
-                    for sp in sps:
+                    for sp, (ep, etp) in itertools.product(sps, expert_degrees(model, tp, cp, dp, c.ep, c.etp)):
                         out.append(Structure(Layout(tp=tp, pp=pp, dp=dp, cp=cp, vpp=vpp, zero_stage=zero, fsdp=fsdp,
                                                     dp_shard=dp_shard, sequence_parallel=sp, schedule=sched,
-                                                    stage_layers=split), gpus))
+                                                    stage_layers=split, ep=ep, etp=etp), gpus))
     return out
 
 
@@ -226,9 +231,10 @@ def pinned_order(cand: Candidate, c: SearchConstraints) -> Candidate:
 
 def tp_overlap_variants(cand: Candidate, c: SearchConstraints) -> list[Candidate]:
     """``cand`` with Megatron-Core TP-comm overlap (ring-exchange, planner.pricing.tp_overlap) when
-    the recipe can run it (megatron, tp > 1 with sequence parallelism) and the user did not fix it."""
+    the recipe can run it (a Megatron recipe: megatron-lm, the 'megatron' alias, or megatron-core; tp > 1
+    with sequence parallelism) and the user did not fix it."""
     lay, trn = cand.layout, cand.training
-    if not c.search_tp_overlap or trn.recipe not in ("megatron-lm", "megatron-core") or lay.tp == 1 or not lay.sequence_parallel \
+    if not c.search_tp_overlap or trn.recipe not in MEGATRON_RECIPES or lay.tp == 1 or not lay.sequence_parallel \
             or trn.tp_comm_overlap:
         return []
     return [Candidate(lay, trn.replace(tp_comm_overlap=True, tp_overlap_style="ring-exchange"), cand.gpus)]

@@ -28,7 +28,10 @@ class Layout(Spec):
         None, description="context-parallel K/V exchange: ring (Megatron --cp-comm-type p2p) or allgather "
         "(Llama 3, torchtitan); None = the recipe's default (megatron, deepspeed: ring; fsdp, torch-amp: allgather)"
     )
-    ep: int = Field(1, gt=0, description="expert-parallel degree (validated; priced in a later release)")
+    ep: int = Field(1, gt=0, description="expert-parallel degree: ranks the routed experts are split over")
+    etp: int | None = Field(
+        None, gt=0, description="expert tensor-parallel degree (each expert's FFN split over etp ranks); "
+        "None = tp, Megatron-Core's default")
     zero_stage: int = Field(0, ge=0, le=3, description="ZeRO stage: 0 none, 1 optimizer, 2 +grads, 3 +params")
     fsdp: bool = Field(False, description="PyTorch FSDP2 sharding (parameters sharded like ZeRO-3)")
     dp_shard: int | None = Field(
@@ -69,6 +72,16 @@ class Layout(Spec):
         return self.dp_shard or self.dp
 
     @property
+    def expert_tp(self) -> int:
+        """Expert tensor-parallel degree (``etp``, else ``tp``)."""
+        return self.etp or self.tp
+
+    @property
+    def expert_dp(self) -> int:
+        """Expert data-parallel degree: the tp*cp*dp ranks of a stage over ep*etp (Megatron-Core)."""
+        return self.tp * self.cp * self.dp // (self.ep * self.expert_tp)
+
+    @property
     def effective_zero_stage(self) -> int:
         """ZeRO stage with FSDP counted as stage 3."""
         return 3 if self.fsdp else self.zero_stage
@@ -81,6 +94,10 @@ class Layout(Spec):
         parts.append(f"dp{self.dp}")
         if self.cp > 1:
             parts.append(f"cp{self.cp}")
+        if self.ep > 1:
+            parts.append(f"ep{self.ep}")
+        if self.etp is not None and self.etp != self.tp:
+            parts.append(f"etp{self.etp}")
         parts.append("fsdp" if self.fsdp else f"zero{self.zero_stage}")
         if self.sequence_parallel:
             parts.append("sp")
@@ -151,17 +168,41 @@ def check_layout(layout: Layout, model: ModelSpec, training: TrainingSpec, gpus:
             f"cp({layout.cp}) > 1 needs flash_attention (ring and all-gather context parallelism run the fused "
             "attention kernel per K/V chunk)", field="layout.cp"
         )
-    if layout.ep > 1:
+    if layout.ep > 1 or layout.etp is not None:
         if not model.is_moe:
-            raise SpecError(f"ep({layout.ep}) > 1 needs a MoE model", field="layout.ep")
-        if model.num_experts % layout.ep:
-            raise SpecError(
-                f"num_experts({model.num_experts}) % ep({layout.ep}) != 0", field="layout.ep"
-            )
-        if layout.dp % layout.ep:
-            raise SpecError(f"dp({layout.dp}) % ep({layout.ep}) != 0", field="layout.ep")
+            raise SpecError(f"ep({layout.ep}) / etp({layout.etp}) need a MoE model", field="layout.ep")
+    if model.is_moe:
+        _check_expert_layout(layout, model)
     # ZeRO/FSDP with pp > 1 is a framework rule (DeepSpeed's pipeline engine refuses ZeRO >= 2,
     # torchtitan runs FSDP2 with pipelining): planner.frameworks, applied by plan/estimate/simulate.
+
+
+def _check_expert_layout(layout: Layout, model: ModelSpec) -> None:
+    """Megatron-Core's expert grid rules (megatron/core/parallel_state.py, initialize_model_parallel):
+    etp * ep * pp must divide the world size, i.e. ep * etp divides the tp * cp * dp ranks of a stage;
+    experts split evenly over ep; the expert width over etp; sequence parallelism with tp > 1
+    (Megatron-Core's MoE layer requires it when tensor and expert parallelism are combined)."""
+    ep, etp = layout.ep, layout.expert_tp
+    stage_ranks = layout.tp * layout.cp * layout.dp
+    if model.num_experts % ep:
+        raise SpecError(f"num_experts({model.num_experts}) % ep({ep}) = {model.num_experts % ep} != 0",
+                        field="layout.ep")
+    if stage_ranks % (ep * etp):
+        raise SpecError(f"tp({layout.tp}) * cp({layout.cp}) * dp({layout.dp}) = {stage_ranks} is not a multiple of "
+                        f"ep({ep}) * etp({etp}) = {ep * etp}", field="layout.ep")
+    width = model.expert_ffn_hidden_size or model.ffn_hidden_size
+    if width % etp:
+        raise SpecError(f"expert_ffn_hidden_size({width}) % etp({etp}) != 0", field="layout.etp")
+    if layout.tp > 1 and not layout.sequence_parallel:
+        raise SpecError(f"a MoE model with tp({layout.tp}) > 1 needs sequence_parallel (Megatron-Core MoE)",
+                        field="layout.sequence_parallel")
+    if layout.effective_zero_stage == 3 and layout.dp > 1:
+        raise SpecError("ZeRO-3/FSDP of a MoE model is not priced; allowed: zero_stage 0..2 or the distributed "
+                        "optimizer", field="layout.zero_stage")
+    if model.num_dense_layers > stage_layer_counts(layout, model)[0]:
+        raise SpecError(f"num_dense_layers({model.num_dense_layers}) > layers of the first stage "
+                        f"({stage_layer_counts(layout, model)[0]}): the dense layers must sit on stage 0",
+                        field="layout.stage_layers")
 
 
 def micro_batches_per_step(layout: Layout, training: TrainingSpec) -> int:

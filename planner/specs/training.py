@@ -47,6 +47,19 @@ class TrainingSpec(Spec):
         "pass", description="how tp_comm_overlap hides TP collectives (planner.pricing.tp_overlap): 'pass' = under "
         "the pass's compute; 'ring-exchange' = TE userbuffers split GEMMs (all-reduces stay exposed)",
     )
+    moe_capacity_factor: float | None = Field(
+        None, gt=0, description="MoE expert capacity as a multiple of the mean tokens per expert, padded to it "
+        "(GShard, arXiv 2006.16668, Sec. 2.2; Megatron --moe-expert-capacity-factor with --moe-pad-expert-"
+        "input-to-capacity); None = dropless")
+    moe_load_imbalance: float = Field(
+        1.0, ge=1.0, description="dropless MoE: max/mean tokens per expert on the busiest rank (1 = balanced)")
+    moe_token_dispatcher: Literal["alltoall", "deepep"] = Field(
+        "alltoall", description="MoE token dispatch: alltoall sends every routed copy (Megatron-Core alltoall "
+        "dispatcher); deepep sends a token once per destination node and forwards it over NVLink (DeepSeek-V3 "
+        "Sec. 3.2.2, DeepEP; Megatron --moe-token-dispatcher-type flex --moe-enable-deepep)")
+    moe_shared_expert_overlap: bool = Field(
+        False, description="shared-expert GEMMs overlapped with the dispatch/combine all-to-all (Megatron-Core "
+        "--moe-shared-expert-overlap)")
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
     )

@@ -95,7 +95,7 @@ def training_flops_per_token(model: ModelSpec, seq_length: int, *, full_recomput
     """
     counts = parameter_counts(model)
     matmul_params = counts.active_non_embedding + model.hidden_size * model.vocab_size
-    attention_width = model.num_heads * model.head_size
+    attention_width = model.num_heads * model.attention_core_head_dim  # MLA: mean of QK and V widths
     flops = palm_model_flops_per_token(matmul_params, model.num_layers, attention_width, seq_length)
     return flops * 8.0 / 6.0 if full_recompute else flops
 

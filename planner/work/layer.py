@@ -8,6 +8,7 @@ V vocab, t tensor-parallel degree. Activations move as 16-bit (2 bytes) values.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
@@ -24,7 +25,9 @@ from .kernels import (
     rope_ops,
     weight_cast_ops,
 )
-from .ops import Attention, Collective, Gemm, MemoryOp, Op
+from .mla import mla_forward
+from .moe import moe_forward, moe_linear_params
+from .ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
 
@@ -66,7 +69,7 @@ def dims(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Dims:
         kv_heads_local=max(1, model.kv_heads // t),
         head_dim=model.head_size,
         ffn_local=model.ffn_hidden_size // t,
-        ffn_gate_factor=2 if model.ffn_kind == "swiglu" else 1,
+        ffn_gate_factor=2 if model.gated_ffn else 1,
         vocab_local=-(-model.vocab_size // t),
         tp=t,
         sequence_parallel=layout.sequence_parallel,
@@ -119,58 +122,83 @@ def _ffn_ops(d: Dims, recipe, phase: str) -> list[Op]:
     return ops
 
 
-def layer_linear_params(model: ModelSpec, layout: Layout) -> tuple[float, int]:
+def layer_linear_params(model: ModelSpec, layout: Layout, dense: bool = False) -> tuple[float, int]:
     """(Linear weight + bias parameters of one layer on one TP rank, number of such tensors). GPT-style
     models (GeLU) have one fused QKV Linear (Megatron, nanoGPT); Llama-style (SwiGLU) separate q, k, v
-    (Hugging Face, torchtitan)."""
+    (Hugging Face, torchtitan). A MoE layer (not ``dense``): its FFN part is the router, the rank's
+    E/ep routed experts and the shared experts (planner.work.moe.moe_linear_params)."""
     from .params import attention_parameters, mlp_parameters
 
     t = layout.tp
     swiglu = model.ffn_kind == "swiglu"
     n_mats = (4 if swiglu else 2) + (3 if swiglu else 2)
     biases = n_mats if model.linear_bias else (3 if model.qkv_bias else 0)
+    if model.is_moe and not dense:
+        ffn, ffn_tensors = moe_linear_params(model, layout)
+        attn_mats = 4 if swiglu else 2
+        attn_biases = attn_mats if model.linear_bias else (3 if model.qkv_bias else 0)
+        return attention_parameters(model) / t + ffn, attn_mats + attn_biases + ffn_tensors
     return (attention_parameters(model) + mlp_parameters(model, model.ffn_hidden_size)) / t, n_mats + biases
 
 
-def _bias_widths(model: ModelSpec, d: Dims) -> list[int]:
-    """Output widths of the Linears that carry a bias (per TP rank)."""
+def _bias_widths(model: ModelSpec, d: Dims, moe_ffn: bool = False) -> list[int]:
+    """Output widths of the Linears that carry a bias (per TP rank); a MoE FFN's (``moe_ffn``) expert
+    biases are not listed (their gradients are not itemised as separate reductions)."""
     q_kv = d.heads_local * d.head_dim + 2 * d.kv_heads_local * d.head_dim
     if model.linear_bias:
-        return [q_kv, d.hidden, d.ffn_local * d.ffn_gate_factor, d.hidden]
+        return [q_kv, d.hidden] if moe_ffn else [q_kv, d.hidden, d.ffn_local * d.ffn_gate_factor, d.hidden]
     return [q_kv] if model.qkv_bias else []
 
 
-def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase: str = "fwd") -> list[Op]:
-    """Forward ops of one layer for one micro-batch on one TP rank (``phase='recompute'`` for replay):
-    the recipe's weight casts, norm, QKV, attention core, projection, residual, norm, FFN, residual."""
+def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase: str = "fwd",
+                  dense: bool = False) -> list[Op]:
+    """Forward ops of one layer for one micro-batch on one TP rank (``phase='recompute'`` for replay;
+    ``dense``: one of a MoE model's leading dense-FFN layers): the recipe's weight casts, norm, QKV,
+    attention core, projection, residual, norm, FFN, residual. MLA attention: planner.work.mla;
+    MoE FFN: planner.work.moe."""
     d = dims(model, training, layout)
     recipe = training.recipe_spec
     T, h, tn = d.tokens, d.hidden, d.norm_tokens
     q_width = d.heads_local * d.head_dim
     kv_width = d.kv_heads_local * d.head_dim
-    linear_params, tensors = layer_linear_params(model, layout)
+    linear_params, tensors = layer_linear_params(model, layout, dense)
     ops: list[Op] = list(weight_cast_ops(linear_params, tensors, recipe, phase))
     ops += norm_ops("norm1", tn, h, model, recipe, phase)
     ops += _tp_in(d, "attn", phase)
-    ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
-    ops += _attention_core_ops(d, training, layout, recipe, model.position_kind, phase)
-    ops.append(Gemm("attn_proj", T, h, q_width, phase))
+    if model.attention_kind == "mla":
+        ops += mla_forward(model, training, d, phase, layout.cp, resolve_cp_kind(layout, training))
+    else:
+        ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
+        ops += _attention_core_ops(d, training, layout, recipe, model.position_kind, phase)
+        ops.append(Gemm("attn_proj", T, h, q_width, phase))
     ops += _tp_out(d, "attn", phase)
     ops += residual_ops("dropout_add1", tn, h, recipe, training.dropout, phase)
     ops += norm_ops("norm2", tn, h, model, recipe, phase)
-    ops += _tp_in(d, "mlp", phase)
-    ops += _ffn_ops(d, recipe, phase)
-    ops += _tp_out(d, "mlp", phase)
+    if model.is_moe and not dense:
+        ops += moe_forward(model, training, layout, phase, _tp_in(d, "mlp", phase), _tp_out(d, "mlp", phase))
+    else:
+        ops += _tp_in(d, "mlp", phase)
+        ops += _ffn_ops(d, recipe, phase)
+        ops += _tp_out(d, "mlp", phase)
     ops += residual_ops("dropout_add2", tn, h, recipe, training.dropout, phase)
     if training.precision == "fp8":
-        ops += fp8_quantize_ops([op for op in ops if isinstance(op, Gemm)], phase)
+        # the MoE router stays a 16-bit torch Linear in Megatron-Core (TopKRouter), not a TE fp8 one
+        ops += fp8_quantize_ops([_executed_shape(op) for op in ops if isinstance(op, (Gemm, ExecutedGemm))
+                                 and op.name != "router"], phase)
     return ops
 
 
-def layer_backward_extras(model: ModelSpec, training: TrainingSpec, layout: Layout) -> list[Op]:
+def _executed_shape(op: Gemm | ExecutedGemm) -> Gemm:
+    """The GEMM as executed, its ``count`` folded into the rows (a grouped expert GEMM casts the inputs
+    of all its local experts)."""
+    g = op.gemm if isinstance(op, ExecutedGemm) else op
+    return g if g.count == 1 else Gemm(g.name, g.m * g.count, g.n, g.k, g.phase)
+
+
+def layer_backward_extras(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool = False) -> list[Op]:
     """Backward-only kernels of one layer: the bias-gradient reductions."""
     d = dims(model, training, layout)
-    return list(bias_grad_ops(d.tokens, _bias_widths(model, d), training.recipe_spec))
+    return list(bias_grad_ops(d.tokens, _bias_widths(model, d, model.is_moe and not dense), training.recipe_spec))
 
 
 def backward_of(forward: list[Op]) -> list[Op]:
@@ -184,6 +212,12 @@ def backward_of(forward: list[Op]) -> list[Op]:
             out.append(Gemm(op.name + ".wgrad", op.k, op.n, op.m, "bwd_weight", op.count))
         elif isinstance(op, RingAttention):
             out.append(op.backward())
+        elif isinstance(op, ExecutedGemm):
+            g = op.gemm
+            out.append(ExecutedGemm(op.name + ".dgrad", Gemm(g.name + ".dgrad", g.m, g.k, g.n, "bwd_input", g.count),
+                                    op.model_flops, "bwd_input"))
+            out.append(ExecutedGemm(op.name + ".wgrad", Gemm(g.name + ".wgrad", g.k, g.n, g.m, "bwd_weight", g.count),
+                                    op.model_flops, "bwd_weight"))
         elif isinstance(op, Attention):
             out.append(Attention(op.name + ".bwd", op.batch_heads, op.seq_q, op.seq_k, op.head_dim,
                                  "bwd_input", op.causal, op.fused))
@@ -193,18 +227,18 @@ def backward_of(forward: list[Op]) -> list[Op]:
                                     op.bwd_kind or op.kind, op.launches, 0.0))
         elif isinstance(op, Collective):
             mirror = {"all-gather": "reduce-scatter", "reduce-scatter": "all-gather"}.get(op.kind, op.kind)
-            out.append(Collective(op.name + ".bwd", mirror, op.axis, op.bytes, "bwd_input"))
+            out.append(dataclasses.replace(op, name=op.name + ".bwd", kind=mirror, phase="bwd_input", calls=1))
     return out
 
 
-def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout) -> list[Op]:
+def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool = False) -> list[Op]:
     """Ops replayed before a layer's backward: the whole forward for full recompute; the
     attention core for selective recompute without a fused kernel (Korthikanti et al. 2022,
     Sec. 5); nothing otherwise (a fused kernel already recomputes scores in its backward)."""
     if training.recompute == "full":
-        return layer_forward(model, training, layout, phase="recompute")
+        return layer_forward(model, training, layout, phase="recompute", dense=dense)
     if training.recompute == "selective" and not training.flash_attention:
-        return [op for op in layer_forward(model, training, layout, phase="recompute")
+        return [op for op in layer_forward(model, training, layout, phase="recompute", dense=dense)
                 if op.name in ("attention", "attention.kv_allgather", "softmax")]
     return []
 

@@ -11,6 +11,8 @@ from ..specs import Layout, ModelSpec, TrainingSpec
 from .context import cp_working_bytes, resolve_cp_kind, shard_group_size
 from .kernels import FP32, loss_peak_bytes, residual_bytes
 from .layer import ACT_BYTES, dims, layer_linear_params
+from .mla import mla_activation_bytes
+from .moe import moe_activation_bytes
 
 
 def _norm_saved_bytes(model: ModelSpec, recipe) -> float:
@@ -25,7 +27,7 @@ def _norm_saved_bytes(model: ModelSpec, recipe) -> float:
     return residual_bytes(recipe) + ACT_BYTES
 
 
-def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
+def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool = False) -> float:
     """Activations one layer keeps for backward, one micro-batch, bytes per GPU.
 
     Itemised after Korthikanti et al. 2022, Sec. 4.1 (which for MHA, f = 4h, dropout and no
@@ -34,7 +36,8 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
     Eq. 4; selective recompute drops the 5*a*s/h term, Eq. 6; full recompute keeps 2*s*b*h,
     the layer input). GQA, SwiGLU and fused (flash) attention follow the same itemisation; the
     recipe adds what eager PyTorch saves (planner/work/kernels.py): fp32 norm inputs under autocast,
-    the attention output's contiguous copy, the eager SwiGLU's silu output.
+    the attention output's contiguous copy, the eager SwiGLU's silu output. MLA attention and MoE FFNs
+    (not ``dense``) are itemised in planner.work.mla / planner.work.moe.
     """
     d = dims(model, training, layout)
     recipe = training.recipe_spec
@@ -55,6 +58,11 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
     mlp += T * ACT_BYTES * d.ffn_local  # fc2 input
     if d.ffn_gate_factor == 2 and not recipe.bias_activation_fused:
         mlp += T * ACT_BYTES * d.ffn_local  # eager silu(x1) kept by the mul
+    if model.attention_kind == "mla":
+        attn = mla_activation_bytes(model, d)
+    moe_ffn = model.is_moe and not dense
+    if moe_ffn:
+        mlp = moe_activation_bytes(model, training, layout)
     scores = d.batch * d.heads_local * d.seq * d.seq
     if training.flash_attention:
         core = d.batch * d.heads_local * d.seq * 4.0  # fp32 log-sum-exp per query row
@@ -64,7 +72,8 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
         core = scores * (ACT_BYTES + drop + ACT_BYTES * drop)  # softmax out, mask, dropout out
     total = replicated + attn + mlp + core
     if training.precision == "fp8":  # TE saves each Linear's input in fp8 (1 B) instead of 16-bit
-        linear_inputs = 2 * tn * h + T * q_w + T * d.ffn_local  # qkv and fc1 inputs, proj and fc2 inputs
+        # qkv and fc1 inputs, proj and fc2 inputs (a MoE FFN's expert inputs are kept 16-bit here)
+        linear_inputs = (1 if moe_ffn else 2) * tn * h + T * q_w + (0 if moe_ffn else T * d.ffn_local)
         total -= linear_inputs * (ACT_BYTES - 1)
     return total
 
@@ -73,11 +82,16 @@ def layer_working_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout
     """Transient bytes of the layer being computed: its recomputed activations during full-recompute
     backward, plus the context-parallel K/V buffers in flight (planner/work/context.py), bytes."""
     d = dims(model, training, layout)
-    cp = cp_working_bytes(batch=d.batch, kv_heads_local=d.kv_heads_local, head_dim=d.head_dim, seq_local=d.seq,
+    mla = model.attention_kind == "mla"  # MLA exchanges K and V of every head at the core's mean width
+    cp = cp_working_bytes(batch=d.batch, kv_heads_local=d.heads_local if mla else d.kv_heads_local,
+                          head_dim=model.attention_core_head_dim if mla else d.head_dim, seq_local=d.seq,
                           cp=layout.cp, kind=resolve_cp_kind(layout, training))
     if training.recompute != "full":
         return cp
-    return cp + layer_activation_bytes(model, training.replace(recompute="none"), layout)
+    full = training.replace(recompute="none")
+    if model.num_dense_layers:  # the larger of a MoE layer and a dense layer
+        return cp + max(layer_activation_bytes(model, full, layout), layer_activation_bytes(model, full, layout, True))
+    return cp + layer_activation_bytes(model, full, layout)
 
 
 def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
@@ -99,19 +113,22 @@ def head_forward_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout)
 
 
 def weight_copy_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, layers: int,
-                      has_head: bool) -> tuple[float, float]:
+                      has_head: bool, dense_layers: int = 0) -> tuple[float, float]:
     """(bf16 weight copies autocast holds at the end of forward, those still held at the start of
     backward), bytes per GPU. Autocast caches the cast of each fp32 Linear weight inside the autocast
     region and autograd saves it for the weight's backward; a checkpointed layer's copies are not
     saved, so they are freed when the region exits before backward (PyTorch autocast cache,
-    aten/src/ATen/autocast_mode.cpp cached_cast). Other recipes: none (the weights are 16-bit or gathered)."""
+    aten/src/ATen/autocast_mode.cpp cached_cast). Other recipes: none (the weights are 16-bit or gathered).
+    ``layers`` layers of the model's kind plus ``dense_layers`` dense-FFN layers (a MoE model's first stage)."""
     if not training.recipe_spec.autocast:
         return 0.0, 0.0
-    per_layer, _ = layer_linear_params(model, layout)
+    per_layer = layer_linear_params(model, layout)[0] * layers
+    if dense_layers:
+        per_layer += layer_linear_params(model, layout, dense=True)[0] * dense_layers
     d = dims(model, training, layout)
     head = d.vocab_local * d.hidden if has_head else 0.0
-    cache = ACT_BYTES * (per_layer * layers + head)
-    saved = ACT_BYTES * ((0.0 if training.recompute == "full" else per_layer * layers) + head)
+    cache = ACT_BYTES * (per_layer + head)
+    saved = ACT_BYTES * ((0.0 if training.recompute == "full" else per_layer) + head)
     return cache, saved
 
 

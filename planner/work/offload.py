@@ -28,14 +28,17 @@ from ..specs.offload import OffloadSpec
 from .memory import StateBytes, grad_reduce_bytes_per_param, param_gather_bytes_per_param
 
 #: Offload kinds each recipe (framework) can express.
-RECIPE_OFFLOAD = {  # keyed by recipe (hwprofiles/recipes)
+#: Keyed by the canonical recipe names (hwprofiles/recipes; the aliases 'megatron' -> megatron-lm and
+#: 'fsdp' -> torchtitan are resolved by TrainingSpec).
+RECIPE_OFFLOAD = {
     "megatron-lm": ("optimizer",),  # --optimizer-cpu-offload (Megatron-Core >= 0.11, HybridDeviceOptimizer)
-    "megatron-core": ("optimizer",),  # the same flag
+    "megatron-core": ("optimizer",),
     "deepspeed": ("optimizer", "gradients", "params", "activations"),  # offload_optimizer/_param, cpu_checkpointing
     "torchtitan": ("optimizer", "gradients", "params"),  # FSDP2 CPUOffloadPolicy: all three together
-    "fsdp1": ("optimizer", "gradients", "params"),  # FSDP1 CPUOffload(offload_params=True): the same three
+    "fsdp1": ("optimizer", "gradients", "params"),  # FSDP1 CPUOffload(offload_params=True): likewise together
     "torch-amp": (),
 }
+FSDP_RECIPES = ("torchtitan", "fsdp1")
 
 #: Levels the search tries, lightest first (each a superset of the one before).
 OFFLOAD_LEVELS = (
@@ -57,7 +60,7 @@ def check_offload(training: TrainingSpec, layout: Layout) -> None:
     if missing:
         raise SpecError(f"recipe '{training.recipe}' cannot offload {', '.join(missing)}; it can offload: "
                         f"{', '.join(allowed) or 'nothing'}", field="training.offload")
-    if training.recipe in ("torchtitan", "fsdp1") and not (off.optimizer and off.gradients and off.params):
+    if training.recipe in FSDP_RECIPES and not (off.optimizer and off.gradients and off.params):
         raise SpecError("FSDP2 CPUOffloadPolicy offloads params, gradients and optimizer together",
                         field="training.offload")
     if (off.gradients or off.params) and not off.optimizer:

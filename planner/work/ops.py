@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 Phase = Literal["fwd", "bwd_input", "bwd_weight", "recompute"]
-CollectiveKind = Literal["all-reduce", "all-gather", "reduce-scatter", "send-recv"]
-Axis = Literal["tp", "pp", "dp", "dp_shard", "dp_replicate", "cp"]
+CollectiveKind = Literal["all-reduce", "all-gather", "reduce-scatter", "send-recv", "all-to-all"]
+# ep / etp / edp: the expert-parallel, expert-tensor-parallel and expert-data-parallel groups of
+# Megatron-Core's expert grid (planner.pricing.placement)
+Axis = Literal["tp", "pp", "dp", "dp_shard", "dp_replicate", "cp", "ep", "etp", "edp"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +31,23 @@ class Gemm:
     def flops(self) -> float:
         """2*m*n*k*count FLOPs (one multiply-add = 2 FLOPs)."""
         return 2.0 * self.m * self.n * self.k * self.count
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutedGemm:
+    """A GEMM whose executed shape ``gemm`` differs from the model FLOPs it carries: grouped expert
+    GEMMs of the busiest rank (imbalance or capacity padding above the mean token count), or a
+    projection every tensor-parallel rank executes in full (``model_flops`` is then its 1/t share)."""
+
+    name: str
+    gemm: Gemm
+    model_flops: float
+    phase: Phase
+
+    @property
+    def flops(self) -> float:
+        """Model FLOPs (the useful work), not the executed ``gemm.flops``."""
+        return self.model_flops
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +123,8 @@ class Collective:
     """A collective over one mesh axis; ``bytes`` is the full buffer (all-reduce input size,
     gathered size for all-gather / reduce-scatter, message size for send-recv), issued as ``calls``
     equal collectives of ``bytes / calls`` each (ZeRO-3 / FSDP: one per sharded unit, i.e. per layer),
-    so each call pays the latency term."""
+    so each call pays the latency term. For an all-to-all ``bytes`` is what each rank sends in
+    total (its share for itself included)."""
 
     name: str
     kind: CollectiveKind
@@ -119,13 +139,25 @@ class Collective:
         return 0.0
 
 
-Op = Gemm | Attention | MemoryOp | Collective
+@dataclass(frozen=True, slots=True)
+class TokenAllToAll(Collective):
+    """The MoE dispatch / combine all-to-all: ``bytes`` carries ``copies`` (top-k) copies of each token.
+    With ``node_dedup`` a token crosses to each destination node once and is forwarded to its experts
+    over the node's links (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.2; DeepEP), reaching at most
+    ``max_nodes`` nodes when the router limits the expert groups (node-limited routing)."""
+
+    copies: int = 1
+    node_dedup: bool = False
+    max_nodes: int | None = None
+
+
+Op = Gemm | ExecutedGemm | Attention | MemoryOp | Collective
 
 
 def kernel_class(op) -> str:
     """Class of ``op`` in the per-op breakdown: ``gemm``, ``attention``, a memory kernel class, or
     ``comm:<kind>``."""
-    if isinstance(op, Gemm):
+    if isinstance(op, (Gemm, ExecutedGemm)):
         return "gemm"
     if isinstance(op, Attention):
         return "attention"
@@ -135,7 +167,9 @@ def kernel_class(op) -> str:
 
 
 def launches(op) -> int:
-    """Kernels ``op`` launches (each pays the host's dispatch cost)."""
+    """Kernels ``op`` launches (each pays the host's dispatch cost): an ExecutedGemm is one kernel
+    (a grouped expert GEMM, priced as one launch by ComputePricer.grouped_gemm_time, or one replicated
+    projection)."""
     if isinstance(op, Gemm):
         return op.count
     if isinstance(op, MemoryOp):

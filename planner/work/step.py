@@ -11,6 +11,12 @@ from functools import cached_property
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
+from .expert_states import (
+    expert_dp_comm,
+    expert_optimizer_params,
+    expert_state_bytes,
+    routed_expert_parameters,
+)
 from .kernels import grad_accumulation_ops
 from .layer import (
     ACT_BYTES,
@@ -34,6 +40,7 @@ from .memory import (
     sharded_state_bytes,
     weight_copy_bytes,
 )
+from .moe import expert_parameters_per_rank, moe_note
 from .offload import NO_OFFLOAD, OffloadWork, apply_offload
 from .ops import Collective, Op
 from .params import parameter_counts
@@ -194,13 +201,23 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
 def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params, emb_params, out_params,
                     act, work_bytes, p2p, m) -> StageWork:
     """StageWork of stage ``i`` (index and in-flight count are filled in by the caller)."""
+    k = model.num_dense_layers if i == 0 else 0  # MoE: leading dense layers sit on stage 0 (check_layout)
+    n_layers -= k
     params = layer_params * n_layers
-    pre, post, extra_act, fwd_end = EMPTY, EMPTY, 0.0, 0.0
+    experts = expert_parameters_per_rank(model, layout) * n_layers if model.is_moe else 0.0
+    pre, post, extra_act, fwd_end, dense_act = EMPTY, EMPTY, 0.0, 0.0, 0.0
     if i == 0:
         emb = embedding_forward(model, training, layout)
         emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
         pre = OpSet(tuple(emb), emb_bwd)
         params += emb_params
+        if k:
+            dense, dense_layer_act, _ = _layer_work(model, training, layer_layout(layout), dense=True)
+            pre = OpSet(pre.forward + dense.forward * k, pre.backward_input + dense.backward_input * k,
+                        dense.backward_weight * k, dense.recompute * k)
+            dl = pc.dense_layer
+            params += k * ((dl.attention + dl.mlp) / layout.tp + dl.norms)
+            dense_act = k * dense_layer_act
     if i == layout.pp - 1:
         head = head_forward(model, training, layout)
         hb_in, hb_w = _split(_head_backward(model, training, layout, head))
@@ -208,10 +225,14 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
         params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
         extra_act = head_activation_bytes(model, training, layout)
         fwd_end = head_forward_bytes(model, training, layout)
-    cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1)
+    cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1, dense_layers=k)
     recipe = training.recipe_spec
     states = sharded_state_bytes(params, training, layout)
     per_mb, per_step = _dp_comm(params, training, layout, max(1, n_layers + (i == 0 or i == layout.pp - 1)))
+    if experts:  # routed experts: states sharded and gradients reduced over the expert-data-parallel group
+        es = expert_state_bytes(experts, training, layout)
+        states = type(states)(states.weights + es.weights, states.grads + es.grads, states.optimizer + es.optimizer)
+        per_step += expert_dp_comm(experts, training, layout)
     zero3_working = 0.0
     if layout.effective_zero_stage == 3 and grad_group_size(layout) > 1:
         zero3_working = 2 * layer_params * param_gather_bytes_per_param(training)  # current + prefetched
@@ -219,8 +240,8 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     if grad_group_size(layout) > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
         buffers += 2 * min(40e6, params * grad_reduce_bytes_per_param(training))  # than the gradients
     sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
-    opt_params = params / (shard_group_size(layout) if sharded_opt else 1)
-    states, act_held, off = apply_offload(states, params, opt_params, act * n_layers, training)
+    opt_params = params / (shard_group_size(layout) if sharded_opt else 1) + expert_optimizer_params(experts, training, layout)
+    states, act_held, off = apply_offload(states, params + experts, opt_params, act * n_layers + dense_act, training)
     return StageWork(
         index=i, layers=n_layers, layer=layer, pre=pre, post=post, params=params,
         per_microbatch_comm=per_mb, per_step_comm=per_step,
@@ -234,19 +255,30 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     )
 
 
+#: The Layout fields one layer's ops and bytes read (planner.work.layer / moe / mla / context / memory);
+#: the per-layer cache below is keyed by exactly these, so a new field the layer reads must join here.
+LAYER_FIELDS = ("tp", "cp", "cp_kind", "sequence_parallel", "ep", "etp")
+
+
+def layer_layout(layout: Layout) -> Layout:
+    """``layout`` reduced to ``LAYER_FIELDS`` (the key of the per-layer op-set cache)."""
+    return Layout(**{k: getattr(layout, k) for k in LAYER_FIELDS})
+
+
 @functools.lru_cache(maxsize=512)
-def _layer_work(model: ModelSpec, training: TrainingSpec, tp: int, cp: int, sp: bool,
-                accumulate_bytes: float = 0.0) -> tuple[OpSet, float, float]:
-    """(op set, activation bytes, recompute working bytes) of one layer: they depend on the layout only
-    through tp, cp and sequence parallelism, so the search and repeated estimates reuse them (more ops
-    per layer do not cost more per estimate)."""
-    layout = Layout(tp=tp, cp=cp, sequence_parallel=sp)
-    lf = layer_forward(model, training, layout)
-    _, tensors = layer_linear_params(model, layout)
-    extras = layer_backward_extras(model, training, layout) + grad_accumulation_ops(accumulate_bytes, tensors)
+def _layer_work(model: ModelSpec, training: TrainingSpec, layout: Layout, accumulate_bytes: float = 0.0,
+                dense: bool = False) -> tuple[OpSet, float, float]:
+    """(op set, activation bytes, recompute working bytes) of one layer (a MoE layer for MoE models
+    unless ``dense``; ``layout`` reduced by ``layer_layout``): they depend on the layout only through
+    ``LAYER_FIELDS``, so the search and repeated estimates reuse them (more ops per layer do not cost
+    more per estimate)."""
+    lf = layer_forward(model, training, layout, dense=dense)
+    _, tensors = layer_linear_params(model, layout, dense)
+    extras = (layer_backward_extras(model, training, layout, dense=dense)
+              + grad_accumulation_ops(accumulate_bytes, tensors))
     lb_in, lb_w = _split(backward_of(lf) + extras)
-    layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout)))
-    return layer, layer_activation_bytes(model, training, layout), layer_working_bytes(model, training, layout)
+    layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout, dense=dense)))
+    return layer, layer_activation_bytes(model, training, layout, dense), layer_working_bytes(model, training, layout)
 
 
 def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
@@ -255,7 +287,8 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     counts = stage_layer_counts(layout, model)
     pc = parameter_counts(model)
     t = layout.tp
-    layer_params = (pc.per_layer.attention + pc.per_layer.mlp) / t + pc.per_layer.norms
+    layer_params = (pc.per_layer.attention + pc.per_layer.mlp - routed_expert_parameters(model)) / t \
+        + pc.per_layer.norms  # routed experts: expert_parameters_per_rank
     emb_params = pc.embedding / t + pc.position_embedding + pc.embedding_norm
     out_params = (pc.output_projection or (pc.embedding if layout.pp > 1 else 0)) / t + pc.final_norm
 
@@ -263,7 +296,7 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     if m > 1 and not training.recipe_spec.grad_accumulation_fused:  # per micro-batch, averaged over the step
         shard = layout.shard_degree if (layout.effective_zero_stage >= 2 or layout.fsdp) else 1
         accumulate = layer_params / shard * training.recipe_spec.grad_bytes * (m - 1) / m
-    layer, act, work_bytes = _layer_work(model, training, layout.tp, layout.cp, layout.sequence_parallel, accumulate)
+    layer, act, work_bytes = _layer_work(model, training, layer_layout(layout), accumulate)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
@@ -288,5 +321,5 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
                      f"host memory; per step {d2h / 1e9:.1f} GB to the host and {h2d / 1e9:.1f} GB back per GPU, CPU "
                      f"Adam over {off.cpu_optimizer_params / 1e9:.2f}B parameters (stage 0)")
     if model.is_moe:
-        notes.append("MoE: experts are priced as the dense FFN of width ffn_hidden_size; routing and ep are not priced yet")
+        notes.append(moe_note(model, training, layout))
     return StepWork(model, training, layout, m, tuple(stages), p2p, tuple(notes))

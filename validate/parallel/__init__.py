@@ -29,7 +29,7 @@ def full_tensor(t: torch.Tensor) -> torch.Tensor:
 
 
 def _clean(name: str) -> str:
-    return name.removeprefix("module.")
+    return name.removeprefix("module.").removeprefix("module.")
 
 
 class ParallelRun:
@@ -53,7 +53,12 @@ class ParallelRun:
             if lay.tp > 1:
                 apply_tensor_parallel(m, mesh["tp"], lay.sequence_parallel)
             modules.append(m.to(device))
-        self.modules = apply_data_parallel(modules, lay, mesh["dp"], mixed_precision=job.recipe == "fsdp")
+        if lay.ep > 1:  # experts split over the ep (= dp) ranks, Megatron-style gradient reduction
+            from .expert import ExpertDataParallel
+
+            self.modules = [ExpertDataParallel(modules[0], mesh["dp"].get_group(), lay.dp, lay.ep)]
+        else:
+            self.modules = apply_data_parallel(modules, lay, mesh["dp"], mixed_precision=job.recipe == "fsdp")
         self.optimizer = make_optimizer(self.modules, lay, mesh["dp"], job.optimizer, job.lr)
         self.scaler = make_grad_scaler(job, device) if job.compute_dtype == "fp16" else None
         self.schedule = None
@@ -120,6 +125,9 @@ class ParallelRun:
                 loss = loss_fn(model(xm), ym) / n
                 (self.scaler.scale(loss) if self.scaler is not None else loss).backward()
             total += loss.detach()
+        finish = getattr(model, "finish_gradients", None)  # expert parallel: its own gradient reduction
+        if finish is not None:
+            finish()
         return total
 
     def optimizer_step(self) -> None:

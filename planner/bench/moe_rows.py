@@ -1,0 +1,44 @@
+"""Mixture-of-experts rows of the published-runs CSV: the architecture comes from the zoo model the
+row's ``moe`` cell names (``zoo: qwen3-30b-a3b; ...``), because the CSV's columns cannot hold experts,
+shared experts, dense-first layers or MLA; the row's own architecture columns must agree with it
+(layers, hidden, heads, vocab), so a wrong name cannot slip through. The ``ep`` column is the
+expert-parallel degree; the expert tensor-parallel degree is Megatron-Core's default (= tp)
+unless the cell says ``etp N``.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ..specs import ModelSpec
+from .cells import Unmappable, int_cell
+
+
+def moe_model(row: dict[str, str]) -> ModelSpec:
+    """The zoo ModelSpec a MoE row names, checked against the row's architecture columns."""
+    from hwprofiles.loader import list_models, load_model
+
+    m = re.search(r"zoo:\s*([\w.\-]+)", row["moe"])
+    if m is None:
+        raise Unmappable("MoE row without 'zoo: NAME' in its moe cell (the columns cannot hold the experts)")
+    name = m.group(1)
+    if name not in list_models():
+        raise Unmappable(f"moe cell names zoo model '{name}', which is not in the zoo")
+    model = load_model(name)
+    for col, value in (("layers", model.num_layers), ("hidden", model.hidden_size), ("heads", model.num_heads),
+                       ("vocab", model.vocab_size)):
+        stated = int_cell(row, col)
+        if stated is not None and stated != value:
+            raise Unmappable(f"{col}({stated}) differs from zoo model {name} ({value})")
+    return model
+
+
+def row_ep(row: dict[str, str], model: ModelSpec) -> dict:
+    """Layout fields for the experts: ep (column ``ep``) and etp (``etp N`` in the moe cell)."""
+    if not model.is_moe:
+        return {}
+    out: dict = {"ep": int_cell(row, "ep") or 1}
+    m = re.search(r"\betp\s*(\d+)", row["moe"])
+    if m:
+        out["etp"] = int(m.group(1))
+    return out

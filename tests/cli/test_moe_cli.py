@@ -1,0 +1,56 @@
+"""CLI of the MoE / expert-parallel features: ``model show`` of the imported configs, ``estimate`` with
+ep, ``plan`` finding expert-parallel layouts, bad MoE input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+HF = Path(__file__).resolve().parents[1] / "data" / "hf"
+
+
+@pytest.mark.parametrize(("folder", "total_b", "active_b"), [
+    ("deepseek-v3", "671.03 B", "36.63 B"), ("mixtral-8x7b", "46.70 B", "12.88 B"),
+    ("qwen3-30b-a3b", "30.53 B", "3.35 B"), ("gemma2-9b", "9.24 B", None), ("phi3-mini", "3.82 B", None)])
+def test_model_show_prints_published_counts(run_cli, folder, total_b, active_b):
+    res = run_cli("model", "show", str(HF / folder / "config.json"))
+    assert res.exit_code == 0, res.stderr
+    assert total_b in res.stdout
+    if active_b:
+        assert active_b in res.stdout
+
+
+def test_model_show_json_moe_fields(run_cli):
+    res = run_cli("model", "show", str(HF / "deepseek-v3" / "config.json"), "--json")
+    assert res.exit_code == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["model"]["attention_kind"] == "mla" and data["model"]["num_dense_layers"] == 3
+    assert data["parameters"]["dense_layer"]["mlp"] == 3 * 7168 * 18432
+
+
+def test_estimate_with_ep_shows_where_the_all_to_all_time_goes(run_cli):
+    res = run_cli("estimate", "-m", "qwen3-30b-a3b", "-H", "h100-sxm-80gb", "--gpus", "16", "--ep", "16",
+                  "--etp", "1", "--global-batch", "64", "--seq", "4096", "--zero", "1")
+    assert res.exit_code == 0, res.stderr
+    assert "expert-parallel communication" in res.stdout and "moe.dispatch" in res.stdout
+    assert "load imbalance 1" in res.stdout and "MFU counts active parameters" in res.stdout
+
+
+def test_plan_finds_expert_parallel_layouts(run_cli):
+    res = run_cli("plan", "-m", "qwen3-30b-a3b", "-H", "h100-sxm-80gb", "--gpus", "16", "--global-batch", "64",
+                  "--seq", "4096", "--json")
+    assert res.exit_code == 0, res.stderr
+    data = json.loads(res.stdout)
+    assert data["best"]["layout"]["ep"] > 1
+    assert data["expert_communication"]["rows"][0]["name"] == "moe.dispatch"
+
+
+@pytest.mark.parametrize("args", [
+    ("--moe-dispatcher", "bogus"), ("--ep", "3"), ("--moe-imbalance", "0.5")])
+def test_bad_moe_input_exits_2(run_cli, args):
+    res = run_cli("estimate", "-m", "qwen3-30b-a3b", "-H", "h100-sxm-80gb", "--gpus", "48", "--global-batch", "48",
+                  *args)
+    assert res.exit_code == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stdout + res.stderr

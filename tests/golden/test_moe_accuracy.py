@@ -1,0 +1,36 @@
+"""Published MoE runs: every MoE row of the shipped published_runs.csv is either predicted with
+expert parallelism priced, or skipped for a stated reason that is not "not priced"; the median
+|error| over the predicted MoE rows must not grow past the figure recorded in
+tests/golden/moe_accuracy_baseline.json (the same prediction path as every row: no per-row factor)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from planner.bench.accuracy import run_accuracy
+
+BASELINE = json.loads((Path(__file__).parent / "moe_accuracy_baseline.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def report():
+    return run_accuracy()
+
+
+def test_moe_rows_are_predicted_and_the_median_does_not_grow(report):
+    stats = report.summary.moe_rows
+    assert stats.rows >= BASELINE["moe_rows"]
+    limit = BASELINE["median_abs_error_pct"] + BASELINE["tolerance_points"]
+    assert stats.median_abs_error_pct <= limit, (
+        f"MoE median |error| {stats.median_abs_error_pct:.1f}% > recorded {BASELINE['median_abs_error_pct']}% "
+        f"+ {BASELINE['tolerance_points']} points ({BASELINE['command']})")
+
+
+def test_no_row_is_skipped_because_experts_are_not_priced(report):
+    assert not [s for s in report.skipped if "not priced" in s.reason]
+    moe = [r for r in report.rows if r.moe]
+    assert all(r.compared == "tokens" and r.measured_tokens_per_gpu for r in moe)
+    assert all("ep" in r.layout for r in moe)
