@@ -9,7 +9,7 @@ from hwprofiles import load_hardware, load_model
 from hwprofiles.loader import hardware_dir, unsourced_numbers
 from planner.pricing import Pricer
 from planner.pricing.collectives import CollectivePricer, level_time
-from planner.pricing.placement import axis_stride, place, pp_boundary_devices, tier_mapping
+from planner.pricing.placement import axis_placement, axis_stride, place, pp_boundary_devices, tier_mapping
 from planner.search import SearchConstraints, search
 from planner.specs import Layout, TrainingSpec
 
@@ -80,16 +80,25 @@ def test_plan_on_1152_gb200_places_tp_x_pp_inside_the_rack(nvl72):
     model = load_model("llama3.1-405b")
     training = TrainingSpec(global_batch_size=1152, seq_length=8192)
     result = search(model, nvl72, 1152, training, SearchConstraints(pp=9, max_tp=8), top=40)
-    # the best tp8 plan (whether tp8 or tp4 ranks first depends on the kernel pricing, not on the tiers)
-    best = next(p.layout for p in result.plans if p.layout.tp == 8)
-    assert (best.tp, best.pp, best.dp) == (8, 9, 16)
+    domain = nvl72.node.fast_domain_devices  # 72
+    # whichever tp ranks first (tp4 or tp8 depends on the kernel pricing, not on the tiers), the best
+    # plan keeps tp inside the NVLink domain and packs the next dim of its rank order into the rest of it
+    best = result.plans[0].layout
+    assert best.pp == 9 and best.tp in (4, 8)
+    tp_group = axis_placement(best, "tp", nvl72)
+    assert tp_group.nodes == 1  # one fast domain
+    order = [a for a in best.rank_order.split("-") if a != "tp" and getattr(best, a) > 1]
+    nxt = axis_placement(best, order[0], nvl72)
+    assert nxt.ranks_per_node == min(nxt.size, domain // best.tp)  # as many as the rack holds
     tiers = tier_mapping(best, nvl72)
-    assert tiers[0] == "tp8: fast domain (72 GPUs)"  # tp8 spans two 4-GPU trays on NVLink
-    # the second dim next to tp fills the rest of the rack: pp9 (default order) or 9 of dp16 (dp<pp)
-    assert tiers[1] in ("pp9: fast domain (72 GPUs)", "dp16: 9 per fast domain x 2 over the network")
-    default = next(p for p in result.plans if p.layout.rank_order == "tp-cp-pp-dp")
-    assert tier_mapping(default.layout, nvl72) == ["tp8: fast domain (72 GPUs)", "pp9: fast domain (72 GPUs)",
-                                                   "dp16: network"]
+    assert tiers[0] == f"tp{best.tp}: " + ("node" if best.tp <= nvl72.node.devices_per_node
+                                           else f"fast domain ({domain} GPUs)")
+    # the best plan of the default order: tp x cp x pp (<= 72 GPUs; the search adds cp from 8k tokens)
+    # entirely inside the rack
+    default = next(p.layout for p in result.plans if p.layout.rank_order == "tp-cp-pp-dp")
+    assert default.tp * default.cp * default.pp <= domain
+    assert all(axis_placement(default, a, nvl72).nodes == 1 for a in ("tp", "cp", "pp"))
+    assert f"pp9: fast domain ({domain} GPUs)" in tier_mapping(default, nvl72)
     # both rank orders were priced
     assert {p.layout.rank_order for p in result.plans} == {"tp-cp-pp-dp", "tp-cp-dp-pp"}
 
