@@ -236,11 +236,12 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
 
 @functools.lru_cache(maxsize=512)
 def _layer_work(model: ModelSpec, training: TrainingSpec, tp: int, cp: int, sp: bool,
-                accumulate_bytes: float = 0.0) -> tuple[OpSet, float, float]:
+                accumulate_bytes: float = 0.0, cp_kind: str | None = None) -> tuple[OpSet, float, float]:
     """(op set, activation bytes, recompute working bytes) of one layer: they depend on the layout only
-    through tp, cp and sequence parallelism, so the search and repeated estimates reuse them (more ops
-    per layer do not cost more per estimate)."""
-    layout = Layout(tp=tp, cp=cp, sequence_parallel=sp)
+    through tp, cp, the cp exchange (``cp_kind``: ring or all-gather attention core and buffers; None =
+    the recipe's default) and sequence parallelism, so the search and repeated estimates reuse them
+    (more ops per layer do not cost more per estimate)."""
+    layout = Layout(tp=tp, cp=cp, cp_kind=cp_kind, sequence_parallel=sp)
     lf = layer_forward(model, training, layout)
     _, tensors = layer_linear_params(model, layout)
     extras = layer_backward_extras(model, training, layout) + grad_accumulation_ops(accumulate_bytes, tensors)
@@ -263,7 +264,8 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     if m > 1 and not training.recipe_spec.grad_accumulation_fused:  # per micro-batch, averaged over the step
         shard = layout.shard_degree if (layout.effective_zero_stage >= 2 or layout.fsdp) else 1
         accumulate = layer_params / shard * training.recipe_spec.grad_bytes * (m - 1) / m
-    layer, act, work_bytes = _layer_work(model, training, layout.tp, layout.cp, layout.sequence_parallel, accumulate)
+    layer, act, work_bytes = _layer_work(model, training, layout.tp, layout.cp, layout.sequence_parallel, accumulate,
+                                         resolve_cp_kind(layout, training) if layout.cp > 1 else None)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
