@@ -14,9 +14,26 @@ import pytest
 from planner.bench.accuracy import run_accuracy
 
 SOURCES = {"nemo_long_seq_h100", "llama3_2024_t4"}
-# recorded 2026-12-01 with `paraplan bench accuracy` (summary.context_parallel): 7 rows, median |error| 23.0 %
-# (predicted faster: the profile's attention efficiency is a 2026 H200 SDPA median, NeMo 24.03 ran 2024 TE kernels)
-MEDIAN_ABS_ERROR_PCT = 23.0
+# re-pinned 2026-12-01 after the integration of h1 (recipes, attention table) with h7 (context parallelism),
+# `paraplan bench accuracy` (summary.context_parallel): 7 rows, median |error| 60.7 % (row 303), all NeMo rows
+# predicted faster (+53 to +68 %), the Llama 3 row slower (-33.5 %). It was 23.0 % on h7 alone; per row
+# (one change reverted at a time, docs/context_parallel.md "Accuracy after the recipe integration"):
+# - the h100 profile's attention table (H200 causal SDPA by head dim and sequence, PyTorch 2.11 / cuDNN,
+#   2026) replaces the scalar medians over 1K-8K (fwd 0.524 / bwd 0.384): the 16K-32K ring blocks and the
+#   131K all-gather block read its 8K entry (0.607 / 0.529): +30 to +39 points on rows 303-307, +23 on 302,
+#   +7 on 308. NeMo 24.03.01 ran 2024 Transformer Engine kernels, slower than the 2026 kernels measured.
+# - the megatron-core recipe inferred from the "NeMo" framework column turns TP-comm overlap on (Megatron-LM
+#   sizes its userbuffers seq*mb/cp, so it runs under cp): +4 to +16 points on 302-307 (the 'pass' style
+#   hides the TP collectives under the whole pass, ring attention included; TE's per-GEMM 'ring-exchange' style
+#   would keep only 1-4 of these points on 303-307).
+# - its distributed optimizer (states sharded over dp x cp) lets row 302 fit without recompute, so the
+#   documented recompute default picks none instead of full: +34 points on 302.
+# - fp8 size curve: -0.1 to -1.1 points (slower); the kernels the recipe adds (fp8 casts, RoPE, per-class bandwidth):
+#   -3 to 0 points; the host floor does not bind (dispatch under 2 % of each pass).
+# Faithful consequences of the profile and the recipe defaults, not a per-row factor. The one bug found (the
+# layer op cache dropped cp_kind, so row 308 ran the ring core instead of the all-gather it states) is fixed
+# and tested in tests/unit/test_cp_units.py; it moved row 308 only (-32.4 -> -33.5 %), not the median.
+MEDIAN_ABS_ERROR_PCT = 60.7
 TOLERANCE_POINTS = 2.0
 
 

@@ -91,3 +91,23 @@ def test_validator_layout_keys():
     assert layout_for_nproc("cp=2", 4).dp == 2
     with pytest.raises(SpecError, match="cp_kind"):
         parse_layout("cp=2,cp_kind=ulysses")
+
+
+def test_layer_op_cache_keeps_the_cp_exchange(llama):
+    """build_step caches each layer's ops (planner.work.step._layer_work): a ring layout built first must
+    not hand its ring core to an all-gather layout of the same model, training, tp, cp and sp (or back)."""
+    from planner.work.ops import Collective
+    from planner.work.step import build_step
+
+    model, _ = llama
+    trn = TrainingSpec(seq_length=32768, global_batch_size=8)
+
+    def cores(kind):
+        layer = build_step(model, trn, Layout(tp=8, cp=2, cp_kind=kind)).stages[0].layer
+        return ([type(op) for op in layer.forward if isinstance(op, (Attention, RingAttention))],
+                [op.name for op in layer.forward if isinstance(op, Collective) and op.axis == "cp"])
+
+    for _ in range(2):  # the second round reads the cache
+        assert cores("ring") == ([RingAttention], [])
+        assert cores("allgather") == ([Attention], ["attention.kv_allgather"])
+        assert cores(None) == ([RingAttention], [])  # the megatron-lm recipe's default
