@@ -218,14 +218,18 @@ def story(analysis: BottleneckAnalysis, step_time_s: float | None = None) -> str
     k = f"{analysis.factor:g}x"
     if top.saving <= 0:
         return f"No single resource shortens the step when made {k} faster."
-    booked = (f"booked {top.booked_s / total:.0%} of the step" if top.resource in PART_OF else
-              f"it carries {top.part} and more, {top.booked_s / total:.0%} of the step")
+    if top.resource in PART_OF:
+        booked = f"booked {'as compute, ' if top.resource == 'host' else ''}{top.booked_s / total:.0%} of the step"
+    else:  # links / NICs: their traffic is booked in several communication parts
+        parts = analysis.estimate.time.model_dump()
+        booked = "its traffic is booked in " + ", ".join(
+            f"{p} {parts[p] / total:.0%}" for p in COMM_PARTS if parts[p] / total >= 0.005)
     text = f"Bottleneck: {top.label} — {k} faster saves {top.saving:.1%} of the step ({booked})"
     others = [s for s in analysis.speedups[1:] if s.saving > 0.001][:2]
     if others:
         text += "; next: " + ", ".join(f"{s.label} {s.saving:.1%}" for s in others)
     largest = max((s for s in analysis.speedups if s.resource in PART_RESOURCES), key=lambda s: s.booked_s)
-    if largest.resource != top.resource and largest.booked_s > top.booked_s:
+    if largest.resource != top.resource and (largest.booked_s > top.booked_s or top.resource not in PART_OF):
         text += (f". {largest.label[0].upper() + largest.label[1:]} is booked the most ({largest.booked_s / total:.0%}) but 2x faster "
                  f"saves only {largest.saving:.1%}: the work it overlaps becomes the longer side")
     return text
