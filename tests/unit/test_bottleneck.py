@@ -45,6 +45,9 @@ LAYOUTS = {
         ["hardware.nic_bandwidth=x0.25"])[0],
     # the same with TP collectives overlapped with their GEMMs: the passes are collective-bound
     "tp-overlap": lambda: _with_training(LAYOUTS["tp-heavy"](), tp_comm_overlap=True),
+    # ring attention over cp 4: its blocks are compute, priced through the ComputePricer
+    "cp": lambda: _scenario("llama3-8b", "h100-sxm-80gb", 16, dict(tp=2, pp=1, dp=2, cp=4, zero_stage=1),
+                            seq_length=32768, global_batch_size=16),
 }
 
 
