@@ -65,9 +65,12 @@ def time_table(est: Estimate, analysis=None) -> Table:
     table.add_column("share", justify="right", no_wrap=True)
     saving = {}
     if analysis is not None:
+        from ..cost.bottleneck import PART_RESOURCES
+
         table.add_column("2x faster saves", justify="right", no_wrap=True)
-        saving = {s.part: s.saving for s in analysis.speedups}
-        top = analysis.bottleneck.part if analysis.bottleneck.saving > 0 else None
+        saving = {s.part: s.saving for s in analysis.speedups if s.resource in PART_RESOURCES}
+        neck = analysis.bottleneck  # bold its part's row when the bottleneck is that part's own resource
+        top = neck.part if neck.saving > 0 and neck.resource in PART_RESOURCES else None
     for key, value in parts.items():
         if key == "cp_comm" and not value:  # shown only for context-parallel layouts
             continue

@@ -107,7 +107,7 @@ def sparkline(values: list[float | None]) -> str:
 
 
 SHORT_NECK = {"compute": "compute", "tp_comm": "tp comm", "dp_comm": "dp/ZeRO comm", "pp_comm": "pp sends",
-              "optimizer": "optimizer"}
+              "optimizer": "optimizer", "links": "links", "network": "NIC", "host": "host dispatch"}
 
 
 def neck_short(neck) -> str:

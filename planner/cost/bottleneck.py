@@ -11,14 +11,31 @@ the largest share: every resource is made 2x faster in turn — its prices divid
 schedule, exposed reductions) is folded again (a counterfactual re-estimate, the
 "virtual speed-up" of causal profiling: Curtsinger & Berger 2015, Coz, SOSP '15, Sec. 2).
 
-Resources and the prices they scale:
+Resources and the prices they scale. The first five are the parts of the breakdown (what each
+part's resource made 2x faster saves is the breakdown's "2x faster saves" column):
 
-- ``compute``: every compute op (GEMM, attention, memory-bound op; launch overhead included) —
-  the same as doubling peak FLOP/s and HBM bandwidth and halving the kernel overhead;
+- ``compute``: every compute op (GEMM, attention — ring-attention blocks included —, memory-bound
+  op priced per kernel class; launch overhead included) — the same as doubling peak FLOP/s and
+  HBM bandwidth (every kernel class's achieved bandwidth is a fraction of it) and halving the
+  kernel overhead;
 - ``tp_comm``: tensor- and context-parallel collectives, and the MoE layers' expert-parallel (ep, etp) ones;
 - ``dp_comm``: data-parallel / ZeRO / FSDP gathers, reduce-scatters and all-reduces;
 - ``pp_comm``: pipeline point-to-point sends;
 - ``optimizer``: the optimizer step.
+
+The other three are pieces of hardware shared by several parts, re-estimated on a profile with
+that hardware made 2x faster (the same profile ``paraplan sensitivity`` doubles, so the two agree):
+
+- ``links``: the intra-node device links. They carry the tensor-parallel collectives *and* the
+  intra-node level of every hierarchical data-parallel collective, so doubling them can save more
+  than doubling any one traffic class (Llama 3 70B, 64 H100, tp4 ZeRO-3: links 8.3 %, compute 8.0 %,
+  tensor-parallel 4.9 %, ZeRO 3.5 %);
+- ``network``: the NICs (and the host links feeding them): every level of every collective and
+  send that crosses nodes;
+- ``host``: the CPU's kernel dispatch (the recipe's ``host_dispatch_us``, a floor under each pass
+  of an eager framework: planner.cost.analytic.price_stage). It is booked as compute but no GPU
+  speed-up moves it: where a pass is host-bound only a faster dispatch (a faster CPU, CUDA graphs)
+  shortens it.
 
 The pipeline bubble is not a resource: it is fill/drain idle time made of the stages' own
 compute and communication, and it shrinks with whichever of them is made faster.
@@ -29,25 +46,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..pricing import Pricer
+from ..pricing.compute import ComputePricer
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
-from ..work.ops import Collective, Op
+from ..work.ops import Collective
 from ..work.step import build_step
 from .analytic import fold, price_stages
 from .result import Estimate
 
 FACTOR = 2.0
 
-RESOURCES = ("compute", "tp_comm", "dp_comm", "pp_comm", "optimizer")
+PART_RESOURCES = ("compute", "tp_comm", "dp_comm", "pp_comm", "optimizer")  # one breakdown part each
+HARDWARE_RESOURCES = ("links", "network", "host")  # shared by several parts
+RESOURCES = PART_RESOURCES + HARDWARE_RESOURCES
 
-# resource -> the TimeBreakdown part it is booked in
+# resource -> the TimeBreakdown part it is booked in (links / network: their largest communication part)
 PART_OF = {"compute": "compute", "tp_comm": "tp_comm", "dp_comm": "dp_comm_exposed", "pp_comm": "pp_comm",
-           "optimizer": "optimizer"}
+           "optimizer": "optimizer", "host": "compute"}
+COMM_PARTS = ("tp_comm", "cp_comm", "pp_comm", "dp_comm_exposed")
 
 LABELS = {
     "compute": "compute", "tp_comm": "tensor-parallel communication",
     "dp_comm": "data-parallel / ZeRO communication", "pp_comm": "pipeline point-to-point",
     "optimizer": "optimizer step",
+    # the words of planner.whatif.sensitivity.PARAMETERS for the same hardware
+    "links": "intra-node link bandwidth", "network": "inter-node bandwidth (NIC)",
+    "host": "host kernel dispatch (CPU)",
 }
+
+# hardware resource -> the whatif alias that scales it on a profile (planner.whatif.keys.ALIASES)
+PROFILE_KEY = {"links": "hardware.link_bandwidth", "network": "hardware.nic_bandwidth"}
 
 _AXIS_RESOURCE = {"tp": "tp_comm", "cp": "tp_comm", "pp": "pp_comm", "dp": "dp_comm", "dp_shard": "dp_comm",
                   "dp_replicate": "dp_comm", "ep": "tp_comm", "etp": "tp_comm", "edp": "dp_comm"}
@@ -59,24 +86,42 @@ def resource_of_axis(axis: str) -> str:
     return _AXIS_RESOURCE.get(axis, "dp_comm")
 
 
+class FasterCompute(ComputePricer):
+    """A ComputePricer whose GEMM, attention and memory-bound prices are divided by ``factor``
+    (the optimizer step is its own resource and keeps its price)."""
+
+    def __init__(self, device, precision: str, factor: float):
+        super().__init__(device, precision)
+        self.scale = 1.0 / factor
+
+    def gemm_time(self, op) -> float:
+        """Seconds of a GEMM, scaled."""
+        return super().gemm_time(op) * self.scale
+
+    def attention_time(self, op) -> float:
+        """Seconds of an attention core, scaled."""
+        return super().attention_time(op) * self.scale
+
+    def memory_time(self, op) -> float:
+        """Seconds of a memory-bound op, scaled."""
+        return super().memory_time(op) * self.scale
+
+
 class FasterPricer(Pricer):
-    """A Pricer whose prices of one resource are divided by ``factor`` (all other prices unchanged)."""
+    """A Pricer whose prices of one resource of :data:`PART_RESOURCES` or ``host`` are divided by
+    ``factor`` (all other prices unchanged)."""
 
     def __init__(self, hardware: HardwareProfile, training: TrainingSpec, layout: Layout, gpus: int,
                  resource: str, factor: float = FACTOR):
-        if resource not in RESOURCES:
-            raise ValueError(f"unknown resource {resource!r}; one of {RESOURCES}")
+        if resource not in PART_RESOURCES + ("host",):
+            raise ValueError(f"unknown resource {resource!r}; one of {PART_RESOURCES + ('host',)}")
         super().__init__(hardware, training, layout, gpus)
         self.resource = resource
         self.scale = 1.0 / factor
-
-    def op_time(self, op: Op) -> float:
-        """Seconds of one op; compute ops scaled when the resource is compute (collectives go
-        through :meth:`collective_time`)."""
-        t = super().op_time(op)
-        if self.resource == "compute" and not isinstance(op, Collective):
-            t *= self.scale
-        return t
+        if resource == "compute":  # at the ComputePricer, so ring attention and TP-overlap chunks scale too
+            self.compute = FasterCompute(hardware.device, training.precision, factor)
+        if resource == "host":
+            self.host_dispatch_s *= self.scale
 
     def collective_time(self, op: Collective, group=None) -> float:
         """Seconds of a collective, scaled when it belongs to the resource."""
@@ -100,8 +145,8 @@ class Speedup:
 
     resource: str
     label: str
-    part: str  # the TimeBreakdown part the resource is booked in
-    booked_s: float  # its booked time in the base breakdown, s
+    part: str  # the TimeBreakdown part the resource is booked in (links / network: their largest)
+    booked_s: float  # that part's booked time in the base breakdown, s
     step_time_s: float  # step time with the resource faster, s
     saving: float  # fraction of the base step time saved (0.1 = 10 % shorter)
 
@@ -134,15 +179,31 @@ def analyse(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec,
     peak = base_pricer.compute.peak_flops
     base = fold(step, price_stages(step, base_pricer), hardware, gpus, peak)
     parts = base.time.model_dump()
+    largest_comm = max(COMM_PARTS, key=lambda p: parts[p])
     out = []
     for resource in RESOURCES:
-        pricer = FasterPricer(hardware, training, layout, gpus, resource, factor)
+        if resource in PROFILE_KEY:
+            faster = faster_profile(hardware, resource, factor)
+            pricer = Pricer(faster, training, layout, gpus)
+        else:
+            pricer = FasterPricer(hardware, training, layout, gpus, resource, factor)
         t = fold(step, price_stages(step, pricer), hardware, gpus, peak).step_time_s
-        out.append(Speedup(resource=resource, label=LABELS[resource], part=PART_OF[resource],
-                           booked_s=parts[PART_OF[resource]], step_time_s=t,
+        part = PART_OF.get(resource, largest_comm)
+        out.append(Speedup(resource=resource, label=LABELS[resource], part=part,
+                           booked_s=parts[part], step_time_s=t,
                            saving=1.0 - t / base.step_time_s if base.step_time_s else 0.0))
     order = sorted(range(len(out)), key=lambda i: (-round(out[i].saving, 12), i))
     return BottleneckAnalysis(estimate=base, speedups=tuple(out[i] for i in order), factor=factor)
+
+
+def faster_profile(hardware: HardwareProfile, resource: str, factor: float = FACTOR) -> HardwareProfile:
+    """``hardware`` with the links or NICs of ``resource`` ``factor`` times faster: the very edit
+    ``--set hardware.link_bandwidth=x2`` / ``hardware.nic_bandwidth=x2`` makes."""
+    from ..whatif.keys import ALIASES  # planner.whatif imports this module: resolved at call time
+
+    data = {"hardware": hardware.model_dump()}
+    ALIASES[PROFILE_KEY[resource]](data, f"x{factor:g}", PROFILE_KEY[resource])
+    return HardwareProfile.model_validate(data["hardware"])
 
 
 def analyse_scenario(scenario, factor: float = FACTOR) -> BottleneckAnalysis:
@@ -158,17 +219,23 @@ def story(analysis: BottleneckAnalysis, step_time_s: float | None = None) -> str
     k = f"{analysis.factor:g}x"
     if top.saving <= 0:
         return f"No single resource shortens the step when made {k} faster."
-    text = (f"Bottleneck: {top.label} — {k} faster saves {top.saving:.1%} of the step "
-            f"(booked {top.booked_s / total:.0%} of the step)")
+    if top.resource in PART_OF:
+        booked = f"booked {'as compute, ' if top.resource == 'host' else ''}{top.booked_s / total:.0%} of the step"
+    else:  # links / NICs: their traffic is booked in several communication parts
+        parts = analysis.estimate.time.model_dump()
+        booked = "its traffic is booked in " + ", ".join(
+            f"{p} {parts[p] / total:.0%}" for p in COMM_PARTS if parts[p] / total >= 0.005)
+    text = f"Bottleneck: {top.label} — {k} faster saves {top.saving:.1%} of the step ({booked})"
     others = [s for s in analysis.speedups[1:] if s.saving > 0.001][:2]
     if others:
         text += "; next: " + ", ".join(f"{s.label} {s.saving:.1%}" for s in others)
-    largest = max(analysis.speedups, key=lambda s: s.booked_s)
-    if largest.resource != top.resource and largest.booked_s > top.booked_s:
+    largest = max((s for s in analysis.speedups if s.resource in PART_RESOURCES), key=lambda s: s.booked_s)
+    if largest.resource != top.resource and (largest.booked_s > top.booked_s or top.resource not in PART_OF):
         text += (f". {largest.label[0].upper() + largest.label[1:]} is booked the most ({largest.booked_s / total:.0%}) but 2x faster "
                  f"saves only {largest.saving:.1%}: the work it overlaps becomes the longer side")
     return text
 
 
-__all__ = ["FACTOR", "LABELS", "PART_OF", "RESOURCES", "BottleneckAnalysis", "FasterPricer", "Speedup",
-           "analyse", "analyse_scenario", "resource_of_axis", "story"]
+__all__ = ["FACTOR", "HARDWARE_RESOURCES", "LABELS", "PART_OF", "PART_RESOURCES", "RESOURCES",
+           "BottleneckAnalysis", "FasterCompute", "FasterPricer", "Speedup", "analyse", "analyse_scenario",
+           "faster_profile", "resource_of_axis", "story"]

@@ -41,7 +41,8 @@ class Bottleneck(Result):
     with the time the breakdown books for it."""
 
     part: str = Field(description="TimeBreakdown field the resource is booked in")
-    resource: str = Field("", description="compute, tp_comm, dp_comm, pp_comm or optimizer ('' when unmeasured)")
+    resource: str = Field("", description="compute, tp_comm, dp_comm, pp_comm, optimizer, links, network or host "
+                          "('' when unmeasured)")
     label: str = Field(description="the resource in words")
     seconds: float = Field(description="its booked time in the breakdown, s")
     share: float = Field(description="its booked fraction of the step time")

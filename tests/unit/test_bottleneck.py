@@ -13,6 +13,8 @@ from planner.whatif import apply_settings, compare, sensitivity
 # the same as doubling every compute price: peak FLOP/s and HBM bandwidth x2, launch overhead / 2
 COMPUTE_X2 = ["hardware.peak_tflops=x2", "hardware.hbm_bandwidth=x2", "hardware.kernel_overhead=x0.5"]
 COMPUTE_FAMILY = {"hardware.peak_tflops", "hardware.hbm_bandwidth", "hardware.kernel_overhead"}
+# the hardware resources shared by several breakdown parts, and the sensitivity key doubling each
+HARDWARE_KEY = {"links": "hardware.link_bandwidth", "network": "hardware.nic_bandwidth"}
 
 
 def _scenario(model, hardware, gpus, layout, **training) -> Scenario:
@@ -43,6 +45,9 @@ LAYOUTS = {
         ["hardware.nic_bandwidth=x0.25"])[0],
     # the same with TP collectives overlapped with their GEMMs: the passes are collective-bound
     "tp-overlap": lambda: _with_training(LAYOUTS["tp-heavy"](), tp_comm_overlap=True),
+    # ring attention over cp 4: its blocks are compute, priced through the ComputePricer
+    "cp": lambda: _scenario("llama3-8b", "h100-sxm-80gb", 16, dict(tp=2, pp=1, dp=2, cp=4, zero_stage=1),
+                            seq_length=32768, global_batch_size=16),
 }
 
 
@@ -104,3 +109,43 @@ def test_sensitivity_tells_the_same_story(case):
     assert top.label in res.headline
     # the headline's parameter belongs to the bottleneck resource's family
     assert (top.key in COMPUTE_FAMILY) == (neck.resource == "compute"), (name, top.key, neck.resource)
+    # a hardware bottleneck is the headline's parameter itself, with the same 2x figure
+    if neck.resource in HARDWARE_KEY:
+        assert top.key == HARDWARE_KEY[neck.resource], (name, top.key, neck.resource)
+        assert -top.double_delta == pytest.approx(neck.saving_x2, rel=1e-9), name
+    # no hardware parameter alone saves more than the named bottleneck
+    assert -top.double_delta <= neck.saving_x2 + 1e-12, (name, top.key, top.double_delta, neck.resource)
+
+
+def test_hardware_resources_equal_the_sensitivity_knobs(case):
+    """Links and NICs are re-estimated on the profile ``--set hardware.link_bandwidth=x2`` /
+    ``hardware.nic_bandwidth=x2`` makes: the bottleneck and sensitivity price the same hardware."""
+    name, sc, analysis = case
+    t0 = sc.estimate().step_time_s
+    for resource, key in HARDWARE_KEY.items():
+        faster = apply_settings(sc, [f"{key}=x2"])[0].estimate().step_time_s
+        assert analysis.saving_of(resource) == pytest.approx(1 - faster / t0, rel=1e-9, abs=1e-12), (name, resource)
+
+
+def test_links_carry_tp_and_intra_node_zero3_traffic():
+    """The issue's case: the intra-node links carry the TP all-reduces and the intra-node level of
+    the ZeRO-3 gathers / reduce-scatters (2 dp ranks per node), so doubling them saves more than
+    doubling either traffic class alone, and more than compute: they are the bottleneck."""
+    analysis = analyse_scenario(LAYOUTS["zero3"]())
+    links = analysis.saving_of("links")
+    assert links > analysis.saving_of("tp_comm") and links > analysis.saving_of("dp_comm")
+    assert analysis.bottleneck.resource == "links"
+    assert links > analysis.saving_of("compute")
+
+
+def test_host_bound_step_names_the_host_dispatch():
+    """A tiny model under an eager recipe (15 us of CPU per kernel): every pass is bound by the host
+    dispatch floor, no GPU speed-up moves it (2x compute saves nothing) and the bottleneck is the
+    host's kernel dispatch, not whichever small overhead came next."""
+    sc = _scenario("gpt3-125m", "h100-sxm-80gb", 8, dict(tp=4, pp=1, dp=2, zero_stage=1), seq_length=256,
+                   global_batch_size=8, recipe="torch-amp")
+    analysis = analyse_scenario(sc)
+    assert analysis.saving_of("compute") == pytest.approx(0.0, abs=1e-12)
+    assert analysis.bottleneck.resource == "host"
+    assert analysis.saving_of("host") > 0.3
+    assert "host kernel dispatch" in compare(sc, []).base.bottleneck.label
