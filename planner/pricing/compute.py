@@ -11,6 +11,17 @@ from ..specs import DeviceSpec
 from ..work.ops import Attention, Gemm, MemoryOp
 
 
+def interpolate_clamped(xs: list[float], ys: list[float], x: float) -> float:
+    """Piecewise-linear ``ys`` over ascending ``xs`` at ``x``, held at the end values outside them."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    i = bisect.bisect_right(xs, x)
+    w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
+    return ys[i - 1] + w * (ys[i] - ys[i - 1])
+
+
 class ComputePricer:
     """Prices compute ops on ``device`` for a training ``precision`` (bf16 / fp16 / fp8)."""
 
@@ -50,16 +61,8 @@ class ComputePricer:
 
     def _efficiency_at(self, flops: float, min_dim: int, curve=None) -> float:
         """The curve at ``flops`` (GEMM work, FLOPs) with the small-dimension fall-off at ``min_dim``."""
-        x = math.log(max(flops / 1e9, 1e-12))
         xs, ys = curve if curve is not None else (self._log_sizes, self._effs)
-        if x <= xs[0]:
-            eff = ys[0]
-        elif x >= xs[-1]:
-            eff = ys[-1]
-        else:
-            i = bisect.bisect_right(xs, x)
-            w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-            eff = ys[i - 1] + w * (ys[i] - ys[i - 1])
+        eff = interpolate_clamped(xs, ys, math.log(max(flops / 1e9, 1e-12)))
         knee = self.device.gemm_min_dim_knee
         if knee:
             eff *= min(1.0, min_dim / knee)
@@ -96,16 +99,7 @@ class ComputePricer:
             hd = min(self._attn_table, key=lambda d: (abs(d - head_dim), d))
             pts = self._attn_table[hd]
             ys = [p.backward if backward else p.forward for p in pts]
-            x = math.log(seq)
-            xs = [math.log(p.seq) for p in pts]
-            if x <= xs[0]:
-                eff = ys[0]
-            elif x >= xs[-1]:
-                eff = ys[-1]
-            else:
-                i = bisect.bisect_right(xs, x)
-                w = (x - xs[i - 1]) / (xs[i] - xs[i - 1])
-                eff = ys[i - 1] + w * (ys[i] - ys[i - 1])
+            eff = interpolate_clamped([math.log(p.seq) for p in pts], ys, math.log(seq))
         self._attn_cache[key] = eff
         return eff
 
