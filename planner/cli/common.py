@@ -291,5 +291,6 @@ def build_scenario(
         check_layout(scenario.layout, scenario.model, scenario.training, scenario.gpus)
     fw = resolve_framework(framework, scenario.training.recipe)
     check_launchable(fw, scenario.model, scenario.training, scenario.layout,
-                     field=f"--framework {fw}" if framework else f"--recipe {scenario.training.recipe}")
+                     field=f"--framework {fw}" if framework else f"--recipe {scenario.training.recipe}",
+                     model_rules=framework is not None)
     return scenario

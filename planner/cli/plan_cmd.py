@@ -186,7 +186,7 @@ def plan(
         trn["recipe"] = DEFAULT_RECIPE[framework or export]
     training = TrainingSpec(global_batch_size=global_batch, **trn)
     target = resolve_framework(framework, training.recipe, export)
-    cons = SearchConstraints(framework=target, max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
+    cons = SearchConstraints(framework=target, framework_model_rules=bool(framework or export), max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,
                              memory_headroom=memory_headroom, allow_cross_node_tp=allow_cross_node_tp,
                              objective=objective, rank_order=rank_order, offload=offload,
@@ -207,7 +207,8 @@ def plan(
         ref_layout, ref_training = parse_reference(reference, gpus, training)
         from ..frameworks import check_launchable
 
-        check_launchable(target, model_spec, ref_training, ref_layout, field=f"--reference (--framework {target})")
+        check_launchable(target, model_spec, ref_training, ref_layout, field=f"--reference (--framework {target})",
+                         model_rules=bool(framework or export))
     if refine is not None:
         from ..search import resimulate
 

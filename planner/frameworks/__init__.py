@@ -56,10 +56,20 @@ def check_framework_name(framework: str) -> None:
         raise SpecError(f"'{framework}' is not one of: {', '.join(FRAMEWORKS)}", field="--framework")
 
 
-def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
-    """The sentence with which ``framework`` refuses this layout, or None when it runs it."""
+#: Rules about the model the export can describe (torchtitan's llama3 module flavours), not about the
+#: layout: they apply when the framework is the export target or was asked for (``--framework``), not
+#: when it is only implied by the recipe (a torchtitan-style run of another dense model is still priced).
+MODEL_RULES = ("model",)
+
+
+def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout,
+            model_rules: bool = True) -> str | None:
+    """The sentence with which ``framework`` refuses this layout, or None when it runs it
+    (``model_rules=False``: only the layout rules, see MODEL_RULES)."""
     check_framework_name(framework)
     for rule in RULES[framework]:
+        if not model_rules and rule.name in MODEL_RULES:
+            continue
         reason = rule.check(model, training, layout)
         if reason:
             return f"{VERSIONS[framework]} refuses this layout: {reason} [{rule.source}]"
@@ -67,11 +77,11 @@ def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: La
 
 
 def check_launchable(framework: str | None, model: ModelSpec, training: TrainingSpec, layout: Layout,
-                     field: str = "layout") -> None:
+                     field: str = "layout", model_rules: bool = True) -> None:
     """SpecError (exit 2) with the framework's reason when ``framework`` refuses the layout."""
     if framework is None:
         return
-    reason = refusal(framework, model, training, layout)
+    reason = refusal(framework, model, training, layout, model_rules)
     if reason:
         raise SpecError(reason, field=field)
 

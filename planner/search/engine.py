@@ -226,7 +226,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 except ValueError:
                     counts.invalid += 1
                     continue
-                if c.framework and refusal(c.framework, model, cand.training, cand.layout):
+                if c.framework and refusal(c.framework, model, cand.training, cand.layout, c.framework_model_rules):
                     counts.constraint += 1  # the target framework cannot launch it
                     continue
                 mc = check_memory(model, hardware, cand, usable)

@@ -79,6 +79,9 @@ class SearchConstraints(Spec):
         True, description="also price Megatron-Core TP-comm overlap (ring-exchange) for the leading plans")
     framework: Literal["megatron", "deepspeed", "torchtitan"] | None = Field(
         None, description="only layouts this framework launches (planner.frameworks rules); None = any")
+    framework_model_rules: bool = Field(
+        True, description="also apply the framework's model rules (export target or --framework given; "
+        "planner.frameworks.MODEL_RULES)")
     ep: int | None = Field(None, gt=0, description="expert-parallel degree to use (MoE)")
     etp: int | None = Field(None, gt=0, description="expert tensor-parallel degree to use (MoE)")
 

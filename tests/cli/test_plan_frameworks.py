@@ -99,3 +99,15 @@ def test_llama31_405b_runs_the_llama3_layout(run_cli):
     assert r.exit_code == 0, r.stderr
     layers = [s["layers"] for s in json.loads(r.stdout)["memory"]]
     assert layers[0] == 7 and layers[-1] == 7 and set(layers[1:-1]) == {8} and sum(layers) == 126
+
+
+def test_recipe_alone_does_not_apply_the_export_model_rule(run_cli):
+    """torchtitan's llama3-flavour rule is about what the export can describe: a torchtitan-recipe plan
+    of Llama 2 7B is priced; asking for the torchtitan framework (or its export) refuses the model."""
+    base = ("plan", "--model", "llama2-7b", "--hardware", "a100-sxm-80gb", "--gpus", "64", "--global-batch",
+            "512", "--seq", "4096", "--json")
+    res = run_cli(*base, "--recipe", "torchtitan")
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["plans"][0]["layout"]["fsdp"]
+    res = run_cli(*base, "--recipe", "torchtitan", "--framework", "torchtitan")
+    assert res.exit_code == 1 and "no valid layout" in res.stderr
