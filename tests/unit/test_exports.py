@@ -171,3 +171,20 @@ def test_framework_of_recipe_and_export_target():
 def test_unknown_format_is_a_spec_error():
     with pytest.raises(SpecError, match="megatron"):
         export_text("nemo", scenario(INTERLEAVED))
+
+
+def test_an_offloaded_plan_is_refused_not_exported_without_its_offload():
+    from hwprofiles import load_hardware, load_model
+    from planner.errors import SpecError
+    from planner.exports import export_files, export_text
+    from planner.scenario import Scenario
+    from planner.specs import Layout, TrainingSpec
+
+    sc = Scenario(model=load_model("llama3-8b"), hardware=load_hardware("h100-sxm-80gb"), gpus=8,
+                  training=TrainingSpec(global_batch_size=8, offload={"optimizer": True}), layout=Layout(tp=8))
+    for fmt in ("megatron", "deepspeed", "torchtitan"):
+        with pytest.raises(SpecError, match="offload"):
+            export_text(fmt, sc)
+        with pytest.raises(SpecError, match="offload"):
+            export_files(fmt, sc)
+    assert "offload" in export_text("json", sc)
