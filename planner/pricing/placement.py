@@ -135,12 +135,13 @@ def pp_boundary_devices(layout: Layout, hardware: HardwareProfile) -> tuple[tupl
 
 
 def tier_mapping(layout: Layout, hardware: HardwareProfile) -> list[str]:
-    """Which parallel dims sit on which network tier, one entry per dim of degree > 1:
-    ``tp8: node``, ``pp9: fast domain (72 GPUs)``, ``dp16: network``, or a split
+    """Which parallel dims sit on which network tier, one entry per dim of degree > 1 (the expert dims
+    ep / etp last, placed on Megatron-Core's expert grid): ``tp8: node``, ``pp9: fast domain (72 GPUs)``, ``dp16: network``, or a split
     ``dp32: 4 per fast domain x 8 over the network``."""
     node = hardware.node
     out = []
-    for axis in [a for a in layout.rank_order.split("-")]:
+    expert = [a for a in ("etp", "ep") if layout.ep > 1 and (a == "ep" or layout.expert_tp > 1)]
+    for axis in [a for a in layout.rank_order.split("-")] + expert:  # expert groups: Megatron's expert grid
         group = axis_placement(layout, axis, hardware)
         if group.size <= 1:
             continue

@@ -110,3 +110,9 @@ def test_a_multi_node_domain_needs_its_bandwidth(nvl72):
     data["fast_domain_bandwidth_gbps"] = None
     with pytest.raises(ValueError, match="fast_domain_bandwidth_gbps"):
         NodeSpec.model_validate(data)
+
+
+def test_expert_groups_are_listed_on_their_tier(nvl72):
+    hw = load_hardware("h100-sxm-80gb")
+    assert tier_mapping(Layout(tp=1, dp=16, ep=8), hw) == ["dp16: 8 per node x 2 over the network", "ep8: node"]
+    assert tier_mapping(Layout(tp=2, dp=72, ep=16), nvl72)[-1] == "ep16: fast domain (72 GPUs)"
