@@ -3,7 +3,10 @@ row's ``moe`` cell names (``zoo: qwen3-30b-a3b; ...``), because the CSV's column
 shared experts, dense-first layers or MLA; the row's own architecture columns must agree with it
 (layers, hidden, heads, vocab), so a wrong name cannot slip through. The ``ep`` column is the
 expert-parallel degree; the expert tensor-parallel degree is Megatron-Core's default (= tp)
-unless the cell says ``etp N``.
+unless the cell says ``etp N``. When that default breaks Megatron-Core's expert grid (ep * etp must
+divide the tp * cp * dp ranks of a stage: megatron/core/parallel_state.py, initialize_model_parallel),
+the run cannot have used it: etp is then the largest divisor of tp that the grid admits (listed in
+``defaults_used`` as ``etp``).
 """
 
 from __future__ import annotations
@@ -33,12 +36,22 @@ def moe_model(row: dict[str, str]) -> ModelSpec:
     return model
 
 
-def row_ep(row: dict[str, str], model: ModelSpec) -> dict:
-    """Layout fields for the experts: ep (column ``ep``) and etp (``etp N`` in the moe cell)."""
+def row_ep(row: dict[str, str], model: ModelSpec, stage_ranks: int, tp: int) -> tuple[dict, bool]:
+    """Layout fields for the experts: ep (column ``ep``) and etp (``etp N`` in the moe cell, else
+    Megatron-Core's default tp when the grid admits it), and whether etp was derived from the grid.
+    ``stage_ranks`` is tp * cp * dp, the ranks of one pipeline stage."""
     if not model.is_moe:
-        return {}
-    out: dict = {"ep": int_cell(row, "ep") or 1}
+        return {}, False
+    ep = int_cell(row, "ep") or 1
+    out: dict = {"ep": ep}
     m = re.search(r"\betp\s*(\d+)", row["moe"])
     if m:
         out["etp"] = int(m.group(1))
-    return out
+        return out, False
+    if stage_ranks % (ep * tp) == 0:
+        return out, False
+    fits = [e for e in range(tp, 0, -1) if tp % e == 0 and stage_ranks % (ep * e) == 0]
+    if not fits:  # no expert grid at all: check_layout names the rule
+        return out, False
+    out["etp"] = fits[0]
+    return out, True

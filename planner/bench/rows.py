@@ -56,7 +56,9 @@ sequence parallelism with tp > 1, still flagged as a default); the Megatron dist
 SGD when the notes say so, and a data-parallel reduction that the notes say is "not overlapped"; the context-parallel exchange when the notes name
 ``--cp-comm-type allgather`` or ``p2p`` (else the recipe's default). A
 ZeRO cell "no" or "no (DDP + ...)" is plain data parallelism. An unstated vpp is 1 under the
-``deepspeed`` recipe (DeepSpeed's PipelineEngine has no interleaved schedule). Rows with parameter CPU
+``deepspeed`` recipe (DeepSpeed's PipelineEngine has no interleaved schedule). A Megatron row whose pp
+does not divide its layers is split the way Megatron runs it (planner.bench.stages: paraplan's Megatron
+default, interleaved through the uneven stages when vpp > 1). Rows with parameter CPU
 offload are skipped (not modelled).
 """
 
@@ -84,6 +86,7 @@ from .cells import (
     yes_no_cell,
 )
 from .moe_rows import moe_model, row_ep
+from .stages import row_stage_layers
 
 __all__ = ["BenchCase", "ConventionInputs", "HardwareMap", "Unmappable", "build_case", "flops_convention",
            "parse_hardware_map", "profile_for", "read_rows"]
@@ -333,8 +336,12 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         defaults.append("recompute")
     cp_kind = next((k for k, flag in (("allgather", "--cp-comm-type allgather"), ("ring", "--cp-comm-type p2p"))
                     if flag in row["notes"]), None)  # None: the recipe's default exchange
+    experts, etp_default = row_ep(row, model, tp * cp * dp, tp)
+    if etp_default:
+        defaults.append("etp")
     layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp,
-                    sequence_parallel=sp, schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **row_ep(row, model))
+                    stage_layers=row_stage_layers(framework, recipe, model.num_layers, pp), sequence_parallel=sp,
+                    schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **experts)
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",
                 flash_attention=flash, distributed_optimizer=dist_opt or (None if zero_default else False),

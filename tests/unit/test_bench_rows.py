@@ -15,6 +15,7 @@ from planner.bench.rows import (
     read_rows,
 )
 from planner.errors import SpecError
+from planner.specs import check_layout
 from planner.work.conventions import korthikanti_model_flops, megatron_core_model_flops
 
 ROWS = {r["row_id"]: r for r in read_rows(default_csv())}
@@ -162,3 +163,35 @@ def test_csv_missing_columns_is_a_spec_error(tmp_path):
     path.write_text("row_id,model\n1,x\n")
     with pytest.raises(SpecError, match="missing columns"):
         read_rows(path)
+
+
+def test_uneven_megatron_interleaved_row_uses_megatrons_split():
+    c = case("147")  # Qwen3-235B: 94 layers on pp8 x vpp4 (Megatron-Bridge)
+    lay = c.scenario.layout
+    assert (lay.pp, lay.vpp, lay.schedule) == (8, 4, "interleaved-1f1b")
+    assert lay.stage_layers == [11, 12, 12, 12, 12, 12, 12, 11]  # default_stage_layers(94, 8)
+    from planner.frameworks import refusal, virtual_stage_layers
+    chunks = virtual_stage_layers(lay, c.scenario.model)
+    assert sum(chunks) == 94 and (chunks[0], chunks[-1]) == (2, 2) and max(chunks) == 3
+    assert refusal("megatron", c.scenario.model, c.scenario.training, lay) is None
+    deepseek = case("149").scenario  # 61 layers, 3 dense ones on stage 0
+    assert deepseek.layout.stage_layers == [7, 8, 8, 8, 8, 8, 8, 6]
+
+
+def test_uneven_split_only_for_megatron_frameworks():
+    assert case("34").scenario.layout.stage_layers is None  # BLOOM, Megatron-DeepSpeed: 70 layers on pp12
+    other = case("147", framework="Meta internal", zero_or_fsdp="").scenario  # not Megatron: no split implied
+    assert other.layout.stage_layers is None
+    with pytest.raises(SpecError, match=r"num_layers\(94\) % \(pp\(8\) \* vpp\(4\)\)"):
+        check_layout(other.layout, other.model, other.training, other.gpus)
+
+
+def test_unstated_expert_tp_that_breaks_the_expert_grid_is_derived():
+    c = case("147")  # tp2 dp16 ep32: ep * etp must divide tp * dp = 32, so etp = 1
+    assert c.scenario.layout.etp == 1 and "etp" in c.defaults_used
+    d = case("149")  # tp2 dp64 ep64: Megatron-Core's default etp = tp fits
+    assert d.scenario.layout.etp is None and "etp" not in d.defaults_used
+    stated = case("147", moe=ROWS["147"]["moe"] + "; etp 2").scenario  # a stated etp is kept, and refused
+    assert stated.layout.etp == 2
+    with pytest.raises(SpecError, match="layout.ep"):
+        check_layout(stated.layout, stated.model, stated.training, stated.gpus)
