@@ -9,9 +9,16 @@
   ASPLOS'23; NVIDIA TE ``initialize_ub``, ring-exchange AG/RS): each sequence-parallel all-gather
   is split into tp chunks pipelined with the column-parallel GEMM it feeds, each reduce-scatter
   with the row-parallel GEMM that produces it. With C the collective's time and g the GEMM's time
-  on 1/tp of the tokens (priced at that smaller size, so chunking costs efficiency):
-  exposed = C/tp + (tp - 1) * max(0, C/tp - g); compute grows by tp * g - G.
-  All-reduces (tp without sequence parallelism) are not decomposed and stay exposed.
+  per chunk of 1/tp of the tokens: exposed = C/tp + (tp - 1) * max(0, C/tp - g); compute grows
+  by tp * g - G. All-reduces (tp without sequence parallelism) are not decomposed and stay exposed.
+
+  The chunk GEMMs are not run one after another: TE launches chunk i on compute stream
+  ``i % S`` of ``S = min(tp, _NUM_MAX_UB_STREAMS)`` streams, ``_NUM_MAX_UB_STREAMS = 3``
+  (transformer_engine/pytorch/module/base.py; ``_stream_compute[i % _stream_compute.size()]`` in
+  transformer_engine/common/comm_gemm_overlap/comm_gemm_overlap.cpp, split_overlap_ag /
+  split_overlap_rs), so up to S chunks share the GPU at once and fill its SMs together. S chunks
+  are therefore priced as one GEMM on S/tp of the tokens, g = that time / S: at tp <= 3 the chunks
+  cost what the whole GEMM costs; at tp = 8 a third of a chunk's tile-wave loss remains.
 """
 
 from __future__ import annotations
@@ -23,6 +30,16 @@ from ..work.context import RingAttention
 from ..work.ops import Collective, Gemm, Op
 
 STYLES = ("pass", "ring-exchange")
+UB_MAX_STREAMS = 3  # TE _NUM_MAX_UB_STREAMS (transformer_engine/pytorch/module/base.py)
+
+
+def chunk_gemm_time(gemm: Gemm, tp: int, pricer) -> float:
+    """Seconds of one of the ``tp`` chunk GEMMs of ``gemm`` (1/tp of its rows each) when TE runs
+    them round-robin on ``min(tp, UB_MAX_STREAMS)`` concurrent compute streams: the concurrent
+    chunks together cost one GEMM on their combined rows."""
+    streams = min(tp, UB_MAX_STREAMS)
+    together = pricer.op_time(replace(gemm, m=math.ceil(gemm.m * streams / tp)))
+    return together / streams
 
 
 def _paired_gemm(ops: tuple[Op, ...], i: int, kind: str, used: set[int]) -> int | None:
@@ -60,7 +77,7 @@ def ring_exchange_time(ops: tuple[Op, ...], pricer) -> tuple[float, float]:
         used.add(j)
         gemm = ops[j]
         whole = pricer.op_time(gemm)
-        chunk = pricer.op_time(replace(gemm, m=math.ceil(gemm.m / tp)))
+        chunk = chunk_gemm_time(gemm, tp, pricer)
         comm += c / tp + (tp - 1) * max(0.0, c / tp - chunk)
         compute += tp * chunk - whole
     return compute, comm
