@@ -19,6 +19,15 @@
   split_overlap_rs), so up to S chunks share the GPU at once and fill its SMs together. S chunks
   are therefore priced as one GEMM on S/tp of the tokens, g = that time / S: at tp <= 3 the chunks
   cost what the whole GEMM costs; at tp = 8 a third of a chunk's tile-wave loss remains.
+
+  TE's default configuration (``get_default_config`` in ``initialize_ub``) overlaps the forward
+  reduce-scatters (``proj_fprop``, ``fc2_fprop``: method ``pipeline``) and the backward dgrad
+  reduce-scatters (``qkv_dgrad``, ``fc1_dgrad``: method ``bulk``) with ``num_sm = 16`` communication
+  SMs and ``set_sm_margin = True``, so their GEMMs run on ``_math_sms = sm_count - 16`` SMs
+  (CommOverlapCore, comm_gemm_overlap.cpp); the ring-exchange all-gathers use copy engines and no
+  margin. The GEMM a reduce-scatter drains is therefore priced sm_count / (sm_count - 16) slower
+  where the profile gives ``device.sm_count``. (The bulk wgrad GEMMs, qkv_wgrad / fc1_wgrad, also run
+  with the margin; they sit in the backward-weight pass, away from any collective here, and are not.)
 """
 
 from __future__ import annotations
@@ -31,6 +40,14 @@ from ..work.ops import Collective, Gemm, Op
 
 STYLES = ("pass", "ring-exchange")
 UB_MAX_STREAMS = 3  # TE _NUM_MAX_UB_STREAMS (transformer_engine/pytorch/module/base.py)
+UB_COMM_SMS = 16  # TE initialize_ub get_default_config: num_sm 16 for the pipeline and bulk methods
+
+
+def sm_margin_slowdown(pricer) -> float:
+    """Time factor (>= 1) of a GEMM TE runs beside a pipeline / bulk reduce-scatter: all SMs over the
+    ``sm_count - UB_COMM_SMS`` left to it; 1 when the profile has no ``device.sm_count``."""
+    sms = pricer.hardware.device.sm_count
+    return sms / (sms - UB_COMM_SMS) if sms and sms > UB_COMM_SMS else 1.0
 
 
 def chunk_gemm_time(gemm: Gemm, tp: int, pricer) -> float:
@@ -78,6 +95,8 @@ def ring_exchange_time(ops: tuple[Op, ...], pricer) -> tuple[float, float]:
         gemm = ops[j]
         whole = pricer.op_time(gemm)
         chunk = chunk_gemm_time(gemm, tp, pricer)
+        if op.kind == "reduce-scatter":  # pipeline / bulk: the GEMM runs on sm_count - 16 SMs
+            chunk *= sm_margin_slowdown(pricer)
         comm += c / tp + (tp - 1) * max(0.0, c / tp - chunk)
         compute += tp * chunk - whole
     return compute, comm

@@ -10,7 +10,7 @@ import pytest
 from hwprofiles import load_hardware, load_model
 from planner.cost import estimate
 from planner.pricing import Pricer
-from planner.pricing.tp_overlap import UB_MAX_STREAMS, chunk_gemm_time, ring_exchange_time
+from planner.pricing.tp_overlap import UB_MAX_STREAMS, chunk_gemm_time, ring_exchange_time, sm_margin_slowdown
 from planner.search import SearchConstraints, search
 from planner.specs import Layout, TrainingSpec
 from planner.work.ops import Collective, Gemm
@@ -81,3 +81,23 @@ def test_plan_prices_the_overlap_for_leading_megatron_plans():
     assert any(p.training.tp_comm_overlap for p in result.plans)
     off = search(model, hw, 16, trn, SearchConstraints(max_tp=8, search_tp_overlap=False), top=40)
     assert not any(p.training.tp_comm_overlap for p in off.plans)
+
+
+def test_reduce_scatter_gemm_runs_on_the_sms_te_leaves_it(pricer):
+    """TE's pipeline / bulk reduce-scatters take 16 SMs (set_sm_margin): the GEMM they drain runs on
+    sm_count - 16 of H100's 132 SMs; the ring-exchange all-gather's GEMM keeps all SMs."""
+    assert sm_margin_slowdown(pricer) == pytest.approx(132 / 116)
+    gemm = Gemm("fc2", 8192, 8192, 1024, "fwd")
+    rs = Collective("mlp.reduce-scatter", "reduce-scatter", "tp", 1e3, "fwd")
+    ag = Collective("mlp.allgather", "all-gather", "tp", 1e3, "fwd")
+    rs_compute, _ = ring_exchange_time((gemm, rs), pricer)
+    ag_compute, _ = ring_exchange_time((ag, gemm), pricer)
+    assert rs_compute == pytest.approx(8 * chunk_gemm_time(gemm, 8, pricer) * 132 / 116)
+    assert ag_compute == pytest.approx(8 * chunk_gemm_time(gemm, 8, pricer))
+
+
+def test_no_margin_without_an_sm_count():
+    hw = load_hardware("mi250x-frontier")
+    assert hw.device.sm_count is None
+    p = Pricer(hw, TrainingSpec(global_batch_size=8), Layout(tp=8, sequence_parallel=True), 8)
+    assert sm_margin_slowdown(p) == 1.0
