@@ -60,6 +60,9 @@ class DeviceSpec(Spec):
     peak_tflops: PeakTflops = Field(description="dense peak per datatype")
     hbm_capacity_gib: float = Field(gt=0, description="HBM capacity, GiB")
     hbm_bandwidth_gbps: float = Field(gt=0, description="HBM peak bandwidth, GB/s")
+    sm_count: int | None = Field(
+        None, gt=0, description="streaming multiprocessors per device (TE userbuffers run their pipeline / bulk "
+        "GEMMs on sm_count minus the communication SMs, planner/pricing/tp_overlap.py); None = not priced")
     gemm_efficiency: list[EfficiencyPoint] = Field(
         min_length=1, description="GEMM efficiency vs GEMM size (log-interpolated, clamped at the ends)"
     )

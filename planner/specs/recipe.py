@@ -70,6 +70,9 @@ class RecipeSpec(Spec):
     dropout_default: bool = Field(description="dropout layers present by default")
     sequence_parallel_default: bool = Field(description="sequence parallelism on by default when tp > 1")
     tp_comm_overlap_default: bool = Field(description="tensor-parallel collectives overlapped with GEMMs by default")
+    tp_overlap_style_default: Literal["pass", "ring-exchange"] = Field(
+        "pass", description="how tp_comm_overlap hides TP collectives by default (planner/pricing/tp_overlap.py): "
+        "'pass' = under the whole pass's compute; 'ring-exchange' = each AG/RS under its own GEMM split in tp chunks")
     distributed_optimizer_default: bool = Field(description="optimizer state sharded over dp by default")
     overlap_grad_reduce_default: bool = Field(description="data-parallel gradient reduction overlapped with backward")
     overlap_param_gather_default: bool = Field(description="ZeRO-1/2 parameter all-gather overlapped with forward")

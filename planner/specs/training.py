@@ -45,7 +45,8 @@ class TrainingSpec(Spec):
     )
     tp_overlap_style: Literal["pass", "ring-exchange"] = Field(
         "pass", description="how tp_comm_overlap hides TP collectives (planner.pricing.tp_overlap): 'pass' = under "
-        "the pass's compute; 'ring-exchange' = TE userbuffers split GEMMs (all-reduces stay exposed)",
+        "the pass's compute; 'ring-exchange' = TE userbuffers split GEMMs (all-reduces stay exposed); "
+        "default: the recipe's tp_overlap_style_default",
     )
     moe_capacity_factor: float | None = Field(
         None, gt=0, description="MoE expert capacity as a multiple of the mean tokens per expert, padded to it "
@@ -80,6 +81,7 @@ class TrainingSpec(Spec):
         out = dict(data)
         out["recipe"] = name
         for key, default in (("dropout", spec.dropout_default), ("tp_comm_overlap", spec.tp_comm_overlap_default),
+                             ("tp_overlap_style", spec.tp_overlap_style_default),
                              ("overlap_param_gather", spec.overlap_param_gather_default),
                              ("overlap_dp_comm", spec.overlap_grad_reduce_default),
                              ("distributed_optimizer", spec.distributed_optimizer_default)):

@@ -33,7 +33,13 @@ SOURCES = {"nemo_long_seq_h100", "llama3_2024_t4"}
 # Faithful consequences of the profile and the recipe defaults, not a per-row factor. The one bug found (the
 # layer op cache dropped cp_kind, so row 308 ran the ring core instead of the all-gather it states) is fixed
 # and tested in tests/unit/test_cp_units.py; it moved row 308 only (-32.4 -> -33.5 %), not the median.
-MEDIAN_ABS_ERROR_PCT = 60.7
+# re-pinned 2026-12-02 at 54.3 % (row 304; was 60.7 %): the megatron-core recipe's TP overlap is now TE
+# userbuffers' per-GEMM form (recipe field tp_overlap_style_default: ring-exchange; chunk GEMMs priced on TE's
+# 3 concurrent compute streams; the GEMMs beside a pipeline / bulk reduce-scatter on sm_count - 16 SMs;
+# planner/pricing/tp_overlap.py, docs/tp_overlap_fidelity.md) instead of the whole-pass bound: rows 301-307
+# move -2.0 to -9.1 points (+46.4 -> +37.6, +52.6 -> +46.1, +60.7 -> +51.6, +59.4 -> +54.3, +63.2 -> +60.3,
+# +62.8 -> +59.1, +68.2 -> +66.2); row 308 (megatron-lm, no overlap) unchanged.
+MEDIAN_ABS_ERROR_PCT = 54.3
 TOLERANCE_POINTS = 2.0
 
 
