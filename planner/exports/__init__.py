@@ -28,12 +28,13 @@ FORMATS = ("megatron", "deepspeed", "torchtitan", "json")
 
 
 def header(scenario: Scenario) -> str:
-    """One line naming the plan: model, GPUs, layout, schedule, batch, recompute, precision."""
+    """One line naming the plan: model, GPUs, layout, schedule, batch, recompute, precision, offload."""
     lay, trn = scenario.layout, scenario.training
     m = trn.global_batch_size // (trn.micro_batch_size * lay.dp)
     return (f"paraplan plan: {scenario.model.name} on {scenario.gpus} x {scenario.hardware.name}, "
             f"{lay.describe()} {lay.schedule}, micro-batch {trn.micro_batch_size} x {m}, "
-            f"recompute {trn.recompute}, {trn.precision}")
+            f"recompute {trn.recompute}, {trn.precision}"
+            + (f", CPU offload {trn.offload.describe()}" if trn.offload.any else ""))
 
 
 def _check(fmt: str) -> None:

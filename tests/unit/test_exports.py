@@ -230,7 +230,7 @@ def test_deepspeed_refuses_optimizer_only_and_zero0_offload():
 
 def test_torchtitan_writes_fsdp2_cpu_offload_and_refuses_partial_kinds():
     text = export_text("torchtitan", offloaded("off:opt+grad+param"))
-    assert "config.training.enable_cpu_offload = True" in text
+    assert "config.training.enable_cpu_offload = True" in text and "CPU offload off:opt+grad+param" in text
     ast.parse(text)
     assert "config.training.enable_cpu_offload = False" in export_text("torchtitan", scenario(OFF_LAYOUT))
     for level in ("off:opt", "off:opt+grad"):
