@@ -203,7 +203,7 @@ def build_scenario(
     """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
     from hwprofiles import load_hardware, load_model
 
-    from ..frameworks import check_launchable, default_stage_layers, resolve_framework
+    from ..frameworks import default_stage_layers
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
                          ("schedule", schedule), ("cp_kind", cp_kind), ("moe-dispatcher", moe_dispatcher)):
@@ -289,8 +289,16 @@ def build_scenario(
         scenario = Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
                             layout=Layout(**lay))
         check_layout(scenario.layout, scenario.model, scenario.training, scenario.gpus)
+    check_framework(scenario, framework)
+    return scenario
+
+
+def check_framework(scenario: Scenario, framework: str | None) -> None:
+    """SpecError with the framework's reason when the resolved framework (``--framework``, else the
+    recipe's) cannot launch the scenario (planner.frameworks); also after ``--offload`` changed it."""
+    from ..frameworks import check_launchable, resolve_framework
+
     fw = resolve_framework(framework, scenario.training.recipe)
     check_launchable(fw, scenario.model, scenario.training, scenario.layout,
                      field=f"--framework {fw}" if framework else f"--recipe {scenario.training.recipe}",
                      model_rules=framework is not None)
-    return scenario

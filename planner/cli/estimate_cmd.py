@@ -30,6 +30,7 @@ def estimate(
     off = br.offload_from_flag(offload)
     if off is not None:
         scenario = scenario.model_copy(update={"training": scenario.training.replace(offload=off.model_dump())})
+        c.check_framework(scenario, scenario_flags.get("framework"))  # the target must express the offload
     if engine == "simulate":
         from simulate import simulate_estimate
 

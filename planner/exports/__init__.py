@@ -28,28 +28,23 @@ FORMATS = ("megatron", "deepspeed", "torchtitan", "json")
 
 
 def header(scenario: Scenario) -> str:
-    """One line naming the plan: model, GPUs, layout, schedule, batch, recompute, precision."""
+    """One line naming the plan: model, GPUs, layout, schedule, batch, recompute, precision, offload."""
     lay, trn = scenario.layout, scenario.training
     m = trn.global_batch_size // (trn.micro_batch_size * lay.dp)
     return (f"paraplan plan: {scenario.model.name} on {scenario.gpus} x {scenario.hardware.name}, "
             f"{lay.describe()} {lay.schedule}, micro-batch {trn.micro_batch_size} x {m}, "
-            f"recompute {trn.recompute}, {trn.precision}")
+            f"recompute {trn.recompute}, {trn.precision}"
+            + (f", CPU offload {trn.offload.describe()}" if trn.offload.any else ""))
 
 
-def _check(fmt: str, scenario: Scenario | None = None) -> None:
+def _check(fmt: str) -> None:
     if fmt not in FORMATS:
         raise SpecError(f"'{fmt}' is not one of: {', '.join(FORMATS)}", field="--export")
-    off = scenario.training.offload if scenario is not None else None
-    if fmt != "json" and off is not None and off.any:  # a refusal, never a config that silently drops it
-        raise SpecError(f"the plan offloads to host memory ({off.describe()}); the {fmt} export does not write "
-                        "offload settings yet (Megatron --optimizer-cpu-offload, DeepSpeed offload_optimizer / "
-                        "offload_param, FSDP2 CPUOffloadPolicy): plan with --offload none, or export json",
-                        field=f"--export {fmt}")
 
 
 def export_text(fmt: str, scenario: Scenario) -> str:
     """What ``--export FMT`` prints: the config itself, verbatim (SpecError when the target refuses)."""
-    _check(fmt, scenario)
+    _check(fmt)
     model, trn, lay = scenario.model, scenario.training, scenario.layout
     if fmt == "json":
         return scenario_json(scenario)
@@ -62,7 +57,7 @@ def export_text(fmt: str, scenario: Scenario) -> str:
 
 def export_files(fmt: str, scenario: Scenario) -> dict[str, str]:
     """What ``--export FMT --out DIR`` writes: file name -> content (config, launch.sh)."""
-    _check(fmt, scenario)
+    _check(fmt)
     head = header(scenario)
     model, trn, lay = scenario.model, scenario.training, scenario.layout
     if fmt == "json":

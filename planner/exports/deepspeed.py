@@ -36,13 +36,19 @@ def deepspeed_config(training: TrainingSpec, layout: Layout, model: ModelSpec | 
         "zero_optimization": zero,
         "gradient_clipping": 1.0,
     }
+    off = training.offload
+    if off.optimizer:  # ZeRO-Offload: optimizer states and gradients on the host, DeepSpeedCPUAdam
+        zero["offload_optimizer"] = {"device": "cpu", "pin_memory": True}
+    if off.params:  # ZeRO-Infinity parameter offload (stage 3)
+        zero["offload_param"] = {"device": "cpu", "pin_memory": True}
     if training.precision == "fp16":
         cfg["fp16"] = {"enabled": True, "loss_scale": 0, "initial_scale_power": 16}
     else:
         cfg["bf16"] = {"enabled": True}
     if training.recompute != "none":
         cfg["activation_checkpointing"] = {"partition_activations": layout.tp > 1,
-                                           "contiguous_memory_optimization": False}
+                                           "contiguous_memory_optimization": False,
+                                           "cpu_checkpointing": off.activations}
     return cfg
 
 
@@ -66,6 +72,10 @@ def launcher_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
     a += ["--deepspeed", "--deepspeed_config", "ds_config.json", "--zero-stage", str(layout.effective_zero_stage)]
     if training.recompute != "none":
         a.append("--deepspeed-activation-checkpointing")
+    if training.offload.optimizer:  # ZeRO-Offload refuses a GPU client optimizer (engine.py:2342-2346)
+        a.append("--cpu-optimizer")
+    if training.offload.activations:  # passed as checkpoint_in_cpu to deepspeed.checkpointing.configure
+        a.append("--checkpoint-in-cpu")
     return a
 
 

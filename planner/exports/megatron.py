@@ -94,8 +94,10 @@ def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
     if z >= 2:  # Megatron-FSDP: gradients (ZeRO-2) or also parameters (ZeRO-3) sharded over dp
         a += ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",
               "optim_grads" if z == 2 else "optim_grads_params", "--ckpt-format", "fsdp_dtensor"]
-    elif z == 1 or training.distributed_optimizer:
-        a.append("--use-distributed-optimizer")
+    elif z == 1 or training.distributed_optimizer or training.offload.optimizer:
+        a.append("--use-distributed-optimizer")  # with offload: needed by the precision-aware optimizer
+    if training.offload.optimizer:  # HybridDeviceOptimizer: fp32 master weights + Adam moments, CPU Adam
+        a += ["--optimizer-cpu-offload", "--optimizer-offload-fraction", "1.0", "--use-precision-aware-optimizer"]
     if layout.dp > 1 and training.overlap_dp_comm:
         a.append("--overlap-grad-reduce")
     if layout.dp > 1 and training.overlap_param_gather and z in (1, 3):

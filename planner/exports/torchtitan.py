@@ -108,6 +108,7 @@ def {CONFIG_FN}():
     config.training.global_batch_size = GLOBAL_BATCH
     config.training.mixed_precision_param = "bfloat16"
     config.training.disable_cuda_graphs = {layout.pp > 1}
+    config.training.enable_cpu_offload = {training.offload.params}  # FSDP2 CPUOffloadPolicy
     config.activation_checkpoint = {ac}
     config.compile = CompileConfig(enable=False)  # eager, as the torchtitan recipe prices it
     return config

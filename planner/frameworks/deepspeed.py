@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .common import Rule
+from .offload import DEEPSPEED_OFFLOAD
 
 PIPE = "deepspeed/runtime/pipe/engine.py"
 CONFIG = "deepspeed/runtime/config.py"
@@ -65,4 +66,5 @@ DEEPSPEED_RULES = (
     Rule("hybrid-zero3", f"{CONFIG}:120-121", _hybrid),
     Rule("precision", f"{CONFIG} (fp16/bf16 sections only)", _precision),
     Rule("parallel-kinds", "deepspeed/moe/layer.py; deepspeed/sequence/layer.py", _parallel_kinds),
+    DEEPSPEED_OFFLOAD,
 )

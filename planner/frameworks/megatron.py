@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .common import Rule, micro_batches, virtual_stage_layers
+from .offload import MEGATRON_OFFLOAD
 
 ARGS = "megatron/training/arguments.py"
 SCHED = "megatron/core/pipeline_parallel/schedules.py"
@@ -75,4 +76,5 @@ MEGATRON_RULES = (
     Rule("virtual-stages", f"{ARGS}:907-918", _virtual_stages),
     Rule("zero", f"{ARGS}:1100-1147", _zero),
     Rule("model", f"{ARGS}:2195-2380", _model),
+    MEGATRON_OFFLOAD,
 )

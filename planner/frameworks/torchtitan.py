@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .common import Rule
+from .offload import TORCHTITAN_OFFLOAD
 
 LLAMA3 = "torchtitan/models/llama3/__init__.py"
 
@@ -88,4 +89,5 @@ TORCHTITAN_RULES = (
     Rule("precision", "torchtitan/config/configs.py:85", _precision),
     Rule("schedule", "torch/distributed/pipelining/schedules.py get_schedule_class", _schedule),
     Rule("sequence", f"{LLAMA3}:306-311", _sequence),
+    TORCHTITAN_OFFLOAD,
 )

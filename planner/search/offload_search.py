@@ -1,11 +1,13 @@
 """Offload in the search: tried only for a candidate that does not fit without it, lightest level
-first (optimizer; + gradients; + parameters; + activation checkpoints), within what the recipe can
-express and the node's host memory holds. No formula here: bytes come from planner.work, the fit
-from planner.search.engine.check_memory, the time later from planner.cost."""
+first (optimizer; + gradients; + parameters; + activation checkpoints), within what the recipe and
+the ``--framework`` target (planner.frameworks.offload) can express and the node's host memory
+holds. No formula here: bytes come from planner.work, the fit from
+planner.search.engine.check_memory, the time later from planner.cost."""
 
 from __future__ import annotations
 
 from ..errors import SpecError
+from ..frameworks import refusal
 from ..specs import HardwareProfile, ModelSpec
 from ..work.offload import OFFLOAD_LEVELS, RECIPE_OFFLOAD, check_offload, host_bytes_per_node
 from ..work.step import build_step
@@ -64,6 +66,8 @@ def offload_fit(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, us
             check_offload(trial.training, trial.layout)
         except (SpecError, ValueError):
             continue
+        if c.framework and refusal(c.framework, model, trial.training, trial.layout, c.framework_model_rules):
+            continue  # the target framework cannot express this level (planner.frameworks.offload)
         valid.append(trial)
     if not valid or not check_memory(model, hardware, valid[-1], usable).fits:
         return None, None  # levels are supersets: if the heaviest does not fit HBM, none does

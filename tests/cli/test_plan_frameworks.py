@@ -111,3 +111,21 @@ def test_recipe_alone_does_not_apply_the_export_model_rule(run_cli):
     assert json.loads(res.stdout)["plans"][0]["layout"]["fsdp"]
     res = run_cli(*base, "--recipe", "torchtitan", "--framework", "torchtitan")
     assert res.exit_code == 1 and "no valid layout" in res.stderr
+
+
+def test_estimate_refuses_an_offload_level_the_framework_cannot_express_as_plan_skips_it(run_cli):
+    """DeepSpeed's offload_optimizer moves gradients too: estimate --framework deepspeed --offload
+    off:opt is refused with the sentence the search uses to skip that level (planner.frameworks.offload)."""
+    base = ["estimate", "--model", "llama3-70b", "--hardware", "h100-sxm-80gb", "--gpus", "8", "--tp", "2",
+            "--fsdp", "--global-batch", "64", "--seq", "4096", "--sequence-parallel", "--framework", "deepspeed",
+            "--recipe", "deepspeed"]
+    bad = run_cli(*base, "--offload", "off:opt")
+    assert bad.exit_code == 2 and "offload_optimizer also accumulates the gradients" in bad.stderr
+    assert "[deepspeed/runtime/engine.py" in bad.stderr and "Traceback" not in bad.stderr
+    ok = run_cli(*base, "--offload", "off:opt+grad", "--json")
+    assert ok.exit_code == 0, ok.stderr
+    plan = run_cli("plan", "--model", "llama3-70b", "--hardware", "h100-sxm-80gb", "--gpus", "8", "--global-batch",
+                   "64", "--seq", "4096", "--framework", "deepspeed", "--json")
+    assert plan.exit_code == 0, plan.stderr
+    assert json.loads(plan.stdout)["best"]["training"]["offload"] == {
+        "optimizer": True, "gradients": True, "params": False, "activations": False}

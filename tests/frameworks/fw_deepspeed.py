@@ -41,7 +41,25 @@ def check(path: str, dp: int, pp: int) -> dict:
     return {"ok": True, "train_batch_size": cfg.train_batch_size,
             "micro": cfg.train_micro_batch_size_per_gpu, "accumulation": cfg.gradient_accumulation_steps,
             "zero_stage": int(cfg.zero_optimization_stage), "bf16": bool(cfg.bfloat16_config.enabled),
-            "fp16": bool(cfg.float16_config.enabled), "world_size": cfg.world_size}
+            "fp16": bool(cfg.float16_config.enabled), "world_size": cfg.world_size,
+            "offload_optimizer": _device(cfg.zero_config.offload_optimizer),
+            "offload_param": _device(cfg.zero_config.offload_param),
+            "zero_cpu_offload": _zero_cpu_offload(cfg),
+            "cpu_checkpointing": bool(cfg.activation_checkpointing_config.cpu_checkpointing)}
+
+
+def _device(offload) -> str | None:
+    """The parsed offload device ('cpu'), None when the section is absent."""
+    return None if offload is None else str(getattr(offload.device, "value", offload.device))
+
+
+def _zero_cpu_offload(cfg) -> bool:
+    """DeepSpeedEngine.zero_cpu_offload (runtime/engine.py:1567-1570) on the parsed config: the flag
+    the ZeRO optimizer gets, meaning optimizer state + gradients on the CPU (ZeRO-Offload)."""
+    from deepspeed.runtime.zero.offload_config import OffloadDeviceEnum
+
+    off = cfg.zero_config.offload_optimizer
+    return off is not None and off.device == OffloadDeviceEnum.cpu
 
 
 def run_all(spec_path: str, out_path: str) -> None:

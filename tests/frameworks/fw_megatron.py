@@ -72,6 +72,18 @@ def main(plan_dir: str, world_size: int, extra: list[str]) -> dict:
     args.apply_rope_fusion = False
     with contextlib.redirect_stdout(io.StringIO()):
         config = A.core_transformer_config_from_args(args)
+    # Megatron's OptimizerConfig, built from the args as get_megatron_optimizer_config does
+    # (megatron/training/training.py:1962-1969): its __post_init__ checks the precision-aware optimizer
+    # that --optimizer-cpu-offload needs (adam + distributed optimizer, optimizer_config.py:430-436).
+    import dataclasses
+
+    from megatron.core.optimizer import OptimizerConfig
+
+    try:
+        OptimizerConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(OptimizerConfig)
+                           if hasattr(args, f.name)})
+    except (AssertionError, ValueError, RuntimeError) as exc:
+        return {"ok": False, "error": f"OptimizerConfig: {type(exc).__name__}: {exc}"}
     keep = ("tensor_model_parallel_size", "pipeline_model_parallel_size", "data_parallel_size",
             "virtual_pipeline_model_parallel_size", "context_parallel_size", "expert_model_parallel_size",
             "micro_batch_size", "global_batch_size", "sequence_parallel", "use_distributed_optimizer",
@@ -79,7 +91,8 @@ def main(plan_dir: str, world_size: int, extra: list[str]) -> dict:
             "num_layers", "hidden_size", "ffn_hidden_size", "num_attention_heads", "num_query_groups",
             "rotary_base", "add_qkv_bias", "add_bias_linear", "untie_embeddings_and_output_weights",
             "padded_vocab_size", "num_experts", "moe_router_topk", "pipeline_model_parallel_layout",
-            "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers")
+            "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers", "optimizer_cpu_offload",
+            "optimizer_offload_fraction", "use_precision_aware_optimizer")
     values = {k: getattr(args, k, None) for k in keep}
     values["pipeline_model_parallel_layout"] = str(values["pipeline_model_parallel_layout"] or "") or None
     values["gated_linear_unit"] = config.gated_linear_unit

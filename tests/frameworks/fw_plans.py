@@ -38,11 +38,14 @@ def _sc(model, hw: str, layout: Layout, **trn) -> Scenario:
                     layout=layout)
 
 
-def best_plan(model: str, hw: str, gpus: int, global_batch: int, framework: str) -> Scenario:
-    """The best plan of ``paraplan plan ... --framework FRAMEWORK``."""
+def best_plan(model: str, hw: str, gpus: int, global_batch: int, framework: str, **trn) -> Scenario:
+    """The best plan of ``paraplan plan ... --framework FRAMEWORK`` (priced with that framework's
+    default recipe, as the CLI does)."""
+    from planner.frameworks import DEFAULT_RECIPE
+
     m, h = load_model(model), load_hardware(hw)
-    res = search(m, h, gpus, TrainingSpec(global_batch_size=global_batch), SearchConstraints(framework=framework),
-                 top=1)
+    training = TrainingSpec(global_batch_size=global_batch, recipe=DEFAULT_RECIPE[framework], **trn)
+    res = search(m, h, gpus, training, SearchConstraints(framework=framework), top=1)
     return Scenario(model=m, hardware=h, gpus=res.best.gpus, training=res.best.training, layout=res.best.layout)
 
 
@@ -60,6 +63,12 @@ def plans() -> tuple[FrameworkPlan, ...]:
     f175 = best_plan("frontier-175b", "mi250x-frontier", 1024, 640, "megatron")
     f1t = best_plan("frontier-1t", "mi250x-frontier", 1024, 1024, "megatron")
     interleaved_or_uneven = "schedule"
+    # Llama 3 70B on one node of 8 H100, global batch 64 x 4096 (issue 17): fits only with CPU offload;
+    # each framework's search picks the lightest level it can express.
+    off = {fw: best_plan("llama3-70b", "h100-sxm-80gb", 8, 64, fw, seq_length=4096)
+           for fw in ("megatron", "deepspeed", "torchtitan")}
+    assert [off[fw].training.offload.describe() for fw in off] == ["off:opt", "off:opt+grad", "off:opt+grad+param"]
+    all_off = {"optimizer": True, "gradients": True, "params": True, "activations": True}
     return (
         FrameworkPlan("llama3-70b-64-fsdp-tp4-sp", _sc("llama3-70b", "h100-sxm-80gb", Layout(
             tp=4, dp=16, fsdp=True, sequence_parallel=True), global_batch_size=128, seq_length=8192,
@@ -97,6 +106,19 @@ def plans() -> tuple[FrameworkPlan, ...]:
         FrameworkPlan("llama3-8b-zero2-pp2", _sc("llama3-8b", "h100-sxm-80gb", Layout(
             tp=2, pp=2, dp=4, zero_stage=2, sequence_parallel=True), global_batch_size=64, seq_length=8192),
             None, "ZeRO-2 with pp(2)", "no ZeRO-1/2"),
+        FrameworkPlan("llama3-70b-8-offload-best-megatron", off["megatron"], None,
+                      "offload_optimizer also accumulates the gradients", "offloads params, gradients and optimizer together"),
+        FrameworkPlan("llama3-70b-8-offload-best-deepspeed", off["deepspeed"], "cannot offload gradients", None,
+                      "offloads params, gradients and optimizer together"),
+        FrameworkPlan("llama3-70b-8-offload-best-torchtitan", off["torchtitan"], "cannot offload gradients, params",
+                      None, None),
+        FrameworkPlan("llama3-70b-8-offload-all-full-recompute", _sc("llama3-70b", "h100-sxm-80gb", Layout(
+            tp=2, dp=4, fsdp=True, sequence_parallel=True), global_batch_size=64, seq_length=4096,
+            recompute="full", recipe="deepspeed", offload=all_off),
+            "cannot offload gradients, params, activations", None, "cannot offload activations"),
+        FrameworkPlan("llama3-8b-offload-opt-zero0-dp8", _sc("llama3-8b", "h100-sxm-80gb", Layout(dp=8),
+                      global_batch_size=64, seq_length=4096, offload={"optimizer": True}),
+                      "distributed optimizer", "with ZeRO-0", "offloads params, gradients and optimizer together"),
         FrameworkPlan("llama3-8b-fsdp-fp16", _sc("llama3-8b", "h100-sxm-80gb", Layout(tp=1, dp=8, fsdp=True),
                       global_batch_size=64, seq_length=8192, precision="fp16"),
                       None, None, "fp16"),

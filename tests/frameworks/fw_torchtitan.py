@@ -57,7 +57,7 @@ def check(plan_dir: str, index: int) -> dict:
                 "enable_sequence_parallel", "pipeline_parallel_degree", "pipeline_parallel_schedule",
                 "pipeline_parallel_microbatch_size", "context_parallel_degree", "expert_parallel_degree")},
             "training": {"local_batch_size": trn.local_batch_size, "global_batch_size": trn.global_batch_size,
-                         "seq_len": trn.seq_len},
+                         "seq_len": trn.seq_len, "enable_cpu_offload": trn.enable_cpu_offload},
             "ac": type(cfg.activation_checkpoint).__qualname__ if cfg.activation_checkpoint else None,
             "converters": [type(c).__qualname__ for c in (cfg.model_spec.model.converters or [])]
             if hasattr(cfg.model_spec.model, "converters") else None,

@@ -39,10 +39,15 @@ def test_deepspeed_accepts_or_paraplan_refuses(plan, results):
         trn.global_batch_size, trn.micro_batch_size, micro_batches_per_step(lay, trn))
     assert r["zero_stage"] == lay.effective_zero_stage
     assert (r["bf16"], r["fp16"]) == (trn.precision == "bf16", trn.precision == "fp16")
+    off = trn.offload  # ZeRO-Offload / ZeRO-Infinity / CPU checkpointing, as DeepSpeed parsed them
+    assert r["offload_optimizer"] == ("cpu" if off.optimizer else None) and r["zero_cpu_offload"] == off.optimizer
+    assert r["offload_param"] == ("cpu" if off.params else None)
+    assert r["cpu_checkpointing"] == off.activations
     args = (got / "mds_args.sh").read_text()  # the launcher carries tp, pp and the recompute granularity
     assert f"--tensor-model-parallel-size {lay.tp}" in args and f"--pipeline-model-parallel-size {lay.pp}" in args
     if trn.recompute != "none":
         assert f"--recompute-granularity {trn.recompute}" in args
+    assert ("--cpu-optimizer" in args) == off.optimizer and ("--checkpoint-in-cpu" in args) == off.activations
 
 
 def test_zero2_with_pipeline_is_refused_with_deepspeeds_reason():

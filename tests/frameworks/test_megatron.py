@@ -45,7 +45,10 @@ def test_megatron_accepts_or_paraplan_refuses(plan, results):
     if lay.effective_zero_stage >= 2:  # Megatron-FSDP: ZeRO-2 shards gradients too, ZeRO-3 parameters too
         assert a["data_parallel_sharding_strategy"] == {2: "optim_grads", 3: "optim_grads_params"}[
             lay.effective_zero_stage]
-    assert a["use_distributed_optimizer"] == (lay.effective_zero_stage >= 1)
+    assert a["use_distributed_optimizer"] == (lay.effective_zero_stage >= 1 or trn.offload.optimizer)
+    # optimizer offload: Megatron-Core's HybridDeviceOptimizer, all of the optimizer state on the host
+    assert a["optimizer_cpu_offload"] == a["use_precision_aware_optimizer"] == trn.offload.optimizer
+    assert a["optimizer_offload_fraction"] == 1.0
     assert a["recompute_granularity"] == (None if trn.recompute == "none" else trn.recompute)
     assert (a["bf16"], a["fp16"], a["fp8"]) == (trn.precision != "fp16", trn.precision == "fp16",
                                                 "hybrid" if trn.precision == "fp8" else None)

@@ -41,6 +41,7 @@ def test_torchtitan_accepts_or_paraplan_refuses(plan, results):
     assert (par["tensor_parallel_degree"], par["pipeline_parallel_degree"], par["context_parallel_degree"]) == \
         (lay.tp, lay.pp, lay.cp)
     assert par["enable_sequence_parallel"] == lay.sequence_parallel
+    assert tr["enable_cpu_offload"] == trn.offload.params  # FSDP2 CPUOffloadPolicy: params, grads, optimizer
     assert tr["seq_len"] == trn.seq_length and tr["global_batch_size"] == trn.global_batch_size
     m = micro_batches_per_step(lay, trn)
     if lay.pp == 1:  # one micro-batch per local batch; torchtitan accumulates global / (local * dp)

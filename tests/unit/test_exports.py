@@ -173,18 +173,88 @@ def test_unknown_format_is_a_spec_error():
         export_text("nemo", scenario(INTERLEAVED))
 
 
-def test_an_offloaded_plan_is_refused_not_exported_without_its_offload():
-    from hwprofiles import load_hardware, load_model
-    from planner.errors import SpecError
-    from planner.exports import export_files, export_text
-    from planner.scenario import Scenario
-    from planner.specs import Layout, TrainingSpec
+OFF_LAYOUT = Layout(tp=2, dp=4, fsdp=True, sequence_parallel=True)
 
-    sc = Scenario(model=load_model("llama3-8b"), hardware=load_hardware("h100-sxm-80gb"), gpus=8,
-                  training=TrainingSpec(global_batch_size=8, offload={"optimizer": True}), layout=Layout(tp=8))
-    for fmt in ("megatron", "deepspeed", "torchtitan"):
-        with pytest.raises(SpecError, match="offload"):
-            export_text(fmt, sc)
-        with pytest.raises(SpecError, match="offload"):
-            export_files(fmt, sc)
-    assert "offload" in export_text("json", sc)
+
+def _parts(sc: Scenario):
+    return sc.model, sc.training, sc.layout
+
+
+def offloaded(level: str, layout: Layout = OFF_LAYOUT, **trn) -> Scenario:
+    """Llama 3 70B on 8 H100 (the plan that fits only with offload) at an offload level."""
+    from planner.work.offload import OFFLOAD_LEVELS
+
+    off = {lv.describe(): lv.model_dump() for lv in OFFLOAD_LEVELS}[level]
+    return scenario(layout, global_batch_size=64, seq_length=4096, offload=off, **trn)
+
+
+def test_megatron_writes_optimizer_cpu_offload_with_what_validate_args_needs():
+    args = megatron_args(*_parts(offloaded("off:opt")))
+    for flag in ("--optimizer-cpu-offload", "--use-precision-aware-optimizer", "--use-megatron-fsdp"):
+        assert flag in args
+    assert value(args, "--optimizer-offload-fraction") == "1.0"
+    zero0 = offloaded("off:opt", Layout(tp=8))  # dp 1: the distributed optimizer shards nothing
+    assert {"--optimizer-cpu-offload", "--use-distributed-optimizer"} <= set(megatron_args(*_parts(zero0)))
+    assert "--optimizer-cpu-offload" not in megatron_args(*_parts(scenario(OFF_LAYOUT)))
+
+
+def test_megatron_refuses_what_it_cannot_offload_with_the_reason():
+    with pytest.raises(SpecError, match="cannot offload gradients.*arguments.py:1803"):
+        export_text("megatron", offloaded("off:opt+grad"))
+    with pytest.raises(SpecError, match="needs the distributed optimizer"):
+        export_text("megatron", offloaded("off:opt", Layout(dp=8)))
+
+
+def test_deepspeed_writes_zero_offload_param_offload_and_cpu_checkpointing(tmp_path):
+    sc = offloaded("off:opt+grad+param+act", recompute="full")
+    cfg = json.loads(export_text("deepspeed", sc))
+    zero = cfg["zero_optimization"]
+    assert zero["stage"] == 3
+    assert zero["offload_optimizer"] == zero["offload_param"] == {"device": "cpu", "pin_memory": True}
+    assert cfg["activation_checkpointing"]["cpu_checkpointing"] is True
+    mds = export_files("deepspeed", sc)["mds_args.sh"]
+    assert "--cpu-optimizer" in mds and "--checkpoint-in-cpu" in mds
+    grad = json.loads(export_text("deepspeed", offloaded("off:opt+grad")))["zero_optimization"]
+    assert "offload_optimizer" in grad and "offload_param" not in grad
+    plain = json.loads(export_text("deepspeed", scenario(OFF_LAYOUT, recompute="full")))
+    assert "offload_optimizer" not in plain["zero_optimization"]
+    assert plain["activation_checkpointing"]["cpu_checkpointing"] is False
+
+
+def test_deepspeed_refuses_optimizer_only_and_zero0_offload():
+    with pytest.raises(SpecError, match="also accumulates the gradients"):
+        export_text("deepspeed", offloaded("off:opt"))
+    with pytest.raises(SpecError, match="ZeRO-0"):
+        export_text("deepspeed", offloaded("off:opt+grad", Layout(tp=8)))
+
+
+def test_torchtitan_writes_fsdp2_cpu_offload_and_refuses_partial_kinds():
+    text = export_text("torchtitan", offloaded("off:opt+grad+param"))
+    assert "config.training.enable_cpu_offload = True" in text and "CPU offload off:opt+grad+param" in text
+    ast.parse(text)
+    assert "config.training.enable_cpu_offload = False" in export_text("torchtitan", scenario(OFF_LAYOUT))
+    for level in ("off:opt", "off:opt+grad"):
+        with pytest.raises(SpecError, match="together"):
+            export_text("torchtitan", offloaded(level))
+    with pytest.raises(SpecError, match="cannot offload activations"):
+        export_text("torchtitan", offloaded("off:opt+grad+param+act", recompute="full"))
+    assert "offload" in export_text("json", offloaded("off:opt"))  # the scenario carries any level
+
+
+@pytest.mark.parametrize("framework,level", [("megatron", "off:opt"), ("deepspeed", "off:opt+grad"),
+                                             ("torchtitan", "off:opt+grad+param")])
+def test_the_search_offloads_only_as_the_target_framework_can(framework, level):
+    """plan --framework X for Llama 3 70B on 8 H100 (fits only with offload): the lightest level X
+    expresses, and the export of that plan is accepted."""
+    from planner.frameworks import DEFAULT_RECIPE
+    from planner.search import SearchConstraints, search
+
+    model, hw = load_model("llama3-70b"), load_hardware("h100-sxm-80gb")
+    res = search(model, hw, 8, TrainingSpec(global_batch_size=64, seq_length=4096, recipe=DEFAULT_RECIPE[framework]),
+                 SearchConstraints(framework=framework), top=5)
+    for plan in res.plans:
+        assert plan.training.offload.any
+        assert refusal(framework, model, plan.training, plan.layout) is None
+    best = res.best
+    assert best.training.offload.describe() == level
+    export_text(framework, Scenario(model=model, hardware=hw, gpus=8, training=best.training, layout=best.layout))
