@@ -255,15 +255,18 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
 
 
 def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec, layout: Layout,
-             gpus: int | None = None, breakdown: bool = False) -> Estimate:
+             gpus: int | None = None, breakdown: bool = False, step: StepWork | None = None) -> Estimate:
     """Analytic estimate of one training step of ``model`` on ``hardware`` under ``layout``.
 
     ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError. ``breakdown``
-    adds the per-kernel-class breakdown (planner.cost.breakdown) as ``Estimate.ops``."""
+    adds the per-kernel-class breakdown (planner.cost.breakdown) as ``Estimate.ops``. ``step``: the
+    StepWork ``build_step(model, training, layout)`` already returned (the search's memory check), so
+    it is not built twice; it must be of exactly this model, training and layout."""
     gpus = layout.gpus if gpus is None else gpus
     check_layout(layout, model, training, gpus)
     check_offload(training, layout)
-    step = build_step(model, training, layout)
+    if step is None or not (_same(step.layout, layout) and _same(step.training, training) and _same(step.model, model)):
+        step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
     times = price_stages(step, pricer)
     est = fold(step, times, hardware, gpus, pricer.compute.peak_flops)
@@ -273,6 +276,10 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
         ops = op_breakdown(step, pricer)
         est = est.model_copy(update={"ops": ops, "notes": list(est.notes) + recipe_notes(step.training, ops)})
     return est
+
+
+def _same(a, b) -> bool:
+    return a is b or a == b
 
 
 def recipe_notes(training: TrainingSpec, ops) -> list[str]:

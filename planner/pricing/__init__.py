@@ -37,6 +37,25 @@ class BlockTime:
         return self.compute + self.tp_comm + self.cp_comm
 
 
+_PLACEMENTS: dict[tuple, tuple] = {}
+
+
+def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, GroupPlacement], tuple]:
+    """(group placement per axis, pp boundary devices) of ``layout`` on ``hardware``: pure functions
+    of the two (planner.pricing.placement), kept per (layout, hardware) because every candidate of a
+    search structure (micro-batch, recompute, offload) shares them. Callers must not mutate them."""
+    key = (tuple(tuple(v) if isinstance(v, list) else v for v in layout.__dict__.values()), id(hardware))
+    hit = _PLACEMENTS.get(key)
+    if hit is not None and hit[0] is hardware:
+        return hit[1], hit[2]
+    if len(_PLACEMENTS) > 2048:
+        _PLACEMENTS.clear()
+    groups = {a: axis_placement(layout, a, hardware) for a in AXES}
+    pp = pp_boundary_devices(layout, hardware)
+    _PLACEMENTS[key] = (hardware, groups, pp)
+    return groups, pp
+
+
 class Pricer:
     """Seconds for the ops of one layout on one hardware profile and GPU count."""
 
@@ -50,8 +69,7 @@ class Pricer:
         self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
         self.recompute_host_calls = training.recipe_spec.recompute_host_calls_per_kernel
         self.collectives = CollectivePricer(hardware, self.nodes)
-        self.groups: dict[str, GroupPlacement] = {a: axis_placement(layout, a, hardware) for a in AXES}
-        self.pp_senders, self.pp_crosses_node = pp_boundary_devices(layout, hardware)
+        self.groups, (self.pp_senders, self.pp_crosses_node) = placements(layout, hardware)
         self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
 
     def op_time(self, op: Op) -> float:

@@ -100,11 +100,11 @@ class StageWork:
     def at(self, index: int, in_flight: float) -> StageWork:
         """This stage's work placed at pipeline position ``index`` holding ``in_flight`` micro-batches
         (a shallow copy; the op sets are shared)."""
-        self.model_flops_per_microbatch, self.hardware_flops_per_microbatch  # noqa: B018 - fill caches once
         new = object.__new__(StageWork)
         new.__dict__.update(self.__dict__)
         new.__dict__["index"] = index
         new.__dict__["in_flight"] = in_flight
+        new.__dict__.setdefault("_template", self)  # FLOPs are summed once, on the template, when first read
         return new
 
     @property
@@ -115,11 +115,17 @@ class StageWork:
     @cached_property
     def model_flops_per_microbatch(self) -> float:
         """Forward + backward model FLOPs of one micro-batch (no recompute), per GPU."""
+        template = self.__dict__.get("_template")
+        if template is not None:
+            return template.model_flops_per_microbatch
         return sum(block.model_flops * n for block, n in self.blocks)
 
     @cached_property
     def hardware_flops_per_microbatch(self) -> float:
         """Model FLOPs plus recomputed forward FLOPs, per GPU."""
+        template = self.__dict__.get("_template")
+        if template is not None:
+            return template.hardware_flops_per_microbatch
         return self.model_flops_per_microbatch + sum(b.recompute_flops * n for b, n in self.blocks)
 
 
@@ -207,24 +213,14 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     experts = expert_parameters_per_rank(model, layout) * n_layers if model.is_moe else 0.0
     pre, post, extra_act, fwd_end, dense_act = EMPTY, EMPTY, 0.0, 0.0, 0.0
     if i == 0:
-        emb = embedding_forward(model, training, layout)
-        emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
-        pre = OpSet(tuple(emb), emb_bwd)
+        pre, dense_act = _pre_work(model, training, layer_layout(layout))
         params += emb_params
         if k:
-            dense, dense_layer_act, _ = _layer_work(model, training, layer_layout(layout), dense=True)
-            pre = OpSet(pre.forward + dense.forward * k, pre.backward_input + dense.backward_input * k,
-                        dense.backward_weight * k, dense.recompute * k)
             dl = pc.dense_layer
             params += k * ((dl.attention + dl.mlp) / layout.tp + dl.norms)
-            dense_act = k * dense_layer_act
     if i == layout.pp - 1:
-        head = head_forward(model, training, layout)
-        hb_in, hb_w = _split(_head_backward(model, training, layout, head))
-        post = OpSet(tuple(head), hb_in, hb_w)
+        post, extra_act, fwd_end = _post_work(model, training, layer_layout(layout))
         params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
-        extra_act = head_activation_bytes(model, training, layout)
-        fwd_end = head_forward_bytes(model, training, layout)
     cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1, dense_layers=k)
     recipe = training.recipe_spec
     states = sharded_state_bytes(params, training, layout)
@@ -260,9 +256,47 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
 LAYER_FIELDS = ("tp", "cp", "cp_kind", "sequence_parallel", "ep", "etp")
 
 
+_LAYER_LAYOUTS: dict[tuple, Layout] = {}
+
+
 def layer_layout(layout: Layout) -> Layout:
-    """``layout`` reduced to ``LAYER_FIELDS`` (the key of the per-layer op-set cache)."""
-    return Layout(**{k: getattr(layout, k) for k in LAYER_FIELDS})
+    """``layout`` reduced to ``LAYER_FIELDS`` (the key of the per-layer op-set cache); one Layout
+    object per distinct reduction (built once: pydantic validation is the cost)."""
+    key = tuple(getattr(layout, k) for k in LAYER_FIELDS)
+    hit = _LAYER_LAYOUTS.get(key)
+    if hit is None:
+        if len(_LAYER_LAYOUTS) > 4096:
+            _LAYER_LAYOUTS.clear()
+        hit = _LAYER_LAYOUTS[key] = Layout(**dict(zip(LAYER_FIELDS, key)))
+    return hit
+
+
+@functools.lru_cache(maxsize=4096)
+def _pre_work(model: ModelSpec, training: TrainingSpec, layout: Layout) -> tuple[OpSet, float]:
+    """(op set, activation bytes of the leading dense layers) of the first stage's blocks before its
+    layers: the embedding and, for a MoE model, its ``num_dense_layers`` dense layers. The embedding
+    reads the layout only through dims (tp, cp, sequence_parallel), so ``layout`` is reduced by
+    ``layer_layout`` like the per-layer cache's key."""
+    emb = embedding_forward(model, training, layout)
+    emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
+    pre = OpSet(tuple(emb), emb_bwd)
+    k = model.num_dense_layers
+    if not k:
+        return pre, 0.0
+    dense, dense_layer_act, _ = _layer_work(model, training, layout, dense=True)
+    pre = OpSet(pre.forward + dense.forward * k, pre.backward_input + dense.backward_input * k,
+                dense.backward_weight * k, dense.recompute * k)
+    return pre, k * dense_layer_act
+
+
+@functools.lru_cache(maxsize=4096)
+def _post_work(model: ModelSpec, training: TrainingSpec, layout: Layout) -> tuple[OpSet, float, float]:
+    """(op set, loss temporaries at the start of backward, at the end of forward; bytes) of the last
+    stage's head; ``layout`` reduced by ``layer_layout`` (the head reads tp, cp, sequence_parallel)."""
+    head = head_forward(model, training, layout)
+    hb_in, hb_w = _split(_head_backward(model, training, layout, head))
+    return (OpSet(tuple(head), hb_in, hb_w), head_activation_bytes(model, training, layout),
+            head_forward_bytes(model, training, layout))
 
 
 @functools.lru_cache(maxsize=512)
