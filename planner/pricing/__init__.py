@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..specs import HardwareProfile, Layout, TrainingSpec
 from ..work.context import RingAttention
 from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll, launches
+from . import shared_blocks
 from .collectives import CollectivePricer
 from .compute import ComputePricer
 from .placement import GroupPlacement, axis_placement, pp_boundary_devices
@@ -71,6 +72,11 @@ class Pricer:
         self.collectives = CollectivePricer(hardware, self.nodes)
         self.groups, (self.pp_senders, self.pp_crosses_node) = placements(layout, hardware)
         self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
+        self._shared = shared_blocks.current() if type(self) is Pricer else None  # planner.pricing.shared_blocks
+        if self._shared is not None:
+            self._context = shared_blocks.context_id(
+                self._shared, hardware, (training.precision, self.host_dispatch_s, self.recompute_host_calls,
+                                         self.shared_expert_overlap, tuple(self.groups[a] for a in AXES)))
 
     def op_time(self, op: Op) -> float:
         """Seconds of one op on one rank."""
@@ -122,6 +128,24 @@ class Pricer:
         hit = self._blocks.get(id(ops))
         if hit is not None and hit[0] is ops:
             return hit[1]
+        if self._shared is not None:
+            blocks = self._shared["blocks"]
+            key = (id(ops), self._context)
+            hit = blocks.get(key)
+            if hit is not None and hit[0] is ops:
+                self._blocks[id(ops)] = hit
+                return hit[1]
+            result = self._block_time(ops)
+            if len(blocks) > shared_blocks.MAX_ENTRIES:
+                blocks.clear()
+            blocks[key] = self._blocks[id(ops)] = (ops, result)
+            return result
+        result = self._block_time(ops)
+        self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
+        return result
+
+    def _block_time(self, ops: tuple[Op, ...]) -> BlockTime:
+        """``block_time`` computed."""
         comp = comm = cp = a2a = shared = expert = 0.0
         kernels = 0
         for op in ops:
@@ -148,9 +172,7 @@ class Pricer:
             comm -= hidden
             expert -= hidden
         host = kernels * self.host_dispatch_s
-        result = BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert)
-        self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
-        return result
+        return BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert)
 
     def p2p_time(self, nbytes: float) -> float:
         """Seconds for one pipeline send of ``nbytes`` across the slowest stage boundary."""

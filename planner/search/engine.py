@@ -288,7 +288,10 @@ def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: 
 
 
 def _price_part(model, hardware, cands, usable) -> list[Plan]:
-    return [price(model, hardware, cand, usable) for cand in cands]
+    from ..pricing.shared_blocks import shared_block_times
+
+    with shared_block_times():
+        return [price(model, hardware, cand, usable) for cand in cands]
 
 
 def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
@@ -300,7 +303,17 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
     ``training`` fixes sequence, global batch, precision and recipe; micro-batch and recompute
     are searched unless pinned in ``constraints``. ``reference`` (optional) is priced with the
     same model for comparison (``reference_training`` defaults to ``training``). ``workers`` > 1
-    scans and prices in that many processes; the result does not depend on it."""
+    scans and prices in that many processes; the result does not depend on it. Pricers of the
+    search share block times (planner.pricing.shared_blocks)."""
+    from ..pricing.shared_blocks import shared_block_times
+
+    with shared_block_times():
+        return _search(model, hardware, gpus, training, constraints, top=top, progress=progress,
+                       reference=reference, reference_training=reference_training, workers=workers)
+
+
+def _search(model, hardware, gpus, training, constraints, *, top, progress, reference, reference_training,
+            workers) -> SearchResult:
     from .explain import explain, infeasible_message
 
     c = constraints or SearchConstraints()

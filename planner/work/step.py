@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
@@ -44,6 +43,22 @@ from .moe import expert_parameters_per_rank, moe_note
 from .offload import NO_OFFLOAD, OffloadWork, apply_offload
 from .ops import Collective, Op
 from .params import parameter_counts
+
+
+class cached_property:  # noqa: N801 - functools.cached_property without Python 3.11's per-class lock
+    """Computed on first read and stored in the instance ``__dict__`` (which later reads hit first)."""
+
+    def __init__(self, fn):
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
 
 
 @dataclass(frozen=True)
@@ -299,17 +314,30 @@ def _post_work(model: ModelSpec, training: TrainingSpec, layout: Layout) -> tupl
             head_forward_bytes(model, training, layout))
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=4096)
 def _layer_work(model: ModelSpec, training: TrainingSpec, layout: Layout, accumulate_bytes: float = 0.0,
                 dense: bool = False) -> tuple[OpSet, float, float]:
     """(op set, activation bytes, recompute working bytes) of one layer (a MoE layer for MoE models
     unless ``dense``; ``layout`` reduced by ``layer_layout``): they depend on the layout only through
     ``LAYER_FIELDS``, so the search and repeated estimates reuse them (more ops per layer do not cost
-    more per estimate)."""
+    more per estimate). The gradient-accumulation ops (the only part that depends on the micro-batch
+    count, through ``accumulate_bytes``) come last in the backward, after the cached rest."""
+    base, act, work = _layer_base(model, training, layout, dense)
+    if not accumulate_bytes:
+        return base, act, work
+    _, tensors = layer_linear_params(model, layout, dense)
+    acc_in, acc_w = _split(grad_accumulation_ops(accumulate_bytes, tensors))
+    layer = OpSet(base.forward, base.backward_input + acc_in, base.backward_weight + acc_w, base.recompute)
+    return layer, act, work
+
+
+@functools.lru_cache(maxsize=1024)
+def _layer_base(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool) -> tuple[OpSet, float, float]:
+    """``_layer_work`` without the gradient-accumulation ops (``_split`` keeps op order, so appending
+    their split halves equals splitting the whole list)."""
     lf = layer_forward(model, training, layout, dense=dense)
     _, tensors = layer_linear_params(model, layout, dense)
-    extras = (layer_backward_extras(model, training, layout, dense=dense)
-              + grad_accumulation_ops(accumulate_bytes, tensors))
+    extras = layer_backward_extras(model, training, layout, dense=dense) + grad_accumulation_ops(0.0, tensors)
     lb_in, lb_w = _split(backward_of(lf) + extras)
     layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout, dense=dense)))
     return layer, layer_activation_bytes(model, training, layout, dense), layer_working_bytes(model, training, layout)
