@@ -38,22 +38,24 @@ class BlockTime:
         return self.compute + self.tp_comm + self.cp_comm
 
 
-_PLACEMENTS: dict[tuple, tuple] = {}
-
-
 def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, GroupPlacement], tuple]:
     """(group placement per axis, pp boundary devices) of ``layout`` on ``hardware``: pure functions
-    of the two (planner.pricing.placement), kept per (layout, hardware) because every candidate of a
-    search structure (micro-batch, recompute, offload) shares them. Callers must not mutate them."""
+    of the two (planner.pricing.placement). Inside a search (planner.pricing.shared_blocks) they are
+    kept per (layout, hardware), since every candidate of a structure (micro-batch, recompute,
+    offload) shares them; a lone estimate computes them. Callers must not mutate them."""
+    store = shared_blocks.current()
+    if store is None:
+        return {a: axis_placement(layout, a, hardware) for a in AXES}, pp_boundary_devices(layout, hardware)
+    memo = store["placements"]
     key = (tuple(tuple(v) if isinstance(v, list) else v for v in layout.__dict__.values()), id(hardware))
-    hit = _PLACEMENTS.get(key)
+    hit = memo.get(key)
     if hit is not None and hit[0] is hardware:
         return hit[1], hit[2]
-    if len(_PLACEMENTS) > 2048:
-        _PLACEMENTS.clear()
+    if len(memo) > 4096:
+        memo.clear()
     groups = {a: axis_placement(layout, a, hardware) for a in AXES}
     pp = pp_boundary_devices(layout, hardware)
-    _PLACEMENTS[key] = (hardware, groups, pp)
+    memo[key] = (hardware, groups, pp)
     return groups, pp
 
 

@@ -1,4 +1,4 @@
-"""Block times shared between the Pricers of one search (``shared_block_times``).
+"""Block times and group placements shared between the Pricers of one search (``shared_block_times``).
 
 A block's seconds (``Pricer.block_time``) are a pure function of its op list and of the pricing
 context that ``Pricer.block_time`` reads: the hardware profile, the precision (ComputePricer), the
@@ -42,7 +42,7 @@ def shared_block_times():
     if _STORE[0] is not None:
         yield _STORE[0]
         return
-    _STORE[0] = {"contexts": {}, "hardware": [], "blocks": {}}
+    _STORE[0] = {"contexts": {}, "hardware": [], "blocks": {}, "placements": {}}
     try:
         yield _STORE[0]
     finally:

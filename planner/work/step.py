@@ -123,6 +123,12 @@ class StageWork:
         return new
 
     @property
+    def template(self) -> StageWork:
+        """The stage this one was placed from by ``at`` (itself when it was built directly): same
+        work, states and FLOPs; only the index and the micro-batches in flight differ."""
+        return self.__dict__.get("_template", self)
+
+    @property
     def blocks(self) -> tuple[tuple[OpSet, int], ...]:
         """(op set, repeat count) in forward order."""
         return ((self.pre, 1), (self.layer, self.layers), (self.post, 1))
@@ -159,13 +165,13 @@ class StepWork:
     @cached_property
     def model_flops_per_step(self) -> float:
         """Model FLOPs of the whole step over all GPUs (layout-independent)."""
-        per_pipeline = sum(s.model_flops_per_microbatch for s in self.stages) * self.micro_batches
+        per_pipeline = sum(s.template.model_flops_per_microbatch for s in self.stages) * self.micro_batches
         return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
 
     @cached_property
     def hardware_flops_per_step(self) -> float:
         """Executed FLOPs incl. recompute over all GPUs."""
-        per_pipeline = sum(s.hardware_flops_per_microbatch for s in self.stages) * self.micro_batches
+        per_pipeline = sum(s.template.hardware_flops_per_microbatch for s in self.stages) * self.micro_batches
         return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
 
 

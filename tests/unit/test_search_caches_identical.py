@@ -8,7 +8,7 @@ import pytest
 
 from hwprofiles import load_hardware, load_model
 from planner.cost import estimate
-from planner.pricing import _PLACEMENTS, shared_blocks
+from planner.pricing import shared_blocks
 from planner.search import search
 from planner.specs import TrainingSpec
 from planner.work import step as step_mod
@@ -18,7 +18,6 @@ def _clear_caches() -> None:
     for fn in (step_mod._layer_work, step_mod._layer_base, step_mod._pre_work, step_mod._post_work):
         fn.cache_clear()
     step_mod._LAYER_LAYOUTS.clear()
-    _PLACEMENTS.clear()
 
 
 @pytest.mark.parametrize("model,hw,gpus,training", [
