@@ -68,13 +68,19 @@ class Pricer:
         self.layout = layout
         self.shared_expert_overlap = training.moe_shared_expert_overlap
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
-        self.compute = ComputePricer(hardware.device, training.precision)
+        self._shared = shared_blocks.current() if type(self) is Pricer else None  # planner.pricing.shared_blocks
+        if self._shared is None:
+            self.compute = ComputePricer(hardware.device, training.precision)
+            self.collectives = CollectivePricer(hardware, self.nodes)
+        else:
+            self.compute = shared_blocks.shared_part(self._shared, hardware, ("compute", training.precision),
+                                                     lambda: ComputePricer(hardware.device, training.precision))
+            self.collectives = shared_blocks.shared_part(self._shared, hardware, ("collectives", self.nodes),
+                                                         lambda: CollectivePricer(hardware, self.nodes))
         self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
         self.recompute_host_calls = training.recipe_spec.recompute_host_calls_per_kernel
-        self.collectives = CollectivePricer(hardware, self.nodes)
         self.groups, (self.pp_senders, self.pp_crosses_node) = placements(layout, hardware)
         self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
-        self._shared = shared_blocks.current() if type(self) is Pricer else None  # planner.pricing.shared_blocks
         if self._shared is not None:
             self._context = shared_blocks.context_id(
                 self._shared, hardware, (training.precision, self.host_dispatch_s, self.recompute_host_calls,

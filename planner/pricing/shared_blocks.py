@@ -36,13 +36,25 @@ def context_id(store: dict, hardware, context: tuple) -> int:
     return hit
 
 
+def shared_part(store: dict, hardware, key: tuple, make):
+    """The pricing part (ComputePricer, CollectivePricer: pure functions of ``hardware`` and ``key``
+    whose only state is their own memo of prices) made once per search by ``make()``."""
+    parts = store["parts"]
+    full = (id(hardware), *key)
+    hit = parts.get(full)
+    if hit is None:
+        hit = parts[full] = make()
+        store["hardware"].append(hardware)  # kept alive: its id stays its own
+    return hit
+
+
 @contextmanager
 def shared_block_times():
     """Share block times between every Pricer created inside the block (nested blocks share the outer one)."""
     if _STORE[0] is not None:
         yield _STORE[0]
         return
-    _STORE[0] = {"contexts": {}, "hardware": [], "blocks": {}, "placements": {}}
+    _STORE[0] = {"contexts": {}, "hardware": [], "blocks": {}, "placements": {}, "parts": {}}
     try:
         yield _STORE[0]
     finally:

@@ -226,21 +226,23 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
 
 
 def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params, emb_params, out_params,
-                    act, work_bytes, p2p, m) -> StageWork:
-    """StageWork of stage ``i`` (index and in-flight count are filled in by the caller)."""
+                    act, work_bytes, p2p, m, lay_key=None) -> StageWork:
+    """StageWork of stage ``i`` (index and in-flight count are filled in by the caller; ``lay_key``:
+    ``layer_layout(layout)`` when the caller has it)."""
+    lay_key = layer_layout(layout) if lay_key is None else lay_key
     k = model.num_dense_layers if i == 0 else 0  # MoE: leading dense layers sit on stage 0 (check_layout)
     n_layers -= k
     params = layer_params * n_layers
     experts = expert_parameters_per_rank(model, layout) * n_layers if model.is_moe else 0.0
     pre, post, extra_act, fwd_end, dense_act = EMPTY, EMPTY, 0.0, 0.0, 0.0
     if i == 0:
-        pre, dense_act = _pre_work(model, training, layer_layout(layout))
+        pre, dense_act = _pre_work(model, training, lay_key)
         params += emb_params
         if k:
             dl = pc.dense_layer
             params += k * ((dl.attention + dl.mlp) / layout.tp + dl.norms)
     if i == layout.pp - 1:
-        post, extra_act, fwd_end = _post_work(model, training, layer_layout(layout))
+        post, extra_act, fwd_end = _post_work(model, training, lay_key)
         params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
     cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1, dense_layers=k)
     recipe = training.recipe_spec
@@ -364,7 +366,8 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     if m > 1 and not training.recipe_spec.grad_accumulation_fused:  # per micro-batch, averaged over the step
         shard = layout.shard_degree if (layout.effective_zero_stage >= 2 or layout.fsdp) else 1
         accumulate = layer_params / shard * training.recipe_spec.grad_bytes * (m - 1) / m
-    layer, act, work_bytes = _layer_work(model, training, layer_layout(layout), accumulate)
+    lay_key = layer_layout(layout)
+    layer, act, work_bytes = _layer_work(model, training, lay_key, accumulate)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
@@ -376,7 +379,7 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
         if template is None:
             template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
                                                          layer_params, emb_params, out_params, act, work_bytes, p2p,
-                                                         m)
+                                                         m, lay_key)
         stages.append(template.at(i, held))
     notes = []
     if layout.cp > 1:
