@@ -214,6 +214,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
     closest: dict[str, MemoryCheck] = {}
     order: list[MemoryCheck] = []
     steps: dict = {}
+    trainings: dict[tuple, TrainingSpec] = {}
     checked = 0
     recomputes = recompute_options(c)
     for i, st in enumerate(structs):
@@ -226,7 +227,10 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
         for bi, b in enumerate(sizes):
             fitted = offloaded = False
             for ri, rc in enumerate(recomputes):
-                cand = Candidate(st.layout, training.replace(micro_batch_size=b, recompute=rc), st.gpus)
+                trn = trainings.get((b, rc))
+                if trn is None:  # one TrainingSpec per (micro-batch, recompute), shared by every structure
+                    trn = trainings[(b, rc)] = training.replace(micro_batch_size=b, recompute=rc)
+                cand = Candidate(st.layout, trn, st.gpus)
                 try:
                     check_layout(cand.layout, model, cand.training, cand.gpus)
                 except ValueError:
