@@ -170,6 +170,11 @@ def peak_breakdown(s: StageWork, reserved: float) -> MemoryBreakdown:
     same with only the copies autograd saved and the backward transients (loss temporaries or the
     first recomputed layer; planner/work/memory.py); optimizer step: weights + gradients + optimizer
     state (16 B/param for fp32 AdamW) + buffers. ``reserved`` (runtime + allocator) is its own item."""
+    return breakdown_at(s, peak_moment(s), reserved)
+
+
+def peak_moment(s: StageWork) -> str:
+    """Which of the three moments of ``peak_breakdown`` holds the most bytes."""
     act = s.activation_bytes_per_microbatch * s.in_flight
     grads_b = s.grads_bytes if s.grads_in_backward else 0.0
     static = s.weights_bytes + s.optimizer_bytes + grads_b + act + s.buffer_bytes
@@ -177,10 +182,19 @@ def peak_breakdown(s: StageWork, reserved: float) -> MemoryBreakdown:
     forward_end = static + s.weight_cache_bytes + s.forward_end_bytes
     step = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + s.buffer_bytes
     if step > backward and step >= forward_end:
+        return "optimizer-step"
+    return "forward-end" if forward_end > backward else "backward"
+
+
+def breakdown_at(s: StageWork, moment: str, reserved: float) -> MemoryBreakdown:
+    """The tensors held at ``moment`` (one of ``peak_moment``'s), bytes."""
+    act = s.activation_bytes_per_microbatch * s.in_flight
+    grads_b = s.grads_bytes if s.grads_in_backward else 0.0
+    if moment == "optimizer-step":
         return trusted(MemoryBreakdown, params=s.weights_bytes, grads=s.grads_bytes, optimizer=s.optimizer_bytes,
                        activations=0.0, buffers=s.buffer_bytes, reserved=reserved, weight_copies=0.0,
                        peak_at="optimizer-step")
-    if forward_end > backward:
+    if moment == "forward-end":
         return trusted(MemoryBreakdown, params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,
                        activations=act, buffers=s.buffer_bytes + s.forward_end_bytes, reserved=reserved,
                        weight_copies=s.weight_cache_bytes, peak_at="forward-end")
@@ -199,9 +213,16 @@ def stage_memories_of(stages, hardware: HardwareProfile) -> list[StageMemory]:
     reserved = hardware.device.reserved_memory_gib * GIB
     cap = hardware.device.hbm_capacity_gib * GIB
     out = []
+    shared: dict[tuple, tuple[MemoryBreakdown, float]] = {}  # one record per template and moment
     for s in stages:
-        bd = peak_breakdown(s, reserved)
-        peak = bd.total
+        moment = peak_moment(s)
+        # the optimizer-step moment holds no activations: every stage of a template has the same record
+        key = (id(s.template), moment) if moment == "optimizer-step" else (id(s.template), moment, s.in_flight)
+        hit = shared.get(key)
+        if hit is None:
+            bd = breakdown_at(s, moment, reserved)
+            hit = shared[key] = (bd, bd.total)
+        bd, peak = hit
         out.append(trusted(StageMemory, stage=s.index, layers=s.layers, in_flight_microbatches=round(s.in_flight),
                            peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
                            overflow_bytes=peak - cap if peak > cap else 0.0))
@@ -255,15 +276,18 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
 
 
 def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec, layout: Layout,
-             gpus: int | None = None, breakdown: bool = False) -> Estimate:
+             gpus: int | None = None, breakdown: bool = False, step: StepWork | None = None) -> Estimate:
     """Analytic estimate of one training step of ``model`` on ``hardware`` under ``layout``.
 
     ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError. ``breakdown``
-    adds the per-kernel-class breakdown (planner.cost.breakdown) as ``Estimate.ops``."""
+    adds the per-kernel-class breakdown (planner.cost.breakdown) as ``Estimate.ops``. ``step``: the
+    StepWork ``build_step(model, training, layout)`` already returned (the search's memory check), so
+    it is not built twice; it must be of exactly this model, training and layout."""
     gpus = layout.gpus if gpus is None else gpus
     check_layout(layout, model, training, gpus)
     check_offload(training, layout)
-    step = build_step(model, training, layout)
+    if step is None or not (_same(step.layout, layout) and _same(step.training, training) and _same(step.model, model)):
+        step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
     times = price_stages(step, pricer)
     est = fold(step, times, hardware, gpus, pricer.compute.peak_flops)
@@ -273,6 +297,10 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
         ops = op_breakdown(step, pricer)
         est = est.model_copy(update={"ops": ops, "notes": list(est.notes) + recipe_notes(step.training, ops)})
     return est
+
+
+def _same(a, b) -> bool:
+    return a is b or a == b
 
 
 def recipe_notes(training: TrainingSpec, ops) -> list[str]:

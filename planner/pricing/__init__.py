@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from ..specs import HardwareProfile, Layout, TrainingSpec
 from ..work.context import RingAttention
 from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll, launches
+from . import shared_blocks
 from .collectives import CollectivePricer
 from .compute import ComputePricer
 from .placement import GroupPlacement, axis_placement, pp_boundary_devices
@@ -37,6 +38,27 @@ class BlockTime:
         return self.compute + self.tp_comm + self.cp_comm
 
 
+def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, GroupPlacement], tuple]:
+    """(group placement per axis, pp boundary devices) of ``layout`` on ``hardware``: pure functions
+    of the two (planner.pricing.placement). Inside a search (planner.pricing.shared_blocks) they are
+    kept per (layout, hardware), since every candidate of a structure (micro-batch, recompute,
+    offload) shares them; a lone estimate computes them. Callers must not mutate them."""
+    store = shared_blocks.current()
+    if store is None:
+        return {a: axis_placement(layout, a, hardware) for a in AXES}, pp_boundary_devices(layout, hardware)
+    memo = store["placements"]
+    key = (tuple(tuple(v) if isinstance(v, list) else v for v in layout.__dict__.values()), id(hardware))
+    hit = memo.get(key)
+    if hit is not None and hit[0] is hardware:
+        return hit[1], hit[2]
+    if len(memo) > 4096:
+        memo.clear()
+    groups = {a: axis_placement(layout, a, hardware) for a in AXES}
+    pp = pp_boundary_devices(layout, hardware)
+    memo[key] = (hardware, groups, pp)
+    return groups, pp
+
+
 class Pricer:
     """Seconds for the ops of one layout on one hardware profile and GPU count."""
 
@@ -46,13 +68,23 @@ class Pricer:
         self.layout = layout
         self.shared_expert_overlap = training.moe_shared_expert_overlap
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
-        self.compute = ComputePricer(hardware.device, training.precision)
+        self._shared = shared_blocks.current() if type(self) is Pricer else None  # planner.pricing.shared_blocks
+        if self._shared is None:
+            self.compute = ComputePricer(hardware.device, training.precision)
+            self.collectives = CollectivePricer(hardware, self.nodes)
+        else:
+            self.compute = shared_blocks.shared_part(self._shared, hardware, ("compute", training.precision),
+                                                     lambda: ComputePricer(hardware.device, training.precision))
+            self.collectives = shared_blocks.shared_part(self._shared, hardware, ("collectives", self.nodes),
+                                                         lambda: CollectivePricer(hardware, self.nodes))
         self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
         self.recompute_host_calls = training.recipe_spec.recompute_host_calls_per_kernel
-        self.collectives = CollectivePricer(hardware, self.nodes)
-        self.groups: dict[str, GroupPlacement] = {a: axis_placement(layout, a, hardware) for a in AXES}
-        self.pp_senders, self.pp_crosses_node = pp_boundary_devices(layout, hardware)
+        self.groups, (self.pp_senders, self.pp_crosses_node) = placements(layout, hardware)
         self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
+        if self._shared is not None:
+            self._context = shared_blocks.context_id(
+                self._shared, hardware, (training.precision, self.host_dispatch_s, self.recompute_host_calls,
+                                         self.shared_expert_overlap, tuple(self.groups[a] for a in AXES)))
 
     def op_time(self, op: Op) -> float:
         """Seconds of one op on one rank."""
@@ -104,6 +136,24 @@ class Pricer:
         hit = self._blocks.get(id(ops))
         if hit is not None and hit[0] is ops:
             return hit[1]
+        if self._shared is not None:
+            blocks = self._shared["blocks"]
+            key = (id(ops), self._context)
+            hit = blocks.get(key)
+            if hit is not None and hit[0] is ops:
+                self._blocks[id(ops)] = hit
+                return hit[1]
+            result = self._block_time(ops)
+            if len(blocks) > shared_blocks.MAX_ENTRIES:
+                blocks.clear()
+            blocks[key] = self._blocks[id(ops)] = (ops, result)
+            return result
+        result = self._block_time(ops)
+        self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
+        return result
+
+    def _block_time(self, ops: tuple[Op, ...]) -> BlockTime:
+        """``block_time`` computed."""
         comp = comm = cp = a2a = shared = expert = 0.0
         kernels = 0
         for op in ops:
@@ -130,9 +180,7 @@ class Pricer:
             comm -= hidden
             expert -= hidden
         host = kernels * self.host_dispatch_s
-        result = BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert)
-        self._blocks[id(ops)] = (ops, result)  # keeps ops alive, so the id stays unique
-        return result
+        return BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert)
 
     def p2p_time(self, nbytes: float) -> float:
         """Seconds for one pipeline send of ``nbytes`` across the slowest stage boundary."""

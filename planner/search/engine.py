@@ -60,6 +60,7 @@ class MemoryCheck:
     usable_bytes: float
     optimizer_bytes: float  # optimizer state held at the peak stage (what offload would free)
     breakdown: object = None  # MemoryBreakdown of the peak stage (bounds what offload can free)
+    step: object = None  # the StepWork checked (priced as is when the candidate survives: no rebuild)
 
     @property
     def fits(self) -> bool:
@@ -90,7 +91,7 @@ def check_memory(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, u
         mem = stage_memory(s, hardware)
         if mem.peak_bytes > peak:
             peak, opt, bd = mem.peak_bytes, mem.breakdown.optimizer, mem.breakdown
-    return MemoryCheck(cand, peak, usable, opt, bd)
+    return MemoryCheck(cand, peak, usable, opt, bd, step)
 
 
 def objective_key(objective: str, est: Estimate, gpus: int, cand: Candidate) -> tuple:
@@ -131,6 +132,7 @@ class _Scan:
     structures: int
     checked: int
     counts: Counts
+    steps: dict = None  # candidate key -> the StepWork its memory check built (serial scan only)
 
 
 def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int], training: TrainingSpec,
@@ -159,7 +161,7 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
                 _keep_closest(closest, mc)
         return _Scan(survivors, closest, len(structs), checked, counts)
     part = _scan_structures(model, hardware, structs, training, c, counts, progress, stop_at_first)
-    return _Scan(part.survivors, part.closest, len(structs), part.checked, counts)
+    return _Scan(part.survivors, part.closest, len(structs), part.checked, counts, part.steps)
 
 
 @dataclass
@@ -171,6 +173,7 @@ class _Part:
     closest_order: list[MemoryCheck]  # every check that improved ``closest``, in scan order
     checked: int
     counts: Counts
+    steps: dict = None  # candidate key -> StepWork of its memory check (not sent back by workers)
 
 
 def _slices(items: list, n: int) -> list[list]:
@@ -199,7 +202,9 @@ def _star(fn_args):
 
 
 def _scan_part(model, hardware, structs, training, c) -> _Part:
-    return _scan_structures(model, hardware, structs, training, c, Counts(), None, False)
+    part = _scan_structures(model, hardware, structs, training, c, Counts(), None, False)
+    part.steps = None  # cheaper to rebuild in the parent than to pickle
+    return part
 
 
 def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[Structure], training: TrainingSpec,
@@ -208,6 +213,8 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
     survivors: list[Candidate] = []
     closest: dict[str, MemoryCheck] = {}
     order: list[MemoryCheck] = []
+    steps: dict = {}
+    trainings: dict[tuple, TrainingSpec] = {}
     checked = 0
     recomputes = recompute_options(c)
     for i, st in enumerate(structs):
@@ -220,7 +227,10 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
         for bi, b in enumerate(sizes):
             fitted = offloaded = False
             for ri, rc in enumerate(recomputes):
-                cand = Candidate(st.layout, training.replace(micro_batch_size=b, recompute=rc), st.gpus)
+                trn = trainings.get((b, rc))
+                if trn is None:  # one TrainingSpec per (micro-batch, recompute), shared by every structure
+                    trn = trainings[(b, rc)] = training.replace(micro_batch_size=b, recompute=rc)
+                cand = Candidate(st.layout, trn, st.gpus)
                 try:
                     check_layout(cand.layout, model, cand.training, cand.gpus)
                 except ValueError:
@@ -232,7 +242,10 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 mc = check_memory(model, hardware, cand, usable)
                 checked += 1
                 if mc.fits:
-                    survivors.append(pinned_order(cand, c))
+                    survivor = pinned_order(cand, c)
+                    survivors.append(survivor)
+                    if survivor is cand:  # same layout and training: the checked step is the one to price
+                        steps.setdefault(cand.key, mc.step)
                     counts.dominated += len(recomputes) - ri - 1
                     fitted = True
                     break
@@ -240,18 +253,21 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 if _keep_closest(closest, mc):
                     order.append(mc)
                 if not offloaded:  # offload only where it is needed to fit (planner.search.offload_search)
-                    trial, _ = offload_fit(model, hardware, cand, usable, c, check_memory, mc)
+                    trial, trial_mc = offload_fit(model, hardware, cand, usable, c, check_memory, mc)
                     if trial is not None:
-                        survivors.append(pinned_order(trial, c))
+                        survivor = pinned_order(trial, c)
+                        survivors.append(survivor)
+                        if survivor is trial and trial_mc.candidate is trial:
+                            steps.setdefault(trial.key, trial_mc.step)
                         offloaded = True
             if (fitted or offloaded) and stop_at_first:
-                return _Part(survivors, closest, order, checked, counts)
+                return _Part(survivors, closest, order, checked, counts, steps)
             if not fitted:  # larger micro-batches hold more: cut them (an offload-only fit does not extend)
                 counts.memory += (len(sizes) - bi - 1) * len(recomputes)
                 break
     if progress:
         progress(len(structs), len(structs))
-    return _Part(survivors, closest, order, checked, counts)
+    return _Part(survivors, closest, order, checked, counts, steps)
 
 
 def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> bool:
@@ -266,15 +282,20 @@ def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> bool:
     return kept
 
 
-def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float, rank: int = 0) -> Plan:
-    """A Plan for ``cand``, priced by planner.cost.estimate."""
-    est = estimate(model, hardware, cand.training, cand.layout, cand.gpus)
+def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float, rank: int = 0,
+          step=None) -> Plan:
+    """A Plan for ``cand``, priced by planner.cost.estimate (``step``: the StepWork its memory check
+    built for exactly this layout and training, reused instead of rebuilt)."""
+    est = estimate(model, hardware, cand.training, cand.layout, cand.gpus, step=step)
     return Plan(rank=rank, gpus=cand.gpus, layout=cand.layout, training=cand.training, estimate=est,
                 usable_memory_bytes=usable, gpu_hours_per_mtok=gpu_hours_per_mtok(est, cand.gpus))
 
 
 def _price_part(model, hardware, cands, usable) -> list[Plan]:
-    return [price(model, hardware, cand, usable) for cand in cands]
+    from ..pricing.shared_blocks import shared_block_times
+
+    with shared_block_times():
+        return [price(model, hardware, cand, usable) for cand in cands]
 
 
 def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
@@ -286,7 +307,17 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
     ``training`` fixes sequence, global batch, precision and recipe; micro-batch and recompute
     are searched unless pinned in ``constraints``. ``reference`` (optional) is priced with the
     same model for comparison (``reference_training`` defaults to ``training``). ``workers`` > 1
-    scans and prices in that many processes; the result does not depend on it."""
+    scans and prices in that many processes; the result does not depend on it. Pricers of the
+    search share block times (planner.pricing.shared_blocks)."""
+    from ..pricing.shared_blocks import shared_block_times
+
+    with shared_block_times():
+        return _search(model, hardware, gpus, training, constraints, top=top, progress=progress,
+                       reference=reference, reference_training=reference_training, workers=workers)
+
+
+def _search(model, hardware, gpus, training, constraints, *, top, progress, reference, reference_training,
+            workers) -> SearchResult:
     from .explain import explain, infeasible_message
 
     c = constraints or SearchConstraints()
@@ -313,7 +344,8 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
         plans = [p for part in parallel_map(_price_part, [(model, hardware, part, usable) for part in
                                                           _slices(unique, workers)], workers) for p in part]
     else:
-        plans = [price(model, hardware, cand, usable) for cand in unique]
+        steps = scan.steps or {}
+        plans = [price(model, hardware, cand, usable, step=steps.get(cand.key)) for cand in unique]
     for cand, plan in zip(unique, plans):
         if plan.estimate.peak_memory_bytes > usable:  # full estimate disagrees with the quick check
             scan.counts.memory += 1

@@ -14,6 +14,10 @@ Precision = Literal["bf16", "fp16", "fp8"]
 Recompute = Literal["none", "selective", "full"]
 
 
+#: Recipe name -> RecipeSpec, read once per name (the property below is on the search's hot path).
+_RECIPES: dict = {}
+
+
 class TrainingSpec(Spec):
     """What one optimizer step processes and how. Batches are in sequences."""
 
@@ -92,9 +96,14 @@ class TrainingSpec(Spec):
     @property
     def recipe_spec(self) -> RecipeSpec:
         """The framework recipe this step runs with (hwprofiles/recipes/<recipe>.yaml)."""
-        from hwprofiles.recipe_loader import load_recipe
+        spec = _RECIPES.get(self.recipe)
+        if spec is None:
+            from hwprofiles.recipe_loader import load_recipe
 
-        return load_recipe(self.recipe)
+            spec = load_recipe(self.recipe)
+            if len(_RECIPES) < 64:  # the loader's own cache size; beyond it, ask the loader each time
+                _RECIPES[self.recipe] = spec
+        return spec
 
     @model_validator(mode="after")
     def _check(self):

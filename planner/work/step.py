@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from functools import cached_property
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
@@ -44,6 +43,22 @@ from .moe import expert_parameters_per_rank, moe_note
 from .offload import NO_OFFLOAD, OffloadWork, apply_offload
 from .ops import Collective, Op
 from .params import parameter_counts
+
+
+class cached_property:  # noqa: N801 - functools.cached_property without Python 3.11's per-class lock
+    """Computed on first read and stored in the instance ``__dict__`` (which later reads hit first)."""
+
+    def __init__(self, fn):
+        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
 
 
 @dataclass(frozen=True)
@@ -100,12 +115,18 @@ class StageWork:
     def at(self, index: int, in_flight: float) -> StageWork:
         """This stage's work placed at pipeline position ``index`` holding ``in_flight`` micro-batches
         (a shallow copy; the op sets are shared)."""
-        self.model_flops_per_microbatch, self.hardware_flops_per_microbatch  # noqa: B018 - fill caches once
         new = object.__new__(StageWork)
         new.__dict__.update(self.__dict__)
         new.__dict__["index"] = index
         new.__dict__["in_flight"] = in_flight
+        new.__dict__.setdefault("_template", self)  # FLOPs are summed once, on the template, when first read
         return new
+
+    @property
+    def template(self) -> StageWork:
+        """The stage this one was placed from by ``at`` (itself when it was built directly): same
+        work, states and FLOPs; only the index and the micro-batches in flight differ."""
+        return self.__dict__.get("_template", self)
 
     @property
     def blocks(self) -> tuple[tuple[OpSet, int], ...]:
@@ -115,11 +136,17 @@ class StageWork:
     @cached_property
     def model_flops_per_microbatch(self) -> float:
         """Forward + backward model FLOPs of one micro-batch (no recompute), per GPU."""
+        template = self.__dict__.get("_template")
+        if template is not None:
+            return template.model_flops_per_microbatch
         return sum(block.model_flops * n for block, n in self.blocks)
 
     @cached_property
     def hardware_flops_per_microbatch(self) -> float:
         """Model FLOPs plus recomputed forward FLOPs, per GPU."""
+        template = self.__dict__.get("_template")
+        if template is not None:
+            return template.hardware_flops_per_microbatch
         return self.model_flops_per_microbatch + sum(b.recompute_flops * n for b, n in self.blocks)
 
 
@@ -138,13 +165,13 @@ class StepWork:
     @cached_property
     def model_flops_per_step(self) -> float:
         """Model FLOPs of the whole step over all GPUs (layout-independent)."""
-        per_pipeline = sum(s.model_flops_per_microbatch for s in self.stages) * self.micro_batches
+        per_pipeline = sum(s.template.model_flops_per_microbatch for s in self.stages) * self.micro_batches
         return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
 
     @cached_property
     def hardware_flops_per_step(self) -> float:
         """Executed FLOPs incl. recompute over all GPUs."""
-        per_pipeline = sum(s.hardware_flops_per_microbatch for s in self.stages) * self.micro_batches
+        per_pipeline = sum(s.template.hardware_flops_per_microbatch for s in self.stages) * self.micro_batches
         return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
 
 
@@ -199,32 +226,24 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
 
 
 def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params, emb_params, out_params,
-                    act, work_bytes, p2p, m) -> StageWork:
-    """StageWork of stage ``i`` (index and in-flight count are filled in by the caller)."""
+                    act, work_bytes, p2p, m, lay_key=None) -> StageWork:
+    """StageWork of stage ``i`` (index and in-flight count are filled in by the caller; ``lay_key``:
+    ``layer_layout(layout)`` when the caller has it)."""
+    lay_key = layer_layout(layout) if lay_key is None else lay_key
     k = model.num_dense_layers if i == 0 else 0  # MoE: leading dense layers sit on stage 0 (check_layout)
     n_layers -= k
     params = layer_params * n_layers
     experts = expert_parameters_per_rank(model, layout) * n_layers if model.is_moe else 0.0
     pre, post, extra_act, fwd_end, dense_act = EMPTY, EMPTY, 0.0, 0.0, 0.0
     if i == 0:
-        emb = embedding_forward(model, training, layout)
-        emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
-        pre = OpSet(tuple(emb), emb_bwd)
+        pre, dense_act = _pre_work(model, training, lay_key)
         params += emb_params
         if k:
-            dense, dense_layer_act, _ = _layer_work(model, training, layer_layout(layout), dense=True)
-            pre = OpSet(pre.forward + dense.forward * k, pre.backward_input + dense.backward_input * k,
-                        dense.backward_weight * k, dense.recompute * k)
             dl = pc.dense_layer
             params += k * ((dl.attention + dl.mlp) / layout.tp + dl.norms)
-            dense_act = k * dense_layer_act
     if i == layout.pp - 1:
-        head = head_forward(model, training, layout)
-        hb_in, hb_w = _split(_head_backward(model, training, layout, head))
-        post = OpSet(tuple(head), hb_in, hb_w)
+        post, extra_act, fwd_end = _post_work(model, training, lay_key)
         params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
-        extra_act = head_activation_bytes(model, training, layout)
-        fwd_end = head_forward_bytes(model, training, layout)
     cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1, dense_layers=k)
     recipe = training.recipe_spec
     states = sharded_state_bytes(params, training, layout)
@@ -260,22 +279,73 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
 LAYER_FIELDS = ("tp", "cp", "cp_kind", "sequence_parallel", "ep", "etp")
 
 
+_LAYER_LAYOUTS: dict[tuple, Layout] = {}
+
+
 def layer_layout(layout: Layout) -> Layout:
-    """``layout`` reduced to ``LAYER_FIELDS`` (the key of the per-layer op-set cache)."""
-    return Layout(**{k: getattr(layout, k) for k in LAYER_FIELDS})
+    """``layout`` reduced to ``LAYER_FIELDS`` (the key of the per-layer op-set cache); one Layout
+    object per distinct reduction (built once: pydantic validation is the cost)."""
+    key = tuple(getattr(layout, k) for k in LAYER_FIELDS)
+    hit = _LAYER_LAYOUTS.get(key)
+    if hit is None:
+        if len(_LAYER_LAYOUTS) > 4096:
+            _LAYER_LAYOUTS.clear()
+        hit = _LAYER_LAYOUTS[key] = Layout(**dict(zip(LAYER_FIELDS, key)))
+    return hit
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=4096)
+def _pre_work(model: ModelSpec, training: TrainingSpec, layout: Layout) -> tuple[OpSet, float]:
+    """(op set, activation bytes of the leading dense layers) of the first stage's blocks before its
+    layers: the embedding and, for a MoE model, its ``num_dense_layers`` dense layers. The embedding
+    reads the layout only through dims (tp, cp, sequence_parallel), so ``layout`` is reduced by
+    ``layer_layout`` like the per-layer cache's key."""
+    emb = embedding_forward(model, training, layout)
+    emb_bwd = tuple(op for op in backward_of(emb) if not isinstance(op, Collective))
+    pre = OpSet(tuple(emb), emb_bwd)
+    k = model.num_dense_layers
+    if not k:
+        return pre, 0.0
+    dense, dense_layer_act, _ = _layer_work(model, training, layout, dense=True)
+    pre = OpSet(pre.forward + dense.forward * k, pre.backward_input + dense.backward_input * k,
+                dense.backward_weight * k, dense.recompute * k)
+    return pre, k * dense_layer_act
+
+
+@functools.lru_cache(maxsize=4096)
+def _post_work(model: ModelSpec, training: TrainingSpec, layout: Layout) -> tuple[OpSet, float, float]:
+    """(op set, loss temporaries at the start of backward, at the end of forward; bytes) of the last
+    stage's head; ``layout`` reduced by ``layer_layout`` (the head reads tp, cp, sequence_parallel)."""
+    head = head_forward(model, training, layout)
+    hb_in, hb_w = _split(_head_backward(model, training, layout, head))
+    return (OpSet(tuple(head), hb_in, hb_w), head_activation_bytes(model, training, layout),
+            head_forward_bytes(model, training, layout))
+
+
+@functools.lru_cache(maxsize=4096)
 def _layer_work(model: ModelSpec, training: TrainingSpec, layout: Layout, accumulate_bytes: float = 0.0,
                 dense: bool = False) -> tuple[OpSet, float, float]:
     """(op set, activation bytes, recompute working bytes) of one layer (a MoE layer for MoE models
     unless ``dense``; ``layout`` reduced by ``layer_layout``): they depend on the layout only through
     ``LAYER_FIELDS``, so the search and repeated estimates reuse them (more ops per layer do not cost
-    more per estimate)."""
+    more per estimate). The gradient-accumulation ops (the only part that depends on the micro-batch
+    count, through ``accumulate_bytes``) come last in the backward, after the cached rest."""
+    base, act, work = _layer_base(model, training, layout, dense)
+    if not accumulate_bytes:
+        return base, act, work
+    _, tensors = layer_linear_params(model, layout, dense)
+    acc_in, acc_w = _split(grad_accumulation_ops(accumulate_bytes, tensors))
+    layer = OpSet(base.forward, base.backward_input + acc_in, base.backward_weight + acc_w, base.recompute)
+    return layer, act, work
+
+
+@functools.lru_cache(maxsize=1024)
+def _layer_base(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool) -> tuple[OpSet, float, float]:
+    """``_layer_work`` without the gradient-accumulation ops (``_split`` keeps op order, so appending
+    their split halves equals splitting the whole list)."""
     lf = layer_forward(model, training, layout, dense=dense)
     _, tensors = layer_linear_params(model, layout, dense)
-    extras = (layer_backward_extras(model, training, layout, dense=dense)
-              + grad_accumulation_ops(accumulate_bytes, tensors))
+    extras = layer_backward_extras(model, training, layout, dense=dense) + grad_accumulation_ops(0.0, tensors)
     lb_in, lb_w = _split(backward_of(lf) + extras)
     layer = OpSet(tuple(lf), lb_in, lb_w, tuple(layer_recompute(model, training, layout, dense=dense)))
     return layer, layer_activation_bytes(model, training, layout, dense), layer_working_bytes(model, training, layout)
@@ -296,7 +366,8 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     if m > 1 and not training.recipe_spec.grad_accumulation_fused:  # per micro-batch, averaged over the step
         shard = layout.shard_degree if (layout.effective_zero_stage >= 2 or layout.fsdp) else 1
         accumulate = layer_params / shard * training.recipe_spec.grad_bytes * (m - 1) / m
-    layer, act, work_bytes = _layer_work(model, training, layer_layout(layout), accumulate)
+    lay_key = layer_layout(layout)
+    layer, act, work_bytes = _layer_work(model, training, lay_key, accumulate)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
@@ -308,7 +379,7 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
         if template is None:
             template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
                                                          layer_params, emb_params, out_params, act, work_bytes, p2p,
-                                                         m)
+                                                         m, lay_key)
         stages.append(template.at(i, held))
     notes = []
     if layout.cp > 1:
