@@ -11,28 +11,31 @@ from __future__ import annotations
 from functools import lru_cache
 
 
+def _strip(n: int, p: int) -> tuple[int, int]:
+    """(n with every factor p divided out, how many there were)."""
+    e = 0
+    while n % p == 0:
+        n //= p
+        e += 1
+    return n, e
+
+
 @lru_cache(maxsize=256)
 def factorise(n: int) -> tuple[tuple[int, int], ...]:
     """Prime factorisation of ``n`` >= 1 as ((prime, exponent), ...), primes ascending."""
     if n < 1:
         raise ValueError(f"n({n}) must be >= 1")
     out = []
-    for p in (2, 3):
-        e = 0
-        while n % p == 0:
-            n //= p
-            e += 1
-        if e:
-            out.append((p, e))
+    candidates = [2, 3]
     f = 5
-    while f * f <= n:
-        for p in (f, f + 2):
-            e = 0
-            while n % p == 0:
-                n //= p
-                e += 1
+    while True:
+        for p in candidates:
+            n, e = _strip(n, p)
             if e:
                 out.append((p, e))
+        if f * f > n:
+            break
+        candidates = [f, f + 2]
         f += 6
     if n > 1:
         out.append((n, 1))
