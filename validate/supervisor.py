@@ -211,13 +211,20 @@ def guarded_main(argv: list[str]) -> int:
     try:
         return main(argv)
     except KeyboardInterrupt:
-        print("supervisor interrupted", flush=True)
+        _log_line("supervisor interrupted")
         return 130
     except Exception as exc:  # noqa: BLE001 - the boundary: everything becomes one line
         traceback.print_exc(file=sys.stdout)
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        print(f"supervisor failed: {type(exc).__name__}{': ' + text if text else ''}", flush=True)
+        _log_line(f"supervisor failed: {type(exc).__name__}{': ' + text if text else ''}")
         return 3
+
+
+def _log_line(line: str) -> None:
+    """One line to the supervisor's log: its stdout, which validate.launch redirects to the job log
+    file and reads back (the user sees it through the CLI, never from here)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -14,19 +14,10 @@ pytestmark = pytest.mark.validate
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
-    from planner.cli import main
-
-    out = tmp_path_factory.mktemp("validate_cp") / "results.json"
-    args = ["validate", "run", "--layout", "cp=2", "--layout", "cp=2,cp_kind=allgather", "--kv-heads", "2",
-            "--recompute", "full", "--steps", "1", "--warmup", "1", "--out", str(out), "--json"]
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    assert code == 0, out.read_text() if out.exists() else "no results written"
-    return out
+def report(tmp_path_factory, validate_run):
+    return validate_run(tmp_path_factory.mktemp("validate_cp") / "results.json", "--layout", "cp=2",
+                        "--layout", "cp=2,cp_kind=allgather", "--kv-heads", "2", "--recompute", "full",
+                        "--steps", "1", "--warmup", "1")
 
 
 def test_cp_jobs_pass_numerics(report):

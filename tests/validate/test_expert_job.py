@@ -12,19 +12,12 @@ pytest.importorskip("torch")
 
 
 @pytest.mark.validate
-def test_ep2_job_numerics_and_calls(tmp_path):
-    from planner.cli import main
+def test_ep2_job_numerics_and_calls(tmp_path, validate_run):
     from validate.job import JobSpec
     from validate.report import predicted_collective_calls
 
-    out = tmp_path / "ep.json"
-    try:
-        main(["validate", "run", "--layout", "ep=2", "--steps", "1", "--warmup", "1", "--ffn-kind", "swiglu",
-              "--out", str(out), "--json"])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    assert code == 0, out.read_text() if out.exists() else "no results written"
+    out = validate_run(tmp_path / "ep.json", "--layout", "ep=2", "--steps", "1", "--warmup", "1",
+                       "--ffn-kind", "swiglu")
     job = json.loads(out.read_text())["jobs"][0]
     assert job["layout"] == "tp=1,pp=1,dp=2,ep=2" and job["numerics_passed"] is True
     checks = [r["numerics"] for r in job["ranks"]]

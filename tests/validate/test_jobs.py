@@ -15,21 +15,12 @@ LAYOUTS = ("tp=2", "pp=2,schedule=1f1b", "dp=2,fsdp", "tp=2,pp=2")
 
 
 @pytest.fixture(scope="module")
-def results_path(tmp_path_factory):
+def results_path(tmp_path_factory, validate_run):
     """One ``validate run`` of the four required layouts (one supervisor, so torch is imported once)."""
-    from planner.cli import main
-
-    out = tmp_path_factory.mktemp("validate") / "results.json"
-    args = ["validate", "run", "--steps", "2", "--warmup", "1", "--out", str(out), "--json"]
+    args = ["--steps", "2", "--warmup", "1"]
     for lay in LAYOUTS:
         args += ["--layout", lay]
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    assert code == 0, out.read_text() if out.exists() else "no results written"
-    return out
+    return validate_run(tmp_path_factory.mktemp("validate") / "results.json", *args)
 
 
 def test_required_layouts_pass_numerics(results_path):
