@@ -41,6 +41,7 @@ from typing import Literal
 from pydantic import Field
 
 from ..errors import SpecError
+from ..frameworks import framework_of_recipe
 from ..specs import SCHEDULES, HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
 from .divisors import divisors, divisors_upto
 from .expert_space import expert_degrees
@@ -48,7 +49,6 @@ from .expert_space import expert_degrees
 Objective = Literal["throughput", "memory", "cost"]
 OBJECTIVES = ("throughput", "memory", "cost")
 RECOMPUTES = ("none", "selective", "full")
-MEGATRON_RECIPES = ("megatron-lm", "megatron-core")  # canonical names (TrainingSpec resolves 'megatron')
 MICRO_BATCHES = (1, 2, 4, 8, 16)
 MAX_VPP = 8
 CP_MIN_SEQ = 8192  # context parallelism is offered from 8k tokens (NeMo's long-context recipes start at 16k)
@@ -237,7 +237,7 @@ def tp_overlap_variants(cand: Candidate, c: SearchConstraints) -> list[Candidate
     the recipe can run it (a Megatron recipe: megatron-lm, the 'megatron' alias, or megatron-core; tp > 1
     with sequence parallelism) and the user did not fix it."""
     lay, trn = cand.layout, cand.training
-    if not c.search_tp_overlap or trn.recipe not in MEGATRON_RECIPES or lay.tp == 1 or not lay.sequence_parallel \
+    if not c.search_tp_overlap or framework_of_recipe(trn.recipe) != "megatron" or lay.tp == 1 or not lay.sequence_parallel \
             or trn.tp_comm_overlap:
         return []
     return [Candidate(lay, trn.replace(tp_comm_overlap=True, tp_overlap_style="ring-exchange"), cand.gpus)]

@@ -38,7 +38,6 @@ RECIPE_OFFLOAD = {
     "fsdp1": ("optimizer", "gradients", "params"),  # FSDP1 CPUOffload(offload_params=True): likewise together
     "torch-amp": (),
 }
-FSDP_RECIPES = ("torchtitan", "fsdp1")
 
 #: Levels the search tries, lightest first (each a superset of the one before).
 OFFLOAD_LEVELS = (
@@ -60,7 +59,7 @@ def check_offload(training: TrainingSpec, layout: Layout) -> None:
     if missing:
         raise SpecError(f"recipe '{training.recipe}' cannot offload {', '.join(missing)}; it can offload: "
                         f"{', '.join(allowed) or 'nothing'}", field="training.offload")
-    if training.recipe in FSDP_RECIPES and not (off.optimizer and off.gradients and off.params):
+    if training.recipe_spec.fsdp_sharding and not (off.optimizer and off.gradients and off.params):
         raise SpecError("FSDP2 CPUOffloadPolicy offloads params, gradients and optimizer together",
                         field="training.offload")
     if (off.gradients or off.params) and not off.optimizer:
