@@ -22,6 +22,20 @@ MEGATRON_FAMILY = re.compile(r"megatron|neox|deepspeed", re.I)
 FUSED_ATTENTION_FRAMEWORKS = re.compile(r"megatron-core|nemo|megatron-bridge|torchtitan|foundry", re.I)
 
 
+#: NeMo releases whose NeMo-Framework-Launcher config sets NVTE_FUSED_ATTN=0 ("Disable cudnn FA until we've
+#: tested it more", launcher_scripts/conf/config.yaml of tags 24.03.01, 24.05, 24.07; cuDNN attention is
+#: enabled from 24.09): Transformer Engine then runs flash-attn's FlashAttention-2 kernels on Hopper.
+FA2_NEMO_RELEASES = re.compile(r"nemo\s*24\.0[3-7]", re.I)
+
+
+def row_attention_kernel(framework: str, hardware) -> str | None:
+    """The attention kernel table a row's framework column implies: ``fa2`` for the NeMo releases of
+    ``FA2_NEMO_RELEASES`` on a profile that has that table; None (the profile's default) otherwise."""
+    if FA2_NEMO_RELEASES.search(framework) and "fa2" in hardware.device.attention_kernel_tables:
+        return "fa2"
+    return None
+
+
 class Unmappable(Exception):
     """A row cannot be turned into a scenario (the message is the reason)."""
 

@@ -83,6 +83,7 @@ from .cells import (
     measured_tflops,
     number_cell,
     read_rows,
+    row_attention_kernel,
     yes_no_cell,
 )
 from .moe_rows import moe_model, row_ep
@@ -331,6 +332,9 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     if flash is None:  # context parallelism runs a fused kernel per K/V chunk in every framework that has it
         flash = cp > 1 or bool(FUSED_ATTENTION_FRAMEWORKS.search(row["framework"]))
         defaults.append("flash_attention")
+    attention_kernel = row_attention_kernel(framework, hw) if flash else None
+    if attention_kernel:
+        flags.append(f"attention_{attention_kernel}")  # the release's launcher turns cuDNN attention off
     if re.search(r"microbatch-level", row["recompute"], re.I):
         flags.append("recompute_approximated")
         defaults.append("recompute")
@@ -344,7 +348,8 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
                     schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **experts)
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",
-                flash_attention=flash, distributed_optimizer=dist_opt or (None if zero_default else False),
+                flash_attention=flash, attention_kernel=attention_kernel,
+                distributed_optimizer=dist_opt or (None if zero_default else False),
                 overlap_dp_comm=False if re.search(r"not overlapped", row["notes"], re.I) else None,
                 overlap_param_gather=True if "--overlap-param-gather" in row["notes"] else None,
                 tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None)  # None: the recipe's default

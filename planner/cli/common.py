@@ -40,6 +40,7 @@ SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequenc
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, fp16 or fp8.", show_default=_default(TrainingSpec, "precision"))]
 RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, fsdp1 or torch-amp (megatron = megatron-lm, fsdp = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
+AttnKernelOpt = Annotated[Optional[str], typer.Option("--attention-kernel", help="Fused attention kernel generation: a table of the hardware profile (e.g. fa2).", show_default="the profile's attention_table")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
 FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's).")]
 EpOpt = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel degree (MoE).")]
@@ -61,7 +62,7 @@ SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("micro_batch", MicroOpt),
     ("global_batch", GlobalOpt), ("seq", SeqOpt), ("zero", ZeroOpt), ("fsdp", FsdpOpt),
     ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
-    ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
+    ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("attention_kernel", AttnKernelOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
     ("framework", FrameworkOpt),
     ("ep", EpOpt), ("etp", EtpOpt), ("moe_capacity_factor", CapacityOpt), ("moe_imbalance", ImbalanceOpt),
     ("moe_shared_expert_overlap", SharedOverlapOpt), ("moe_dispatcher", DispatcherOpt),
@@ -153,7 +154,7 @@ FLAG_OF = {
     "layout.sequence_parallel": "--sequence-parallel", "training.global_batch_size": "--global-batch",
     "training.micro_batch_size": "--micro-batch", "training.seq_length": "--seq", "training.recompute": "--recompute",
     "training.precision": "--precision", "training.recipe": "--recipe",
-    "training.flash_attention": "--flash-attention", "layout.ep": "--ep", "layout.etp": "--etp",
+    "training.flash_attention": "--flash-attention", "training.attention_kernel": "--attention-kernel", "layout.ep": "--ep", "layout.etp": "--etp",
     "training.moe_capacity_factor": "--moe-capacity-factor", "training.moe_load_imbalance": "--moe-imbalance",
     "training.moe_token_dispatcher": "--moe-dispatcher",
 }
@@ -195,8 +196,8 @@ def build_scenario(
     cp: int | None = None, cp_kind: str | None = None, micro_batch: int | None = None, global_batch: int | None = None,
     seq: int | None = None, zero: int | None = None, fsdp: bool | None = None,
     recompute: str | None = None, sequence_parallel: bool | None = None, precision: str | None = None,
-    recipe: str | None = None, flash_attention: bool | None = None, schedule: str | None = None,
-    layout_file: str | None = None, framework: str | None = None, ep: int | None = None, etp: int | None = None,
+    recipe: str | None = None, flash_attention: bool | None = None, attention_kernel: str | None = None,
+    schedule: str | None = None, layout_file: str | None = None, framework: str | None = None, ep: int | None = None, etp: int | None = None,
     moe_capacity_factor: float | None = None, moe_imbalance: float | None = None,
     moe_shared_expert_overlap: bool | None = None, moe_dispatcher: str | None = None,
 ) -> Scenario:
@@ -250,6 +251,7 @@ def build_scenario(
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
                        ("recipe", recipe), ("flash_attention", flash_attention),
+                       ("attention_kernel", attention_kernel),
                        ("moe_capacity_factor", moe_capacity_factor), ("moe_load_imbalance", moe_imbalance),
                        ("moe_shared_expert_overlap", moe_shared_expert_overlap),
                        ("moe_token_dispatcher", moe_dispatcher)):
@@ -265,7 +267,8 @@ def build_scenario(
                                      ("training.global_batch_size", global_batch),
                                      ("training.micro_batch_size", micro_batch), ("training.seq_length", seq),
                                      ("training.recompute", recompute), ("training.precision", precision),
-                                     ("training.recipe", recipe), ("layout.ep", ep), ("layout.etp", etp),
+                                     ("training.recipe", recipe), ("training.attention_kernel", attention_kernel),
+                                     ("layout.ep", ep), ("layout.etp", etp),
                                      ("training.moe_capacity_factor", moe_capacity_factor),
                                      ("training.moe_load_imbalance", moe_imbalance),
                                      ("training.moe_token_dispatcher", moe_dispatcher)) if v is not None}
@@ -279,6 +282,11 @@ def build_scenario(
                         "(drop --fsdp or --zero)", field="--zero" if zero is not None else "--fsdp")
     if seq is not None:
         check_seq_fits(model_spec, seq)
+    if trn.get("attention_kernel") is not None:
+        from ..pricing.compute import attention_points
+
+        with user_names(given, layout_file):
+            attention_points(hw.device, trn["attention_kernel"])
     with user_names(given, layout_file):
         if dp is not None:
             lay["dp"] = dp

@@ -96,6 +96,7 @@ def plan(
     gpus: c.GpusOpt = None, global_batch: c.GlobalOpt = None,
     tokens_per_step: Annotated[Optional[int], typer.Option("--tokens-per-step", help="Tokens per step (instead of --global-batch).")] = None,
     seq: c.SeqOpt = None, precision: c.PrecisionOpt = None, recipe: c.RecipeOpt = None,
+    attention_kernel: c.AttnKernelOpt = None,
     max_tp: Annotated[Optional[int], typer.Option("--max-tp", help="Largest tensor-parallel degree.")] = None,
     pp: c.PpOpt = None, zero: c.ZeroOpt = None, micro_batch: c.MicroOpt = None, recompute: c.RecomputeOpt = None,
     schedule: c.ScheduleOpt = None, sequence_parallel: c.SpOpt = None,
@@ -168,8 +169,16 @@ def plan(
         c.check_seq_fits(model_spec, seq)
     trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq,
                  "moe_capacity_factor": moe_capacity_factor, "moe_load_imbalance": moe_imbalance,
-                 "moe_shared_expert_overlap": moe_shared_expert_overlap, "moe_token_dispatcher": moe_dispatcher}
+                 "moe_shared_expert_overlap": moe_shared_expert_overlap, "moe_token_dispatcher": moe_dispatcher,
+                 "attention_kernel": attention_kernel}
     trn = {k: v for k, v in trn.items() if v is not None}
+    if attention_kernel is not None:
+        from ..pricing.compute import attention_points
+
+        try:
+            attention_points(hw.device, attention_kernel)
+        except SpecError as exc:
+            raise SpecError(str(exc).removeprefix("training.attention_kernel: "), field="--attention-kernel") from None
     seq_len = seq or TrainingSpec.model_fields["seq_length"].default
     if (global_batch is None) == (tokens_per_step is None):
         raise SpecError("give exactly one of --global-batch or --tokens-per-step", field="--global-batch")

@@ -323,4 +323,7 @@ def recipe_notes(training: TrainingSpec, ops) -> list[str]:
            + (f" ({top})" if top else "") + f"; {ops.layer_bytes_per_token / 1e3:.0f} kB moved per token per layer"]
     out.append(f"recipe {r.name}: {kernels:,} kernels per step, host dispatch {ops.host_seconds:.3g} s at "
                f"{r.host_dispatch_us:g} us/kernel" + (f"; {', '.join(overlaps)}" if overlaps else ""))
+    if training.attention_kernel is not None:
+        out.append(f"attention priced with the profile's {training.attention_kernel} kernel table "
+                   "(device.attention_kernel_tables)")
     return out

@@ -70,11 +70,12 @@ class Pricer:
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self._shared = shared_blocks.current() if type(self) is Pricer else None  # planner.pricing.shared_blocks
         if self._shared is None:
-            self.compute = ComputePricer(hardware.device, training.precision)
+            self.compute = ComputePricer(hardware.device, training.precision, training.attention_kernel)
             self.collectives = CollectivePricer(hardware, self.nodes)
         else:
-            self.compute = shared_blocks.shared_part(self._shared, hardware, ("compute", training.precision),
-                                                     lambda: ComputePricer(hardware.device, training.precision))
+            self.compute = shared_blocks.shared_part(
+                self._shared, hardware, ("compute", training.precision, training.attention_kernel),
+                lambda: ComputePricer(hardware.device, training.precision, training.attention_kernel))
             self.collectives = shared_blocks.shared_part(self._shared, hardware, ("collectives", self.nodes),
                                                          lambda: CollectivePricer(hardware, self.nodes))
         self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
@@ -83,7 +84,7 @@ class Pricer:
         self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
         if self._shared is not None:
             self._context = shared_blocks.context_id(
-                self._shared, hardware, (training.precision, self.host_dispatch_s, self.recompute_host_calls,
+                self._shared, hardware, (training.precision, training.attention_kernel, self.host_dispatch_s, self.recompute_host_calls,
                                          self.shared_expert_overlap, tuple(self.groups[a] for a in AXES)))
 
     def op_time(self, op: Op) -> float:

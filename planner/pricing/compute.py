@@ -22,10 +22,27 @@ def interpolate_clamped(xs: list[float], ys: list[float], x: float) -> float:
     return ys[i - 1] + w * (ys[i] - ys[i - 1])
 
 
+def attention_points(device: DeviceSpec, kernel: str | None) -> list:
+    """The fused attention table of kernel generation ``kernel`` (a key of
+    ``device.attention_kernel_tables``; None = the profile's ``attention_table``); SpecError naming
+    the generations the profile has otherwise."""
+    if kernel is None:
+        return device.attention_table
+    tables = device.attention_kernel_tables
+    if kernel not in tables:
+        from ..errors import SpecError
+
+        have = ", ".join(sorted(tables)) or "none"
+        default = f"; its default table measures {device.attention_kernel}" if device.attention_kernel else ""
+        raise SpecError(f"{kernel!r} is not an attention kernel table of {device.name} (other tables: {have}"
+                        f"{default}; leave the option out for it)", field="training.attention_kernel")
+    return tables[kernel]
+
+
 class ComputePricer:
     """Prices compute ops on ``device`` for a training ``precision`` (bf16 / fp16 / fp8)."""
 
-    def __init__(self, device: DeviceSpec, precision: str):
+    def __init__(self, device: DeviceSpec, precision: str, attention_kernel: str | None = None):
         self.device = device
         self.precision = precision
         half = "fp16" if precision == "fp16" else "bf16"
@@ -49,7 +66,7 @@ class ComputePricer:
         self._cache: dict[tuple[int, int, int], float] = {}
         self._attn_cache: dict[tuple[int, int, bool], float] = {}
         table: dict[int, list] = {}
-        for p in device.attention_table:
+        for p in attention_points(device, attention_kernel):
             table.setdefault(p.head_dim, []).append(p)
         self._attn_table = {hd: sorted(pts, key=lambda p: p.seq) for hd, pts in table.items()}
 

@@ -93,6 +93,10 @@ class DeviceSpec(Spec):
         description="fused attention efficiency by head dim and sequence (nearest head dim, log-interpolated in "
         "sequence, clamped); empty = attention_efficiency / attention_backward_efficiency everywhere")
     attention_kernel: str = Field("", description="the attention kernel generation the table measures (FA2, FA3, cuDNN SDPA)")
+    attention_kernel_tables: dict[str, list[AttentionPoint]] = Field(
+        default_factory=dict,
+        description="other fused attention kernel generations measured on this device, by name (e.g. fa2: "
+        "FlashAttention-2 kernels on Hopper); training.attention_kernel selects one instead of attention_table")
     optimizer_params_per_s: float = Field(
         gt=0, description="fused Adam step throughput, fp32 parameters per second"
     )

@@ -34,6 +34,9 @@ class TrainingSpec(Spec):
     optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer (Adam keeps two fp32 moments)")
     recompute: Recompute = Field("none", description="activation recomputation")
     flash_attention: bool = Field(True, description="fused flash attention (no s^2 score matrix stored)")
+    attention_kernel: str | None = Field(
+        None, description="fused attention kernel generation: a key of the hardware profile's "
+        "device.attention_kernel_tables (e.g. fa2); None = the profile's attention_table (its attention_kernel)")
     dropout: bool = Field(True, description="dropout layers present (their masks are kept for backward); "
                           "default: the recipe's dropout_default")
     overlap_dp_comm: bool = Field(

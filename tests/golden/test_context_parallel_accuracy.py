@@ -1,8 +1,8 @@
 """Golden: published long-context runs with context parallelism are predicted (none skipped), and the
 median |throughput error| over the cp > 1 rows is pinned.
 
-Rows (hwprofiles/data/published_runs.csv, ids 301-308): NeMo 24.03 Long Sequence Performance,
-LLAMA2-7B FP8 on DGX-H100, 16K-1024K tokens with cp 1-32 (ring); Llama 3 405B long-context stage,
+Rows (hwprofiles/data/published_runs.csv, ids 301-308, 311-312): NeMo 24.03 Long Sequence Performance,
+LLAMA2-7B FP8 on DGX-H100, 4K-1024K tokens with cp 1-32 (ring); Llama 3 405B long-context stage,
 16,384 H100, tp 8 cp 16 pp 16 (all-gather; arXiv 2407.21783 Table 4). The prediction path sees only
 the scenario (test_published_accuracy.py checks that); nothing here is a per-row factor.
 """
@@ -39,7 +39,14 @@ SOURCES = {"nemo_long_seq_h100", "llama3_2024_t4"}
 # planner/pricing/tp_overlap.py, docs/tp_overlap_fidelity.md) instead of the whole-pass bound: rows 301-307
 # move -2.0 to -9.1 points (+46.4 -> +37.6, +52.6 -> +46.1, +60.7 -> +51.6, +59.4 -> +54.3, +63.2 -> +60.3,
 # +62.8 -> +59.1, +68.2 -> +66.2); row 308 (megatron-lm, no overlap) unchanged.
-MEDIAN_ABS_ERROR_PCT = 54.3
+# re-pinned 2026-12-02 at 2.7 % (row 329; was 54.3 %), 9 cp rows (302-308 and the NeMo 24.07 perf-summary rows
+# 328-329, cp 2): NeMo 24.03.01-24.07 launch with NVTE_FUSED_ATTN=0 (NeMo-Framework-Launcher
+# launcher_scripts/conf/config.yaml, "Disable cudnn FA until we've tested it more"), so Transformer Engine runs
+# flash-attn's FlashAttention-2 kernels on Hopper, not cuDNN; rows naming those releases are priced with the
+# h100 profile's fa2 attention table (Shah et al. 2024, arXiv 2407.08608, Figs. 4-5: FA2 on H100, hd 128) through
+# planner.bench.cells.row_attention_kernel: rows 302-307 move from +46..+66 % to -0.5..+7.3 %; row 308
+# (Llama 3, megatron-lm recipe, default table) unchanged at -33.5 %.
+MEDIAN_ABS_ERROR_PCT = 2.7
 TOLERANCE_POINTS = 2.0
 
 
@@ -52,7 +59,7 @@ def test_long_context_rows_are_all_predicted(report):
     skipped = [s for s in report.skipped if s.source_id in SOURCES]
     assert skipped == []
     rows = [r for r in report.rows if r.source_id in SOURCES]
-    assert len(rows) == 8
+    assert len(rows) == 10  # 301-308 and the table's 4K / 8K rows 311-312 (cp 1)
     assert sum(r.cp > 1 for r in rows) == 7
     assert all(r.fits for r in rows)
 

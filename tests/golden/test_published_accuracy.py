@@ -34,6 +34,17 @@ def test_fully_stated_median_error_does_not_grow_past_the_recorded_figure(report
     )
 
 
+@pytest.mark.parametrize("group", ["all_rows", "h100"])
+def test_all_rows_and_h100_medians_do_not_grow_past_the_recorded_figures(report, group):
+    pinned = BASELINE[group]
+    stats = report.summary.all_rows if group == "all_rows" else report.summary.by_hardware["h100-sxm-80gb"]
+    assert stats.rows >= pinned["rows"] - 2  # the check is not vacuous
+    limit = pinned["median_abs_error_pct"] + BASELINE["tolerance_points"]
+    assert stats.median_abs_error_pct <= limit, (
+        f"{group}: median |error| {stats.median_abs_error_pct:.1f}% > recorded {pinned['median_abs_error_pct']}% + "
+        f"{BASELINE['tolerance_points']} points ({pinned['command']})")
+
+
 def test_the_prediction_path_sees_only_the_scenario():
     params = list(inspect.signature(predict).parameters)
     assert params == ["scenario"]

@@ -1,0 +1,59 @@
+"""Attention kernel generations: a profile's extra attention tables (device.attention_kernel_tables),
+selected by training.attention_kernel / --attention-kernel, and the bench rows that imply one."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hwprofiles import load_hardware
+from planner.bench.cells import row_attention_kernel
+from planner.errors import SpecError
+from planner.pricing.compute import ComputePricer
+
+
+def test_fa2_table_is_read_from_the_h100_profile():
+    dev = load_hardware("h100-sxm-80gb").device
+    default, fa2 = ComputePricer(dev, "bf16"), ComputePricer(dev, "bf16", "fa2")
+    # Shah et al. 2024, Fig. 4 (causal forward, hd 128, 4k): FA2 319 TFLOP/s; Fig. 5 (backward): 310
+    assert fa2.attention_efficiency(128, 4096, backward=False) == pytest.approx(319 / 989.4, abs=1e-3)
+    assert fa2.attention_efficiency(128, 4096, backward=True) == pytest.approx(310 / 989.4, abs=1e-3)
+    for seq in (4096, 8192, 131072):  # the 2026 cuDNN / SDPA default table is faster from 4k up
+        for bwd in (False, True):
+            assert fa2.attention_efficiency(128, seq, bwd) < default.attention_efficiency(128, seq, bwd)
+
+
+def test_unknown_kernel_names_the_tables_the_profile_has():
+    dev = load_hardware("h100-sxm-80gb").device
+    with pytest.raises(SpecError, match="fa2"):
+        ComputePricer(dev, "bf16", "fa9")
+
+
+@pytest.mark.parametrize("command", ["estimate", "plan"])
+def test_cli_refuses_an_unknown_kernel_with_exit_2(run_cli, command):
+    result = run_cli(command, "-m", "llama2-7b", "-H", "a100-sxm-80gb", "-g", "8", "--global-batch", "64",
+                     "--attention-kernel", "fa2")
+    assert result.exit_code == 2
+    assert "--attention-kernel" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_estimate_with_fa2_is_slower_and_says_so(run_cli):
+    args = ["estimate", "-m", "llama3-8b", "-H", "h100-sxm-80gb", "-g", "8", "--global-batch", "64",
+            "--seq", "8192", "--recipe", "megatron-core", "--json"]
+    base = json.loads(run_cli(*args).stdout)
+    fa2 = json.loads(run_cli(*args, "--attention-kernel", "fa2").stdout)
+    assert fa2["step_time_s"] > base["step_time_s"]
+    assert fa2["training"]["attention_kernel"] == "fa2"
+    assert any("fa2 kernel table" in n for n in fa2["notes"])
+
+
+@pytest.mark.parametrize(("framework", "hardware", "kernel"), [
+    ("NeMo 24.03.01 (Megatron-Core, Transformer Engine)", "h100-sxm-80gb", "fa2"),
+    ("NeMo 24.07 (Megatron-Core, Transformer Engine)", "h100-sxm-80gb", "fa2"),
+    ("NeMo 24.09 (Megatron-Core)", "h100-sxm-80gb", None),  # cuDNN attention enabled from 24.09
+    ("Megatron-Core r0.8.0", "h100-sxm-80gb", None),
+    ("NeMo 24.07 (Megatron-Core, Transformer Engine)", "a100-sxm-80gb", None),  # no fa2 table: its default
+])
+def test_row_attention_kernel_follows_the_release(framework, hardware, kernel):
+    assert row_attention_kernel(framework, load_hardware(hardware)) == kernel
