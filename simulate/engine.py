@@ -265,14 +265,14 @@ class Engine:
             return
         s0 = env.now  # blocking slot: the real send, or the matching receive of an end stage
         if real:
-            tr = self.plan.sends[(i, to_stage)]
+            tr = self.plan.blocking_sends[(i, to_stage)]
             done = self._single_event(tr)
             if done is None:
                 yield from self.transfer(tr)
             else:
                 yield done
         else:
-            yield env.timeout(self.plan.p2p * self.noise())
+            yield env.timeout(self.plan.stage_p2p[i] * self.noise())
         log.p2p += env.now - s0
         if real:
             self._flow_trace(i, to_stage, s0, env.now - s0, f"{'act' if kind == 'F' else 'grad'} mb{mb}")
@@ -298,7 +298,7 @@ class Engine:
         act = plan.activation_bytes_per_microbatch / self.v
         frees = "W" if self.split else "B"
         record = self.record_memory
-        sends = self.plan.sends
+        sends, blocking = self.plan.sends, self.plan.blocking_sends
         send_to = {"F": sends.get((i, (i + 1) % p)), "B": sends.get((i, (i - 1) % p))}
         contention, fabric_flow, arrive, arrived_cb = self.contention, self.fabric.flow, self._arrive, self._arrived
         timeout = env.timeout
@@ -359,14 +359,14 @@ class Engine:
                 continue
             s0 = env.now  # blocking slot: the real send, or the matching receive of an end stage
             if real:
-                tr = sends[(i, to_stage)]
+                tr = blocking[(i, to_stage)]
                 done = self._single_event(tr)
                 if done is None:
                     yield from self.transfer(tr)
                 else:
                     yield done
             else:
-                yield timeout(self.plan.p2p)
+                yield timeout(self.plan.stage_p2p[i])
             log.p2p += env.now - s0
             if real:
                 self._arrive(to_key)

@@ -114,6 +114,8 @@ class SimPlan:
     sends: dict[tuple[int, int], Transfer]  # (from stage, to stage) -> transfer
     nic_gbps: dict[NicKey, float]
     folded: tuple[str, ...]
+    stage_p2p: tuple[float, ...] = ()  # per stage: what one of its sends blocks it (Pricer.p2p_blocking_time), s
+    blocking_sends: dict[tuple[int, int], Transfer] | None = None  # sends as blocking slots (overlap off)
 
 
 def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, cp_nics=(),
@@ -254,12 +256,14 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
     # stages made from one template (same layers, embedding / head, states) are priced once; the
     # NICs they load (their fabric position) are looked up per stage
     priced: dict[tuple, tuple] = {}
+    stage_p2p = []
     for s, (node, devs) in zip(step.stages, placement):
         work = (s.layers, id(s.pre), id(s.post), s.index == 0, s.index == layout.pp - 1)
         if work not in priced:
             priced[work] = (price_stage(s, step, pricer),
                             _chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1))
         times, chunks = priced[work]
+        stage_p2p.append(times.p2p / 2)  # the analytic send: a forward activation and a backward gradient
         both = _nic_use(node_spec, node, devs, ("out", "in")) if has_nics else ()
         coll = [_collective_transfer(pricer, c, both, dp_share) for c in s.per_step_comm]
         z3f = [c for c in s.per_microbatch_comm if c.phase == "fwd"]
@@ -292,7 +296,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             offload_exposed=times.offload_exposed,
         ))
     p2p = pricer.p2p_time(step.p2p_bytes)
-    sends = {}
+    sends, blocking = {}, {}
     for a in range(layout.pp):
         for b in ((a + 1) % layout.pp, (a - 1) % layout.pp):
             if a == b:
@@ -304,6 +308,8 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
                     if cross and has_nics else ())
             sends[(a, b)] = Transfer(f"send {a}->{b}", 0.0 if nics else p2p, p2p if nics else 0.0,
                                      nics, p2p_share)
+            # blocking (overlap off): what the send holds its stage, the analytic price of the recipe's rule
+            blocking[(a, b)] = sends[(a, b)].scaled(stage_p2p[a] / p2p) if p2p > 0 else sends[(a, b)]
     nic_gbps = {}
     for node in sorted({n for n, _ in placement} | {n + 1 for n, _ in placement}):
         for nic in node_spec.nics:
@@ -317,4 +323,4 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
         "co-located replicas' identical transfers are counted on the shared NICs"
         if layout.tp * layout.cp * layout.pp < dpn else "each node hosts ranks of one pipeline only",
     )
-    return SimPlan(step, pricer, tuple(stages), p2p, sends, nic_gbps, folded)
+    return SimPlan(step, pricer, tuple(stages), p2p, sends, nic_gbps, folded, tuple(stage_p2p), blocking)

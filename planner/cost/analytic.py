@@ -110,7 +110,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         bwd_input_compute=parts["bi"][0], bwd_input_tp=parts["bi"][1] + parts["bw"][1],
         bwd_weight_compute=parts["bw"][0],
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
-        p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
+        p2p=2 * pricer.p2p_blocking_time(step.p2p_bytes, fwd_c, bwd_c), zero3_exposed=zero3,
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
@@ -146,9 +146,10 @@ def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
     worst = 0.0
     slack = 0.0
     for t in times:
-        # the backward's wall time on the compute stream (exposed cp exchange included; the simulator's
-        # reduction window is the same); TP collectives are left out as before (see docs/context_parallel.md)
-        backward = t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + t.bwd_cp
+        # the backward's wall time on the compute stream, its exposed TP collectives and cp exchange
+        # included: the reduction's stream runs beside all of it (the simulator's window is the same)
+        backward = (t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + t.bwd_cp
+                    + t.bwd_input_tp + t.recompute_tp)
         if zb:  # stage i's last W ends i(B - W) before stage 0's (Qi et al. 2023, Fig. 3 top)
             backward = t.bwd_weight_compute
             slack_step = t.bwd_input_compute + t.recompute_compute - t.bwd_weight_compute

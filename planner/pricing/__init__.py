@@ -190,6 +190,18 @@ class Pricer:
         group = self.groups["pp"]
         return self.collectives.p2p_time(nbytes, group, self.pp_senders or None, self.pp_crosses_node)
 
+    def p2p_blocking_time(self, nbytes: float, fwd_compute: float, bwd_compute: float) -> float:
+        """Seconds one pipeline send of ``nbytes`` holds its stage: the whole send, or, where the recipe
+        overlaps the interleaved schedule's sends with compute (``p2p_overlap_interleaved``; Megatron-Core
+        posts them asynchronously and waits before the chunk that needs them), only what outlasts the
+        smaller chunk pass; ``fwd_compute`` / ``bwd_compute``: the stage's forward and backward compute of
+        one micro-batch over all its chunks, s."""
+        one = self.p2p_time(nbytes)
+        lay = self.layout
+        if lay.schedule == "interleaved-1f1b" and self.training.recipe_spec.p2p_overlap_interleaved:
+            return max(0.0, one - min(fwd_compute, bwd_compute) / lay.vpp)
+        return one
+
     def optimizer_time(self, params: float) -> float:
         """Seconds for the optimizer step over ``params`` parameters on one GPU."""
         return self.compute.optimizer_time(params)

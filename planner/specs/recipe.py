@@ -78,6 +78,10 @@ class RecipeSpec(Spec):
     overlap_param_gather_default: bool = Field(description="ZeRO-1/2 parameter all-gather overlapped with forward")
     cp_kind_default: Literal["ring", "allgather"] = Field(
         "ring", description="context-parallel K/V exchange when cp > 1 and none is given (planner/work/context.py)")
+    p2p_overlap_interleaved: bool = Field(
+        False, description="the interleaved schedule's pipeline sends run asynchronously beside the next chunk's "
+        "compute (Megatron-Core overlap_p2p_comm): a send blocks its stage only for what outlasts the smaller "
+        "chunk pass (planner.pricing.Pricer.p2p_blocking_time)")
     # --- host
     host_dispatch_us: float = Field(
         ge=0, description="CPU time to dispatch one kernel (Python + dispatcher + launch), us; a step is bounded "

@@ -46,7 +46,10 @@ SOURCES = {"nemo_long_seq_h100", "llama3_2024_t4"}
 # h100 profile's fa2 attention table (Shah et al. 2024, arXiv 2407.08608, Figs. 4-5: FA2 on H100, hd 128) through
 # planner.bench.cells.row_attention_kernel: rows 302-307 move from +46..+66 % to -0.5..+7.3 %; row 308
 # (Llama 3, megatron-lm recipe, default table) unchanged at -33.5 %.
-MEDIAN_ABS_ERROR_PCT = 2.7
+# re-pinned 2026-12-02 at 4.4 % (row 303): Megatron-Core's interleaved schedule overlaps its pipeline sends
+# (recipe field p2p_overlap_interleaved, Megatron-LM --no-overlap-p2p-communication default): row 329
+# (LLAMA3-70B tp4 pp4 v5 cp2) moves +2.7 -> +5.1 %; the other cp rows are not interleaved.
+MEDIAN_ABS_ERROR_PCT = 4.4
 TOLERANCE_POINTS = 2.0
 
 
