@@ -107,6 +107,16 @@ def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
     return a
 
 
+def attention_backend(training: TrainingSpec) -> str:
+    """Megatron-Core ``--attention-backend`` (megatron/core/transformer/enums.py AttnBackend) that runs the
+    attention kernel the plan was priced with: ``flash`` (flash-attn) for the profile's ``fa2`` table,
+    ``auto`` for its default table (Transformer Engine then prefers cuDNN fused attention on Hopper and
+    flash-attn on Ampere, NeMo docs "Attention Optimizations"), ``unfused`` without flash attention."""
+    if not training.flash_attention:
+        return "unfused"
+    return "flash" if training.attention_kernel == "fa2" else "auto"
+
+
 def training_args(training: TrainingSpec) -> list[str]:
     """Batch, recompute, attention kernel, precision."""
     a = ["--micro-batch-size", str(training.micro_batch_size),
@@ -115,7 +125,7 @@ def training_args(training: TrainingSpec) -> list[str]:
         a += ["--recompute-granularity", "full", "--recompute-method", "uniform", "--recompute-num-layers", "1"]
     elif training.recompute == "selective":
         a += ["--recompute-granularity", "selective"]
-    a += ["--attention-backend", "flash" if training.flash_attention else "unfused"]
+    a += ["--attention-backend", attention_backend(training)]
     if not training.dropout:
         a += ["--attention-dropout", "0", "--hidden-dropout", "0"]
     a += {"bf16": ["--bf16"], "fp16": ["--fp16"],
