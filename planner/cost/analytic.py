@@ -111,7 +111,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         bwd_weight_compute=parts["bw"][0],
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
         p2p=2 * pricer.p2p_blocking_time(step.p2p_bytes, fwd_c, bwd_c), zero3_exposed=zero3,
-        dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
+        dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params, stage.optimizer_pass_bytes), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
         fwd_cp=parts["f"][3], bwd_cp=parts["bi"][3] + parts["bw"][3] + parts["r"][3],

@@ -88,10 +88,10 @@ def resource_of_axis(axis: str) -> str:
 
 class FasterCompute(ComputePricer):
     """A ComputePricer whose GEMM, attention and memory-bound prices are divided by ``factor``
-    (the optimizer step is its own resource and keeps its price)."""
+    (the optimizer step, its memory passes included, is its own resource and keeps its price)."""
 
-    def __init__(self, device, precision: str, factor: float):
-        super().__init__(device, precision)
+    def __init__(self, device, precision: str, factor: float, attention_kernel: str | None = None):
+        super().__init__(device, precision, attention_kernel)
         self.scale = 1.0 / factor
 
     def gemm_time(self, op) -> float:
@@ -119,7 +119,7 @@ class FasterPricer(Pricer):
         self.resource = resource
         self.scale = 1.0 / factor
         if resource == "compute":  # at the ComputePricer, so ring attention and TP-overlap chunks scale too
-            self.compute = FasterCompute(hardware.device, training.precision, factor)
+            self.compute = FasterCompute(hardware.device, training.precision, factor, training.attention_kernel)
         if resource == "host":
             self.host_dispatch_s *= self.scale
 
@@ -133,9 +133,9 @@ class FasterPricer(Pricer):
         t = super().p2p_time(nbytes)
         return t * self.scale if self.resource == "pp_comm" else t
 
-    def optimizer_time(self, params: float) -> float:
+    def optimizer_time(self, params: float, pass_bytes: float = 0.0) -> float:
         """Seconds of the optimizer step, scaled for optimizer."""
-        t = super().optimizer_time(params)
+        t = super().optimizer_time(params, pass_bytes)
         return t * self.scale if self.resource == "optimizer" else t
 
 

@@ -202,9 +202,11 @@ class Pricer:
             return max(0.0, one - min(fwd_compute, bwd_compute) / lay.vpp)
         return one
 
-    def optimizer_time(self, params: float) -> float:
-        """Seconds for the optimizer step over ``params`` parameters on one GPU."""
-        return self.compute.optimizer_time(params)
+    def optimizer_time(self, params: float, pass_bytes: float = 0.0) -> float:
+        """Seconds for the optimizer step over ``params`` parameters on one GPU, with ``pass_bytes`` of
+        memory-bound passes around it (gradient zeroing, master -> parameter copy, clipping; priced by
+        ComputePricer.optimizer_stream_time)."""
+        return self.compute.optimizer_time(params) + self.compute.optimizer_stream_time(pass_bytes)
 
 
 __all__ = ["AXES", "BlockTime", "Pricer"]

@@ -39,6 +39,10 @@ def attention_points(device: DeviceSpec, kernel: str | None) -> list:
     return tables[kernel]
 
 
+#: HBM bytes a fused fp32 AdamW step moves per parameter: reads p, g, m, v and writes p, m, v (4 B each).
+ADAMW_BYTES_PER_PARAM = 28
+
+
 class ComputePricer:
     """Prices compute ops on ``device`` for a training ``precision`` (bf16 / fp16 / fp8)."""
 
@@ -146,6 +150,14 @@ class ComputePricer:
         """Seconds for a memory-bound op: bytes / its class's achieved HBM bandwidth + launch
         overhead per kernel."""
         return op.bytes_moved / self._class_bw.get(op.kind, self.memory_bw) + op.launches * self.overhead_s
+
+    def optimizer_stream_time(self, nbytes: float) -> float:
+        """Seconds of ``nbytes`` of the optimizer step's memory-bound passes (gradient zeroing, master ->
+        parameter copy, clipping), streamed at the bandwidth the measured fused AdamW reaches: its params/s
+        times the 28 bytes it moves per fp32 parameter (reads parameter, gradient, exp_avg, exp_avg_sq;
+        writes parameter, exp_avg, exp_avg_sq). Kept with the optimizer's own rate, so the optimizer is one
+        resource of the what-if analysis (planner.cost.bottleneck)."""
+        return nbytes / (self.device.optimizer_params_per_s * ADAMW_BYTES_PER_PARAM)
 
     def optimizer_time(self, params: float) -> float:
         """Seconds for a fused Adam step over ``params`` parameters (measured params/s)."""

@@ -39,6 +39,10 @@ class RecipeSpec(Spec):
         description="gradient buffers exist through forward and backward (Megatron main_grad, DeepSpeed "
         "buffers); false: zero_grad(set_to_none) frees them and backward creates them layer by layer")
     fsdp_sharding: bool = Field(description="ZeRO-3 is run as PyTorch FSDP (FSDP2 / FSDP1) rather than DeepSpeed")
+    grad_clip_grad_passes: float = Field(
+        ge=0, description="times gradient-norm clipping streams the optimizer's gradients per step by default: 0 "
+        "none; 1 the norm only (Megatron scales only when clipping); 3 the norm, then an unconditional multiply "
+        "(torch.nn.utils.clip_grad_norm_)")
     # --- kernels
     autocast: bool = Field(
         description="eager torch.autocast: fp32 parameters cast to 16-bit on every forward and recompute, the "

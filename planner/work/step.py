@@ -109,7 +109,9 @@ class StageWork:
     weight_saved_bytes: float = 0.0  # of those, the ones autograd still holds at the start of backward
     forward_end_bytes: float = 0.0  # loss temporaries at the end of forward (last stage)
     grads_in_backward: bool = True  # gradients exist while activations are held (persistent buffers or m > 1)
-    grad_zero_bytes: float = 0.0  # bytes written per step to zero persistent gradient buffers
+    # HBM bytes of the optimizer step besides the fused Adam kernel: zeroing persistent gradient buffers,
+    # the fp32 master -> 16-bit parameter copy, gradient-norm clipping passes (optimizer_pass_bytes)
+    optimizer_pass_bytes: float = 0.0
     offload: OffloadWork = NO_OFFLOAD  # host memory and host-link bytes (planner.work.offload)
 
     def at(self, index: int, in_flight: float) -> StageWork:
@@ -270,8 +272,22 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
         working_bytes=max(work_bytes, extra_act) + zero3_working, buffer_bytes=buffers,
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
         grads_in_backward=recipe.grads_persist or m > 1,
-        grad_zero_bytes=states.grads if recipe.grads_persist else 0.0, offload=off,
+        optimizer_pass_bytes=optimizer_pass_bytes(states.grads, 0.0 if off.cpu_optimizer_params else opt_params,
+                                                  recipe),
+        offload=off,
     )
+
+
+def optimizer_pass_bytes(grads_bytes: float, optimizer_params: float, recipe) -> float:
+    """HBM bytes the optimizer step moves besides the fused Adam kernel, per GPU: the memset of persistent
+    gradient buffers (``grads_bytes``; Megatron ``zero_grad_buffer``, DeepSpeed's buffers), the copy of the
+    updated fp32 master shard into the 16-bit parameters (read master + write weight bytes per updated
+    parameter; Megatron ``_copy_main_params_to_model_params``, DeepSpeed BF16_Optimizer), and the recipe's
+    gradient-norm clipping passes over the updated parameters' gradients."""
+    zero = grads_bytes if recipe.grads_persist else 0.0
+    copy = optimizer_params * (recipe.master_bytes + recipe.weight_bytes) if recipe.master_bytes > 0 else 0.0
+    clip = recipe.grad_clip_grad_passes * optimizer_params * recipe.grad_bytes
+    return zero + copy + clip
 
 
 #: The Layout fields one layer's ops and bytes read (planner.work.layer / moe / mla / context / memory);
