@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
+from itertools import groupby
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
@@ -152,27 +153,47 @@ class StageWork:
 
 @dataclass(frozen=True)
 class StepWork:
-    """A whole step: stages, micro-batches, pipeline transfer size."""
+    """A whole step: stages (as runs of stages placed from one template), micro-batches, pipeline
+    transfer size."""
 
     model: ModelSpec
     training: TrainingSpec
     layout: Layout
     micro_batches: int
-    stages: tuple[StageWork, ...]
+    runs: tuple[tuple[StageWork, int], ...]  # (template, consecutive stages placed from it), in stage order
+    in_flight: tuple[float, ...]  # micro-batches whose activations each stage holds at its peak
     p2p_bytes: float  # activation (or its gradient) sent between stages per micro-batch
     notes: tuple[str, ...] = field(default=())
 
     @cached_property
+    def stages(self) -> tuple[StageWork, ...]:
+        """Every stage, its template placed at its index and in-flight count (built on first read:
+        the analytic estimate folds over ``runs`` and never needs them)."""
+        held = self.in_flight
+        out = []
+        for template, count in self.runs:
+            i = len(out)
+            out += [template.at(j, held[j]) for j in range(i, i + count)]
+        return tuple(out)
+
+    def per_stage(self, values: list[float]) -> list[float]:
+        """``values`` (one per run) repeated over each run's stages, in stage order."""
+        out: list[float] = []
+        for v, (_, count) in zip(values, self.runs):
+            out += [v] * count
+        return out
+
+    @cached_property
     def model_flops_per_step(self) -> float:
         """Model FLOPs of the whole step over all GPUs (layout-independent)."""
-        per_pipeline = sum(s.template.model_flops_per_microbatch for s in self.stages) * self.micro_batches
-        return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
+        per_stage = self.per_stage([t.model_flops_per_microbatch for t, _ in self.runs])
+        return sum(per_stage) * self.micro_batches * self.layout.tp * self.layout.dp * self.layout.cp
 
     @cached_property
     def hardware_flops_per_step(self) -> float:
         """Executed FLOPs incl. recompute over all GPUs."""
-        per_pipeline = sum(s.template.hardware_flops_per_microbatch for s in self.stages) * self.micro_batches
-        return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
+        per_stage = self.per_stage([t.hardware_flops_per_microbatch for t, _ in self.runs])
+        return sum(per_stage) * self.micro_batches * self.layout.tp * self.layout.dp * self.layout.cp
 
 
 def _split(ops: list[Op]) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
@@ -372,20 +393,20 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
     last = layout.pp - 1
-    stages = []
-    for i, (n_layers, held) in enumerate(zip(counts, in_flight_per_stage(layout, m))):
+    runs = []
+    for i, n_layers, count in _stage_runs(counts):
         kind = (n_layers, i == 0, i == last)
         template = templates.get(kind)
         if template is None:
             template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
                                                          layer_params, emb_params, out_params, act, work_bytes, p2p,
                                                          m, lay_key)
-        stages.append(template.at(i, held))
+        runs.append((template, count))
     notes = []
     if layout.cp > 1:
         notes.append(f"cp({layout.cp}) {resolve_cp_kind(layout, training)} attention over 2*cp load-balanced chunks; "
                      f"gradients reduced over dp x cp = {grad_group_size(layout)} ranks")
-    off = stages[0].offload
+    off = runs[0][0].offload
     if training.offload.any:
         d2h, h2d = off.per_step_bytes(m)
         notes.append(f"offload {training.offload.describe()}: {off.host_bytes / 2**30:.1f} GiB of states per GPU in "
@@ -393,4 +414,21 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
                      f"Adam over {off.cpu_optimizer_params / 1e9:.2f}B parameters (stage 0)")
     if model.is_moe:
         notes.append(moe_note(model, training, layout))
-    return StepWork(model, training, layout, m, tuple(stages), p2p, tuple(notes))
+    return StepWork(model, training, layout, m, tuple(runs), tuple(in_flight_per_stage(layout, m)), p2p, tuple(notes))
+
+
+def _stage_runs(counts: list[int]) -> list[tuple[int, int, int]]:
+    """(first stage, layers, stages) of each run of consecutive stages of one template: equal layer
+    counts, the first and the last stage each alone (they hold the embedding / the head)."""
+    out = []
+    i = 0
+    last = len(counts) - 1
+    for n_layers, group in groupby(counts):
+        count = len(list(group))
+        for start, k in ((i, 1), (i + 1, count - 1)) if i == 0 else ((i, count),):
+            if k and start + k - 1 == last and k > 1:  # the last stage leaves the run
+                out += [(start, n_layers, k - 1), (last, n_layers, 1)]
+            elif k:
+                out.append((start, n_layers, k))
+        i += count
+    return out
