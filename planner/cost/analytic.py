@@ -13,7 +13,7 @@ from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layo
 from ..work.offload import check_offload
 from ..work.step import StageWork, StepWork, build_step
 from .bottleneck_booking import hidden_compute, zero3_hidden_compute
-from .peaks import stage_memories, stage_memory  # noqa: F401 - stage_memory: re-exported (simulate)
+from .peaks import stage_memories, stage_memories_and_peak, stage_memory  # noqa: F401 - re-exported (simulate)
 from .result import Estimate, TimeBreakdown
 from .schedule import StagePass, pipeline_time
 
@@ -203,8 +203,7 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
         optimizer=optimizer, other=m * slow.offload_exposed,
     )
     step_time = breakdown.total
-    memory = stage_memories(step, hardware)
-    peak = max(memory, key=lambda s: s.peak_bytes)  # the first stage with the largest peak
+    memory, peak_bytes, fits = stage_memories_and_peak(step, hardware)
     model_flops = step.model_flops_per_step
     hw_flops = step.hardware_flops_per_step
     return Estimate(
@@ -215,8 +214,8 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
         mfu=model_flops / step_time / gpus / peak_flops,
         hardware_tflops_per_gpu=hw_flops / step_time / gpus / 1e12,
         hfu=hw_flops / step_time / gpus / peak_flops, peak_tflops_per_gpu=peak_flops / 1e12,
-        bubble_fraction=pipe.bubble / step_time, fits=all(s.fits for s in memory), memory=memory,
-        peak_memory_bytes=peak.peak_bytes, time=breakdown, notes=list(step.notes),
+        bubble_fraction=pipe.bubble / step_time, fits=fits, memory=memory,
+        peak_memory_bytes=peak_bytes, time=breakdown, notes=list(step.notes),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from ..specs import HardwareProfile
 from ..work.step import StageWork, StepWork
-from .result import MemoryBreakdown, StageMemory, trusted, trusted_from
+from .result import MemoryBreakdown, StageMemory, trusted, trusted_from, trusted_maker
 
 GIB = 2**30
 
@@ -23,18 +23,23 @@ def peak_breakdown(s: StageWork, reserved: float) -> MemoryBreakdown:
 
 def peak_moment(s: StageWork) -> str:
     """Which of the three moments of ``peak_breakdown`` holds the most bytes."""
-    return _moment(s, s.grads_bytes if s.grads_in_backward else 0.0, s.activation_bytes_per_microbatch * s.in_flight)
+    return moments_of(s, [s.activation_bytes_per_microbatch * s.in_flight])[0]
 
 
-def _moment(s: StageWork, grads_b: float, act: float) -> str:
-    """``peak_moment`` of ``s`` holding ``act`` bytes of activations (``grads_b``: gradients held in backward)."""
-    static = s.weights_bytes + s.optimizer_bytes + grads_b + act + s.buffer_bytes
-    backward = static + s.weight_saved_bytes + s.working_bytes
-    forward_end = static + s.weight_cache_bytes + s.forward_end_bytes
+def moments_of(s: StageWork, activations: list[float]) -> list[str]:
+    """``peak_moment`` of ``s`` holding each of ``activations`` (bytes of activations in flight)."""
+    grads_b = s.grads_bytes if s.grads_in_backward else 0.0
+    head, buffers = s.weights_bytes + s.optimizer_bytes + grads_b, s.buffer_bytes  # static = head + act + buffers
+    saved, working, cache, loss = s.weight_saved_bytes, s.working_bytes, s.weight_cache_bytes, s.forward_end_bytes
     step = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + s.buffer_bytes
-    if step > backward and step >= forward_end:
-        return "optimizer-step"
-    return "forward-end" if forward_end > backward else "backward"
+    out = []
+    for act in activations:
+        static = head + act + buffers
+        backward = static + saved + working
+        forward_end = static + cache + loss
+        out.append("optimizer-step" if step > backward and step >= forward_end else
+                   "forward-end" if forward_end > backward else "backward")
+    return out
 
 
 def breakdown_at(s: StageWork, moment: str, reserved: float) -> MemoryBreakdown:
@@ -79,45 +84,51 @@ def stage_memories_of(stages, hardware: HardwareProfile) -> list[StageMemory]:
 
 
 def stage_memories(step: StepWork, hardware: HardwareProfile) -> list[StageMemory]:
-    """Per-stage peak memory of ``step``, the same records as ``stage_memories_of(step.stages)``
-    built run by run: a template's bytes are read once, and per stage only the activations in flight
-    (and so the moment and the peak) change. Stages at the optimizer-step moment share one breakdown."""
+    """Per-stage peak memory of ``step`` (the records of ``stage_memories_of(step.stages)``)."""
+    return stage_memories_and_peak(step, hardware)[0]
+
+
+def stage_memories_and_peak(step: StepWork, hardware: HardwareProfile) -> tuple[list[StageMemory], float, bool]:
+    """(``stage_memories``, the largest stage peak in bytes, whether every stage fits), built run by run: a template's bytes are
+    read once, and per stage only the activations in flight (so the moment and the peak) change.
+    Stages holding the same activations, or none (the optimizer-step moment), share one breakdown."""
     reserved = hardware.device.reserved_memory_gib * GIB
     cap = hardware.device.hbm_capacity_gib * GIB
     held = step.in_flight
     out: list[StageMemory] = []
+    largest = -1.0
+    make, make_stage = trusted_maker(MemoryBreakdown), trusted_maker(StageMemory)
     for t, count in step.runs:
+        first = len(out)
+        hs = held[first:first + count]
         apm, layers = t.activation_bytes_per_microbatch, t.layers
-        grads_b = t.grads_bytes if t.grads_in_backward else 0.0
+        acts = [apm * h for h in hs]
         # per moment: (fields without activations, params + grads + optimizer, buffers, weight copies)
         protos: dict[str, tuple[dict, float, float, float]] = {}
-        last: tuple | None = None  # (in flight, breakdown, peak) of the stage before
-        opt: tuple | None = None  # (breakdown, peak) at the optimizer-step moment
-        for i in range(len(out), len(out) + count):
-            h = held[i]
-            if last is not None and last[0] == h:  # same activations: the same record (zb-h1, gpipe)
-                bd, peak = last[1], last[2]
-            else:
-                act = apm * h
-                moment = _moment(t, grads_b, act)
+        shared: dict = {}  # breakdown and peak per activations held, and per moment without any
+        bds, peaks = [], []
+        for act, moment in zip(acts, moments_of(t, acts)):
+            key = moment if moment == "optimizer-step" else act
+            hit = shared.get(key)
+            if hit is None:
                 proto = protos.get(moment)
                 if proto is None:
                     fields = _breakdown_fields(t, moment, reserved, 0.0)
                     proto = protos[moment] = (fields, fields["params"] + fields["grads"] + fields["optimizer"],
                                               fields["buffers"], fields["weight_copies"])
                 fields, base, buffers, copies = proto
-                if moment == "optimizer-step":  # no activations held: one record for the run's stages
-                    if opt is None:
-                        opt = (trusted_from(MemoryBreakdown, fields), base + 0.0 + buffers + copies + reserved)
-                    bd, peak = opt
-                else:
+                if moment != "optimizer-step":
                     fields = fields.copy()
                     fields["activations"] = act
-                    bd = trusted_from(MemoryBreakdown, fields)
-                    peak = base + act + buffers + copies + reserved  # MemoryBreakdown.total, summed in its order
-                last = (h, bd, peak)
-            out.append(trusted_from(StageMemory, {
-                "stage": i, "layers": layers, "in_flight_microbatches": round(h), "peak_bytes": peak,
-                "breakdown": bd, "capacity_bytes": cap, "fits": peak <= cap,
-                "overflow_bytes": peak - cap if peak > cap else 0.0}))
-    return out
+                else:  # no activations held
+                    act = 0.0
+                # MemoryBreakdown.total, summed in its order
+                hit = shared[key] = (make(fields), base + act + buffers + copies + reserved)
+            bds.append(hit[0])
+            peaks.append(hit[1])
+        out += [make_stage({"stage": i, "layers": layers, "in_flight_microbatches": round(h), "peak_bytes": peak,
+                            "breakdown": bd, "capacity_bytes": cap, "fits": peak <= cap,
+                            "overflow_bytes": peak - cap if peak > cap else 0.0})
+                for i, h, bd, peak in zip(range(first, first + count), hs, bds, peaks)]
+        largest = max(largest, max(peaks))
+    return out, largest, largest <= cap

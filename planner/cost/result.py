@@ -19,7 +19,7 @@ _set_dict = _slots["__dict__"].__set__
 _set_fields_set = _slots["__pydantic_fields_set__"].__set__
 _set_extra = _slots["__pydantic_extra__"].__set__
 _set_private = _slots["__pydantic_private__"].__set__
-_FIELD_NAMES: dict[type, set[str]] = {}
+_MAKERS: dict[type, object] = {}
 
 
 def trusted(cls, **fields):
@@ -30,15 +30,25 @@ def trusted(cls, **fields):
 
 def trusted_from(cls, fields: dict):
     """``trusted`` from a dict of every field, in declaration order; the dict becomes the model's own."""
-    obj = _new(cls)
-    _set_dict(obj, fields)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = set(cls.__pydantic_fields__)
-    _set_fields_set(obj, names)  # shared, never mutated: the models are frozen
-    _set_extra(obj, None)
-    _set_private(obj, None)
-    return obj
+    return trusted_maker(cls)(fields)
+
+
+def trusted_maker(cls):
+    """The function ``fields -> trusted_from(cls, fields)``, made once per class (for loops over stages)."""
+    make = _MAKERS.get(cls)
+    if make is None:
+        names = set(cls.__pydantic_fields__)  # shared, never mutated: the models are frozen (copies copy it)
+
+        def make(fields: dict):
+            obj = _new(cls)
+            _set_dict(obj, fields)
+            _set_fields_set(obj, names)
+            _set_extra(obj, None)
+            _set_private(obj, None)
+            return obj
+
+        make = _MAKERS[cls] = make
+    return make
 
 
 class TimeBreakdown(Result):

@@ -17,6 +17,7 @@ rank of their data-parallel ranks (cp has stride tp in both orders, as in Megatr
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout
@@ -91,10 +92,12 @@ def axis_stride(layout: Layout, axis: str) -> tuple[int, int]:
     return axis_strides(layout)[axis]
 
 
+@functools.lru_cache(maxsize=4096)
 def place(size: int, stride: int, devices_per_node: int, domain_nodes: int = 1) -> GroupPlacement:
     """Placement of the group {0, stride, 2*stride, ...} of ``size`` ranks on nodes of
     ``devices_per_node`` devices, ``domain_nodes`` nodes per fast domain (symmetric for all groups
-    when degrees divide the node size, which the search keeps by default)."""
+    when degrees divide the node size, which the search keeps by default). A pure function of four
+    integers, kept per argument tuple (a pipeline axis of 128 stages places 128 ranks)."""
     return place_ranks([j * stride for j in range(size)], devices_per_node, domain_nodes, stride)
 
 

@@ -154,7 +154,8 @@ def in_flight_per_stage(layout: Layout, micro_batches: int) -> list[float]:
     if layout.schedule == "interleaved-1f1b":
         v = layout.vpp  # Megatron warm-up: 2(p-i-1) + (v-1)p + 1 chunks of 1/v of the stage's layers
         return [min((2 * (p - i - 1) + (v - 1) * p + 1) / v, m) for i in range(p)]
-    return [min(float(p - i), m) for i in range(p)]
+    capped = max(0, p - micro_batches)  # stages whose p - stage exceeds m hold m
+    return [m] * capped + list(map(float, range(p - capped, 0, -1)))
 
 
 @dataclass(frozen=True, slots=True)
