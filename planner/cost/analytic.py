@@ -68,8 +68,9 @@ class StageTimes:
         )
 
 
-def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
-    """Seconds of one stage: block times times repeat counts, plus its communication."""
+def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | None = None) -> StageTimes:
+    """Seconds of one stage: block times times repeat counts, plus its communication (``p2p``: the
+    pipeline sends of one micro-batch, ``2 * pricer.p2p_time(step.p2p_bytes)``, when known)."""
     # per pass: [compute, TP comm (expert-axis comm included), host dispatch, cp comm, expert-axis comm]
     parts = {k: [0.0, 0.0, 0.0, 0.0, 0.0] for k in ("f", "bi", "bw", "r")}
     ring = step.training.tp_comm_overlap and step.training.tp_overlap_style == "ring-exchange"
@@ -102,15 +103,16 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         bwd_comm = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase != "fwd")
         zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
         hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm)
-    dp_step = sum(pricer.collective_time(c) for c in stage.per_step_comm)
-    dp_gather = sum(pricer.collective_time(c) for c in stage.per_step_comm if c.kind == "all-gather")
+    per_step = [pricer.collective_time(c) for c in stage.per_step_comm]
+    dp_step = sum(per_step)
+    dp_gather = sum(t for c, t in zip(stage.per_step_comm, per_step) if c.kind == "all-gather")
     off = offload_time(stage.offload, fwd_c + bwd_c, pricer.hardware)
     return StageTimes(
         fwd_compute=fwd_c, fwd_tp=parts["f"][1],
         bwd_input_compute=parts["bi"][0], bwd_input_tp=parts["bi"][1] + parts["bw"][1],
         bwd_weight_compute=parts["bw"][0],
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
-        p2p=2 * pricer.p2p_time(step.p2p_bytes), zero3_exposed=zero3,
+        p2p=2 * pricer.p2p_time(step.p2p_bytes) if p2p is None else p2p, zero3_exposed=zero3,
         dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
@@ -123,10 +125,11 @@ def price_stages(step: StepWork, pricer: Pricer) -> list[StageTimes]:
     head blocks, hence the same states and communication) are priced once and share one record."""
     cache: dict[int, StageTimes] = {}
     out: list[StageTimes] = []
+    p2p = 2 * pricer.p2p_time(step.p2p_bytes)  # the same for every stage
     for template, count in step.runs:
         times = cache.get(id(template))
         if times is None:
-            times = cache[id(template)] = price_stage(template, step, pricer)
+            times = cache[id(template)] = price_stage(template, step, pricer, p2p)
         out += [times] * count
     return out
 

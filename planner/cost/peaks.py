@@ -103,29 +103,29 @@ def stage_memories_and_peak(step: StepWork, hardware: HardwareProfile) -> tuple[
         hs = held[first:first + count]
         apm, layers = t.activation_bytes_per_microbatch, t.layers
         acts = [apm * h for h in hs]
-        # per moment: (fields without activations, params + grads + optimizer, buffers, weight copies)
-        protos: dict[str, tuple[dict, float, float, float]] = {}
-        shared: dict = {}  # breakdown and peak per activations held, and per moment without any
+        moments = moments_of(t, acts)
+        # per moment: (fields without activations, params + grads + optimizer, buffers, weight copies, the
+        # record when the moment holds no activations: the optimizer step's, shared by the run's stages)
+        protos = {}
+        for moment in set(moments):
+            fields = _breakdown_fields(t, moment, reserved, 0.0)
+            base, buffers, copies = fields["params"] + fields["grads"] + fields["optimizer"], fields["buffers"], fields["weight_copies"]
+            shared = (make(fields), base + 0.0 + buffers + copies + reserved) if moment == "optimizer-step" else None
+            protos[moment] = (fields, base, buffers, copies, shared)
         bds, peaks = [], []
-        for act, moment in zip(acts, moments_of(t, acts)):
-            key = moment if moment == "optimizer-step" else act
-            hit = shared.get(key)
-            if hit is None:
-                proto = protos.get(moment)
-                if proto is None:
-                    fields = _breakdown_fields(t, moment, reserved, 0.0)
-                    proto = protos[moment] = (fields, fields["params"] + fields["grads"] + fields["optimizer"],
-                                              fields["buffers"], fields["weight_copies"])
-                fields, base, buffers, copies = proto
-                if moment != "optimizer-step":
+        last = None  # (activations, moment) of the record before: stages holding the same share it
+        for act, moment in zip(acts, moments):
+            if last is None or act != last[0] or moment != last[1]:
+                fields, base, buffers, copies, shared = protos[moment]
+                if shared is None:
                     fields = fields.copy()
                     fields["activations"] = act
-                else:  # no activations held
-                    act = 0.0
-                # MemoryBreakdown.total, summed in its order
-                hit = shared[key] = (make(fields), base + act + buffers + copies + reserved)
-            bds.append(hit[0])
-            peaks.append(hit[1])
+                    bd, peak = make(fields), base + act + buffers + copies + reserved  # MemoryBreakdown.total's order
+                else:
+                    bd, peak = shared
+                last = (act, moment)
+            bds.append(bd)
+            peaks.append(peak)
         out += [make_stage({"stage": i, "layers": layers, "in_flight_microbatches": round(h), "peak_bytes": peak,
                             "breakdown": bd, "capacity_bytes": cap, "fits": peak <= cap,
                             "overflow_bytes": peak - cap if peak > cap else 0.0})

@@ -11,7 +11,7 @@ from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, 
 from . import shared_blocks
 from .collectives import CollectivePricer
 from .compute import ComputePricer
-from .placement import GroupPlacement, axis_placement, pp_boundary_devices
+from .placement import GroupPlacement, axis_placement, axis_strides, pp_boundary_devices
 
 AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate", "ep", "etp", "edp")
 
@@ -45,7 +45,8 @@ def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, Gro
     offload) shares them; a lone estimate computes them. Callers must not mutate them."""
     store = shared_blocks.current()
     if store is None:
-        return {a: axis_placement(layout, a, hardware) for a in AXES}, pp_boundary_devices(layout, hardware)
+        strides = axis_strides(layout)
+        return {a: axis_placement(layout, a, hardware, strides) for a in AXES}, pp_boundary_devices(layout, hardware)
     memo = store["placements"]
     key = (tuple(tuple(v) if isinstance(v, list) else v for v in layout.__dict__.values()), id(hardware))
     hit = memo.get(key)
@@ -53,7 +54,8 @@ def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, Gro
         return hit[1], hit[2]
     if len(memo) > 4096:
         memo.clear()
-    groups = {a: axis_placement(layout, a, hardware) for a in AXES}
+    strides = axis_strides(layout)
+    groups = {a: axis_placement(layout, a, hardware, strides) for a in AXES}
     pp = pp_boundary_devices(layout, hardware)
     memo[key] = (hardware, groups, pp)
     return groups, pp

@@ -101,13 +101,15 @@ def place(size: int, stride: int, devices_per_node: int, domain_nodes: int = 1) 
     return place_ranks([j * stride for j in range(size)], devices_per_node, domain_nodes, stride)
 
 
-def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile) -> GroupPlacement:
+def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile,
+                   strides: dict[str, tuple[int, int]] | None = None) -> GroupPlacement:
     """Placement of a group of ``axis`` for ``layout`` on ``hardware``; with cp > 1 the dp and dp_shard
-    groups are dp × cp (dp_shard × cp) groups: every cp rank of each of their data-parallel ranks."""
+    groups are dp × cp (dp_shard × cp) groups: every cp rank of each of their data-parallel ranks.
+    ``strides``: ``axis_strides(layout)`` when the caller has it."""
     if axis in EXPERT_AXES:
         return place_ranks(expert_group_ranks(layout, axis), hardware.node.devices_per_node,
                            hardware.node.fast_domain_nodes)
-    size, stride = axis_stride(layout, axis)
+    size, stride = (axis_strides(layout) if strides is None else strides)[axis]
     if layout.cp > 1 and axis in ("dp", "dp_shard"):
         ranks = sorted(d * stride + c * layout.tp for d in range(size) for c in range(layout.cp))
         return place_ranks(ranks, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
