@@ -112,23 +112,38 @@ def stage_memories_and_peak(step: StepWork, hardware: HardwareProfile) -> tuple[
             base, buffers, copies = fields["params"] + fields["grads"] + fields["optimizer"], fields["buffers"], fields["weight_copies"]
             shared = (make(fields), base + 0.0 + buffers + copies + reserved) if moment == "optimizer-step" else None
             protos[moment] = (fields, base, buffers, copies, shared)
-        bds, peaks = [], []
-        last = None  # (activations, moment) of the record before: stages holding the same share it
-        for act, moment in zip(acts, moments):
-            if last is None or act != last[0] or moment != last[1]:
-                fields, base, buffers, copies, shared = protos[moment]
-                if shared is None:
-                    fields = fields.copy()
-                    fields["activations"] = act
-                    bd, peak = make(fields), base + act + buffers + copies + reserved  # MemoryBreakdown.total's order
-                else:
-                    bd, peak = shared
-                last = (act, moment)
-            bds.append(bd)
-            peaks.append(peak)
-        out += [make_stage({"stage": i, "layers": layers, "in_flight_microbatches": round(h), "peak_bytes": peak,
-                            "breakdown": bd, "capacity_bytes": cap, "fits": peak <= cap,
-                            "overflow_bytes": peak - cap if peak > cap else 0.0})
-                for i, h, bd, peak in zip(range(first, first + count), hs, bds, peaks)]
+        stages = range(first, first + count)
+        if len(protos) == 1 and shared is None:  # one moment, with activations: a record per stage
+            peaks = [base + act + buffers + copies + reserved for act in acts]  # MemoryBreakdown.total's order
+            out += [make_stage({"stage": i, "layers": layers, "in_flight_microbatches": round(h), "peak_bytes": peak,
+                                "breakdown": make({**fields, "activations": act}), "capacity_bytes": cap,
+                                "fits": peak <= cap, "overflow_bytes": peak - cap if peak > cap else 0.0})
+                    for i, h, act, peak in zip(stages, hs, acts, peaks)]
+        else:
+            bds, peaks = _shared_breakdowns(acts, moments, protos, reserved, make)
+            out += [make_stage({"stage": i, "layers": layers, "in_flight_microbatches": round(h), "peak_bytes": peak,
+                                "breakdown": bd, "capacity_bytes": cap, "fits": peak <= cap,
+                                "overflow_bytes": peak - cap if peak > cap else 0.0})
+                    for i, h, bd, peak in zip(stages, hs, bds, peaks)]
         largest = max(largest, max(peaks))
     return out, largest, largest <= cap
+
+
+def _shared_breakdowns(acts: list[float], moments: list[str], protos: dict, reserved: float, make):
+    """(breakdown, peak bytes) of each stage of a run holding ``acts`` at ``moments``; stages holding
+    the same activations at the same moment as the stage before, or none, share its record."""
+    bds, peaks = [], []
+    last_act = last_moment = None
+    for act, moment in zip(acts, moments):
+        if act != last_act or moment != last_moment:
+            if moment != last_moment:
+                proto, base, buffers, copies, shared = protos[moment]
+                last_moment = moment
+            if shared is None:
+                bd, peak = make({**proto, "activations": act}), base + act + buffers + copies + reserved
+            else:
+                bd, peak = shared
+            last_act = act
+        bds.append(bd)
+        peaks.append(peak)
+    return bds, peaks
