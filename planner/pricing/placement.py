@@ -107,8 +107,10 @@ def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile,
     groups are dp × cp (dp_shard × cp) groups: every cp rank of each of their data-parallel ranks.
     ``strides``: ``axis_strides(layout)`` when the caller has it."""
     if axis in EXPERT_AXES:
-        return place_ranks(expert_group_ranks(layout, axis), hardware.node.devices_per_node,
-                           hardware.node.fast_domain_nodes)
+        ranks = expert_group_ranks(layout, axis)
+        if len(ranks) > 1:  # evenly strided: ``place`` (which records the same stride, the first gap)
+            return place(len(ranks), ranks[1], hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
+        return place_ranks(ranks, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
     size, stride = (axis_strides(layout) if strides is None else strides)[axis]
     if layout.cp > 1 and axis in ("dp", "dp_shard"):
         ranks = sorted(d * stride + c * layout.tp for d in range(size) for c in range(layout.cp))
