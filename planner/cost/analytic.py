@@ -4,6 +4,7 @@ into step time, throughput, FLOPs utilisation and per-stage memory."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import groupby
 
 from ..pricing import Pricer
 from ..pricing.hostlink import offload_time
@@ -12,10 +13,9 @@ from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layo
 from ..work.offload import check_offload
 from ..work.step import StageWork, StepWork, build_step
 from .bottleneck_booking import hidden_compute, zero3_hidden_compute
-from .result import Estimate, MemoryBreakdown, StageMemory, TimeBreakdown, trusted
+from .peaks import stage_memories, stage_memories_and_peak, stage_memory  # noqa: F401 - re-exported (simulate)
+from .result import Estimate, TimeBreakdown
 from .schedule import StagePass, pipeline_time
-
-GIB = 2**30
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +68,9 @@ class StageTimes:
         )
 
 
-def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
-    """Seconds of one stage: block times times repeat counts, plus its communication."""
+def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | None = None) -> StageTimes:
+    """Seconds of one stage: block times times repeat counts, plus its communication (``p2p``: one
+    pipeline send, ``pricer.p2p_time(step.p2p_bytes)``, when known)."""
     # per pass: [compute, TP comm (expert-axis comm included), host dispatch, cp comm, expert-axis comm]
     parts = {k: [0.0, 0.0, 0.0, 0.0, 0.0] for k in ("f", "bi", "bw", "r")}
     ring = step.training.tp_comm_overlap and step.training.tp_overlap_style == "ring-exchange"
@@ -102,16 +103,18 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
         bwd_comm = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase != "fwd")
         zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
         hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm)
-    dp_step = sum(pricer.collective_time(c) for c in stage.per_step_comm)
-    dp_gather = sum(pricer.collective_time(c) for c in stage.per_step_comm if c.kind == "all-gather")
+    per_step = [pricer.collective_time(c) for c in stage.per_step_comm]
+    dp_step = sum(per_step)
+    dp_gather = sum(t for c, t in zip(stage.per_step_comm, per_step) if c.kind == "all-gather")
     off = offload_time(stage.offload, fwd_c + bwd_c, pricer.hardware)
     return StageTimes(
         fwd_compute=fwd_c, fwd_tp=parts["f"][1],
         bwd_input_compute=parts["bi"][0], bwd_input_tp=parts["bi"][1] + parts["bw"][1],
         bwd_weight_compute=parts["bw"][0],
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
-        p2p=2 * pricer.p2p_blocking_time(step.p2p_bytes, fwd_c, bwd_c), zero3_exposed=zero3,
-        dp_step_comm=dp_step, optimizer=pricer.optimizer_time(stage.optimizer_params, stage.optimizer_pass_bytes), dp_step_gather=dp_gather,
+        p2p=2 * pricer.p2p_blocking_time(pricer.p2p_time(step.p2p_bytes) if p2p is None else p2p, fwd_c, bwd_c),
+        zero3_exposed=zero3, dp_step_comm=dp_step,
+        optimizer=pricer.optimizer_time(stage.optimizer_params, stage.optimizer_pass_bytes), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
         fwd_cp=parts["f"][3], bwd_cp=parts["bi"][3] + parts["bw"][3] + parts["r"][3],
@@ -120,119 +123,65 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer) -> StageTimes:
 
 def price_stages(step: StepWork, pricer: Pricer) -> list[StageTimes]:
     """StageTimes of every stage; stages made from one template (same layer count, same embedding /
-    head blocks, hence the same states and communication) are priced once."""
-    cache: dict[tuple, StageTimes] = {}
-    out = []
-    for s in step.stages:
-        key = (s.layers, id(s.pre), id(s.post))
-        if key not in cache:
-            cache[key] = price_stage(s, step, pricer)
-        out.append(cache[key])
+    head blocks, hence the same states and communication) are priced once and share one record."""
+    cache: dict[int, StageTimes] = {}
+    out: list[StageTimes] = []
+    p2p = pricer.p2p_time(step.p2p_bytes)  # one send, the same for every stage
+    for template, count in step.runs:
+        times = cache.get(id(template))
+        if times is None:
+            times = cache[id(template)] = price_stage(template, step, pricer, p2p)
+        out += [times] * count
     return out
 
 
-def exposed_dp_comm(times: list[StageTimes], step: StepWork) -> float:
-    """Per-step data-parallel communication left on the critical path, s.
+def runs_of(times: list[StageTimes]) -> list[tuple[StageTimes, int]]:
+    """(record, consecutive stages sharing it) of ``times``, in stage order."""
+    out = []
+    for _, group in groupby(times, key=id):
+        group = list(group)
+        out.append((group[0], len(group)))
+    return out
+
+
+def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork) -> float:
+    """Per-step data-parallel communication left on the critical path, s; ``runs`` as ``runs_of``.
 
     With overlap, a stage's gradient reduction hides under the backward of its last
     micro-batch and under the drain of the stages before it (stage i finishes its backward
     sum_{j<i} t_bwd_j before stage 0; under ZB-H1 the last pass is the weight-grad W and stage i
     ends sum_{j<i} (B_j - W_j) before stage 0); the parameter all-gather of ZeRO-1/2 is exposed unless
-    ``overlap_param_gather`` hides it under the next step's first forward pass.
+    ``overlap_param_gather`` hides it under the next step's first forward pass. Within a run of equal
+    stages the exposed time is monotone in the slack, so only its first and last stages are evaluated
+    (the slack is still summed stage by stage).
     """
     overlap = step.training.overlap_dp_comm
     overlap_gather = step.training.overlap_param_gather
     zb = step.layout.schedule == "zb-h1"
     worst = 0.0
     slack = 0.0
-    for t in times:
+    for t, count in runs:
         # the backward's wall time on the compute stream, its exposed TP collectives and cp exchange
         # included: the reduction's stream runs beside all of it (the simulator's window is the same)
         backward = (t.bwd_input_compute + t.bwd_weight_compute + t.recompute_compute + t.bwd_cp
                     + t.bwd_input_tp + t.recompute_tp)
+        slack_step = backward
         if zb:  # stage i's last W ends i(B - W) before stage 0's (Qi et al. 2023, Fig. 3 top)
             backward = t.bwd_weight_compute
             slack_step = t.bwd_input_compute + t.recompute_compute - t.bwd_weight_compute
         gather = t.dp_step_gather
-        left = t.dp_step_comm - gather - ((backward + slack) if overlap else 0.0)
         gather_left = gather - (t.fwd_compute if overlap_gather else 0.0)  # under the next first forward
-        exposed = (left if left > 0 else 0.0) + (gather_left if gather_left > 0 else 0.0)
-        if exposed > worst:
-            worst = exposed
-        slack += slack_step if zb else backward
+        gather_left = gather_left if gather_left > 0 else 0.0
+        for k in (0, count - 1) if count > 1 else (0,):
+            if k:  # the run's last stage: the slack of the stages before it
+                for _ in range(count - 2):
+                    slack += slack_step
+            left = t.dp_step_comm - gather - ((backward + slack) if overlap else 0.0)
+            exposed = (left if left > 0 else 0.0) + gather_left
+            if exposed > worst:
+                worst = exposed
+            slack += slack_step
     return worst
-
-
-def peak_breakdown(s: StageWork, reserved: float) -> MemoryBreakdown:
-    """The tensors that coexist at one GPU's peak: the largest of three moments.
-
-    forward end: weights + optimizer state (+ gradients when they persist) + every bf16 weight copy
-    autocast caches + activations in flight + the loss's forward temporaries; start of backward: the
-    same with only the copies autograd saved and the backward transients (loss temporaries or the
-    first recomputed layer; planner/work/memory.py); optimizer step: weights + gradients + optimizer
-    state (16 B/param for fp32 AdamW) + buffers. ``reserved`` (runtime + allocator) is its own item."""
-    return breakdown_at(s, peak_moment(s), reserved)
-
-
-def peak_moment(s: StageWork) -> str:
-    """Which of the three moments of ``peak_breakdown`` holds the most bytes."""
-    act = s.activation_bytes_per_microbatch * s.in_flight
-    grads_b = s.grads_bytes if s.grads_in_backward else 0.0
-    static = s.weights_bytes + s.optimizer_bytes + grads_b + act + s.buffer_bytes
-    backward = static + s.weight_saved_bytes + s.working_bytes
-    forward_end = static + s.weight_cache_bytes + s.forward_end_bytes
-    step = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + s.buffer_bytes
-    if step > backward and step >= forward_end:
-        return "optimizer-step"
-    return "forward-end" if forward_end > backward else "backward"
-
-
-def breakdown_at(s: StageWork, moment: str, reserved: float) -> MemoryBreakdown:
-    """The tensors held at ``moment`` (one of ``peak_moment``'s), bytes."""
-    act = s.activation_bytes_per_microbatch * s.in_flight
-    grads_b = s.grads_bytes if s.grads_in_backward else 0.0
-    if moment == "optimizer-step":
-        return trusted(MemoryBreakdown, params=s.weights_bytes, grads=s.grads_bytes, optimizer=s.optimizer_bytes,
-                       activations=0.0, buffers=s.buffer_bytes, reserved=reserved, weight_copies=0.0,
-                       peak_at="optimizer-step")
-    if moment == "forward-end":
-        return trusted(MemoryBreakdown, params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,
-                       activations=act, buffers=s.buffer_bytes + s.forward_end_bytes, reserved=reserved,
-                       weight_copies=s.weight_cache_bytes, peak_at="forward-end")
-    return trusted(MemoryBreakdown, params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,
-                   activations=act, buffers=s.buffer_bytes + s.working_bytes, reserved=reserved,
-                   weight_copies=s.weight_saved_bytes, peak_at="backward")
-
-
-def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
-    """Peak bytes of one GPU of ``stage`` and whether it fits the device."""
-    return stage_memories_of([stage], hardware)[0]
-
-
-def stage_memories_of(stages, hardware: HardwareProfile) -> list[StageMemory]:
-    """Per-stage peak memory (``peak_breakdown`` + the device's reserve) and whether each fits."""
-    reserved = hardware.device.reserved_memory_gib * GIB
-    cap = hardware.device.hbm_capacity_gib * GIB
-    out = []
-    shared: dict[tuple, tuple[MemoryBreakdown, float]] = {}  # one record per template and moment
-    for s in stages:
-        moment = peak_moment(s)
-        # the optimizer-step moment holds no activations: every stage of a template has the same record
-        key = (id(s.template), moment) if moment == "optimizer-step" else (id(s.template), moment, s.in_flight)
-        hit = shared.get(key)
-        if hit is None:
-            bd = breakdown_at(s, moment, reserved)
-            hit = shared[key] = (bd, bd.total)
-        bd, peak = hit
-        out.append(trusted(StageMemory, stage=s.index, layers=s.layers, in_flight_microbatches=round(s.in_flight),
-                           peak_bytes=peak, breakdown=bd, capacity_bytes=cap, fits=peak <= cap,
-                           overflow_bytes=peak - cap if peak > cap else 0.0))
-    return out
-
-
-def stage_memories(step: StepWork, hardware: HardwareProfile) -> list[StageMemory]:
-    """Per-stage peak memory of ``step`` (the search calls this for every candidate)."""
-    return stage_memories_of(step.stages, hardware)
 
 
 def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpus: int,
@@ -240,16 +189,16 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     """Combine stage times into the step estimate."""
     layout = step.layout
     chunks = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
+    runs = runs_of(times)
     unique: dict[int, StagePass] = {}
-    for t in times:
+    for t, _ in runs:
         if id(t) not in unique:
             unique[id(t)] = t.as_pass(chunks)
-    passes = [unique[id(t)] for t in times]
-    pipe = pipeline_time(passes, step.micro_batches, layout.schedule, layout.vpp)
-    slow = max(times, key=lambda t: unique[id(t)].total)
+    pipe = pipeline_time([(unique[id(t)], k) for t, k in runs], step.micro_batches, layout.schedule, layout.vpp)
+    slow = max(runs, key=lambda r: unique[id(r[0])].total)[0]  # the first of the slowest stages
     m = step.micro_batches
-    dp_exposed = exposed_dp_comm(times, step)
-    optimizer = max(t.optimizer + t.offload_step for t in times)  # CPU Adam and its copies when offloaded
+    dp_exposed = exposed_dp_comm(runs, step)
+    optimizer = max(t.optimizer + t.offload_step for t, _ in runs)  # CPU Adam and its copies when offloaded
     hidden = slow.zero3_hidden_compute  # booked as communication: it ran under longer ZeRO-3 traffic
     tp_hidden = slow.tp_hidden_compute  # likewise under longer overlapped TP collectives
     breakdown = TimeBreakdown(
@@ -259,8 +208,7 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
         optimizer=optimizer, other=m * slow.offload_exposed,
     )
     step_time = breakdown.total
-    memory = stage_memories(step, hardware)
-    peak = max(memory, key=lambda s: s.peak_bytes)  # the first stage with the largest peak
+    memory, peak_bytes, fits = stage_memories_and_peak(step, hardware)
     model_flops = step.model_flops_per_step
     hw_flops = step.hardware_flops_per_step
     return Estimate(
@@ -271,8 +219,8 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
         mfu=model_flops / step_time / gpus / peak_flops,
         hardware_tflops_per_gpu=hw_flops / step_time / gpus / 1e12,
         hfu=hw_flops / step_time / gpus / peak_flops, peak_tflops_per_gpu=peak_flops / 1e12,
-        bubble_fraction=pipe.bubble / step_time, fits=all(s.fits for s in memory), memory=memory,
-        peak_memory_bytes=peak.peak_bytes, time=breakdown, notes=list(step.notes),
+        bubble_fraction=pipe.bubble / step_time, fits=fits, memory=memory,
+        peak_memory_bytes=peak_bytes, time=breakdown, notes=list(step.notes),
     )
 
 

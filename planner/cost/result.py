@@ -13,22 +13,42 @@ class Result(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
-_set = object.__setattr__
-_FIELD_NAMES: dict[type, set[str]] = {}
+_new = object.__new__
+_slots = BaseModel.__dict__  # the instance slots every pydantic model has, set through their descriptors
+_set_dict = _slots["__dict__"].__set__
+_set_fields_set = _slots["__pydantic_fields_set__"].__set__
+_set_extra = _slots["__pydantic_extra__"].__set__
+_set_private = _slots["__pydantic_private__"].__set__
+_MAKERS: dict[type, object] = {}
 
 
 def trusted(cls, **fields):
     """Build a result model from already-checked internal numbers without re-validation
     (the hot path of the search builds one StageMemory per pipeline stage). Every field must be given."""
-    obj = cls.__new__(cls)
-    _set(obj, "__dict__", fields)
-    names = _FIELD_NAMES.get(cls)
-    if names is None:
-        names = _FIELD_NAMES[cls] = set(cls.__pydantic_fields__)
-    _set(obj, "__pydantic_fields_set__", names)  # shared, never mutated: the models are frozen
-    _set(obj, "__pydantic_extra__", None)
-    _set(obj, "__pydantic_private__", None)
-    return obj
+    return trusted_from(cls, fields)
+
+
+def trusted_from(cls, fields: dict):
+    """``trusted`` from a dict of every field, in declaration order; the dict becomes the model's own."""
+    return trusted_maker(cls)(fields)
+
+
+def trusted_maker(cls):
+    """The function ``fields -> trusted_from(cls, fields)``, made once per class (for loops over stages)."""
+    make = _MAKERS.get(cls)
+    if make is None:
+        names = set(cls.__pydantic_fields__)  # shared, never mutated: the models are frozen (copies copy it)
+
+        def make(fields: dict):
+            obj = _new(cls)
+            _set_dict(obj, fields)
+            _set_fields_set(obj, names)
+            _set_extra(obj, None)
+            _set_private(obj, None)
+            return obj
+
+        make = _MAKERS[cls] = make
+    return make
 
 
 class TimeBreakdown(Result):

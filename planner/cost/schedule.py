@@ -42,17 +42,23 @@ class PipelineTime:
         return self.steady + self.bubble
 
 
-def pipeline_time(stages: list[StagePass], micro_batches: int, schedule: str, vpp: int = 1) -> PipelineTime:
-    """Time of ``micro_batches`` through the pipeline of ``stages`` under ``schedule``."""
-    totals = [s.total for s in stages]
-    slowest = stages[totals.index(max(totals))]
+def pipeline_time(runs: list[tuple[StagePass, int]], micro_batches: int, schedule: str, vpp: int = 1) -> PipelineTime:
+    """Time of ``micro_batches`` through the pipeline under ``schedule``; ``runs``: (stage pass,
+    consecutive stages with that pass), in stage order (the sums still run stage by stage)."""
+    totals: list[float] = []
+    for s, count in runs:
+        totals += [s.total] * count
+    slowest = max(runs, key=lambda r: r[0].total)[0]  # the first of the slowest stages
     steady = micro_batches * slowest.total
     fill_drain = sum(totals) - slowest.total
     if schedule == "interleaved-1f1b":
         fill_drain /= vpp
     elif schedule == "zb-h1":
-        chain = sum(s.forward + s.backward_input for s in stages) - slowest.forward - slowest.backward_input
-        fill_drain = chain - (len(stages) - 1) * slowest.backward_weight
+        chain: list[float] = []
+        for s, count in runs:
+            chain += [s.forward + s.backward_input] * count
+        fill_drain = sum(chain) - slowest.forward - slowest.backward_input
+        fill_drain -= (len(totals) - 1) * slowest.backward_weight
     return PipelineTime(steady, max(fill_drain, 0.0))
 
 

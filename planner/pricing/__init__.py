@@ -11,7 +11,7 @@ from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, 
 from . import shared_blocks
 from .collectives import CollectivePricer
 from .compute import ComputePricer
-from .placement import GroupPlacement, axis_placement, pp_boundary_devices
+from .placement import GroupPlacement, axis_placement, axis_strides, pp_boundary_devices
 
 AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate", "ep", "etp", "edp")
 
@@ -45,7 +45,8 @@ def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, Gro
     offload) shares them; a lone estimate computes them. Callers must not mutate them."""
     store = shared_blocks.current()
     if store is None:
-        return {a: axis_placement(layout, a, hardware) for a in AXES}, pp_boundary_devices(layout, hardware)
+        strides = axis_strides(layout)
+        return {a: axis_placement(layout, a, hardware, strides) for a in AXES}, pp_boundary_devices(layout, hardware)
     memo = store["placements"]
     key = (tuple(tuple(v) if isinstance(v, list) else v for v in layout.__dict__.values()), id(hardware))
     hit = memo.get(key)
@@ -53,7 +54,8 @@ def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, Gro
         return hit[1], hit[2]
     if len(memo) > 4096:
         memo.clear()
-    groups = {a: axis_placement(layout, a, hardware) for a in AXES}
+    strides = axis_strides(layout)
+    groups = {a: axis_placement(layout, a, hardware, strides) for a in AXES}
     pp = pp_boundary_devices(layout, hardware)
     memo[key] = (hardware, groups, pp)
     return groups, pp
@@ -190,17 +192,16 @@ class Pricer:
         group = self.groups["pp"]
         return self.collectives.p2p_time(nbytes, group, self.pp_senders or None, self.pp_crosses_node)
 
-    def p2p_blocking_time(self, nbytes: float, fwd_compute: float, bwd_compute: float) -> float:
-        """Seconds one pipeline send of ``nbytes`` holds its stage: the whole send, or, where the recipe
-        overlaps the interleaved schedule's sends with compute (``p2p_overlap_interleaved``; Megatron-Core
-        posts them asynchronously and waits before the chunk that needs them), only what outlasts the
-        smaller chunk pass; ``fwd_compute`` / ``bwd_compute``: the stage's forward and backward compute of
-        one micro-batch over all its chunks, s."""
-        one = self.p2p_time(nbytes)
+    def p2p_blocking_time(self, send_s: float, fwd_compute: float, bwd_compute: float) -> float:
+        """Seconds one pipeline send of ``send_s`` seconds (``p2p_time``) holds its stage: all of it, or,
+        where the recipe overlaps the interleaved schedule's sends with compute
+        (``p2p_overlap_interleaved``; Megatron-Core posts them asynchronously and waits before the chunk
+        that needs them), only what outlasts the smaller chunk pass; ``fwd_compute`` / ``bwd_compute``:
+        the stage's forward and backward compute of one micro-batch over all its chunks, s."""
         lay = self.layout
         if lay.schedule == "interleaved-1f1b" and self.training.recipe_spec.p2p_overlap_interleaved:
-            return max(0.0, one - min(fwd_compute, bwd_compute) / lay.vpp)
-        return one
+            return max(0.0, send_s - min(fwd_compute, bwd_compute) / lay.vpp)
+        return send_s
 
     def optimizer_time(self, params: float, pass_bytes: float = 0.0) -> float:
         """Seconds for the optimizer step over ``params`` parameters on one GPU, with ``pass_bytes`` of

@@ -17,6 +17,7 @@ rank of their data-parallel ranks (cp has stride tp in both orders, as in Megatr
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout
@@ -91,20 +92,26 @@ def axis_stride(layout: Layout, axis: str) -> tuple[int, int]:
     return axis_strides(layout)[axis]
 
 
+@functools.lru_cache(maxsize=4096)
 def place(size: int, stride: int, devices_per_node: int, domain_nodes: int = 1) -> GroupPlacement:
     """Placement of the group {0, stride, 2*stride, ...} of ``size`` ranks on nodes of
     ``devices_per_node`` devices, ``domain_nodes`` nodes per fast domain (symmetric for all groups
-    when degrees divide the node size, which the search keeps by default)."""
+    when degrees divide the node size, which the search keeps by default). A pure function of four
+    integers, kept per argument tuple (a pipeline axis of 128 stages places 128 ranks)."""
     return place_ranks([j * stride for j in range(size)], devices_per_node, domain_nodes, stride)
 
 
-def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile) -> GroupPlacement:
+def axis_placement(layout: Layout, axis: str, hardware: HardwareProfile,
+                   strides: dict[str, tuple[int, int]] | None = None) -> GroupPlacement:
     """Placement of a group of ``axis`` for ``layout`` on ``hardware``; with cp > 1 the dp and dp_shard
-    groups are dp × cp (dp_shard × cp) groups: every cp rank of each of their data-parallel ranks."""
+    groups are dp × cp (dp_shard × cp) groups: every cp rank of each of their data-parallel ranks.
+    ``strides``: ``axis_strides(layout)`` when the caller has it."""
     if axis in EXPERT_AXES:
-        return place_ranks(expert_group_ranks(layout, axis), hardware.node.devices_per_node,
-                           hardware.node.fast_domain_nodes)
-    size, stride = axis_stride(layout, axis)
+        ranks = expert_group_ranks(layout, axis)
+        if len(ranks) > 1:  # evenly strided: ``place`` (which records the same stride, the first gap)
+            return place(len(ranks), ranks[1], hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
+        return place_ranks(ranks, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)
+    size, stride = (axis_strides(layout) if strides is None else strides)[axis]
     if layout.cp > 1 and axis in ("dp", "dp_shard"):
         ranks = sorted(d * stride + c * layout.tp for d in range(size) for c in range(layout.cp))
         return place_ranks(ranks, hardware.node.devices_per_node, hardware.node.fast_domain_nodes)

@@ -133,7 +133,12 @@ def weight_copy_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, 
 
 
 def in_flight_microbatches(layout: Layout, stage: int, micro_batches: int) -> float:
-    """Micro-batches whose activations stage ``stage`` holds at its peak.
+    """Micro-batches whose activations stage ``stage`` holds at its peak (``in_flight_per_stage``)."""
+    return in_flight_per_stage(layout, micro_batches)[stage]
+
+
+def in_flight_per_stage(layout: Layout, micro_batches: int) -> list[float]:
+    """Micro-batches whose activations each stage holds at its peak, in stage order.
 
     GPipe holds all m (Huang et al. 2019); 1F1B holds p - stage (Narayanan et al. 2021, Sec. 2.2);
     ZB-H1 holds p on every stage (Qi et al. 2023, Sec. 2.1: stage i delays its W passes by i
@@ -141,19 +146,16 @@ def in_flight_microbatches(layout: Layout, stage: int, micro_batches: int) -> fl
     2(p-i-1) + (v-1)p + 1 warm-up chunks of Megatron-LM's schedule, i.e. p + (p-1)/v micro-batch
     equivalents on the first stage (Korthikanti et al. 2022, Sec. 4.2.3). Capped at m.
     """
-    p, m = layout.pp, micro_batches
+    p, m = layout.pp, float(micro_batches)
     if layout.schedule == "gpipe":
-        return float(m)
-    held = float(p if layout.schedule == "zb-h1" else p - stage)
+        return [m] * p
+    if layout.schedule == "zb-h1":
+        return [min(float(p), m)] * p
     if layout.schedule == "interleaved-1f1b":
         v = layout.vpp  # Megatron warm-up: 2(p-i-1) + (v-1)p + 1 chunks of 1/v of the stage's layers
-        held = (2 * (p - stage - 1) + (v - 1) * p + 1) / v
-    return min(held, float(m))
-
-
-def in_flight_per_stage(layout: Layout, micro_batches: int) -> list[float]:
-    """``in_flight_microbatches`` of every stage, in stage order."""
-    return [in_flight_microbatches(layout, i, micro_batches) for i in range(layout.pp)]
+        return [min((2 * (p - i - 1) + (v - 1) * p + 1) / v, m) for i in range(p)]
+    capped = max(0, p - micro_batches)  # stages whose p - stage exceeds m hold m
+    return [m] * capped + list(map(float, range(p - capped, 0, -1)))
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ communication, the optimizer work, and the bytes held. No times here (see planne
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from itertools import groupby
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
@@ -40,141 +40,10 @@ from .memory import (
     weight_copy_bytes,
 )
 from .moe import expert_parameters_per_rank, moe_note
-from .offload import NO_OFFLOAD, OffloadWork, apply_offload
+from .offload import apply_offload
 from .ops import Collective, Op
 from .params import parameter_counts
-
-
-class cached_property:  # noqa: N801 - functools.cached_property without Python 3.11's per-class lock
-    """Computed on first read and stored in the instance ``__dict__`` (which later reads hit first)."""
-
-    def __init__(self, fn):
-        self.fn, self.name, self.__doc__ = fn, fn.__name__, fn.__doc__
-
-    def __set_name__(self, owner, name):
-        self.name = name
-
-    def __get__(self, obj, owner=None):
-        if obj is None:
-            return self
-        value = obj.__dict__[self.name] = self.fn(obj)
-        return value
-
-
-@dataclass(frozen=True)
-class OpSet:
-    """Ops of one micro-batch through one block (a layer, the embedding or the head)."""
-
-    forward: tuple[Op, ...] = ()
-    backward_input: tuple[Op, ...] = ()
-    backward_weight: tuple[Op, ...] = ()
-    recompute: tuple[Op, ...] = ()
-
-    @cached_property
-    def model_flops(self) -> float:
-        """Forward + backward model FLOPs."""
-        return sum(op.flops for op in self.forward + self.backward_input + self.backward_weight)
-
-    @cached_property
-    def recompute_flops(self) -> float:
-        """FLOPs of the recomputed forward."""
-        return sum(op.flops for op in self.recompute)
-
-
-EMPTY = OpSet()
-
-
-@dataclass(frozen=True)
-class StageWork:
-    """Work and memory of one pipeline stage (one GPU of it). Ops are for one micro-batch:
-    ``pre`` (embedding, first stage), ``layers`` times ``layer``, then ``post`` (head, last stage)."""
-
-    index: int
-    layers: int
-    layer: OpSet
-    pre: OpSet
-    post: OpSet
-    params: float  # parameters held by one GPU of this stage (after TP sharding)
-    per_microbatch_comm: tuple[Collective, ...]  # ZeRO-3/FSDP gathers and grad reduce-scatters
-    per_step_comm: tuple[Collective, ...]  # gradient reduction / ZeRO-1,2 gathers, once per step
-    optimizer_params: float  # parameters this GPU updates
-    weights_bytes: float
-    grads_bytes: float
-    optimizer_bytes: float
-    activation_bytes_per_microbatch: float
-    in_flight: float
-    working_bytes: float  # transient at the start of backward: max(recomputed layer, loss) + gathered ZeRO-3 layers
-    buffer_bytes: float  # communication buckets and p2p buffers
-    weight_cache_bytes: float = 0.0  # autocast bf16 weight copies held at the end of forward
-    weight_saved_bytes: float = 0.0  # of those, the ones autograd still holds at the start of backward
-    forward_end_bytes: float = 0.0  # loss temporaries at the end of forward (last stage)
-    grads_in_backward: bool = True  # gradients exist while activations are held (persistent buffers or m > 1)
-    # HBM bytes of the optimizer step besides the fused Adam kernel: zeroing persistent gradient buffers,
-    # the fp32 master -> 16-bit parameter copy, gradient-norm clipping passes (optimizer_pass_bytes)
-    optimizer_pass_bytes: float = 0.0
-    offload: OffloadWork = NO_OFFLOAD  # host memory and host-link bytes (planner.work.offload)
-
-    def at(self, index: int, in_flight: float) -> StageWork:
-        """This stage's work placed at pipeline position ``index`` holding ``in_flight`` micro-batches
-        (a shallow copy; the op sets are shared)."""
-        new = object.__new__(StageWork)
-        new.__dict__.update(self.__dict__)
-        new.__dict__["index"] = index
-        new.__dict__["in_flight"] = in_flight
-        new.__dict__.setdefault("_template", self)  # FLOPs are summed once, on the template, when first read
-        return new
-
-    @property
-    def template(self) -> StageWork:
-        """The stage this one was placed from by ``at`` (itself when it was built directly): same
-        work, states and FLOPs; only the index and the micro-batches in flight differ."""
-        return self.__dict__.get("_template", self)
-
-    @property
-    def blocks(self) -> tuple[tuple[OpSet, int], ...]:
-        """(op set, repeat count) in forward order."""
-        return ((self.pre, 1), (self.layer, self.layers), (self.post, 1))
-
-    @cached_property
-    def model_flops_per_microbatch(self) -> float:
-        """Forward + backward model FLOPs of one micro-batch (no recompute), per GPU."""
-        template = self.__dict__.get("_template")
-        if template is not None:
-            return template.model_flops_per_microbatch
-        return sum(block.model_flops * n for block, n in self.blocks)
-
-    @cached_property
-    def hardware_flops_per_microbatch(self) -> float:
-        """Model FLOPs plus recomputed forward FLOPs, per GPU."""
-        template = self.__dict__.get("_template")
-        if template is not None:
-            return template.hardware_flops_per_microbatch
-        return self.model_flops_per_microbatch + sum(b.recompute_flops * n for b, n in self.blocks)
-
-
-@dataclass(frozen=True)
-class StepWork:
-    """A whole step: stages, micro-batches, pipeline transfer size."""
-
-    model: ModelSpec
-    training: TrainingSpec
-    layout: Layout
-    micro_batches: int
-    stages: tuple[StageWork, ...]
-    p2p_bytes: float  # activation (or its gradient) sent between stages per micro-batch
-    notes: tuple[str, ...] = field(default=())
-
-    @cached_property
-    def model_flops_per_step(self) -> float:
-        """Model FLOPs of the whole step over all GPUs (layout-independent)."""
-        per_pipeline = sum(s.template.model_flops_per_microbatch for s in self.stages) * self.micro_batches
-        return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
-
-    @cached_property
-    def hardware_flops_per_step(self) -> float:
-        """Executed FLOPs incl. recompute over all GPUs."""
-        per_pipeline = sum(s.template.hardware_flops_per_microbatch for s in self.stages) * self.micro_batches
-        return per_pipeline * self.layout.tp * self.layout.dp * self.layout.cp
+from .stage import EMPTY, OpSet, StageWork, StepWork, cached_property  # noqa: F401 - re-exported
 
 
 def _split(ops: list[Op]) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
@@ -367,8 +236,27 @@ def _layer_base(model: ModelSpec, training: TrainingSpec, layout: Layout, dense:
     return layer, layer_activation_bytes(model, training, layout, dense), layer_working_bytes(model, training, layout)
 
 
+#: the steps built last, by the identity of their (frozen) specs: repeated estimates of one plan (what-if
+#: sweeps over hardware, the bench) reuse its step, as the search prices the step its memory check built
+_RECENT: dict[tuple[int, int, int], tuple[ModelSpec, TrainingSpec, Layout, StepWork]] = {}
+_RECENT_MAX = 16
+
+
 def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
     """Describe one optimizer step of ``model`` under ``layout`` (assumes check_layout passed)."""
+    key = (id(model), id(training), id(layout))
+    hit = _RECENT.get(key)
+    if hit is not None and hit[0] is model and hit[1] is training and hit[2] is layout:
+        return hit[3]
+    step = _build_step(model, training, layout)
+    if len(_RECENT) >= _RECENT_MAX:
+        _RECENT.clear()
+    _RECENT[key] = (model, training, layout, step)  # keeps the specs alive, so the ids stay theirs
+    return step
+
+
+def _build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
+    """``build_step`` computed."""
     m = micro_batches_per_step(layout, training)
     counts = stage_layer_counts(layout, model)
     pc = parameter_counts(model)
@@ -388,20 +276,20 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
     last = layout.pp - 1
-    stages = []
-    for i, (n_layers, held) in enumerate(zip(counts, in_flight_per_stage(layout, m))):
+    runs = []
+    for i, n_layers, count in _stage_runs(counts):
         kind = (n_layers, i == 0, i == last)
         template = templates.get(kind)
         if template is None:
             template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
                                                          layer_params, emb_params, out_params, act, work_bytes, p2p,
                                                          m, lay_key)
-        stages.append(template.at(i, held))
+        runs.append((template, count))
     notes = []
     if layout.cp > 1:
         notes.append(f"cp({layout.cp}) {resolve_cp_kind(layout, training)} attention over 2*cp load-balanced chunks; "
                      f"gradients reduced over dp x cp = {grad_group_size(layout)} ranks")
-    off = stages[0].offload
+    off = runs[0][0].offload
     if training.offload.any:
         d2h, h2d = off.per_step_bytes(m)
         notes.append(f"offload {training.offload.describe()}: {off.host_bytes / 2**30:.1f} GiB of states per GPU in "
@@ -409,4 +297,21 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
                      f"Adam over {off.cpu_optimizer_params / 1e9:.2f}B parameters (stage 0)")
     if model.is_moe:
         notes.append(moe_note(model, training, layout))
-    return StepWork(model, training, layout, m, tuple(stages), p2p, tuple(notes))
+    return StepWork(model, training, layout, m, tuple(runs), tuple(in_flight_per_stage(layout, m)), p2p, tuple(notes))
+
+
+def _stage_runs(counts: list[int]) -> list[tuple[int, int, int]]:
+    """(first stage, layers, stages) of each run of consecutive stages of one template: equal layer
+    counts, the first and the last stage each alone (they hold the embedding / the head)."""
+    out = []
+    i = 0
+    last = len(counts) - 1
+    for n_layers, group in groupby(counts):
+        count = len(list(group))
+        for start, k in ((i, 1), (i + 1, count - 1)) if i == 0 else ((i, count),):
+            if k and start + k - 1 == last and k > 1:  # the last stage leaves the run
+                out += [(start, n_layers, k - 1), (last, n_layers, 1)]
+            elif k:
+                out.append((start, n_layers, k))
+        i += count
+    return out

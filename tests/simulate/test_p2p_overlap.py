@@ -37,9 +37,9 @@ def test_only_megatron_core_interleaving_hides_sends():
         pricer = Pricer(sc.hardware, sc.training, sc.layout, sc.gpus)
         one = pricer.p2p_time(1e8)
         assert one == send(1e8) > 0
-        blocking = pricer.p2p_blocking_time(1e8, fwd_compute=1e9, bwd_compute=2e9)  # long passes hide it
+        blocking = pricer.p2p_blocking_time(one, fwd_compute=1e9, bwd_compute=2e9)  # long passes hide it
         assert blocking == (0.0 if hidden else one)
         # a send longer than the smaller chunk pass (fwd / vpp) leaves the difference exposed
-        short = pricer.p2p_blocking_time(1e8, fwd_compute=one * sc.layout.vpp / 2, bwd_compute=1.0)
+        short = pricer.p2p_blocking_time(one, fwd_compute=one * sc.layout.vpp / 2, bwd_compute=1.0)
         assert short == pytest.approx(one / 2 if hidden else one)
     assert core_i.estimate().time.pp_comm < lm_i.estimate().time.pp_comm
