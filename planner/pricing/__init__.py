@@ -59,6 +59,28 @@ def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, Gro
     return groups, pp
 
 
+def compute_seconds(compute: ComputePricer, op: Op) -> float | None:
+    """Seconds of a compute op (GEMM, grouped GEMM, attention, memory-bound kernel) on one rank; None
+    for a collective or a ring-attention core (whose sends need the cp group's placement)."""
+    if isinstance(op, Gemm):
+        return compute.gemm_time(op)
+    if isinstance(op, ExecutedGemm):
+        return compute.grouped_gemm_time(op.gemm)
+    if isinstance(op, Attention):
+        return compute.attention_time(op)
+    if isinstance(op, MemoryOp):
+        return compute.memory_time(op)
+    return None
+
+
+def ring_compute_parts(compute: ComputePricer, op: RingAttention) -> tuple[float, float, float]:
+    """(one block, one correction, all compute) seconds of a ring-attention core on the compute
+    stream: ``steps`` blocks and a correction after each transfer."""
+    block = compute.attention_time(op.block)
+    corr = compute.memory_time(op.correction) if op.steps > 1 else 0.0
+    return block, corr, op.steps * block + op.transfers * corr
+
+
 class Pricer:
     """Seconds for the ops of one layout on one hardware profile and GPU count."""
 
@@ -88,14 +110,9 @@ class Pricer:
 
     def op_time(self, op: Op) -> float:
         """Seconds of one op on one rank."""
-        if isinstance(op, Gemm):
-            return self.compute.gemm_time(op)
-        if isinstance(op, ExecutedGemm):
-            return self.compute.grouped_gemm_time(op.gemm)
-        if isinstance(op, Attention):
-            return self.compute.attention_time(op)
-        if isinstance(op, MemoryOp):
-            return self.compute.memory_time(op)
+        t = compute_seconds(self.compute, op)
+        if t is not None:
+            return t
         if isinstance(op, RingAttention):
             return sum(self.ring_attention_time(op))
         return self.collective_time(op)
@@ -106,12 +123,10 @@ class Pricer:
         under one block (+ its correction) and is exposed only by what it outlasts it; the tail send
         (backward's last dK/dV hop) is exposed whole. Sends are priced as the cp group's p2p hop (over
         the NIC share when the ring crosses nodes: every rank of a node sends at once)."""
-        block = self.compute.attention_time(op.block)
-        corr = self.compute.memory_time(op.correction) if op.steps > 1 else 0.0
+        block, corr, compute = ring_compute_parts(self.compute, op)
         group = self.groups["cp"]
         send = self.collectives.p2p_time(op.transfer_bytes, group)
         tail = self.collectives.p2p_time(op.tail_bytes, group) if op.tail_bytes else 0.0
-        compute = op.steps * block + op.transfers * corr
         return compute, op.transfers * max(0.0, send - block - corr) + tail
 
     def collective_time(self, op: Collective, group: GroupPlacement | None = None) -> float:
@@ -194,4 +209,4 @@ class Pricer:
         return self.compute.optimizer_time(params)
 
 
-__all__ = ["AXES", "BlockTime", "Pricer"]
+__all__ = ["AXES", "BlockTime", "Pricer", "compute_seconds", "ring_compute_parts"]

@@ -25,10 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..cost import Estimate, estimate, stage_memory
+from ..cost.bound import step_time_lower_bound
 from ..errors import InfeasibleError
 from ..frameworks import refusal
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
+from .bounded import price_in_bound_order
 from .offload_search import offload_fit
 from .result import Plan, SearchResult, SearchStats
 from .space import (
@@ -133,6 +135,7 @@ class _Scan:
     checked: int
     counts: Counts
     steps: dict = None  # candidate key -> the StepWork its memory check built (serial scan only)
+    bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
 
 
 def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int], training: TrainingSpec,
@@ -151,17 +154,19 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
                                           _slices(structs, workers)], workers)
         if progress:
             progress(len(structs), len(structs))
-        survivors, closest, checked = [], {}, 0
+        survivors, closest, checked, bounds = [], {}, 0, {}
         for part in parts:
             survivors += part.survivors
+            for k, v in part.bounds.items():  # first occurrence wins, as in the serial scan
+                bounds.setdefault(k, v)
             checked += part.checked
             for name in ("invalid", "constraint", "memory", "dominated"):
                 setattr(counts, name, getattr(counts, name) + getattr(part.counts, name))
             for mc in part.closest_order:  # replayed in scan order: the serial tie-break
                 _keep_closest(closest, mc)
-        return _Scan(survivors, closest, len(structs), checked, counts)
+        return _Scan(survivors, closest, len(structs), checked, counts, None, bounds)
     part = _scan_structures(model, hardware, structs, training, c, counts, progress, stop_at_first)
-    return _Scan(part.survivors, part.closest, len(structs), part.checked, counts, part.steps)
+    return _Scan(part.survivors, part.closest, len(structs), part.checked, counts, part.steps, part.bounds)
 
 
 @dataclass
@@ -174,6 +179,7 @@ class _Part:
     checked: int
     counts: Counts
     steps: dict = None  # candidate key -> StepWork of its memory check (not sent back by workers)
+    bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
 
 
 def _slices(items: list, n: int) -> list[list]:
@@ -214,6 +220,12 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
     closest: dict[str, MemoryCheck] = {}
     order: list[MemoryCheck] = []
     steps: dict = {}
+    bounds: dict = {}
+    timed = c.objective != "memory"  # the memory objective prices every survivor (planner.search.bounded)
+
+    def keep_bound(key: tuple, mc: MemoryCheck) -> None:
+        if key not in bounds:
+            bounds[key] = (step_time_lower_bound(mc.step, hardware) if timed else 0.0, mc.peak_bytes)
     trainings: dict[tuple, TrainingSpec] = {}
     checked = 0
     recomputes = recompute_options(c)
@@ -244,6 +256,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 if mc.fits:
                     survivor = pinned_order(cand, c)
                     survivors.append(survivor)
+                    keep_bound(survivor.key, mc)  # a pinned rank order changes neither compute nor memory
                     if survivor is cand:  # same layout and training: the checked step is the one to price
                         steps.setdefault(cand.key, mc.step)
                     counts.dominated += len(recomputes) - ri - 1
@@ -257,17 +270,18 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                     if trial is not None:
                         survivor = pinned_order(trial, c)
                         survivors.append(survivor)
+                        keep_bound(survivor.key, trial_mc)
                         if survivor is trial and trial_mc.candidate is trial:
                             steps.setdefault(trial.key, trial_mc.step)
                         offloaded = True
             if (fitted or offloaded) and stop_at_first:
-                return _Part(survivors, closest, order, checked, counts, steps)
+                return _Part(survivors, closest, order, checked, counts, steps, bounds)
             if not fitted:  # larger micro-batches hold more: cut them (an offload-only fit does not extend)
                 counts.memory += (len(sizes) - bi - 1) * len(recomputes)
                 break
     if progress:
         progress(len(structs), len(structs))
-    return _Part(survivors, closest, order, checked, counts, steps)
+    return _Part(survivors, closest, order, checked, counts, steps, bounds)
 
 
 def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> bool:
@@ -289,13 +303,6 @@ def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: 
     est = estimate(model, hardware, cand.training, cand.layout, cand.gpus, step=step)
     return Plan(rank=rank, gpus=cand.gpus, layout=cand.layout, training=cand.training, estimate=est,
                 usable_memory_bytes=usable, gpu_hours_per_mtok=gpu_hours_per_mtok(est, cand.gpus))
-
-
-def _price_part(model, hardware, cands, usable) -> list[Plan]:
-    from ..pricing.shared_blocks import shared_block_times
-
-    with shared_block_times():
-        return [price(model, hardware, cand, usable) for cand in cands]
 
 
 def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
@@ -340,17 +347,23 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
         if cand.key not in seen:
             seen.add(cand.key)
             unique.append(cand)
-    if workers > 1 and len(unique) > 1:
-        plans = [p for part in parallel_map(_price_part, [(model, hardware, part, usable) for part in
-                                                          _slices(unique, workers)], workers) for p in part]
-    else:
-        steps = scan.steps or {}
-        plans = [price(model, hardware, cand, usable, step=steps.get(cand.key)) for cand in unique]
-    for cand, plan in zip(unique, plans):
+    steps = scan.steps or {}
+
+    def price_fit(cand: Candidate) -> Plan | None:
+        plan = price(model, hardware, cand, usable, step=steps.get(cand.key))
         if plan.estimate.peak_memory_bytes > usable:  # full estimate disagrees with the quick check
             scan.counts.memory += 1
-            continue
-        priced.append((objective_key(c.objective, plan.estimate, cand.gpus, cand), plan))
+            return None
+        return plan
+
+    def first_key(cand: Candidate, plan: Plan) -> float:
+        return objective_key(c.objective, plan.estimate, cand.gpus, cand)[0]
+
+    # serial whatever ``workers``: which candidates are skipped depends on the plans priced before them
+    run = price_in_bound_order(unique, [scan.bounds[cand.key][0] for cand in unique], c.objective,
+                               max(top, ORDER_VARIANTS_TOP), price_fit, first_key)
+    priced = [(objective_key(c.objective, plan.estimate, cand.gpus, cand), plan) for cand, plan in run.priced
+              if plan is not None]
     priced.sort(key=lambda kp: kp[0])
     for _, lead in priced[:ORDER_VARIANTS_TOP]:  # other rank orders / TP overlap of the leading plans
         base = Candidate(lead.layout, lead.training, lead.gpus)
@@ -359,6 +372,15 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
             plan = price(model, hardware, alt, usable)
             priced.append((objective_key(c.objective, plan.estimate, alt.gpus, alt), plan))
     priced.sort(key=lambda kp: kp[0])
+    top_plan = priced[0][1] if priced else None  # the bubble lesson (explain) reads every plan of its layout
+    for cand in [s for s in run.skipped if s.layout == top_plan.layout and s.gpus == top_plan.gpus]:
+        run.skipped.remove(cand)
+        plan = price_fit(cand)
+        if plan is not None:
+            priced.append((objective_key(c.objective, plan.estimate, cand.gpus, cand), plan))
+    priced.sort(key=lambda kp: kp[0])
+    unpriced = sum(1 for s in run.skipped if scan.bounds[s.key][1] <= usable)  # feasible, cannot rank
+    scan.counts.memory += len(run.skipped) - unpriced
     ranked = [p.model_copy(update={"rank": i + 1}) for i, (_, p) in enumerate(priced)]
     elapsed = time.perf_counter() - t0
     ref_plan = None
@@ -366,11 +388,11 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
         ref_cand = Candidate(reference, reference_training or training, reference.gpus)
         ref_plan = price(model, hardware, ref_cand, usable)
     stats = SearchStats(
-        structures=scan.structures, memory_checked=scan.checked, priced=len(priced),
+        structures=scan.structures, memory_checked=scan.checked, priced=len(priced), bounded=unpriced,
         rejected={"memory": scan.counts.memory, "invalid": scan.counts.invalid,
                   "constraint": scan.counts.constraint, "dominated": scan.counts.dominated},
         elapsed_s=elapsed)
     return SearchResult(
         model=model.name, hardware=hardware.name, gpus=gpus, objective=c.objective, plans=ranked[:top],
-        best=ranked[0], total_feasible=len(ranked), stats=stats, reference=ref_plan,
+        best=ranked[0], total_feasible=len(ranked) + unpriced, stats=stats, reference=ref_plan,
         explanation=explain(ranked, ref_plan, hardware, c))
