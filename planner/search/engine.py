@@ -381,7 +381,8 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
     priced.sort(key=lambda kp: kp[0])
     unpriced = sum(1 for s in run.skipped if scan.bounds[s.key][1] <= usable)  # feasible, cannot rank
     scan.counts.memory += len(run.skipped) - unpriced
-    ranked = [p.model_copy(update={"rank": i + 1}) for i, (_, p) in enumerate(priced)]
+    ordered = [p for _, p in priced]
+    ranked = [p.model_copy(update={"rank": i + 1}) for i, p in enumerate(ordered[:max(top, 1)])]  # the shown ones
     elapsed = time.perf_counter() - t0
     ref_plan = None
     if reference is not None:
@@ -394,5 +395,5 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
         elapsed_s=elapsed)
     return SearchResult(
         model=model.name, hardware=hardware.name, gpus=gpus, objective=c.objective, plans=ranked[:top],
-        best=ranked[0], total_feasible=len(ranked) + unpriced, stats=stats, reference=ref_plan,
-        explanation=explain(ranked, ref_plan, hardware, c))
+        best=ranked[0], total_feasible=len(ordered) + unpriced, stats=stats, reference=ref_plan,
+        explanation=explain(ordered, ref_plan, hardware, c))  # explain reads no rank

@@ -351,6 +351,19 @@ def _layer_base(model: ModelSpec, training: TrainingSpec, layout: Layout, dense:
     return layer, layer_activation_bytes(model, training, layout, dense), layer_working_bytes(model, training, layout)
 
 
+#: Layout fields a stage template never reads: the schedule and its chunks decide only the micro-batches
+#: in flight (planner.work.memory.in_flight_per_stage, applied by StageWork.at), the rank order only placement.
+SCHEDULE_FIELDS = ("schedule", "vpp", "rank_order")
+_TEMPLATES: dict[tuple, tuple] = {}
+
+
+def _template_key(layout: Layout) -> tuple:
+    """``layout`` without ``SCHEDULE_FIELDS`` (with the model, training and micro-batches, the key of
+    the stage-template cache: structures that differ only in schedule share their templates)."""
+    return tuple(tuple(v) if isinstance(v, list) else v for k, v in layout.__dict__.items()
+                 if k not in SCHEDULE_FIELDS)
+
+
 def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
     """Describe one optimizer step of ``model`` under ``layout`` (assumes check_layout passed)."""
     m = micro_batches_per_step(layout, training)
@@ -373,13 +386,21 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     templates: dict[tuple[int, bool, bool], StageWork] = {}
     last = layout.pp - 1
     stages = []
+    shared = (id(model), id(training), m, _template_key(layout))
     for i, (n_layers, held) in enumerate(zip(counts, in_flight_per_stage(layout, m))):
         kind = (n_layers, i == 0, i == last)
         template = templates.get(kind)
         if template is None:
-            template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
-                                                         layer_params, emb_params, out_params, act, work_bytes, p2p,
-                                                         m, lay_key)
+            hit = _TEMPLATES.get((shared, kind))
+            if hit is not None and hit[0] is model and hit[1] is training:
+                template = templates[kind] = hit[2]
+            else:
+                template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
+                                                             layer_params, emb_params, out_params, act, work_bytes,
+                                                             p2p, m, lay_key)
+                if len(_TEMPLATES) > 4096:
+                    _TEMPLATES.clear()
+                _TEMPLATES[(shared, kind)] = (model, training, template)  # keeps both alive: ids stay theirs
         stages.append(template.at(i, held))
     notes = []
     if layout.cp > 1:
