@@ -11,15 +11,22 @@ sum ``price_stage`` starts from, before the host floor raises it), T_i >= C_i, s
 bubble_lb = (sum C - max C) / v for 1F1B / GPipe (v = 1) and interleaved 1F1B (v = vpp): fill and
 drain are the stages other than the slowest, sum_{i != s} T_i >= sum C - max C; 0 for ZB-H1.
 Ring-exchange TP overlap reprices the GEMMs (planner.pricing.tp_overlap): no bound (0) there.
-The search (planner.search.bounded) uses it to skip pricing candidates that cannot rank.
+The search (planner.search.bounded) uses it to skip pricing candidates that cannot rank; for those
+it cannot skip, ``price_stages_bound`` prices the stages and bounds the step by what they imply
+before the Estimate (``fold``: stage memory records, pydantic results) is built.
 """
 
 from __future__ import annotations
 
-from ..pricing import ComputePricer, compute_seconds, ring_compute_parts, shared_blocks
-from ..specs import HardwareProfile
-from ..work.context import RingAttention
-from ..work.step import StepWork
+from dataclasses import dataclass
+
+from ..pricing import ComputePricer, Pricer, compute_part, shared_blocks
+from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
+from ..work.offload import check_offload
+from ..work.step import StepWork, build_step
+from .analytic import StageTimes, exposed_dp_comm, fold, price_stages
+from .result import Estimate
+from .schedule import pipeline_time
 
 #: relative slack for floating-point summation order (the bound sums in another order than the fold)
 SLACK = 1e-9
@@ -33,17 +40,6 @@ def _pricer(hardware: HardwareProfile, precision: str) -> ComputePricer:
                                      lambda: ComputePricer(hardware.device, precision))
 
 
-def ops_compute_seconds(compute: ComputePricer, ops: tuple) -> float:
-    """Compute-stream seconds of an op list: its compute ops and ring-attention blocks, no communication."""
-    total = 0.0
-    for op in ops:
-        t = compute_seconds(compute, op)
-        if t is None:
-            t = ring_compute_parts(compute, op)[2] if isinstance(op, RingAttention) else 0.0
-        total += t
-    return total
-
-
 def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
     """Seconds that ``estimate(...).step_time_s`` of ``step`` on ``hardware`` cannot undercut (see
     the module docstring); 0 when no bound is known."""
@@ -51,10 +47,6 @@ def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
     if training.tp_comm_overlap and training.tp_overlap_style == "ring-exchange":
         return 0.0
     compute = _pricer(hardware, training.precision)
-    store = shared_blocks.current()
-    memo = store.setdefault("compute_ops", {}) if store is not None else {}
-    if len(memo) > shared_blocks.MAX_ENTRIES:
-        memo.clear()
     per_template: dict[int, tuple[float, float]] = {}
     cs, opts = [], []
     for s in step.stages:
@@ -67,11 +59,7 @@ def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
                 for ops in (block.forward, block.backward_input, block.backward_weight, block.recompute):
                     if not ops:
                         continue
-                    key = (id(ops), id(compute))
-                    got = memo.get(key)
-                    if got is None or got[0] is not ops:
-                        got = memo[key] = (ops, ops_compute_seconds(compute, ops))  # keeps ops alive
-                    c += got[1] * n
+                    c += compute_part(compute, ops).compute * n  # kept per op list inside a search
             hit = per_template[id(s.template)] = (c, compute.optimizer_time(s.optimizer_params))
         cs.append(hit[0])
         opts.append(hit[1])
@@ -82,3 +70,37 @@ def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
     else:
         bubble = max(0.0, sum(cs) - top) / (layout.vpp if layout.schedule == "interleaved-1f1b" else 1)
     return (step.micro_batches * top + bubble + max(opts)) * (1.0 - SLACK)
+
+
+@dataclass
+class StagePriced:
+    """The first half of ``planner.cost.analytic.estimate`` (checks, Pricer, ``price_stages``) and the
+    step time it implies, ``bound_s``: ``fold`` books ``m * T_s + bubble + dp_exposed + optimizer``
+    (its fields sum to it), which is ``pipeline_time``'s steady + bubble plus the exposed data-parallel
+    communication and the optimizer, the same numbers summed in another order (times ``1 - SLACK``)."""
+
+    step: StepWork
+    pricer: Pricer
+    times: list[StageTimes]
+    gpus: int
+    bound_s: float
+
+    def estimate(self, hardware: HardwareProfile) -> Estimate:
+        """The Estimate ``estimate(model, hardware, training, layout, gpus, step=step)`` returns."""
+        return fold(self.step, self.times, hardware, self.gpus, self.pricer.compute.peak_flops)
+
+
+def price_stages_bound(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec, layout: Layout,
+                       gpus: int, step: StepWork | None = None) -> StagePriced:
+    """``StagePriced`` of a candidate: what ``estimate`` does before ``fold``, in its order (``step``:
+    the StepWork of exactly this model, training and layout, or None to build it)."""
+    check_layout(layout, model, training, gpus)
+    check_offload(training, layout)
+    if step is None:
+        step = build_step(model, training, layout)
+    pricer = Pricer(hardware, training, layout, gpus)
+    times = price_stages(step, pricer)
+    chunks = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
+    pipe = pipeline_time([t.as_pass(chunks) for t in times], step.micro_batches, layout.schedule, layout.vpp)
+    total = pipe.steady + pipe.bubble + exposed_dp_comm(times, step) + max(t.optimizer + t.offload_step for t in times)
+    return StagePriced(step, pricer, times, gpus, total * (1.0 - SLACK))

@@ -49,19 +49,27 @@ class Bounded:
 
 def price_in_bound_order(cands: list[Candidate], bounds: list[float], objective: str, keep: int,
                          price_one: Callable[[Candidate], object | None],
-                         first_key: Callable[[Candidate, object], float]) -> Bounded:
+                         first_key: Callable[[Candidate, object], float],
+                         finer: Callable[[Candidate], float] | None = None) -> Bounded:
     """Price ``cands`` in ascending ``bound_value`` order, skipping those that cannot rank (module
     docstring). ``price_one`` returns a Plan, or None when the plan does not fit; ``first_key`` is the
-    plan's first objective key."""
+    plan's first objective key; ``finer`` (optional) a tighter, dearer bound on a candidate's step
+    time, asked only once the ``keep`` places are filled and the cheap bound cannot skip it."""
     values = [bound_value(objective, b, c) for c, b in zip(cands, bounds, strict=True)]
     out = Bounded()
     worst_kept: list[float] = []  # max-heap (negated) of the ``keep`` best first keys priced
     best_tp: dict[int, float] = {}
     for i in sorted(range(len(cands)), key=lambda j: (values[j], j)):
         cand, v = cands[i], values[i]
-        if len(worst_kept) >= keep and v > -worst_kept[0] and v > best_tp.get(cand.layout.tp, math.inf):
+        full = len(worst_kept) >= keep
+        if full and v > -worst_kept[0] and v > best_tp.get(cand.layout.tp, math.inf):
             out.skipped.append(cand)
             continue
+        if full and finer is not None:
+            v = bound_value(objective, finer(cand), cand)
+            if v > -worst_kept[0] and v > best_tp.get(cand.layout.tp, math.inf):
+                out.skipped.append(cand)
+                continue
         plan = price_one(cand)
         out.priced.append((cand, plan))
         if plan is None:

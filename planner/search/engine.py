@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..cost import Estimate, estimate, stage_memory
-from ..cost.bound import step_time_lower_bound
+from ..cost.bound import StagePriced, price_stages_bound, step_time_lower_bound
 from ..errors import InfeasibleError
 from ..frameworks import refusal
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
@@ -297,10 +297,14 @@ def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> bool:
 
 
 def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float, rank: int = 0,
-          step=None) -> Plan:
+          step=None, staged: StagePriced | None = None) -> Plan:
     """A Plan for ``cand``, priced by planner.cost.estimate (``step``: the StepWork its memory check
-    built for exactly this layout and training, reused instead of rebuilt)."""
-    est = estimate(model, hardware, cand.training, cand.layout, cand.gpus, step=step)
+    built for exactly this layout and training, reused instead of rebuilt; ``staged``: its stages
+    already priced by planner.cost.bound.price_stages_bound, folded into the same Estimate)."""
+    if staged is not None:
+        est = staged.estimate(hardware)
+    else:
+        est = estimate(model, hardware, cand.training, cand.layout, cand.gpus, step=step)
     return Plan(rank=rank, gpus=cand.gpus, layout=cand.layout, training=cand.training, estimate=est,
                 usable_memory_bytes=usable, gpu_hours_per_mtok=gpu_hours_per_mtok(est, cand.gpus))
 
@@ -349,8 +353,15 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
             unique.append(cand)
     steps = scan.steps or {}
 
+    staged: dict[tuple, StagePriced] = {}
+
+    def stage_bound(cand: Candidate) -> float:
+        staged[cand.key] = got = price_stages_bound(model, hardware, cand.training, cand.layout, cand.gpus,
+                                                    steps.get(cand.key))
+        return got.bound_s
+
     def price_fit(cand: Candidate) -> Plan | None:
-        plan = price(model, hardware, cand, usable, step=steps.get(cand.key))
+        plan = price(model, hardware, cand, usable, step=steps.get(cand.key), staged=staged.pop(cand.key, None))
         if plan.estimate.peak_memory_bytes > usable:  # full estimate disagrees with the quick check
             scan.counts.memory += 1
             return None
@@ -361,7 +372,7 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
 
     # serial whatever ``workers``: which candidates are skipped depends on the plans priced before them
     run = price_in_bound_order(unique, [scan.bounds[cand.key][0] for cand in unique], c.objective,
-                               max(top, ORDER_VARIANTS_TOP), price_fit, first_key)
+                               max(top, ORDER_VARIANTS_TOP), price_fit, first_key, stage_bound)
     priced = [(objective_key(c.objective, plan.estimate, cand.gpus, cand), plan) for cand, plan in run.priced
               if plan is not None]
     priced.sort(key=lambda kp: kp[0])
