@@ -47,22 +47,25 @@ def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
     if training.tp_comm_overlap and training.tp_overlap_style == "ring-exchange":
         return 0.0
     compute = _pricer(hardware, training.precision)
-    per_template: dict[int, tuple[float, float]] = {}
+    store = shared_blocks.current()
+    memo = store.setdefault("template_compute", {}) if store is not None else {}  # templates recur (work.step)
+    if len(memo) > shared_blocks.MAX_ENTRIES:
+        memo.clear()
     cs, opts = [], []
     for s in step.stages:
-        hit = per_template.get(id(s.template))
-        if hit is None:
+        t = s.template
+        hit = memo.get((id(t), id(compute)))
+        if hit is None or hit[0] is not t:
             c = 0.0
-            for block, n in s.blocks:
+            for block, n in t.blocks:
                 if n == 0:
                     continue
                 for ops in (block.forward, block.backward_input, block.backward_weight, block.recompute):
-                    if not ops:
-                        continue
-                    c += compute_part(compute, ops).compute * n  # kept per op list inside a search
-            hit = per_template[id(s.template)] = (c, compute.optimizer_time(s.optimizer_params))
-        cs.append(hit[0])
-        opts.append(hit[1])
+                    if ops:
+                        c += compute_part(compute, ops).compute * n  # kept per op list inside a search
+            hit = memo[(id(t), id(compute))] = (t, c, compute.optimizer_time(t.optimizer_params))  # keeps t alive
+        cs.append(hit[1])
+        opts.append(hit[2])
     top = max(cs)
     layout = step.layout
     if layout.schedule == "zb-h1":

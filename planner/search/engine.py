@@ -309,6 +309,11 @@ def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: 
                 usable_memory_bytes=usable, gpu_hours_per_mtok=gpu_hours_per_mtok(est, cand.gpus))
 
 
+def _sieve(lay: Layout) -> tuple:
+    """A few degrees of ``lay``: a cheap test before comparing whole Layouts."""
+    return lay.tp, lay.pp, lay.dp, lay.cp, lay.vpp, lay.ep
+
+
 def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
            constraints: SearchConstraints | None = None, *, top: int = 10,
            progress: Progress | None = None, reference: Layout | None = None,
@@ -384,12 +389,14 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
             priced.append((objective_key(c.objective, plan.estimate, alt.gpus, alt), plan))
     priced.sort(key=lambda kp: kp[0])
     top_plan = priced[0][1] if priced else None  # the bubble lesson (explain) reads every plan of its layout
-    for cand in [s for s in run.skipped if s.layout == top_plan.layout and s.gpus == top_plan.gpus]:
-        run.skipped.remove(cand)
+    head = top_plan and (top_plan.gpus, _sieve(top_plan.layout))
+    same = [head == (s.gpus, _sieve(s.layout)) and s.layout == top_plan.layout for s in run.skipped]
+    for cand in [s for s, hit in zip(run.skipped, same) if hit]:
         plan = price_fit(cand)
         if plan is not None:
             priced.append((objective_key(c.objective, plan.estimate, cand.gpus, cand), plan))
     priced.sort(key=lambda kp: kp[0])
+    run.skipped = [s for s, hit in zip(run.skipped, same) if not hit]
     unpriced = sum(1 for s in run.skipped if scan.bounds[s.key][1] <= usable)  # feasible, cannot rank
     scan.counts.memory += len(run.skipped) - unpriced
     ordered = [p for _, p in priced]

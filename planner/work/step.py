@@ -357,18 +357,40 @@ SCHEDULE_FIELDS = ("schedule", "vpp", "rank_order")
 _TEMPLATES: dict[tuple, tuple] = {}
 
 
+_TEMPLATE_KEYS: dict[int, tuple] = {}
+
+
 def _template_key(layout: Layout) -> tuple:
     """``layout`` without ``SCHEDULE_FIELDS`` (with the model, training and micro-batches, the key of
-    the stage-template cache: structures that differ only in schedule share their templates)."""
-    return tuple(tuple(v) if isinstance(v, list) else v for k, v in layout.__dict__.items()
-                 if k not in SCHEDULE_FIELDS)
+    the stage-template cache: structures that differ only in schedule share their templates); kept
+    per Layout object (every candidate of a search structure shares one)."""
+    hit = _TEMPLATE_KEYS.get(id(layout))
+    if hit is not None and hit[0] is layout:
+        return hit[1]
+    key = tuple(tuple(v) if isinstance(v, list) else v for k, v in layout.__dict__.items() if k not in SCHEDULE_FIELDS)
+    if len(_TEMPLATE_KEYS) > 4096:
+        _TEMPLATE_KEYS.clear()
+    _TEMPLATE_KEYS[id(layout)] = (layout, key)  # keeps the layout alive: its id stays its own
+    return key
+
+
+_COUNTS: list[tuple] = []
+
+
+def _parameter_counts(model: ModelSpec):
+    """``parameter_counts(model)`` of the last model asked for (a search asks for one model throughout)."""
+    if _COUNTS and _COUNTS[0][0] is model:
+        return _COUNTS[0][1]
+    pc = parameter_counts(model)
+    _COUNTS[:] = [(model, pc)]
+    return pc
 
 
 def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
     """Describe one optimizer step of ``model`` under ``layout`` (assumes check_layout passed)."""
     m = micro_batches_per_step(layout, training)
     counts = stage_layer_counts(layout, model)
-    pc = parameter_counts(model)
+    pc = _parameter_counts(model)
     t = layout.tp
     layer_params = (pc.per_layer.attention + pc.per_layer.mlp - routed_expert_parameters(model)) / t \
         + pc.per_layer.norms  # routed experts: expert_parameters_per_rank

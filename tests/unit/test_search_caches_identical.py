@@ -19,6 +19,8 @@ def _clear_caches() -> None:
         fn.cache_clear()
     step_mod._LAYER_LAYOUTS.clear()
     step_mod._TEMPLATES.clear()
+    step_mod._TEMPLATE_KEYS.clear()
+    step_mod._COUNTS.clear()
 
 
 @pytest.mark.parametrize("model,hw,gpus,training", [
