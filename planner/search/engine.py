@@ -32,6 +32,7 @@ from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layo
 from ..work.step import build_step
 from .bounded import price_in_bound_order
 from .offload_search import offload_fit
+from .parallel import parallel_map, slices
 from .result import Plan, SearchResult, SearchStats
 from .space import (
     Candidate,
@@ -151,7 +152,7 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
         structs += structures(model, hardware, g, training, c, counts)
     if workers > 1 and not stop_at_first and len(structs) > 1:
         parts = parallel_map(_scan_part, [(model, hardware, part, training, c) for part in
-                                          _slices(structs, workers)], workers)
+                                          slices(structs, workers)], workers)
         if progress:
             progress(len(structs), len(structs))
         survivors, closest, checked, bounds = [], {}, 0, {}
@@ -180,31 +181,6 @@ class _Part:
     counts: Counts
     steps: dict = None  # candidate key -> StepWork of its memory check (not sent back by workers)
     bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
-
-
-def _slices(items: list, n: int) -> list[list]:
-    """``items`` cut into at most ``n`` contiguous slices of near-equal length, in order."""
-    n = max(1, min(n, len(items)))
-    size, extra = divmod(len(items), n)
-    out, start = [], 0
-    for i in range(n):
-        end = start + size + (1 if i < extra else 0)
-        out.append(items[start:end])
-        start = end
-    return out
-
-
-def parallel_map(fn, args: list[tuple], workers: int) -> list:
-    """``[fn(*a) for a in args]`` over ``workers`` processes, results in the order of ``args``."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=min(workers, len(args))) as pool:
-        return list(pool.map(_star, [(fn, a) for a in args]))
-
-
-def _star(fn_args):
-    fn, a = fn_args
-    return fn(*a)
 
 
 def _scan_part(model, hardware, structs, training, c) -> _Part:

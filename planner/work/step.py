@@ -9,6 +9,7 @@ import functools
 from dataclasses import dataclass, field
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
+from . import stage_templates
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
 from .expert_states import (
     expert_dp_comm,
@@ -42,7 +43,6 @@ from .memory import (
 from .moe import expert_parameters_per_rank, moe_note
 from .offload import NO_OFFLOAD, OffloadWork, apply_offload
 from .ops import Collective, Op
-from .params import parameter_counts
 
 
 class cached_property:  # noqa: N801 - functools.cached_property without Python 3.11's per-class lock
@@ -351,46 +351,11 @@ def _layer_base(model: ModelSpec, training: TrainingSpec, layout: Layout, dense:
     return layer, layer_activation_bytes(model, training, layout, dense), layer_working_bytes(model, training, layout)
 
 
-#: Layout fields a stage template never reads: the schedule and its chunks decide only the micro-batches
-#: in flight (planner.work.memory.in_flight_per_stage, applied by StageWork.at), the rank order only placement.
-SCHEDULE_FIELDS = ("schedule", "vpp", "rank_order")
-_TEMPLATES: dict[tuple, tuple] = {}
-
-
-_TEMPLATE_KEYS: dict[int, tuple] = {}
-
-
-def _template_key(layout: Layout) -> tuple:
-    """``layout`` without ``SCHEDULE_FIELDS`` (with the model, training and micro-batches, the key of
-    the stage-template cache: structures that differ only in schedule share their templates); kept
-    per Layout object (every candidate of a search structure shares one)."""
-    hit = _TEMPLATE_KEYS.get(id(layout))
-    if hit is not None and hit[0] is layout:
-        return hit[1]
-    key = tuple(tuple(v) if isinstance(v, list) else v for k, v in layout.__dict__.items() if k not in SCHEDULE_FIELDS)
-    if len(_TEMPLATE_KEYS) > 4096:
-        _TEMPLATE_KEYS.clear()
-    _TEMPLATE_KEYS[id(layout)] = (layout, key)  # keeps the layout alive: its id stays its own
-    return key
-
-
-_COUNTS: list[tuple] = []
-
-
-def _parameter_counts(model: ModelSpec):
-    """``parameter_counts(model)`` of the last model asked for (a search asks for one model throughout)."""
-    if _COUNTS and _COUNTS[0][0] is model:
-        return _COUNTS[0][1]
-    pc = parameter_counts(model)
-    _COUNTS[:] = [(model, pc)]
-    return pc
-
-
 def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepWork:
     """Describe one optimizer step of ``model`` under ``layout`` (assumes check_layout passed)."""
     m = micro_batches_per_step(layout, training)
     counts = stage_layer_counts(layout, model)
-    pc = _parameter_counts(model)
+    pc = stage_templates.model_parameter_counts(model)
     t = layout.tp
     layer_params = (pc.per_layer.attention + pc.per_layer.mlp - routed_expert_parameters(model)) / t \
         + pc.per_layer.norms  # routed experts: expert_parameters_per_rank
@@ -408,21 +373,17 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     templates: dict[tuple[int, bool, bool], StageWork] = {}
     last = layout.pp - 1
     stages = []
-    shared = (id(model), id(training), m, _template_key(layout))
+    shared = (id(model), id(training), m, stage_templates.template_key(layout))
     for i, (n_layers, held) in enumerate(zip(counts, in_flight_per_stage(layout, m))):
         kind = (n_layers, i == 0, i == last)
         template = templates.get(kind)
         if template is None:
-            hit = _TEMPLATES.get((shared, kind))
-            if hit is not None and hit[0] is model and hit[1] is training:
-                template = templates[kind] = hit[2]
-            else:
-                template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
-                                                             layer_params, emb_params, out_params, act, work_bytes,
-                                                             p2p, m, lay_key)
-                if len(_TEMPLATES) > 4096:
-                    _TEMPLATES.clear()
-                _TEMPLATES[(shared, kind)] = (model, training, template)  # keeps both alive: ids stay theirs
+            template = stage_templates.get(shared, kind, model, training)
+            if template is None:  # structures that differ only in schedule share it (planner.work.stage_templates)
+                template = _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params, emb_params,
+                                           out_params, act, work_bytes, p2p, m, lay_key)
+                stage_templates.put(shared, kind, model, training, template)
+            templates[kind] = template
         stages.append(template.at(i, held))
     notes = []
     if layout.cp > 1:

@@ -11,6 +11,7 @@ from planner.cost import estimate
 from planner.pricing import shared_blocks
 from planner.search import search
 from planner.specs import TrainingSpec
+from planner.work import stage_templates
 from planner.work import step as step_mod
 
 
@@ -18,9 +19,7 @@ def _clear_caches() -> None:
     for fn in (step_mod._layer_work, step_mod._layer_base, step_mod._pre_work, step_mod._post_work):
         fn.cache_clear()
     step_mod._LAYER_LAYOUTS.clear()
-    step_mod._TEMPLATES.clear()
-    step_mod._TEMPLATE_KEYS.clear()
-    step_mod._COUNTS.clear()
+    stage_templates.clear()
 
 
 @pytest.mark.parametrize("model,hw,gpus,training", [
