@@ -15,7 +15,9 @@ Stages, cheapest first:
    Only one stage per group of identical stages (same layers, blocks and states) is checked: the one
    holding the most micro-batches in flight.
 3. price the survivors with planner.cost.estimate and rank by the objective, ties broken by the
-   candidate key (deterministic).
+   candidate key (deterministic). Survivors are priced in order of a lower bound on their step time
+   (planner.cost.bound) and those that provably cannot show in the result are skipped
+   (planner.search.bounded): the ranking, figures and explanation are those of pricing them all.
 """
 
 from __future__ import annotations
