@@ -1,6 +1,7 @@
 """Caches of ``planner.work.step.build_step`` across calls (pure functions of identical inputs: what
 they return is what a fresh computation returns): stage templates shared by layouts that differ only
-in schedule, the template key per Layout object, the parameter counts of the last model."""
+in schedule, the template key per Layout object, the parameter counts of the last model, the layer
+op sets per identity of their inputs."""
 
 from __future__ import annotations
 
@@ -57,8 +58,26 @@ def put(shared: tuple, kind: tuple, model: ModelSpec, training, template) -> Non
     TEMPLATES[(shared, kind)] = (model, training, template)
 
 
+LAYERS: dict[tuple, tuple] = {}
+
+
+def by_identity(fn, model: ModelSpec, training, layout: Layout, *args):
+    """``fn(model, training, layout, *args)`` (an lru-cached pure function of planner.work.step), kept
+    per identity of its inputs: the lru cache hashes every field of the pydantic specs on each call."""
+    key = (fn, id(model), id(training), id(layout), *args)
+    hit = LAYERS.get(key)
+    if hit is not None and hit[0] is model and hit[1] is training and hit[2] is layout:
+        return hit[3]
+    out = fn(model, training, layout, *args)
+    if len(LAYERS) > 4096:
+        LAYERS.clear()
+    LAYERS[key] = (model, training, layout, out)  # keeps the inputs alive: their ids stay theirs
+    return out
+
+
 def clear() -> None:
     """Empty every cache of this module."""
+    LAYERS.clear()
     TEMPLATES.clear()
     TEMPLATE_KEYS.clear()
     COUNTS.clear()

@@ -236,13 +236,13 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     experts = expert_parameters_per_rank(model, layout) * n_layers if model.is_moe else 0.0
     pre, post, extra_act, fwd_end, dense_act = EMPTY, EMPTY, 0.0, 0.0, 0.0
     if i == 0:
-        pre, dense_act = _pre_work(model, training, lay_key)
+        pre, dense_act = stage_templates.by_identity(_pre_work, model, training, lay_key)
         params += emb_params
         if k:
             dl = pc.dense_layer
             params += k * ((dl.attention + dl.mlp) / layout.tp + dl.norms)
     if i == layout.pp - 1:
-        post, extra_act, fwd_end = _post_work(model, training, lay_key)
+        post, extra_act, fwd_end = stage_templates.by_identity(_post_work, model, training, lay_key)
         params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
     cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1, dense_layers=k)
     recipe = training.recipe_spec
@@ -367,7 +367,7 @@ def build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
         shard = layout.shard_degree if (layout.effective_zero_stage >= 2 or layout.fsdp) else 1
         accumulate = layer_params / shard * training.recipe_spec.grad_bytes * (m - 1) / m
     lay_key = layer_layout(layout)
-    layer, act, work_bytes = _layer_work(model, training, lay_key, accumulate)
+    layer, act, work_bytes = stage_templates.by_identity(_layer_work, model, training, lay_key, accumulate)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
