@@ -52,9 +52,12 @@ def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
     if len(memo) > shared_blocks.MAX_ENTRIES:
         memo.clear()
     cs, opts = [], []
+    seen: dict[int, tuple] = {}
     for s in step.stages:
         t = s.template
-        hit = memo.get((id(t), id(compute)))
+        hit = seen.get(id(t))
+        if hit is None:
+            hit = seen[id(t)] = memo.get((id(t), id(compute)))
         if hit is None or hit[0] is not t:
             c = 0.0
             for block, n in t.blocks:
@@ -63,7 +66,7 @@ def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
                 for ops in (block.forward, block.backward_input, block.backward_weight, block.recompute):
                     if ops:
                         c += compute_part(compute, ops).compute * n  # kept per op list inside a search
-            hit = memo[(id(t), id(compute))] = (t, c, compute.optimizer_time(t.optimizer_params))  # keeps t alive
+            hit = memo[(id(t), id(compute))] = seen[id(t)] = (t, c, compute.optimizer_time(t.optimizer_params))
         cs.append(hit[1])
         opts.append(hit[2])
     top = max(cs)
