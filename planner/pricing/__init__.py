@@ -61,6 +61,80 @@ def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, Gro
     return groups, pp
 
 
+def compute_seconds(compute: ComputePricer, op: Op) -> float | None:
+    """Seconds of a compute op (GEMM, grouped GEMM, attention, memory-bound kernel) on one rank; None
+    for a collective or a ring-attention core (whose sends need the cp group's placement)."""
+    if isinstance(op, Gemm):
+        return compute.gemm_time(op)
+    if isinstance(op, ExecutedGemm):
+        return compute.grouped_gemm_time(op.gemm)
+    if isinstance(op, Attention):
+        return compute.attention_time(op)
+    if isinstance(op, MemoryOp):
+        return compute.memory_time(op)
+    return None
+
+
+def ring_compute_parts(compute: ComputePricer, op: RingAttention) -> tuple[float, float, float]:
+    """(one block, one correction, all compute) seconds of a ring-attention core on the compute
+    stream: ``steps`` blocks and a correction after each transfer."""
+    block = compute.attention_time(op.block)
+    corr = compute.memory_time(op.correction) if op.steps > 1 else 0.0
+    return block, corr, op.steps * block + op.transfers * corr
+
+
+@dataclass(frozen=True, slots=True)
+class ComputePart:
+    """What an op list costs on the compute stream, whatever the placement: ``compute`` seconds of its
+    compute ops and ring-attention blocks (summed in op order, as ``Pricer.block_time`` adds them),
+    ``shared`` of those in shared experts, kernels launched outside and inside recompute, and the
+    communication ops (collectives, ring cores) left to price over their groups, in order."""
+
+    ops: tuple  # the op list (kept alive, so its id stays its own)
+    compute: float
+    shared: float
+    kernels: int
+    recompute_kernels: int
+    comm_ops: tuple
+
+
+def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
+    """``ComputePart`` of ``ops``; inside a search (planner.pricing.shared_blocks) kept per (op list,
+    ComputePricer), since it reads no placement."""
+    store = shared_blocks.current()
+    memo = store.setdefault("compute_parts", {}) if store is not None else None
+    if memo is not None:
+        hit = memo.get((id(ops), id(compute)))
+        if hit is not None and hit.ops is ops:
+            return hit
+    comp = shared = 0.0
+    kernels = recompute_kernels = 0
+    comm_ops = []
+    for op in ops:
+        if isinstance(op, RingAttention):
+            comp += ring_compute_parts(compute, op)[2]
+            kernels += 2 * op.steps - 1  # a block kernel per step, a softmax correction after all but the first
+            comm_ops.append(op)
+            continue
+        n = launches(op)
+        if op.phase == "recompute":
+            recompute_kernels += n
+        else:
+            kernels += n
+        t = compute_seconds(compute, op)
+        if t is None:
+            comm_ops.append(op)
+        else:
+            comp += t
+            shared += t if op.name.startswith("shared.") else 0.0
+    part = ComputePart(ops, comp, shared, kernels, recompute_kernels, tuple(comm_ops))
+    if memo is not None:
+        if len(memo) > shared_blocks.MAX_ENTRIES:
+            memo.clear()
+        memo[(id(ops), id(compute))] = part
+    return part
+
+
 class Pricer:
     """Seconds for the ops of one layout on one hardware profile and GPU count."""
 
@@ -91,14 +165,9 @@ class Pricer:
 
     def op_time(self, op: Op) -> float:
         """Seconds of one op on one rank."""
-        if isinstance(op, Gemm):
-            return self.compute.gemm_time(op)
-        if isinstance(op, ExecutedGemm):
-            return self.compute.grouped_gemm_time(op.gemm)
-        if isinstance(op, Attention):
-            return self.compute.attention_time(op)
-        if isinstance(op, MemoryOp):
-            return self.compute.memory_time(op)
+        t = compute_seconds(self.compute, op)
+        if t is not None:
+            return t
         if isinstance(op, RingAttention):
             return sum(self.ring_attention_time(op))
         return self.collective_time(op)
@@ -109,12 +178,10 @@ class Pricer:
         under one block (+ its correction) and is exposed only by what it outlasts it; the tail send
         (backward's last dK/dV hop) is exposed whole. Sends are priced as the cp group's p2p hop (over
         the NIC share when the ring crosses nodes: every rank of a node sends at once)."""
-        block = self.compute.attention_time(op.block)
-        corr = self.compute.memory_time(op.correction) if op.steps > 1 else 0.0
+        block, corr, compute = ring_compute_parts(self.compute, op)
         group = self.groups["cp"]
         send = self.collectives.p2p_time(op.transfer_bytes, group)
         tail = self.collectives.p2p_time(op.tail_bytes, group) if op.tail_bytes else 0.0
-        compute = op.steps * block + op.transfers * corr
         return compute, op.transfers * max(0.0, send - block - corr) + tail
 
     def collective_time(self, op: Collective, group: GroupPlacement | None = None) -> float:
@@ -156,28 +223,30 @@ class Pricer:
         return result
 
     def _block_time(self, ops: tuple[Op, ...]) -> BlockTime:
-        """``block_time`` computed."""
-        comp = comm = cp = a2a = shared = expert = 0.0
-        kernels = 0
-        for op in ops:
+        """``block_time`` computed: the compute part (``compute_part``, placement-free) and the
+        communication ops over their groups, in op order."""
+        part = compute_part(self.compute, ops)
+        comp, shared = part.compute, part.shared
+        calls = self.recompute_host_calls
+        if float(calls).is_integer():  # whole calls per kernel: the sum is exact in any order
+            kernels = part.kernels + part.recompute_kernels * calls
+        else:  # added in op order, as the launches happen
+            kernels = 0
+            for op in ops:
+                kernels += (2 * op.steps - 1 if isinstance(op, RingAttention)
+                            else launches(op) * (calls if op.phase == "recompute" else 1))
+        comm = cp = a2a = expert = 0.0
+        for op in part.comm_ops:
             if isinstance(op, RingAttention):
-                c, e = self.ring_attention_time(op)
-                comp += c
-                cp += e
-                kernels += 2 * op.steps - 1  # a block kernel per step, a softmax correction after all but the first
+                cp += self.ring_attention_time(op)[1]
                 continue
-            t = self.op_time(op)
-            kernels += launches(op) * (self.recompute_host_calls if op.phase == "recompute" else 1)
-            if isinstance(op, Collective):
-                if op.axis == "cp":
-                    cp += t
-                else:
-                    comm += t
-                    a2a += t if op.kind == "all-to-all" else 0.0
-                    expert += t if op.axis in ("ep", "etp") else 0.0
+            t = self.collective_time(op)
+            if op.axis == "cp":
+                cp += t
             else:
-                comp += t
-                shared += t if op.name.startswith("shared.") else 0.0
+                comm += t
+                a2a += t if op.kind == "all-to-all" else 0.0
+                expert += t if op.axis in ("ep", "etp") else 0.0
         if self.shared_expert_overlap:  # shared experts run while the tokens are in flight
             hidden = min(a2a, shared)  # (Megatron-Core --moe-shared-expert-overlap)
             comm -= hidden
@@ -210,4 +279,4 @@ class Pricer:
         return self.compute.optimizer_time(params) + self.compute.optimizer_stream_time(pass_bytes)
 
 
-__all__ = ["AXES", "BlockTime", "Pricer"]
+__all__ = ["AXES", "BlockTime", "ComputePart", "Pricer", "compute_part", "compute_seconds", "ring_compute_parts"]

@@ -15,7 +15,9 @@ Stages, cheapest first:
    Only one stage per group of identical stages (same layers, blocks and states) is checked: the one
    holding the most micro-batches in flight.
 3. price the survivors with planner.cost.estimate and rank by the objective, ties broken by the
-   candidate key (deterministic).
+   candidate key (deterministic). Survivors are priced in order of a lower bound on their step time
+   (planner.cost.bound) and those that provably cannot show in the result are skipped
+   (planner.search.bounded): the ranking, figures and explanation are those of pricing them all.
 """
 
 from __future__ import annotations
@@ -25,11 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..cost import Estimate, estimate, stage_memory
+from ..cost.bound import StagePriced, price_stages_bound, step_time_lower_bound
 from ..errors import InfeasibleError
 from ..frameworks import refusal
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
+from .bounded import price_in_bound_order
 from .offload_search import offload_fit
+from .parallel import parallel_map, slices
 from .result import Plan, SearchResult, SearchStats
 from .space import (
     Candidate,
@@ -133,6 +138,7 @@ class _Scan:
     checked: int
     counts: Counts
     steps: dict = None  # candidate key -> the StepWork its memory check built (serial scan only)
+    bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
 
 
 def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int], training: TrainingSpec,
@@ -148,20 +154,22 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
         structs += structures(model, hardware, g, training, c, counts)
     if workers > 1 and not stop_at_first and len(structs) > 1:
         parts = parallel_map(_scan_part, [(model, hardware, part, training, c) for part in
-                                          _slices(structs, workers)], workers)
+                                          slices(structs, workers)], workers)
         if progress:
             progress(len(structs), len(structs))
-        survivors, closest, checked = [], {}, 0
+        survivors, closest, checked, bounds = [], {}, 0, {}
         for part in parts:
             survivors += part.survivors
+            for k, v in part.bounds.items():  # first occurrence wins, as in the serial scan
+                bounds.setdefault(k, v)
             checked += part.checked
             for name in ("invalid", "constraint", "memory", "dominated"):
                 setattr(counts, name, getattr(counts, name) + getattr(part.counts, name))
             for mc in part.closest_order:  # replayed in scan order: the serial tie-break
                 _keep_closest(closest, mc)
-        return _Scan(survivors, closest, len(structs), checked, counts)
+        return _Scan(survivors, closest, len(structs), checked, counts, None, bounds)
     part = _scan_structures(model, hardware, structs, training, c, counts, progress, stop_at_first)
-    return _Scan(part.survivors, part.closest, len(structs), part.checked, counts, part.steps)
+    return _Scan(part.survivors, part.closest, len(structs), part.checked, counts, part.steps, part.bounds)
 
 
 @dataclass
@@ -174,31 +182,7 @@ class _Part:
     checked: int
     counts: Counts
     steps: dict = None  # candidate key -> StepWork of its memory check (not sent back by workers)
-
-
-def _slices(items: list, n: int) -> list[list]:
-    """``items`` cut into at most ``n`` contiguous slices of near-equal length, in order."""
-    n = max(1, min(n, len(items)))
-    size, extra = divmod(len(items), n)
-    out, start = [], 0
-    for i in range(n):
-        end = start + size + (1 if i < extra else 0)
-        out.append(items[start:end])
-        start = end
-    return out
-
-
-def parallel_map(fn, args: list[tuple], workers: int) -> list:
-    """``[fn(*a) for a in args]`` over ``workers`` processes, results in the order of ``args``."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    with ProcessPoolExecutor(max_workers=min(workers, len(args))) as pool:
-        return list(pool.map(_star, [(fn, a) for a in args]))
-
-
-def _star(fn_args):
-    fn, a = fn_args
-    return fn(*a)
+    bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
 
 
 def _scan_part(model, hardware, structs, training, c) -> _Part:
@@ -214,6 +198,12 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
     closest: dict[str, MemoryCheck] = {}
     order: list[MemoryCheck] = []
     steps: dict = {}
+    bounds: dict = {}
+    timed = c.objective != "memory"  # the memory objective prices every survivor (planner.search.bounded)
+
+    def keep_bound(key: tuple, mc: MemoryCheck) -> None:
+        if key not in bounds:
+            bounds[key] = (step_time_lower_bound(mc.step, hardware) if timed else 0.0, mc.peak_bytes)
     trainings: dict[tuple, TrainingSpec] = {}
     checked = 0
     recomputes = recompute_options(c)
@@ -244,6 +234,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 if mc.fits:
                     survivor = pinned_order(cand, c)
                     survivors.append(survivor)
+                    keep_bound(survivor.key, mc)  # a pinned rank order changes neither compute nor memory
                     if survivor is cand:  # same layout and training: the checked step is the one to price
                         steps.setdefault(cand.key, mc.step)
                     counts.dominated += len(recomputes) - ri - 1
@@ -257,17 +248,18 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                     if trial is not None:
                         survivor = pinned_order(trial, c)
                         survivors.append(survivor)
+                        keep_bound(survivor.key, trial_mc)
                         if survivor is trial and trial_mc.candidate is trial:
                             steps.setdefault(trial.key, trial_mc.step)
                         offloaded = True
             if (fitted or offloaded) and stop_at_first:
-                return _Part(survivors, closest, order, checked, counts, steps)
+                return _Part(survivors, closest, order, checked, counts, steps, bounds)
             if not fitted:  # larger micro-batches hold more: cut them (an offload-only fit does not extend)
                 counts.memory += (len(sizes) - bi - 1) * len(recomputes)
                 break
     if progress:
         progress(len(structs), len(structs))
-    return _Part(survivors, closest, order, checked, counts, steps)
+    return _Part(survivors, closest, order, checked, counts, steps, bounds)
 
 
 def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> bool:
@@ -283,19 +275,21 @@ def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> bool:
 
 
 def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float, rank: int = 0,
-          step=None) -> Plan:
+          step=None, staged: StagePriced | None = None) -> Plan:
     """A Plan for ``cand``, priced by planner.cost.estimate (``step``: the StepWork its memory check
-    built for exactly this layout and training, reused instead of rebuilt)."""
-    est = estimate(model, hardware, cand.training, cand.layout, cand.gpus, step=step)
+    built for exactly this layout and training, reused instead of rebuilt; ``staged``: its stages
+    already priced by planner.cost.bound.price_stages_bound, folded into the same Estimate)."""
+    if staged is not None:
+        est = staged.estimate(hardware)
+    else:
+        est = estimate(model, hardware, cand.training, cand.layout, cand.gpus, step=step)
     return Plan(rank=rank, gpus=cand.gpus, layout=cand.layout, training=cand.training, estimate=est,
                 usable_memory_bytes=usable, gpu_hours_per_mtok=gpu_hours_per_mtok(est, cand.gpus))
 
 
-def _price_part(model, hardware, cands, usable) -> list[Plan]:
-    from ..pricing.shared_blocks import shared_block_times
-
-    with shared_block_times():
-        return [price(model, hardware, cand, usable) for cand in cands]
+def _sieve(lay: Layout) -> tuple:
+    """A few degrees of ``lay``: a cheap test before comparing whole Layouts."""
+    return lay.tp, lay.pp, lay.dp, lay.cp, lay.vpp, lay.ep
 
 
 def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec,
@@ -340,17 +334,30 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
         if cand.key not in seen:
             seen.add(cand.key)
             unique.append(cand)
-    if workers > 1 and len(unique) > 1:
-        plans = [p for part in parallel_map(_price_part, [(model, hardware, part, usable) for part in
-                                                          _slices(unique, workers)], workers) for p in part]
-    else:
-        steps = scan.steps or {}
-        plans = [price(model, hardware, cand, usable, step=steps.get(cand.key)) for cand in unique]
-    for cand, plan in zip(unique, plans):
+    steps = scan.steps or {}
+
+    staged: dict[tuple, StagePriced] = {}
+
+    def stage_bound(cand: Candidate) -> float:
+        staged[cand.key] = got = price_stages_bound(model, hardware, cand.training, cand.layout, cand.gpus,
+                                                    steps.get(cand.key))
+        return got.bound_s
+
+    def price_fit(cand: Candidate) -> Plan | None:
+        plan = price(model, hardware, cand, usable, step=steps.get(cand.key), staged=staged.pop(cand.key, None))
         if plan.estimate.peak_memory_bytes > usable:  # full estimate disagrees with the quick check
             scan.counts.memory += 1
-            continue
-        priced.append((objective_key(c.objective, plan.estimate, cand.gpus, cand), plan))
+            return None
+        return plan
+
+    def first_key(cand: Candidate, plan: Plan) -> float:
+        return objective_key(c.objective, plan.estimate, cand.gpus, cand)[0]
+
+    # serial whatever ``workers``: which candidates are skipped depends on the plans priced before them
+    run = price_in_bound_order(unique, [scan.bounds[cand.key][0] for cand in unique], c.objective,
+                               max(top, ORDER_VARIANTS_TOP), price_fit, first_key, stage_bound)
+    priced = [(objective_key(c.objective, plan.estimate, cand.gpus, cand), plan) for cand, plan in run.priced
+              if plan is not None]
     priced.sort(key=lambda kp: kp[0])
     for _, lead in priced[:ORDER_VARIANTS_TOP]:  # other rank orders / TP overlap of the leading plans
         base = Candidate(lead.layout, lead.training, lead.gpus)
@@ -359,18 +366,30 @@ def _search(model, hardware, gpus, training, constraints, *, top, progress, refe
             plan = price(model, hardware, alt, usable)
             priced.append((objective_key(c.objective, plan.estimate, alt.gpus, alt), plan))
     priced.sort(key=lambda kp: kp[0])
-    ranked = [p.model_copy(update={"rank": i + 1}) for i, (_, p) in enumerate(priced)]
+    top_plan = priced[0][1] if priced else None  # the bubble lesson (explain) reads every plan of its layout
+    head = top_plan and (top_plan.gpus, _sieve(top_plan.layout))
+    same = [head == (s.gpus, _sieve(s.layout)) and s.layout == top_plan.layout for s in run.skipped]
+    for cand in [s for s, hit in zip(run.skipped, same) if hit]:
+        plan = price_fit(cand)
+        if plan is not None:
+            priced.append((objective_key(c.objective, plan.estimate, cand.gpus, cand), plan))
+    priced.sort(key=lambda kp: kp[0])
+    run.skipped = [s for s, hit in zip(run.skipped, same) if not hit]
+    unpriced = sum(1 for s in run.skipped if scan.bounds[s.key][1] <= usable)  # feasible, cannot rank
+    scan.counts.memory += len(run.skipped) - unpriced
+    ordered = [p for _, p in priced]
+    ranked = [p.model_copy(update={"rank": i + 1}) for i, p in enumerate(ordered[:max(top, 1)])]  # the shown ones
     elapsed = time.perf_counter() - t0
     ref_plan = None
     if reference is not None:
         ref_cand = Candidate(reference, reference_training or training, reference.gpus)
         ref_plan = price(model, hardware, ref_cand, usable)
     stats = SearchStats(
-        structures=scan.structures, memory_checked=scan.checked, priced=len(priced),
+        structures=scan.structures, memory_checked=scan.checked, priced=len(priced), bounded=unpriced,
         rejected={"memory": scan.counts.memory, "invalid": scan.counts.invalid,
                   "constraint": scan.counts.constraint, "dominated": scan.counts.dominated},
         elapsed_s=elapsed)
     return SearchResult(
         model=model.name, hardware=hardware.name, gpus=gpus, objective=c.objective, plans=ranked[:top],
-        best=ranked[0], total_feasible=len(ranked), stats=stats, reference=ref_plan,
-        explanation=explain(ranked, ref_plan, hardware, c))
+        best=ranked[0], total_feasible=len(ordered) + unpriced, stats=stats, reference=ref_plan,
+        explanation=explain(ordered, ref_plan, hardware, c))  # explain reads no rank

@@ -39,6 +39,8 @@ class SearchStats(Result):
     structures: int = Field(description="layout structures enumerated (without micro-batch / recompute)")
     memory_checked: int = Field(description="candidates whose memory was checked (build_step + stage_memory)")
     priced: int = Field(description="candidates priced by planner.cost.estimate")
+    bounded: int = Field(0, description="feasible candidates not priced: a lower bound on their step time "
+                                        "shows they cannot rank in the result (planner.search.bounded)")
     rejected: dict[str, int] = Field(description="candidates cut, by reason: memory, invalid, constraint, "
                                                  "dominated (a lighter recompute of the same layout fits)")
     elapsed_s: float = Field(description="wall time of the search, s")

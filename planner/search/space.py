@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Literal
 
 from pydantic import Field
@@ -86,7 +87,7 @@ class SearchConstraints(Spec):
     etp: int | None = Field(None, gt=0, description="expert tensor-parallel degree to use (MoE)")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Candidate:
     """One layout and the training recipe it runs with, on ``gpus`` ranks."""
 
@@ -94,9 +95,9 @@ class Candidate:
     training: TrainingSpec
     gpus: int
 
-    @property
+    @cached_property
     def key(self) -> tuple:
-        """Deterministic tie-break key (smaller first)."""
+        """Deterministic tie-break key (smaller first; computed once: the search reads it often)."""
         lay, trn = self.layout, self.training
         return (self.gpus, lay.tp, lay.cp, lay.pp, lay.vpp, SCHEDULES.index(lay.schedule), lay.effective_zero_stage,
                 lay.dp_shard or 0, not lay.sequence_parallel, trn.micro_batch_size,

@@ -9,6 +9,7 @@ import functools
 from itertools import groupby
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
+from . import stage_templates
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
 from .expert_states import (
     expert_dp_comm,
@@ -42,7 +43,6 @@ from .memory import (
 from .moe import expert_parameters_per_rank, moe_note
 from .offload import apply_offload
 from .ops import Collective, Op
-from .params import parameter_counts
 from .stage import EMPTY, OpSet, StageWork, StepWork, cached_property  # noqa: F401 - re-exported
 
 
@@ -107,13 +107,13 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
     experts = expert_parameters_per_rank(model, layout) * n_layers if model.is_moe else 0.0
     pre, post, extra_act, fwd_end, dense_act = EMPTY, EMPTY, 0.0, 0.0, 0.0
     if i == 0:
-        pre, dense_act = _pre_work(model, training, lay_key)
+        pre, dense_act = stage_templates.by_identity(_pre_work, model, training, lay_key)
         params += emb_params
         if k:
             dl = pc.dense_layer
             params += k * ((dl.attention + dl.mlp) / layout.tp + dl.norms)
     if i == layout.pp - 1:
-        post, extra_act, fwd_end = _post_work(model, training, lay_key)
+        post, extra_act, fwd_end = stage_templates.by_identity(_post_work, model, training, lay_key)
         params += out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
     cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1, dense_layers=k)
     recipe = training.recipe_spec
@@ -259,7 +259,7 @@ def _build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Ste
     """``build_step`` computed."""
     m = micro_batches_per_step(layout, training)
     counts = stage_layer_counts(layout, model)
-    pc = parameter_counts(model)
+    pc = stage_templates.model_parameter_counts(model)
     t = layout.tp
     layer_params = (pc.per_layer.attention + pc.per_layer.mlp - routed_expert_parameters(model)) / t \
         + pc.per_layer.norms  # routed experts: expert_parameters_per_rank
@@ -271,19 +271,23 @@ def _build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Ste
         shard = layout.shard_degree if (layout.effective_zero_stage >= 2 or layout.fsdp) else 1
         accumulate = layer_params / shard * training.recipe_spec.grad_bytes * (m - 1) / m
     lay_key = layer_layout(layout)
-    layer, act, work_bytes = _layer_work(model, training, lay_key, accumulate)
+    layer, act, work_bytes = stage_templates.by_identity(_layer_work, model, training, lay_key, accumulate)
     d = dims(model, training, layout)
     p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
     last = layout.pp - 1
     runs = []
+    shared = (id(model), id(training), m, stage_templates.template_key(layout))
     for i, n_layers, count in _stage_runs(counts):
         kind = (n_layers, i == 0, i == last)
         template = templates.get(kind)
         if template is None:
-            template = templates[kind] = _stage_template(i, n_layers, layer, model, training, layout, pc,
-                                                         layer_params, emb_params, out_params, act, work_bytes, p2p,
-                                                         m, lay_key)
+            template = stage_templates.get(shared, kind, model, training)
+            if template is None:  # structures that differ only in schedule share it (planner.work.stage_templates)
+                template = _stage_template(i, n_layers, layer, model, training, layout, pc, layer_params, emb_params,
+                                           out_params, act, work_bytes, p2p, m, lay_key)
+                stage_templates.put(shared, kind, model, training, template)
+            templates[kind] = template
         runs.append((template, count))
     notes = []
     if layout.cp > 1:

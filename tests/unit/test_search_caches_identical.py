@@ -1,5 +1,5 @@
 """The search's caches (the StepWork its memory check built, block times shared between its Pricers,
-the per-layer / embedding / head op-set caches, placements per layout) change no number: every plan a
+the per-layer / embedding / head op-set caches, the stage templates, placements per layout) change no number: every plan a
 search returns equals a fresh ``estimate`` of its layout with every cache emptied first."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from planner.cost import estimate
 from planner.pricing import shared_blocks
 from planner.search import search
 from planner.specs import TrainingSpec
+from planner.work import stage_templates
 from planner.work import step as step_mod
 
 
@@ -18,6 +19,7 @@ def _clear_caches() -> None:
     for fn in (step_mod._layer_work, step_mod._layer_base, step_mod._pre_work, step_mod._post_work):
         fn.cache_clear()
     step_mod._LAYER_LAYOUTS.clear()
+    stage_templates.clear()
 
 
 @pytest.mark.parametrize("model,hw,gpus,training", [
