@@ -86,14 +86,19 @@ def usable_bytes(hardware: HardwareProfile, headroom: float) -> float:
 def check_memory(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float) -> MemoryCheck:
     """Peak memory of ``cand`` (no pricing); one representative stage per group of identical stages."""
     step = build_step(model, cand.training, cand.layout)
-    worst: dict[tuple, object] = {}
-    for s in step.stages:
-        key = (s.layers, id(s.pre), id(s.post), s.params)
-        if key not in worst or s.in_flight > worst[key].in_flight:
-            worst[key] = s
+    # per run of stages placed from one template, its first stage holding the most micro-batches; per
+    # group of identical stages (layers, embedding / head, params) the first of those holding the most
+    worst: dict[tuple, tuple[int, float, object]] = {}
+    held, i = step.in_flight, 0
+    for t, count in step.runs:
+        j = max(range(i, i + count), key=held.__getitem__)
+        key = (t.layers, id(t.pre), id(t.post), t.params)
+        if key not in worst or held[j] > worst[key][1]:
+            worst[key] = (j, held[j], t)
+        i += count
     peak, opt, bd = -1.0, 0.0, None
-    for s in worst.values():
-        mem = stage_memory(s, hardware)
+    for j, h, t in worst.values():
+        mem = stage_memory(t.at(j, h), hardware)
         if mem.peak_bytes > peak:
             peak, opt, bd = mem.peak_bytes, mem.breakdown.optimizer, mem.breakdown
     return MemoryCheck(cand, peak, usable, opt, bd, step)
