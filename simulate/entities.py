@@ -295,7 +295,9 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden,
             offload_exposed=times.offload_exposed,
         ))
-    p2p = pricer.p2p_time(step.p2p_bytes)
+    send = pricer.p2p_time(step.p2p_bytes)
+    gather = pricer.p2p_gather_time(step.p2p_gather_bytes)  # the receiver's tp all-gather (scatter/gather p2p)
+    p2p = send + gather
     sends, blocking = {}, {}
     for a in range(layout.pp):
         for b in ((a + 1) % layout.pp, (a - 1) % layout.pp):
@@ -306,7 +308,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             cross = na // fdn != nb // fdn or layout.tp * layout.cp > dpn * fdn
             nics = (_nic_use(node_spec, na, da, ("out",)) + _nic_use(node_spec, nb, db, ("in",))
                     if cross and has_nics else ())
-            sends[(a, b)] = Transfer(f"send {a}->{b}", 0.0 if nics else p2p, p2p if nics else 0.0,
+            sends[(a, b)] = Transfer(f"send {a}->{b}", gather + (0.0 if nics else send), send if nics else 0.0,
                                      nics, p2p_share)
             # blocking (overlap off): what the send holds its stage, the analytic price of the recipe's rule
             blocking[(a, b)] = sends[(a, b)].scaled(stage_p2p[a] / p2p) if p2p > 0 else sends[(a, b)]

@@ -70,7 +70,7 @@ class StageTimes:
 
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | None = None) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication (``p2p``: one
-    pipeline send, ``pricer.p2p_time(step.p2p_bytes)``, when known)."""
+    pipeline send, ``pricer.pipeline_send_time(step)``, when known)."""
     # per pass: [compute, TP comm (expert-axis comm included), host dispatch, cp comm, expert-axis comm]
     parts = {k: [0.0, 0.0, 0.0, 0.0, 0.0] for k in ("f", "bi", "bw", "r")}
     ring = step.training.tp_comm_overlap and step.training.tp_overlap_style == "ring-exchange"
@@ -112,7 +112,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
         bwd_input_compute=parts["bi"][0], bwd_input_tp=parts["bi"][1] + parts["bw"][1],
         bwd_weight_compute=parts["bw"][0],
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
-        p2p=2 * pricer.p2p_blocking_time(pricer.p2p_time(step.p2p_bytes) if p2p is None else p2p, fwd_c, bwd_c),
+        p2p=2 * pricer.p2p_blocking_time(pricer.pipeline_send_time(step) if p2p is None else p2p, fwd_c, bwd_c),
         zero3_exposed=zero3, dp_step_comm=dp_step,
         optimizer=pricer.optimizer_time(stage.optimizer_params, stage.optimizer_pass_bytes), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
@@ -126,7 +126,7 @@ def price_stages(step: StepWork, pricer: Pricer) -> list[StageTimes]:
     head blocks, hence the same states and communication) are priced once and share one record."""
     cache: dict[int, StageTimes] = {}
     out: list[StageTimes] = []
-    p2p = pricer.p2p_time(step.p2p_bytes)  # one send, the same for every stage
+    p2p = pricer.pipeline_send_time(step)  # one send, the same for every stage
     for template, count in step.runs:
         times = cache.get(id(template))
         if times is None:

@@ -133,6 +133,11 @@ class FasterPricer(Pricer):
         t = super().p2p_time(nbytes)
         return t * self.scale if self.resource == "pp_comm" else t
 
+    def p2p_gather_time(self, nbytes: float) -> float:
+        """Seconds of a scatter/gather send's all-gather, scaled for pp_comm (it is part of the send)."""
+        t = super().p2p_gather_time(nbytes)
+        return t * self.scale if self.resource == "pp_comm" else t
+
     def optimizer_time(self, params: float, pass_bytes: float = 0.0) -> float:
         """Seconds of the optimizer step, scaled for optimizer."""
         t = super().optimizer_time(params, pass_bytes)

@@ -261,6 +261,18 @@ class Pricer:
         group = self.groups["pp"]
         return self.collectives.p2p_time(nbytes, group, self.pp_senders or None, self.pp_crosses_node)
 
+    def p2p_gather_time(self, nbytes: float) -> float:
+        """Seconds the receiving tp group spends all-gathering a scatter/gather pipeline send whose whole
+        tensor is ``nbytes`` (0 when there is none)."""
+        if nbytes <= 0 or self.layout.tp == 1:
+            return 0.0
+        return self.collectives.time("all-gather", nbytes, self.groups["tp"])
+
+    def pipeline_send_time(self, step) -> float:
+        """Seconds of one pipeline send of ``step`` (planner.work.step.pipeline_send_bytes): the send over
+        the slowest stage boundary plus, under scatter/gather p2p, the receiver's all-gather."""
+        return self.p2p_time(step.p2p_bytes) + self.p2p_gather_time(step.p2p_gather_bytes)
+
     def p2p_blocking_time(self, send_s: float, fwd_compute: float, bwd_compute: float) -> float:
         """Seconds one pipeline send of ``send_s`` seconds (``p2p_time``) holds its stage: all of it, or,
         where the recipe overlaps the interleaved schedule's sends with compute

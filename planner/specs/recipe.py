@@ -82,6 +82,10 @@ class RecipeSpec(Spec):
     overlap_param_gather_default: bool = Field(description="ZeRO-1/2 parameter all-gather overlapped with forward")
     cp_kind_default: Literal["ring", "allgather"] = Field(
         "ring", description="context-parallel K/V exchange when cp > 1 and none is given (planner/work/context.py)")
+    p2p_scatter_gather: bool = Field(
+        False, description="with tp > 1 and no sequence parallelism each tensor-parallel rank sends 1/tp of the "
+        "activation to the next stage, which all-gathers it over tp (Megatron-LM's scatter/gather "
+        "optimization; DeepSpeed's partitioned pipe activations); false: every tp rank sends the whole tensor")
     p2p_overlap_interleaved: bool = Field(
         False, description="the interleaved schedule's pipeline sends run asynchronously beside the next chunk's "
         "compute (Megatron-Core overlap_p2p_comm): a send blocks its stage only for what outlasts the smaller "

@@ -128,8 +128,9 @@ class StepWork:
     micro_batches: int
     runs: tuple[tuple[StageWork, int], ...]  # (template, consecutive stages placed from it), in stage order
     in_flight: tuple[float, ...]  # micro-batches whose activations each stage holds at its peak
-    p2p_bytes: float  # activation (or its gradient) sent between stages per micro-batch
+    p2p_bytes: float  # activation (or its gradient) one rank sends to the next stage per micro-batch
     notes: tuple[str, ...] = field(default=())
+    p2p_gather_bytes: float = 0.0  # the whole tensor the receiving tp group all-gathers (scatter/gather p2p)
 
     @cached_property
     def stages(self) -> tuple[StageWork, ...]:

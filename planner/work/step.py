@@ -273,7 +273,7 @@ def _build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Ste
     lay_key = layer_layout(layout)
     layer, act, work_bytes = stage_templates.by_identity(_layer_work, model, training, lay_key, accumulate)
     d = dims(model, training, layout)
-    p2p = d.tokens * d.hidden * ACT_BYTES / (t if layout.sequence_parallel else 1)
+    p2p, p2p_gather = pipeline_send_bytes(d.tokens * d.hidden * ACT_BYTES, training, layout)
     templates: dict[tuple[int, bool, bool], StageWork] = {}
     last = layout.pp - 1
     runs = []
@@ -301,7 +301,21 @@ def _build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Ste
                      f"Adam over {off.cpu_optimizer_params / 1e9:.2f}B parameters (stage 0)")
     if model.is_moe:
         notes.append(moe_note(model, training, layout))
-    return StepWork(model, training, layout, m, tuple(runs), tuple(in_flight_per_stage(layout, m)), p2p, tuple(notes))
+    return StepWork(model, training, layout, m, tuple(runs), tuple(in_flight_per_stage(layout, m)), p2p, tuple(notes),
+                    p2p_gather)
+
+
+def pipeline_send_bytes(activation_bytes: float, training: TrainingSpec, layout: Layout) -> tuple[float, float]:
+    """(bytes one rank sends to the next stage, bytes its receiving tp group all-gathers) per micro-batch for
+    an ``activation_bytes`` activation: 1/tp of it with sequence parallelism (already sharded); 1/tp and
+    an all-gather of the whole under the recipe's scatter/gather p2p (Megatron-LM 2021/22, Narayanan et
+    al. 2021 Sec. 4.1; DeepSpeed's partitioned pipe activations); else the whole tensor from every tp rank."""
+    t = layout.tp
+    if layout.sequence_parallel:
+        return activation_bytes / t, 0.0
+    if t > 1 and layout.pp > 1 and training.recipe_spec.p2p_scatter_gather:
+        return activation_bytes / t, activation_bytes
+    return activation_bytes, 0.0
 
 
 def _stage_runs(counts: list[int]) -> list[tuple[int, int, int]]:
