@@ -110,12 +110,11 @@ class SimPlan:
     step: StepWork
     pricer: Pricer
     stages: tuple[StagePlan, ...]
-    p2p: float  # one pipeline send, s
-    sends: dict[tuple[int, int], Transfer]  # (from stage, to stage) -> transfer
+    stage_p2p: tuple[float, ...]  # per stage: what one of its sends holds it (Pricer.p2p_blocking_time), s
+    sends: dict[tuple[int, int], Transfer]  # (from stage, to stage) -> the whole transfer (async, overlap on)
+    blocking_sends: dict[tuple[int, int], Transfer]  # the same as blocking slots (overlap off)
     nic_gbps: dict[NicKey, float]
     folded: tuple[str, ...]
-    stage_p2p: tuple[float, ...] = ()  # per stage: what one of its sends blocks it (Pricer.p2p_blocking_time), s
-    blocking_sends: dict[tuple[int, int], Transfer] | None = None  # sends as blocking slots (overlap off)
 
 
 def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, cp_nics=(),
@@ -325,4 +324,4 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
         "co-located replicas' identical transfers are counted on the shared NICs"
         if layout.tp * layout.cp * layout.pp < dpn else "each node hosts ranks of one pipeline only",
     )
-    return SimPlan(step, pricer, tuple(stages), p2p, sends, nic_gbps, folded, tuple(stage_p2p), blocking)
+    return SimPlan(step, pricer, tuple(stages), tuple(stage_p2p), sends, blocking, nic_gbps, folded)

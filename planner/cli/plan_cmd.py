@@ -175,10 +175,8 @@ def plan(
     if attention_kernel is not None:
         from ..pricing.compute import attention_points
 
-        try:
+        with c.user_names({"--attention-kernel"}, None):
             attention_points(hw.device, attention_kernel)
-        except SpecError as exc:
-            raise SpecError(str(exc).removeprefix("training.attention_kernel: "), field="--attention-kernel") from None
     seq_len = seq or TrainingSpec.model_fields["seq_length"].default
     if (global_batch is None) == (tokens_per_step is None):
         raise SpecError("give exactly one of --global-batch or --tokens-per-step", field="--global-batch")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..pricing import ComputePricer, Pricer, compute_part, shared_blocks
+from ..pricing import Pricer, compute_part, shared_blocks, shared_compute
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.offload import check_offload
 from ..work.step import StepWork, build_step
@@ -32,22 +32,14 @@ from .schedule import pipeline_time
 SLACK = 1e-9
 
 
-def _pricer(hardware: HardwareProfile, precision: str, attention_kernel: str | None) -> ComputePricer:
-    store = shared_blocks.current()
-    if store is None:
-        return ComputePricer(hardware.device, precision, attention_kernel)
-    return shared_blocks.shared_part(store, hardware, ("compute", precision, attention_kernel),
-                                     lambda: ComputePricer(hardware.device, precision, attention_kernel))
-
-
 def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
     """Seconds that ``estimate(...).step_time_s`` of ``step`` on ``hardware`` cannot undercut (see
     the module docstring); 0 when no bound is known."""
     training = step.training
     if training.tp_comm_overlap and training.tp_overlap_style == "ring-exchange":
         return 0.0
-    compute = _pricer(hardware, training.precision, training.attention_kernel)
     store = shared_blocks.current()
+    compute = shared_compute(hardware, training.precision, training.attention_kernel, store)
     memo = store.setdefault("template_compute", {}) if store is not None else {}  # templates recur (work.step)
     if len(memo) > shared_blocks.MAX_ENTRIES:
         memo.clear()

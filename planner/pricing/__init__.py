@@ -61,6 +61,16 @@ def placements(layout: Layout, hardware: HardwareProfile) -> tuple[dict[str, Gro
     return groups, pp
 
 
+def shared_compute(hardware: HardwareProfile, precision: str, attention_kernel: str | None,
+                   store: dict | None) -> ComputePricer:
+    """The ComputePricer of (``hardware``, ``precision``, ``attention_kernel``): one per search ``store``
+    (planner.pricing.shared_blocks), so its price memos serve every candidate; a new one without a store."""
+    if store is None:
+        return ComputePricer(hardware.device, precision, attention_kernel)
+    return shared_blocks.shared_part(store, hardware, ("compute", precision, attention_kernel),
+                                     lambda: ComputePricer(hardware.device, precision, attention_kernel))
+
+
 def compute_seconds(compute: ComputePricer, op: Op) -> float | None:
     """Seconds of a compute op (GEMM, grouped GEMM, attention, memory-bound kernel) on one rank; None
     for a collective or a ring-attention core (whose sends need the cp group's placement)."""
@@ -145,13 +155,10 @@ class Pricer:
         self.shared_expert_overlap = training.moe_shared_expert_overlap
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self._shared = shared_blocks.current() if type(self) is Pricer else None  # planner.pricing.shared_blocks
+        self.compute = shared_compute(hardware, training.precision, training.attention_kernel, self._shared)
         if self._shared is None:
-            self.compute = ComputePricer(hardware.device, training.precision, training.attention_kernel)
             self.collectives = CollectivePricer(hardware, self.nodes)
         else:
-            self.compute = shared_blocks.shared_part(
-                self._shared, hardware, ("compute", training.precision, training.attention_kernel),
-                lambda: ComputePricer(hardware.device, training.precision, training.attention_kernel))
             self.collectives = shared_blocks.shared_part(self._shared, hardware, ("collectives", self.nodes),
                                                          lambda: CollectivePricer(hardware, self.nodes))
         self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
