@@ -282,12 +282,11 @@ def build_scenario(
                         "(drop --fsdp or --zero)", field="--zero" if zero is not None else "--fsdp")
     if seq is not None:
         check_seq_fits(model_spec, seq)
-    if trn.get("attention_kernel") is not None:
-        from ..pricing.compute import attention_points
-
-        with user_names(given, layout_file):
-            attention_points(hw.device, trn["attention_kernel"])
     with user_names(given, layout_file):
+        if trn.get("attention_kernel") is not None:  # a table the profile has (planner.pricing.compute)
+            from ..pricing.compute import attention_points
+
+            attention_points(hw.device, trn["attention_kernel"])
         if dp is not None:
             lay["dp"] = dp
         elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
