@@ -36,6 +36,19 @@ def row_attention_kernel(framework: str, hardware) -> str | None:
     return None
 
 
+#: Megatron-LM releases before its "gradient accumulation fusion" commit (83b1e42f, 2022-02-13, which added
+#: fused_weight_gradient_dense and --gradient-accumulation-fusion): the code of Narayanan et al. 2021 (SC21, whose
+#: system the paper calls PTD-P) adds each micro-batch's weight gradients into main_grad in a backward hook
+#: (megatron/model/distributed.py ``param.main_grad.add_(param.grad.data)``, at the paper's April 2021 code).
+UNFUSED_GRAD_ACCUMULATION = re.compile(r"megatron-lm\s*(\(2021\)|ptd-p)", re.I)
+
+
+def row_grad_accumulation_fusion(framework: str) -> bool | None:
+    """False for a framework column naming a Megatron-LM release of ``UNFUSED_GRAD_ACCUMULATION``; None (the
+    recipe's default) otherwise."""
+    return False if UNFUSED_GRAD_ACCUMULATION.search(framework) else None
+
+
 class Unmappable(Exception):
     """A row cannot be turned into a scenario (the message is the reason)."""
 

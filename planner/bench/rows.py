@@ -84,6 +84,7 @@ from .cells import (
     number_cell,
     read_rows,
     row_attention_kernel,
+    row_grad_accumulation_fusion,
     yes_no_cell,
 )
 from .moe_rows import moe_model, row_ep
@@ -335,6 +336,9 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     attention_kernel = row_attention_kernel(framework, hw) if flash else None
     if attention_kernel:
         flags.append(f"attention_{attention_kernel}")  # the release's launcher turns cuDNN attention off
+    grad_fusion = row_grad_accumulation_fusion(framework)
+    if grad_fusion is False:
+        flags.append("grad_accumulation_unfused")  # the release predates Megatron's fused wgrad accumulation
     if re.search(r"microbatch-level", row["recompute"], re.I):
         flags.append("recompute_approximated")
         defaults.append("recompute")
@@ -351,6 +355,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
                 flash_attention=flash, attention_kernel=attention_kernel,
                 distributed_optimizer=dist_opt or (None if zero_default else False),
                 overlap_dp_comm=False if re.search(r"not overlapped", row["notes"], re.I) else None,
+                grad_accumulation_fusion=grad_fusion,
                 overlap_param_gather=True if "--overlap-param-gather" in row["notes"] else None,
                 tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None)  # None: the recipe's default
     try:

@@ -31,7 +31,7 @@ def moments_of(s: StageWork, activations: list[float]) -> list[str]:
     grads_b = s.grads_bytes if s.grads_in_backward else 0.0
     head, buffers = s.weights_bytes + s.optimizer_bytes + grads_b, s.buffer_bytes  # static = head + act + buffers
     saved, working, cache, loss = s.weight_saved_bytes, s.working_bytes, s.weight_cache_bytes, s.forward_end_bytes
-    step = s.weights_bytes + s.grads_bytes + s.optimizer_bytes + s.buffer_bytes
+    step = s.weights_bytes + s.grads_bytes + s.optimizer_grad_copy_bytes + s.optimizer_bytes + s.buffer_bytes
     out = []
     for act in activations:
         static = head + act + buffers
@@ -52,8 +52,8 @@ def _breakdown_fields(s: StageWork, moment: str, reserved: float, act: float) ->
     """The fields of ``breakdown_at`` with ``act`` bytes of activations in flight, in declaration order."""
     grads_b = s.grads_bytes if s.grads_in_backward else 0.0
     if moment == "optimizer-step":
-        return dict(params=s.weights_bytes, grads=s.grads_bytes, optimizer=s.optimizer_bytes,
-                    activations=0.0, buffers=s.buffer_bytes, reserved=reserved, weight_copies=0.0,
+        return dict(params=s.weights_bytes, grads=s.grads_bytes + s.optimizer_grad_copy_bytes,
+                    optimizer=s.optimizer_bytes, activations=0.0, buffers=s.buffer_bytes, reserved=reserved, weight_copies=0.0,
                     peak_at="optimizer-step")
     if moment == "forward-end":
         return dict(params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,

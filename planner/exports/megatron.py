@@ -118,7 +118,7 @@ def attention_backend(training: TrainingSpec) -> str:
 
 
 def training_args(training: TrainingSpec) -> list[str]:
-    """Batch, recompute, attention kernel, precision."""
+    """Batch, recompute, attention kernel, dropout, gradient-accumulation fusion, precision."""
     a = ["--micro-batch-size", str(training.micro_batch_size),
          "--global-batch-size", str(training.global_batch_size)]
     if training.recompute == "full":
@@ -128,6 +128,8 @@ def training_args(training: TrainingSpec) -> list[str]:
     a += ["--attention-backend", attention_backend(training)]
     if not training.dropout:
         a += ["--attention-dropout", "0", "--hidden-dropout", "0"]
+    if not training.grad_accumulation_fusion:  # priced with a separate gradient add per micro-batch
+        a.append("--no-gradient-accumulation-fusion")
     a += {"bf16": ["--bf16"], "fp16": ["--fp16"],
           "fp8": ["--bf16", "--fp8-format", "hybrid", "--fp8-recipe", "delayed"]}[training.precision]
     return a

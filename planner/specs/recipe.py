@@ -34,6 +34,9 @@ class RecipeSpec(Spec):
     grad_bytes: float = Field(gt=0, description="bytes per parameter of the gradients")
     master_bytes: float = Field(ge=0, description="fp32 master copy held by the optimizer, bytes/param (0: weights are fp32)")
     grad_reduce_bytes: float = Field(gt=0, description="bytes per parameter in the data-parallel gradient reduction")
+    fp16_grad_bytes: float | None = Field(
+        None, gt=0, description="with fp16 precision, bytes per parameter of the gradient buffers and of their "
+        "data-parallel reduction (None: grad_bytes and grad_reduce_bytes whatever the precision)")
     param_gather_bytes: float = Field(gt=0, description="bytes per parameter when ZeRO/FSDP gathers parameters")
     grads_persist: bool = Field(
         description="gradient buffers exist through forward and backward (Megatron main_grad, DeepSpeed "

@@ -40,8 +40,13 @@ class TrainingSpec(Spec):
     dropout: bool = Field(True, description="dropout layers present (their masks are kept for backward); "
                           "default: the recipe's dropout_default")
     overlap_dp_comm: bool = Field(
-        True, description="bucketed data-parallel gradient reduction overlapped with the backward pass"
+        True, description="bucketed data-parallel gradient reduction overlapped with the backward pass; "
+        "default: the recipe's overlap_grad_reduce_default"
     )
+    grad_accumulation_fusion: bool = Field(
+        True, description="the weight-gradient GEMM accumulates into the held gradient buffer (Megatron "
+        "--gradient-accumulation-fusion) instead of a separate add per micro-batch; default: the recipe's "
+        "grad_accumulation_fused")
     overlap_param_gather: bool = Field(
         False, description="ZeRO-1/2 / distributed-optimizer parameter all-gather overlapped with the next forward "
         "(Megatron-Core --overlap-param-gather)",
@@ -91,6 +96,7 @@ class TrainingSpec(Spec):
                              ("tp_overlap_style", spec.tp_overlap_style_default),
                              ("overlap_param_gather", spec.overlap_param_gather_default),
                              ("overlap_dp_comm", spec.overlap_grad_reduce_default),
+                             ("grad_accumulation_fusion", spec.grad_accumulation_fused),
                              ("distributed_optimizer", spec.distributed_optimizer_default)):
             if out.get(key) is None:
                 out[key] = default

@@ -177,12 +177,35 @@ def state_bytes_per_param(training: TrainingSpec) -> StateBytesPerParam:
     """
     r = training.recipe_spec
     moments = 8.0 if training.optimizer == "adam" else 0.0
-    return StateBytesPerParam(r.weight_bytes, r.grad_bytes, r.master_bytes + moments)
+    return StateBytesPerParam(r.weight_bytes, grad_bytes_per_param(training), r.master_bytes + moments)
+
+
+def _fp16_grads(training: TrainingSpec) -> float | None:
+    """The recipe's 16-bit gradient bytes when the run is fp16 and the recipe keeps fp16 gradients, else None."""
+    return training.recipe_spec.fp16_grad_bytes if training.precision == "fp16" else None
+
+
+def grad_bytes_per_param(training: TrainingSpec) -> float:
+    """Bytes per parameter of the held gradients: the recipe's grad_bytes, or its fp16_grad_bytes under fp16
+    (Megatron keeps fp16 main_grad unless --accumulate-allreduce-grads-in-fp32; bf16 forces fp32)."""
+    fp16 = _fp16_grads(training)
+    return training.recipe_spec.grad_bytes if fp16 is None else fp16
 
 
 def grad_reduce_bytes_per_param(training: TrainingSpec) -> float:
-    """Bytes per parameter in the data-parallel gradient reduction (the recipe's grad_reduce_bytes)."""
-    return training.recipe_spec.grad_reduce_bytes
+    """Bytes per parameter in the data-parallel gradient reduction (the recipe's grad_reduce_bytes, or its
+    fp16_grad_bytes under fp16)."""
+    fp16 = _fp16_grads(training)
+    return training.recipe_spec.grad_reduce_bytes if fp16 is None else fp16
+
+
+def optimizer_grad_copy_bytes_per_param(training: TrainingSpec) -> float:
+    """Bytes per optimizer-updated parameter of the fp32 gradient copy an fp16 optimizer makes at the step
+    when the held gradients are 16-bit and fp32 master weights exist (Megatron Float16Optimizer
+    ``_copy_model_grads_to_main_grads``: ``main_param.grad = model_param.main_grad.float()``); 0 otherwise."""
+    r = training.recipe_spec
+    held = grad_bytes_per_param(training)
+    return r.master_bytes if (r.master_bytes > 0 and held < r.master_bytes and _fp16_grads(training)) else 0.0
 
 
 def param_gather_bytes_per_param(training: TrainingSpec) -> float:

@@ -77,6 +77,7 @@ class StageWork:
     # HBM bytes of the optimizer step besides the fused Adam kernel: zeroing persistent gradient buffers,
     # the fp32 master -> 16-bit parameter copy, gradient-norm clipping passes (step.optimizer_pass_bytes)
     optimizer_pass_bytes: float = 0.0
+    optimizer_grad_copy_bytes: float = 0.0  # fp32 copy of 16-bit gradients made at the optimizer step (fp16)
     offload: OffloadWork = NO_OFFLOAD  # host memory and host-link bytes (planner.work.offload)
 
     def at(self, index: int, in_flight: float) -> StageWork:

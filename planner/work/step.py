@@ -30,12 +30,14 @@ from .layer import (
     layer_recompute,
 )
 from .memory import (
+    grad_bytes_per_param,
     grad_reduce_bytes_per_param,
     head_activation_bytes,
     head_forward_bytes,
     in_flight_per_stage,
     layer_activation_bytes,
     layer_working_bytes,
+    optimizer_grad_copy_bytes_per_param,
     param_gather_bytes_per_param,
     sharded_state_bytes,
     weight_copy_bytes,
@@ -142,21 +144,28 @@ def _stage_template(i, n_layers, layer, model, training, layout, pc, layer_param
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
         grads_in_backward=recipe.grads_persist or m > 1,
         optimizer_pass_bytes=optimizer_pass_bytes(states.grads, 0.0 if off.cpu_optimizer_params else opt_params,
-                                                  recipe),
+                                                  training),
+        optimizer_grad_copy_bytes=(0.0 if off.cpu_optimizer_params else opt_params)
+        * optimizer_grad_copy_bytes_per_param(training),
         offload=off,
     )
 
 
-def optimizer_pass_bytes(grads_bytes: float, optimizer_params: float, recipe) -> float:
+def optimizer_pass_bytes(grads_bytes: float, optimizer_params: float, training: TrainingSpec) -> float:
     """HBM bytes the optimizer step moves besides the fused Adam kernel, per GPU: the memset of persistent
-    gradient buffers (``grads_bytes``; Megatron ``zero_grad_buffer``, DeepSpeed's buffers), the copy of the
-    updated fp32 master shard into the 16-bit parameters (read master + write weight bytes per updated
-    parameter; Megatron ``_copy_main_params_to_model_params``, DeepSpeed BF16_Optimizer), and the recipe's
-    gradient-norm clipping passes over the updated parameters' gradients."""
+    gradient buffers (``grads_bytes``; Megatron ``zero_grad_buffer``, DeepSpeed's buffers), the fp32 copy of
+    16-bit gradients an fp16 optimizer makes (read 16-bit, write fp32; ``optimizer_grad_copy_bytes_per_param``),
+    the copy of the updated fp32 master shard into the 16-bit parameters (read master + write weight bytes per
+    updated parameter; Megatron ``_copy_main_params_to_model_params``, DeepSpeed BF16_Optimizer), and the
+    recipe's gradient-norm clipping passes over the gradients the optimizer updates from."""
+    recipe = training.recipe_spec
     zero = grads_bytes if recipe.grads_persist else 0.0
+    held = grad_bytes_per_param(training)
+    grad_copy = optimizer_grad_copy_bytes_per_param(training)
+    cast = optimizer_params * (held + grad_copy) if grad_copy else 0.0
     copy = optimizer_params * (recipe.master_bytes + recipe.weight_bytes) if recipe.master_bytes > 0 else 0.0
-    clip = recipe.grad_clip_grad_passes * optimizer_params * recipe.grad_bytes
-    return zero + copy + clip
+    clip = recipe.grad_clip_grad_passes * optimizer_params * (grad_copy or held)
+    return zero + cast + copy + clip
 
 
 #: The Layout fields one layer's ops and bytes read (planner.work.layer / moe / mla / context / memory);
@@ -267,9 +276,9 @@ def _build_step(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Ste
     out_params = (pc.output_projection or (pc.embedding if layout.pp > 1 else 0)) / t + pc.final_norm
 
     accumulate = 0.0
-    if m > 1 and not training.recipe_spec.grad_accumulation_fused:  # per micro-batch, averaged over the step
+    if m > 1 and not training.grad_accumulation_fusion:  # per micro-batch, averaged over the step
         shard = layout.shard_degree if (layout.effective_zero_stage >= 2 or layout.fsdp) else 1
-        accumulate = layer_params / shard * training.recipe_spec.grad_bytes * (m - 1) / m
+        accumulate = layer_params / shard * grad_bytes_per_param(training) * (m - 1) / m
     lay_key = layer_layout(layout)
     layer, act, work_bytes = stage_templates.by_identity(_layer_work, model, training, lay_key, accumulate)
     d = dims(model, training, layout)

@@ -92,7 +92,7 @@ def main(plan_dir: str, world_size: int, extra: list[str]) -> dict:
             "rotary_base", "add_qkv_bias", "add_bias_linear", "untie_embeddings_and_output_weights",
             "padded_vocab_size", "num_experts", "moe_router_topk", "pipeline_model_parallel_layout",
             "decoder_first_pipeline_num_layers", "decoder_last_pipeline_num_layers", "optimizer_cpu_offload",
-            "optimizer_offload_fraction", "use_precision_aware_optimizer")
+            "optimizer_offload_fraction", "use_precision_aware_optimizer", "gradient_accumulation_fusion")
     values = {k: getattr(args, k, None) for k in keep}
     values["pipeline_model_parallel_layout"] = str(values["pipeline_model_parallel_layout"] or "") or None
     values["gated_linear_unit"] = config.gated_linear_unit

@@ -119,6 +119,10 @@ def plans() -> tuple[FrameworkPlan, ...]:
         FrameworkPlan("llama3-8b-offload-opt-zero0-dp8", _sc("llama3-8b", "h100-sxm-80gb", Layout(dp=8),
                       global_batch_size=64, seq_length=4096, offload={"optimizer": True}),
                       "distributed optimizer", "with ZeRO-0", "offloads params, gradients and optimizer together"),
+        # fp16 with the gradient add per micro-batch of Megatron-LM before 2022 (--no-gradient-accumulation-fusion)
+        FrameworkPlan("qwen2-1.5b-fp16-unfused-grad-accumulation", _sc(qwen2, "h100-sxm-80gb", Layout(
+            tp=2, dp=4, zero_stage=1, sequence_parallel=True), global_batch_size=64, seq_length=4096,
+            precision="fp16", recipe="megatron-lm", grad_accumulation_fusion=False), None, None, "QKV biases"),
         FrameworkPlan("llama3-8b-fsdp-fp16", _sc("llama3-8b", "h100-sxm-80gb", Layout(tp=1, dp=8, fsdp=True),
                       global_batch_size=64, seq_length=8192, precision="fp16"),
                       None, None, "fp16"),

@@ -50,6 +50,7 @@ def test_megatron_accepts_or_paraplan_refuses(plan, results):
     assert a["optimizer_cpu_offload"] == a["use_precision_aware_optimizer"] == trn.offload.optimizer
     assert a["optimizer_offload_fraction"] == 1.0
     assert a["recompute_granularity"] == (None if trn.recompute == "none" else trn.recompute)
+    assert a["gradient_accumulation_fusion"] == trn.grad_accumulation_fusion  # as priced (planner.work.step)
     assert (a["bf16"], a["fp16"], a["fp8"]) == (trn.precision != "fp16", trn.precision == "fp16",
                                                 "hybrid" if trn.precision == "fp8" else None)
     assert (a["num_layers"], a["hidden_size"], a["ffn_hidden_size"], a["num_attention_heads"],

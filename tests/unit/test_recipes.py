@@ -102,5 +102,10 @@ def test_gradients_of_later_micro_batches_are_accumulated_unless_fused_into_the_
     [acc] = [op for op in layer.backward_weight if op.name == "grad_accumulate"]
     linear_and_norms = 12 * 64 * 64 + (3 * 64 + 64 + 256 + 64) + 4 * 64
     assert acc.bytes_moved == pytest.approx(3 * 4 * linear_and_norms * 3 / 4)  # fp32 .grad, 3 of 4 micro-batches
-    fused = build_step(GPT, tr.replace(recipe="megatron-lm"), Layout()).stages[0].layer
+    megatron = TrainingSpec(global_batch_size=4, micro_batch_size=1, seq_length=16, recipe="megatron-lm")
+    fused = build_step(GPT, megatron, Layout()).stages[0].layer
     assert not [op for op in fused.backward_weight if op.name == "grad_accumulate"]
+    # Megatron-LM before its fused wgrad accumulation (2022-02): a separate add per micro-batch into main_grad
+    unfused = build_step(GPT, megatron.replace(grad_accumulation_fusion=False), Layout()).stages[0].layer
+    [acc] = [op for op in unfused.backward_weight if op.name == "grad_accumulate"]
+    assert acc.bytes_moved == pytest.approx(3 * 4 * linear_and_norms * 3 / 4)  # fp32 main_grad under bf16
