@@ -115,17 +115,32 @@ class NicFabric:
         done = simpy.Event(env) if on_done is None else on_done
         now = env.now
         f = _Flow(next(self._seq), offnode_s, now, self._resolve(nics), share, done, arg)
-        affected: dict[_Flow, None] = {}
+        shared = False  # another flow on one of its NICs: re-rate them all; else only the new one
         for nic, n in f.nics:
-            dt = now - nic.since  # book the NIC's busy and device-seconds since its last change
-            if dt > 0 and nic.users:
-                nic.busy += dt
-                nic.device_seconds += nic.users * dt
+            if nic.users:  # book the NIC's busy and device-seconds since its last change
+                dt = now - nic.since
+                if dt > 0:
+                    nic.busy += dt
+                    nic.device_seconds += nic.users * dt
+                shared = True
             nic.since = now
             nic.users += n
             nic.flows[f] = None
-            affected.update(nic.flows)
-        self._rerate(affected, now)
+        if shared:
+            affected: dict[_Flow, None] = {}
+            for nic, _ in f.nics:
+                affected.update(nic.flows)
+            self._rerate(affected, now)
+        else:  # alone on its NICs: only its own rate (``_rerate`` of the new flow, inlined)
+            rate = min((share if nic.gbps is None else nic.gbps) / nic.users for nic, _ in f.nics) / share
+            f.rate, f.version = rate, 1
+            t = now + offnode_s / rate
+            heapq.heappush(self._heap, (t, next(self._seq), 1, f))
+            if t < self._wake_at:  # ``_arm``: the new entry is live, and the earliest if before the wake
+                self._wake_at = t
+                wake = self._wake = env.timeout(t - now)
+                wake.callbacks.append(self._on_wake)
+            return None if on_done is not None else done
         self._arm(now)
         return None if on_done is not None else done
 
@@ -164,8 +179,9 @@ class NicFabric:
             return  # superseded by an earlier wake-up
         self._wake, self._wake_at = None, math.inf
         now = self.env.now
-        heap, finished, keep = self._heap, [], []
-        while heap and heap[0][0] <= now + _DONE_SLACK_S:
+        heap, finished, keep = self._heap, [], None
+        limit = now + _DONE_SLACK_S
+        while heap and heap[0][0] <= limit:
             entry = heapq.heappop(heap)
             f = entry[3]
             if not f.active or entry[2] != f.version:
@@ -173,10 +189,13 @@ class NicFabric:
             if f.remaining - f.rate * (now - f.last) <= 1e-12 + 1e-9 * f.rate:
                 f.active = False
                 finished.append(f)
+            elif keep is None:
+                keep = [entry]
             else:
                 keep.append(entry)
-        for entry in keep:
-            heapq.heappush(heap, entry)
+        if keep:
+            for entry in keep:
+                heapq.heappush(heap, entry)
         affected: dict[_Flow, None] = {}
         for f in finished:
             for nic, n in f.nics:
@@ -186,16 +205,20 @@ class NicFabric:
                     nic.device_seconds += nic.users * dt
                 nic.since = now
                 nic.users -= n
-                nic.flows.pop(f, None)
-                affected.update(nic.flows)
+                flows = nic.flows
+                flows.pop(f, None)
+                if flows:
+                    affected.update(flows)
         if len(finished) > 1:
             finished.sort(key=lambda f: f.born)
-        self._rerate(affected, now)
+        if affected:
+            self._rerate(affected, now)
         self._arm(now)
         for f in finished:
-            if isinstance(f.done, simpy.Event):
-                f.done.succeed()
+            done = f.done
+            if isinstance(done, simpy.Event):
+                done.succeed()
             elif f.arg is None:
-                f.done()
+                done()
             else:
-                f.done(f.arg)
+                done(f.arg)

@@ -14,15 +14,23 @@ Times in seconds, memory in bytes.
 from __future__ import annotations
 
 import simpy
+from simpy.events import NORMAL
 
 from .schedules import stage_order
 
 
-class StageStream:
+class StageStream(simpy.Event):
     """Stage ``i`` of ``eng`` (an ``Engine``): ``start()`` runs its op order; ``done`` succeeds
-    when its last op (and, overlap off, its last blocking send) is over."""
+    when its last op (and, overlap off, its last blocking send) is over.
+
+    The stream is itself the simpy event of its op's compute: a stage computes one op at a time,
+    so the one event is scheduled again (``Environment.schedule``, as a ``Timeout`` schedules
+    itself) for each op instead of a new ``Timeout`` per op."""
 
     def __init__(self, eng, i: int):
+        super().__init__(eng.env)
+        self._ok, self._value = True, None  # a compute event succeeds, with no value
+        self._on_computed = [self._computed]  # its callbacks, the same list each op
         self.eng, self.i = eng, i
         self.env = env = eng.env
         self.order = stage_order(eng.schedule, i, eng.p, eng.m, eng.v)
@@ -98,7 +106,8 @@ class StageStream:
         busy = ph.compute + ph.tp
         if mb == eng.m - 1 and kind == self.frees and not self.windows[c].triggered:
             self.windows[c].succeed((env.now, env.now + busy))
-        env.timeout(busy).callbacks.append(self._computed)
+        self.callbacks = self._on_computed
+        env.schedule(self, NORMAL, busy)
 
     def _computed(self, _event) -> None:
         """The op's compute is over: book it, then its send (async, or a blocking slot)."""
