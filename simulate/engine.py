@@ -24,6 +24,7 @@ from .entities import SimPlan, Transfer
 from .fabric import NicFabric
 from .schedules import splits_weight_grad, stage_order
 from .stream import StageStream
+from .timers import TimerPool
 
 
 @dataclass
@@ -57,6 +58,7 @@ class Engine:
         self.overlap = overlap
         self.contention = contention
         self.fabric = NicFabric(self.env, plan.nic_gbps)
+        self.timers = TimerPool(self.env)
         layout = plan.step.layout
         self.p = layout.pp
         self.m = plan.step.micro_batches if micro_batches is None else micro_batches

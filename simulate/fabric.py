@@ -20,6 +20,7 @@ import math
 import simpy
 
 from .entities import NicKey
+from .timers import TimerPool
 
 _DONE_SLACK_S = 1e-6  # finish times this close to now are tested with the completion rule below
 
@@ -72,7 +73,8 @@ class NicFabric:
         self._heap: list[tuple[float, int, int, _Flow]] = []  # (finish s, seq, version, flow)
         self._seq = itertools.count()
         self._wake_at = math.inf
-        self._wake: simpy.Event | None = None
+        self._wake = 0  # token of the live wake-up (earlier ones are superseded)
+        self._timers = TimerPool(env)
 
     def _resolve(self, nics) -> tuple[tuple[_Nic, int], ...]:
         hit = self._resolved.get(id(nics))
@@ -138,8 +140,8 @@ class NicFabric:
             heapq.heappush(self._heap, (t, next(self._seq), 1, f))
             if t < self._wake_at:  # ``_arm``: the new entry is live, and the earliest if before the wake
                 self._wake_at = t
-                wake = self._wake = env.timeout(t - now)
-                wake.callbacks.append(self._on_wake)
+                self._wake += 1
+                self._timers.after(t - now, self._on_wake, self._wake)
             return None if on_done is not None else done
         self._arm(now)
         return None if on_done is not None else done
@@ -169,15 +171,15 @@ class NicFabric:
             if f.active and version == f.version:
                 if t < self._wake_at:
                     self._wake_at = t
-                    wake = self._wake = self.env.timeout(max(t - now, 0.0))
-                    wake.callbacks.append(self._on_wake)
+                    self._wake += 1
+                    self._timers.after(max(t - now, 0.0), self._on_wake, self._wake)
                 return
             heapq.heappop(heap)
 
-    def _on_wake(self, event: simpy.Event) -> None:
-        if event is not self._wake:
+    def _on_wake(self, token: int) -> None:
+        if token != self._wake:
             return  # superseded by an earlier wake-up
-        self._wake, self._wake_at = None, math.inf
+        self._wake_at = math.inf
         now = self.env.now
         heap, finished, keep = self._heap, [], None
         limit = now + _DONE_SLACK_S

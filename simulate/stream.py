@@ -14,73 +14,81 @@ Times in seconds, memory in bytes.
 from __future__ import annotations
 
 import simpy
-from simpy.events import NORMAL
 
 from .schedules import stage_order
 
 
-class StageStream(simpy.Event):
+class StageStream:
     """Stage ``i`` of ``eng`` (an ``Engine``): ``start()`` runs its op order; ``done`` succeeds
-    when its last op (and, overlap off, its last blocking send) is over.
-
-    The stream is itself the simpy event of its op's compute: a stage computes one op at a time,
-    so the one event is scheduled again (``Environment.schedule``, as a ``Timeout`` schedules
-    itself) for each op instead of a new ``Timeout`` per op."""
+    when its last op (and, overlap off, its last blocking send) is over."""
 
     def __init__(self, eng, i: int):
-        super().__init__(eng.env)
-        self._ok, self._value = True, None  # a compute event succeeds, with no value
-        self._on_computed = [self._computed]  # its callbacks, the same list each op
         self.eng, self.i = eng, i
+        self.after = eng.timers.after
         self.env = env = eng.env
         self.order = stage_order(eng.schedule, i, eng.p, eng.m, eng.v)
+        self.n_ops = len(self.order)
         self.k = 0  # index of the op in progress (or next to start)
+        self.p, self.m, self.last_vs = eng.p, eng.m, eng.p * eng.v - 1
         self.log = eng.logs[i]
         self.done = simpy.Event(env)
-        self.plan = eng.plan.stages[i]
-        self.act = self.plan.activation_bytes_per_microbatch / eng.v
+        plan = eng.plan.stages[i]
+        self.act = plan.activation_bytes_per_microbatch / eng.v
+        self.record = eng.record_memory
         self.frees = "W" if eng.split else "B"
-        # per chunk: (forward, backward, weight-grad) phases as the engine runs them
-        self.phases = [(ch.fwd, b, ch.wgrad) for ch, b in zip(self.plan.chunks, eng.bwd[i])]
+        # per chunk: {kind: phase} as the engine runs them (backward = input-grad + weight-grad unless split)
+        self.phases = [{"F": ch.fwd, "B": b, "W": ch.wgrad} for ch, b in zip(plan.chunks, eng.bwd[i])]
         self.windows = eng.windows[i]
-        p = eng.p
+        self.blocks = not eng.overlap and eng.p > 1  # each F / B holds a blocking send slot
         sends = eng.plan.sends
-        self.send_to = {"F": sends.get((i, (i + 1) % p)), "B": sends.get((i, (i - 1) % p))}
-        self.blocking = eng.plan.blocking_sends
-        # the op in progress: its phase, and (after its compute) where its send goes
+        # per direction: what starts the async send of a key (overlap on)
+        self.send = {kind: self._sender(sends[(i, to)], to) for kind, to in (("F", (i + 1) % eng.p),
+                                                                            ("B", (i - 1) % eng.p))
+                     if (i, to) in sends}
+        # the op in progress: its phase, and (overlap off) its blocking send
         self.ph = None
-        self.to_key = 0
-        self.real = False
-        self.tr = None  # the blocking send in progress (overlap off)
+        self.to_key = None
+        self.tr = None
         self.s0 = 0.0
-        self.flow_after = {kind: self._flow_after(tr) for kind, tr in self.send_to.items() if tr is not None}
 
-    def _flow_after(self, tr):
-        """Callback of an async send's intra-node part: its NIC flow, calling back with the key."""
-        flow, arrive = self.eng.fabric.flow, self.eng._arrive
-        off, nics, share = tr.offnode_s, tr.nics, tr.priced_share_gbps
-        return lambda event: flow(off, nics, share, arrive, event.value)
+    def _sender(self, tr, to_stage: int):
+        """``start(key)`` of an async send: a timeout carrying the key, one NIC flow calling back
+        with it, or the intra-node part's timeout then the NIC flow (``Engine._send`` otherwise)."""
+        eng = self.eng
+        arrive, after, flow = eng._arrive, self.after, eng.fabric.flow
+        if not (eng.contention and tr.nics):
+            seconds = tr.fixed_s + tr.offnode_s
+            return lambda key: after(seconds, arrive, key)
+        off, nics, share, fixed = tr.offnode_s, tr.nics, tr.priced_share_gbps, tr.fixed_s
+        if off > 0 and fixed == 0:
+            return lambda key: flow(off, nics, share, arrive, key)
+        if off > 0 and fixed > 0:
+            def offnode(key):
+                flow(off, nics, share, arrive, key)
+            return lambda key: after(fixed, offnode, key)
+        return lambda key: eng._send(self.i, to_stage, key, "")
 
     def start(self) -> None:
         """Start the first op (at the current time)."""
         self._next()
 
     def _next(self) -> None:
-        """Start the next op once its input is there, or end the stream's pipeline."""
-        eng = self.eng
-        if self.k == len(self.order):
+        """Start the op at ``k`` once its input is there, or end the stream's pipeline."""
+        k = self.k
+        if k == self.n_ops:
             self.log.pipe_end = self.env.now
             self.done.succeed()
             return
-        kind, mb, c = self.order[self.k]
-        vs = c * eng.p + self.i
+        kind, mb, c = self.order[k]
+        vs = c * self.p + self.i
         if kind == "F":
-            key = ((vs * eng.m + mb) << 1) if vs > 0 else None
+            key = ((vs * self.m + mb) << 1) if vs > 0 else None
         elif kind == "B":
-            key = ((vs * eng.m + mb) << 1) | 1 if vs < eng.p * eng.v - 1 else None
+            key = ((vs * self.m + mb) << 1) | 1 if vs < self.last_vs else None
         else:
             key = None  # a weight-grad pass needs only its own B, already done on this stage
         if key is not None:
+            eng = self.eng
             arrived = eng.arrived
             if key in arrived:
                 arrived.remove(key)
@@ -91,95 +99,66 @@ class StageStream(simpy.Event):
 
     def _begin(self) -> None:
         """Run the current op's compute (its input is there)."""
-        eng, env = self.eng, self.env
         kind, mb, c = self.order[self.k]
-        fwd, bwd, wgrad = self.phases[c]
-        if kind == "F":
-            if eng.record_memory:
-                eng._mem(self.log, self.act)
-            ph = fwd
-        elif kind == "B":
-            ph = bwd
-        else:
-            ph = wgrad
-        self.ph = ph
+        ph = self.ph = self.phases[c][kind]
+        if kind == "F" and self.record:
+            self.eng._mem(self.log, self.act)
         busy = ph.compute + ph.tp
-        if mb == eng.m - 1 and kind == self.frees and not self.windows[c].triggered:
-            self.windows[c].succeed((env.now, env.now + busy))
-        self.callbacks = self._on_computed
-        env.schedule(self, NORMAL, busy)
+        if mb == self.m - 1 and kind == self.frees and not self.windows[c].triggered:
+            now = self.env.now
+            self.windows[c].succeed((now, now + busy))
+        self.after(busy, self._computed)
 
-    def _computed(self, _event) -> None:
+    def _computed(self, _value=None) -> None:
         """The op's compute is over: book it, then its send (async, or a blocking slot)."""
-        eng, log, ph = self.eng, self.log, self.ph
-        kind, mb, c = self.order[self.k]
+        log, ph = self.log, self.ph
         log.compute += ph.compute
         log.tp += ph.tp
-        eng.events += 1
-        if kind == self.frees and eng.record_memory:
-            eng._mem(log, -self.act)
-        if kind == "W":
-            self.k += 1
-            self._next()
-            return
-        p = eng.p
-        vs = c * p + self.i
-        to_vs = vs + 1 if kind == "F" else vs - 1
-        real = 0 <= to_vs <= p * eng.v - 1
-        to_key = ((to_vs * eng.m + mb) << 1) | (kind != "F")
-        if p == 1:
+        self.eng.events += 1
+        kind, mb, c = self.order[self.k]
+        if kind == self.frees and self.record:
+            self.eng._mem(log, -self.act)
+        if kind != "W":
+            to_vs = c * self.p + self.i + (1 if kind == "F" else -1)
+            real = 0 <= to_vs <= self.last_vs
+            to_key = ((to_vs * self.m + mb) << 1) | (kind != "F") if real else None
+            if self.blocks:  # blocking slot: the real send, or the matching receive of an end stage
+                self.to_key, self.s0 = to_key, self.env.now
+                if real:
+                    self._blocking(self.eng.plan.blocking_sends[(self.i, to_vs % self.p)])
+                else:
+                    self.after(self.eng.plan.stage_p2p[self.i], self._sent)
+                return
             if real:
-                eng._arrive(to_key)
-        elif eng.overlap:
-            if real:
-                self._async_send(kind, to_key, to_vs % p)
-        else:  # blocking slot: the real send, or the matching receive of an end stage
-            self.real, self.to_key, self.s0 = real, to_key, eng.env.now
-            if real:
-                self._blocking(eng.plan.blocking_sends[(self.i, to_vs % p)])
-            else:
-                eng.env.timeout(eng.plan.stage_p2p[self.i]).callbacks.append(self._sent)
-            return
+                if self.p == 1:
+                    self.eng._arrive(to_key)
+                else:
+                    self.send[kind](to_key)
         self.k += 1
         self._next()
-
-    def _async_send(self, kind: str, to_key: int, to_stage: int) -> None:
-        """Overlap on: the send runs beside the next ops; its arrival wakes (or is noted for) its receiver."""
-        eng = self.eng
-        tr = self.send_to[kind]
-        if not (eng.contention and tr.nics):
-            eng.env.timeout(tr.fixed_s + tr.offnode_s, to_key).callbacks.append(eng._arrived)
-        elif tr.offnode_s > 0 and tr.fixed_s >= 0:
-            if tr.fixed_s == 0:
-                eng.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, eng._arrive, to_key)
-            else:  # the intra-node part (receiver's gather), then the NIC flow
-                eng.env.timeout(tr.fixed_s, to_key).callbacks.append(self.flow_after[kind])
-        else:
-            eng._send(self.i, to_stage, to_key, "")
 
     def _blocking(self, tr) -> None:
         """Overlap off: the stage holds the send's fixed part, then its off-node part."""
         self.tr = tr
         if tr.fixed_s > 0:
-            self.env.timeout(tr.fixed_s).callbacks.append(self._blocking_offnode)
+            self.after(tr.fixed_s, self._blocking_offnode)
         else:
-            self._blocking_offnode(None)
+            self._blocking_offnode()
 
-    def _blocking_offnode(self, _event) -> None:
+    def _blocking_offnode(self, _value=None) -> None:
         eng, tr = self.eng, self.tr
         if tr.offnode_s > 0:
             if eng.contention and tr.nics:
                 eng.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, self._sent)
             else:
-                self.env.timeout(tr.offnode_s).callbacks.append(self._sent)
+                self.after(tr.offnode_s, self._sent)
         else:
-            self._sent(None)
+            self._sent()
 
-    def _sent(self, _event=None) -> None:
+    def _sent(self, _value=None) -> None:
         """The blocking slot is over: book it, deliver the send, start the next op."""
-        eng = self.eng
-        self.log.p2p += eng.env.now - self.s0
-        if self.real:
-            eng._arrive(self.to_key)
+        self.log.p2p += self.env.now - self.s0
+        if self.to_key is not None:
+            self.eng._arrive(self.to_key)
         self.k += 1
         self._next()
