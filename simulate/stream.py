@@ -14,15 +14,22 @@ Times in seconds, memory in bytes.
 from __future__ import annotations
 
 import simpy
+from simpy.events import NORMAL
 
 from .schedules import stage_order
 
 
-class StageStream:
+class StageStream(simpy.Event):
     """Stage ``i`` of ``eng`` (an ``Engine``): ``start()`` runs its op order; ``done`` succeeds
-    when its last op (and, overlap off, its last blocking send) is over."""
+    when its last op (and, overlap off, its last blocking send) is over.
+
+    The stream is itself the simpy event of its op's compute: a stage computes one op at a time,
+    so that one event is scheduled again for each op (``Environment.schedule``, what a ``Timeout``
+    does when it is made), with the same callback list."""
 
     def __init__(self, eng, i: int):
+        super().__init__(eng.env)
+        self._ok, self._value = True, None  # a compute event succeeds, with no value
         self.eng, self.i = eng, i
         self.after = eng.timers.after
         self.env = env = eng.env
@@ -50,6 +57,9 @@ class StageStream:
         self.to_key = None
         self.tr = None
         self.s0 = 0.0
+        # the callbacks, bound once (not a new bound method per op)
+        self.begin, self.sent = self._begin, self._sent
+        self.on_computed = [self._computed]
 
     def _sender(self, tr, to_stage: int):
         """``start(key)`` of an async send: a timeout carrying the key, one NIC flow calling back
@@ -93,7 +103,7 @@ class StageStream:
             if key in arrived:
                 arrived.remove(key)
             else:
-                eng.waiting[key] = self._begin
+                eng.waiting[key] = self.begin
                 return
         self._begin()
 
@@ -107,9 +117,10 @@ class StageStream:
         if mb == self.m - 1 and kind == self.frees and not self.windows[c].triggered:
             now = self.env.now
             self.windows[c].succeed((now, now + busy))
-        self.after(busy, self._computed)
+        self.callbacks = self.on_computed
+        self.env.schedule(self, NORMAL, busy)
 
-    def _computed(self, _value=None) -> None:
+    def _computed(self, _event) -> None:
         """The op's compute is over: book it, then its send (async, or a blocking slot)."""
         log, ph = self.log, self.ph
         log.compute += ph.compute
@@ -127,7 +138,7 @@ class StageStream:
                 if real:
                     self._blocking(self.eng.plan.blocking_sends[(self.i, to_vs % self.p)])
                 else:
-                    self.after(self.eng.plan.stage_p2p[self.i], self._sent)
+                    self.after(self.eng.plan.stage_p2p[self.i], self.sent)
                 return
             if real:
                 if self.p == 1:
@@ -149,9 +160,9 @@ class StageStream:
         eng, tr = self.eng, self.tr
         if tr.offnode_s > 0:
             if eng.contention and tr.nics:
-                eng.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, self._sent)
+                eng.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, self.sent)
             else:
-                self.after(tr.offnode_s, self._sent)
+                self.after(tr.offnode_s, self.sent)
         else:
             self._sent()
 
