@@ -105,10 +105,6 @@ class Engine:
         else:
             start()
 
-    def _arrived(self, event: simpy.Event) -> None:
-        """Callback of a send's timeout whose value is its arrival key."""
-        self._arrive(event.value)
-
     def _x(self, pid: int, tid: int, name: str, start: float, dur: float, args=None) -> None:
         if self.trace is not None and dur > 0:
             ev = {"name": name, "ph": "X", "pid": pid, "tid": tid, "ts": start * 1e6, "dur": dur * 1e6}
@@ -383,8 +379,8 @@ class Engine:
                 done = self.env.process(self._stage(i))
             self.env.process(self._dp(i, done))
         collecting = gc.isenabled()
-        gc.disable()  # the replay makes ~10^5 short-lived objects freed by reference counting: no
-        try:          # cyclic-garbage pass over them (a new process's first run paid for several)
+        gc.disable()  # the replay makes ~10^5 short-lived objects that reference counting frees:
+        try:          # no cyclic-garbage passes over them (and over everything a CLI process imported)
             self.env.run()
         finally:
             if collecting:
