@@ -1,8 +1,8 @@
 """The compute stream of one plain stage driven by simpy callbacks instead of a generator process.
 
 A plain stage (no jitter, no trace, no ZeRO-3 gathers, exposed offload copies, context-parallel
-exchanges or expert all-to-all flows: ``Engine.plain_stage``) runs each op as one simpy timeout of
-its priced compute + TP seconds; the timeout's callback books the op and starts the next one. An
+exchanges or expert all-to-all flows: ``Engine.plain_stage``) runs each op as one simpy event timed at
+its priced compute + TP seconds, whose callback books the op and starts the next one. An
 op whose input has not arrived registers its start in ``Engine.waiting``, and the arrival calls it
 at the arrival's instant. Pipeline sends are a timeout carrying their arrival key, one NIC flow
 calling back with it, or a timeout of the intra-node part whose callback starts the NIC flow: no
