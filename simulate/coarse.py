@@ -16,6 +16,8 @@ Times in seconds, memory in bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import accumulate, repeat
+from operator import itemgetter
 
 from .engine import Engine, StageLog
 from .entities import SimPlan
@@ -64,15 +66,9 @@ def peak_held_chunks(schedule: str, stage: int, p: int, m: int, v: int) -> int:
     end of the pass that frees them (the weight-grad W under ZB-H1, the backward otherwise) --
     exactly what the engine records, since a stage runs its ops one after the other."""
     free = "W" if splits_weight_grad(schedule) else "B"
-    held = peak = 0
-    for kind, _, _ in stage_order(schedule, stage, p, m, v):
-        if kind == "F":
-            held += 1
-            if held > peak:
-                peak = held
-        elif kind == free:
-            held -= 1
-    return peak
+    delta = {"F": 1, free: -1}.get  # the change of held chunks at an op of that kind (others: 0)
+    kinds = map(itemgetter(0), stage_order(schedule, stage, p, m, v))
+    return max(accumulate(map(delta, kinds, repeat(0)), initial=0))  # the running count's peak
 
 
 def _affine(qa: float, qb: float, qc: float) -> bool:

@@ -12,6 +12,8 @@ reduction goes out in per-layer buckets as the last backward produces them. Time
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,6 +24,8 @@ from planner.cost.bottleneck_booking import hidden_compute
 from .entities import SimPlan, Transfer
 from .fabric import NicFabric
 from .schedules import splits_weight_grad, stage_order
+from .stream import StageStream
+from .timers import TimerPool
 
 
 @dataclass
@@ -55,6 +59,7 @@ class Engine:
         self.overlap = overlap
         self.contention = contention
         self.fabric = NicFabric(self.env, plan.nic_gbps)
+        self.timers = TimerPool(self.env)
         layout = plan.step.layout
         self.p = layout.pp
         self.m = plan.step.micro_batches if micro_batches is None else micro_batches
@@ -71,7 +76,7 @@ class Engine:
         # an activation, 1 for a gradient) -- no tuple per event: keys that arrived before their
         # receiver asked, and the events receivers wait on for the others
         self.arrived: set[int] = set()
-        self.waiting: dict[int, simpy.Event] = {}
+        self.waiting: dict[int, Callable[[], None]] = {}  # key -> what its receiver does on arrival
         # the backward phase of each chunk as the engine runs it (input-grad + weight-grad unless split)
         self.bwd = [[ch.bwd if self.split else _add(ch.bwd, ch.wgrad) for ch in st.chunks] for st in plan.stages]
         self.windows = [[self.env.event() for _ in range(self.v)] for _ in range(self.p)]
@@ -94,15 +99,11 @@ class Engine:
 
     def _arrive(self, key) -> None:
         """A send of ``key`` is complete: wake its receiver, or note it for when it asks."""
-        ev = self.waiting.pop(key, None)
-        if ev is None:
+        start = self.waiting.pop(key, None)
+        if start is None:
             self.arrived.add(key)
         else:
-            ev.succeed()
-
-    def _arrived(self, event: simpy.Event) -> None:
-        """Callback of a send's timeout whose value is its arrival key."""
-        self._arrive(event.value)
+            start()
 
     def _x(self, pid: int, tid: int, name: str, start: float, dur: float, args=None) -> None:
         if self.trace is not None and dur > 0:
@@ -155,8 +156,12 @@ class Engine:
             self._flow_trace(stage, to_stage, start, self.env.now - start, label)
             self._arrive(key)
 
-        if self.rng is None and tr.fixed_s == 0 and tr.offnode_s > 0:  # one NIC flow, no jitter
-            self.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, finish)
+        if self.rng is None and tr.fixed_s >= 0 and tr.offnode_s > 0:  # no jitter: no process
+            if tr.fixed_s == 0:  # one NIC flow
+                self.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, finish)
+            else:  # the intra-node part, then the NIC flow
+                self.env.timeout(tr.fixed_s).callbacks.append(
+                    lambda _e: self.fabric.flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, finish))
             return
 
         def proc():
@@ -278,31 +283,25 @@ class Engine:
             self._flow_trace(i, to_stage, s0, env.now - s0, f"{'act' if kind == 'F' else 'grad'} mb{mb}")
             self._arrive(key)
 
+    def plain_stage(self, i: int) -> bool:
+        """True when stage ``i`` can run as a callback-driven ``StageStream``: no jitter, no trace,
+        and none of ZeRO-3 gathers, exposed offload copies, context-parallel exchanges or expert
+        all-to-all flows (those take ``_op``)."""
+        if self.trace is not None or self.rng is not None:
+            return False
+        plan, bwd = self.plan.stages[i], self.bwd[i]
+        a2a_flows = self.contention and bool(plan.a2a_nics) and any(
+            ch.fwd.offnode > 0 or b.offnode > 0 for ch, b in zip(plan.chunks, bwd))
+        return (plan.zero3_fwd is None and not plan.offload_exposed > 0 and not a2a_flows
+                and all(ch.fwd.cp == 0 and ch.cp_fwd is None and ch.cp_bwd is None for ch in plan.chunks)
+                and all(b.cp == 0 for b in bwd))
+
     def _stage(self, i: int):
+        """Generator: stage i's op order, each op through ``_op`` once its input has arrived."""
         env = self.env
-        order = stage_order(self.schedule, i, self.p, self.m, self.v)
         p, m, last_vs = self.p, self.m, self.p * self.v - 1
         arrived, waiting = self.arrived, self.waiting
-        plan, log = self.plan.stages[i], self.logs[i]
-        # the hot path, inlined (no generator per op): no jitter, no trace, no ZeRO-3 / offload / cp
-        fast = self.trace is None and self.rng is None
-        # expert all-to-alls run as fabric flows in _op (not inlined)
-        a2a_flows = self.contention and bool(plan.a2a_nics) and any(
-            ch.fwd.offnode > 0 or b.offnode > 0 for ch, b in zip(plan.chunks, self.bwd[i]))
-        bwd, chunks, windows = self.bwd[i], plan.chunks, self.windows[i]
-        # ZeRO-3 gathers, exposed offload copies, context-parallel exchanges and expert all-to-all flows
-        # take the full path (_op)
-        plain = (plan.zero3_fwd is None and not plan.offload_exposed > 0 and not a2a_flows
-                 and all(ch.fwd.cp == 0 and ch.cp_fwd is None and ch.cp_bwd is None for ch in chunks)
-                 and all(b.cp == 0 for b in bwd))
-        act = plan.activation_bytes_per_microbatch / self.v
-        frees = "W" if self.split else "B"
-        record = self.record_memory
-        sends, blocking = self.plan.sends, self.plan.blocking_sends
-        send_to = {"F": sends.get((i, (i + 1) % p)), "B": sends.get((i, (i - 1) % p))}
-        contention, fabric_flow, arrive, arrived_cb = self.contention, self.fabric.flow, self._arrive, self._arrived
-        timeout = env.timeout
-        for kind, mb, c in order:
+        for kind, mb, c in stage_order(self.schedule, i, self.p, self.m, self.v):
             vs = c * p + i
             if kind == "F":
                 key = ((vs * m + mb) << 1) if vs > 0 else None
@@ -314,63 +313,11 @@ class Engine:
                 if key in arrived:
                     arrived.remove(key)
                 else:
-                    ev = waiting[key] = env.event()
+                    ev = env.event()
+                    waiting[key] = ev.succeed
                     yield ev
-            if not (fast and (plain or kind == "W")):
-                yield from self._op(i, kind, mb, c)
-                continue
-            ch = chunks[c]
-            if kind == "F":
-                if record:
-                    self._mem(log, act)
-                ph = ch.fwd
-            elif kind == "B":
-                ph = bwd[c]
-            else:
-                ph = ch.wgrad
-            busy = ph.compute + ph.tp
-            if mb == m - 1 and kind == frees and not windows[c].triggered:
-                windows[c].succeed((env.now, env.now + busy))
-            yield timeout(busy)
-            log.compute += ph.compute
-            log.tp += ph.tp
-            self.events += 1
-            if kind == frees and record:
-                self._mem(log, -act)
-            if kind == "W":
-                continue
-            to_vs = vs + 1 if kind == "F" else vs - 1
-            real = 0 <= to_vs <= last_vs
-            to_key = ((to_vs * m + mb) << 1) | (kind != "F")
-            to_stage = to_vs % p
-            if p == 1:
-                if real:
-                    self._arrive(to_key)
-                continue
-            if self.overlap:
-                if real:  # the async send, inlined: a timeout, or one NIC flow under contention
-                    tr = send_to[kind]
-                    if not (contention and tr.nics):
-                        timeout(tr.fixed_s + tr.offnode_s, to_key).callbacks.append(arrived_cb)
-                    elif tr.fixed_s == 0 and tr.offnode_s > 0:
-                        fabric_flow(tr.offnode_s, tr.nics, tr.priced_share_gbps, arrive, to_key)
-                    else:
-                        self._send(i, to_stage, to_key, "")
-                continue
-            s0 = env.now  # blocking slot: the real send, or the matching receive of an end stage
-            if real:
-                tr = blocking[(i, to_stage)]
-                done = self._single_event(tr)
-                if done is None:
-                    yield from self.transfer(tr)
-                else:
-                    yield done
-            else:
-                yield timeout(self.plan.stage_p2p[i])
-            log.p2p += env.now - s0
-            if real:
-                self._arrive(to_key)
-        log.pipe_end = env.now
+            yield from self._op(i, kind, mb, c)
+        self.logs[i].pipe_end = env.now
 
     def _dp(self, i: int, pipeline_done: simpy.Event):
         """Gradient reduction (bucketed when overlapping), optimizer, ZeRO-1/2 parameter gather."""
@@ -424,9 +371,20 @@ class Engine:
     def run(self) -> None:
         """Run the step to completion."""
         for i in range(self.p):
-            proc = self.env.process(self._stage(i))
-            self.env.process(self._dp(i, proc))
-        self.env.run()
+            if self.plain_stage(i):
+                stream = StageStream(self, i)
+                stream.start()
+                done = stream.done
+            else:
+                done = self.env.process(self._stage(i))
+            self.env.process(self._dp(i, done))
+        collecting = gc.isenabled()
+        gc.disable()  # the replay makes ~10^5 short-lived objects that reference counting frees:
+        try:          # no cyclic-garbage passes over them (and over everything a CLI process imported)
+            self.env.run()
+        finally:
+            if collecting:
+                gc.enable()
         for log in self.logs:
             peak = max((b for _, b in log.memory), default=0.0)
             log.peak_activation_bytes = peak

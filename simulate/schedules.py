@@ -19,6 +19,8 @@ only under ZB-H1, whose weight-grad passes ``"W"`` are ops of their own, see :fu
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from planner.errors import SpecError
 
 Op = tuple[str, int, int]
@@ -30,14 +32,24 @@ def gpipe_order(m: int) -> list[Op]:
 
 
 def one_f_one_b_order(stage: int, p: int, m: int) -> list[Op]:
-    """PipeDream-Flush order of ``stage`` of ``p`` stages for ``m`` micro-batches."""
+    """PipeDream-Flush order of ``stage`` of ``p`` stages for ``m`` micro-batches: min(p - stage - 1, m)
+    warm-up forwards, then forward k + warm-up alternating with backward k, then the last backwards
+    (built by slices of the shared op tuples, no loop per op)."""
     warm = min(p - stage - 1, m)
-    ops: list[Op] = [("F", k, 0) for k in range(warm)]
-    for k in range(m - warm):
-        ops.append(("F", warm + k, 0))
-        ops.append(("B", k, 0))
-    ops.extend(("B", k, 0) for k in range(m - warm, m))
+    fwd, bwd = _ops("F", m), _ops("B", m)
+    n = m - warm  # forward / backward pairs
+    ops: list[Op] = [None] * (2 * m)
+    ops[:warm] = fwd[:warm]
+    ops[warm:warm + 2 * n:2] = fwd[warm:]
+    ops[warm + 1:warm + 2 * n:2] = bwd[:n]
+    ops[warm + 2 * n:] = bwd[n:]
     return ops
+
+
+@lru_cache(maxsize=8)
+def _ops(kind: str, m: int) -> tuple[Op, ...]:
+    """(kind, k, 0) for k < m, made once per step size and shared by every stage's order."""
+    return tuple((kind, k, 0) for k in range(m))
 
 
 def zb_h1_order(stage: int, p: int, m: int) -> list[Op]:
