@@ -5,9 +5,10 @@ and sorts.
 Stages, cheapest first:
 
 1. structures: degrees, split, schedule, sharding (planner.search.space);
-2. memory: for each micro-batch size (ascending) and recompute (lightest first) build the step
-   (planner.work.step.build_step) and check the per-stage peak (planner.cost.stage_memory) against
-   the usable HBM. Two pruning rules rest on invariants of the memory model (property-tested:
+2. memory: for each micro-batch size (ascending) and recompute (lightest first) build the step's
+   stage records (planner.work.step_bytes.step_bytes: bytes, no op lists) and check the per-stage
+   peak (planner.cost.stage_memory) against the usable HBM; only a survivor gets its full step
+   (planner.work.step.build_step: the same records with their op sets), for its bound and its price. Two pruning rules rest on invariants of the memory model (property-tested:
    activations held never shrink with a larger micro-batch or a lighter recompute):
    - if even the heaviest recompute does not fit at micro-batch b, larger b are not tried;
    - for each (structure, b) only the lightest recompute that fits is priced: heavier recompute only
@@ -32,6 +33,7 @@ from ..errors import InfeasibleError
 from ..frameworks import refusal
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
+from ..work.step_bytes import step_bytes
 from .bounded import price_in_bound_order
 from .offload_search import offload_fit
 from .parallel import parallel_map, slices
@@ -65,7 +67,6 @@ class MemoryCheck:
     usable_bytes: float
     optimizer_bytes: float  # optimizer state held at the peak stage (what offload would free)
     breakdown: object = None  # MemoryBreakdown of the peak stage (bounds what offload can free)
-    step: object = None  # the StepWork checked (priced as is when the candidate survives: no rebuild)
 
     @property
     def fits(self) -> bool:
@@ -84,15 +85,16 @@ def usable_bytes(hardware: HardwareProfile, headroom: float) -> float:
 
 
 def check_memory(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float) -> MemoryCheck:
-    """Peak memory of ``cand`` (no pricing); one representative stage per group of identical stages."""
-    step = build_step(model, cand.training, cand.layout)
-    # per run of stages placed from one template, its first stage holding the most micro-batches; per
-    # group of identical stages (layers, embedding / head, params) the first of those holding the most
-    worst: dict[tuple, tuple[int, float, object]] = {}
+    """Peak memory of ``cand`` (no pricing, no op lists: planner.work.step_bytes, the records
+    build_step's stages hold); one representative stage per group of identical stages."""
+    step = step_bytes(model, cand.training, cand.layout)
+    # per run of stages placed from one record, its first stage holding the most micro-batches; per
+    # record (one per kind of stage: layers, embedding / head) the first of those holding the most
+    worst: dict[int, tuple[int, float, object]] = {}
     held, i = step.in_flight, 0
     for t, count in step.runs:
         j = max(range(i, i + count), key=held.__getitem__)
-        key = (t.layers, id(t.pre), id(t.post), t.params)
+        key = id(t)
         if key not in worst or held[j] > worst[key][1]:
             worst[key] = (j, held[j], t)
         i += count
@@ -101,7 +103,7 @@ def check_memory(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, u
         mem = stage_memory(t.at(j, h), hardware)
         if mem.peak_bytes > peak:
             peak, opt, bd = mem.peak_bytes, mem.breakdown.optimizer, mem.breakdown
-    return MemoryCheck(cand, peak, usable, opt, bd, step)
+    return MemoryCheck(cand, peak, usable, opt, bd)
 
 
 def objective_key(objective: str, est: Estimate, gpus: int, cand: Candidate) -> tuple:
@@ -142,7 +144,7 @@ class _Scan:
     structures: int
     checked: int
     counts: Counts
-    steps: dict = None  # candidate key -> the StepWork its memory check built (serial scan only)
+    steps: dict = None  # candidate key -> the StepWork built after its memory check (serial scan only)
     bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
 
 
@@ -186,7 +188,7 @@ class _Part:
     closest_order: list[MemoryCheck]  # every check that improved ``closest``, in scan order
     checked: int
     counts: Counts
-    steps: dict = None  # candidate key -> StepWork of its memory check (not sent back by workers)
+    steps: dict = None  # candidate key -> StepWork built after its memory check (not sent back by workers)
     bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
 
 
@@ -206,9 +208,17 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
     bounds: dict = {}
     timed = c.objective != "memory"  # the memory objective prices every survivor (planner.search.bounded)
 
-    def keep_bound(key: tuple, mc: MemoryCheck) -> None:
-        if key not in bounds:
-            bounds[key] = (step_time_lower_bound(mc.step, hardware) if timed else 0.0, mc.peak_bytes)
+    def keep(survivor: Candidate, mc: MemoryCheck) -> None:
+        """The survivor's bound and, when it is the checked candidate itself, its StepWork (built only for
+        survivors: the memory check reads no op list)."""
+        key, checked_one = survivor.key, survivor is mc.candidate  # same layout and training: price this step
+        if key in bounds and (not checked_one or key in steps):
+            return
+        step = build_step(model, mc.candidate.training, mc.candidate.layout)
+        if key not in bounds:  # a pinned rank order changes neither compute nor memory
+            bounds[key] = (step_time_lower_bound(step, hardware) if timed else 0.0, mc.peak_bytes)
+        if checked_one:
+            steps.setdefault(key, step)
     trainings: dict[tuple, TrainingSpec] = {}
     checked = 0
     recomputes = recompute_options(c)
@@ -239,9 +249,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 if mc.fits:
                     survivor = pinned_order(cand, c)
                     survivors.append(survivor)
-                    keep_bound(survivor.key, mc)  # a pinned rank order changes neither compute nor memory
-                    if survivor is cand:  # same layout and training: the checked step is the one to price
-                        steps.setdefault(cand.key, mc.step)
+                    keep(survivor, mc)
                     counts.dominated += len(recomputes) - ri - 1
                     fitted = True
                     break
@@ -253,9 +261,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                     if trial is not None:
                         survivor = pinned_order(trial, c)
                         survivors.append(survivor)
-                        keep_bound(survivor.key, trial_mc)
-                        if survivor is trial and trial_mc.candidate is trial:
-                            steps.setdefault(trial.key, trial_mc.step)
+                        keep(survivor, trial_mc)
                         offloaded = True
             if (fitted or offloaded) and stop_at_first:
                 return _Part(survivors, closest, order, checked, counts, steps, bounds)
@@ -309,8 +315,9 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
     scans and prices in that many processes; the result does not depend on it. Pricers of the
     search share block times (planner.pricing.shared_blocks)."""
     from ..pricing.shared_blocks import shared_block_times
+    from .gc_pause import cyclic_gc_paused
 
-    with shared_block_times():
+    with shared_block_times(), cyclic_gc_paused():
         return _search(model, hardware, gpus, training, constraints, top=top, progress=progress,
                        reference=reference, reference_training=reference_training, workers=workers)
 
