@@ -6,9 +6,10 @@ Stages, cheapest first:
 
 1. structures: degrees, split, schedule, sharding (planner.search.space);
 2. memory: for each micro-batch size (ascending) and recompute (lightest first) build the step's
-   stage records (planner.work.step_bytes.step_bytes: bytes, no op lists) and check the per-stage
-   peak (planner.cost.stage_memory) against the usable HBM; only a survivor gets its full step
-   (planner.work.step.build_step: the same records with their op sets), for its bound and its price. Two pruning rules rest on invariants of the memory model (property-tested:
+   stage records (planner.work.step_bytes: bytes, no op lists) and check the per-stage peak
+   (planner.cost.peaks, what stage_memory reports) against the usable HBM; only a survivor gets
+   its full step (planner.work.step.build_step: the same records with their op sets), for its bound
+   and its price. Two pruning rules rest on invariants of the memory model (property-tested:
    activations held never shrink with a larger micro-batch or a lighter recompute):
    - if even the heaviest recompute does not fit at micro-batch b, larger b are not tried;
    - for each (structure, b) only the lightest recompute that fits is priced: heavier recompute only
@@ -27,14 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..cost import Estimate, estimate, stage_memory
+from ..cost import Estimate, estimate
 from ..cost.bound import StagePriced, price_stages_bound, step_time_lower_bound
 from ..errors import InfeasibleError
 from ..frameworks import refusal
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
-from ..work.step_bytes import step_bytes
 from .bounded import price_in_bound_order
+from .memory_check import MemoryCheck, check_memory, usable_bytes  # noqa: F401 - re-exported
 from .offload_search import offload_fit
 from .parallel import parallel_map, slices
 from .result import Plan, SearchResult, SearchStats
@@ -52,58 +53,9 @@ from .space import (
     validate_constraints,
 )
 
-GIB = 2**30
 #: Leading plans whose other rank orders and TP-overlap variants are priced (planner.search.space).
 ORDER_VARIANTS_TOP = 24
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryCheck:
-    """Peak bytes per GPU of a candidate against the usable capacity."""
-
-    candidate: Candidate
-    peak_bytes: float
-    usable_bytes: float
-    optimizer_bytes: float  # optimizer state held at the peak stage (what offload would free)
-    breakdown: object = None  # MemoryBreakdown of the peak stage (bounds what offload can free)
-
-    @property
-    def fits(self) -> bool:
-        """Peak within usable capacity."""
-        return self.peak_bytes <= self.usable_bytes
-
-    @property
-    def shortfall_bytes(self) -> float:
-        """Bytes over the usable capacity (0 when it fits)."""
-        return max(0.0, self.peak_bytes - self.usable_bytes)
-
-
-def usable_bytes(hardware: HardwareProfile, headroom: float) -> float:
-    """HBM capacity minus the headroom fraction, bytes."""
-    return hardware.device.hbm_capacity_gib * GIB * (1.0 - headroom)
-
-
-def check_memory(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float) -> MemoryCheck:
-    """Peak memory of ``cand`` (no pricing, no op lists: planner.work.step_bytes, the records
-    build_step's stages hold); one representative stage per group of identical stages."""
-    step = step_bytes(model, cand.training, cand.layout)
-    # per run of stages placed from one record, its first stage holding the most micro-batches; per
-    # record (one per kind of stage: layers, embedding / head) the first of those holding the most
-    worst: dict[int, tuple[int, float, object]] = {}
-    held, i = step.in_flight, 0
-    for t, count in step.runs:
-        j = max(range(i, i + count), key=held.__getitem__)
-        key = id(t)
-        if key not in worst or held[j] > worst[key][1]:
-            worst[key] = (j, held[j], t)
-        i += count
-    peak, opt, bd = -1.0, 0.0, None
-    for j, h, t in worst.values():
-        mem = stage_memory(t.at(j, h), hardware)
-        if mem.peak_bytes > peak:
-            peak, opt, bd = mem.peak_bytes, mem.breakdown.optimizer, mem.breakdown
-    return MemoryCheck(cand, peak, usable, opt, bd)
 
 
 def objective_key(objective: str, est: Estimate, gpus: int, cand: Candidate) -> tuple:

@@ -76,6 +76,23 @@ def by_identity(fn, model: ModelSpec, training, layout: Layout, *args):
     return out
 
 
+PER_LAYOUT: dict[tuple, tuple] = {}
+
+
+def by_layout(fn, model: ModelSpec, layout: Layout):
+    """``fn(model, layout)`` (a pure function of planner.work.step_bytes) kept per identity of its inputs
+    (every candidate of a search structure shares one Layout object)."""
+    key = (fn, id(model), id(layout))
+    hit = PER_LAYOUT.get(key)
+    if hit is not None and hit[0] is model and hit[1] is layout:
+        return hit[2]
+    out = fn(model, layout)
+    if len(PER_LAYOUT) > 4096:
+        PER_LAYOUT.clear()
+    PER_LAYOUT[key] = (model, layout, out)  # keeps the inputs alive: their ids stay theirs
+    return out
+
+
 #: the last ``step_bytes.step_frame``: [(model, training, layout, frame)] (a memory survivor's full step
 #: follows its memory check)
 FRAME: list[tuple] = []
@@ -84,6 +101,7 @@ FRAME: list[tuple] = []
 def clear() -> None:
     """Empty every cache of this module."""
     FRAME.clear()
+    PER_LAYOUT.clear()
     LAYERS.clear()
     TEMPLATES.clear()
     TEMPLATE_KEYS.clear()

@@ -95,23 +95,28 @@ def step_frame(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Step
     last = stage_templates.FRAME
     if last and last[0][0] is model and last[0][1] is training and last[0][2] is layout:
         return last[0][3]
+    pc, layer_params, emb_params, out_params, lay_key, key, runs = stage_templates.by_layout(_layout_part, model, layout)
     m = micro_batches_per_step(layout, training)
+    act, work = stage_templates.by_identity(layer_bytes, model, training, lay_key)
+    d = stage_templates.by_identity(dims, model, training, lay_key)  # dims reads tp, cp, sequence_parallel
+    p2p, p2p_gather = pipeline_send_bytes(d.tokens * d.hidden * ACT_BYTES, training, layout)
+    frame = StepFrame(m, runs, tuple(in_flight_per_stage(layout, m)), pc, layer_params, emb_params, out_params,
+                      lay_key, act, work, p2p, p2p_gather, (id(model), id(training), m, key))
+    last[:] = [(model, training, layout, frame)]  # keeps the specs alive, so the ids stay theirs
+    return frame
+
+
+def _layout_part(model: ModelSpec, layout: Layout) -> tuple:
+    """The part of the StepFrame that reads no training: (parameter counts, layer / embedding / head
+    parameters per GPU, ``layer_layout``, ``stage_templates.template_key``, stage runs)."""
     pc = stage_templates.model_parameter_counts(model)
     t = layout.tp
     layer_params = (pc.per_layer.attention + pc.per_layer.mlp - routed_expert_parameters(model)) / t \
         + pc.per_layer.norms  # routed experts: expert_parameters_per_rank
     emb_params = pc.embedding / t + pc.position_embedding + pc.embedding_norm
     out_params = (pc.output_projection or (pc.embedding if layout.pp > 1 else 0)) / t + pc.final_norm
-    lay_key = layer_layout(layout)
-    act, work = stage_templates.by_identity(layer_bytes, model, training, lay_key)
-    d = dims(model, training, layout)
-    p2p, p2p_gather = pipeline_send_bytes(d.tokens * d.hidden * ACT_BYTES, training, layout)
-    shared = (id(model), id(training), m, stage_templates.template_key(layout))
-    frame = StepFrame(m, tuple(stage_runs(stage_layer_counts(layout, model))),
-                      tuple(in_flight_per_stage(layout, m)), pc, layer_params, emb_params, out_params, lay_key, act,
-                      work, p2p, p2p_gather, shared)
-    last[:] = [(model, training, layout, frame)]  # keeps the specs alive, so the ids stay theirs
-    return frame
+    return (pc, layer_params, emb_params, out_params, layer_layout(layout), stage_templates.template_key(layout),
+            tuple(stage_runs(stage_layer_counts(layout, model))))
 
 
 def step_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> StepBytes:
