@@ -1,6 +1,7 @@
 """One description of a training step: per pipeline stage, the ops of one micro-batch (forward,
 input-grad, weight-grad, recompute), the pipeline transfers, the per-step data-parallel / ZeRO
-communication, the optimizer work, and the bytes held. No times here (see planner.pricing).
+communication, the optimizer work, and the bytes held (each stage's bytes are its record from
+planner.work.step_bytes, which the search's memory scan builds alone). No times here (see planner.pricing).
 """
 
 from __future__ import annotations
