@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import weakref
 
 import pytest
 
@@ -86,11 +87,20 @@ def test_search_pauses_the_cyclic_collector_and_restores_it():
     def progress(done, total):
         seen.append(gc.isenabled())
 
+    class Node:
+        pass
+
     was = gc.isenabled()
     try:
         gc.enable()
+        cycle = Node()
+        cycle.me = cycle
+        alive = weakref.ref(cycle)
         search(m, hw, 8, t, progress=progress)
-        assert seen and not any(seen) and gc.isenabled()
+        assert seen and not any(seen) and gc.isenabled() and gc.get_freeze_count() == 0
+        del cycle
+        gc.collect()
+        assert alive() is None  # a cycle older than the search is still collected (nothing stays frozen)
         gc.disable()
         search(m, hw, 8, t)
         assert not gc.isenabled()  # left as the caller set it
