@@ -82,7 +82,28 @@ def describe(exc: BaseException, argv: list[str]) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI behind the error boundary; exits with the codes in the module docstring."""
+    """Run the CLI behind the error boundary; exits with the codes in the module docstring.
+    ``argv`` None: run as the process (the console script, ``python -m planner``), which ends with
+    the command; in-process callers (the tests) pass their arguments."""
+    try:
+        return _run(argv)
+    finally:
+        if argv is None:
+            _spare_exit_collection()
+
+
+def _spare_exit_collection() -> None:
+    """The process exits next: move every object the command left to the cyclic collector's permanent
+    generation, so that the interpreter's last full collection (and the teardown's traversals) skip
+    them (~0.3 s of `paraplan plan` of DeepSeek-V3 on 2,048 H100 on the 2-core CI VM). Objects are
+    still freed by reference counting; nothing is written or computed differently."""
+    import gc
+
+    gc.freeze()
+
+
+def _run(argv: list[str] | None) -> int:
+    """``main`` itself."""
     global DEBUG
     from .app import app
 

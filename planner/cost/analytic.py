@@ -230,7 +230,7 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
 
     ``gpus`` defaults to the layout's tp * pp * dp * cp; a mismatch raises SpecError. ``breakdown``
     adds the per-kernel-class breakdown (planner.cost.breakdown) as ``Estimate.ops``. ``step``: the
-    StepWork ``build_step(model, training, layout)`` already returned (the search's memory check), so
+    StepWork ``build_step(model, training, layout)`` already returned (the search's, for a memory survivor), so
     it is not built twice; it must be of exactly this model, training and layout."""
     gpus = layout.gpus if gpus is None else gpus
     check_layout(layout, model, training, gpus)

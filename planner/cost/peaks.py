@@ -64,6 +64,11 @@ def _breakdown_fields(s: StageWork, moment: str, reserved: float, act: float) ->
                 weight_copies=s.weight_saved_bytes, peak_at="backward")
 
 
+def reserved_bytes(hardware: HardwareProfile) -> float:
+    """The device's runtime + allocator reserve, one item of every stage's peak, bytes."""
+    return hardware.device.reserved_memory_gib * GIB
+
+
 def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
     """Peak bytes of one GPU of ``stage`` and whether it fits the device."""
     return stage_memories_of([stage], hardware)[0]
@@ -71,7 +76,7 @@ def stage_memory(stage: StageWork, hardware: HardwareProfile) -> StageMemory:
 
 def stage_memories_of(stages, hardware: HardwareProfile) -> list[StageMemory]:
     """Per-stage peak memory (``peak_breakdown`` + the device's reserve) and whether each fits."""
-    reserved = hardware.device.reserved_memory_gib * GIB
+    reserved = reserved_bytes(hardware)
     cap = hardware.device.hbm_capacity_gib * GIB
     out = []
     for s in stages:
@@ -92,7 +97,7 @@ def stage_memories_and_peak(step: StepWork, hardware: HardwareProfile) -> tuple[
     """(``stage_memories``, the largest stage peak in bytes, whether every stage fits), built run by run: a template's bytes are
     read once, and per stage only the activations in flight (so the moment and the peak) change.
     Stages holding the same activations, or none (the optimizer-step moment), share one breakdown."""
-    reserved = hardware.device.reserved_memory_gib * GIB
+    reserved = reserved_bytes(hardware)
     cap = hardware.device.hbm_capacity_gib * GIB
     held = step.in_flight
     out: list[StageMemory] = []

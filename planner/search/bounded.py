@@ -1,7 +1,7 @@
 """Pricing in bound order: skip the candidates that provably cannot show in the result.
 
 Each memory survivor carries a lower bound on its analytic step time (planner.cost.bound: compute
-seconds alone, from the StepWork its memory check built). Survivors are priced in ascending order
+seconds alone, from the StepWork built for it after its memory check). Survivors are priced in ascending order
 of the best objective value that bound allows (throughput: tokens / bound; cost: GPU-hours at the
 bound), and one is skipped when even that value is strictly worse than
 

@@ -5,9 +5,11 @@ and sorts.
 Stages, cheapest first:
 
 1. structures: degrees, split, schedule, sharding (planner.search.space);
-2. memory: for each micro-batch size (ascending) and recompute (lightest first) build the step
-   (planner.work.step.build_step) and check the per-stage peak (planner.cost.stage_memory) against
-   the usable HBM. Two pruning rules rest on invariants of the memory model (property-tested:
+2. memory: for each micro-batch size (ascending) and recompute (lightest first) build the step's
+   stage records (planner.work.step_bytes: bytes, no op lists) and check the per-stage peak
+   (planner.cost.peaks, what stage_memory reports) against the usable HBM; only a survivor gets
+   its full step (planner.work.step.build_step: the same records with their op sets), for its bound
+   and its price. Two pruning rules rest on invariants of the memory model (property-tested:
    activations held never shrink with a larger micro-batch or a lighter recompute):
    - if even the heaviest recompute does not fit at micro-batch b, larger b are not tried;
    - for each (structure, b) only the lightest recompute that fits is priced: heavier recompute only
@@ -26,13 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..cost import Estimate, estimate, stage_memory
+from ..cost import Estimate, estimate
 from ..cost.bound import StagePriced, price_stages_bound, step_time_lower_bound
 from ..errors import InfeasibleError
 from ..frameworks import refusal
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
 from .bounded import price_in_bound_order
+from .memory_check import MemoryCheck, check_memory, usable_bytes  # noqa: F401 - re-exported
 from .offload_search import offload_fit
 from .parallel import parallel_map, slices
 from .result import Plan, SearchResult, SearchStats
@@ -50,58 +53,9 @@ from .space import (
     validate_constraints,
 )
 
-GIB = 2**30
 #: Leading plans whose other rank orders and TP-overlap variants are priced (planner.search.space).
 ORDER_VARIANTS_TOP = 24
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True, slots=True)
-class MemoryCheck:
-    """Peak bytes per GPU of a candidate against the usable capacity."""
-
-    candidate: Candidate
-    peak_bytes: float
-    usable_bytes: float
-    optimizer_bytes: float  # optimizer state held at the peak stage (what offload would free)
-    breakdown: object = None  # MemoryBreakdown of the peak stage (bounds what offload can free)
-    step: object = None  # the StepWork checked (priced as is when the candidate survives: no rebuild)
-
-    @property
-    def fits(self) -> bool:
-        """Peak within usable capacity."""
-        return self.peak_bytes <= self.usable_bytes
-
-    @property
-    def shortfall_bytes(self) -> float:
-        """Bytes over the usable capacity (0 when it fits)."""
-        return max(0.0, self.peak_bytes - self.usable_bytes)
-
-
-def usable_bytes(hardware: HardwareProfile, headroom: float) -> float:
-    """HBM capacity minus the headroom fraction, bytes."""
-    return hardware.device.hbm_capacity_gib * GIB * (1.0 - headroom)
-
-
-def check_memory(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float) -> MemoryCheck:
-    """Peak memory of ``cand`` (no pricing); one representative stage per group of identical stages."""
-    step = build_step(model, cand.training, cand.layout)
-    # per run of stages placed from one template, its first stage holding the most micro-batches; per
-    # group of identical stages (layers, embedding / head, params) the first of those holding the most
-    worst: dict[tuple, tuple[int, float, object]] = {}
-    held, i = step.in_flight, 0
-    for t, count in step.runs:
-        j = max(range(i, i + count), key=held.__getitem__)
-        key = (t.layers, id(t.pre), id(t.post), t.params)
-        if key not in worst or held[j] > worst[key][1]:
-            worst[key] = (j, held[j], t)
-        i += count
-    peak, opt, bd = -1.0, 0.0, None
-    for j, h, t in worst.values():
-        mem = stage_memory(t.at(j, h), hardware)
-        if mem.peak_bytes > peak:
-            peak, opt, bd = mem.peak_bytes, mem.breakdown.optimizer, mem.breakdown
-    return MemoryCheck(cand, peak, usable, opt, bd, step)
 
 
 def objective_key(objective: str, est: Estimate, gpus: int, cand: Candidate) -> tuple:
@@ -142,7 +96,7 @@ class _Scan:
     structures: int
     checked: int
     counts: Counts
-    steps: dict = None  # candidate key -> the StepWork its memory check built (serial scan only)
+    steps: dict = None  # candidate key -> the StepWork built after its memory check (serial scan only)
     bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
 
 
@@ -186,7 +140,7 @@ class _Part:
     closest_order: list[MemoryCheck]  # every check that improved ``closest``, in scan order
     checked: int
     counts: Counts
-    steps: dict = None  # candidate key -> StepWork of its memory check (not sent back by workers)
+    steps: dict = None  # candidate key -> StepWork built after its memory check (not sent back by workers)
     bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
 
 
@@ -206,9 +160,17 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
     bounds: dict = {}
     timed = c.objective != "memory"  # the memory objective prices every survivor (planner.search.bounded)
 
-    def keep_bound(key: tuple, mc: MemoryCheck) -> None:
-        if key not in bounds:
-            bounds[key] = (step_time_lower_bound(mc.step, hardware) if timed else 0.0, mc.peak_bytes)
+    def keep(survivor: Candidate, mc: MemoryCheck) -> None:
+        """The survivor's bound and, when it is the checked candidate itself, its StepWork (built only for
+        survivors: the memory check reads no op list)."""
+        key, checked_one = survivor.key, survivor is mc.candidate  # same layout and training: price this step
+        if key in bounds and (not checked_one or key in steps):
+            return
+        step = build_step(model, mc.candidate.training, mc.candidate.layout)
+        if key not in bounds:  # a pinned rank order changes neither compute nor memory
+            bounds[key] = (step_time_lower_bound(step, hardware) if timed else 0.0, mc.peak_bytes)
+        if checked_one:
+            steps.setdefault(key, step)
     trainings: dict[tuple, TrainingSpec] = {}
     checked = 0
     recomputes = recompute_options(c)
@@ -239,9 +201,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 if mc.fits:
                     survivor = pinned_order(cand, c)
                     survivors.append(survivor)
-                    keep_bound(survivor.key, mc)  # a pinned rank order changes neither compute nor memory
-                    if survivor is cand:  # same layout and training: the checked step is the one to price
-                        steps.setdefault(cand.key, mc.step)
+                    keep(survivor, mc)
                     counts.dominated += len(recomputes) - ri - 1
                     fitted = True
                     break
@@ -253,9 +213,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                     if trial is not None:
                         survivor = pinned_order(trial, c)
                         survivors.append(survivor)
-                        keep_bound(survivor.key, trial_mc)
-                        if survivor is trial and trial_mc.candidate is trial:
-                            steps.setdefault(trial.key, trial_mc.step)
+                        keep(survivor, trial_mc)
                         offloaded = True
             if (fitted or offloaded) and stop_at_first:
                 return _Part(survivors, closest, order, checked, counts, steps, bounds)
@@ -309,8 +267,9 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
     scans and prices in that many processes; the result does not depend on it. Pricers of the
     search share block times (planner.pricing.shared_blocks)."""
     from ..pricing.shared_blocks import shared_block_times
+    from .gc_pause import cyclic_gc_paused
 
-    with shared_block_times():
+    with shared_block_times(), cyclic_gc_paused():
         return _search(model, hardware, gpus, training, constraints, top=top, progress=progress,
                        reference=reference, reference_training=reference_training, workers=workers)
 

@@ -10,7 +10,7 @@ from ..errors import SpecError
 from ..frameworks import refusal
 from ..specs import HardwareProfile, ModelSpec
 from ..work.offload import OFFLOAD_LEVELS, RECIPE_OFFLOAD, check_offload, host_bytes_per_node
-from ..work.step import build_step
+from ..work.step_bytes import step_bytes
 from .space import Candidate, SearchConstraints
 
 GIB = 2**30
@@ -29,7 +29,7 @@ def host_memory_fits(model: ModelSpec, hardware: HardwareProfile, cand: Candidat
     cap = hardware.node.host_memory_gib
     if cap is None:
         return False
-    step = build_step(model, cand.training, cand.layout)
+    step = step_bytes(model, cand.training, cand.layout)
     need = max(host_bytes_per_node(s.offload, s.in_flight, hardware.node.devices_per_node) for s in step.stages)
     return need <= cap * GIB
 

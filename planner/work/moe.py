@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .ops import Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll
-from .params import expert_ffn_size, shared_expert_ffn_size
+from .params import expert_ffn_size, mlp_parameters, shared_expert_ffn_size
 
 ACT_BYTES = 2
 PROB_BYTES = 4  # fp32 router scores (Megatron-Core --moe-router-dtype fp32)
@@ -150,8 +150,6 @@ def moe_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layou
 
 def expert_parameters_per_rank(model: ModelSpec, layout: Layout) -> float:
     """Routed-expert parameters of one MoE layer held by one rank: E/ep experts, each split over etp."""
-    from .params import mlp_parameters
-
     return model.num_experts // layout.ep * mlp_parameters(model, expert_ffn_size(model)) / layout.expert_tp
 
 
@@ -159,8 +157,6 @@ def moe_linear_params(model: ModelSpec, layout: Layout) -> tuple[float, int]:
     """(Linear weight + bias parameters of one MoE FFN on one rank, number of such tensors): the router
     and the shared experts split like the dense parameters (over t, as planner.work.step counts
     them), plus the rank's routed experts (``expert_parameters_per_rank``). Autocast casts each."""
-    from .params import mlp_parameters
-
     mats = 3 if model.gated_ffn else 2
     tensors = mats * (2 if model.linear_bias else 1)
     router = model.hidden_size * model.num_experts + (model.num_experts if model.moe_router_bias else 0)

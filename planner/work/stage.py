@@ -50,18 +50,14 @@ EMPTY = OpSet()
 
 
 @dataclass(frozen=True)
-class StageWork:
-    """Work and memory of one pipeline stage (one GPU of it). Ops are for one micro-batch:
-    ``pre`` (embedding, first stage), ``layers`` times ``layer``, then ``post`` (head, last stage)."""
+class StageBytes:
+    """Parameters and bytes of one pipeline stage (one GPU of it): what its memory peak reads
+    (planner.cost.peaks). The search's memory scan builds only these (planner.work.step_bytes);
+    a StageWork is one with its op sets added."""
 
     index: int
     layers: int
-    layer: OpSet
-    pre: OpSet
-    post: OpSet
-    params: float  # parameters held by one GPU of this stage (after TP sharding)
-    per_microbatch_comm: tuple[Collective, ...]  # ZeRO-3/FSDP gathers and grad reduce-scatters
-    per_step_comm: tuple[Collective, ...]  # gradient reduction / ZeRO-1,2 gathers, once per step
+    params: float  # parameters held by one GPU of this stage (after TP sharding), routed experts apart
     optimizer_params: float  # parameters this GPU updates
     weights_bytes: float
     grads_bytes: float
@@ -75,15 +71,16 @@ class StageWork:
     forward_end_bytes: float = 0.0  # loss temporaries at the end of forward (last stage)
     grads_in_backward: bool = True  # gradients exist while activations are held (persistent buffers or m > 1)
     # HBM bytes of the optimizer step besides the fused Adam kernel: zeroing persistent gradient buffers,
-    # the fp32 master -> 16-bit parameter copy, gradient-norm clipping passes (step.optimizer_pass_bytes)
+    # the fp32 master -> 16-bit parameter copy, gradient-norm clipping passes (step_bytes.optimizer_pass_bytes)
     optimizer_pass_bytes: float = 0.0
     optimizer_grad_copy_bytes: float = 0.0  # fp32 copy of 16-bit gradients made at the optimizer step (fp16)
     offload: OffloadWork = NO_OFFLOAD  # host memory and host-link bytes (planner.work.offload)
+    expert_params: float = 0.0  # routed-expert parameters this GPU holds (planner.work.moe)
 
-    def at(self, index: int, in_flight: float) -> StageWork:
-        """This stage's work placed at pipeline position ``index`` holding ``in_flight`` micro-batches
-        (a shallow copy; the op sets are shared)."""
-        new = object.__new__(StageWork)
+    def at(self, index: int, in_flight: float):
+        """This stage placed at pipeline position ``index`` holding ``in_flight`` micro-batches (a
+        shallow copy of the same class; a StageWork's op sets are shared)."""
+        new = object.__new__(type(self))
         new.__dict__.update(self.__dict__)
         new.__dict__["index"] = index
         new.__dict__["in_flight"] = in_flight
@@ -91,10 +88,30 @@ class StageWork:
         return new
 
     @property
-    def template(self) -> StageWork:
+    def template(self):
         """The stage this one was placed from by ``at`` (itself when it was built directly): same
         work, states and FLOPs; only the index and the micro-batches in flight differ."""
         return self.__dict__.get("_template", self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StageWork(StageBytes):
+    """Work and memory of one pipeline stage (one GPU of it). Ops are for one micro-batch:
+    ``pre`` (embedding, first stage), ``layers`` times ``layer``, then ``post`` (head, last stage)."""
+
+    layer: OpSet
+    pre: OpSet
+    post: OpSet
+    per_microbatch_comm: tuple[Collective, ...]  # ZeRO-3/FSDP gathers and grad reduce-scatters
+    per_step_comm: tuple[Collective, ...]  # gradient reduction / ZeRO-1,2 gathers, once per step
+
+    @classmethod
+    def of(cls, stage: StageBytes, **ops) -> StageWork:
+        """``stage``'s parameters and bytes with the op fields ``ops`` (every one of them) added."""
+        new = object.__new__(cls)
+        new.__dict__.update(stage.__dict__)
+        new.__dict__.update(ops)
+        return new
 
     @property
     def blocks(self) -> tuple[tuple[OpSet, int], ...]:
@@ -137,12 +154,7 @@ class StepWork:
     def stages(self) -> tuple[StageWork, ...]:
         """Every stage, its template placed at its index and in-flight count (built on first read:
         the analytic estimate folds over ``runs`` and never needs them)."""
-        held = self.in_flight
-        out = []
-        for template, count in self.runs:
-            i = len(out)
-            out += [template.at(j, held[j]) for j in range(i, i + count)]
-        return tuple(out)
+        return placed_stages(self.runs, self.in_flight)
 
     def per_stage(self, values: list[float]) -> list[float]:
         """``values`` (one per run) repeated over each run's stages, in stage order."""
@@ -162,3 +174,28 @@ class StepWork:
         """Executed FLOPs incl. recompute over all GPUs."""
         per_stage = self.per_stage([t.hardware_flops_per_microbatch for t, _ in self.runs])
         return sum(per_stage) * self.micro_batches * self.layout.tp * self.layout.dp * self.layout.cp
+
+
+def placed_stages(runs, in_flight) -> tuple:
+    """Every stage of ``runs`` ((template, consecutive stages) in stage order), its template placed at
+    its index holding its ``in_flight`` micro-batches (``StageBytes.at``)."""
+    out = []
+    for template, count in runs:
+        i = len(out)
+        out += [template.at(j, in_flight[j]) for j in range(i, i + count)]
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class StepBytes:
+    """The memory part of a StepWork (planner.work.step_bytes.step_bytes): its stage records without
+    op sets, as runs of stages placed from one record, and the micro-batches each stage holds."""
+
+    micro_batches: int
+    runs: tuple[tuple[StageBytes, int], ...]  # (record, consecutive stages placed from it), in stage order
+    in_flight: tuple[float, ...]  # micro-batches whose activations each stage holds at its peak
+
+    @cached_property
+    def stages(self) -> tuple[StageBytes, ...]:
+        """Every stage's record, placed at its index and in-flight count."""
+        return placed_stages(self.runs, self.in_flight)

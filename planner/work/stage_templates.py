@@ -1,7 +1,8 @@
-"""Caches of ``planner.work.step.build_step`` across calls (pure functions of identical inputs: what
-they return is what a fresh computation returns): stage templates shared by layouts that differ only
-in schedule, the template key per Layout object, the parameter counts of the last model, the layer
-op sets per identity of their inputs."""
+"""Caches of ``planner.work.step.build_step`` and ``planner.work.step_bytes.step_bytes`` across calls
+(pure functions of identical inputs: what they return is what a fresh computation returns): stage
+templates and stage records shared by layouts that differ only in schedule, the template key per
+Layout object, the parameter counts of the last model, the layer op sets and bytes per identity of
+their inputs, the step frame of the last (model, training, layout)."""
 
 from __future__ import annotations
 
@@ -62,7 +63,7 @@ LAYERS: dict[tuple, tuple] = {}
 
 
 def by_identity(fn, model: ModelSpec, training, layout: Layout, *args):
-    """``fn(model, training, layout, *args)`` (an lru-cached pure function of planner.work.step), kept
+    """``fn(model, training, layout, *args)`` (a pure function of planner.work.step / step_bytes), kept
     per identity of its inputs: the lru cache hashes every field of the pydantic specs on each call."""
     key = (fn, id(model), id(training), id(layout), *args)
     hit = LAYERS.get(key)
@@ -75,8 +76,32 @@ def by_identity(fn, model: ModelSpec, training, layout: Layout, *args):
     return out
 
 
+PER_LAYOUT: dict[tuple, tuple] = {}
+
+
+def by_layout(fn, model: ModelSpec, layout: Layout):
+    """``fn(model, layout)`` (a pure function of planner.work.step_bytes) kept per identity of its inputs
+    (every candidate of a search structure shares one Layout object)."""
+    key = (fn, id(model), id(layout))
+    hit = PER_LAYOUT.get(key)
+    if hit is not None and hit[0] is model and hit[1] is layout:
+        return hit[2]
+    out = fn(model, layout)
+    if len(PER_LAYOUT) > 4096:
+        PER_LAYOUT.clear()
+    PER_LAYOUT[key] = (model, layout, out)  # keeps the inputs alive: their ids stay theirs
+    return out
+
+
+#: the last ``step_bytes.step_frame``: [(model, training, layout, frame)] (a memory survivor's full step
+#: follows its memory check)
+FRAME: list[tuple] = []
+
+
 def clear() -> None:
     """Empty every cache of this module."""
+    FRAME.clear()
+    PER_LAYOUT.clear()
     LAYERS.clear()
     TEMPLATES.clear()
     TEMPLATE_KEYS.clear()

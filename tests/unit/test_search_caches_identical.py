@@ -1,6 +1,7 @@
-"""The search's caches (the StepWork its memory check built, block times shared between its Pricers,
-the per-layer / embedding / head op-set caches, the stage templates, placements per layout) change no number: every plan a
-search returns equals a fresh ``estimate`` of its layout with every cache emptied first."""
+"""The search's caches (the StepWork built for a memory survivor, the stage records of the memory scan,
+block times shared between its Pricers, the per-layer / embedding / head op-set caches, the stage
+templates, placements per layout) change no number: every plan a search returns equals a fresh
+``estimate`` of its layout with every cache emptied first."""
 
 from __future__ import annotations
 
