@@ -12,7 +12,6 @@ reduction goes out in per-layer buckets as the last backward produces them. Time
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,6 +19,7 @@ import numpy as np
 import simpy
 
 from planner.cost.bottleneck_booking import hidden_compute
+from planner.gc_pause import cyclic_gc_paused
 
 from .entities import SimPlan, Transfer
 from .fabric import NicFabric
@@ -378,13 +378,10 @@ class Engine:
             else:
                 done = self.env.process(self._stage(i))
             self.env.process(self._dp(i, done))
-        collecting = gc.isenabled()
-        gc.disable()  # the replay makes ~10^5 short-lived objects that reference counting frees:
-        try:          # no cyclic-garbage passes over them (and over everything a CLI process imported)
+        # the replay makes ~10^5 short-lived objects that reference counting frees: no cyclic-garbage
+        # passes over them (and over everything a CLI process imported)
+        with cyclic_gc_paused():
             self.env.run()
-        finally:
-            if collecting:
-                gc.enable()
         for log in self.logs:
             peak = max((b for _, b in log.memory), default=0.0)
             log.peak_activation_bytes = peak

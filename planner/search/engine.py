@@ -266,8 +266,8 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
     same model for comparison (``reference_training`` defaults to ``training``). ``workers`` > 1
     scans and prices in that many processes; the result does not depend on it. Pricers of the
     search share block times (planner.pricing.shared_blocks)."""
+    from ..gc_pause import cyclic_gc_paused
     from ..pricing.shared_blocks import shared_block_times
-    from .gc_pause import cyclic_gc_paused
 
     with shared_block_times(), cyclic_gc_paused():
         return _search(model, hardware, gpus, training, constraints, top=top, progress=progress,

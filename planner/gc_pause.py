@@ -1,4 +1,4 @@
-"""Python's cyclic garbage collector paused while a search runs (``cyclic_gc_paused``).
+"""Python's cyclic garbage collector paused while a search or a replay runs (``cyclic_gc_paused``).
 
 A search allocates some 10^5 long-lived objects (op sets, stage templates, memory records, price
 memos) and almost no reference cycles (DeepSeek-V3 on 2,048 H100: 63 objects collected in 529
