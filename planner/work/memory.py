@@ -203,9 +203,9 @@ def optimizer_grad_copy_bytes_per_param(training: TrainingSpec) -> float:
     """Bytes per optimizer-updated parameter of the fp32 gradient copy an fp16 optimizer makes at the step
     when the held gradients are 16-bit and fp32 master weights exist (Megatron Float16Optimizer
     ``_copy_model_grads_to_main_grads``: ``main_param.grad = model_param.main_grad.float()``); 0 otherwise."""
-    r = training.recipe_spec
-    held = grad_bytes_per_param(training)
-    return r.master_bytes if (r.master_bytes > 0 and held < r.master_bytes and _fp16_grads(training)) else 0.0
+    fp16 = _fp16_grads(training)
+    master = training.recipe_spec.master_bytes
+    return master if fp16 is not None and master > fp16 else 0.0
 
 
 def param_gather_bytes_per_param(training: TrainingSpec) -> float:

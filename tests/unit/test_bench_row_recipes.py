@@ -41,3 +41,13 @@ def test_zero_cell_no_means_plain_data_parallel(cell):
     c = case("17", zero_or_fsdp=cell)
     assert c.scenario.layout.zero_stage == 0 and not c.scenario.layout.fsdp
     assert "zero_or_fsdp" not in c.defaults_used
+
+
+def test_megatron_lm_2021_rows_accumulate_gradients_unfused():
+    """Megatron-LM added its fused wgrad accumulation on 2022-02-13 (commit 83b1e42f): Narayanan 2021 rows
+    (Megatron-LM 2021, PTD-P) add each micro-batch's gradients separately, Korthikanti 2022 rows do not."""
+    for row_id in ("7", "19"):  # narayanan2021_t1, narayanan2021_t2 (PTD-P)
+        c = case(row_id)
+        assert c.scenario.training.grad_accumulation_fusion is False and "grad_accumulation_unfused" in c.flags
+    c = case("25")  # korthikanti2022
+    assert c.scenario.training.grad_accumulation_fusion is True and "grad_accumulation_unfused" not in c.flags

@@ -109,3 +109,33 @@ def test_gradients_of_later_micro_batches_are_accumulated_unless_fused_into_the_
     unfused = build_step(GPT, megatron.replace(grad_accumulation_fusion=False), Layout()).stages[0].layer
     [acc] = [op for op in unfused.backward_weight if op.name == "grad_accumulate"]
     assert acc.bytes_moved == pytest.approx(3 * 4 * linear_and_norms * 3 / 4)  # fp32 main_grad under bf16
+
+
+def test_fp16_keeps_16_bit_gradients_and_the_optimizer_copies_them_to_fp32():
+    """Megatron: --fp16 keeps fp16 main_grad (reduced in fp16) unless fp32 accumulation is asked; --bf16 forces
+    fp32. The fp16 optimizer's fp32 copy of the gradients is held at the optimizer step."""
+    from planner.cost.peaks import breakdown_at
+    from planner.work.memory import grad_reduce_bytes_per_param, optimizer_grad_copy_bytes_per_param
+    from planner.work.step import build_step
+
+    for recipe in ("megatron-lm", "megatron-core"):
+        fp16 = TrainingSpec(global_batch_size=4, seq_length=16, recipe=recipe, precision="fp16")
+        bf16 = fp16.replace(precision="bf16")
+        assert (state_bytes_per_param(fp16).grads, grad_reduce_bytes_per_param(fp16)) == (2, 2)
+        assert (state_bytes_per_param(bf16).grads, grad_reduce_bytes_per_param(bf16)) == (4, 4)
+        assert (optimizer_grad_copy_bytes_per_param(fp16), optimizer_grad_copy_bytes_per_param(bf16)) == (4, 0)
+    ds = TrainingSpec(global_batch_size=4, seq_length=16, recipe="deepspeed", precision="fp16")
+    assert (state_bytes_per_param(ds).grads, optimizer_grad_copy_bytes_per_param(ds)) == (2, 0)
+    trn = TrainingSpec(global_batch_size=4, seq_length=16, recipe="megatron-lm", precision="fp16")
+    stage = build_step(GPT, trn, Layout()).stages[0]
+    assert stage.optimizer_grad_copy_bytes == pytest.approx(4 * stage.optimizer_params)
+    at_step = breakdown_at(stage, "optimizer-step", 0.0)
+    assert at_step.grads == pytest.approx(stage.grads_bytes + 4 * stage.optimizer_params)
+
+
+def test_megatron_lm_and_deepspeed_reduce_gradients_after_the_backward():
+    """Megatron-LM's --DDP-impl local all-reduces in train_step after the backward; DeepSpeed overlaps only ZeRO-3
+    (overlap_comm) and its pipeline engine reduces after the schedule; Megatron-Core overlaps."""
+    overlap = {r: TrainingSpec(global_batch_size=4, recipe=r).overlap_dp_comm
+               for r in ("megatron-lm", "deepspeed", "megatron-core")}
+    assert overlap == {"megatron-lm": False, "deepspeed": False, "megatron-core": True}
