@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from planner.cost.analytic import beside_slowdown
 from planner.cost.bottleneck_booking import hidden_compute
 from planner.gc_pause import cyclic_gc_paused
 
@@ -216,8 +217,9 @@ class Engine:
         hidden = 0.0  # compute run under longer ZeRO-3 traffic: booked as communication (as the analytic)
         if kind != "W" and plan.zero3_fwd is not None:
             if not self.overlap:
-                yield env.timeout(busy + plan.zero3_exposed / 2 / self.v * k)
-                hidden = plan.zero3_hidden[kind != "F"] / self.v * k
+                beside = plan.zero3_beside / 2 / self.v * k
+                yield env.timeout(busy + beside + plan.zero3_exposed / 2 / self.v * k)
+                hidden = plan.zero3_hidden[kind != "F"] / self.v * k - beside  # booked as compute
             else:  # per-layer prefetch: g + C, then the last layer after the last gather
                 n = max(1, ch.layers)
                 comm = env.process(self._timed(z3))
@@ -227,7 +229,11 @@ class Engine:
                 rest = comm.value + busy / n - env.now
                 if rest > 0:
                     yield env.timeout(rest)
-                hidden = hidden_compute(ph.compute * k, comm.value - start)
+                # the compute beside the comm ran on the SMs it left free (planner.cost.analytic.beside_slowdown)
+                beside = beside_slowdown(busy, comm.value - start, plan.comm_slowdown)
+                if beside > 0:
+                    yield env.timeout(beside)
+                hidden = hidden_compute(ph.compute * k, comm.value - start) - beside  # booked as compute
             log.zero3 += env.now - start - busy + hidden
         elif ph.offnode > 0 and self.contention and plan.a2a_nics:  # expert all-to-alls on the fabric
             yield env.timeout(busy - ph.offnode * k)
@@ -332,12 +338,14 @@ class Engine:
                 elif w.value[0] > env.now:
                     yield env.timeout(w.value[0] - env.now)
                 s0 = env.now
+                reduce_start = s0
                 for tr in plan.dp_reduce:
                     yield from self.transfer(tr)
                 log.comm_busy += env.now - s0
                 self._x(i, 3, "dp reduce", s0, env.now - s0)
             else:  # per-layer buckets as each chunk's last backward produces them
                 n_total = sum(max(1, ch.layers) for ch in plan.chunks)
+                reduce_start = None
                 for c in reversed(range(self.v)):
                     w = self.windows[i][c]
                     if not w.triggered:
@@ -352,6 +360,7 @@ class Engine:
                         elif release > env.now:
                             yield env.timeout(release - env.now)
                         s0 = env.now
+                        reduce_start = s0 if reduce_start is None else reduce_start
                         for tr in plan.dp_reduce:
                             yield from self.transfer(tr.scaled(1 / n_total))
                         log.comm_busy += env.now - s0
@@ -359,6 +368,10 @@ class Engine:
             log.reduce_done = env.now
         if not pipeline_done.triggered:
             yield pipeline_done
+        if plan.dp_reduce and self.overlap_dp and plan.comm_slowdown > 0:  # the stage's last backward beside the
+            w_start, w_end = self.windows[i][self.v - 1].value  # reduction ran on the SMs it left free
+            beside = min(log.reduce_done - reduce_start, w_end - w_start)
+            yield env.timeout(beside * plan.comm_slowdown)
         s0 = env.now
         yield env.timeout(plan.optimizer * self.noise())
         self._x(i, 0, "optimizer", s0, env.now - s0)

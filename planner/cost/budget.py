@@ -60,7 +60,7 @@ def run_budget(est: Estimate, tokens: float, hardware: HardwareProfile, *,
     """The run budget of ``tokens`` tokens at ``est``'s step time (module docstring for the formulas).
 
     ``None`` arguments take the defaults: price ``DEFAULT_PRICE_PER_GPU_HOUR``, power the profile's
-    ``device.tdp_w`` (energy is None when the profile has none), PUE ``DEFAULT_PUE``."""
+    ``device.power_limit_w`` or else ``device.tdp_w`` (energy is None when the profile has none), PUE ``DEFAULT_PUE``."""
     if tokens <= 0:
         raise SpecError(f"{tokens:g} must be > 0", field="--tokens")
     for field, value in (("--price-per-gpu-hour", price_per_gpu_hour), ("--power-per-gpu", power_per_gpu_w)):
@@ -77,11 +77,12 @@ def run_budget(est: Estimate, tokens: float, hardware: HardwareProfile, *,
         pue = DEFAULT_PUE
         notes.append(f"PUE {pue:g}: default (Google fleet-wide PUE 1.10, 2023); set --pue")
     if power_per_gpu_w is None:
-        power_per_gpu_w = hardware.device.tdp_w
+        field = "device.power_limit_w" if hardware.device.power_limit_w is not None else "device.tdp_w"
+        power_per_gpu_w = hardware.device.power_limit_w or hardware.device.tdp_w
         if power_per_gpu_w is None:
             notes.append(f"{hardware.name} has no device.tdp_w: energy not computed; set --power-per-gpu")
         else:
-            src = hardware.source_for("device.tdp_w") or "profile"
+            src = hardware.source_for(field) or "profile"
             notes.append(f"power {power_per_gpu_w:g} W per GPU: the board power limit (an upper bound; "
                          f"CPUs, NICs, switches not counted) — {src}")
     tps = est.training.tokens_per_step

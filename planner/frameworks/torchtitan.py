@@ -26,6 +26,24 @@ MAX_SEQ_LEN = 131072  # ComplexRoPE.Config(max_seq_len=131072) of every llama3 f
 SCHEDULE_NAMES = {"gpipe": "GPipe", "1f1b": "1F1B", "interleaved-1f1b": "Interleaved1F1B"}
 
 
+def torchtitan_stage_layers(layers: int, pp: int, vpp: int = 1) -> list[int]:
+    """Layers per pipeline rank as torchtitan splits them when no split points are given
+    (torchtitan 9dec370 parallelisms/pipelining_utils.py ``generate_split_points``): ``pp * vpp`` stages
+    (looped schedules: ``vpp`` stages per rank, rank r holding stages r, r + pp, ...); the first stage
+    gets ``layers // stages``, the middle ones one more while the remainder lasts, the last what is left."""
+    stages = pp * vpp
+    if stages == 1:
+        return [layers]
+    base, extra = divmod(layers, stages)
+    sizes = [base]
+    for _ in range(stages - 2):
+        take = base + 1 if extra > 0 else base
+        extra -= 1 if extra > 0 else 0
+        sizes.append(take)
+    sizes.append(layers - sum(sizes))
+    return [sum(sizes[r + k * pp] for k in range(vpp)) for r in range(pp)]
+
+
 def llama3_flavour(model: ModelSpec) -> str | None:
     """The torchtitan llama3 flavour with exactly this architecture, or None."""
     key = (model.hidden_size, model.num_layers, model.num_heads, model.kv_heads, model.vocab_size,

@@ -43,6 +43,7 @@ FIELD_ALIASES = {
     "hardware.network_efficiency": "hardware.network.efficiency",
     "hardware.node_latency": "hardware.node.collective_latency_us",
     "hardware.collective_efficiency": "hardware.node.collective_efficiency",
+    "hardware.power_limit": "hardware.device.power_limit_w", "device.power_limit_w": "hardware.device.power_limit_w",
     **{f"hardware.peak_tflops.{d}": f"hardware.device.peak_tflops.{d}" for d in DTYPES},
 }
 
