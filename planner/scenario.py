@@ -37,8 +37,8 @@ class Scenario(Spec):
         from .cost import estimate
 
         if self.stragglers.active:
-            raise SpecError("stragglers are priced by the simulator; use --engine simulate (or paraplan simulate)",
-                            field="stragglers")
+            raise SpecError("the scenario has stragglers, which the simulator prices: use --engine simulate "
+                            "(or paraplan simulate)", field="--engine")
 
         return estimate(self.model, self.hardware, self.training, self.layout, self.gpus, breakdown=True)
 

@@ -82,6 +82,9 @@ def stage_reliability(est: Estimate, model: ModelSpec, hardware: HardwareProfile
         t = checkpoint_times(ck, hardware, checkpoint.mode)
         stage, write, load, blocked, bound = t.stage_s, t.write_s, t.load_s, t.blocked_s, t.write_bound
         lag = t.durable_after_s - t.blocked_s
+        if hardware.storage.aggregate_write_gbps is None:
+            notes.append(f"{hardware.name}'s storage tier states no aggregate rate: checkpoint writes scale with the "
+                         "node count (a shared file system caps them; set storage.aggregate_write_gbps)")
     warm = failures.warmup_steps * est.step_time_s
     restart = detect + resched + load + warm
     job_rate = rate * est.gpus / 3600.0  # per second
