@@ -8,8 +8,9 @@ from .render import fmt_seconds
 
 
 def fmt_days(x: float) -> str:
-    """Days as '12.3 days', under a day as '5.2 h'; 'never' for an endless run."""
-    if x == float("inf"):
+    """Days as '12.3 days', under a day as '5.2 h'; 'never' when restarts outpace progress (over a
+    million days: without checkpoints each failure restarts the stage from its beginning)."""
+    if x > 1e6:
         return "never"
     return f"{x:,.1f} days" if x >= 1 else f"{x * 24:,.1f} h"
 
