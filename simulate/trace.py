@@ -11,11 +11,14 @@ REQUIRED = {"X": ("name", "ph", "ts", "dur", "pid", "tid"), "s": ("name", "ph", 
             "f": ("name", "ph", "ts", "pid", "tid", "id"), "M": ("name", "ph", "pid", "args")}
 
 
-def trace_document(events: list[dict], stages: int, title: str) -> dict:
-    """The JSON object: metadata naming processes and threads, then ``events``."""
+def trace_document(events: list[dict], stages: int, title: str, labels: dict[int, str] | None = None) -> dict:
+    """The JSON object: metadata naming processes and threads (``labels``: what slows a stage, added to
+    its process name), then ``events``."""
     meta = []
+    labels = labels or {}
     for s in range(stages):
-        meta.append({"name": "process_name", "ph": "M", "pid": s, "args": {"name": f"stage {s}"}})
+        name = f"stage {s}" + (f" — {labels[s]}" if s in labels else "")
+        meta.append({"name": "process_name", "ph": "M", "pid": s, "args": {"name": name}})
         meta.append({"name": "process_sort_index", "ph": "M", "pid": s, "args": {"sort_index": s}})
         for tid, name in THREADS.items():
             meta.append({"name": "thread_name", "ph": "M", "pid": s, "tid": tid, "args": {"name": name}})

@@ -54,6 +54,16 @@ class RunBudget(Result):
     assumptions: list[str] = Field(description="where each default came from")
 
 
+def energy_mwh(gpu_hours: float, power_per_gpu_w: float | None, pue: float) -> float | None:
+    """GPU-hours * power * PUE, MWh (None when the power is unknown)."""
+    return None if power_per_gpu_w is None else gpu_hours * power_per_gpu_w * pue / 1e6
+
+
+def cost_usd(gpu_hours: float, price_per_gpu_hour: float) -> float:
+    """GPU-hours * price, USD."""
+    return gpu_hours * price_per_gpu_hour
+
+
 def run_budget(est: Estimate, tokens: float, hardware: HardwareProfile, *,
                price_per_gpu_hour: float | None = None, power_per_gpu_w: float | None = None,
                pue: float | None = None) -> RunBudget:
@@ -89,10 +99,10 @@ def run_budget(est: Estimate, tokens: float, hardware: HardwareProfile, *,
     steps = math.ceil(tokens / tps)
     wall = steps * est.step_time_s
     gpu_hours = est.gpus * wall / 3600.0
-    energy = None if power_per_gpu_w is None else gpu_hours * power_per_gpu_w * pue / 1e6
+    energy = energy_mwh(gpu_hours, power_per_gpu_w, pue)
     return RunBudget(
         tokens=tokens, tokens_per_step=tps, steps=steps, step_time_s=est.step_time_s, gpus=est.gpus,
         wall_time_s=wall, days=wall / SECONDS_PER_DAY, gpu_hours=gpu_hours, power_per_gpu_w=power_per_gpu_w,
         pue=pue, energy_mwh=energy, price_per_gpu_hour=price_per_gpu_hour,
-        cost_usd=gpu_hours * price_per_gpu_hour, assumptions=notes,
+        cost_usd=cost_usd(gpu_hours, price_per_gpu_hour), assumptions=notes,
     )

@@ -256,6 +256,20 @@ class NetworkSpec(Spec):
     taper: float = Field(1.0, ge=1, description="oversubscription of traffic leaving a group (1 = none)")
 
 
+class StorageSpec(Spec):
+    """The shared storage tier checkpoints are written to and read from (parallel file system,
+    object store). A checkpoint moves at ``min(nodes * per-node rate, aggregate rate)``
+    (planner/pricing/checkpoint.py). Rates are GB/s (1e9 bytes per second)."""
+
+    kind: str = Field(description="storage technology (Lustre, Tectonic, VAST/NFS, ...)")
+    node_write_gbps: float = Field(gt=0, description="write bandwidth one node reaches, GB/s")
+    node_read_gbps: float = Field(gt=0, description="read bandwidth one node reaches, GB/s")
+    aggregate_write_gbps: float | None = Field(
+        None, gt=0, description="write bandwidth of the whole tier, GB/s (None = not stated: nodes x per-node)")
+    aggregate_read_gbps: float | None = Field(
+        None, gt=0, description="read bandwidth of the whole tier, GB/s (None = not stated: nodes x per-node)")
+
+
 class HardwareProfile(Spec):
     """A hardware profile: one device kind, one node design, one network; sources for every number."""
 
@@ -265,6 +279,8 @@ class HardwareProfile(Spec):
     device: DeviceSpec = Field(description="the accelerator (one rank)")
     node: NodeSpec = Field(description="the node")
     network: NetworkSpec = Field(description="the inter-node network")
+    storage: StorageSpec | None = Field(
+        None, description="the checkpoint storage tier (optional: None = checkpoint time cannot be priced)")
     sources: dict[str, str] = Field(
         description="citation per field path; a path covers every number below it"
     )
