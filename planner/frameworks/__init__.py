@@ -64,9 +64,9 @@ def check_framework_name(framework: str) -> None:
 MODEL_RULES = ("model",)
 
 
-def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout,
-            model_rules: bool = True) -> str | None:
-    """The sentence with which ``framework`` refuses this layout, or None when it runs it
+def refusing_rule(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout,
+                  model_rules: bool = True) -> tuple[Rule, str] | None:
+    """The first rule of ``framework`` this layout breaks and its reason, or None when it runs it
     (``model_rules=False``: only the layout rules, see MODEL_RULES)."""
     check_framework_name(framework)
     for rule in RULES[framework]:
@@ -74,8 +74,18 @@ def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: La
             continue
         reason = rule.check(model, training, layout)
         if reason:
-            return f"{VERSIONS[framework]} refuses this layout: {reason} [{rule.source}]"
+            return rule, reason
     return None
+
+
+def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout,
+            model_rules: bool = True) -> str | None:
+    """The sentence with which ``framework`` refuses this layout, or None when it runs it."""
+    hit = refusing_rule(framework, model, training, layout, model_rules)
+    if hit is None:
+        return None
+    rule, reason = hit
+    return f"{VERSIONS[framework]} refuses this layout: {reason} [{rule.source}]"
 
 
 def check_launchable(framework: str | None, model: ModelSpec, training: TrainingSpec, layout: Layout,
@@ -121,4 +131,4 @@ def default_split(num_layers: int, pp: int, vpp: int, recipe: str) -> list[int] 
 
 
 __all__ = ["DEFAULT_RECIPE", "default_split", "default_stage_layers", "resolve_framework", "FRAMEWORKS", "RECIPE_FRAMEWORK", "RULES", "VERSIONS", "Rule", "check_framework_name",
-           "check_launchable", "framework_of_recipe", "refusal", "virtual_stage_layers"]
+           "check_launchable", "framework_of_recipe", "refusal", "refusing_rule", "virtual_stage_layers"]
