@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import SpecError
+from ..frameworks.common import split_summary
 from . import budget_render as br
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json
@@ -38,17 +39,28 @@ def estimate(
     else:
         est = scenario.estimate()
     budget = br.budget_for(est, scenario.hardware, tokens, price_per_gpu_hour, power_per_gpu, pue)
+    from .moe_render import breakdown_for, expert_comm_table, moe_groups_table, moe_layer_table
+
+    moe = breakdown_for(scenario.model, scenario.hardware, scenario.training, scenario.layout, scenario.gpus,
+                        est.step_time_s)
+    lay = scenario.layout
+    split = split_summary(lay, scenario.model, scenario.training.mtp_layers) if lay.pp > 1 else None
     if json_out:
-        print_json(br.with_budget(est.model_dump(mode="json"), budget))
+        payload = br.with_budget(est.model_dump(mode="json"), budget)
+        if moe is not None:
+            payload["moe"] = moe.model_dump(mode="json")
+        payload["pipeline_split"] = split
+        print_json(payload)
     else:
         from ..cost.bottleneck import analyse_scenario
-        from .moe_render import breakdown_for, expert_comm_table
 
         console.print(render_estimate(est, analyse_scenario(scenario)))
-        moe = breakdown_for(scenario.model, scenario.hardware, scenario.training, scenario.layout, scenario.gpus,
-                            est.step_time_s)
+        if split is not None:
+            console.print(f"pipeline split: {split}", highlight=False)
         if moe is not None:
+            console.print(moe_layer_table(moe))
             console.print(expert_comm_table(moe))
+            console.print(moe_groups_table(moe))
         if budget is not None:
             console.print()
             console.print(br.budget_table(budget))

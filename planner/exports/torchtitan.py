@@ -3,7 +3,11 @@
 torchtitan 0.3.0 reads no TOML: ``torchtitan.train --module M --config F`` imports module ``M`` and
 calls ``F()`` for a ``Trainer.Config`` (torchtitan/config/manager.py:47-158). The export is such a
 module: it starts from torchtitan's own llama3 recipe of the flavour, then sets the plan's
-parallelism, batch, activation checkpointing and float8 converter. Pipeline stages are written as
+parallelism, batch, activation checkpointing and float8 converter. A Qwen3-MoE plan starts from torchtitan's
+``qwen3_30b_a3b`` recipe with the ``qwen3`` module (FSDP over dp_shard, experts over ep and efsdp) and turns
+CUDA graphs off: its all-to-all dispatcher reads the split sizes on the host (``.tolist()``,
+torchtitan/models/common/token_dispatcher.py:307-308), which torchtitan's trainer refuses to graph
+(torchtitan/trainer.py:205). Pipeline stages are written as
 ``module_fqns_per_model_part`` (the plan's own split, virtual stages in looped order), so
 torchtitan's default split (which counts the embedding and output as layers) does not apply.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 from ..frameworks import VERSIONS, check_launchable
 from ..frameworks.common import accumulation_steps, virtual_stage_layers
-from ..frameworks.torchtitan import SCHEDULE_NAMES, llama3_flavour
+from ..frameworks.torchtitan import SCHEDULE_NAMES, llama3_flavour, qwen3_moe_flavour
 from ..specs import Layout, ModelSpec, TrainingSpec
 
 FRAMEWORK = "torchtitan"
@@ -69,7 +73,12 @@ def torchtitan_module(model: ModelSpec, training: TrainingSpec, layout: Layout, 
     """The config-registry module (Python source) of the plan; SpecError when torchtitan refuses it."""
     check_launchable(FRAMEWORK, model, training, layout, field="--export torchtitan")
     flavour = llama3_flavour(model)
-    base = BASE_RECIPES[flavour] or "llama3_debugmodel"
+    family = "llama3"
+    if flavour is None:  # a Qwen3-MoE flavour (torchtitan/models/qwen3): FSDP + expert parallelism
+        flavour, family = qwen3_moe_flavour(model), "qwen3"
+        base = "qwen3_30b_a3b"  # torchtitan's Qwen3-MoE recipe (models/qwen3/config_registry.py:295)
+    else:
+        base = BASE_RECIPES[flavour] or "llama3_debugmodel"
     par = parallelism_fields(training, layout, model)
     batch = batch_fields(training, layout)
     fp8 = training.precision == "fp8"
@@ -87,8 +96,8 @@ from torchtitan.components.quantization import Float8LinearConverter
 from torchtitan.config import CompileConfig, ParallelismConfig
 from torchtitan.distributed.activation_checkpoint import FullAC, SelectiveAC
 from torchtitan.models.common.config_utils import decoder_vocab_size
-from torchtitan.models.llama3 import model_registry
-from torchtitan.models.llama3.config_registry import {base}
+from torchtitan.models.{family} import model_registry
+from torchtitan.models.{family}.config_registry import {base}
 
 FLAVOUR = "{flavour}"
 GLOBAL_BATCH = {training.global_batch_size}
@@ -107,7 +116,7 @@ def {CONFIG_FN}():
     config.training.local_batch_size = {batch["local_batch_size"]}
     config.training.global_batch_size = GLOBAL_BATCH
     config.training.mixed_precision_param = "bfloat16"
-    config.training.disable_cuda_graphs = {layout.pp > 1}
+    config.training.disable_cuda_graphs = {layout.pp > 1 or model.is_moe}
     config.training.enable_cpu_offload = {training.offload.params}  # FSDP2 CPUOffloadPolicy
     config.activation_checkpoint = {ac}
     config.compile = CompileConfig(enable=False)  # eager, as the torchtitan recipe prices it

@@ -44,7 +44,7 @@ def test_plan_finds_expert_parallel_layouts(run_cli):
     assert res.exit_code == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["best"]["layout"]["ep"] > 1
-    assert data["expert_communication"]["rows"][0]["name"] == "moe.dispatch"
+    assert "moe.dispatch" in [r["name"] for r in data["expert_communication"]["rows"]]
 
 
 @pytest.mark.parametrize("args", [
