@@ -62,21 +62,17 @@ def a2a_overlap(parts: dict[str, list[float]], hidden: float, lay: Layout, micro
     compute slowed by the SMs the hidden kernels take already netted) off the expert communication of ``parts``
     (per pass [compute, comm, host, cp, expert comm, ...], as planner.cost.analytic.price_stage and the
     simulator keep them), on the share of passes the schedule pairs (``overlap_fraction``), split between the
-    forward and backward passes by their expert communication. A negative ``hidden`` (the slowdown outweighs
-    what is hidden) is added to the compute."""
+    forward and backward passes by their expert communication."""
     frac = overlap_fraction(micro_batches, lay.pp, lay.vpp if lay.schedule == "interleaved-1f1b" else 1)
     f, bi, r = parts["f"], parts["bi"], parts["r"]
     total = f[4] + bi[4] + r[4]
     hidden = min(hidden * frac, total)
-    if total <= 0 or hidden == 0:
+    if total <= 0 or hidden <= 0:
         return
     for part in (f, bi, r):
         take = hidden * part[4] / total
-        if take > 0:
-            part[1] -= take
-            part[4] -= take
-        else:
-            part[0] -= take
+        part[1] -= take
+        part[4] -= take
 
 
 __all__ = ["a2a_overlap", "paired_hidden"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from ..frameworks import VERSIONS, check_launchable
 from ..frameworks.common import virtual_stage_layers
 from ..specs import Layout, ModelSpec, TrainingSpec
+from ..specs.pipeline_layout import layout_string
 
 FRAMEWORK = "megatron"
 
@@ -32,14 +33,28 @@ def padded_vocab(vocab: int, tp: int) -> int:
     return -(-vocab // m) * m
 
 
-def pipeline_layout(layout: Layout, model: ModelSpec) -> str:
+def pipeline_layout(layout: Layout, model: ModelSpec, mtp_layers: int = 0) -> str:
     """``--pipeline-model-parallel-layout``: virtual stages separated by ``|``, the embedding ``E``
-    on the first and the loss ``L`` on the last (PipelineParallelLayerLayout syntax)."""
-    stages = virtual_stage_layers(layout, model)
-    parts = [f"t*{n}" for n in stages]
-    parts[0] = "E" + ("," if parts[0] else "") + parts[0]
-    parts[-1] = parts[-1] + ",L"
-    return "|".join(parts)
+    on the first and the MTP modules ``m`` and the loss ``L`` on the last (PipelineParallelLayerLayout
+    syntax, planner.specs.pipeline_layout)."""
+    return layout_string(virtual_stage_layers(layout, model), mtp_layers)
+
+
+def moe_dispatch_args(training: TrainingSpec) -> list[str]:
+    """How the MoE layers dispatch and overlap (TransformerConfig fields, megatron/core/transformer/
+    transformer_config.py): the alltoall dispatcher or the flex one with DeepEP, padding to capacity, the
+    shared-expert and combined-1F1B all-to-all overlaps (--delay-wgrad-compute, an optional addition to the
+    latter, is not written: Megatron refuses it beside an overlapped gradient reduction without Transformer
+    Engine >= 2.8, megatron/training/arguments.py:1822-1827)."""
+    a = (["--moe-token-dispatcher-type", "flex", "--moe-flex-dispatcher-backend", "deepep"]
+         if training.moe_token_dispatcher == "deepep" else ["--moe-token-dispatcher-type", "alltoall"])
+    if training.moe_capacity_factor is not None:
+        a += ["--moe-expert-capacity-factor", f"{training.moe_capacity_factor:g}", "--moe-pad-expert-input-to-capacity"]
+    if training.moe_shared_expert_overlap:
+        a.append("--moe-shared-expert-overlap")
+    if training.moe_a2a_overlap:
+        a.append("--overlap-moe-expert-parallel-comm")
+    return a
 
 
 def model_args(model: ModelSpec, training: TrainingSpec, tp: int) -> list[str]:
@@ -67,10 +82,12 @@ def model_args(model: ModelSpec, training: TrainingSpec, tp: int) -> list[str]:
     if model.is_moe:
         a += ["--num-experts", str(model.num_experts), "--moe-router-topk", str(model.moe_top_k),
               "--moe-ffn-hidden-size", str(model.expert_ffn_hidden_size or model.ffn_hidden_size),
-              "--moe-grouped-gemm", "--moe-token-dispatcher-type", "alltoall"]
+              "--moe-grouped-gemm"] + moe_dispatch_args(training)
         if model.num_shared_experts:
             a += ["--moe-shared-expert-intermediate-size",
                   str(model.num_shared_experts * (model.expert_ffn_hidden_size or model.ffn_hidden_size))]
+    if training.mtp_layers:
+        a += ["--mtp-num-layers", str(training.mtp_layers)]
     a += ["--vocab-size", str(model.vocab_size),
           "--make-vocab-size-divisible-by", str(vocab_divisor(model.vocab_size, tp))]
     return a
@@ -80,8 +97,9 @@ def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
     """Degrees, pipeline split, sharding and overlaps."""
     a = ["--tensor-model-parallel-size", str(layout.tp), "--pipeline-model-parallel-size", str(layout.pp)]
     even = model.num_layers % (layout.pp * layout.vpp) == 0 and layout.stage_layers is None
-    if layout.pp > 1 and not even:
-        a += ["--pipeline-model-parallel-layout", pipeline_layout(layout, model)]
+    if layout.pp > 1 and (not even or training.mtp_layers):
+        a += ["--pipeline-model-parallel-layout", layout.pipeline_layout or pipeline_layout(layout, model,
+                                                                                          training.mtp_layers)]
     elif layout.vpp > 1:
         a += ["--num-layers-per-virtual-pipeline-stage", str(model.num_layers // (layout.pp * layout.vpp))]
     if layout.sequence_parallel:
@@ -89,7 +107,7 @@ def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
     if layout.cp > 1:
         a += ["--context-parallel-size", str(layout.cp), "--cp-comm-type", "p2p"]
     if layout.ep > 1 or model.is_moe:
-        a += ["--expert-model-parallel-size", str(layout.ep), "--expert-tensor-parallel-size", "1"]
+        a += ["--expert-model-parallel-size", str(layout.ep), "--expert-tensor-parallel-size", str(layout.expert_tp)]
     z = layout.effective_zero_stage
     if z >= 2:  # Megatron-FSDP: gradients (ZeRO-2) or also parameters (ZeRO-3) sharded over dp
         a += ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",

@@ -56,10 +56,14 @@ def paired_layer_time(p_f: float, d_f: float, m_f: float, c_f: float, p_b: float
     """Seconds of one MoE layer's forward and the paired micro-batch's backward run as one plan (module
     docstring): ``p`` the pre-dispatch compute (attention, router, permutation; the backward's with its weight
     gradients and recompute), ``d`` / ``c`` the dispatch / combine communication, ``m`` the expert compute (the
-    backward's with its weight gradients), ``_f`` forward, ``_b`` backward. Compute that shares its phase with
-    communication runs ``slowdown`` times longer (``comm_sm_slowdown``)."""
+    backward's with its weight gradients), ``_f`` forward, ``_b`` backward. Compute that runs while the
+    communication kernels hold their SMs runs ``slowdown`` times longer (``comm_sm_slowdown``): a phase of
+    ``comm`` and ``comp`` seconds takes ``comm`` when the slowed compute fits under it, else ``comp + comm (1 -
+    1 / slowdown)`` (the compute lost ``comm / slowdown`` of its own time to the shared SMs)."""
     def phase(comm: float, comp: float) -> float:
-        return max(comm, comp * slowdown) if comm > 0 else comp
+        if comp * slowdown <= comm:
+            return comm
+        return comp + comm * (1.0 - 1.0 / slowdown)
     return phase(c_b, p_f) + phase(d_f, m_b) + phase(d_b, m_f) + phase(c_f, p_b)
 
 

@@ -132,6 +132,11 @@ def plans() -> tuple[FrameworkPlan, ...]:
         FrameworkPlan("qwen3-30b-a3b-16-best-torchtitan", q30_best,
                       "overlap-p2p-communication" if q30_best.layout.vpp > 1 and q30_best.layout.pp <= 2 else None,
                       "ZeRO-3 with pp(" if q30_best.layout.pp > 1 else "ep(", None),
+        # DeepEP dispatch and the combined-1F1B all-to-all overlap on an interleaved pipeline (issue 23)
+        FrameworkPlan("qwen3-30b-a3b-pp4-v2-ep4-deepep-a2a-overlap", _sc("qwen3-30b-a3b", "h100-sxm-80gb", Layout(
+            pp=4, vpp=2, dp=4, ep=4, zero_stage=1, schedule="interleaved-1f1b"), global_batch_size=64, seq_length=4096,
+            recipe="megatron-core", moe_token_dispatcher="deepep", moe_a2a_overlap=True), None,
+            "schedule interleaved-1f1b", "ZeRO-1"),
         FrameworkPlan("llama3-8b-fsdp-fp16", _sc("llama3-8b", "h100-sxm-80gb", Layout(tp=1, dp=8, fsdp=True),
                       global_batch_size=64, seq_length=8192, precision="fp16"),
                       None, None, "fp16"),
