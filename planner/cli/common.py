@@ -43,7 +43,7 @@ RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework re
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
 AttnKernelOpt = Annotated[Optional[str], typer.Option("--attention-kernel", help="Fused attention kernel generation: a table of the hardware profile (e.g. fa2).", show_default="the profile's attention_table")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
-FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's).")]
+FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's); none: no framework's rules.")]
 EpOpt = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel degree (MoE).")]
 EtpOpt = Annotated[Optional[int], typer.Option("--etp", help="Expert tensor-parallel degree (MoE; default: tp).")]
 CapacityOpt = Annotated[Optional[float], typer.Option(
@@ -253,7 +253,7 @@ def build_scenario(
         lay["schedule"] = "interleaved-1f1b"
     if recipe in ("fsdp", "torchtitan", "fsdp1") and fsdp is None and zero is None:
         lay["fsdp"] = True
-    if recipe is None and framework is not None and "recipe" not in trn:  # price with the target's recipe
+    if recipe is None and framework not in (None, "none") and "recipe" not in trn:  # price with the target's recipe
         from ..frameworks import DEFAULT_RECIPE, check_framework_name
 
         check_framework_name(framework)

@@ -106,3 +106,23 @@ def test_bad_pipeline_layout_exits_2(run_cli):
                   "--vpp", "4", "--ep", "64", "--etp", "1", "--sequence-parallel", "--global-batch", "8192",
                   "--pipeline-layout", "Et|(tt|)*29L")
     assert res.exit_code == 2 and "--pipeline-layout" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_plan_finds_fsdp_with_expert_parallelism_for_torchtitan(run_cli):
+    res = run_cli("plan", "-m", "qwen3-30b-a3b", "-H", "h100-sxm-80gb", "--gpus", "16", "--recipe", "torchtitan",
+                  "--global-batch", "256", "--seq", "4096", "--json")
+    assert res.exit_code == 0, res.stderr
+    lay = json.loads(res.stdout)["best"]["layout"]
+    assert lay["ep"] > 1 and (lay["fsdp"] or lay["zero_stage"] == 3)
+
+
+def test_framework_none_prices_a_layout_no_framework_launches(run_cli):
+    args = ("estimate", "-m", "deepseek-v3", "-H", "h800", "--gpus", "2048", "--pp", "16", "--ep", "64", "--etp", "1",
+            "--zero", "1", "--global-batch", "15360", "--seq", "4096", "--precision", "fp8", "--moe-dispatcher",
+            "deepep", "--moe-a2a-overlap", "--mtp-layers", "1", "--pipeline-layout", "E(tttt|)*15tmL",
+            "--recipe", "megatron-core")
+    refused = run_cli(*args)  # DualPipe's pp16 without virtual stages: Megatron's overlap needs vpp
+    assert refused.exit_code == 2 and "vpp" in refused.stderr
+    res = run_cli(*args, "--framework", "none", "--json")
+    assert res.exit_code == 0, res.stderr
+    assert 1300 < json.loads(res.stdout)["tokens_per_s"] / 2048 < 2000
