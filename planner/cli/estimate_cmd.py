@@ -46,11 +46,8 @@ def estimate(
     lay = scenario.layout
     split = split_summary(lay, scenario.model, scenario.training.mtp_layers) if lay.pp > 1 else None
     if json_out:
-        payload = br.with_budget(est.model_dump(mode="json"), budget)
-        if moe is not None:
-            payload["moe"] = moe.model_dump(mode="json")
-        payload["pipeline_split"] = split
-        print_json(payload)
+        est = est.model_copy(update={"moe": moe, "pipeline_split": split})
+        print_json(br.with_budget(est.model_dump(mode="json"), budget))
     else:
         from ..cost.bottleneck import analyse_scenario
 
