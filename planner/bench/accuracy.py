@@ -5,12 +5,16 @@ For every row (see planner/bench/rows.py for the mapping and the documented defa
 analytic estimate gives a step time ``t`` (seconds). The compared figure is:
 
 - ``sec_per_iter`` when the source printed it (not back-computed): error = t_meas / t_pred - 1;
+- for a mixture-of-experts row, next ``tokens_per_sec_per_gpu`` when the source printed it (a measured
+  throughput needs no FLOPs convention): error = predicted / measured tokens/s - 1;
 - otherwise ``tflops_per_gpu`` on the row's convention (data README Sec. 4, formulas in
-  planner/work/conventions.py): the predicted TFLOP/s is the *same* formula's FLOPs per step
-  divided by ``t * gpus``; error = pred / meas - 1;
-- otherwise ``tokens_per_sec_per_gpu`` when the source printed it (MoE rows, whose TFLOP/s
-  convention is a framework's MoE-aware formula): error = predicted / measured tokens/s - 1.
+  planner/work/conventions.py; MoE rows: Megatron-Bridge's MoE-aware count of routed top-k and shared
+  experts, MLA / GQA and MTP, ``megatron_bridge_flops``): the predicted TFLOP/s is the *same* formula's
+  FLOPs per step divided by ``t * gpus``; error = pred / meas - 1;
+- otherwise ``tokens_per_sec_per_gpu`` when the source printed it.
 
+A MoE row is never compared on a dense FLOPs formula: without tokens/s or step time it needs the
+Megatron-Bridge convention (or another MoE-aware one), else it is skipped with the reason.
 Both are throughput errors in percent: positive means paraplan predicts a faster run than was
 measured. The prediction path is :func:`predict`, which sees only the Scenario — no row id, no
 source — so no per-row or per-source correction can enter it.
@@ -31,6 +35,7 @@ from ..scenario import Scenario
 from ..work.conventions import (
     bigscience_flops,
     korthikanti_model_flops,
+    megatron_bridge_flops,
     megatron_core_model_flops,
     megatron_eq3_flops,
     mosaicml_model_flops_per_sequence,
@@ -39,6 +44,7 @@ from ..work.conventions import (
 from .rows import BenchCase, ConventionInputs, HardwareMap, Unmappable, build_case, read_rows
 
 WITHIN = 10.0  # percent: the "within 10 %" share of the summary
+MOE_CONVENTIONS = ("megatron-bridge",)  # conventions that count routed top-k and shared experts
 
 CONVENTIONS: dict[str, Callable[[ConventionInputs], float]] = {
     # FLOPs per optimizer step, each with the row's own numbers (planner/work/conventions.py)
@@ -50,6 +56,7 @@ CONVENTIONS: dict[str, Callable[[ConventionInputs], float]] = {
     "mosaicml": lambda i: i.batch * mosaicml_model_flops_per_sequence(i.params, i.layers, i.hidden, i.seq),
     "palm": lambda i: i.batch * i.seq * palm_model_flops_per_token(i.params, i.layers, i.heads * i.head_dim, i.seq),
     "bigscience": lambda i: bigscience_flops(i.params, i.batch * i.seq),
+    "megatron-bridge": lambda i: megatron_bridge_flops(i.model, i.batch, i.seq, i.tp, i.mtp_layers),
 }
 
 
@@ -160,17 +167,20 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
     t = est.step_time_s
     gpus = case.scenario.gpus
     pred_tflops = meas_tflops = tflops_err = None
-    if case.convention is not None and case.measured_tflops:
+    moe_blind = case.moe and case.convention not in MOE_CONVENTIONS  # a dense formula cannot count experts
+    if case.convention is not None and case.measured_tflops and not moe_blind:
         meas_tflops = case.measured_tflops
         pred_tflops = CONVENTIONS[case.convention](case.inputs) / (t * gpus) / 1e12
         tflops_err = (pred_tflops / meas_tflops - 1) * 100
     step_err = (case.measured_step_s / t - 1) * 100 if case.measured_step_s else None
     tokens_err = None
-    if step_err is None and tflops_err is None and case.measured_tokens_per_gpu:
+    if case.measured_tokens_per_gpu:
         tokens_err = (case.scenario.training.tokens_per_step / t / gpus / case.measured_tokens_per_gpu - 1) * 100
     if step_err is None and tflops_err is None and tokens_err is None:
         return "no comparable measurement (no sec_per_iter read and TFLOP/s convention unknown)"
-    compared = "step_time" if step_err is not None else ("tflops" if tflops_err is not None else "tokens")
+    order = ("step_time", "tokens", "tflops") if case.moe else ("step_time", "tflops", "tokens")
+    errors = {"step_time": step_err, "tflops": tflops_err, "tokens": tokens_err}
+    compared = next(k for k in order if errors[k] is not None)
     lay = case.scenario.layout
     trn = case.scenario.training
     flags = list(case.flags) + ([] if est.fits else ["predicted_oom"])
@@ -187,7 +197,7 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
         recompute=trn.recompute, compared=compared, convention=case.convention,
         measured_tflops=meas_tflops, predicted_tflops=pred_tflops, measured_step_s=case.measured_step_s,
         predicted_step_s=t,
-        error_pct=step_err if step_err is not None else (tflops_err if tflops_err is not None else tokens_err),
+        error_pct=errors[compared],
         tflops_error_pct=tflops_err, step_error_pct=step_err, predicted_mfu=est.mfu,
         time_s=est.time.model_dump(), fits=est.fits, defaults_used=list(case.defaults_used),
         fully_stated=not case.defaults_used, flags=flags, moe=case.moe,

@@ -167,6 +167,8 @@ def flops_convention(row: dict[str, str]) -> tuple[str | None, bool]:
     (data README Sec. 4); None when it cannot be told."""
     text = f"{row['tflops_kind']} {row['flops_formula']}".lower().replace(" ", "")
     framework = row["framework"]
+    if "megatron-bridge" in text:  # its MoE-aware flop_utils.py (planner.work.conventions.megatron_bridge_flops)
+        return "megatron-bridge", False
     if "8*n" in text or "bigscience" in text:
         return "bigscience", False
     if "eq.3" in text or "96*b" in text or "throughput_calculator" in text or "24*f" in text:

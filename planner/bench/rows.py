@@ -7,7 +7,7 @@ the same settings become the same scenario.
 
 Hardware → profile (first match wins; ``--hardware-map`` entries are tried before these):
 ``A100*`` with ``gpu_mem_gb`` 40 → a100-sxm-40gb; other ``A100*`` → a100-sxm-80gb; ``H100*`` →
-h100-sxm-80gb; ``MI250X*`` → mi250x-frontier. Anything else (V100, ...) is skipped.
+h100-sxm-80gb; ``H800*`` → h800; ``MI250X*`` → mi250x-frontier. Anything else (V100, ...) is skipped.
 
 Architecture: layers, hidden, heads, kv_heads (blank = heads), ffn_hidden, vocab (as padded in
 the row) and seq_len are read. A model is *Llama-like* when its name contains llama, mistral,
@@ -91,7 +91,7 @@ from .cells import (
     row_release_recipe,
     yes_no_cell,
 )
-from .moe_rows import moe_model, row_ep
+from .moe_rows import moe_model, row_ep, row_moe_training, row_pipeline_layout
 from .stages import row_stage_layers
 
 __all__ = ["BenchCase", "ConventionInputs", "HardwareMap", "Unmappable", "build_case", "flops_convention",
@@ -102,6 +102,7 @@ DEFAULT_HARDWARE_MAP: tuple[tuple[str, int | None, str], ...] = (
     ("A100", None, "a100-sxm-80gb"),
     ("H100", 96, "h100-sxm-96gb-500w"),
     ("H100", None, "h100-sxm-80gb"),
+    ("H800", None, "h800"),
     ("MI250X", None, "mi250x-frontier"),
 )
 LLAMA_LIKE = re.compile(r"llama|mistral|mixtral|qwen|gemma|deepseek|internlm", re.I)
@@ -126,6 +127,9 @@ class ConventionInputs:
     swiglu: bool
     params: float  # the row's parameter count (params_b x 1e9), or paraplan's total when blank
     recompute: str  # the (stated or default) recompute setting
+    model: ModelSpec | None = None  # the row's model (MoE-aware conventions read experts, MLA, ...)
+    tp: int = 1  # tensor-parallel degree (Megatron-Bridge pads the vocabulary to 128 * tp)
+    mtp_layers: int = 0  # multi-token-prediction layers the run trained (counted by Megatron-Bridge)
 
 
 @dataclass(frozen=True)
@@ -374,9 +378,11 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     experts, etp_default = row_ep(row, model, tp * cp * dp, tp)
     if etp_default:
         defaults.append("etp")
-    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp,
-                    stage_layers=row_stage_layers(framework, recipe, model.num_layers, pp, vpp), sequence_parallel=sp,
-                    schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **experts)
+    moe_training = row_moe_training(row) if model.is_moe else {}
+    split = row_pipeline_layout(row, model, pp, vpp, moe_training.get("mtp_layers", 0)) or {
+        "stage_layers": row_stage_layers(framework, recipe, model.num_layers, pp, vpp)}
+    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp, **split,
+                    sequence_parallel=sp, schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **experts)
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",
                 flash_attention=flash, attention_kernel=attention_kernel,
@@ -384,7 +390,8 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
                 overlap_dp_comm=False if re.search(r"not overlapped", row["notes"], re.I) else None,
                 grad_accumulation_fusion=grad_fusion, compile=row_compile(framework),
                 overlap_param_gather=True if "--overlap-param-gather" in row["notes"] else None,
-                tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None)  # None: the recipe's default
+                tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None,  # None: the recipe's default
+                **moe_training)
     try:
         recompute = _recompute(row["recompute"])
         if recompute is None:
@@ -411,7 +418,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         kv_heads=model.kv_heads, head_dim=model.head_size, ffn_hidden=model.ffn_hidden_size,
         vocab=model.vocab_size, swiglu=llama,
         params=(number_cell(row, "params_b") or 0.0) * 1e9 or float(parameter_counts(model).total),
-        recompute=scenario.training.recompute,
+        recompute=scenario.training.recompute, model=model, tp=tp, mtp_layers=scenario.training.mtp_layers,
     )
     return BenchCase(
         row_id=row["row_id"], source_id=row["source_id"], model_name=row["model"],

@@ -12,6 +12,7 @@ import typer
 from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario, infer_dp, load_scenario
 from ..specs import Layout, TrainingSpec, check_layout
+from ..specs.pipeline_layout import parse_pipeline_layout
 
 
 def _default(spec, field: str) -> str:
@@ -44,7 +45,7 @@ RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework re
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
 AttnKernelOpt = Annotated[Optional[str], typer.Option("--attention-kernel", help="Fused attention kernel generation: a table of the hardware profile (e.g. fa2).", show_default="the profile's attention_table")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
-FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's).")]
+FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's); none: no framework's rules.")]
 EpOpt = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel degree (MoE).")]
 EtpOpt = Annotated[Optional[int], typer.Option("--etp", help="Expert tensor-parallel degree (MoE; default: tp).")]
 CapacityOpt = Annotated[Optional[float], typer.Option(
@@ -55,6 +56,14 @@ SharedOverlapOpt = Annotated[Optional[bool], typer.Option(
     "--moe-shared-expert-overlap/--no-moe-shared-expert-overlap", help="Shared experts overlap the all-to-alls.")]
 DispatcherOpt = Annotated[Optional[str], typer.Option(
     "--moe-dispatcher", help="MoE token dispatch: alltoall (every routed copy) or deepep (once per node, NVLink forward).")]
+A2aOverlapOpt = Annotated[Optional[bool], typer.Option(
+    "--moe-a2a-overlap/--no-moe-a2a-overlap", help="Expert all-to-alls of one micro-batch overlapped with another's "
+    "compute (Megatron-Core --overlap-moe-expert-parallel-comm, combined 1F1B; DualPipe's overlap).")]
+MtpOpt = Annotated[Optional[int], typer.Option(
+    "--mtp-layers", help="Multi-token-prediction modules trained after the last layer (DeepSeek-V3: 1).")]
+PipeLayoutOpt = Annotated[Optional[str], typer.Option(
+    "--pipeline-layout", help="Megatron --pipeline-model-parallel-layout string for the pp x vpp virtual stages "
+    "(E embedding, t layer, m MTP, L loss, | between stages; e.g. 'Et|(tt|)*30mL').")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
 
 #: The options every scenario-taking command shares, in the order ``--help`` lists them.
@@ -69,6 +78,7 @@ SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("framework", FrameworkOpt),
     ("ep", EpOpt), ("etp", EtpOpt), ("moe_capacity_factor", CapacityOpt), ("moe_imbalance", ImbalanceOpt),
     ("moe_shared_expert_overlap", SharedOverlapOpt), ("moe_dispatcher", DispatcherOpt),
+    ("moe_a2a_overlap", A2aOverlapOpt), ("mtp_layers", MtpOpt), ("pipeline_layout", PipeLayoutOpt),
 )
 
 
@@ -161,7 +171,8 @@ FLAG_OF = {
     "training.precision": "--precision", "training.recipe": "--recipe",
     "training.flash_attention": "--flash-attention", "training.attention_kernel": "--attention-kernel", "layout.ep": "--ep", "layout.etp": "--etp",
     "training.moe_capacity_factor": "--moe-capacity-factor", "training.moe_load_imbalance": "--moe-imbalance",
-    "training.moe_token_dispatcher": "--moe-dispatcher",
+    "training.moe_token_dispatcher": "--moe-dispatcher", "training.mtp_layers": "--mtp-layers",
+    "layout.pipeline_layout": "--pipeline-layout", "layout.stage_layers": "--pipeline-layout",
 }
 
 
@@ -206,6 +217,7 @@ def build_scenario(
     schedule: str | None = None, layout_file: str | None = None, framework: str | None = None, ep: int | None = None, etp: int | None = None,
     moe_capacity_factor: float | None = None, moe_imbalance: float | None = None,
     moe_shared_expert_overlap: bool | None = None, moe_dispatcher: str | None = None,
+    moe_a2a_overlap: bool | None = None, mtp_layers: int | None = None, pipeline_layout: str | None = None,
 ) -> Scenario:
     """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
     from hwprofiles import load_hardware, load_model
@@ -247,7 +259,7 @@ def build_scenario(
         lay["schedule"] = "interleaved-1f1b"
     if recipe in ("fsdp", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp") and fsdp is None and zero is None:
         lay["fsdp"] = True
-    if recipe is None and framework is not None and "recipe" not in trn:  # price with the target's recipe
+    if recipe is None and framework not in (None, "none") and "recipe" not in trn:  # price with the target's recipe
         from ..frameworks import DEFAULT_RECIPE, check_framework_name
 
         check_framework_name(framework)
@@ -261,7 +273,8 @@ def build_scenario(
                        ("attention_kernel", attention_kernel),
                        ("moe_capacity_factor", moe_capacity_factor), ("moe_load_imbalance", moe_imbalance),
                        ("moe_shared_expert_overlap", moe_shared_expert_overlap),
-                       ("moe_token_dispatcher", moe_dispatcher)):
+                       ("moe_token_dispatcher", moe_dispatcher), ("moe_a2a_overlap", moe_a2a_overlap),
+                       ("mtp_layers", mtp_layers)):
         put(trn, key, value)
     for key, value in (("ep", ep), ("etp", etp)):
         put(lay, key, value)
@@ -279,7 +292,9 @@ def build_scenario(
                                      ("layout.ep", ep), ("layout.etp", etp),
                                      ("training.moe_capacity_factor", moe_capacity_factor),
                                      ("training.moe_load_imbalance", moe_imbalance),
-                                     ("training.moe_token_dispatcher", moe_dispatcher)) if v is not None}
+                                     ("training.moe_token_dispatcher", moe_dispatcher),
+                                     ("training.mtp_layers", mtp_layers),
+                                     ("layout.pipeline_layout", pipeline_layout)) if v is not None}
     n_gpus = gpus if gpus is not None else (base.gpus if base else None)
     if n_gpus is None:
         raise SpecError("--gpus is required", field="--gpus")
@@ -299,6 +314,10 @@ def build_scenario(
             lay["dp"] = dp
         elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
             lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
+        if pipeline_layout is not None:  # Megatron's layout string: its per-rank sums are the stage split
+            lay["pipeline_layout"] = pipeline_layout
+            lay["stage_layers"] = parse_pipeline_layout(pipeline_layout, lay.get("pp", 1), lay.get("vpp", 1),
+                                                        model_spec.num_layers, trn.get("mtp_layers", 0)).stage_layers
         if lay.get("stage_layers") is None and lay.get("pp", 1) > 1 and model_spec.num_layers % lay["pp"]:
             lay["stage_layers"] = default_split(model_spec.num_layers, lay["pp"], lay.get("vpp", 1),
                                                 trn.get("recipe", TrainingSpec.model_fields["recipe"].default))

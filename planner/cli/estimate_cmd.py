@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from ..errors import SpecError
+from ..frameworks.common import split_summary
 from . import budget_render as br
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json
@@ -42,17 +43,25 @@ def estimate(
         est = scenario.estimate()
     budget = br.budget_for(est, scenario.hardware, tokens, price_per_gpu_hour, power_per_gpu, pue)
     reliability = br.reliability_for(est, scenario.model, scenario.hardware, budget, reliability_opts)
+    from .moe_render import breakdown_for, expert_comm_table, moe_groups_table, moe_layer_table
+
+    moe = breakdown_for(scenario.model, scenario.hardware, scenario.training, scenario.layout, scenario.gpus,
+                        est.step_time_s)
+    lay = scenario.layout
+    split = split_summary(lay, scenario.model, scenario.training.mtp_layers) if lay.pp > 1 else None
     if json_out:
+        est = est.model_copy(update={"moe": moe, "pipeline_split": split})
         print_json(br.with_budget(est.model_dump(mode="json"), budget, reliability))
     else:
         from ..cost.bottleneck import analyse_scenario
-        from .moe_render import breakdown_for, expert_comm_table
 
         console.print(render_estimate(est, analyse_scenario(scenario)))
-        moe = breakdown_for(scenario.model, scenario.hardware, scenario.training, scenario.layout, scenario.gpus,
-                            est.step_time_s)
+        if split is not None:
+            console.print(f"pipeline split: {split}", highlight=False)
         if moe is not None:
+            console.print(moe_layer_table(moe))
             console.print(expert_comm_table(moe))
+            console.print(moe_groups_table(moe))
         if budget is not None:
             console.print()
             console.print(br.budget_table(budget))

@@ -8,12 +8,14 @@ from itertools import groupby
 
 from ..pricing import Pricer
 from ..pricing.hostlink import offload_time
+from ..pricing.moe_overlap import synced_block
 from ..pricing.tp_overlap import ring_exchange_time
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.fsdp import keeps_unsharded
 from ..work.offload import check_offload
 from ..work.ops import MemoryOp
 from ..work.step import StageWork, StepWork, build_step
+from .a2a_overlap import a2a_overlap, paired_hidden
 from .bottleneck_booking import hidden_compute, zero3_hidden_compute
 from .mechanisms import mechanisms
 from .peaks import stage_memories, stage_memories_and_peak, stage_memory  # noqa: F401 - re-exported (simulate)
@@ -88,9 +90,10 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
             if ops:
                 bt = pricer.block_time(ops)
                 comp, comm = ring_exchange_time(ops, pricer) if ring else (bt.compute, bt.tp_comm)
+                comp, host = synced_block(comp, comm, bt.cp_comm, bt.host, bt.syncs, pricer.host_dispatch_s)
                 parts[key][0] += comp * n
                 parts[key][1] += comm * n
-                parts[key][2] += bt.host * n
+                parts[key][2] += host * n
                 parts[key][3] += bt.cp_comm * n
                 parts[key][4] += bt.expert_comm * n
     for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
@@ -106,6 +109,8 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
         tp_hidden = sum(hidden_compute(c, t - e) for c, t, _host, _cp, e in parts.values())  # booked as tp_comm
         for part in parts.values():
             part[1] = max(0.0, part[1] - part[4] - part[0]) + part[4]
+    if step.training.moe_a2a_overlap and step.layout.ep > 1 and stage.layers:  # combined 1F1B (cost.a2a_overlap)
+        a2a_overlap(parts, paired_hidden(stage.layer, pricer) * stage.layers, step.layout, step.micro_batches)
     zero3 = hidden = beside = 0.0
     if stage.per_microbatch_comm:
         gathers_fwd = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase == "fwd")

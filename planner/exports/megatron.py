@@ -11,27 +11,26 @@ from __future__ import annotations
 from ..frameworks import VERSIONS, check_launchable
 from ..frameworks.common import virtual_stage_layers
 from ..specs import Layout, ModelSpec, TrainingSpec
+from ..specs.pipeline_layout import layout_string
 from .megatron_model import model_args, padded_vocab, vocab_divisor
 
 FRAMEWORK = "megatron"
 
 
-def pipeline_layout(layout: Layout, model: ModelSpec) -> str:
+def pipeline_layout(layout: Layout, model: ModelSpec, mtp_layers: int = 0) -> str:
     """``--pipeline-model-parallel-layout``: virtual stages separated by ``|``, the embedding ``E``
-    on the first and the loss ``L`` on the last (PipelineParallelLayerLayout syntax)."""
-    stages = virtual_stage_layers(layout, model)
-    parts = [f"t*{n}" for n in stages]
-    parts[0] = "E" + ("," if parts[0] else "") + parts[0]
-    parts[-1] = parts[-1] + ",L"
-    return "|".join(parts)
+    on the first and the MTP modules ``m`` and the loss ``L`` on the last (PipelineParallelLayerLayout
+    syntax, planner.specs.pipeline_layout)."""
+    return layout_string(virtual_stage_layers(layout, model), mtp_layers)
 
 
 def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> list[str]:
     """Degrees, pipeline split, sharding and overlaps."""
     a = ["--tensor-model-parallel-size", str(layout.tp), "--pipeline-model-parallel-size", str(layout.pp)]
     even = model.num_layers % (layout.pp * layout.vpp) == 0 and layout.stage_layers is None
-    if layout.pp > 1 and not even:
-        a += ["--pipeline-model-parallel-layout", pipeline_layout(layout, model)]
+    if layout.pp > 1 and (not even or training.mtp_layers):
+        a += ["--pipeline-model-parallel-layout", layout.pipeline_layout or pipeline_layout(layout, model,
+                                                                                          training.mtp_layers)]
     elif layout.vpp > 1:
         a += ["--num-layers-per-virtual-pipeline-stage", str(model.num_layers // (layout.pp * layout.vpp))]
     if layout.sequence_parallel:
@@ -39,7 +38,7 @@ def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
     if layout.cp > 1:
         a += ["--context-parallel-size", str(layout.cp), "--cp-comm-type", "p2p"]
     if layout.ep > 1 or model.is_moe:
-        a += ["--expert-model-parallel-size", str(layout.ep), "--expert-tensor-parallel-size", "1"]
+        a += ["--expert-model-parallel-size", str(layout.ep), "--expert-tensor-parallel-size", str(layout.expert_tp)]
     z = layout.effective_zero_stage
     if z >= 2:  # Megatron-FSDP: gradients (ZeRO-2) or also parameters (ZeRO-3) sharded over dp
         a += ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",

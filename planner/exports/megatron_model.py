@@ -64,13 +64,30 @@ def moe_layer_pattern(model: ModelSpec) -> str:
     return f"([0]*{k}+[1]*{model.num_layers - k})"
 
 
-def moe_args(model: ModelSpec) -> list[str]:
+def moe_dispatch_args(training: TrainingSpec) -> list[str]:
+    """How the MoE layers dispatch and overlap (TransformerConfig fields, megatron/core/transformer/
+    transformer_config.py): the alltoall dispatcher or the flex one with DeepEP, padding to capacity, the
+    shared-expert and combined-1F1B all-to-all overlaps (--delay-wgrad-compute, an optional addition to the
+    latter, is not written: Megatron refuses it beside an overlapped gradient reduction without Transformer
+    Engine >= 2.8, megatron/training/arguments.py:1822-1827)."""
+    a = (["--moe-token-dispatcher-type", "flex", "--moe-flex-dispatcher-backend", "deepep"]
+         if training.moe_token_dispatcher == "deepep" else ["--moe-token-dispatcher-type", "alltoall"])
+    if training.moe_capacity_factor is not None:
+        a += ["--moe-expert-capacity-factor", f"{training.moe_capacity_factor:g}", "--moe-pad-expert-input-to-capacity"]
+    if training.moe_shared_expert_overlap:
+        a.append("--moe-shared-expert-overlap")
+    if training.moe_a2a_overlap:
+        a.append("--overlap-moe-expert-parallel-comm")
+    return a
+
+
+def moe_args(model: ModelSpec, training: TrainingSpec) -> list[str]:
     """Experts, router, shared experts and the dense / MoE layer pattern (empty for a dense model)."""
     if not model.is_moe:
         return []
     expert = model.expert_ffn_hidden_size or model.ffn_hidden_size
     a = ["--num-experts", str(model.num_experts), "--moe-router-topk", str(model.moe_top_k),
-         "--moe-ffn-hidden-size", str(expert), "--moe-grouped-gemm", "--moe-token-dispatcher-type", "alltoall"]
+         "--moe-ffn-hidden-size", str(expert), "--moe-grouped-gemm"] + moe_dispatch_args(training)
     if model.num_dense_layers:
         a += ["--moe-layer-freq", moe_layer_pattern(model)]
     if model.num_shared_experts:
@@ -109,7 +126,9 @@ def model_args(model: ModelSpec, training: TrainingSpec, tp: int) -> list[str]:
         a.append("--disable-bias-linear")
         if model.qkv_bias:
             a.append("--add-qkv-bias")
-    a += moe_args(model)
+    a += moe_args(model, training)
+    if training.mtp_layers:  # DeepSeek-V3 multi-token prediction modules (arXiv 2412.19437 Sec. 2.2)
+        a += ["--mtp-num-layers", str(training.mtp_layers)]
     a += ["--vocab-size", str(model.vocab_size),
           "--make-vocab-size-divisible-by", str(vocab_divisor(model.vocab_size, tp))]
     return a

@@ -55,7 +55,8 @@ def framework_of_recipe(recipe: str) -> str | None:
 def check_framework_name(framework: str) -> None:
     """SpecError listing the frameworks when ``framework`` is not one of them."""
     if framework not in FRAMEWORKS:
-        raise SpecError(f"'{framework}' is not one of: {', '.join(FRAMEWORKS)}", field="--framework")
+        raise SpecError(f"'{framework}' is not one of: {', '.join(FRAMEWORKS)} (or none without --export)",
+                        field="--framework")
 
 
 #: Rules about the model the export can describe (torchtitan's llama3 module flavours), not about the
@@ -98,9 +99,16 @@ def check_launchable(framework: str | None, model: ModelSpec, training: Training
         raise SpecError(reason, field=field)
 
 
+#: ``--framework none``: price the layout under no framework's launch rules (a stack paraplan has no rules
+#: for, e.g. DeepSeek's HAI-LLM with DualPipe), the recipe still deciding the kernels
+NO_FRAMEWORK = "none"
+
+
 def resolve_framework(framework: str | None, recipe: str, export: str | None = None) -> str | None:
-    """The framework whose rules apply: ``--framework`` if given, else the export target (an export
-    must launch), else the recipe's framework (None for a recipe without a launch target)."""
+    """The framework whose rules apply: ``--framework`` if given (``none``: no rules), else the export target
+    (an export must launch), else the recipe's framework (None for a recipe without a launch target)."""
+    if framework == NO_FRAMEWORK and export not in FRAMEWORKS:
+        return None
     if framework is not None:
         check_framework_name(framework)
         return framework

@@ -7,7 +7,17 @@ from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout, TrainingSpec
 from ..work.context import RingAttention
-from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll, launches
+from ..work.ops import (
+    Attention,
+    Collective,
+    ExecutedGemm,
+    Gemm,
+    HostSync,
+    MemoryOp,
+    Op,
+    TokenAllToAll,
+    launches,
+)
 from . import shared_blocks
 from .collectives import CollectivePricer
 from .compute import FOREACH_ADAMW_SLOWDOWN, ComputePricer, attention_kernel_for
@@ -31,6 +41,7 @@ class BlockTime:
     cp_comm: float = 0.0  # exposed context-parallel communication, not part of tp_comm
     expert_comm: float = 0.0  # the part of tp_comm on the expert axes (ep / etp), which TP-comm overlap
     # does not hide (Megatron-Core --tp-comm-overlap overlaps the TE Linears' TP collectives only)
+    syncs: int = 0  # host syncs in the list (planner.pricing.moe_overlap.synced_block)
 
     @property
     def total(self) -> float:
@@ -106,6 +117,7 @@ class ComputePart:
     kernels: int
     recompute_kernels: int
     comm_ops: tuple
+    syncs: int = 0  # HostSync ops (planner.work.ops)
 
 
 def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
@@ -118,9 +130,10 @@ def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
         if hit is not None and hit.ops is ops:
             return hit
     comp = shared = 0.0
-    kernels = recompute_kernels = 0
+    kernels = recompute_kernels = syncs = 0
     comm_ops = []
     for op in ops:
+        syncs += isinstance(op, HostSync)
         if isinstance(op, RingAttention):
             comp += ring_compute_parts(compute, op)[2]
             kernels += 2 * op.steps - 1  # a block kernel per step, a softmax correction after all but the first
@@ -137,7 +150,7 @@ def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
         else:
             comp += t
             shared += t if op.name.startswith("shared.") else 0.0
-    part = ComputePart(ops, comp, shared, kernels, recompute_kernels, tuple(comm_ops))
+    part = ComputePart(ops, comp, shared, kernels, recompute_kernels, tuple(comm_ops), syncs)
     if memo is not None:
         if len(memo) > shared_blocks.MAX_ENTRIES:
             memo.clear()
@@ -260,7 +273,8 @@ class Pricer:
             comm -= hidden
             expert -= hidden
         host = kernels * self.host_dispatch_s
-        return BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert)
+        return BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert,
+                         syncs=part.syncs)
 
     def p2p_time(self, nbytes: float) -> float:
         """Seconds for one pipeline send of ``nbytes`` across the slowest stage boundary."""

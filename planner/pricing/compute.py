@@ -168,8 +168,16 @@ class ComputePricer:
         """Seconds for the attention core. Fused: executed FLOPs at the measured kernel efficiency
         (forward / backward). Unfused: QK^T and PV as batched GEMMs (the softmax is a MemoryOp)."""
         if op.fused:
-            eff = self.attention_efficiency(op.head_dim, op.seq_k, op.phase.startswith("bwd"))
-            return op.executed_flops / (self.peak_flops * eff) * self.clock_scale + self.overhead_s
+            bwd = op.phase.startswith("bwd")
+            eff = self.attention_efficiency(op.head_dim, op.seq_k, bwd)
+            if not op.window_share or op.window_fraction == 1.0:
+                return op.executed_flops / (self.peak_flops * eff) * self.clock_scale + self.overhead_s
+            # sliding-window layers: their band of W keys per query at the kernel's efficiency at W keys
+            whole = op.executed_flops / op.windowed
+            band = whole * op.window_share * op.window_fraction
+            eff_w = self.attention_efficiency(op.head_dim, op.window, bwd)
+            return ((whole * (1 - op.window_share) / (self.peak_flops * eff) + band / (self.peak_flops * eff_w))
+                    * self.clock_scale + self.overhead_s)
         # QK^T and PV run as batched GEMMs over every local head (Megatron's baddbmm/bmm): the
         # efficiency of a GEMM of the batch's total size, with the tile fall-off of its smallest dim
         fwd_flops = op.forward_model_flops / 2  # one of the two batched GEMMs

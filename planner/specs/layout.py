@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 from ..errors import SpecError
 from .base import Spec
 from .model import ModelSpec
+from .pipeline_layout import parse_pipeline_layout
 from .training import TrainingSpec
 
 Schedule = Literal["gpipe", "1f1b", "interleaved-1f1b", "zb-h1"]
@@ -42,6 +43,10 @@ class Layout(Spec):
     stage_layers: list[int] | None = Field(
         None, description="layers per pipeline stage when uneven; None = even split"
     )
+    pipeline_layout: str | None = Field(
+        None, description="Megatron --pipeline-model-parallel-layout string (E embedding, t layer, m MTP module, L "
+        "loss, | between the pp * vpp virtual stages; planner.specs.pipeline_layout): the exact virtual split; "
+        "stage_layers must equal its per-rank sums")
     rank_order: RankOrder = Field(
         "tp-cp-pp-dp", description="axes from fastest- to slowest-varying rank: which dims share a node / "
         "fast domain (tp-cp-pp-dp = Megatron --use-tp-pp-dp-mapping; tp-cp-dp-pp = Megatron-Core default)"
@@ -142,6 +147,14 @@ def check_layout(layout: Layout, model: ModelSpec, training: TrainingSpec, gpus:
             raise SpecError(
                 f"sum(stage_layers) = {total} != num_layers({model.num_layers})", field="layout.stage_layers"
             )
+        if layout.pipeline_layout is not None:
+            split = parse_pipeline_layout(layout.pipeline_layout, layout.pp, layout.vpp, model.num_layers,
+                                          training.mtp_layers).stage_layers
+            if split != list(layout.stage_layers):
+                raise SpecError(f"stage_layers {layout.stage_layers} != the pipeline layout's {split}",
+                                field="layout.stage_layers")
+    elif layout.pipeline_layout is not None:
+        raise SpecError("pipeline_layout needs stage_layers (its per-rank layer counts)", field="layout.pipeline_layout")
     elif layout.vpp > 1 and model.num_layers % chunks:
         raise SpecError(
             f"num_layers({model.num_layers}) % (pp({layout.pp}) * vpp({layout.vpp})) = "
@@ -199,9 +212,10 @@ def _check_expert_layout(layout: Layout, model: ModelSpec) -> None:
     if layout.tp > 1 and not layout.sequence_parallel:
         raise SpecError(f"a MoE model with tp({layout.tp}) > 1 needs sequence_parallel (Megatron-Core MoE)",
                         field="layout.sequence_parallel")
-    if layout.effective_zero_stage == 3 and layout.dp > 1:
-        raise SpecError("ZeRO-3/FSDP of a MoE model is not priced; allowed: zero_stage 0..2 or the distributed "
-                        "optimizer", field="layout.zero_stage")
+    if layout.effective_zero_stage == 3 and layout.dp_shard is not None and layout.dp_shard < layout.dp:
+        raise SpecError(f"hybrid sharding dp_shard({layout.dp_shard}) < dp({layout.dp}) of a MoE model is not priced "
+                        "(the experts' FSDP group is the whole expert-data-parallel group); allowed: dp_shard = dp",
+                        field="layout.dp_shard")
     if model.num_dense_layers > stage_layer_counts(layout, model)[0]:
         raise SpecError(f"num_dense_layers({model.num_dense_layers}) > layers of the first stage "
                         f"({stage_layer_counts(layout, model)[0]}): the dense layers must sit on stage 0",

@@ -61,6 +61,10 @@ class ModelSpec(Spec):
     qk_norm: bool = Field(False, description="RMSNorm over each query and key head (Qwen3): 2 x head_dim weights")
     sandwich_norm: bool = Field(
         False, description="norms after attention and FFN as well as before (Gemma 2): 4 norms per layer")
+    sliding_window: int | None = Field(
+        None, gt=0, description="keys a query attends to in the sliding-window layers (gpt-oss 128, Gemma 2 4096)")
+    sliding_window_layers: int = Field(
+        0, ge=0, description="layers that attend in the sliding window (the others attend to the whole sequence)")
     source: str = Field("", description="citation for the architecture numbers")
 
     @model_validator(mode="after")
@@ -85,6 +89,9 @@ class ModelSpec(Spec):
         if self.moe_router_group_topk is not None and self.moe_router_group_topk > self.moe_router_num_groups:
             raise ValueError(f"moe_router_group_topk({self.moe_router_group_topk}) > moe_router_num_groups"
                              f"({self.moe_router_num_groups})")
+        if self.sliding_window_layers > self.num_layers or bool(self.sliding_window) != bool(self.sliding_window_layers):
+            raise ValueError(f"sliding_window({self.sliding_window}) needs 0 < sliding_window_layers"
+                             f"({self.sliding_window_layers}) <= num_layers({self.num_layers}), and the reverse")
         if self.attention_kind == "mla":
             missing = [k for k in ("kv_lora_rank", "qk_nope_head_dim", "qk_rope_head_dim", "v_head_dim")
                        if getattr(self, k) is None]
@@ -106,6 +113,9 @@ class ModelSpec(Spec):
     def attention_core_head_dim(self) -> float:
         """Per-head width of the attention core, d: the mean of the QK^T width and the PV width, so
         that the core's forward FLOPs are 4*b*heads*s^2*d (for MLA, 2*b*heads*s^2*(d_nope + d_rope + d_v))."""
+        if self.sliding_window_layers > self.num_layers or bool(self.sliding_window) != bool(self.sliding_window_layers):
+            raise ValueError(f"sliding_window({self.sliding_window}) needs 0 < sliding_window_layers"
+                             f"({self.sliding_window_layers}) <= num_layers({self.num_layers}), and the reverse")
         if self.attention_kind == "mla":
             return (self.qk_nope_head_dim + self.qk_rope_head_dim + self.v_head_dim) / 2
         return self.head_size

@@ -82,6 +82,15 @@ class TrainingSpec(Spec):
     moe_shared_expert_overlap: bool = Field(
         False, description="shared-expert GEMMs overlapped with the dispatch/combine all-to-all (Megatron-Core "
         "--moe-shared-expert-overlap)")
+    moe_a2a_overlap: bool = Field(
+        False, description="expert-parallel all-to-alls of one micro-batch overlapped with the other micro-batch's "
+        "compute in the combined 1F1B schedule (Megatron-Core --overlap-moe-expert-parallel-comm with "
+        "--delay-wgrad-compute; megatron/core/pipeline_parallel/combined_1f1b.py); DualPipe's overlap is priced "
+        "the same way (its bubble is not)")
+    mtp_layers: int = Field(
+        0, ge=0, description="multi-token-prediction modules trained after the last layer (DeepSeek-V3 Sec. 2.2, "
+        "D = 1; Megatron --mtp-num-layers): each an embedding-projection GEMM, one transformer layer and a second "
+        "output head + loss on the last pipeline stage")
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
     )

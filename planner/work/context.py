@@ -149,16 +149,19 @@ def cp_merge_ops(*, batch: int, heads_local: int, head_dim: int, seq_local: int,
 
 
 def attention_core(*, batch: int, heads_local: int, kv_heads_local: int, head_dim: int, seq_local: int,
-                   cp: int, kind: CpKind, phase: Phase, fused: bool, merges: bool = False) -> list[Op_]:
+                   cp: int, kind: CpKind, phase: Phase, fused: bool, merges: bool = False,
+                   window: int | None = None, window_share: float = 0.0) -> list[Op_]:
     """Forward (or recompute) ops of the attention core of one layer on one rank.
 
-    cp = 1: one causal Attention over the local sequence. Ring: a RingAttention of cp causal
+    cp = 1: one causal Attention over the local sequence (``window_share`` of the layers it stands for
+    attending in a sliding ``window``; with cp > 1 the window is not priced: full causal attention). Ring: a RingAttention of cp causal
     (s/cp)² blocks. All-gather: K/V all-gather over cp, then the local queries against all s keys
     (causal: with 2·cp chunks each rank executes half of its (s/cp)·s block); with ``merges`` (PyTorch's
     context_parallel) the partial outputs of its per-chunk attention calls merged (``cp_merge_ops``)."""
     bh = batch * heads_local
     if cp == 1:
-        return [Attention("attention", bh, seq_local, seq_local, head_dim, phase, causal=True, fused=fused)]
+        return [Attention("attention", bh, seq_local, seq_local, head_dim, phase, causal=True, fused=fused,
+                          window=window if window_share else None, window_share=window_share if window else 0.0)]
     kv = kv_chunk_bytes(batch, seq_local, kv_heads_local, head_dim)
     if kind == "ring":
         block = Attention("attention", bh, seq_local, seq_local, head_dim, phase, causal=True, fused=fused)

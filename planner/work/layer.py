@@ -28,7 +28,7 @@ from .kernels import (
 )
 from .mla import mla_forward
 from .moe import moe_forward, moe_linear_params
-from .ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op
+from .ops import Attention, Collective, CountExchange, ExecutedGemm, Gemm, MemoryOp, Op
 from .sac import sac_split
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
@@ -94,7 +94,7 @@ def _tp_out(d: Dims, name: str, phase: str) -> list[Op]:
 
 
 def _attention_core_ops(d: Dims, training: TrainingSpec, layout: Layout, recipe, position_kind: str,
-                        phase: str) -> list[Op]:
+                        phase: str, window: int | None = None, window_share: float = 0.0) -> list[Op]:
     """Between the QKV GEMM and the output projection: RoPE, the attention core (fused flash kernel,
     or QK^T / softmax / PV with the score softmax and dropout as memory ops) and the eager head-layout
     copies. The one place the attention core op is built."""
@@ -107,8 +107,8 @@ def _attention_core_ops(d: Dims, training: TrainingSpec, layout: Layout, recipe,
     kv_heads = d.heads_local if recipe.gqa_repeat_kv else d.kv_heads_local  # the kernel (and cp) sees repeated K/V
     ops += attention_core(batch=d.batch, heads_local=d.heads_local, kv_heads_local=kv_heads,
                           head_dim=d.head_dim, seq_local=d.seq, cp=layout.cp, kind=resolve_cp_kind(layout, training),
-                          phase=phase, fused=training.flash_attention,
-                          merges=recipe.cp_merges)  # context parallelism: work/context.py
+                          phase=phase, fused=training.flash_attention,  # context parallelism: work/context.py
+                          merges=recipe.cp_merges, window=window, window_share=window_share)
     if not training.flash_attention:
         # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
         drop = 1 if training.dropout else 0
@@ -174,7 +174,9 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
         ops += mla_forward(model, training, d, phase, layout.cp, resolve_cp_kind(layout, training))
     else:
         ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
-        ops += _attention_core_ops(d, training, layout, recipe, model.position_kind, phase)
+        # sliding-window layers (gpt-oss, Gemma 2): the layer template stands for the average layer
+        ops += _attention_core_ops(d, training, layout, recipe, model.position_kind, phase, model.sliding_window,
+                                   model.sliding_window_layers / model.num_layers)
         ops.append(Gemm("attn_proj", T, h, q_width, phase))
     ops += _tp_out(d, "attn", phase)
     ops += residual_ops("dropout_add1", tn, h, recipe, training.dropout, phase)
@@ -225,13 +227,12 @@ def backward_of(forward: list[Op]) -> list[Op]:
             out.append(ExecutedGemm(op.name + ".wgrad", Gemm(g.name + ".wgrad", g.k, g.n, g.m, "bwd_weight", g.count),
                                     op.model_flops, "bwd_weight"))
         elif isinstance(op, Attention):
-            out.append(Attention(op.name + ".bwd", op.batch_heads, op.seq_q, op.seq_k, op.head_dim,
-                                 "bwd_input", op.causal, op.fused))
+            out.append(dataclasses.replace(op, name=op.name + ".bwd", phase="bwd_input"))
         elif isinstance(op, MemoryOp):
             if op.bwd_factor > 0:
                 out.append(MemoryOp(op.name + ".bwd", op.bytes_moved * op.bwd_factor, "bwd_input",
                                     op.bwd_kind or op.kind, op.launches, 0.0))
-        elif isinstance(op, Collective):
+        elif isinstance(op, Collective) and not isinstance(op, CountExchange):
             mirror = {"all-gather": "reduce-scatter", "reduce-scatter": "all-gather"}.get(op.kind, op.kind)
             out.append(dataclasses.replace(op, name=op.name + ".bwd", kind=mirror, phase="bwd_input", calls=1))
     return out

@@ -27,6 +27,7 @@ from .layer import (
 )
 from .memory import grad_bytes_per_param, grad_reduce_bytes_per_param, param_gather_bytes_per_param
 from .moe import moe_note
+from .mtp import mtp_forward
 from .ops import Collective, Op
 from .stage import EMPTY, OpSet, StageBytes, StageWork, StepWork, cached_property  # noqa: F401 - re-exported
 from .step_bytes import (  # noqa: F401 - re-exported
@@ -110,8 +111,9 @@ def _stage_template(rec: StageBytes, layer: OpSet, model, training, layout, lay_
     post = stage_templates.by_identity(_post_work, model, training, lay_key) if i == last else EMPTY
     linear = layer_linear_params(model, layout)[0] * rec.layers if training.fp8_all_gather else 0.0
     per_mb, per_step = _dp_comm(rec.params, training, layout, max(1, rec.layers + (i == 0 or i == last)), linear)
-    if rec.expert_params:  # routed experts: gradients reduced over the expert-data-parallel group
-        per_step += expert_dp_comm(rec.expert_params, training, layout)
+    if rec.expert_params:  # routed experts: reduced (ZeRO-3 / FSDP: also gathered) over expert data parallel
+        e_mb, e_step = expert_dp_comm(rec.expert_params, training, layout, max(1, rec.layers))
+        per_mb, per_step = per_mb + e_mb, per_step + e_step
     return StageWork.of(rec, layer=layer, pre=pre, post=post, per_microbatch_comm=per_mb, per_step_comm=per_step)
 
 
@@ -137,8 +139,9 @@ def _post_work(model: ModelSpec, training: TrainingSpec, layout: Layout) -> OpSe
     """Op set of the last stage's head (its bytes: step_bytes.post_bytes); ``layout`` reduced by
     ``layer_layout`` (the head reads tp, cp, sequence_parallel)."""
     head = head_forward(model, training, layout)
-    hb_in, hb_w = _split(_head_backward(model, training, layout, head))
-    return OpSet(tuple(head), hb_in, hb_w)
+    mtp = mtp_forward(model, training, layout)  # DeepSeek-V3 multi-token prediction (planner.work.mtp)
+    hb_in, hb_w = _split(backward_of(mtp) + _head_backward(model, training, layout, head))
+    return OpSet(tuple(head + mtp), hb_in, hb_w)
 
 
 @functools.lru_cache(maxsize=4096)

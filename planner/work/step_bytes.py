@@ -13,7 +13,12 @@ from itertools import groupby
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from . import stage_templates
 from .context import grad_group_size, shard_group_size
-from .expert_states import expert_optimizer_params, expert_state_bytes, routed_expert_parameters
+from .expert_states import (
+    expert_optimizer_params,
+    expert_state_bytes,
+    expert_zero3_working_bytes,
+    routed_expert_parameters,
+)
 from .fsdp import (
     backward_gathers,
     copy_out_bytes,
@@ -36,6 +41,7 @@ from .memory import (
     weight_copy_bytes,
 )
 from .moe import expert_parameters_per_rank
+from .mtp import mtp_activation_bytes, mtp_params
 from .offload import apply_offload
 from .stage import StageBytes, StepBytes
 
@@ -172,6 +178,9 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     if i == layout.pp - 1:
         extra_act, fwd_end = stage_templates.by_identity(post_bytes, model, training, f.lay_key)
         params += f.out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
+        mtp, mtp_experts = mtp_params(model, training, layout)  # multi-token prediction (planner.work.mtp)
+        params, experts = params + mtp, experts + mtp_experts
+        dense_act += mtp_activation_bytes(model, training, f.lay_key)
     cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1, dense_layers=k)
     recipe = training.recipe_spec
     states = sharded_state_bytes(params, training, layout)
@@ -183,6 +192,7 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     gathered, zero3_working = held_bytes(params, lin * n_layers, f.layer_params, lin, root, training, layout)
     cache, saved = cache + gathered, saved + gathered  # gathered weights: forward end and backward (work/fsdp.py)
     copy_mb, copy_step = fsdp_copy_bytes(params, lin * n_layers, n_layers + (root > 0), training, layout)
+    zero3_working += expert_zero3_working_bytes(model, training, layout)  # FSDP + EP (work.expert_states)
     buffers = 2 * f.p2p_bytes * (2 if layout.pp > 1 else 0)
     if grad_group_size(layout) > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
         buffers += 2 * min(40e6, params * grad_reduce_bytes_per_param(training))  # than the gradients

@@ -14,7 +14,9 @@ CPU-only substitutions, none of which changes a parameter:
   (persist_layer_norm, gradient-accumulation / bias / softmax fusions need apex or CUDA);
 - MoE experts as SequentialMLP (``moe_grouped_gemm`` off: GroupedMLP holds the same E x 2 weights),
   the allgather token dispatcher (parameter-free, as alltoall; the alltoall one creates a CUDA stream
-  when built, token_dispatcher.py:469);
+  when built, token_dispatcher.py:469); the all-to-all / computation overlap off (it needs expert
+  parallelism, a layout property; parameter-free); the MTP modules off (the count is the model's, as
+  ``parameter_counts``; MTP modules are priced in planner.work.mtp);
 - MLA's core attention (parameter-free) replaced by a parameter-free stand-in: the local
   DotProductAttention takes no ``k_channels`` (multi_latent_attention.py:207 builds it with one; the
   Transformer Engine spec's TEDotProductAttention does);
@@ -71,7 +73,8 @@ def one_rank_config(args):
         account_for_loss_in_pipeline_split=False, num_layers_in_first_pipeline_stage=None,
         num_layers_in_last_pipeline_stage=None, use_cpu_initialization=True, perform_initialization=False,
         persist_layer_norm=False, gradient_accumulation_fusion=False, masked_softmax_fusion=False,
-        bias_activation_fusion=False, bias_dropout_fusion=False, moe_grouped_gemm=False, moe_token_dispatcher_type="allgather", fp8=None)
+        bias_activation_fusion=False, bias_dropout_fusion=False, moe_grouped_gemm=False, moe_token_dispatcher_type="allgather", fp8=None,
+        overlap_moe_expert_parallel_comm=False, mtp_num_layers=None)
 
 
 def build(args):
