@@ -128,11 +128,12 @@ class Summary(_Result):
     """Error statistics overall, over fully-stated rows, per hardware profile and per source."""
 
     all_rows: GroupStats = Field(description="every predicted row")
-    fully_stated: GroupStats = Field(description="rows that needed no default")
+    dense_rows: GroupStats | None = Field(None, description="every predicted dense row (no experts)")
+    fully_stated: GroupStats = Field(description="dense rows that needed no default (MoE rows: moe_rows)")
     by_hardware: dict[str, GroupStats] = Field(description="per hardware profile")
     by_source: dict[str, GroupStats] = Field(description="per source key")
     by_recipe: dict[str, GroupStats] = Field(description="per framework recipe")
-    fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated rows per profile")
+    fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated dense rows per profile")
     context_parallel: GroupStats | None = Field(None, description="rows run with context parallelism (cp > 1)")
     moe_rows: GroupStats | None = Field(None, description="mixture-of-experts rows (expert parallelism priced)")
     memory: GroupStats | None = Field(
@@ -230,9 +231,10 @@ def summarize(rows: list[RowResult]) -> Summary:
             groups.setdefault(key(r), []).append(r.error_pct)
         return {k: group_stats(v) for k, v in sorted(groups.items())}
 
-    full = [r for r in rows if r.fully_stated]
+    full = [r for r in rows if r.fully_stated and not r.moe]  # MoE rows have their own group
     return Summary(
-        all_rows=group_stats(r.error_pct for r in rows), fully_stated=group_stats(r.error_pct for r in full),
+        all_rows=group_stats(r.error_pct for r in rows), dense_rows=group_stats(r.error_pct for r in rows if not r.moe),
+        fully_stated=group_stats(r.error_pct for r in full),
         by_hardware=by(lambda r: r.hardware, rows), by_source=by(lambda r: r.source_id, rows),
         by_recipe=by(lambda r: r.recipe, rows),
         fully_stated_by_hardware=by(lambda r: r.hardware, full),

@@ -65,7 +65,9 @@ def render_accuracy(report) -> Group:
         summary.add_column(col, justify="left" if col == "group" else "right")
     s = report.summary
     summary.add_row(*_stats_row("all predicted rows", s.all_rows))
-    summary.add_row(*_stats_row("fully stated rows", s.fully_stated), style="bold")
+    if s.dense_rows is not None:
+        summary.add_row(*_stats_row("dense rows", s.dense_rows))
+    summary.add_row(*_stats_row("fully stated dense rows", s.fully_stated), style="bold")
     if s.context_parallel is not None and s.context_parallel.rows:
         summary.add_row(*_stats_row("context-parallel rows (cp > 1)", s.context_parallel))
     if s.moe_rows is not None and s.moe_rows.rows:
