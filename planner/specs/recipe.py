@@ -158,6 +158,16 @@ class RecipeSpec(Spec):
         False, description="FSDP2 per-parameter sharding: each all-gather is copied out into the unsharded "
         "parameters (split_with_sizes_copy) and each reduce-scatter input is copied in (chunk_cat, cast to "
         "the reduce dtype); false: flat parameters gathered in place (FSDP1 FlatParameter, DeepSpeed buffers)")
+    fsdp_stream_pools: bool = Field(
+        False, description="FSDP2 allocates each all-gather output in its all-gather copy-in stream and each "
+        "reduce-scatter output (the sharded gradients, views of it) in its reduce-scatter stream; the caching "
+        "allocator reuses a block only on the stream that allocated it, so those pools stay reserved beside the "
+        "compute stream's: the sharded gradients' bytes at every moment and the largest pair of gathers in flight "
+        "(planner.work.fsdp.all_gather_pool_bytes)")
+    loss_parallel_dtensor: bool = Field(
+        False, description="with tensor parallelism the cross-entropy runs as DTensor loss_parallel over the "
+        "vocabulary shards (torch.distributed.tensor.parallel.loss): unfused fp32 ops, 14 B per local logit at "
+        "the forward's peak and 16 B at the backward's (planner.work.kernels.loss_peak_bytes)")
     compile_default: bool = Field(
         False, description="blocks run under torch.compile by default (Inductor fuses their pointwise ops and "
         "reductions)")

@@ -13,6 +13,13 @@ freed, what a stage holds gathered, and the bytes its gathers move. Bytes per GP
   syncs gradients on the last backward only): the stage's weights are gathered once per step, held
   through every micro-batch, and its gradients accumulate unsharded in the reduce dtype until one
   reduce-scatter after the last micro-batch.
+- Stream pools (``recipe.fsdp_stream_pools``, FSDP2): all-gather outputs are allocated in the all-gather
+  copy-in stream and reduce-scatter outputs (the sharded gradients are views of them) in the reduce-scatter
+  stream (torch/distributed/fsdp/_fully_shard/_fsdp_collectives.py ``foreach_all_gather``, ``foreach_reduce``);
+  the CUDA caching allocator hands a freed block only to allocations on the stream that allocated it (PyTorch
+  docs, "CUDA semantics: memory management" and ``Tensor.record_stream``), so those pools stay reserved beside the
+  compute stream's and the default stream cannot reuse them (the reason given in pytorch/pytorch PR 129721,
+  which moved the reduce-scatter input to the default stream and kept the outputs in their stream).
 - fp8 all-gather (``training.fp8_all_gather``, torchao ``enable_fsdp_float8_all_gather``): the Linear
   weights are gathered as fp8, 1 byte each.
 """
@@ -66,6 +73,24 @@ def held_bytes(stage_params: float, stage_linear: float, layer_params: float, la
                 stage_params * grad_reduce_bytes_per_param(training))
     root = gathered_bytes(root_params, 0.0, training) if training.recipe_spec.fsdp_sharding else 0.0
     return root, 2 * gathered_bytes(layer_params, layer_linear, training)
+
+
+def grads_in_reduce_pool(training: TrainingSpec, layout: Layout) -> bool:
+    """Whether the sharded gradients' bytes stay reserved at every moment of the step: they live in the
+    reduce-scatter stream's pool (``recipe.fsdp_stream_pools``), which the compute stream never reuses after
+    ``zero_grad`` frees them."""
+    return sharded_weights(layout) and training.recipe_spec.fsdp_stream_pools
+
+
+def all_gather_pool_bytes(root_params: float, layer_params: float, layer_linear: float, training: TrainingSpec,
+                          layout: Layout) -> float:
+    """Bytes the all-gather stream's pool keeps reserved (``recipe.fsdp_stream_pools``): the largest pair of
+    gathers in flight at once, the current unit's and the prefetched one's (the root unit, ``root_params``, with
+    the first block; else two blocks)."""
+    if not grads_in_reduce_pool(training, layout):
+        return 0.0
+    layer = gathered_bytes(layer_params, layer_linear, training)
+    return max(gathered_bytes(root_params, 0.0, training), layer) + layer
 
 
 def copy_out_bytes(gathered: float, training: TrainingSpec) -> float:

@@ -151,16 +151,32 @@ def loss_ops(tokens: int, vocab: int, recipe: RecipeSpec) -> list[MemoryOp]:
     return [MemoryOp("cross_entropy", n * 14, "fwd", "loss", 3, 22 / 14, "loss")]
 
 
-def loss_peak_bytes(tokens: int, vocab: int, recipe: RecipeSpec) -> float:
+def loss_peak_bytes(tokens: int, vocab: int, recipe: RecipeSpec, vocab_parallel: bool = False) -> float:
     """Loss temporaries at their peak (the start of backward), bytes. fp32 eager path: the saved
     log_softmax output, the nll gradient and the log_softmax input gradient, 12 B per logit (the
     H200 microbenchmark's loss rows measure 12.0 x tokens x vocab above the inputs:
-    hwprofiles/data/h200_microbench.json ``extra_peak_bytes_fp32``). Otherwise 16-bit logits and the
-    fp32 softmax, 6 B per logit."""
+    hwprofiles/data/h200_microbench.json ``extra_peak_bytes_fp32``). DTensor loss_parallel over vocabulary
+    shards (``vocab_parallel`` and ``recipe.loss_parallel_dtensor``): its backward
+    (torch/distributed/tensor/parallel/loss.py ``_nll_loss_and_log_softmax_backward``) holds the saved
+    log_softmax output, the scattered one-hot gradient, exp(output) and their sum, then the product with the
+    incoming gradient: 16 B per local logit. Otherwise 16-bit logits and the fp32 softmax, 6 B per logit."""
     n = tokens * vocab
+    if vocab_parallel and recipe.loss_parallel_dtensor:
+        return 16.0 * n
     if recipe.logits_fp32 and not recipe.cross_entropy_fused:
         return 12.0 * n
     return n * (ACT_BYTES + FP32)
+
+
+def loss_forward_bytes(tokens: int, vocab: int, recipe: RecipeSpec, vocab_parallel: bool = False) -> float:
+    """Loss temporaries at the end of the forward pass, bytes: fp32 eager path, the fp32 logits and the
+    log_softmax output, 8 B per logit; DTensor loss_parallel (see ``loss_peak_bytes``), the 16-bit logits, their
+    fp32 copy, the shifted logits and their exp at once (``_log_softmax``), 14 B per local logit; else the
+    16-bit logits, 2 B."""
+    n = tokens * vocab
+    if vocab_parallel and recipe.loss_parallel_dtensor:
+        return 14.0 * n
+    return n * (2.0 * FP32 if recipe.logits_fp32 and not recipe.cross_entropy_fused else float(ACT_BYTES))
 
 
 def fp8_quantize_ops(gemms, phase: str, recipe: RecipeSpec | None = None, weights_in_fp8: bool = False) -> list[MemoryOp]:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .context import cp_working_bytes, resolve_cp_kind, shard_group_size
-from .kernels import FP32, loss_peak_bytes, residual_bytes
+from .kernels import FP32, loss_forward_bytes, loss_peak_bytes, residual_bytes
 from .layer import ACT_BYTES, dims, layer_forward, layer_linear_params
 from .mla import mla_activation_bytes
 from .moe import moe_activation_bytes
@@ -107,16 +107,13 @@ def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layo
     d = dims(model, training, layout)
     recipe = training.recipe_spec
     norm = d.norm_tokens * d.hidden * (_norm_saved_bytes(model, recipe) if recipe.norm_kernel != "fused" else 0.0)
-    return loss_peak_bytes(d.tokens, d.vocab_local, recipe) + norm
+    return loss_peak_bytes(d.tokens, d.vocab_local, recipe, layout.tp > 1) + norm
 
 
 def head_forward_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
-    """Loss temporaries at the end of the forward pass (fp32 eager path: the fp32 logits and the
-    log_softmax output, 8 B per logit; else the 16-bit logits, 2 B), bytes."""
+    """Loss temporaries at the end of the forward pass (kernels.loss_forward_bytes), bytes."""
     d = dims(model, training, layout)
-    recipe = training.recipe_spec
-    per = 2.0 * FP32 if recipe.logits_fp32 and not recipe.cross_entropy_fused else float(ACT_BYTES)
-    return per * d.tokens * d.vocab_local
+    return loss_forward_bytes(d.tokens, d.vocab_local, training.recipe_spec, layout.tp > 1)
 
 
 def weight_copy_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, layers: int,

@@ -20,9 +20,11 @@ from .expert_states import (
     routed_expert_parameters,
 )
 from .fsdp import (
+    all_gather_pool_bytes,
     backward_gathers,
     copy_out_bytes,
     gathered_bytes,
+    grads_in_reduce_pool,
     held_bytes,
     keeps_unsharded,
     sharded_weights,
@@ -194,6 +196,7 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     copy_mb, copy_step = fsdp_copy_bytes(params, lin * n_layers, n_layers + (root > 0), training, layout)
     zero3_working += expert_zero3_working_bytes(model, training, layout)  # FSDP + EP (work.expert_states)
     buffers = 2 * f.p2p_bytes * (2 if layout.pp > 1 else 0)
+    buffers += all_gather_pool_bytes(root, f.layer_params, lin, training, layout)  # FSDP2 stream pool (work/fsdp.py)
     if grad_group_size(layout) > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
         buffers += 2 * min(40e6, params * grad_reduce_bytes_per_param(training))  # than the gradients
     sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
@@ -207,7 +210,7 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
         activation_bytes_per_microbatch=act_held, in_flight=0.0,
         working_bytes=max(f.working_bytes, extra_act) + zero3_working, buffer_bytes=buffers,
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
-        grads_in_backward=recipe.grads_persist or f.micro_batches > 1,
+        grads_in_backward=recipe.grads_persist or f.micro_batches > 1 or grads_in_reduce_pool(training, layout),
         optimizer_pass_bytes=optimizer_pass_bytes(states.grads, updated, training),
         optimizer_grad_copy_bytes=updated * optimizer_grad_copy_bytes_per_param(training), offload=off,
         expert_params=experts, fsdp_copy_bytes_per_microbatch=copy_mb, fsdp_copy_bytes_per_step=copy_step,

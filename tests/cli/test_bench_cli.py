@@ -38,7 +38,7 @@ def test_json_report_has_rows_skipped_and_summary(run_cli):
 def test_table_shows_rows_summary_and_skipped(run_cli):
     res = run_cli("bench", "accuracy")
     assert res.exit_code == 0, res.stderr
-    for text in ("fully stated rows", "korthikanti2022", "skipped rows", "V100"):
+    for text in ("fully stated dense rows", "korthikanti2022", "skipped rows", "V100"):
         assert text in res.stdout
 
 
