@@ -11,9 +11,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SpecError
+from ..units import check_number
 from .app import JSON_OPTION, app, console, print_json
 from .render import fmt_range, fmt_seconds
-from .validate_cmd import LayoutsOpt, ResultsOpt, _load_results, _pct, _require_choices
+from .validate_cmd import MAX_TIMEOUT_S, LayoutsOpt, ResultsOpt, _load_results, _pct, _require_choices
 
 # Fitted layouts: every collective kind the cost model prices appears in some of them (tp: all-reduce,
 # pp: send/recv, dp: all-reduce, FSDP2: all-gather and reduce-scatter per unit).
@@ -62,6 +63,7 @@ def calibrate_cmd(
     _require_choices(("--backend", backend, ("gloo", "nccl")))
     if repeats <= 0:
         raise SpecError(f"repeats({repeats}) must be > 0", field="--repeats")
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
     if steps <= 0 or warmup < 0:
         raise SpecError(f"steps({steps}) must be > 0 and warmup({warmup}) >= 0", field="--steps")
     model = tiny_model()

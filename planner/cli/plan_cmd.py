@@ -154,7 +154,7 @@ def plan(
             raise SpecError("required", field=name)
     for name, value in (("--model", model), ("--hardware", hardware), ("--calibration", calibration)):
         c.check_name(name, value)
-    c.check_positive(("--max-tp", max_tp), ("--pp", pp), ("--micro-batch", micro_batch), ("--seq", seq),
+    c.check_positive(("--gpus", gpus), ("--max-tp", max_tp), ("--pp", pp), ("--micro-batch", micro_batch), ("--seq", seq),
                      ("--global-batch", global_batch), ("--tokens-per-step", tokens_per_step))
     if out is not None and export is None:
         raise SpecError("writes the --export text; give --export megatron|deepspeed|torchtitan|json", field="--out")

@@ -16,12 +16,16 @@ from rich.table import Table
 
 from ..errors import SpecError
 from ..outputs import check_output
+from ..units import check_number
 from .app import JSON_OPTION, app, console, err_console, print_json
 from .render import fmt_bytes, fmt_range, fmt_seconds
 
 validate_app = typer.Typer(help="Run layouts for real (torch.distributed), compare with the model, calibrate.",
                            no_args_is_help=True)
 app.add_typer(validate_app, name="validate")
+
+#: --timeout at most: a day per job.
+MAX_TIMEOUT_S = 86_400.0
 
 LayoutsOpt = Annotated[Optional[list[str]], typer.Option(
     "--layout", "-l", help="Layout, e.g. tp=2,pp=2 or dp=2,fsdp or pp=2,schedule=gpipe (repeatable).")]
@@ -132,8 +136,7 @@ def run(
 
     _require_choices(("--backend", backend, ("gloo", "nccl")), ("--dtype", dtype, ("fp32", "bf16", "fp16")),
                      ("--recompute", recompute, ("none", "selective", "full")), ("--recipe", recipe, ("torch-amp", "fsdp")))
-    if timeout <= 0:
-        raise SpecError(f"timeout({timeout}) must be > 0", field="--timeout")
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
     check_output(out, "--out")
     if experts is None:
         experts = 4 if any(re.search(r"\bep=([2-9]|\d\d)", t.replace(" ", "")) for t in layouts or []) else 0
@@ -250,6 +253,7 @@ def collect_cmd(
     from validate.collect import collect
     from validate.results import write_atomic
 
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
     check_output(out, "--out")
     results = collect(workdir, timeout)
     write_atomic(out, results.model_dump_json(indent=1))
@@ -293,6 +297,7 @@ def slurm(
 
     if nodes <= 0 or gpus_per_node <= 0:
         raise SpecError(f"nodes({nodes}) and gpus_per_node({gpus_per_node}) must be > 0", field="--nodes")
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
     check_output(out, "--out")
     _require_choices(("--dtype", dtype, ("bf16", "fp32", "fp16")), ("--backend", backend, ("nccl", "gloo")))
     nproc = nodes * gpus_per_node
