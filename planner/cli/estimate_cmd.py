@@ -10,6 +10,7 @@ from ..errors import SpecError
 from . import budget_render as br
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json
+from .evidence_render import estimate_evidence, estimate_line
 from .render import render_estimate
 
 ENGINES = ("analytic", "simulate")
@@ -38,13 +39,17 @@ def estimate(
     else:
         est = scenario.estimate()
     budget = br.budget_for(est, scenario.hardware, tokens, price_per_gpu_hour, power_per_gpu, pue)
+    evidence = estimate_evidence(scenario, est)
     if json_out:
-        print_json(br.with_budget(est.model_dump(mode="json"), budget))
+        payload = br.with_budget(est.model_dump(mode="json"), budget)
+        payload["evidence"] = evidence.model_dump(mode="json")
+        print_json(payload)
     else:
         from ..cost.bottleneck import analyse_scenario
         from .moe_render import breakdown_for, expert_comm_table
 
         console.print(render_estimate(est, analyse_scenario(scenario)))
+        console.print(estimate_line(evidence))
         moe = breakdown_for(scenario.model, scenario.hardware, scenario.training, scenario.layout, scenario.gpus,
                             est.step_time_s)
         if moe is not None:
