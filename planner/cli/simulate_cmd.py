@@ -71,10 +71,10 @@ def simulate(
     if not 0 <= seed < 2**32:
         raise SpecError(f"{seed} is outside 0..2^32-1", field="--seed")
     scenario = c.build_scenario(**scenario_flags)
-    with job_progress("simulating samples", samples, enabled=samples > 1 and not json_out) as update:
+    with job_progress("simulated samples", samples, enabled=samples > 1 and not json_out) as progress:
         result = run(scenario, overlap=not no_overlap, contention=not no_contention, jitter=jitter,
                      samples=samples, seed=seed, trace=bool(trace or png), fine=fine,
-                     progress=lambda done, total: update(done, total))
+                     progress=lambda done, total: progress.done(done, total=total))
     title = f"{scenario.model.name} on {scenario.gpus} x {scenario.hardware.name}, {scenario.layout.describe()}"
     if trace:
         write_atomic(trace, trace_json(trace_document(result.trace_events, scenario.layout.pp, title)))

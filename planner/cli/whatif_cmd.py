@@ -157,9 +157,9 @@ def sweep(
         scenario_flags["gpus"] = int(first["gpus"])
     replanner = search_replanner() if replan else None
     scenario = scenario_from(base, **scenario_flags)
-    with job_progress("sweep", points, enabled=not json_out) as update:
+    with job_progress("sweep points", points, enabled=not json_out) as progress:
         result = run_sweep(scenario, grid, mode, engine, replanner,  # type: ignore[arg-type]
-                           progress=lambda done, total: update(done, total))
+                           progress=lambda done, total: progress.done(done, total=total))
     if csv:
         write_atomic(csv, sweep_csv(result))
     if png:
