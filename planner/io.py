@@ -168,7 +168,8 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
     return Path(path)
 
 
-_stdin_text: str | None = None
+#: Standard input as read once: (the stream object, its text); a new stream (a test) is read anew.
+_stdin_read: tuple[object, str] | None = None
 
 
 def read_input_text(path: str | os.PathLike, what: str = "file", *, limit: int | None = None) -> str:
@@ -178,20 +179,20 @@ def read_input_text(path: str | os.PathLike, what: str = "file", *, limit: int |
     (folder, FIFO, device) or larger than ``limit`` bytes (default: INPUT_LIMITS[what]); and when it
     is not UTF-8 text.
     """
-    global _stdin_text
+    global _stdin_read
     limit = INPUT_LIMITS.get(what, INPUT_LIMITS["file"]) if limit is None else limit
     text = os.fspath(path)
     if text == STDIN:
-        if _stdin_text is None:
+        if _stdin_read is None or _stdin_read[0] is not sys.stdin:
             raw = sys.stdin.buffer.read(limit + 1) if hasattr(sys.stdin, "buffer") else sys.stdin.read(limit + 1)
             if len(raw) > limit:
                 raise SpecError(f"standard input holds more than {limit // MIB} MiB; a {what} is smaller",
                                 source="-")
             try:
-                _stdin_text = raw.decode() if isinstance(raw, bytes) else raw
+                _stdin_read = (sys.stdin, raw.decode() if isinstance(raw, bytes) else raw)
             except UnicodeDecodeError:
                 raise SpecError(f"not a text file (expected UTF-8 {what})", source="-") from None
-        return _stdin_text
+        return _stdin_read[1]
     try:
         st = os.stat(text)
     except FileNotFoundError:
@@ -200,7 +201,8 @@ def read_input_text(path: str | os.PathLike, what: str = "file", *, limit: int |
         raise SpecError(f"cannot read {what}: {exc.strerror or exc}", source=text) from None
     if not stat.S_ISREG(st.st_mode):
         hint = " (give - to read standard input)" if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode) else ""
-        raise SpecError(f"{_kind_word(st.st_mode)}, expected a {what} file{hint}", source=text)
+        noun = what if what.endswith("file") else f"{what} file"
+        raise SpecError(f"{_kind_word(st.st_mode)}, expected a {noun}{hint}", source=text)
     if st.st_size > limit:
         raise SpecError(f"{st.st_size / MIB:,.1f} MiB is larger than a {what} can be ({limit // MIB} MiB)",
                         source=text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -156,8 +157,10 @@ def plan(
         raise SpecError(f"{memory_headroom} must be in [0, 1)", field="--memory-headroom")
     if top < 1:
         raise SpecError(f"{top} must be >= 1", field="--top")
-    if workers < 1:
-        raise SpecError(f"{workers} must be >= 1", field="--workers")
+    max_workers = 4 * (os.cpu_count() or 1)
+    if not 1 <= workers <= max_workers:
+        raise SpecError(f"{workers} is outside 1..{max_workers} (4 processes per CPU of this machine)",
+                        field="--workers")
     if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
     for name, value in (("--model", model), ("--hardware", hardware), ("--gpus", gpus)):

@@ -6,6 +6,7 @@ imports it lazily so the CLI works without torch.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Optional
@@ -27,6 +28,8 @@ app.add_typer(validate_app, name="validate")
 
 #: --timeout at most: a day per job.
 MAX_TIMEOUT_S = 86_400.0
+#: Local gloo ranks of one job at most: 8 per CPU of this machine.
+MAX_LOCAL_RANKS = 8 * (os.cpu_count() or 1)
 
 LayoutsOpt = Annotated[Optional[list[str]], typer.Option(
     "--layout", "-l", help="Layout, e.g. tp=2,pp=2 or dp=2,fsdp or pp=2,schedule=gpipe (repeatable).")]
@@ -172,6 +175,9 @@ def run(
     _require_choices(("--backend", backend, ("gloo", "nccl")), ("--dtype", dtype, ("fp32", "bf16", "fp16")),
                      ("--recompute", recompute, ("none", "selective", "full")), ("--recipe", recipe, ("torch-amp", "fsdp")))
     check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
+    if nproc is not None and backend == "gloo" and not 1 <= nproc <= MAX_LOCAL_RANKS:
+        raise SpecError(f"{nproc} is outside 1..{MAX_LOCAL_RANKS} (gloo ranks on this machine: 8 per CPU at most)",
+                        field="--nproc")
     check_output(out, "--out")
     if experts is None:
         experts = 4 if any(re.search(r"\bep=([2-9]|\d\d)", t.replace(" ", "")) for t in layouts or []) else 0
