@@ -70,6 +70,8 @@ INPUT_SLOTS = {
     "calibrate --results": "calibrate --results {X} --out {out}/o.yaml",
     "bench accuracy CSV": "bench accuracy {X}",
     "bench steps FILE": "bench steps {X}",
+    "validate run --model": "validate run --model {X} --out {out}/r.json",
+    "validate slurm --model": "validate slurm --model {X}",
 }
 
 
