@@ -87,6 +87,14 @@ class RowResult(_Result):
     moe: bool = Field(False, description="a mixture-of-experts model (expert parallelism priced)")
     measured_tokens_per_gpu: float | None = Field(None, description="published tokens/s per GPU (read)")
     predicted_tokens_per_gpu: float | None = Field(None, description="predicted tokens/s per GPU")
+    memory_kind: str | None = Field(
+        None, description="which peak the row's memory is and the prediction compared with it: 'reserved' (the "
+        "caching allocator's reserved peak; predicted = live tensors + the profile's runtime reserve), "
+        "'allocated' (max_memory_allocated; predicted = live tensors), 'unstated' (compared as reserved)")
+    measured_memory_gib: float | None = Field(None, description="published peak memory per GPU, GiB")
+    predicted_memory_gib: float | None = Field(None, description="predicted peak of the same kind, GiB")
+    memory_error_pct: float | None = Field(
+        None, description="predicted minus measured peak memory over measured, % (+ = predicted more)")
 
 
 class Skipped(_Result):
@@ -120,6 +128,9 @@ class Summary(_Result):
     fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated rows per profile")
     context_parallel: GroupStats | None = Field(None, description="rows run with context parallelism (cp > 1)")
     moe_rows: GroupStats | None = Field(None, description="mixture-of-experts rows (expert parallelism priced)")
+    memory: GroupStats | None = Field(
+        None, description="peak-memory errors of the rows that publish a peak (predicted minus measured over "
+        "measured, %; + = predicted more)")
 
 
 class AccuracyReport(_Result):
@@ -163,6 +174,11 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
     lay = case.scenario.layout
     trn = case.scenario.training
     flags = list(case.flags) + ([] if est.fits else ["predicted_oom"])
+    mem_pred = mem_err = None
+    if case.measured_memory_gib:
+        reserve = est.memory[0].breakdown.reserved if est.memory else 0.0
+        mem_pred = (est.peak_memory_bytes - (reserve if case.memory_kind == "allocated" else 0.0)) / 2**30
+        mem_err = (mem_pred / case.measured_memory_gib - 1) * 100
     return RowResult(
         row_id=case.row_id, source_id=case.source_id, model=case.model_name, hardware=est.hardware,
         recipe=case.scenario.training.recipe, gpus=gpus,
@@ -177,6 +193,8 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
         fully_stated=not case.defaults_used, flags=flags, moe=case.moe,
         measured_tokens_per_gpu=case.measured_tokens_per_gpu,
         predicted_tokens_per_gpu=case.scenario.training.tokens_per_step / t / gpus,
+        memory_kind=case.memory_kind if case.measured_memory_gib else None,
+        measured_memory_gib=case.measured_memory_gib, predicted_memory_gib=mem_pred, memory_error_pct=mem_err,
     )
 
 
@@ -210,6 +228,7 @@ def summarize(rows: list[RowResult]) -> Summary:
         fully_stated_by_hardware=by(lambda r: r.hardware, full),
         context_parallel=group_stats(r.error_pct for r in rows if r.cp > 1),
         moe_rows=group_stats(r.error_pct for r in rows if r.moe),
+        memory=group_stats(r.memory_error_pct for r in rows if r.memory_error_pct is not None),
     )
 
 

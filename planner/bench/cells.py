@@ -30,12 +30,56 @@ FUSED_ATTENTION_FRAMEWORKS = re.compile(r"megatron-core|nemo|megatron-bridge|tor
 FA2_NEMO_RELEASES = re.compile(r"nemo\s*24\.0[3-7]", re.I)
 
 
-def row_attention_kernel(framework: str, hardware) -> str | None:
-    """The attention kernel table a row's framework column implies: ``fa2`` for the NeMo releases of
-    ``FA2_NEMO_RELEASES`` on a profile that has that table; None (the profile's default) otherwise."""
-    if FA2_NEMO_RELEASES.search(framework) and "fa2" in hardware.device.attention_kernel_tables:
+#: A flash_attention cell that names the kernel generation: FlashAttention-2 / FA2, FlashAttention-3 / FA3.
+NAMED_KERNELS = ((re.compile(r"flash-?attention[- ]?2|\bfa-?2\b", re.I), "fa2"),
+                 (re.compile(r"flash-?attention[- ]?3|\bfa-?3\b", re.I), "fa3"))
+
+
+def row_attention_kernel(framework: str, hardware, flash_cell: str = "") -> str | None:
+    """The attention kernel table a row implies: the generation its flash_attention cell names (FA2,
+    FA3), for any framework, when the profile has that table; ``fa2`` for the NeMo releases of
+    ``FA2_NEMO_RELEASES``; None (the recipe's choice, planner.pricing.compute.attention_kernel_for)
+    otherwise."""
+    tables = hardware.device.attention_kernel_tables
+    for pattern, kernel in NAMED_KERNELS:
+        if pattern.search(flash_cell) and kernel in tables:
+            return kernel
+    if FA2_NEMO_RELEASES.search(framework) and "fa2" in tables:
         return "fa2"
     return None
+
+
+#: Framework releases that a recipe other than the framework's current one describes: a release the
+#: framework column names -> the recipe of that release (hwprofiles/recipes/<name>.yaml says what differs).
+RELEASE_RECIPES = ((re.compile(r"torchtitan\s*\(9dec370\)", re.I), "torchtitan-2412"),)
+
+
+def row_release_recipe(framework: str) -> str | None:
+    """The recipe of the framework release the row's framework column names (``RELEASE_RECIPES``), or None."""
+    return next((recipe for pattern, recipe in RELEASE_RECIPES if pattern.search(framework)), None)
+
+
+def row_compile(framework: str) -> bool | None:
+    """True when the framework column says the blocks ran under torch.compile; None (the recipe's
+    default) otherwise."""
+    return True if re.search(r"torch\.compile", framework, re.I) else None
+
+
+def row_power_limit(hardware_label: str) -> float | None:
+    """The board power limit (W) the hardware cell states ("500 W"), or None."""
+    m = re.search(r"\b(\d{2,4})\s*W\b", hardware_label)
+    return float(m.group(1)) if m else None
+
+
+def row_memory_kind(notes: str) -> str:
+    """Which peak a row's peak_mem_gb is, from its notes: 'reserved' (the caching allocator's reserved
+    peak, e.g. torchtitan's max_reserved_gib), 'allocated' (max_memory_allocated), or 'unstated'."""
+    low = notes.lower()
+    if "reserved" in low:
+        return "reserved"
+    if "allocated" in low:
+        return "allocated"
+    return "unstated"
 
 
 #: Megatron-LM releases before its "gradient accumulation fusion" commit (83b1e42f, 2022-02-13, which added

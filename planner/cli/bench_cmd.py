@@ -27,12 +27,24 @@ def _stats_row(name: str, g) -> list[str]:
             f"{g.within_10pct:.0%}", f"{g.median_error_pct:+.1f}%"]
 
 
+def _memory_cell(r) -> Text:
+    """'measured / predicted (error, kind)' of a row that publishes its peak memory."""
+    if r.memory_error_pct is None:
+        return Text("-")
+    style = "green" if abs(r.memory_error_pct) <= 10 else "red"
+    return Text(f"{r.measured_memory_gib:.1f} / {r.predicted_memory_gib:.1f} ({_pct(r.memory_error_pct)}, "
+                f"{r.memory_kind})", style=style)
+
+
 def render_accuracy(report) -> Group:
     """Per-row table, summary table and skipped rows of an AccuracyReport."""
     rows = Table(title=f"paraplan bench accuracy: {report.csv}", title_justify="left")
-    for col, just in (("row", "right"), ("source", "left"), ("model", "left"), ("gpus", "right"),
-                      ("layout", "left"), ("measured", "right"), ("predicted", "right"), ("error", "right"),
-                      ("flags", "left")):
+    with_memory = any(r.memory_error_pct is not None for r in report.rows)
+    cols = [("row", "right"), ("source", "left"), ("model", "left"), ("gpus", "right"), ("layout", "left"),
+            ("measured", "right"), ("predicted", "right"), ("error", "right")]
+    if with_memory:
+        cols.append(("memory meas / pred (GiB)", "right"))
+    for col, just in cols + [("flags", "left")]:
         rows.add_column(col, justify=just, overflow="fold")
     for r in report.rows:
         if r.compared == "step_time":
@@ -44,8 +56,11 @@ def render_accuracy(report) -> Group:
             predicted = f"{r.predicted_tflops:.1f} TF"
         flags = ([] if r.fully_stated else ["defaults: " + ",".join(r.defaults_used)]) + r.flags
         err = Text(_pct(r.error_pct), style="green" if abs(r.error_pct) <= 10 else "red")
-        rows.add_row(r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute} {r.recipe}", measured,
-                     predicted, err, "; ".join(flags) or "fully stated")
+        cells = [r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute} {r.recipe}", measured,
+                 predicted, err]
+        if with_memory:
+            cells.append(_memory_cell(r))
+        rows.add_row(*cells, "; ".join(flags) or "fully stated")
     summary = Table(title="absolute throughput error (+ = predicted faster than measured)", title_justify="left")
     for col in ("group", "rows", "median |err|", "mean |err|", "within 10%", "median err"):
         summary.add_column(col, justify="left" if col == "group" else "right")
@@ -56,6 +71,8 @@ def render_accuracy(report) -> Group:
         summary.add_row(*_stats_row("context-parallel rows (cp > 1)", s.context_parallel))
     if s.moe_rows is not None and s.moe_rows.rows:
         summary.add_row(*_stats_row("MoE rows (expert parallelism)", s.moe_rows), style="bold")
+    if s.memory is not None and s.memory.rows:
+        summary.add_row(*_stats_row("peak memory (+ = predicted more)", s.memory), style="bold")
     for name, g in s.by_hardware.items():
         summary.add_row(*_stats_row(f"hardware {name}", g))
     for name, g in s.fully_stated_by_hardware.items():

@@ -35,10 +35,12 @@ GlobalOpt = Annotated[Optional[int], typer.Option("--global-batch", help="Global
 SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length, tokens.", show_default=_default(TrainingSpec, "seq_length"))]
 ZeroOpt = Annotated[Optional[int], typer.Option("--zero", help="ZeRO stage 0, 1, 2 or 3.", show_default=_default(Layout, "zero_stage"))]
 FsdpOpt = Annotated[Optional[bool], typer.Option("--fsdp/--no-fsdp", help="FSDP2 full sharding (like ZeRO-3; not with --zero 1/2).", show_default="no-fsdp")]
-RecomputeOpt = Annotated[Optional[str], typer.Option("--recompute", help="none, selective or full.", show_default=_default(TrainingSpec, "recompute"))]
+RecomputeOpt = Annotated[Optional[str], typer.Option("--recompute", help="none, selective (attention core), op (torchtitan per-op save list) or full.", show_default=_default(TrainingSpec, "recompute"))]
+CompileOpt = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="Transformer blocks under torch.compile (fused norms, activations, RoPE).", show_default="the recipe's")]
+Fp8GatherOpt = Annotated[Optional[bool], typer.Option("--fp8-all-gather/--no-fp8-all-gather", help="With fp8 and FSDP, all-gather Linear weights in fp8 (torchao enable_fsdp_float8_all_gather).", show_default="no-fp8-all-gather")]
 SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequence-parallel", help="Megatron sequence parallelism.", show_default="no-sequence-parallel")]
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, fp16 or fp8.", show_default=_default(TrainingSpec, "precision"))]
-RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, fsdp1 or torch-amp (megatron = megatron-lm, fsdp = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
+RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, torchtitan-2412, fsdp1, fsdp1-amp or torch-amp (megatron = megatron-lm, fsdp = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
 AttnKernelOpt = Annotated[Optional[str], typer.Option("--attention-kernel", help="Fused attention kernel generation: a table of the hardware profile (e.g. fa2).", show_default="the profile's attention_table")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
@@ -61,7 +63,8 @@ SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("tp", TpOpt), ("pp", PpOpt), ("vpp", VppOpt), ("dp", DpOpt), ("cp", CpOpt), ("cp_kind", CpKindOpt),
     ("micro_batch", MicroOpt),
     ("global_batch", GlobalOpt), ("seq", SeqOpt), ("zero", ZeroOpt), ("fsdp", FsdpOpt),
-    ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
+    ("recompute", RecomputeOpt), ("compile", CompileOpt), ("fp8_all_gather", Fp8GatherOpt),
+    ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
     ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("attention_kernel", AttnKernelOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
     ("framework", FrameworkOpt),
     ("ep", EpOpt), ("etp", EtpOpt), ("moe_capacity_factor", CapacityOpt), ("moe_imbalance", ImbalanceOpt),
@@ -95,9 +98,10 @@ def scenario_options(*, exclude: tuple[str, ...] = ()):
 
 
 CHOICES = {
-    "recompute": ("none", "selective", "full"),
+    "recompute": ("none", "selective", "op", "full"),
     "precision": ("bf16", "fp16", "fp8"),
-    "recipe": ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "fsdp1", "torch-amp", "megatron", "fsdp"),
+    "recipe": ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp",
+               "torch-amp", "megatron", "fsdp"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
     "cp_kind": ("ring", "allgather"),
     "moe-dispatcher": ("alltoall", "deepep"),
@@ -161,6 +165,7 @@ FLAG_OF = {
     "layout.cp": "--cp", "layout.zero_stage": "--zero", "layout.fsdp": "--fsdp", "layout.schedule": "--schedule",
     "layout.sequence_parallel": "--sequence-parallel", "training.global_batch_size": "--global-batch",
     "training.micro_batch_size": "--micro-batch", "training.seq_length": "--seq", "training.recompute": "--recompute",
+    "training.fp8_all_gather": "--fp8-all-gather", "training.compile": "--compile",
     "training.precision": "--precision", "training.recipe": "--recipe",
     "training.flash_attention": "--flash-attention", "training.attention_kernel": "--attention-kernel", "layout.ep": "--ep", "layout.etp": "--etp",
     "training.moe_capacity_factor": "--moe-capacity-factor", "training.moe_load_imbalance": "--moe-imbalance",
@@ -203,7 +208,8 @@ def build_scenario(
     tp: int | None = None, pp: int | None = None, vpp: int | None = None, dp: int | None = None,
     cp: int | None = None, cp_kind: str | None = None, micro_batch: int | None = None, global_batch: int | None = None,
     seq: int | None = None, zero: int | None = None, fsdp: bool | None = None,
-    recompute: str | None = None, sequence_parallel: bool | None = None, precision: str | None = None,
+    recompute: str | None = None, compile: bool | None = None, fp8_all_gather: bool | None = None,
+    sequence_parallel: bool | None = None, precision: str | None = None,
     recipe: str | None = None, flash_attention: bool | None = None, attention_kernel: str | None = None,
     schedule: str | None = None, layout_file: str | None = None, framework: str | None = None, ep: int | None = None, etp: int | None = None,
     moe_capacity_factor: float | None = None, moe_imbalance: float | None = None,
@@ -212,7 +218,7 @@ def build_scenario(
     """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
     from hwprofiles import load_hardware, load_model
 
-    from ..frameworks import default_stage_layers
+    from ..frameworks import default_split
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
                          ("schedule", schedule), ("cp_kind", cp_kind), ("moe-dispatcher", moe_dispatcher)):
@@ -247,7 +253,7 @@ def build_scenario(
         put(lay, key, value)
     if vpp is not None and vpp > 1 and schedule is None:
         lay["schedule"] = "interleaved-1f1b"
-    if recipe in ("fsdp", "torchtitan", "fsdp1") and fsdp is None and zero is None:
+    if recipe in ("fsdp", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp") and fsdp is None and zero is None:
         lay["fsdp"] = True
     if recipe is None and framework is not None and "recipe" not in trn:  # price with the target's recipe
         from ..frameworks import DEFAULT_RECIPE, check_framework_name
@@ -258,6 +264,7 @@ def build_scenario(
             lay["fsdp"] = True
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
+                       ("compile", compile), ("fp8_all_gather", fp8_all_gather),
                        ("recipe", recipe), ("flash_attention", flash_attention),
                        ("attention_kernel", attention_kernel),
                        ("moe_capacity_factor", moe_capacity_factor), ("moe_load_imbalance", moe_imbalance),
@@ -275,6 +282,7 @@ def build_scenario(
                                      ("training.global_batch_size", global_batch),
                                      ("training.micro_batch_size", micro_batch), ("training.seq_length", seq),
                                      ("training.recompute", recompute), ("training.precision", precision),
+                                     ("training.fp8_all_gather", fp8_all_gather),
                                      ("training.recipe", recipe), ("training.attention_kernel", attention_kernel),
                                      ("layout.ep", ep), ("layout.etp", etp),
                                      ("training.moe_capacity_factor", moe_capacity_factor),
@@ -300,7 +308,8 @@ def build_scenario(
         elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
             lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
         if lay.get("stage_layers") is None and lay.get("pp", 1) > 1 and model_spec.num_layers % lay["pp"]:
-            lay["stage_layers"] = default_stage_layers(model_spec.num_layers, lay["pp"])
+            lay["stage_layers"] = default_split(model_spec.num_layers, lay["pp"], lay.get("vpp", 1),
+                                                trn.get("recipe", TrainingSpec.model_fields["recipe"].default))
         scenario = Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
                             layout=Layout(**lay))
         check_layout(scenario.layout, scenario.model, scenario.training, scenario.gpus)

@@ -21,13 +21,16 @@ ENGINES = ("analytic", "simulate")
 def estimate(
     engine: Annotated[str, typer.Option("--engine", help="analytic or simulate.")] = "analytic",
     tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
-    pue: br.PueOpt = None, offload: br.OffloadOpt = None,
+    pue: br.PueOpt = None, failure_rate: br.FailureRateOpt = None, checkpoint: br.CheckpointOpt = None,
+    checkpoint_interval: br.CheckpointIntervalOpt = None, offload: br.OffloadOpt = None,
     json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Predict one training step of one layout: time, throughput, MFU/HFU, memory per stage."""
     if engine not in ENGINES:
         raise SpecError(f"'{engine}' is not one of: {', '.join(ENGINES)}", field="--engine")
+    reliability_opts = br.reliability_options(tokens, failure_rate, checkpoint, checkpoint_interval)
     scenario = c.build_scenario(**scenario_flags)
+    br.check_reliability_hardware(scenario.hardware, reliability_opts)
     off = br.offload_from_flag(offload)
     if off is not None:
         scenario = scenario.model_copy(update={"training": scenario.training.replace(offload=off.model_dump())})
@@ -39,9 +42,10 @@ def estimate(
     else:
         est = scenario.estimate()
     budget = br.budget_for(est, scenario.hardware, tokens, price_per_gpu_hour, power_per_gpu, pue)
+    reliability = br.reliability_for(est, scenario.model, scenario.hardware, budget, reliability_opts)
     evidence = estimate_evidence(scenario, est)
     if json_out:
-        payload = br.with_budget(est.model_dump(mode="json"), budget)
+        payload = br.with_budget(est.model_dump(mode="json"), budget, reliability)
         payload["evidence"] = evidence.model_dump(mode="json")
         print_json(payload)
     else:
@@ -57,3 +61,6 @@ def estimate(
         if budget is not None:
             console.print()
             console.print(br.budget_table(budget))
+        if reliability is not None:
+            console.print()
+            console.print(br.reliability_table(reliability, budget))

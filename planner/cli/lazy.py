@@ -28,6 +28,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "estimate": CommandEntry(("estimate_cmd",), "Predict one training step of one layout: time, throughput, MFU/HFU, memory per stage."),
     "explore": CommandEntry(("explore_app",), "Interactive explorer: change tp/pp/micro-batch/ZeRO/recompute/GPUs/NIC/links/HBM by keys."),
     "plan": CommandEntry(("plan_cmd",), "Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."),
+    "run": CommandEntry(("run_cmd",), "Price a whole training run: stages, batch ramp, checkpoints, failures and restarts, in days and GPU-hours."),
     "simulate": CommandEntry(("simulate_cmd",), "Simulate one training step event by event: schedule, overlap, NIC contention, memory over time."),
     "calibrate": CommandEntry(("calibrate_cmd",), "Run microbenchmarks (and training jobs), fit pricing parameters, write a calibration overlay."),
     "whatif": CommandEntry(("whatif_cmd",), "Compare a base scenario with variants: step time, tokens/s, MFU, memory, breakdown, bottleneck."),

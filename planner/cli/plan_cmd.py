@@ -120,7 +120,8 @@ def plan(
     offload: Annotated[Optional[str], typer.Option("--offload", help="auto (only where needed to fit), none, or off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act.")] = None,
     rank_order: Annotated[Optional[str], typer.Option("--rank-order", help="tp-cp-pp-dp or tp-cp-dp-pp (default: search both).")] = None,
     tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
-    pue: br.PueOpt = None,
+    pue: br.PueOpt = None, failure_rate: br.FailureRateOpt = None, checkpoint: br.CheckpointOpt = None,
+    checkpoint_interval: br.CheckpointIntervalOpt = None,
     framework: c.FrameworkOpt = None,
     ep: c.EpOpt = None, etp: c.EtpOpt = None, moe_capacity_factor: c.CapacityOpt = None,
     moe_imbalance: c.ImbalanceOpt = None, moe_shared_expert_overlap: c.SharedOverlapOpt = None,
@@ -170,6 +171,7 @@ def plan(
         c.check_name(name, value)
     c.check_positive(("--gpus", gpus), ("--max-tp", max_tp), ("--pp", pp), ("--micro-batch", micro_batch), ("--seq", seq),
                      ("--global-batch", global_batch), ("--tokens-per-step", tokens_per_step))
+    reliability_opts = br.reliability_options(tokens, failure_rate, checkpoint, checkpoint_interval)
     if out is not None and export is None:
         raise SpecError("writes the --export text; give --export megatron|deepspeed|torchtitan|json", field="--out")
     check_output(out, "--out", folder=export not in (None, "json"))  # a config + launch.sh folder
@@ -179,6 +181,7 @@ def plan(
         raise SpecError(f"{refine} must be > 0", field="--refine")
     model_spec = load_model(model)
     hw = load_hardware(hardware, calibration)
+    br.check_reliability_hardware(hw, reliability_opts)
     if seq is not None:
         c.check_seq_fits(model_spec, seq)
     trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq,
@@ -254,6 +257,7 @@ def plan(
         except InfeasibleError as exc:
             without_offload = str(exc)
     budget = br.budget_for(best.estimate, hw, tokens, price_per_gpu_hour, power_per_gpu, pue)
+    reliability = br.reliability_for(best.estimate, model_spec, hw, budget, reliability_opts)
     exported, written = None, []
     if export is not None:
         scenario = Scenario(model=model_spec, hardware=hw, gpus=best.gpus, training=best.training,
@@ -275,7 +279,7 @@ def plan(
             payload["expert_communication"] = moe.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
-        br.with_budget(payload, budget)
+        br.with_budget(payload, budget, reliability)
         payload["tiers"] = tier_mapping(best.layout, hw)
         payload["without_offload"] = without_offload
         if exported is not None:
@@ -306,6 +310,9 @@ def plan(
     console.print()
     if budget is not None:
         console.print(br.budget_table(budget))
+        console.print()
+    if reliability is not None:
+        console.print(br.reliability_table(reliability, budget))
         console.print()
     if ref_source is not None:
         console.print(Text(f"• reference row 'ref': the layout published with {model_spec.name} ({ref_source}), "

@@ -47,11 +47,9 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
-def _budget(d: dict) -> str:
-    e, b = d, d["budget"]
-    return (f"{e['step_time_s']:.2f} s per step, {_pct(e['mfu'])} MFU, {b['steps']:,} steps, {b['days']:.1f} days, "
-            f"{b['gpu_hours'] / 1e6:.1f}M GPU-hours ... {b['energy_mwh']:,.0f} MWh ... "
-            f"needs {e['peak_memory_bytes'] / GIB:.1f} GiB per GPU")
+def _run_plan(d: dict) -> str:
+    t = d["totals"]
+    return f"{t['gpu_hours'] / 1e6:.2f}M ... {_pct(t['goodput'])} ... {t['wall_days']:.1f} days"
 
 
 def _best(d: dict) -> dict:
@@ -59,10 +57,8 @@ def _best(d: dict) -> dict:
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure("405B whole-run budget (Meta's layout, 15.6T tokens)", "README.md",
-           ("estimate", "--model", "llama3.1-405b", "--hardware", "h100-sxm-80gb", "--gpus", "16384", "--tp", "8",
-            "--pp", "16", "--vpp", "4", "--zero", "1", "--sequence-parallel", "--global-batch", "2048", "--seq", "8192",
-            "--tokens", "15.6T"), _budget),
+    Figure("Llama 3 405B pre-training, run plan (GPU-hours, goodput, days)", "README.md", ("run", "llama3-405b"),
+           _run_plan),
     Figure("published runs: all rows / fully stated", "README.md", ("bench", "accuracy"),
            lambda d: (f"fully stated ({d['summary']['fully_stated']['rows']}) | "
                       f"{d['summary']['fully_stated']['median_abs_error_pct']:.1f} % ... all predicted dense and MoE rows "

@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from ..errors import SpecError
+from ..specs.straggler import StragglerSpec, parse_slow_part
 from ..units import check_number
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json, write_atomic
@@ -23,7 +24,8 @@ MAX_SAMPLES = 10_000
 def versus_analytic(result, analytic) -> Table:
     """Simulated against analytic time parts: what overlap and contention changed, and the NIC sharing."""
     sim = result.estimate
-    table = Table(title="simulated vs analytic (overlap and contention are what differ)")
+    what = "overlap, contention and the stragglers" if result.stragglers else "overlap and contention"
+    table = Table(title=f"simulated vs analytic ({what} are what differ)")
     for col in ("part", "analytic", "simulated", "change"):
         table.add_column(col, justify="right" if col != "part" else "left")
     rows = [("step time", analytic.step_time_s, sim.step_time_s)]
@@ -39,6 +41,16 @@ def versus_analytic(result, analytic) -> Table:
     return table
 
 
+def with_stragglers(scenario, straggler: list[str] | None, variation: float, seed: int):
+    """``scenario`` with the ``--straggler`` parts and ``--rank-variation`` (unchanged when none)."""
+    if variation < 0 or variation >= 1:
+        raise SpecError(f"{variation} must be in [0, 1)", field="--rank-variation")
+    slow = [parse_slow_part(text) for text in straggler or []]
+    if not slow and variation == 0:
+        return scenario
+    return scenario.model_copy(update={"stragglers": StragglerSpec(slow=slow, variation=variation, seed=max(0, seed))})
+
+
 @app.command()
 @c.scenario_options()
 def simulate(
@@ -50,6 +62,8 @@ def simulate(
     no_overlap: Annotated[bool, typer.Option("--no-overlap", help="Replay the analytic overlap assumptions only.")] = False,
     no_contention: Annotated[bool, typer.Option("--no-contention", help="Do not share NIC bandwidth among transfers.")] = False,
     fine: Annotated[bool, typer.Option("--fine", help="Replay every micro-batch (default: replay the steady-state cycle and extend it, checked).")] = False,
+    straggler: Annotated[Optional[list[str]], typer.Option("--straggler", help="A slow rank or node: rank=17,compute=0.8 or node=3,nic=0.5 (compute, link, nic: fractions of nominal; repeatable).")] = None,
+    rank_variation: Annotated[float, typer.Option("--rank-variation", help="Per-rank compute speed variation, lognormal sigma (0.02 = 2 %; --seed draws it).")] = 0.0,
     json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Simulate one training step event by event: schedule, overlap, NIC contention, memory over time."""
@@ -63,6 +77,7 @@ def simulate(
     if png:
         require_plotting("--png")
     check_number(jitter, "--jitter", at_least=0, at_most=MAX_JITTER)
+    check_number(rank_variation, "--rank-variation", at_least=0, below=1)
     if not 1 <= samples <= MAX_SAMPLES:
         raise SpecError(f"{samples} is outside 1..{MAX_SAMPLES:,}", field="--samples")
     if samples > 1 and jitter <= 0:
@@ -71,19 +86,21 @@ def simulate(
     if not 0 <= seed < 2**32:
         raise SpecError(f"{seed} is outside 0..2^32-1", field="--seed")
     scenario = c.build_scenario(**scenario_flags)
+    scenario = with_stragglers(scenario, straggler, rank_variation, seed)
     with job_progress("simulated samples", samples, enabled=samples > 1 and not json_out) as progress:
         result = run(scenario, overlap=not no_overlap, contention=not no_contention, jitter=jitter,
                      samples=samples, seed=seed, trace=bool(trace or png), fine=fine,
                      progress=lambda done, total: progress.done(done, total=total))
     title = f"{scenario.model.name} on {scenario.gpus} x {scenario.hardware.name}, {scenario.layout.describe()}"
     if trace:
-        write_atomic(trace, trace_json(trace_document(result.trace_events, scenario.layout.pp, title)))
+        write_atomic(trace, trace_json(trace_document(result.trace_events, scenario.layout.pp, title,
+                                                      result.stage_labels)))
     if png:
         from simulate.plot import plot_schedule
 
         with atomic_output(png) as tmp:
             plot_schedule(result.trace_events, scenario.layout.pp, tmp, title)
-    analytic = scenario.estimate()
+    analytic = scenario.model_copy(update={"stragglers": StragglerSpec()}).estimate()  # the nominal step
     if json_out:
         payload = result.summary()
         payload["analytic"] = {"step_time_s": analytic.step_time_s, "time": analytic.time.model_dump()}
@@ -91,6 +108,8 @@ def simulate(
         return
     console.print(render_estimate(result.estimate))
     console.print(versus_analytic(result, analytic))
+    for line in result.stragglers:
+        console.print(f"straggler: {line}")
     table = Table(title="resources (busy over the step)")
     for col in ("resource", "busy", "utilisation", "users / slowdown"):
         table.add_column(col)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..specs import Layout, TrainingSpec
+from .mechanisms import Mechanisms
 
 
 class Result(BaseModel):
@@ -163,6 +164,10 @@ class Estimate(Result):
     notes: list[str] = Field(default_factory=list, description="assumptions and warnings")
     ops: OpBreakdown | None = Field(None, description="per-kernel-class bytes, FLOPs and seconds of the busiest "
                                     "stage (single estimates; not computed inside the search)")
+    mechanisms: Mechanisms | None = Field(
+        None, description="the framework machinery of the step by name: ZeRO-3 / FSDP gathers, reshard policy and "
+        "parameter copies, checkpointing policy and saved bytes, context-parallel merges, NCCL's SM share, "
+        "attention kernel, power-limited clock, optimizer (single estimates; planner.cost.mechanisms)")
 
     @property
     def worst_stage(self) -> StageMemory:

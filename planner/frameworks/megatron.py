@@ -64,6 +64,8 @@ def _model(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | No
         return "ALiBi positions: Megatron-Core GPT has learned_absolute, rope, mrope, yarn or none"
     if model.ffn_kind == "relu":
         return "a ReLU FFN: Megatron-Core GPT has GeLU, SwiGLU or squared ReLU"
+    if model.ffn_kind == "geglu":
+        return "a GeGLU FFN: Megatron-Core GPT's gated FFN option is --swiglu (SiLU gate) only"
     if model.embedding_norm:
         return "a norm after the embedding (BLOOM): Megatron-Core GPT has none"
     return None

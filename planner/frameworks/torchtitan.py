@@ -1,8 +1,9 @@
 """torchtitan layout rules (torchtitan 0.3.0; line numbers are of that release's sources).
 
 torchtitan builds its models from Python config registries; the export targets the ``llama3``
-module, so a model must be one of its flavours (table below, from
-torchtitan/models/llama3/__init__.py). Sharding is FSDP2 (ZeRO-3) or replication (DDP semantics,
+module and builds the planned model with its layer builder (``_build_llama3_layers``), so a model must
+have that architecture: RMSNorm, SwiGLU, RoPE, no biases, head width h / heads, dense (the flavour
+table below only picks torchtitan's recipe to start from). Sharding is FSDP2 (ZeRO-3) or replication (DDP semantics,
 ``fully_shard`` over a mesh of shard degree 1): there is no ZeRO-1/2.
 """
 
@@ -26,19 +27,43 @@ MAX_SEQ_LEN = 131072  # ComplexRoPE.Config(max_seq_len=131072) of every llama3 f
 SCHEDULE_NAMES = {"gpipe": "GPipe", "1f1b": "1F1B", "interleaved-1f1b": "Interleaved1F1B"}
 
 
+def torchtitan_stage_layers(layers: int, pp: int, vpp: int = 1) -> list[int]:
+    """Layers per pipeline rank as torchtitan splits them when no split points are given
+    (torchtitan 9dec370 parallelisms/pipelining_utils.py ``generate_split_points``): ``pp * vpp`` stages
+    (looped schedules: ``vpp`` stages per rank, rank r holding stages r, r + pp, ...); the first stage
+    gets ``layers // stages``, the middle ones one more while the remainder lasts, the last what is left."""
+    stages = pp * vpp
+    if stages == 1:
+        return [layers]
+    base, extra = divmod(layers, stages)
+    sizes = [base]
+    for _ in range(stages - 2):
+        take = base + 1 if extra > 0 else base
+        extra -= 1 if extra > 0 else 0
+        sizes.append(take)
+    sizes.append(layers - sum(sizes))
+    return [sum(sizes[r + k * pp] for k in range(vpp)) for r in range(pp)]
+
+
+def llama3_architecture(model: ModelSpec) -> bool:
+    """True when torchtitan's llama3 layer builder builds this model (llama3/__init__.py:69-110)."""
+    arch = (model.norm_kind, model.ffn_kind, model.position_kind, model.linear_bias, model.qkv_bias,
+            model.embedding_norm, model.is_moe, model.attention_kind, model.qk_norm, model.sandwich_norm,
+            model.head_dim in (None, model.hidden_size // model.num_heads))
+    return arch == ("rmsnorm", "swiglu", "rope", False, False, False, False, "gqa", False, False, True)
+
+
 def llama3_flavour(model: ModelSpec) -> str | None:
-    """The torchtitan llama3 flavour with exactly this architecture, or None."""
+    """The torchtitan llama3 flavour with exactly this architecture and size, or None."""
     key = (model.hidden_size, model.num_layers, model.num_heads, model.kv_heads, model.vocab_size,
            model.ffn_hidden_size, model.tied_embeddings)
-    arch = (model.norm_kind, model.ffn_kind, model.position_kind, model.linear_bias, model.qkv_bias,
-            model.embedding_norm, model.is_moe, model.head_dim in (None, model.hidden_size // model.num_heads))
-    if arch != ("rmsnorm", "swiglu", "rope", False, False, False, False, True):
+    if not llama3_architecture(model):
         return None
     return next((name for name, dims in LLAMA3_FLAVOURS.items() if dims == key), None)
 
 
 def _model(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
-    if llama3_flavour(model) is not None:
+    if llama3_architecture(model):
         return None
     if model.is_moe:
         why = "is a MoE model (torchtitan's MoE modules are deepseek_v3, qwen3, gpt_oss, kimi_k2_7, not Mixtral)"
@@ -50,7 +75,8 @@ def _model(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | No
                f"{'/biases' if model.linear_bias else ''} (torchtitan's dense module is llama3: RMSNorm, "
                "SwiGLU, RoPE, no biases)")
     else:
-        why = f"has dimensions that match no llama3 flavour ({', '.join(LLAMA3_FLAVOURS)})"
+        why = ("has multi-latent attention, Q/K norms, sandwich norms or a head width other than h / heads "
+               "(torchtitan's llama3 layers: GQA, head width h / heads)")
     return f"model {model.name} {why}"
 
 
@@ -84,7 +110,7 @@ def _sequence(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str |
 
 
 TORCHTITAN_RULES = (
-    Rule("model", f"{LLAMA3}:148-356", _model),
+    Rule("model", f"{LLAMA3}:69-110 (_build_llama3_layers)", _model),
     Rule("zero", "torchtitan/models/llama3/parallelize.py:69-89 (apply_fsdp_to_decoder)", _zero),
     Rule("precision", "torchtitan/config/configs.py:85", _precision),
     Rule("schedule", "torch/distributed/pipelining/schedules.py get_schedule_class", _schedule),

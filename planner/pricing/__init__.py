@@ -10,7 +10,7 @@ from ..work.context import RingAttention
 from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll, launches
 from . import shared_blocks
 from .collectives import CollectivePricer
-from .compute import ComputePricer
+from .compute import FOREACH_ADAMW_SLOWDOWN, ComputePricer, attention_kernel_for
 from .placement import GroupPlacement, axis_placement, axis_strides, pp_boundary_devices
 
 AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate", "ep", "etp", "edp")
@@ -155,7 +155,8 @@ class Pricer:
         self.shared_expert_overlap = training.moe_shared_expert_overlap
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self._shared = shared_blocks.current() if type(self) is Pricer else None  # planner.pricing.shared_blocks
-        self.compute = shared_compute(hardware, training.precision, training.attention_kernel, self._shared)
+        self.attention_kernel = attention_kernel_for(hardware.device, training)
+        self.compute = shared_compute(hardware, training.precision, self.attention_kernel, self._shared)
         if self._shared is None:
             self.collectives = CollectivePricer(hardware, self.nodes)
         else:
@@ -167,7 +168,7 @@ class Pricer:
         self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
         if self._shared is not None:
             self._context = shared_blocks.context_id(
-                self._shared, hardware, (training.precision, training.attention_kernel, self.host_dispatch_s, self.recompute_host_calls,
+                self._shared, hardware, (training.precision, self.attention_kernel, self.host_dispatch_s, self.recompute_host_calls,
                                          self.shared_expert_overlap, tuple(self.groups[a] for a in AXES)))
 
     def op_time(self, op: Op) -> float:
@@ -291,11 +292,24 @@ class Pricer:
             return max(0.0, send_s - min(fwd_compute, bwd_compute) / lay.vpp)
         return send_s
 
+    @property
+    def comm_compute_slowdown(self) -> float:
+        """Extra compute seconds per second of compute that runs beside a collective: the collective's kernels
+        hold ``node.collective_sms`` of the device's ``sm_count`` SMs (NCCL runs one CTA per channel, each
+        on its own SM: NCCL docs, NCCL_MIN_CTAS / NCCL_MAX_CTAS), so the overlapped compute runs on the rest,
+        k / (S - k) slower (Calculon's processor_usage models the same share, arXiv 2023 Isaev et al.); 0 when
+        the profile gives no figure."""
+        k, sms = self.hardware.node.collective_sms, self.hardware.device.sm_count
+        return k / (sms - k) if k and sms and sms > k else 0.0
+
     def optimizer_time(self, params: float, pass_bytes: float = 0.0) -> float:
         """Seconds for the optimizer step over ``params`` parameters on one GPU, with ``pass_bytes`` of
         memory-bound passes around it (gradient zeroing, master -> parameter copy, clipping; priced by
         ComputePricer.optimizer_stream_time)."""
-        return self.compute.optimizer_time(params) + self.compute.optimizer_stream_time(pass_bytes)
+        adam = self.compute.optimizer_time(params)
+        if self.training.recipe_spec.optimizer_foreach:  # a kernel per operation over the parameter list
+            adam *= FOREACH_ADAMW_SLOWDOWN
+        return adam + self.compute.optimizer_stream_time(pass_bytes)
 
 
 __all__ = ["AXES", "BlockTime", "ComputePart", "Pricer", "compute_part", "compute_seconds", "ring_compute_parts"]

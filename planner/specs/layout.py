@@ -169,6 +169,9 @@ def check_layout(layout: Layout, model: ModelSpec, training: TrainingSpec, gpus:
             f"cp({layout.cp}) > 1 needs flash_attention (ring and all-gather context parallelism run the fused "
             "attention kernel per K/V chunk)", field="layout.cp"
         )
+    if training.fp8_all_gather and (training.precision != "fp8" or layout.effective_zero_stage != 3):
+        raise SpecError(f"fp8_all_gather needs precision fp8 and ZeRO-3 / FSDP (precision {training.precision}, ZeRO "
+                        f"stage {layout.effective_zero_stage})", field="training.fp8_all_gather")
     if layout.ep > 1 or layout.etp is not None:
         if not model.is_moe:
             raise SpecError(f"ep({layout.ep}) / etp({layout.etp}) need a MoE model", field="layout.ep")

@@ -12,7 +12,7 @@ from .offload import OffloadSpec
 from .recipe import RecipeName, RecipeSpec
 
 Precision = Literal["bf16", "fp16", "fp8"]
-Recompute = Literal["none", "selective", "full"]
+Recompute = Literal["none", "selective", "op", "full"]
 
 
 #: Recipe name -> RecipeSpec, read once per name (the property below is on the search's hot path).
@@ -33,7 +33,16 @@ class TrainingSpec(Spec):
         "torchtitan. Fields left unset take the recipe's defaults (dropout, overlaps, distributed optimizer)",
     )
     optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer (Adam keeps two fp32 moments)")
-    recompute: Recompute = Field("none", description="activation recomputation")
+    recompute: Recompute = Field(
+        "none", description="activation recomputation: none; selective = the attention core (Megatron, Korthikanti "
+        "et al. 2022 Sec. 5); op = torchtitan's per-op selective checkpointing (a save list: every other matmul, "
+        "attention, reduce-scatters; the rest recomputed; planner/work/sac.py); full = every layer from its input")
+    compile: bool = Field(
+        False, description="transformer blocks under torch.compile (Inductor fuses norms, activations, RoPE; "
+        "specs.recipe.COMPILE_FUSES); default: the recipe's compile_default")
+    fp8_all_gather: bool = Field(
+        False, description="with fp8 and FSDP, Linear weights are all-gathered in fp8 (torchao "
+        "enable_fsdp_float8_all_gather): 1 byte per gathered weight instead of 2")
     flash_attention: bool = Field(True, description="fused flash attention (no s^2 score matrix stored)")
     attention_kernel: str | None = Field(
         None, description="fused attention kernel generation: a key of the hardware profile's "
@@ -98,21 +107,26 @@ class TrainingSpec(Spec):
                              ("overlap_param_gather", spec.overlap_param_gather_default),
                              ("overlap_dp_comm", spec.overlap_grad_reduce_default),
                              ("grad_accumulation_fusion", spec.grad_accumulation_fused),
-                             ("distributed_optimizer", spec.distributed_optimizer_default)):
+                             ("distributed_optimizer", spec.distributed_optimizer_default),
+                             ("compile", spec.compile_default)):
             if out.get(key) is None:
                 out[key] = default
         return out
 
     @property
     def recipe_spec(self) -> RecipeSpec:
-        """The framework recipe this step runs with (hwprofiles/recipes/<recipe>.yaml)."""
-        spec = _RECIPES.get(self.recipe)
+        """The framework recipe this step runs with (hwprofiles/recipes/<recipe>.yaml), its kernels fused
+        by torch.compile when ``compile`` is on (RecipeSpec.compiled)."""
+        key = (self.recipe, self.compile)
+        spec = _RECIPES.get(key)
         if spec is None:
             from hwprofiles.recipe_loader import load_recipe
 
             spec = load_recipe(self.recipe)
+            if self.compile:
+                spec = spec.compiled()
             if len(_RECIPES) < 64:  # the loader's own cache size; beyond it, ask the loader each time
-                _RECIPES[self.recipe] = spec
+                _RECIPES[key] = spec
         return spec
 
     @model_validator(mode="after")

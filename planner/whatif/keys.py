@@ -22,9 +22,10 @@ from pydantic import BaseModel, ValidationError
 from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario
 from ..specs import DTYPES, Layout, TrainingSpec, check_layout
+from ..specs.straggler import parse_slow_part
 from ..units import Kind, resolve
 
-SECTIONS = ("model", "training", "layout", "hardware")
+SECTIONS = ("model", "training", "layout", "hardware", "stragglers")
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
 LAYOUT_SHAPE = ("tp", "pp", "cp")
@@ -44,6 +45,7 @@ FIELD_ALIASES = {
     "hardware.network_efficiency": "hardware.network.efficiency",
     "hardware.node_latency": "hardware.node.collective_latency_us",
     "hardware.collective_efficiency": "hardware.node.collective_efficiency",
+    "hardware.power_limit": "hardware.device.power_limit_w", "device.power_limit_w": "hardware.device.power_limit_w",
     **{f"hardware.peak_tflops.{d}": f"hardware.device.peak_tflops.{d}" for d in DTYPES},
 }
 
@@ -256,7 +258,22 @@ def _set_hidden(data: dict, text: str, key: str) -> list[str]:
     return notes
 
 
+def _add_straggler(data: dict, text: str, key: str) -> list[str]:
+    """One more slow rank or node: ``straggler=rank=17,compute=0.8`` (simulate engine)."""
+    part = parse_slow_part(text, field=key)
+    data["stragglers"]["slow"].append(part.model_dump())
+    return [f"{key}: {part.describe()} (priced by the simulator)"]
+
+
+def _set_rank_variation(data: dict, text: str, key: str) -> list[str]:
+    """Per-rank compute speed variation, lognormal sigma (``rank_variation=0.02``; simulate engine)."""
+    data["stragglers"]["variation"] = resolve(text, data["stragglers"]["variation"] or None, None, field=key)
+    return []
+
+
 ALIASES: dict[str, Callable[[dict, str, str], list[str]]] = {
+    "straggler": _add_straggler,
+    "rank_variation": _set_rank_variation,
     "hardware.nic_bandwidth": _set_nic_bandwidth,
     "hardware.link_bandwidth": _set_link_bandwidth,
     "hardware.peak_tflops": _set_peak_tflops,

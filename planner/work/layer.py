@@ -20,6 +20,7 @@ from .kernels import (
     fp8_quantize_ops,
     loss_ops,
     norm_ops,
+    repeat_kv_ops,
     residual_bytes,
     residual_ops,
     rope_ops,
@@ -28,6 +29,7 @@ from .kernels import (
 from .mla import mla_forward
 from .moe import moe_forward, moe_linear_params
 from .ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op
+from .sac import sac_split
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
 
@@ -101,9 +103,12 @@ def _attention_core_ops(d: Dims, training: TrainingSpec, layout: Layout, recipe,
     ops: list[Op] = []
     if position_kind == "rope":
         ops += rope_ops(d.tokens, q_width, kv_width, recipe, phase)
-    ops += attention_core(batch=d.batch, heads_local=d.heads_local, kv_heads_local=d.kv_heads_local,
+    ops += repeat_kv_ops(d.tokens, q_width, kv_width, recipe, phase)
+    kv_heads = d.heads_local if recipe.gqa_repeat_kv else d.kv_heads_local  # the kernel (and cp) sees repeated K/V
+    ops += attention_core(batch=d.batch, heads_local=d.heads_local, kv_heads_local=kv_heads,
                           head_dim=d.head_dim, seq_local=d.seq, cp=layout.cp, kind=resolve_cp_kind(layout, training),
-                          phase=phase, fused=training.flash_attention)  # context parallelism: work/context.py
+                          phase=phase, fused=training.flash_attention,
+                          merges=recipe.cp_merges)  # context parallelism: work/context.py
     if not training.flash_attention:
         # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
         drop = 1 if training.dropout else 0
@@ -184,7 +189,8 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
     if training.precision == "fp8":
         # the MoE router stays a 16-bit torch Linear in Megatron-Core (TopKRouter), not a TE fp8 one
         ops += fp8_quantize_ops([_executed_shape(op) for op in ops if isinstance(op, (Gemm, ExecutedGemm))
-                                 and op.name != "router"], phase)
+                                 and op.name != "router"], phase, recipe,
+                                weights_in_fp8=training.fp8_all_gather)
     return ops
 
 
@@ -232,11 +238,15 @@ def backward_of(forward: list[Op]) -> list[Op]:
 
 
 def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool = False) -> list[Op]:
-    """Ops replayed before a layer's backward: the whole forward for full recompute; the
-    attention core for selective recompute without a fused kernel (Korthikanti et al. 2022,
-    Sec. 5); nothing otherwise (a fused kernel already recomputes scores in its backward)."""
+    """Ops replayed before a layer's backward: the whole forward for full recompute; what torchtitan's
+    per-op policy does not save for ``op`` (planner.work.sac); the attention core for selective
+    recompute without a fused kernel (Korthikanti et al. 2022, Sec. 5); nothing otherwise (a fused
+    kernel already recomputes scores in its backward)."""
     if training.recompute == "full":
         return layer_forward(model, training, layout, phase="recompute", dense=dense)
+    if training.recompute == "op":
+        return sac_split(layer_forward(model, training, layout, dense=dense), model, training,
+                         dims(model, training, layout))[1]
     if training.recompute == "selective" and not training.flash_attention:
         return [op for op in layer_forward(model, training, layout, phase="recompute", dense=dense)
                 if op.name in ("attention", "attention.kv_allgather", "softmax")]

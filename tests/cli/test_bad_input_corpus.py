@@ -71,6 +71,7 @@ INPUT_SLOTS = {
     "bench accuracy CSV": "bench accuracy {X}",
     "bench steps FILE": "bench steps {X}",
     "validate run --model": "validate run --model {X} --out {out}/r.json",
+    "run PLAN": "run {X}",
     "validate slurm --model": "validate slurm --model {X}",
 }
 
@@ -225,6 +226,16 @@ VALUE_CASES = [
     ("plan-export-unknown", f"plan {BASE} --export nope", 2, "--export"),
     ("validated-only-nothing", "plan -m gpt3-125m -H mi300x -g 8 --global-batch 16 --validated-only", 1,
      "measured run"),
+    ("rank-variation-nan", f"simulate {BASE} --rank-variation nan", 2, "--rank-variation"),
+    ("rank-variation-huge", f"simulate {BASE} --rank-variation 1e300", 2, "--rank-variation"),
+    ("straggler-junk", f"simulate {BASE} --straggler junk", 2, "--straggler"),
+    ("straggler-nan", f"simulate {BASE} --straggler rank=1,compute=nan", 2, "--straggler"),
+    ("failure-rate-nan", f"estimate {BASE} --tokens 1T --failure-rate nan", 2, "--failure-rate"),
+    ("checkpoint-interval-negative", f"estimate {BASE} --tokens 1T --checkpoint-interval -5s", 2,
+     "--checkpoint-interval"),
+    ("run-unknown-plan", "run no-such-plan", 2, None),
+    ("run-set-unknown", "run llama3-405b --set nonsense=3", 2, "--set"),
+    ("run-set-nan", "run llama3-405b --set failure_rate=nan", 2, None),
     ("stdin-junk-model", "estimate -m - -H a100-sxm-80gb -g 8 --global-batch 16", 2, "-:"),
 ]
 

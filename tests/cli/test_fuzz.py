@@ -203,11 +203,11 @@ def _some(draw, options: dict, most: int = 2) -> list[str]:
     return args
 
 
-COMMANDS = ["estimate", "plan", "simulate", "whatif", "sweep", "sensitivity", "explore", "hw show", "hw list",
+COMMANDS = ["estimate", "plan", "simulate", "run", "whatif", "sweep", "sensitivity", "explore", "hw show", "hw list",
             "model show", "model list", "report frontier", "validate report", "validate run", "calibrate", "--help",
             "bogus"]
 #: Examples per command: the fast commands get more (the whole test stays well under 60 s on 2 cores).
-EXAMPLES = {"plan": 12, "simulate": 12, "sweep": 15, "sensitivity": 10, "hw list": 3, "model list": 3, "--help": 3,
+EXAMPLES = {"plan": 12, "simulate": 12, "run": 6, "sweep": 15, "sensitivity": 10, "hw list": 3, "model list": 3, "--help": 3,
             "bogus": 3, "report frontier": 6, "validate run": 10}
 
 
@@ -223,13 +223,24 @@ def command_line(draw, cmd: str) -> tuple[list[str], list[str]]:
         argv += _scenario_base(draw) + _some(draw, {
             "--max-tp": small, "--pp": small, "--zero": junk, "--top": small, "--objective": junk,
             "--memory-headroom": junk, "--reference": st.one_of(st.just("tp=2,pp=1"), junk),
+            "--tokens": st.sampled_from(["1T", "lots"]),
+            "--failure-rate": st.sampled_from(["llama3", "1e-5", "-1", "often"]),
+            "--checkpoint": st.sampled_from(["async", "sync", "none", "maybe"]),
             "--export": st.one_of(st.sampled_from(["json", "megatron", "deepspeed", "torchtitan"]), junk),
             "--out": out_path(".json"), "--tokens-per-step": junk, "--seq": junk}, most=4)
     elif cmd == "simulate":
         argv += _scenario_base(draw) + _some(draw, {
             "--tp": small, "--pp": small, "--trace": out_path(".json"), "--png": out_path(".png"),
             "--jitter": st.sampled_from(["0", "0.1", "-1", "nan", "abc"]), "--samples": small,
-            "--schedule": st.sampled_from(["gpipe", "1f1b", "zb-h1", "nope"])}, most=4)
+            "--schedule": st.sampled_from(["gpipe", "1f1b", "zb-h1", "nope"]),
+            "--straggler": st.sampled_from(["rank=1,compute=0.8", "node=0,nic=0.5", "rank=99999,compute=0.5",
+                                            "rank=1,compute=2", "rank", "x=1"]),
+            "--rank-variation": st.sampled_from(["0", "0.02", "-1", "1", "abc"])}, most=4)
+    elif cmd == "run":
+        argv.append(draw(st.sampled_from(["llama3-405b", "{in}/scenario.json", "{in}/model.yaml",
+                                          "{in}/missing.json", "bogus", ""])))
+        argv += _some(draw, {"--set": st.sampled_from(["checkpoint=sync", "failure_rate=x2", "bogus=1",
+                                                       "stages.9.tokens=1T", "checkpoint_interval=-1", "x"])})
     elif cmd in ("whatif", "sweep", "sensitivity", "explore"):
         if draw(st.booleans()):
             argv.append(draw(st.sampled_from(["{in}/scenario.json", "{in}/model.yaml", "{in}/missing.json"])))
