@@ -107,7 +107,7 @@ def _gemma(r: _Reader) -> dict[str, Any]:
         vocab_size=r.int("vocab_size"), tied_embeddings=r.bool("tie_word_embeddings", True),
         position_kind="rope", max_position_embeddings=r.int("max_position_embeddings", 8192),
         linear_bias=False, sandwich_norm=r.model_type == "gemma2", **(_sliding(r) if r.model_type == "gemma2" else {}),
-        rope_theta=float(r.data["rope_theta"]) if r.data.get("rope_theta") else None,
+        rope_theta=r.number("rope_theta"),
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import Field, ValidationError
 from .errors import SpecError, format_validation_error
 from .io import read_json
 from .specs import HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
+from .specs.bounds import MAX_RANKS
 from .specs.straggler import StragglerSpec
 
 SCENARIO_KIND = "paraplan-scenario"
@@ -26,7 +27,7 @@ class Scenario(Spec):
 
     model: ModelSpec = Field(description="the model")
     hardware: HardwareProfile = Field(description="the hardware profile of every node")
-    gpus: int = Field(gt=0, description="ranks in the job")
+    gpus: int = Field(gt=0, le=MAX_RANKS, description="ranks in the job")
     training: TrainingSpec = Field(description="training recipe")
     layout: Layout = Field(description="parallel layout")
     stragglers: StragglerSpec = Field(default_factory=StragglerSpec,

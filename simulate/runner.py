@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,12 +131,13 @@ def _utilisation(eng: Engine, step_time: float) -> list[ResourceUse]:
 
 
 def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: float = 0.0, samples: int = 1,
-        seed: int = 0, trace: bool = False, fine: bool = False) -> SimulationResult:
+        seed: int = 0, trace: bool = False, fine: bool = False,
+        progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate one step of ``scenario``; with ``samples`` > 1 (and jitter) also p10/p50/p90.
 
     Without jitter or trace the steady-state cycle is replayed coarsely (``simulate.coarse``: three
     short pipelines, checked to be affine in the micro-batch count, extended to the step);
-    ``fine=True`` replays every micro-batch."""
+    ``fine=True`` replays every micro-batch. ``progress(done, samples)`` is called after each replay."""
     import time
 
     from planner.errors import SpecError
@@ -172,6 +174,8 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
         times.append(step_time)
         if first is None:
             first = eng
+        if progress is not None:
+            progress(k + 1, samples)
     est, crit = _fold(plan, first, scenario, overlap, contention)
     pct = None
     if samples > 1:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -104,6 +105,17 @@ def run_jobs(
         nprocs.append(bench.nproc)
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="paraplan-validate-"))
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        return _supervise(tasks, nprocs, jobs, bench, root, timeout_s, on_progress)
+    finally:
+        if workdir is None:  # nothing left behind: the per-rank files live in the results
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _supervise(tasks: list[dict], nprocs: list[int], jobs: list[JobSpec], bench: BenchSpec | None, root: Path,
+               timeout_s: float, on_progress: Callable[[int, list[RankResult]], None] | None) -> ResultsFile:
+    """Start the supervisor on ``tasks`` in ``root``, watch it until it ends or the overall deadline, and
+    read the results; its process group is killed on the way out (an interrupt or SIGTERM/SIGHUP too)."""
     jobs_file = root / "jobs.json"
     jobs_file.write_text(json.dumps(tasks))
     log = open(root / "supervisor.log", "w")
@@ -129,8 +141,7 @@ def run_jobs(
         proc.wait()
     finally:
         log.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc)
     why = "supervisor killed at the overall deadline" if killed else f"supervisor exited ({proc.returncode})"
     log_text = (root / "supervisor.log").read_text(errors="replace").strip()
     tail = [line for line in log_text.splitlines() if line.startswith("supervisor failed:")][-1:] or (
@@ -150,6 +161,19 @@ def run_jobs(
         bench_result = (BenchResult.model_validate_json(path.read_text()) if path.exists()
                         else BenchResult(spec=bench, partial=True, error=failure))
     return ResultsFile(jobs=results, microbench=bench_result)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the supervisor's process group (the supervisor, its forkserver and every rank: they share
+    the session it started) and reap the supervisor; a group already gone is fine."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a process stuck in the kernel
+        pass
 
 
 def _current_job(root: Path, n: int) -> int:

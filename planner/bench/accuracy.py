@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -244,6 +244,27 @@ def summarize(rows: list[RowResult]) -> Summary:
     )
 
 
+def predicted_rows(path: Path, hardware_map: HardwareMap = ()
+                   ) -> Iterator[tuple[dict[str, str], BenchCase | None, RowResult | str]]:
+    """(row, its case or None, its RowResult or the reason it was not predicted) for every row of the
+    CSV ``path``, in order (``run_accuracy`` and planner.bench.evidence read the same predictions)."""
+    from hwprofiles import load_hardware
+
+    def fits(scenario: Scenario) -> bool:
+        return predict(scenario).fits
+
+    for row in read_rows(path):
+        case = None
+        try:
+            case = build_case(row, hardware_map, load_hardware, fits)
+            outcome = compare(case, predict(case.scenario))
+        except Unmappable as exc:
+            outcome = str(exc)
+        except SpecError as exc:  # the layout does not run the model (heads % tp, batch % dp, ...)
+            outcome = str(exc)
+        yield row, case, outcome
+
+
 def run_accuracy(csv_path: str | Path | None = None, hardware_map: HardwareMap = ()) -> AccuracyReport:
     """Predict every row of ``csv_path`` (default: the shipped data set) and compare."""
     from hwprofiles import load_hardware
@@ -253,22 +274,10 @@ def run_accuracy(csv_path: str | Path | None = None, hardware_map: HardwareMap =
         load_hardware(profile)
     results: list[RowResult] = []
     skipped: list[Skipped] = []
-
-    def fits(scenario: Scenario) -> bool:
-        return predict(scenario).fits
-
-    for row in read_rows(path):
-        meta = dict(row_id=row["row_id"], source_id=row["source_id"], model=row["model"],
-                    hardware=row["hardware"])
-        try:
-            case = build_case(row, hardware_map, load_hardware, fits)
-            outcome = compare(case, predict(case.scenario))
-        except Unmappable as exc:
-            outcome = str(exc)
-        except SpecError as exc:  # the layout does not run the model (heads % tp, batch % dp, ...)
-            outcome = str(exc)
+    for row, _case, outcome in predicted_rows(path, hardware_map):
         if isinstance(outcome, str):
-            skipped.append(Skipped(**meta, reason=outcome))
+            skipped.append(Skipped(row_id=row["row_id"], source_id=row["source_id"], model=row["model"],
+                                   hardware=row["hardware"], reason=outcome))
         else:
             results.append(outcome)
     reasons = Counter(s.reason for s in skipped)

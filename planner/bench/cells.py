@@ -5,10 +5,12 @@ the FLOPs convention a row's figure uses."""
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
 from ..errors import SpecError
+from ..io import read_input_text
 
 REQUIRED_COLUMNS = (
     "row_id", "source_id", "hardware", "gpu_mem_gb", "num_gpus", "model", "params_b", "layers", "hidden",
@@ -101,14 +103,12 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     """Rows of a published-runs CSV as dicts; SpecError naming the file when unreadable or when a
     required column is missing."""
     path = Path(path)
+    text = read_input_text(path, "CSV")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
-            header = reader.fieldnames or []
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    except (csv.Error, UnicodeDecodeError) as exc:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+        header = reader.fieldnames or []
+    except csv.Error as exc:
         raise SpecError(f"malformed CSV: {exc}", source=str(path)) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Annotated, Optional
 
 import typer
@@ -182,3 +183,44 @@ def steps(
         print_json(report)
     else:
         console.print(render_steps(report))
+
+
+@bench_app.command("evidence")
+def evidence(
+    write: Annotated[bool, typer.Option("--write", help="Write the table to planner/data/evidence.json (what plan "
+                                        "and estimate read).")] = False,
+    out: Annotated[Optional[str], typer.Option("--out", help="Write the table to FILE instead.")] = None,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Build the evidence table (measured runs per layout class) from bench accuracy and bench steps."""
+    from ..bench.evidence import build_table, shipped_path, table_text
+    from ..io import write_atomic
+    from ..outputs import check_output
+
+    target = out if out is not None else (str(shipped_path()) if write else None)
+    check_output(target, "--out" if out is not None else "--write")
+    table = build_table()
+    text = table_text(table)
+    shipped = shipped_path()
+    stale = not shipped.is_file() or shipped.read_text() != text
+    if target is not None:
+        write_atomic(target, text)
+    if json_out:
+        print_json({"rows": len(table.rows), "files": table.files, "shipped": str(shipped),
+                    "shipped_was_stale": stale, "written": target, "table": table})
+        return
+    classes: dict[str, list] = {}
+    for r in table.rows:
+        classes.setdefault(r.layout_class.describe(), []).append(r)
+    summary = Table(title=f"evidence: {len(table.rows)} measured runs in {len(classes)} layout classes "
+                    f"({', '.join(table.files)})", title_justify="left")
+    for col in ("class", "runs", "median err", "best measured MFU"):
+        summary.add_column(col, justify="left" if col == "class" else "right")
+    for name, rows in sorted(classes.items()):
+        summary.add_row(name, str(len(rows)), f"{statistics.median(r.error_pct for r in rows):+.1f}%",
+                        f"{max(r.measured_mfu for r in rows):.1%}")
+    console.print(summary)
+    state = "was stale" if stale else "is up to date"
+    console.print(Text(f"shipped table {shipped} {state}" + (f"; wrote {target}" if target else
+                       ("; write it with: paraplan bench evidence --write" if stale else "")),
+                       style="yellow" if stale and target is None else "green"), highlight=False)

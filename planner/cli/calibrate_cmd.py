@@ -11,9 +11,18 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SpecError
+from ..units import check_number
 from .app import JSON_OPTION, app, console, print_json
 from .render import fmt_range, fmt_seconds
-from .validate_cmd import LayoutsOpt, ResultsOpt, _load_results, _pct, _require_choices
+from .validate_cmd import (
+    MAX_TIMEOUT_S,
+    LayoutsOpt,
+    ResultsOpt,
+    _load_results,
+    _pct,
+    _require_choices,
+    run_with_progress,
+)
 
 # Fitted layouts: every collective kind the cost model prices appears in some of them (tp: all-reduce,
 # pp: send/recv, dp: all-reduce, FSDP2: all-gather and reduce-scatter per unit).
@@ -52,7 +61,6 @@ def calibrate_cmd(
     from validate.benchspec import BenchSpec, shapes_from_jobs
     from validate.calibrate import calibrate, overlay_yaml
     from validate.job import JobSpec, layout_for_nproc, layout_text, tiny_model
-    from validate.launch import run_jobs
     from validate.results import write_atomic
 
     from ..outputs import check_output
@@ -62,6 +70,7 @@ def calibrate_cmd(
     _require_choices(("--backend", backend, ("gloo", "nccl")))
     if repeats <= 0:
         raise SpecError(f"repeats({repeats}) must be > 0", field="--repeats")
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
     if steps <= 0 or warmup < 0:
         raise SpecError(f"steps({steps}) must be > 0 and warmup({warmup}) >= 0", field="--steps")
     model = tiny_model()
@@ -86,7 +95,8 @@ def calibrate_cmd(
         bench_result, job_results = measured.microbench, measured.jobs
     else:
         bench = BenchSpec(nproc=nproc, backend=backend, gemms=gemms, attention=attn)
-        run = run_jobs([] if measured is not None else jobs, bench=bench, timeout_s=timeout)
+        run = run_with_progress([] if measured is not None else jobs, timeout, None, enabled=not json_out,
+                                bench=bench, label="calibrate")
         bench_result = run.microbench
         job_results = measured.jobs if measured is not None else run.jobs
     if bench_result is not None and bench_result.partial:

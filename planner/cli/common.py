@@ -134,10 +134,18 @@ def warn(message: str) -> None:
 
 
 def check_positive(*pairs: tuple[str, int | None]) -> None:
-    """SpecError naming the option of the first given (not None) value below 1."""
+    """SpecError naming the option of the first given (not None) value below 1, or above the sanity bound
+    of its kind (planner.specs.bounds: ranks for --gpus and the degrees, sequence, batch)."""
+    from ..specs.bounds import MAX_GLOBAL_BATCH, MAX_MICRO_BATCH, MAX_RANKS, MAX_SEQ
+
+    limits = {"--seq": MAX_SEQ, "--global-batch": MAX_GLOBAL_BATCH, "--micro-batch": MAX_MICRO_BATCH,
+              "--tokens-per-step": MAX_GLOBAL_BATCH * MAX_SEQ}
     for option, value in pairs:
         if value is not None and value < 1:
             raise SpecError(f"{value} must be >= 1", field=option)
+        limit = limits.get(option, MAX_RANKS)
+        if value is not None and value > limit:
+            raise SpecError(f"{value:,} is above paraplan's bound of {limit:,} (planner/specs/bounds.py)", field=option)
 
 
 def check_name(option: str, value: str | None) -> None:

@@ -11,6 +11,7 @@ from ..frameworks.common import split_summary
 from . import budget_render as br
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json
+from .evidence_render import estimate_evidence, estimate_line
 from .render import render_estimate
 
 ENGINES = ("analytic", "simulate")
@@ -49,13 +50,17 @@ def estimate(
                         est.step_time_s)
     lay = scenario.layout
     split = split_summary(lay, scenario.model, scenario.training.mtp_layers) if lay.pp > 1 else None
+    evidence = estimate_evidence(scenario, est)
     if json_out:
         est = est.model_copy(update={"moe": moe, "pipeline_split": split})
-        print_json(br.with_budget(est.model_dump(mode="json"), budget, reliability))
+        payload = br.with_budget(est.model_dump(mode="json"), budget, reliability)
+        payload["evidence"] = evidence.model_dump(mode="json")
+        print_json(payload)
     else:
         from ..cost.bottleneck import analyse_scenario
 
         console.print(render_estimate(est, analyse_scenario(scenario)))
+        console.print(estimate_line(evidence))
         if split is not None:
             console.print(f"pipeline split: {split}", highlight=False)
         if moe is not None:

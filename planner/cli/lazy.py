@@ -34,7 +34,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "whatif": CommandEntry(("whatif_cmd",), "Compare a base scenario with variants: step time, tokens/s, MFU, memory, breakdown, bottleneck."),
     "sweep": CommandEntry(("whatif_cmd",), "Estimate over a grid of values; weak/strong scaling curves with scaling efficiency."),
     "sensitivity": CommandEntry(("whatif_cmd",), "Elasticity of step time to each hardware and model parameter (±10 %), ranked: the bottleneck list."),
-    "bench": CommandEntry(("bench_cmd", "bench_speed_cmd"), "Benchmarks of paraplan itself: accuracy and speed."),
+    "bench": CommandEntry(("bench_cmd", "bench_speed_cmd", "readme_cmd"), "Benchmarks of paraplan itself: accuracy and speed."),
     "hw": CommandEntry(("hw_cmd",), "Hardware profiles: devices, node topology, network."),
     "model": CommandEntry(("model_cmd",), "Model zoo and Hugging Face config.json import."),
     "report": CommandEntry(("report_cmd",), "Regenerate the case-study reports (Markdown with PNG plots)."),

@@ -9,9 +9,16 @@ from rich.table import Table
 
 from ..errors import SpecError
 from ..specs.straggler import StragglerSpec, parse_slow_part
+from ..units import check_number
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json, write_atomic
+from .progress import job_progress
 from .render import fmt_bytes, fmt_seconds, render_estimate
+
+#: Lognormal sigma of op-time noise at most: e^2 = 7.4x one way is noise no cluster shows.
+MAX_JITTER = 2.0
+#: Jittered replays at most (each is one full replay of the step).
+MAX_SAMPLES = 10_000
 
 
 def versus_analytic(result, analytic) -> Table:
@@ -49,9 +56,9 @@ def with_stragglers(scenario, straggler: list[str] | None, variation: float, see
 def simulate(
     trace: Annotated[Optional[str], typer.Option("--trace", help="Write a Chrome/Perfetto trace JSON here.")] = None,
     png: Annotated[Optional[str], typer.Option("--png", help="Write a PNG of the pipeline schedule here.")] = None,
-    jitter: Annotated[float, typer.Option("--jitter", help="Lognormal sigma of op-time noise (0 = none).")] = 0.0,
-    samples: Annotated[int, typer.Option("--samples", help="Jittered runs for p10/p50/p90.")] = 1,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed of the jitter.")] = 0,
+    jitter: Annotated[float, typer.Option("--jitter", help=f"Lognormal sigma of op-time noise (0 = none, at most {MAX_JITTER:g}).")] = 0.0,
+    samples: Annotated[int, typer.Option("--samples", help=f"Jittered runs for p10/p50/p90 (at most {MAX_SAMPLES:,}; progress is shown).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed of the jitter (0 to 2^32 - 1).")] = 0,
     no_overlap: Annotated[bool, typer.Option("--no-overlap", help="Replay the analytic overlap assumptions only.")] = False,
     no_contention: Annotated[bool, typer.Option("--no-contention", help="Do not share NIC bandwidth among transfers.")] = False,
     fine: Annotated[bool, typer.Option("--fine", help="Replay every micro-batch (default: replay the steady-state cycle and extend it, checked).")] = False,
@@ -69,17 +76,21 @@ def simulate(
     check_output(png, "--png", suffixes=PLOT_SUFFIXES)
     if png:
         require_plotting("--png")
-    if samples < 1:
-        raise SpecError(f"{samples} must be >= 1", field="--samples")
+    check_number(jitter, "--jitter", at_least=0, at_most=MAX_JITTER)
+    check_number(rank_variation, "--rank-variation", at_least=0, below=1)
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise SpecError(f"{samples} is outside 1..{MAX_SAMPLES:,}", field="--samples")
     if samples > 1 and jitter <= 0:
         raise SpecError(f"{samples} samples without --jitter are {samples} identical runs; give --jitter SIGMA > 0",
                         field="--samples")
-    if jitter < 0:
-        raise SpecError(f"{jitter} must be >= 0", field="--jitter")
+    if not 0 <= seed < 2**32:
+        raise SpecError(f"{seed} is outside 0..2^32-1", field="--seed")
     scenario = c.build_scenario(**scenario_flags)
     scenario = with_stragglers(scenario, straggler, rank_variation, seed)
-    result = run(scenario, overlap=not no_overlap, contention=not no_contention, jitter=jitter,
-                 samples=samples, seed=seed, trace=bool(trace or png), fine=fine)
+    with job_progress("simulated samples", samples, enabled=samples > 1 and not json_out) as progress:
+        result = run(scenario, overlap=not no_overlap, contention=not no_contention, jitter=jitter,
+                     samples=samples, seed=seed, trace=bool(trace or png), fine=fine,
+                     progress=lambda done, total: progress.done(done, total=total))
     title = f"{scenario.model.name} on {scenario.gpus} x {scenario.hardware.name}, {scenario.layout.describe()}"
     if trace:
         write_atomic(trace, trace_json(trace_document(result.trace_events, scenario.layout.pp, title,

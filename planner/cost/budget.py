@@ -22,6 +22,7 @@ from pydantic import Field
 
 from ..errors import SpecError
 from ..specs import HardwareProfile
+from ..units import check_number
 from .result import Estimate, Result
 
 #: Default price of one GPU-hour, USD. A round figure for on-demand H100-class cloud capacity in
@@ -71,13 +72,11 @@ def run_budget(est: Estimate, tokens: float, hardware: HardwareProfile, *,
 
     ``None`` arguments take the defaults: price ``DEFAULT_PRICE_PER_GPU_HOUR``, power the profile's
     ``device.power_limit_w`` or else ``device.tdp_w`` (energy is None when the profile has none), PUE ``DEFAULT_PUE``."""
-    if tokens <= 0:
-        raise SpecError(f"{tokens:g} must be > 0", field="--tokens")
-    for field, value in (("--price-per-gpu-hour", price_per_gpu_hour), ("--power-per-gpu", power_per_gpu_w)):
-        if value is not None and value <= 0:
-            raise SpecError(f"{value:g} must be > 0", field=field)
-    if pue is not None and pue < 1:
-        raise SpecError(f"{pue:g} must be >= 1 (facility power / IT power)", field="--pue")
+    check_number(tokens, "--tokens", above=0)
+    check_number(price_per_gpu_hour, "--price-per-gpu-hour", above=0)
+    check_number(power_per_gpu_w, "--power-per-gpu", above=0)
+    if pue is not None and not (math.isfinite(pue) and pue >= 1):
+        raise SpecError(f"{pue:g} must be a finite number >= 1 (facility power / IT power)", field="--pue")
     notes = []
     if price_per_gpu_hour is None:
         price_per_gpu_hour = DEFAULT_PRICE_PER_GPU_HOUR

@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Spec
+from .base import PrintableStr, Spec
+from .bounds import MAX_BANDWIDTH_GBPS, MAX_CAPACITY_GIB, MAX_RANKS, MAX_TFLOPS
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
 DEVICE_NODE = re.compile(r"^gpu(\d+)$")
@@ -20,11 +21,11 @@ DEVICE_NODE = re.compile(r"^gpu(\d+)$")
 class PeakTflops(Spec):
     """Peak dense (no sparsity) throughput per datatype, TFLOP/s; ``None`` where the chip lacks it."""
 
-    fp32: float | None = Field(None, gt=0, description="FP32 peak (matrix units where present), TFLOP/s")
-    tf32: float | None = Field(None, gt=0, description="TF32 dense peak, TFLOP/s")
-    fp16: float | None = Field(None, gt=0, description="FP16 dense matrix peak, TFLOP/s")
-    bf16: float | None = Field(None, gt=0, description="BF16 dense matrix peak, TFLOP/s")
-    fp8: float | None = Field(None, gt=0, description="FP8 dense matrix peak, TFLOP/s")
+    fp32: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="FP32 peak (matrix units where present), TFLOP/s")
+    tf32: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="TF32 dense peak, TFLOP/s")
+    fp16: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="FP16 dense matrix peak, TFLOP/s")
+    bf16: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="BF16 dense matrix peak, TFLOP/s")
+    fp8: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="FP8 dense matrix peak, TFLOP/s")
 
     def for_dtype(self, dtype: str) -> float:
         """Peak TFLOP/s for ``dtype``; raises SpecError if the chip has no such datatype."""
@@ -64,10 +65,10 @@ class PowerClockPoint(Spec):
 class DeviceSpec(Spec):
     """One accelerator as one rank sees it (an MI250X GCD, an H100 SXM, ...)."""
 
-    name: str = Field(description="device name")
+    name: PrintableStr = Field(description="device name")
     peak_tflops: PeakTflops = Field(description="dense peak per datatype")
-    hbm_capacity_gib: float = Field(gt=0, description="HBM capacity, GiB")
-    hbm_bandwidth_gbps: float = Field(gt=0, description="HBM peak bandwidth, GB/s")
+    hbm_capacity_gib: float = Field(gt=0, le=MAX_CAPACITY_GIB, description="HBM capacity, GiB")
+    hbm_bandwidth_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="HBM peak bandwidth, GB/s")
     sm_count: int | None = Field(
         None, gt=0, description="streaming multiprocessors per device (TE userbuffers run their pipeline / bulk "
         "GEMMs on sm_count minus the communication SMs, planner/pricing/tp_overlap.py); None = not priced")
@@ -167,7 +168,7 @@ class LinkSpec(Spec):
 
     a: str = Field(description="endpoint: 'gpuN', a NIC name, or a switch name")
     b: str = Field(description="other endpoint")
-    bandwidth_gbps: float = Field(gt=0, description="bandwidth per direction, GB/s")
+    bandwidth_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="bandwidth per direction, GB/s")
     kind: str = Field("link", description="link technology (xgmi, nvlink, pcie, ...)")
 
 
@@ -175,14 +176,14 @@ class NicSpec(Spec):
     """A network interface of the node and the devices it serves."""
 
     name: str = Field(description="NIC name, a node of the intra-node graph")
-    bandwidth_gbps: float = Field(gt=0, description="injection bandwidth per direction, GB/s")
+    bandwidth_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="injection bandwidth per direction, GB/s")
     devices: list[int] = Field(min_length=1, description="indices of the devices this NIC serves")
 
 
 class NodeSpec(Spec):
     """A node: its devices, the links between them, its NICs, and intra-node collective tuning."""
 
-    devices_per_node: int = Field(gt=0, description="accelerators (ranks) per node")
+    devices_per_node: int = Field(gt=0, le=MAX_RANKS, description="accelerators (ranks) per node")
     links: list[LinkSpec] = Field(description="intra-node links (devices, switches, NICs)")
     nics: list[NicSpec] = Field(min_length=1, description="network interfaces")
     collective_efficiency: float = Field(
@@ -274,8 +275,8 @@ class HardwareProfile(Spec):
     """A hardware profile: one device kind, one node design, one network; sources for every number."""
 
     schema_version: Literal[1] = Field(description="profile schema version")
-    name: str = Field(description="profile name")
-    description: str = Field(description="one line on what this profile is")
+    name: PrintableStr = Field(description="profile name")
+    description: PrintableStr = Field(description="one line on what this profile is")
     device: DeviceSpec = Field(description="the accelerator (one rank)")
     node: NodeSpec = Field(description="the node")
     network: NetworkSpec = Field(description="the inter-node network")

@@ -8,6 +8,7 @@ from pydantic import Field, model_validator
 
 from ..errors import SpecError
 from .base import Spec
+from .bounds import MAX_LAYERS, MAX_RANKS
 from .model import ModelSpec
 from .pipeline_layout import parse_pipeline_layout
 from .training import TrainingSpec
@@ -20,16 +21,16 @@ RankOrder = Literal["tp-cp-pp-dp", "tp-cp-dp-pp"]
 class Layout(Spec):
     """Degrees of parallelism. Rank order is DeviceMesh order [dp, pp, cp, tp] (tp fastest)."""
 
-    tp: int = Field(1, gt=0, description="tensor-parallel degree")
-    pp: int = Field(1, gt=0, description="pipeline-parallel degree (stages)")
-    dp: int = Field(1, gt=0, description="data-parallel degree (replicas x shards)")
-    vpp: int = Field(1, gt=0, description="virtual pipeline chunks per stage (1 = not interleaved)")
-    cp: int = Field(1, gt=0, description="context-parallel degree: the sequence split over cp ranks in 2*cp chunks")
+    tp: int = Field(1, gt=0, le=MAX_RANKS, description="tensor-parallel degree")
+    pp: int = Field(1, gt=0, le=MAX_RANKS, description="pipeline-parallel degree (stages)")
+    dp: int = Field(1, gt=0, le=MAX_RANKS, description="data-parallel degree (replicas x shards)")
+    vpp: int = Field(1, gt=0, le=MAX_LAYERS, description="virtual pipeline chunks per stage (1 = not interleaved)")
+    cp: int = Field(1, gt=0, le=MAX_RANKS, description="context-parallel degree: the sequence split over cp ranks in 2*cp chunks")
     cp_kind: Literal["ring", "allgather"] | None = Field(
         None, description="context-parallel K/V exchange: ring (Megatron --cp-comm-type p2p) or allgather "
         "(Llama 3, torchtitan); None = the recipe's default (megatron, deepspeed: ring; fsdp, torch-amp: allgather)"
     )
-    ep: int = Field(1, gt=0, description="expert-parallel degree: ranks the routed experts are split over")
+    ep: int = Field(1, gt=0, le=MAX_RANKS, description="expert-parallel degree: ranks the routed experts are split over")
     etp: int | None = Field(
         None, gt=0, description="expert tensor-parallel degree (each expert's FFN split over etp ranks); "
         "None = tp, Megatron-Core's default")

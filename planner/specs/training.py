@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Spec
+from .bounds import MAX_GLOBAL_BATCH, MAX_MICRO_BATCH, MAX_SEQ
 from .offload import OffloadSpec
 from .recipe import RecipeName, RecipeSpec
 
@@ -21,9 +22,9 @@ _RECIPES: dict = {}
 class TrainingSpec(Spec):
     """What one optimizer step processes and how. Batches are in sequences."""
 
-    seq_length: int = Field(2048, gt=0, description="tokens per sequence")
-    global_batch_size: int = Field(gt=0, description="sequences per optimizer step")
-    micro_batch_size: int = Field(1, gt=0, description="sequences per micro-batch per data-parallel rank")
+    seq_length: int = Field(2048, gt=0, le=MAX_SEQ, description="tokens per sequence")
+    global_batch_size: int = Field(gt=0, le=MAX_GLOBAL_BATCH, description="sequences per optimizer step")
+    micro_batch_size: int = Field(1, gt=0, le=MAX_MICRO_BATCH, description="sequences per micro-batch per data-parallel rank")
     precision: Precision = Field("bf16", description="compute datatype of GEMMs")
     recipe: RecipeName = Field(
         "megatron-lm",

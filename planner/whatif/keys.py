@@ -12,6 +12,7 @@ changing ``layout.dp`` re-derives ``gpus``. Each re-derivation is reported as a 
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Callable, Literal, Sequence
@@ -144,6 +145,8 @@ def _parse_scalar(text: str, ann: Any, current: Any, key: str, name: str, path: 
         return text
     kind, scale = _field_unit(name, path)
     value = resolve(text, current, kind, scale, field=key)
+    if not math.isfinite(value):
+        raise SpecError(f"'{text}' gives {value}, not a finite number", field=key)
     if ann is int:
         if abs(value - round(value)) > 1e-9 * max(1.0, abs(value)):
             raise SpecError(f"{key} is a whole number; '{text}' gives {value:g}", field=key)
@@ -342,6 +345,9 @@ def _rederive(base: Scenario, data: dict, touched: set[str]) -> list[str]:
         return []
     if not shape_changed or "layout.dp" in touched:
         return []
+    for name, value in (("gpus", data["gpus"]), *((f"layout.{k}", lay[k]) for k in LAYOUT_SHAPE)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpecError(f"{value!r} must be a whole number >= 1", field=name)
     per_replica = lay["tp"] * lay["pp"] * lay["cp"]
     if data["gpus"] % per_replica:
         raise SpecError(

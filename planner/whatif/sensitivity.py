@@ -139,6 +139,9 @@ def sensitivity(base: Scenario, engine: str = "analytic", step: float = STEP,
             skipped.append(f"{key}: {exc}")
             continue
         lo, hi = float(read_key(lo_s, key)), float(read_key(hi_s, key))
+        if hi == lo:
+            skipped.append(f"{key}: a ±{step:g} change rounds to the same value")
+            continue
         t_lo, t_hi = run(lo_s).step_time_s, run(hi_s).step_time_s
         e = (t_hi - t_lo) / t0 / ((hi - lo) / x0)
         better_t = t_hi if more_is_better else t_lo

@@ -260,3 +260,16 @@ def test_the_search_offloads_only_as_the_target_framework_can(framework, level):
     best = res.best
     assert best.training.offload.describe() == level
     export_text(framework, Scenario(model=model, hardware=hw, gpus=8, training=best.training, layout=best.layout))
+
+
+def test_deepspeed_zero3_export_overlaps_as_priced():
+    """ZeRO-3 communication is priced prefetched under compute (planner/cost/analytic.py), so the export
+    turns DeepSpeed's overlap_comm on for stage 3 even under the deepspeed recipe, whose ZeRO-1/2
+    reductions are priced after the backward and exported with overlap_comm off."""
+    from planner.exports.deepspeed import deepspeed_config
+    from planner.specs import Layout, TrainingSpec
+
+    trn = TrainingSpec(global_batch_size=64, recipe="deepspeed")
+    assert trn.overlap_dp_comm is False
+    assert deepspeed_config(trn, Layout(dp=8, zero_stage=3))["zero_optimization"]["overlap_comm"] is True
+    assert deepspeed_config(trn, Layout(dp=8, zero_stage=1))["zero_optimization"]["overlap_comm"] is False
