@@ -41,6 +41,7 @@ from ..work.conventions import (
     mosaicml_model_flops_per_sequence,
     palm_model_flops_per_token,
 )
+from .gaps import GapRow, gap_flags
 from .rows import BenchCase, ConventionInputs, HardwareMap, Unmappable, build_case, read_rows
 
 WITHIN = 10.0  # percent: the "within 10 %" share of the summary
@@ -130,9 +131,9 @@ class Summary(_Result):
     all_rows: GroupStats = Field(description="every predicted row")
     dense_rows: GroupStats | None = Field(None, description="every predicted dense row (no experts)")
     fully_stated: GroupStats = Field(description="dense rows that needed no default (MoE rows: moe_rows)")
-    by_hardware: dict[str, GroupStats] = Field(description="per hardware profile")
+    by_hardware: dict[str, GroupStats] = Field(description="dense rows per hardware profile")
     by_source: dict[str, GroupStats] = Field(description="per source key")
-    by_recipe: dict[str, GroupStats] = Field(description="per framework recipe")
+    by_recipe: dict[str, GroupStats] = Field(description="dense rows per framework recipe")
     fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated dense rows per profile")
     context_parallel: GroupStats | None = Field(None, description="rows run with context parallelism (cp > 1)")
     moe_rows: GroupStats | None = Field(None, description="mixture-of-experts rows (expert parallelism priced)")
@@ -190,6 +191,8 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
         reserve = est.memory[0].breakdown.reserved if est.memory else 0.0
         mem_pred = (est.peak_memory_bytes - (reserve if case.memory_kind == "allocated" else 0.0)) / 2**30
         mem_err = (mem_pred / case.measured_memory_gib - 1) * 100
+    gap = GapRow(case.source_id, case.model_name.lower(), trn.recipe, lay.cp, lay.effective_zero_stage, lay.dp, case.moe)
+    flags += gap_flags(gap, errors[compared], mem_err)  # rows beyond 25 % name their known gap (bench/gaps.py)
     return RowResult(
         row_id=case.row_id, source_id=case.source_id, model=case.model_name, hardware=est.hardware,
         recipe=case.scenario.training.recipe, gpus=gpus,
@@ -231,12 +234,13 @@ def summarize(rows: list[RowResult]) -> Summary:
             groups.setdefault(key(r), []).append(r.error_pct)
         return {k: group_stats(v) for k, v in sorted(groups.items())}
 
-    full = [r for r in rows if r.fully_stated and not r.moe]  # MoE rows have their own group
+    dense = [r for r in rows if not r.moe]  # MoE rows have their own group (moe_rows)
+    full = [r for r in dense if r.fully_stated]
     return Summary(
         all_rows=group_stats(r.error_pct for r in rows), dense_rows=group_stats(r.error_pct for r in rows if not r.moe),
         fully_stated=group_stats(r.error_pct for r in full),
-        by_hardware=by(lambda r: r.hardware, rows), by_source=by(lambda r: r.source_id, rows),
-        by_recipe=by(lambda r: r.recipe, rows),
+        by_hardware=by(lambda r: r.hardware, dense), by_source=by(lambda r: r.source_id, rows),
+        by_recipe=by(lambda r: r.recipe, dense),
         fully_stated_by_hardware=by(lambda r: r.hardware, full),
         context_parallel=group_stats(r.error_pct for r in rows if r.cp > 1),
         moe_rows=group_stats(r.error_pct for r in rows if r.moe),

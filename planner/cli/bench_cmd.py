@@ -76,11 +76,11 @@ def render_accuracy(report) -> Group:
     if s.memory is not None and s.memory.rows:
         summary.add_row(*_stats_row("peak memory (+ = predicted more)", s.memory), style="bold")
     for name, g in s.by_hardware.items():
-        summary.add_row(*_stats_row(f"hardware {name}", g))
+        summary.add_row(*_stats_row(f"hardware {name} (dense)", g))
     for name, g in s.fully_stated_by_hardware.items():
         summary.add_row(*_stats_row(f"fully stated, {name}", g))
     for name, g in s.by_recipe.items():
-        summary.add_row(*_stats_row(f"recipe {name}", g))
+        summary.add_row(*_stats_row(f"recipe {name} (dense)", g))
     for name, g in s.by_source.items():
         summary.add_row(*_stats_row(f"source {name}", g))
     skipped = Table(title=f"skipped rows ({len(report.skipped)})", title_justify="left")

@@ -78,3 +78,13 @@ def test_every_shipped_hardware_with_a_stated_run_is_predicted(report):
     predicted = {r.hardware for r in report.rows}
     assert {"a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm-80gb"} <= predicted
     assert all(s.reason for s in report.skipped)
+
+
+def test_rows_beyond_25_percent_name_their_known_gap(report):
+    """Issue 22: a row off by more than 25 % carries the reason the output names (planner/bench/gaps.py)."""
+    from planner.bench.gaps import WORSE_THAN
+
+    for r in report.rows:
+        named = [f for f in r.flags if f.startswith(("time ", "memory ")) and " %: " in f]
+        assert bool(named) == (abs(r.error_pct) > WORSE_THAN), (r.row_id, r.flags)
+        assert all("unexplained" not in f for f in named), (r.row_id, named)
