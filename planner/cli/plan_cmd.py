@@ -108,6 +108,7 @@ def plan(
     max_tp: Annotated[Optional[int], typer.Option("--max-tp", help="Largest tensor-parallel degree.")] = None,
     pp: c.PpOpt = None, zero: c.ZeroOpt = None, micro_batch: c.MicroOpt = None, recompute: c.RecomputeOpt = None,
     schedule: c.ScheduleOpt = None, sequence_parallel: c.SpOpt = None,
+    compile: c.CompileOpt = None, fp8_all_gather: c.Fp8GatherOpt = None,
     memory_headroom: Annotated[float, typer.Option("--memory-headroom", help="Fraction of HBM kept free (0 to <1).")] = 0.0,
     allow_cross_node_tp: Annotated[bool, typer.Option("--allow-cross-node-tp", help="Allow tp groups spanning nodes.")] = False,
     objective: Annotated[str, typer.Option("--objective", help="throughput, memory or cost (GPU-hours per token).")] = "throughput",
@@ -187,7 +188,7 @@ def plan(
     trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq,
                  "moe_capacity_factor": moe_capacity_factor, "moe_load_imbalance": moe_imbalance,
                  "moe_shared_expert_overlap": moe_shared_expert_overlap, "moe_token_dispatcher": moe_dispatcher,
-                 "attention_kernel": attention_kernel}
+                 "attention_kernel": attention_kernel, "compile": compile, "fp8_all_gather": fp8_all_gather}
     trn = {k: v for k, v in trn.items() if v is not None}
     if attention_kernel is not None:
         from ..pricing.compute import attention_points
@@ -208,7 +209,8 @@ def plan(
 
     if recipe is None and (framework or export) in DEFAULT_RECIPE:  # price with the target's recipe
         trn["recipe"] = DEFAULT_RECIPE[framework or export]
-    training = TrainingSpec(global_batch_size=global_batch, **trn)
+    with c.user_names(set(), None):  # errors name the option typed (--fp8-all-gather, not training.fp8_all_gather)
+        training = TrainingSpec(global_batch_size=global_batch, **trn)
     target = resolve_framework(framework, training.recipe, export)
     cons = SearchConstraints(framework=target, framework_model_rules=bool(framework or export), max_tp=max_tp, pp=pp, zero=zero, micro_batch=micro_batch, recompute=recompute,
                              schedule=schedule, sequence_parallel=sequence_parallel,

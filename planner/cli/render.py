@@ -119,6 +119,8 @@ def summary_table(est: Estimate) -> Table:
     worst = est.worst_stage
     fit = "[green]fits[/]" if est.fits else f"[red]does not fit: stage {worst.stage} over by {fmt_bytes(worst.overflow_bytes)}[/]"
     t.add_row("peak memory", f"{fmt_bytes(est.peak_memory_bytes)} of {fmt_bytes(worst.capacity_bytes)}  {fit}")
+    t.add_row("  reserved / allocated", f"{fmt_bytes(worst.peak_bytes)} reserved (torch max_memory_reserved: live tensors, "
+              f"allocator pools, runtime) / {fmt_bytes(worst.allocated_bytes)} allocated (max_memory_allocated)")
     return t
 
 

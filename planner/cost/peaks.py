@@ -34,7 +34,7 @@ def moments_of(s: StageWork, activations: list[float]) -> list[str]:
     step = s.weights_bytes + s.grads_bytes + s.optimizer_grad_copy_bytes + s.optimizer_bytes + s.buffer_bytes
     out = []
     for act in activations:
-        static = head + act + buffers
+        static = head + act + buffers + s.grads_pool_bytes  # freed gradients still reserved in their stream's pool
         backward = static + saved + working
         forward_end = static + cache + loss
         out.append("optimizer-step" if step > backward and step >= forward_end else
@@ -49,8 +49,11 @@ def breakdown_at(s: StageWork, moment: str, reserved: float) -> MemoryBreakdown:
 
 
 def _breakdown_fields(s: StageWork, moment: str, reserved: float, act: float) -> dict:
-    """The fields of ``breakdown_at`` with ``act`` bytes of activations in flight, in declaration order."""
+    """The fields of ``breakdown_at`` with ``act`` bytes of activations in flight, in declaration order.
+    ``reserved`` gains the stage's communication-stream pools (FSDP2; planner.work.fsdp): the all-gather pool,
+    and the reduce-scatter pool's freed gradients except at the optimizer step, where they are live."""
     grads_b = s.grads_bytes if s.grads_in_backward else 0.0
+    reserved += s.all_gather_pool_bytes + (0.0 if moment == "optimizer-step" else s.grads_pool_bytes)
     if moment == "optimizer-step":
         return dict(params=s.weights_bytes, grads=s.grads_bytes + s.optimizer_grad_copy_bytes,
                     optimizer=s.optimizer_bytes, activations=0.0, buffers=s.buffer_bytes, reserved=reserved, weight_copies=0.0,
@@ -115,17 +118,18 @@ def stage_memories_and_peak(step: StepWork, hardware: HardwareProfile) -> tuple[
         for moment in set(moments):
             fields = _breakdown_fields(t, moment, reserved, 0.0)
             base, buffers, copies = fields["params"] + fields["grads"] + fields["optimizer"], fields["buffers"], fields["weight_copies"]
-            shared = (make(fields), base + 0.0 + buffers + copies + reserved) if moment == "optimizer-step" else None
-            protos[moment] = (fields, base, buffers, copies, shared)
+            kept = fields["reserved"]  # the device's reserve and the stage's stream pools
+            shared = (make(fields), base + 0.0 + buffers + copies + kept) if moment == "optimizer-step" else None
+            protos[moment] = (fields, base, buffers, copies, kept, shared)
         stages = range(first, first + count)
         if len(protos) == 1 and shared is None:  # one moment, with activations: a record per stage
-            peaks = [base + act + buffers + copies + reserved for act in acts]  # MemoryBreakdown.total's order
+            peaks = [base + act + buffers + copies + kept for act in acts]  # MemoryBreakdown.total's order
             out += [make_stage({"stage": i, "layers": layers, "in_flight_microbatches": round(h), "peak_bytes": peak,
                                 "breakdown": make({**fields, "activations": act}), "capacity_bytes": cap,
                                 "fits": peak <= cap, "overflow_bytes": peak - cap if peak > cap else 0.0})
                     for i, h, act, peak in zip(stages, hs, acts, peaks)]
         else:
-            bds, peaks = _shared_breakdowns(acts, moments, protos, reserved, make)
+            bds, peaks = _shared_breakdowns(acts, moments, protos, make)
             out += [make_stage({"stage": i, "layers": layers, "in_flight_microbatches": round(h), "peak_bytes": peak,
                                 "breakdown": bd, "capacity_bytes": cap, "fits": peak <= cap,
                                 "overflow_bytes": peak - cap if peak > cap else 0.0})
@@ -134,7 +138,7 @@ def stage_memories_and_peak(step: StepWork, hardware: HardwareProfile) -> tuple[
     return out, largest, largest <= cap
 
 
-def _shared_breakdowns(acts: list[float], moments: list[str], protos: dict, reserved: float, make):
+def _shared_breakdowns(acts: list[float], moments: list[str], protos: dict, make):
     """(breakdown, peak bytes) of each stage of a run holding ``acts`` at ``moments``; stages holding
     the same activations at the same moment as the stage before, or none, share its record."""
     bds, peaks = [], []
@@ -142,10 +146,10 @@ def _shared_breakdowns(acts: list[float], moments: list[str], protos: dict, rese
     for act, moment in zip(acts, moments):
         if act != last_act or moment != last_moment:
             if moment != last_moment:
-                proto, base, buffers, copies, shared = protos[moment]
+                proto, base, buffers, copies, kept, shared = protos[moment]
                 last_moment = moment
             if shared is None:
-                bd, peak = make({**proto, "activations": act}), base + act + buffers + copies + reserved
+                bd, peak = make({**proto, "activations": act}), base + act + buffers + copies + kept
             else:
                 bd, peak = shared
             last_act = act

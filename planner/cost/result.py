@@ -83,7 +83,8 @@ class MemoryBreakdown(Result):
     optimizer: float = Field(description="optimizer state (master weights, moments), bytes")
     activations: float = Field(description="activations kept for backward at the peak, bytes")
     buffers: float = Field(description="communication buffers, logits, workspace, bytes")
-    reserved: float = Field(description="runtime context and allocator overhead, bytes (not allocated tensors)")
+    reserved: float = Field(description="runtime context and allocator overhead, with the allocator pools of FSDP2's "
+                            "communication streams the compute stream cannot reuse, bytes (not live tensors)")
     weight_copies: float = Field(0.0, description="16-bit weight copies autocast keeps (eager recipes), bytes")
     peak_at: str = Field(
         "backward", description="when the peak occurs: 'forward-end', 'backward' (its start, loss temporaries "

@@ -89,7 +89,7 @@ def torchtitan_module(model: ModelSpec, training: TrainingSpec, layout: Layout, 
     par = parallelism_fields(training, layout, model)
     batch = batch_fields(training, layout)
     fp8 = training.precision == "fp8"
-    ac = {"none": "None", "selective": "SelectiveAC.Config()", "full": "FullAC.Config()"}[training.recompute]
+    ac = {"none": "None", "op": "SelectiveAC.Config()", "full": "FullAC.Config()"}[training.recompute]  # rule "recompute"
     conv = ("[Float8LinearConverter.Config(filter_fqns=[\"lm_head\"], model_compile_enabled=False)]"
             if fp8 else "[]")
     par_src = ",\n        ".join(f"{k}={v!r}" for k, v in par.items())

@@ -59,12 +59,21 @@ def _parallel_kinds(model: ModelSpec, training: TrainingSpec, layout: Layout) ->
     return None
 
 
+def _recompute(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    if training.recompute == "op":
+        return ("recompute op is torchtitan's per-op save list; DeepSpeed checkpoints whole layers "
+                "(activation_checkpointing) or, through Megatron-DeepSpeed, the attention core: use full or selective")
+    return None
+
+
 DEEPSPEED_RULES = (
     Rule("pipeline-zero", f"{PIPE}:76-77", _pipeline_zero),
     Rule("pipeline-schedule", f"{PIPE}:501", _pipeline_schedule),
     Rule("uneven-stages", "deepspeed/runtime/pipe/module.py:396-440", _uneven),
     Rule("hybrid-zero3", f"{CONFIG}:120-121", _hybrid),
     Rule("precision", f"{CONFIG} (fp16/bf16 sections only)", _precision),
+    Rule("recompute", "deepspeed/runtime/activation_checkpointing/checkpointing.py (whole-module checkpoints)",
+         _recompute),
     Rule("parallel-kinds", "deepspeed/moe/layer.py; deepspeed/sequence/layer.py", _parallel_kinds),
     DEEPSPEED_OFFLOAD,
 )

@@ -61,6 +61,13 @@ def _zero(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | Non
     return None
 
 
+def _recompute(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    if training.recompute == "op":
+        return ("recompute op is torchtitan's per-op save list; Megatron's --recompute-granularity is full or "
+                "selective (the attention core): use --recompute selective or full")
+    return None
+
+
 def _a2a_overlap(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
     if not training.moe_a2a_overlap:
         return None
@@ -95,6 +102,8 @@ MEGATRON_RULES = (
     Rule("interleaved-pp", f"{ARGS}:963-976", _interleaved_pp),
     Rule("virtual-stages", f"{ARGS}:907-918", _virtual_stages),
     Rule("zero", f"{ARGS}:1100-1147", _zero),
+    Rule("recompute", "megatron/core/transformer/transformer_config.py:518 (recompute_granularity full | selective)",
+         _recompute),
     Rule("a2a-overlap", "megatron/core/transformer/transformer_config.py:2669-2712", _a2a_overlap),
     Rule("model", f"{ARGS}:2195-2380", _model),
     MEGATRON_OFFLOAD,

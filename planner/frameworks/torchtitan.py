@@ -117,6 +117,13 @@ def _precision(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str 
     return None
 
 
+def _recompute(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    if training.recompute == "selective":
+        return ("recompute selective is Megatron's attention-core recompute; torchtitan's SelectiveAC is the per-op "
+                "save list: use --recompute op (or full)")
+    return None
+
+
 def _schedule(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
     if layout.pp > 1 and layout.schedule not in SCHEDULE_NAMES:
         return (f"schedule {layout.schedule}: torchtitan's zero-bubble schedules are multi-stage "
@@ -146,6 +153,8 @@ TORCHTITAN_RULES = (
     Rule("zero", "torchtitan/models/llama3/parallelize.py:69-89 (apply_fsdp_to_decoder)", _zero),
     Rule("precision", "torchtitan/config/configs.py:85", _precision),
     Rule("schedule", "torch/distributed/pipelining/schedules.py get_schedule_class", _schedule),
+    Rule("recompute", "torchtitan/distributed/activation_checkpoint.py (FullAC, SelectiveAC: per-op, MemoryBudgetAC)",
+         _recompute),
     Rule("sequence", f"{LLAMA3}:306-311; {QWEN3}:516-595", _sequence),
     Rule("experts", "torchtitan/config/configs.py:279-287; torchtitan/distributed/parallel_dims.py:279", _experts),
     TORCHTITAN_OFFLOAD,

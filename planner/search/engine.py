@@ -175,7 +175,7 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
             steps.setdefault(key, step)
     trainings: dict[tuple, TrainingSpec] = {}
     checked = 0
-    recomputes = recompute_options(c)
+    recomputes = recompute_options(c, training)
     for i, st in enumerate(structs):
         if progress:
             progress(i, len(structs))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from ..errors import SpecError
 from ..frameworks import refusal
 from ..specs import HardwareProfile, ModelSpec
-from ..work.offload import OFFLOAD_LEVELS, RECIPE_OFFLOAD, check_offload, host_bytes_per_node
+from ..work.offload import OFFLOAD_LEVELS, check_offload, host_bytes_per_node, offload_kinds
 from ..work.step_bytes import step_bytes
 from .space import Candidate, SearchConstraints
 
@@ -39,7 +39,7 @@ def freeable_bytes(mc, cand: Candidate) -> float:
     can offload of its optimizer state, gradients, weights under ZeRO-3, checkpoints under full
     recompute): a candidate still over capacity without them is not tried."""
     bd, trn = mc.breakdown, cand.training
-    kinds = RECIPE_OFFLOAD[trn.recipe]
+    kinds = offload_kinds(trn)
     if bd is None or not kinds:
         return 0.0
     free = bd.optimizer

@@ -26,8 +26,8 @@ The default space (documented choices, each overridable by a constraint flag):
 - cp: 1, and for sequences of at least CP_MIN_SEQ tokens the divisors of gpus / tp that cut the
   sequence into 2*cp equal chunks (seq % (2*cp) == 0) of at least CP_MIN_CHUNK tokens each
   (planner/work/context.py); the K/V exchange is the recipe's (``Layout.cp_kind`` unset).
-- micro-batch: powers of two up to 16 dividing the per-replica batch; recompute none, selective,
-  full.
+- micro-batch: powers of two up to 16 dividing the per-replica batch; recompute none, selective (op for
+  torchtitan, whose SelectiveAC is the per-op save list), full.
 - offload (planner.search.offload_search): only for a candidate that does not fit without it, the
   lightest level the recipe can express that fits HBM and host memory.
 """
@@ -49,7 +49,11 @@ from .expert_space import expert_degrees
 
 Objective = Literal["throughput", "memory", "cost"]
 OBJECTIVES = ("throughput", "memory", "cost")
-RECOMPUTES = ("none", "selective", "full")
+RECOMPUTES = ("none", "selective", "op", "full")
+#: recompute choices the search tries per framework, lightest first: torchtitan's SelectiveAC is the per-op
+#: save list (planner.frameworks.torchtitan rule "recompute"); Megatron's selective is the attention core
+FRAMEWORK_RECOMPUTES = {"torchtitan": ("none", "op", "full")}
+DEFAULT_RECOMPUTES = ("none", "selective", "full")
 MICRO_BATCHES = (1, 2, 4, 8, 16)
 MAX_VPP = 8
 CP_MIN_SEQ = 8192  # context parallelism is offered from 8k tokens (NeMo's long-context recipes start at 16k)
@@ -64,7 +68,7 @@ class SearchConstraints(Spec):
     cp: int | None = Field(None, gt=0, description="context-parallel degree to use")
     zero: int | None = Field(None, ge=0, le=3, description="ZeRO stage to use (3 = FSDP with recipe fsdp)")
     micro_batch: int | None = Field(None, gt=0, description="micro-batch size, sequences")
-    recompute: Literal["none", "selective", "full"] | None = Field(None, description="activation recompute")
+    recompute: Literal["none", "selective", "op", "full"] | None = Field(None, description="activation recompute")
     schedule: Literal["gpipe", "1f1b", "interleaved-1f1b", "zb-h1"] | None = Field(
         None, description="pipeline schedule to use")
     sequence_parallel: bool | None = Field(None, description="force sequence parallelism on/off when tp > 1")
@@ -351,6 +355,8 @@ def micro_batch_sizes(training: TrainingSpec, dp: int, c: SearchConstraints) -> 
     return [b for b in sizes if per_replica % b == 0]
 
 
-def recompute_options(c: SearchConstraints) -> tuple[str, ...]:
-    """Recompute choices, lightest first."""
-    return (c.recompute,) if c.recompute is not None else RECOMPUTES
+def recompute_options(c: SearchConstraints, training: TrainingSpec) -> tuple[str, ...]:
+    """Recompute choices, lightest first: the pinned one, else those of ``training``'s recipe's framework."""
+    if c.recompute is not None:
+        return (c.recompute,)
+    return FRAMEWORK_RECOMPUTES.get(framework_of_recipe(training.recipe) or "", DEFAULT_RECOMPUTES)

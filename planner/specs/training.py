@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from .base import Spec
 from .bounds import MAX_GLOBAL_BATCH, MAX_MICRO_BATCH, MAX_SEQ
@@ -146,6 +146,14 @@ class TrainingSpec(Spec):
                 f"= {self.global_batch_size % self.micro_batch_size} != 0"
             )
         return self
+
+    @field_validator("fp8_all_gather")
+    @classmethod
+    def _fp8_gather_needs_fp8(cls, value: bool, info: ValidationInfo) -> bool:
+        precision = info.data.get("precision")
+        if value and precision != "fp8":
+            raise ValueError(f"fp8 all-gather needs precision fp8 (precision {precision})")
+        return value
 
     @property
     def tokens_per_step(self) -> int:

@@ -48,12 +48,19 @@ OFFLOAD_LEVELS = (
 )
 
 
+def offload_kinds(training: TrainingSpec) -> tuple[str, ...]:
+    """The offload kinds ``training``'s recipe can express (RECIPE_OFFLOAD); a derived recipe (``base:``, e.g.
+    torchtitan-2412) runs its base framework's offload."""
+    spec = training.recipe_spec
+    return RECIPE_OFFLOAD.get(training.recipe) or RECIPE_OFFLOAD.get(spec.base or "", ())
+
+
 def check_offload(training: TrainingSpec, layout: Layout) -> None:
     """SpecError naming the field when the recipe cannot express the offload asked for."""
     off = training.offload
     if not off.any:
         return
-    allowed = RECIPE_OFFLOAD[training.recipe]
+    allowed = offload_kinds(training)
     asked = [k for k in ("optimizer", "gradients", "params", "activations") if getattr(off, k)]
     missing = [k for k in asked if k not in allowed]
     if missing:

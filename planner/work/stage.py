@@ -81,6 +81,9 @@ class StageBytes:
     fsdp_copy_bytes_per_microbatch: float = 0.0
     fsdp_copy_bytes_per_step: float = 0.0
     fsdp_gathered_bytes: float = 0.0  # gathered weights held through forward and backward (planner.work.fsdp)
+    # allocator pools of FSDP2's communication streams (planner.work.fsdp): reserved, not live tensors
+    all_gather_pool_bytes: float = 0.0  # the all-gather stream's pool, at every moment
+    grads_pool_bytes: float = 0.0  # the sharded gradients' bytes the reduce-scatter pool keeps while they are freed
 
     def at(self, index: int, in_flight: float):
         """This stage placed at pipeline position ``index`` holding ``in_flight`` micro-batches (a

@@ -196,7 +196,6 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     copy_mb, copy_step = fsdp_copy_bytes(params, lin * n_layers, n_layers + (root > 0), training, layout)
     zero3_working += expert_zero3_working_bytes(model, training, layout)  # FSDP + EP (work.expert_states)
     buffers = 2 * f.p2p_bytes * (2 if layout.pp > 1 else 0)
-    buffers += all_gather_pool_bytes(root, f.layer_params, lin, training, layout)  # FSDP2 stream pool (work/fsdp.py)
     if grad_group_size(layout) > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
         buffers += 2 * min(40e6, params * grad_reduce_bytes_per_param(training))  # than the gradients
     sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
@@ -204,17 +203,20 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     states, act_held, off = apply_offload(states, params + experts, opt_params, f.activation_bytes * n_layers + dense_act,
                                           training)
     updated = 0.0 if off.cpu_optimizer_params else opt_params
+    live_grads = recipe.grads_persist or f.micro_batches > 1  # gradients live while activations are held
     return StageBytes(
         index=i, layers=n_layers, params=params, optimizer_params=updated,
         weights_bytes=states.weights, grads_bytes=states.grads, optimizer_bytes=states.optimizer,
         activation_bytes_per_microbatch=act_held, in_flight=0.0,
         working_bytes=max(f.working_bytes, extra_act) + zero3_working, buffer_bytes=buffers,
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
-        grads_in_backward=recipe.grads_persist or f.micro_batches > 1 or grads_in_reduce_pool(training, layout),
+        grads_in_backward=live_grads,
         optimizer_pass_bytes=optimizer_pass_bytes(states.grads, updated, training),
         optimizer_grad_copy_bytes=updated * optimizer_grad_copy_bytes_per_param(training), offload=off,
         expert_params=experts, fsdp_copy_bytes_per_microbatch=copy_mb, fsdp_copy_bytes_per_step=copy_step,
         fsdp_gathered_bytes=gathered,
+        all_gather_pool_bytes=all_gather_pool_bytes(root, f.layer_params, lin, training, layout),
+        grads_pool_bytes=states.grads if grads_in_reduce_pool(training, layout) and not live_grads else 0.0,
     )
 
 

@@ -75,7 +75,7 @@ def plans() -> tuple[FrameworkPlan, ...]:
     return (
         FrameworkPlan("llama3-70b-64-fsdp-tp4-sp", _sc("llama3-70b", "h100-sxm-80gb", Layout(
             tp=4, dp=16, fsdp=True, sequence_parallel=True), global_batch_size=128, seq_length=8192,
-            recompute="selective"), None, None, None),
+            recompute="op"), "recompute op", "recompute op", None),
         FrameworkPlan("llama3.1-405b-16384-tp8-pp16-v4-uneven", _sc("llama3.1-405b", "h100-sxm-80gb", l405,
                       global_batch_size=2048, seq_length=8192, recompute="selective"),
                       None, "schedule interleaved-1f1b", "ZeRO-1"),
@@ -88,7 +88,10 @@ def plans() -> tuple[FrameworkPlan, ...]:
                       interleaved_or_uneven if f1t.layout.vpp > 1 else None, "model frontier-1t has layernorm"),
         FrameworkPlan("llama3-8b-selective", _sc("llama3-8b", "h100-sxm-80gb", Layout(
             tp=2, dp=8, fsdp=True, sequence_parallel=True), global_batch_size=64, seq_length=8192,
-            recompute="selective"), None, None, None),
+            recompute="selective"), None, None, "recompute selective"),
+        FrameworkPlan("llama3-8b-op-sac", _sc("llama3-8b", "h100-sxm-80gb", Layout(
+            tp=2, dp=8, fsdp=True, sequence_parallel=True), global_batch_size=64, seq_length=8192,
+            recompute="op"), "recompute op", "recompute op", None),
         FrameworkPlan("llama3-8b-full-recompute", _sc("llama3-8b", "h100-sxm-80gb", Layout(
             tp=2, dp=8, fsdp=True, sequence_parallel=True), global_batch_size=64, seq_length=8192,
             recompute="full"), None, None, None),
