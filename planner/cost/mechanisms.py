@@ -2,7 +2,8 @@
 sharded data parallelism as the recipe runs it (gathers per micro-batch or per step, the reshard policy,
 gathered weights held, FSDP2 parameter copies), the activation-checkpointing policy and the bytes it keeps,
 PyTorch context parallelism's merge kernels, the SMs collectives take from overlapped compute, the
-attention kernel generation, the power-limited clock and the optimizer kind. Read from the same work
+attention kernel generation, the power-limited clock, the optimizer kind, FSDP2's stream pools and how the loss
+runs. Read from the same work
 (planner.work) and prices (planner.pricing) as the estimate: no formula of its own. Seconds and bytes per GPU.
 """
 
@@ -14,6 +15,7 @@ from ..pricing import Pricer
 from ..pricing.compute import clock_at_power, power_clock_scale
 from ..work.context import grad_group_size
 from ..work.fsdp import keeps_unsharded, sharded_weights
+from ..work.memory import grad_reduce_bytes_per_param
 from ..work.ops import Collective, MemoryOp
 from ..work.step import StepWork
 
@@ -38,6 +40,10 @@ class ShardedDataParallel(_Item):
                                              "parameters on the compute stream (FSDP2 copy-out), per step")
     param_copy_s_per_step: float = Field(description="seconds of those copies per step")
     gather_bytes_per_param: float = Field(description="bytes per gathered parameter (1 = fp8 all-gather)")
+    all_gather_pool_bytes: float = Field(0.0, description="the all-gather stream's allocator pool kept reserved "
+                                         "(FSDP2: the largest pair of gathers in flight), bytes")
+    grads_pool_bytes: float = Field(0.0, description="sharded gradients' bytes the reduce-scatter stream's pool keeps "
+                                    "reserved while they are freed (FSDP2), bytes")
 
 
 class Checkpointing(_Item):
@@ -68,6 +74,9 @@ class Mechanisms(_Item):
     tensor_clock_mhz: float | None = Field(description="tensor-core clock at that limit, MHz")
     compute_time_factor: float = Field(description="time factor of GEMMs and attention at that limit (1 = as measured)")
     optimizer: str = Field(description="'fused' or 'foreach' AdamW")
+    loss: str = Field("fused", description="how the cross-entropy runs: 'loss-parallel-dtensor' (torch "
+                      "loss_parallel over vocabulary shards, 16 B per local logit at its peak), 'eager-fp32' (12 B per "
+                      "logit) or 'fused' (6 B)")
 
 
 def _seconds(ops, pricer: Pricer, name: str) -> float:
@@ -87,7 +96,7 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
     def calls(colls, kind):
         return sum(c.calls for c in colls if isinstance(c, Collective) and c.kind == kind and c.axis.startswith("dp"))
 
-    grads_held = stage.working_bytes if mode == "kept-unsharded" else 0.0
+    grads_held = stage.params * grad_reduce_bytes_per_param(training) if mode == "kept-unsharded" else 0.0
     sdp = ShardedDataParallel(
         mode=mode, reshard_after_forward=recipe.fsdp_reshard_after_forward if mode != "none" else "-",
         gathers_per_microbatch=calls(stage.per_microbatch_comm, "all-gather"),
@@ -99,6 +108,7 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
         param_copy_bytes_per_step=stage.fsdp_copy_bytes_per_microbatch * m + stage.fsdp_copy_bytes_per_step,
         param_copy_s_per_step=copy_s_per_microbatch * m,
         gather_bytes_per_param=1.0 if training.fp8_all_gather else recipe.param_gather_bytes,
+        all_gather_pool_bytes=stage.all_gather_pool_bytes, grads_pool_bytes=stage.grads_pool_bytes,
     )
     recompute_s = sum(pricer.block_time(block.recompute).total * n for block, n in stage.blocks if block.recompute)
     ckpt = Checkpointing(policy=training.recompute,
@@ -116,4 +126,6 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
         attention_kernel=pricer.attention_kernel or f"default ({dev.attention_kernel or 'attention_table'})",
         power_limit_w=limit, tensor_clock_mhz=clock, compute_time_factor=power_clock_scale(dev),
         optimizer="foreach" if recipe.optimizer_foreach else "fused",
+        loss=("loss-parallel-dtensor" if layout.tp > 1 and recipe.loss_parallel_dtensor else
+              "eager-fp32" if recipe.logits_fp32 and not recipe.cross_entropy_fused else "fused"),
     )

@@ -1,0 +1,147 @@
+"""Sharded data parallelism as each framework runs it (issue 22): the mechanisms by their own numbers.
+
+Each expectation is computed by hand from the cited source of the mechanism (see the docstrings of
+planner/work/fsdp.py, planner/work/sac.py, planner/pricing/compute.py), not read back from paraplan."""
+
+from __future__ import annotations
+
+import pytest
+
+from hwprofiles import load_hardware, load_model
+from hwprofiles.recipe_loader import load_recipe
+from planner.cost import estimate
+from planner.errors import SpecError
+from planner.frameworks import refusal
+from planner.pricing.compute import clock_at_power, power_clock_scale
+from planner.search.space import SearchConstraints, recompute_options
+from planner.specs import Layout, TrainingSpec
+from planner.work.kernels import loss_peak_bytes
+
+H100_500W = "h100-sxm-96gb-500w"
+L8B = "llama3.1-8b"
+
+
+def _estimate(model=L8B, hw=H100_500W, layout=None, **trn):
+    layout = layout or Layout(tp=1, pp=1, dp=8, zero_stage=3)
+    training = TrainingSpec(**{"global_batch_size": 16, "seq_length": 8192, "recipe": "torchtitan-2412", **trn})
+    hw = load_hardware(hw) if isinstance(hw, str) else hw
+    return estimate(load_model(model), hw, training, layout, layout.gpus, breakdown=True)
+
+
+def test_the_500w_clock_is_read_between_the_datasheet_points():
+    dev = load_hardware(H100_500W).device
+    # NVIDIA H100 datasheet: 400 W (NVL) 1545 MHz, 700 W (SXM) 1830 MHz; 500 W lies a third of the way
+    assert clock_at_power(dev, 500) == pytest.approx(1545 + (1830 - 1545) / 3)
+    assert power_clock_scale(dev) == pytest.approx(1830 / 1640)
+    assert power_clock_scale(dev.model_copy(update={"power_limit_w": 700.0})) == pytest.approx(1.0)
+
+
+def test_a_power_limit_slows_compute_bound_kernels_only():
+    slow, full = _estimate(), _estimate(hw=load_hardware(H100_500W).model_copy(update={"device": load_hardware(
+        H100_500W).device.model_copy(update={"power_limit_w": 700.0})}))
+    gemm = {c.kind: c.seconds for c in slow.ops.classes}["gemm"] / {c.kind: c.seconds for c in full.ops.classes}["gemm"]
+    assert gemm == pytest.approx(1830 / 1640, rel=1e-3)
+    add = {c.kind: c.seconds for c in slow.ops.classes}["add"] / {c.kind: c.seconds for c in full.ops.classes}["add"]
+    assert add == pytest.approx(1.0)
+
+
+def test_op_sac_keeps_q_v_w1_w2_attention_and_the_block_input():
+    """torchtitan _save_list: every other mm (q, v, w1, w2 of wq wk wv wo w1 w3 w2), SDPA out + logsumexp;
+    plus the block's input (bf16): per token (4096 + 1024 + 14336 + 4096 + 4096 + 4096) x 2 + 32 x 4 bytes."""
+    est = _estimate(micro_batch_size=2, recompute="op")
+    per_token = (4096 + 1024 + 14336 + 4096 + 4096 + 4096) * 2 + 32 * 4
+    assert est.mechanisms.checkpointing.saved_bytes_per_layer == pytest.approx(per_token * 2 * 8192)
+
+
+def test_fsdp2_gathers_per_micro_batch_follow_torchtitans_reshard_policy():
+    """32 blocks + the root unit: forward 33 gathers; backward again for 31 blocks (the last one is not
+    resharded after forward) and the root: 32; reduce-scatters: 32 blocks + root."""
+    sdp = _estimate(micro_batch_size=2, recompute="op").mechanisms.sharded_data_parallel
+    assert (sdp.mode, sdp.reshard_after_forward) == ("per-micro-batch", "all-but-last")
+    assert (sdp.gathers_per_microbatch, sdp.reduce_scatters_per_microbatch) == (65, 33)
+
+
+def test_with_pipelining_fsdp2_gathers_once_per_step_and_holds_unsharded_gradients():
+    est = _estimate(layout=Layout(tp=1, pp=2, dp=4, zero_stage=3), micro_batch_size=1, recompute="full")
+    sdp = est.mechanisms.sharded_data_parallel
+    assert sdp.mode == "kept-unsharded" and sdp.gathers_per_microbatch == 0 and sdp.gathers_per_step > 0
+    m = load_model(L8B)
+    first_stage = 16 * (4096 * (4096 + 2 * 1024 + 4096) + 3 * 4096 * 14336 + 2 * 4096) + m.vocab_size * 4096
+    assert sdp.unsharded_grad_bytes == pytest.approx(4 * first_stage, rel=1e-3)  # fp32 reduce dtype
+
+
+def test_fsdp2_stream_pools_hold_the_sharded_gradients_and_two_gathers():
+    """Reduce-scatter outputs (fp32 sharded gradients) in their stream's pool: 4 B x params / 8; the
+    all-gather pool: the root unit (embedding + output, 2 x 128256 x 4096, + final norm) with a block, bf16."""
+    m = load_model(L8B)
+    sdp = _estimate(micro_batch_size=2, recompute="op").mechanisms.sharded_data_parallel
+    from planner.work.params import parameter_counts
+
+    total = parameter_counts(m).total
+    assert sdp.grads_pool_bytes == pytest.approx(4 * total / 8, rel=1e-3)
+    root = 2 * m.vocab_size * m.hidden_size + m.hidden_size
+    layer = (total - root) / m.num_layers
+    assert sdp.all_gather_pool_bytes == pytest.approx(2 * (root + layer), rel=1e-3)
+
+
+def test_the_pools_are_reserved_not_allocated():
+    est = _estimate(micro_batch_size=2, recompute="op")
+    worst = est.worst_stage
+    sdp = est.mechanisms.sharded_data_parallel
+    reserve = load_hardware(H100_500W).device.reserved_memory_gib * 2**30
+    assert worst.peak_bytes - worst.allocated_bytes == pytest.approx(
+        reserve + sdp.all_gather_pool_bytes + sdp.grads_pool_bytes)
+    off = _estimate(micro_batch_size=2, recompute="op", recipe="fsdp1")  # FSDP1: no per-stream pools priced
+    assert off.worst_stage.peak_bytes - off.worst_stage.allocated_bytes == pytest.approx(reserve)
+
+
+def test_loss_parallel_holds_16_bytes_per_local_logit():
+    tt, mc = load_recipe("torchtitan"), load_recipe("megatron-core")
+    assert loss_peak_bytes(10, 100, tt, vocab_parallel=True) == 16.0 * 1000
+    assert loss_peak_bytes(10, 100, tt, vocab_parallel=False) == 12.0 * 1000
+    assert loss_peak_bytes(10, 100, mc, vocab_parallel=True) == loss_peak_bytes(10, 100, mc)
+    est = _estimate(layout=Layout(tp=2, dp=4, zero_stage=3, sequence_parallel=True), recompute="op")
+    assert est.mechanisms.loss == "loss-parallel-dtensor"
+
+
+def test_fp8_all_gather_gathers_linear_weights_in_one_byte():
+    est = _estimate(precision="fp8", fp8_all_gather=True, recompute="op")
+    assert est.mechanisms.sharded_data_parallel.gather_bytes_per_param == 1.0
+    with pytest.raises(ValueError, match="fp8 all-gather needs precision fp8"):
+        TrainingSpec(global_batch_size=16, fp8_all_gather=True)
+
+
+def test_compile_fuses_the_eager_pointwise_kernels():
+    eager, compiled = _estimate(recompute="op"), _estimate(recompute="op", compile=True)
+    kernels = lambda e: sum(c.kernels for c in e.ops.classes)  # noqa: E731
+    assert kernels(compiled) < kernels(eager) and compiled.step_time_s < eager.step_time_s
+
+
+def test_the_derived_recipe_inherits_every_rule_it_does_not_state():
+    base, derived = load_recipe("torchtitan"), load_recipe("torchtitan-2412")
+    assert derived.base == "torchtitan" and derived.attention_kernel_table == "fa2"
+    assert derived.fsdp_reshard_after_forward == base.fsdp_reshard_after_forward
+    assert derived.sources["fsdp_stream_pools"] == base.sources["fsdp_stream_pools"]
+    assert derived.sources["attention_kernel_table"] != base.sources["attention_kernel_table"]
+
+
+@pytest.mark.parametrize("framework,recompute,refused", [
+    ("torchtitan", "selective", True), ("torchtitan", "op", False),
+    ("megatron", "op", True), ("megatron", "selective", False), ("deepspeed", "op", True)])
+def test_recompute_kinds_each_framework_has(framework, recompute, refused):
+    training = TrainingSpec(global_batch_size=16, recompute=recompute)
+    why = refusal(framework, load_model(L8B), training, Layout(tp=1, dp=8, zero_stage=3 if framework != "megatron" else 1))
+    assert (why is not None and "recompute" in why) == refused
+
+
+def test_the_search_tries_the_recompute_kinds_of_the_recipes_framework():
+    c = SearchConstraints()
+    assert recompute_options(c, TrainingSpec(global_batch_size=16, recipe="torchtitan")) == ("none", "op", "full")
+    assert recompute_options(c, TrainingSpec(global_batch_size=16, recipe="megatron-core")) == (
+        "none", "selective", "full")
+
+
+def test_an_unknown_power_limit_table_is_refused():
+    dev = load_hardware("a100-sxm-80gb").device
+    with pytest.raises((SpecError, ValueError)):
+        type(dev).model_validate({**dev.model_dump(), "power_limit_w": 300.0, "tensor_clock_by_power": []})
