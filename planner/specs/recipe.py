@@ -85,6 +85,10 @@ class RecipeSpec(Spec):
         False, description="with grouped-query attention, K and V are repeated to every query head before the "
         "attention kernel (a copy each, saved for backward; the gradients summed back): torchtitan 2024 "
         "repeat_kv, Hugging Face repeat_kv; false: the kernel reads the grouped K/V (SDPA enable_gqa, TE)")
+    sp_saves_gathered_inputs: bool = Field(
+        False, description="with sequence parallelism the column-parallel Linears save their all-gathered input "
+        "(tokens x h, not / tp): DTensor's Shard -> Replicate redistribution is an autograd op and the Linear keeps "
+        "what it was given; false: the sharded input is kept and gathered again in backward (Megatron SP)")
     qkv_split_copies: bool = Field(
         description="eager q/k/v split and head transposes materialise copies (output .contiguous(), "
         "backward torch.cat of dq/dk/dv)")
