@@ -143,7 +143,7 @@ def run_jobs(
             results.append(JobResult.model_validate_json(path.read_text()))
         else:
             results.append(assemble(job, read_ranks(root / f"job_{k}", job.nproc), error=failure,
-                                    wall_s=0.0, started=0.0))
+                                    wall_s=0.0, started=0.0, job_dir=root / f"job_{k}"))
     bench_result = None
     if bench is not None:
         path = root / f"job_{len(jobs)}" / "result.json"
