@@ -107,7 +107,7 @@ def fit_dispatch(memory: list[tuple[str, float, float]]) -> float:
     if not memory:
         return 0.0
     ranked = sorted(memory, key=lambda m: m[1])
-    return float(statistics.median(t for _, _, t in ranked[:max(1, len(ranked) // 10)]))
+    return max(float(statistics.median(t for _, _, t in ranked[:max(1, len(ranked) // 10)])), 0.0)
 
 
 def fit_compute(jobs: list[TracedJob], base: HardwareProfile, notes: list[str]) -> dict[str, Any]:

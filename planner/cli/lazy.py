@@ -38,6 +38,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "model": CommandEntry(("model_cmd",), "Model zoo and Hugging Face config.json import."),
     "report": CommandEntry(("report_cmd",), "Regenerate the case-study reports (Markdown with PNG plots)."),
     "validate": CommandEntry(("validate_cmd",), "Run layouts for real (torch.distributed), compare with the model, calibrate."),
+    "trials": CommandEntry(("trials_cmd",), "Trial runs of the top plans: run them, read their traces back, re-rank by measured steps."),
     "trace": CommandEntry(("trace_cmd",), "PyTorch profiler traces: where a real step's time went, next to paraplan's prediction."),
 }
 

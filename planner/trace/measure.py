@@ -228,7 +228,7 @@ def _cpu_step(main: pd.DataFrame, t0: float, t1: float, samples: Samples,
         segment(node, node.end)
         events[node.eff or HOST] = events.get(node.eff or HOST, 0) + 1
         if node.counted and node.pure and not node.eff.startswith(COMM_PREFIX):
-            _sample(samples, node.row, node.eff, float(node.row.dur) * 1e-6)
+            _sample(samples, node.row, node.eff, max(float(node.row.dur), 0.0) * 1e-6)
         if stack:
             parent = stack[-1]
             parent.resume = max(parent.resume, node.end)
@@ -248,7 +248,7 @@ def _cpu_step(main: pd.DataFrame, t0: float, t1: float, samples: Samples,
         if counted:
             counts[eff] = counts.get(eff, 0) + 1
             if eff.startswith(COMM_PREFIX):  # its size; its time is the class's (issue, waits)
-                _sample(samples, row, eff, float(row.dur) * 1e-6)
+                _sample(samples, row, eff, max(float(row.dur), 0.0) * 1e-6)
         if parent is None:
             if ts > at:
                 host.append((at, min(ts, t1), last_comm))
