@@ -34,6 +34,7 @@ from planner.pricing.compute import ADAMW_BYTES_PER_PARAM
 from planner.pricing.placement import GroupPlacement
 from planner.specs import HardwareProfile, Layout, ModelSpec, TrainingSpec
 from planner.trace.classes import ATTENTION, COMM_PREFIX, GEMM, OPTIMIZER, is_memory_class
+from planner.trace.compare import predicted_classes
 from planner.trace.measure import HOST
 from planner.trace.run import TracedRun
 from planner.work.ops import Attention, KernelClass
@@ -308,10 +309,6 @@ def class_groups(classes: dict[str, float]) -> dict[str, float]:
 
 
 def predicted_groups(estimate) -> dict[str, float]:
-    """The estimate's seconds per step in the groups of ``class_groups``: its per-kernel-class breakdown (per-op
-    overhead included), the pipeline's transfers and bubble as ``comm:send-recv``."""
-    out = class_groups({c.kind: c.seconds for c in estimate.ops.classes})
-    pipe = estimate.time.pp_comm + estimate.time.pp_bubble
-    if pipe:
-        out[COMM_PREFIX + "send-recv"] = out.get(COMM_PREFIX + "send-recv", 0.0) + pipe
-    return out
+    """The estimate's seconds per step in the groups of ``class_groups`` (planner.trace.compare.predicted_classes:
+    its per-kernel-class breakdown, per-op overhead included, and the pipeline's transfers and bubble)."""
+    return class_groups({k: s for k, (s, _n) in predicted_classes(estimate).items()})
