@@ -176,18 +176,19 @@ def compute_kernels(estimate) -> int:
 
 
 def fit_host(jobs: list[TracedJob], profile_of) -> tuple[float, float] | None:
-    """Host seconds per priced kernel and per collective call, (o, h): least squares on relative errors of
-    host_L = o * K_L + h * C_L over the jobs (K: kernels the cost model prices for the job, C: collective calls
-    the trace shows: DTensor and FSDP do Python work around every call), o, h >= 0. None without host time."""
+    """Host seconds per priced kernel and per collective call, (o, h): least squares of host_L = o * K_L + h * C_L
+    over the jobs (K: kernels the cost model prices for the job, C: collective calls the trace shows: DTensor
+    and FSDP do Python work around every call), each job's misfit divided by its step time (so the fit
+    minimises the step-time error the host terms leave), o, h >= 0. None without host time."""
     rows = []
     for j in jobs:
         host = j.run.classes().get(HOST, 0.0)
         calls = sum(n for c, n in j.run.counts().items() if c.startswith(COMM_PREFIX) and c != COMM_PREFIX + "send-recv")
         if host > 0:
-            rows.append((compute_kernels(predict(j, profile_of())), calls, host))
+            rows.append((compute_kernels(predict(j, profile_of())), calls, host, j.measured_step_s))
     if not rows:
         return None
-    return nonnegative_fit([(k / y, c / y) for k, c, y in rows], [1.0] * len(rows))
+    return nonnegative_fit([(k / t, c / t) for k, c, _y, t in rows], [y / t for _k, _c, y, t in rows])
 
 
 def nonnegative_fit(xs: list[tuple[float, float]], ys: list[float]) -> tuple[float, float]:
