@@ -5,14 +5,16 @@ to read the traces (the fit works on what planner.trace.measure extracted).
 In this order, each from its own measurements (seconds per step are the mean over ranks of the median step):
   dispatch d       per-op fixed time inside an op: median time of the smallest tenth of memory-bound ops
   GEMM efficiency  2mnk / ((t - d) * peak) per recorded GEMM, binned by size (planner.fit_microbench)
-  attention        executed FLOPs / ((t - d) * peak), forward and backward medians
+  attention        executed FLOPs / ((t - d) * peak), forward and backward medians (and per head dim and
+                   sequence, the profile's attention table points, when it prices attention from a table)
   memory classes   sum bytes / sum (t - d) per class (and over all classes for memory_efficiency)
   optimizer        (params + pass bytes / 28) / optimizer seconds (ComputePricer.optimizer_time inverted)
   host per kernel  the job's host time (CPU: Python, autograd and DTensor dispatch between ops; GPU: none)
                    over the kernels the cost model counts for it, pooled: kernel_overhead_us = d + host/kernel
   collectives      per-call seconds (class seconds / calls, both measured) against the pricer's alpha-beta
                    time of that call (Hockney 1994; planner.pricing.collectives.level_time), least squares on
-                   log errors over the latency (and the efficiency when a call moves >= 1 MB)
+                   log errors over the latency (and the efficiency when a call moves >= 1 MB), per tier: the
+                   inter-node latency / efficiency too when some call's group spans nodes
   send/recv        the pipeline jobs' time waiting in send/recv against the model's pp_comm + pp_bubble:
                    p2p latency by least squares on log errors (the bubble is the schedule's, not fitted)
 Every fitted value is a field of the hardware profile: it applies to every prediction, no per-layout factor.
@@ -128,14 +130,22 @@ def fit_compute(jobs: list[TracedJob], base: HardwareProfile, notes: list[str]) 
         out["device.gemm_efficiency"] = [{"gflop": p["gflop"], "efficiency": round(min(1.0, p["efficiency"]), 6)}
                                          for p in curve]
     fwd, bwd = [], []
+    points: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
     for s in samples:
         for bh, seq, hd, backward, t in s.attention:
             op = Attention("attn", bh, seq, seq, hd, "bwd_input" if backward else "fwd")
-            (bwd if backward else fwd).append(op.executed_flops / (_net(t, d) * peak))
+            eff = op.executed_flops / (_net(t, d) * peak)
+            (bwd if backward else fwd).append(eff)
+            points.setdefault((hd, seq), ([], []))[1 if backward else 0].append(eff)
     if fwd:
         out["device.attention_efficiency"] = min(1.0, statistics.median(fwd))
     if bwd:
         out["device.attention_backward_efficiency"] = min(1.0, statistics.median(bwd))
+    table = [{"head_dim": hd, "seq": seq, "forward": round(min(1.0, statistics.median(f)), 6),
+              "backward": round(min(1.0, statistics.median(b)), 6)}
+             for (hd, seq), (f, b) in sorted(points.items()) if f and b]
+    if table and dev.attention_table:  # the profile prices attention from its table: measured points replace it
+        out["device.attention_table"] = table
     if memory:
         bw = sum(b for _, b, _ in memory) / sum(_net(t, d) for _, _, t in memory)
         hbm = dev.hbm_bandwidth_gbps * 1e9
@@ -250,21 +260,27 @@ def fit_collective_latency(jobs: list[TracedJob], profile_of, host_per_call_s: f
     if not calls:
         return {}
     base = profile_of()
-    paths = ["node.collective_latency_us"]
-    if max(c[1] for c in calls) >= BANDWIDTH_FIT_BYTES:
-        paths.append("node.collective_efficiency")
-    x0 = [math.log10(max(base.node.collective_latency_us, 0.1)), math.log10(base.node.collective_efficiency)]
+    per_node = base.node.devices_per_node
+    start = {"node.collective_latency_us": base.node.collective_latency_us,
+             "node.collective_efficiency": base.node.collective_efficiency,
+             "network.latency_us": base.network.latency_us, "network.efficiency": base.network.efficiency}
+    big = any(c[1] >= BANDWIDTH_FIT_BYTES for c in calls)
+    paths = ["node.collective_latency_us"] + (["node.collective_efficiency"] if big else [])
+    if any(c[2] > per_node for c in calls):  # calls that span nodes pin the inter-node tier too
+        paths += ["network.latency_us"] + (["network.efficiency"] if big else [])
+    nodes = max(1, math.ceil(max(c[2] for c in calls) / per_node))
 
     def residuals(x: list[float]) -> list[float]:
-        values = {p: 10 ** v for p, v in zip(paths, x)}
-        prof = profile_of(values)
-        pricer = CollectivePricer(prof, 1)
+        prof = profile_of({p: 10 ** v for p, v in zip(paths, x)})
+        pricer = CollectivePricer(prof, nodes)
         return [math.log(pricer.time(kind, nbytes, group_of(g, prof)) / t) for kind, nbytes, g, t in calls]
 
-    best = least_squares_log(residuals, x0[:len(paths)], (-1.0, 5.0) if len(paths) == 1 else (-4.0, 5.0))
+    best = least_squares_log(residuals, [math.log10(max(start[p], 0.1 if "latency" in p else 1e-4)) for p in paths],
+                             (-1.0, 5.0) if not big else (-4.0, 5.0))
     out = {p: 10 ** v for p, v in zip(paths, best)}
-    if "node.collective_efficiency" in out:
-        out["node.collective_efficiency"] = min(out["node.collective_efficiency"], 1.2)
+    for p, cap in (("node.collective_efficiency", 1.2), ("network.efficiency", 1.0)):
+        if p in out:
+            out[p] = min(out[p], cap)
     return out
 
 

@@ -19,12 +19,12 @@ pytestmark = pytest.mark.validate
 TRUTH = {"device.kernel_overhead_us": 150.0, "node.collective_latency_us": 3000.0, "node.p2p_latency_us": 300.0}
 
 
-def synthetic_job(text: str, truth: dict) -> TracedJob:
+def synthetic_job(text: str, truth: dict, global_batch: int = 8) -> TracedJob:
     """A traced job whose classes are the cost model's under ``truth``: compute classes without the per-kernel
     cost, which shows as host time; collectives and the pipeline's waits as priced."""
     base, path = base_profile_data("cpu-host")
     prof = profile_with(base, nest(truth), path)
-    job = JobSpec(model=tiny_model(), layout=layout_for_nproc(text, None))
+    job = JobSpec(model=tiny_model(), layout=layout_for_nproc(text, None), global_batch_size=global_batch)
     est = estimate(job.effective_model(), prof, job.training_spec(), job.layout, breakdown=True)
     per_kernel = prof.device.kernel_overhead_us * 1e-6
     classes, counts, host = {}, {}, 0.0
@@ -73,3 +73,13 @@ def test_nonnegative_fit_keeps_both_terms_at_or_above_zero():
     assert nonnegative_fit([(1.0, 0.0), (0.0, 1.0), (1.0, 1.0)], [2.0, 3.0, 5.0]) == pytest.approx((2.0, 3.0))
     a, b = nonnegative_fit([(1.0, 1.0), (1.0, 2.0)], [3.0, 1.0])  # free optimum has b < 0
     assert b == 0.0 and a == pytest.approx(2.0)
+
+
+def test_collectives_that_span_nodes_pin_the_inter_node_latency():
+    truth = {**TRUTH, "network.latency_us": 700.0}
+    jobs = [synthetic_job(t, truth, global_batch=32) for t in ("tp=2", "dp=16,fsdp", "pp=2")]
+    rep = calibrate("cpu-host", None, jobs, held_out=None, date="2026-01-01")
+    assert rep.overlay["node"]["collective_latency_us"] == pytest.approx(3000.0, rel=2e-2)
+    # the synthetic trace records no message sizes: the bandwidth share of each call is fitted as latency
+    assert rep.overlay["network"]["latency_us"] == pytest.approx(700.0, rel=0.1)
+    assert "collective calls" in rep.overlay["sources"]["network.latency_us"]
