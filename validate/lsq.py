@@ -5,18 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def least_squares_log(residuals, x0: list[float], bounds: tuple[float, float], iters: int = 40) -> list[float]:
+def least_squares_log(residuals, x0: list[float], bounds, iters: int = 40) -> list[float]:
     """Minimise sum(residuals(x)**2) by Levenberg-Marquardt (Marquardt 1963, doi:10.1137/0111030) with a
-    forward-difference Jacobian, every x kept inside ``bounds``. Directions the residuals do not see
-    stay where they start (the damping term)."""
-    lo, hi = bounds
+    forward-difference Jacobian, every x kept inside ``bounds`` (one (low, high) pair for all, or one per
+    parameter). Directions the residuals do not see stay where they start (the damping term)."""
+    pairs = list(bounds) if isinstance(bounds[0], (tuple, list)) else [tuple(bounds)] * len(x0)
+    lo, hi = np.array([b[0] for b in pairs], dtype=float), np.array([b[1] for b in pairs], dtype=float)
     x = np.clip(np.asarray(x0, dtype=float), lo, hi)
     r = np.asarray(residuals(list(x)))
     cost, lam, h = float(r @ r), 1e-3, 1e-4
     for _ in range(iters):
         jac = np.empty((len(r), len(x)))
         for i in range(len(x)):
-            step = h if x[i] + h <= hi else -h
+            step = h if x[i] + h <= hi[i] else -h
             xi = x.copy()
             xi[i] += step
             jac[:, i] = (np.asarray(residuals(list(xi))) - r) / step

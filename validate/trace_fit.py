@@ -46,6 +46,7 @@ from .results import SIDECAR
 
 MEMORY_CLASSES = set(KernelClass.__args__)
 MIN_CLASS_SAMPLES = 20
+LOG10_US_BOUNDS = (-1.0, 5.0)  # latencies fitted between 0.1 us and 100 ms (log10 us)
 BANDWIDTH_FIT_BYTES = 1 << 20  # collectives moving at least this much pin the efficiency, not only alpha
 
 
@@ -275,12 +276,10 @@ def fit_collective_latency(jobs: list[TracedJob], profile_of, host_per_call_s: f
         pricer = CollectivePricer(prof, nodes)
         return [math.log(pricer.time(kind, nbytes, group_of(g, prof)) / t) for kind, nbytes, g, t in calls]
 
+    bounds = {"node.collective_efficiency": (-4.0, math.log10(1.2)), "network.efficiency": (-4.0, 0.0)}
     best = least_squares_log(residuals, [math.log10(max(start[p], 0.1 if "latency" in p else 1e-4)) for p in paths],
-                             (-1.0, 5.0) if not big else (-4.0, 5.0))
+                             [bounds.get(p, LOG10_US_BOUNDS) for p in paths])
     out = {p: 10 ** v for p, v in zip(paths, best)}
-    for p, cap in (("node.collective_efficiency", 1.2), ("network.efficiency", 1.0)):
-        if p in out:
-            out[p] = min(out[p], cap)
     return out
 
 
@@ -305,7 +304,7 @@ def fit_p2p_latency(jobs: list[TracedJob], profile_of) -> dict[str, float]:
             out.append(math.log(max(t.pp_comm + t.pp_bubble, 1e-9) / pipeline_wait(j)))
         return out
 
-    best = least_squares_log(residuals, [math.log10(max(start, 0.1))], (-1.0, 5.0))
+    best = least_squares_log(residuals, [math.log10(max(start, 0.1))], LOG10_US_BOUNDS)
     return {"node.p2p_latency_us": 10 ** best[0]}
 
 
@@ -316,7 +315,7 @@ def measured_classes(job: TracedJob) -> dict[str, float]:
 
 def class_groups(classes: dict[str, float]) -> dict[str, float]:
     """Seconds folded into the groups both sides know: gemm, attention, memory-bound, optimizer, each
-    collective kind, host / idle."""
+    collective kind, host, idle (and conv, which only a trace has)."""
     out: dict[str, float] = {}
     for c, v in classes.items():
         key = c if c in (GEMM, ATTENTION, OPTIMIZER, HOST) or c.startswith(COMM_PREFIX) else (

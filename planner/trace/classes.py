@@ -165,4 +165,4 @@ def gpu_kernel_class(name: str) -> str:
 
 def is_memory_class(cls: str) -> bool:
     """True for a memory-bound class (priced by bytes over a bandwidth)."""
-    return cls not in (GEMM, ATTENTION, OPTIMIZER, CONV) and not cls.startswith(COMM_PREFIX) and cls != "host"
+    return cls not in (GEMM, ATTENTION, OPTIMIZER, CONV, "host", "idle") and not cls.startswith(COMM_PREFIX)
