@@ -230,6 +230,8 @@ def plan(
         result = search(model_spec, hw, gpus, training, cons, top=max(top, 4 * (trials or 0)),
                         progress=lambda done, total: bar.update(task, completed=done, total=total),
                         reference=ref_layout, reference_training=ref_training, workers=workers)
+    candidates = result.plans  # --trials walks further down the ranking than --top shows
+    result = result.model_copy(update={"plans": result.plans[:top]}) if len(result.plans) > top else result
     if refine is not None:
         result = refine_plans(result, refine, model_spec, hw)
     best = result.best
@@ -245,7 +247,7 @@ def plan(
     if trials is not None:
         from .trials_cmd import write_plan_trials
 
-        trial_lines, written = write_plan_trials(result, model_spec, hardware, calibration, trials, out, export, hw)
+        trial_lines, written = write_plan_trials(candidates, model_spec, hardware, calibration, trials, out, export, hw)
     elif export is not None:
         scenario = Scenario(model=model_spec, hardware=hw, gpus=best.gpus, training=best.training,
                             layout=best.layout)

@@ -21,18 +21,18 @@ app.add_typer(trials_app, name="trials")
 DirArg = Annotated[Path, typer.Argument(help="Trials folder written by paraplan plan ... --trials K --out DIR.")]
 
 
-def write_plan_trials(result, model_spec, hardware: str, calibration: str | None, k: int, out: str,
+def write_plan_trials(plans: list, model_spec, hardware: str, calibration: str | None, k: int, out: str,
                       export: str | None, hw) -> tuple[list[str], list[str]]:
-    """Write ``k`` trials of ``result``'s plans into ``out``; (lines to print, files written)."""
+    """Write the first ``k`` runnable of ``plans`` (ranked) as trials into ``out``; (lines to print, files written)."""
     from validate.trials import Trial, TrialsManifest, array_script, choose_trials, run_command, write_trials
 
     from ..scenario import Scenario
     from .export_out import write_export
 
     backend = "gloo" if hw.name.startswith("cpu") else "nccl"
-    chosen, skipped = choose_trials(result.plans, model_spec, k, steps=6, warmup=3, backend=backend)
+    chosen, skipped = choose_trials(plans, model_spec, k, steps=6, warmup=3, backend=backend)
     if not chosen:
-        raise SpecError(f"none of the {len(result.plans)} plans can be run as a trial: {skipped[0] if skipped else ''}",
+        raise SpecError(f"none of the {len(plans)} plans can be run as a trial: {skipped[0] if skipped else ''}",
                         field="--trials")
     folder = Path(out)
     trials, written = [], []
