@@ -9,6 +9,7 @@ allowed. ``model_to_hf_config`` writes the inverse and refuses a spec it cannot 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +20,16 @@ from planner.specs import ModelSpec
 LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "phi3", "mixtral")
 MOE_AND_OTHER_TYPES = ("qwen2_moe", "qwen3_moe", "deepseek_v2", "deepseek_v3", "gpt_oss", "gemma", "gemma2")
 SUPPORTED_MODEL_TYPES = (*LLAMA_LIKE, "gpt2", "gpt_neox", "bloom", *MOE_AND_OTHER_TYPES)
+
+#: transformers model classes (a config's ``architectures``) -> model_type, for configs without one.
+ARCHITECTURE_TYPES = {
+    "LlamaForCausalLM": "llama", "MistralForCausalLM": "mistral", "Qwen2ForCausalLM": "qwen2",
+    "Qwen3ForCausalLM": "qwen3", "Phi3ForCausalLM": "phi3", "MixtralForCausalLM": "mixtral",
+    "GPT2LMHeadModel": "gpt2", "GPTNeoXForCausalLM": "gpt_neox", "BloomForCausalLM": "bloom",
+    "Qwen2MoeForCausalLM": "qwen2_moe", "Qwen3MoeForCausalLM": "qwen3_moe", "DeepseekV2ForCausalLM": "deepseek_v2",
+    "DeepseekV3ForCausalLM": "deepseek_v3", "GptOssForCausalLM": "gpt_oss", "GemmaForCausalLM": "gemma",
+    "Gemma2ForCausalLM": "gemma2",
+}
 
 _GELU = {"gelu", "gelu_new", "gelu_fast", "gelu_pytorch_tanh", "gelu_python", "gelu_accurate", "quick_gelu"}
 _SILU = {"silu", "swish"}
@@ -51,6 +62,15 @@ class _Reader:
             raise self.error(key, f"expected true or false, got {value!r}")
         return value
 
+    def number(self, key: str) -> float | None:
+        """A positive finite number (an int or a float; None when absent or null)."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise self.error(key, f"expected a positive number, got {value!r}")
+        return float(value)
+
     def list(self, key: str) -> list:
         value = self.data.get(key) or []
         if not isinstance(value, list):
@@ -76,7 +96,7 @@ def _llama_like(r: _Reader) -> dict[str, Any]:
         vocab_size=r.int("vocab_size"), tied_embeddings=r.bool("tie_word_embeddings", False),
         position_kind="rope", max_position_embeddings=r.int("max_position_embeddings", 2048),
         linear_bias=False, qkv_bias=r.model_type == "qwen2",
-        rope_theta=float(r.data["rope_theta"]) if r.data.get("rope_theta") else None,
+        rope_theta=r.number("rope_theta"),
     )
     if r.model_type == "qwen3":  # per-head Q/K RMSNorm; attention_bias puts biases on q, k, v, o
         fields.update(qk_norm=True, linear_bias=False)
@@ -153,6 +173,10 @@ def model_from_hf_config(data: dict[str, Any], *, source: str, default_name: str
     ``default_name`` (normally the folder holding config.json).
     """
     model_type = data.get("model_type")
+    architectures = data.get("architectures")
+    if model_type is None and isinstance(architectures, list):
+        model_type = next((ARCHITECTURE_TYPES[a] for a in architectures if isinstance(a, str)
+                           and a in ARCHITECTURE_TYPES), None)
     if model_type is None:
         raise SpecError("required key missing; supported: " + ", ".join(SUPPORTED_MODEL_TYPES),
                         field="model_type", source=source)

@@ -68,12 +68,27 @@ def _deepseek(r: _Reader) -> dict[str, Any]:
 
 
 def _gpt_oss(r: _Reader) -> dict[str, Any]:
-    """gpt-oss: biases on every attention and expert projection, a router with a bias."""
+    """gpt-oss: biases on every attention and expert projection, a router with a bias; the experts' gate is
+    ``x * sigmoid(1.702 x)`` (transformers GptOssExperts ``alpha``; quick GELU, not SiLU): ffn_kind geglu."""
     fields = _llama_like(_Reader(r.data, r.source, "gpt_oss"))
+    fields["ffn_kind"] = "geglu"
     k = r.int("num_experts_per_tok", required=False) or r.int("experts_per_token")
     fields.update(linear_bias=r.bool("attention_bias", True), num_experts=r.int("num_local_experts"),
-                  moe_top_k=k, expert_ffn_hidden_size=fields["ffn_hidden_size"], moe_router_bias=True)
+                  moe_top_k=k, expert_ffn_hidden_size=fields["ffn_hidden_size"], moe_router_bias=True, **_sliding(r))
     return fields
+
+
+def _sliding(r: _Reader) -> dict[str, Any]:
+    """``sliding_window`` and how many layers use it: the ``layer_types`` list ("sliding_attention" entries)
+    when given, else the transformers default of GptOssConfig / Gemma2Config, every other layer from the first
+    (``"sliding_attention" if bool((i + 1) % 2)``)."""
+    window = r.data.get("sliding_window")
+    if not window:
+        return {}
+    types = r.list("layer_types")
+    n = r.int("num_hidden_layers")
+    layers = sum(t == "sliding_attention" for t in types) if types else (n + 1) // 2
+    return {"sliding_window": int(window), "sliding_window_layers": layers} if layers else {}
 
 
 def _gemma(r: _Reader) -> dict[str, Any]:
@@ -91,8 +106,8 @@ def _gemma(r: _Reader) -> dict[str, Any]:
         ffn_hidden_size=r.int("intermediate_size"), ffn_kind="geglu", norm_kind="rmsnorm",
         vocab_size=r.int("vocab_size"), tied_embeddings=r.bool("tie_word_embeddings", True),
         position_kind="rope", max_position_embeddings=r.int("max_position_embeddings", 8192),
-        linear_bias=False, sandwich_norm=r.model_type == "gemma2",
-        rope_theta=float(r.data["rope_theta"]) if r.data.get("rope_theta") else None,
+        linear_bias=False, sandwich_norm=r.model_type == "gemma2", **(_sliding(r) if r.model_type == "gemma2" else {}),
+        rope_theta=r.number("rope_theta"),
     )
 
 
@@ -122,6 +137,10 @@ def moe_to_hf(model) -> dict[str, Any] | None:
                        n_group=model.moe_router_num_groups, topk_group=model.moe_router_group_topk)
         return out
     kv = dict(num_key_value_heads=model.kv_heads, **({"head_dim": model.head_dim} if model.head_dim else {}))
+    if model.sliding_window:  # layer_types: the windowed layers first in every pair, as the readers count them
+        kv.update(sliding_window=model.sliding_window, layer_types=[
+            "sliding_attention" if i < model.sliding_window_layers else "full_attention"
+            for i in range(model.num_layers)])
     if model.is_moe and model.qk_norm:
         return dict(model_type="qwen3_moe", **base, **kv, num_experts=model.num_experts,
                     num_experts_per_tok=model.moe_top_k, moe_intermediate_size=model.expert_ffn_hidden_size)

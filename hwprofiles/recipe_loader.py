@@ -37,11 +37,34 @@ def recipe_from_dict(data: dict, source: str) -> RecipeSpec:
     return recipe
 
 
+#: what a derived recipe (``base:``) never takes from its base: who it is
+OWN_FIELDS = ("name", "description", "framework", "aliases", "base")
+
+
 @functools.lru_cache(maxsize=32)
 def _load_path(path: str) -> RecipeSpec:
+    return recipe_from_dict(_merged_data(path, ()), path)
+
+
+def _merged_data(path: str, seen: tuple[str, ...]) -> dict:
+    """The recipe mapping of ``path`` with its ``base:`` recipe's rules filled in under it: rules and
+    sources it does not state are the base's, notes are the base's followed by its own. SpecError on
+    an unknown base or a cycle."""
     from .loader import read_yaml
 
-    return recipe_from_dict(read_yaml(Path(path)), path)
+    data = read_yaml(Path(path))
+    base = data.get("base") if isinstance(data, dict) else None
+    if not base:
+        return data
+    if base in seen or not isinstance(base, str) or base not in RECIPE_NAMES:
+        raise SpecError(f"base '{base}' is not another built-in recipe (allowed: {', '.join(RECIPE_NAMES)})",
+                        field="base", source=path)
+    parent = _merged_data(str(recipes_dir() / f"{base}.yaml"), seen + (data.get("name", path),))
+    merged = {k: v for k, v in parent.items() if k not in OWN_FIELDS}
+    merged.update({k: v for k, v in data.items() if k not in ("sources", "notes")})
+    merged["sources"] = {**parent.get("sources", {}), **data.get("sources", {})}
+    merged["notes"] = list(parent.get("notes", [])) + list(data.get("notes", []))
+    return merged
 
 
 @functools.lru_cache(maxsize=1)

@@ -32,6 +32,11 @@ class NotFoundError(SpecError):
     """An unknown model, profile or other name; the message suggests the closest matches."""
 
 
+class ParaplanWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints it as one
+    ``warning:`` line on stderr; the library itself never prints)."""
+
+
 class InfeasibleError(ParaplanError):
     """Nothing feasible: no layout fits (exit code 1)."""
 

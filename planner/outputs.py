@@ -4,18 +4,21 @@ Every command that writes a file (``--out``, ``--png``, ``--trace``, ``--csv``, 
 --out``, ``calibrate --out``, the explorer's ``--save-to`` / ``--export-to``) calls
 :func:`check_output` on each path first, so a path it cannot write is one line and exit code 2
 before minutes of work, and writes through :func:`planner.io.write_atomic` or :func:`atomic_output`,
-so a failure leaves nothing behind (no half file, no temporary file).
+so a failure leaves nothing behind (no half file, no temporary file). The rules for symbolic links,
+FIFOs, devices, folders and read-only files are planner.io's (:func:`planner.io.output_target`);
+they are checked here first, so a refusal comes before the work.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import ParaplanError, SpecError
+from .io import atomic_output, output_target
+
+__all__ = ["PLOT_SUFFIXES", "MissingExtraError", "atomic_output", "check_output", "require_plotting"]
 
 #: Suffixes matplotlib writes without extra backends (the format follows the suffix).
 PLOT_SUFFIXES = (".png", ".svg", ".pdf")
@@ -66,10 +69,18 @@ def check_output(path: str | os.PathLike | None, option: str, *, suffixes: tuple
         raise SpecError(f"'{text}' must end in {' or '.join(suffixes)}", field=option)
     if folder:
         if p.exists() and not p.is_dir():
-            raise SpecError(f"'{text}' is a file, expected a folder", field=option)
-    elif p.is_dir():
-        raise SpecError(f"'{text}' is a folder, expected a file name", field=option)
-    existing = _nearest_existing(p if folder else p.parent)
+            raise SpecError(f"'{text}' exists and is not a folder", field=option)
+        existing = _nearest_existing(p)
+    else:
+        if p.is_dir():
+            raise SpecError(f"'{text}' is a folder, expected a file name", field=option)
+        try:
+            target = output_target(p)
+        except SpecError as exc:
+            raise SpecError(str(exc), field=option) from None
+        if target.kind == "stream":
+            return p
+        existing = _nearest_existing(target.path.parent)
     why = _probe_folder(existing)
     if why is not None:
         raise SpecError(f"cannot write '{text}': {why}", field=option)
@@ -82,25 +93,3 @@ def require_plotting(option: str) -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise MissingExtraError(f"{option} needs paraplan[plot]: pip install 'paraplan[plot]'") from None
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path`` (same suffix, so writers pick the same format); on
-    success it is renamed onto ``path``, on any failure it is removed."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=target.suffix, dir=target.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600
-        os.replace(tmp, target)
-    except OSError as exc:  # name the file the caller asked for, not the temporary one
-        Path(tmp).unlink(missing_ok=True)
-        raise OSError(exc.errno, exc.strerror, str(target)) from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

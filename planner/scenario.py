@@ -14,6 +14,8 @@ from pydantic import Field, ValidationError
 from .errors import SpecError, format_validation_error
 from .io import read_json
 from .specs import HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
+from .specs.bounds import MAX_RANKS
+from .specs.straggler import StragglerSpec
 
 SCENARIO_KIND = "paraplan-scenario"
 #: Scenario file versions this paraplan reads (``to_file_dict`` writes the last one).
@@ -25,19 +27,27 @@ class Scenario(Spec):
 
     model: ModelSpec = Field(description="the model")
     hardware: HardwareProfile = Field(description="the hardware profile of every node")
-    gpus: int = Field(gt=0, description="ranks in the job")
+    gpus: int = Field(gt=0, le=MAX_RANKS, description="ranks in the job")
     training: TrainingSpec = Field(description="training recipe")
     layout: Layout = Field(description="parallel layout")
+    stragglers: StragglerSpec = Field(default_factory=StragglerSpec,
+                                      description="slow ranks / nodes and per-rank variation (priced by the simulator)")
 
     def estimate(self):
-        """Analytic estimate of this scenario."""
+        """Analytic estimate of this scenario (SpecError when it has stragglers: the simulator prices them)."""
         from .cost import estimate
+
+        if self.stragglers.active:
+            raise SpecError("the scenario has stragglers, which the simulator prices: use --engine simulate "
+                            "(or paraplan simulate)", field="--engine")
 
         return estimate(self.model, self.hardware, self.training, self.layout, self.gpus, breakdown=True)
 
     def to_file_dict(self) -> dict[str, Any]:
-        """The JSON form written by ``--export json`` (full specs, so the file stands alone)."""
-        return {"kind": SCENARIO_KIND, "version": SCENARIO_VERSIONS[-1], **self.model_dump(mode="json")}
+        """The JSON form written by ``--export json`` (full specs, so the file stands alone; stragglers only
+        when there are some, so files stay as they were)."""
+        data = self.model_dump(mode="json", exclude=None if self.stragglers.active else {"stragglers"})
+        return {"kind": SCENARIO_KIND, "version": SCENARIO_VERSIONS[-1], **data}
 
 
 def infer_dp(gpus: int, tp: int, pp: int, cp: int = 1) -> int:

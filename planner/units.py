@@ -17,6 +17,7 @@ binary (2**10 ...). A bandwidth in bits is divided by 8.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Literal
@@ -150,7 +151,25 @@ def parse_count(text: str, *, field: str | None = None) -> float:
     if not m:
         raise SpecError(f"cannot read '{text}'; accepted: 15T, 2.5B, 300M, 1e12 (a plain number or "
                         "k/M/B/G/T/P suffix)", field=field)
-    return _number(m.group(1)) * COUNT_PREFIX[m.group(2)]
+    value = _number(m.group(1)) * COUNT_PREFIX[m.group(2)]
+    check_number(value, field, text=text)
+    return value
+
+
+def check_number(value: float | None, field: str | None, *, above: float | None = None,
+                 at_least: float | None = None, below: float | None = None, at_most: float | None = None,
+                 text: str | None = None) -> None:
+    """SpecError naming ``field`` unless ``value`` (None passes) is a finite number (not NaN or
+    infinite) with ``above < value``, ``at_least <= value``, ``value < below``, ``value <= at_most``."""
+    if value is None:
+        return
+    shown = text if text is not None else f"{value:g}"
+    if not math.isfinite(value):
+        raise SpecError(f"'{shown}' is not a finite number", field=field)
+    for bound, ok, word in ((above, lambda b: value > b, ">"), (at_least, lambda b: value >= b, ">="),
+                            (below, lambda b: value < b, "<"), (at_most, lambda b: value <= b, "<=")):
+        if bound is not None and not ok(bound):
+            raise SpecError(f"{shown} must be {word} {bound:g}", field=field)
 
 
 def parse_time(text: str, *, field: str | None = None) -> float:

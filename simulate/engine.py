@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
+from planner.cost.analytic import beside_slowdown
 from planner.cost.bottleneck_booking import hidden_compute
 from planner.gc_pause import cyclic_gc_paused
 
@@ -83,6 +84,7 @@ class Engine:
         self.trace = [] if trace else None
         self.record_memory = record_memory
         self.flow_id = 0
+        self.flow_pending: dict[int, int] = {}  # send key -> flow id, ended on the op that consumes it
         self.events = 0
 
     # ---- helpers -------------------------------------------------------------------------
@@ -149,11 +151,11 @@ class Engine:
         if not (self.contention and tr.nics) and self.rng is None:
             t = self.env.timeout(tr.seconds)
             t.callbacks.append(lambda _e: self._arrive(key))
-            self._flow_trace(stage, to_stage, start, tr.seconds, label)
+            self._flow_trace(stage, to_stage, start, tr.seconds, label, key)
             return
 
         def finish(_e=None):
-            self._flow_trace(stage, to_stage, start, self.env.now - start, label)
+            self._flow_trace(stage, to_stage, start, self.env.now - start, label, key)
             self._arrive(key)
 
         if self.rng is None and tr.fixed_s >= 0 and tr.offnode_s > 0:  # no jitter: no process
@@ -169,17 +171,28 @@ class Engine:
             finish()
         self.env.process(proc())
 
-    def _flow_trace(self, stage: int, to_stage: int, start: float, dur: float, label: str) -> None:
-        if self.trace is None:
+    def _flow_trace(self, stage: int, to_stage: int, start: float, dur: float, label: str, key: int) -> None:
+        """The send's slice and the start of its flow arrow (Perfetto flow events), bound to that slice;
+        the arrow ends on the receiving op's slice (``_flow_end``), so each send lands where it is used."""
+        if self.trace is None or dur <= 0:
             return
         tid = 1 if label.startswith("act") else 2
         self._x(stage, tid, f"send {label}", start, dur, {"to_stage": to_stage})
         self.flow_id += 1
-        ts = start * 1e6
         self.trace.append({"name": "p2p", "cat": "pipeline", "ph": "s", "id": self.flow_id, "pid": stage,
-                           "tid": tid, "ts": ts})
-        self.trace.append({"name": "p2p", "cat": "pipeline", "ph": "f", "bp": "e", "id": self.flow_id,
-                           "pid": to_stage, "tid": 0, "ts": (start + dur) * 1e6})
+                           "tid": tid, "ts": (start + dur / 2) * 1e6})
+        self.flow_pending[key] = self.flow_id
+
+    def _flow_end(self, i: int, kind: str, mb: int, c: int, start: float, dur: float) -> None:
+        """End the flow of the send this op consumed (an activation for F, a gradient for B) inside the
+        op's slice on stage i's compute track."""
+        if kind == "W" or dur <= 0:
+            return
+        key = (((c * self.p + i) * self.m + mb) << 1) | (kind != "F")
+        fid = self.flow_pending.pop(key, None)
+        if fid is not None:
+            self.trace.append({"name": "p2p", "cat": "pipeline", "ph": "f", "bp": "e", "id": fid, "pid": i,
+                               "tid": 0, "ts": (start + dur / 2) * 1e6})
 
     # ---- stage process -------------------------------------------------------------------
     def _mem(self, log: StageLog, delta: float) -> None:
@@ -216,8 +229,9 @@ class Engine:
         hidden = 0.0  # compute run under longer ZeRO-3 traffic: booked as communication (as the analytic)
         if kind != "W" and plan.zero3_fwd is not None:
             if not self.overlap:
-                yield env.timeout(busy + plan.zero3_exposed / 2 / self.v * k)
-                hidden = plan.zero3_hidden[kind != "F"] / self.v * k
+                beside = plan.zero3_beside / 2 / self.v * k
+                yield env.timeout(busy + beside + plan.zero3_exposed / 2 / self.v * k)
+                hidden = plan.zero3_hidden[kind != "F"] / self.v * k - beside  # booked as compute
             else:  # per-layer prefetch: g + C, then the last layer after the last gather
                 n = max(1, ch.layers)
                 comm = env.process(self._timed(z3))
@@ -227,7 +241,11 @@ class Engine:
                 rest = comm.value + busy / n - env.now
                 if rest > 0:
                     yield env.timeout(rest)
-                hidden = hidden_compute(ph.compute * k, comm.value - start)
+                # the compute beside the comm ran on the SMs it left free (planner.cost.analytic.beside_slowdown)
+                beside = beside_slowdown(busy, comm.value - start, plan.comm_slowdown)
+                if beside > 0:
+                    yield env.timeout(beside)
+                hidden = hidden_compute(ph.compute * k, comm.value - start) - beside  # booked as compute
             log.zero3 += env.now - start - busy + hidden
         elif ph.offnode > 0 and self.contention and plan.a2a_nics:  # expert all-to-alls on the fabric
             yield env.timeout(busy - ph.offnode * k)
@@ -252,6 +270,7 @@ class Engine:
             self._x(i, 0, f"{name} mb{mb}" + (f" c{c}" if self.v > 1 else ""), start, env.now - start,
                     {"micro_batch": mb, "chunk": c,
                      "blocks": ", ".join(f"{b} x{n}" if n > 1 else b for b, n in ch.blocks if n)})
+            self._flow_end(i, kind, mb, c, start, env.now - start)
         if kind == "W" or (kind == "B" and not self.split):
             self._mem(log, -act)
         if kind == "W":
@@ -280,7 +299,7 @@ class Engine:
             yield env.timeout(self.plan.stage_p2p[i] * self.noise())
         log.p2p += env.now - s0
         if real:
-            self._flow_trace(i, to_stage, s0, env.now - s0, f"{'act' if kind == 'F' else 'grad'} mb{mb}")
+            self._flow_trace(i, to_stage, s0, env.now - s0, f"{'act' if kind == 'F' else 'grad'} mb{mb}", key)
             self._arrive(key)
 
     def plain_stage(self, i: int) -> bool:
@@ -332,12 +351,14 @@ class Engine:
                 elif w.value[0] > env.now:
                     yield env.timeout(w.value[0] - env.now)
                 s0 = env.now
+                reduce_start = s0
                 for tr in plan.dp_reduce:
                     yield from self.transfer(tr)
                 log.comm_busy += env.now - s0
                 self._x(i, 3, "dp reduce", s0, env.now - s0)
             else:  # per-layer buckets as each chunk's last backward produces them
                 n_total = sum(max(1, ch.layers) for ch in plan.chunks)
+                reduce_start = None
                 for c in reversed(range(self.v)):
                     w = self.windows[i][c]
                     if not w.triggered:
@@ -352,6 +373,7 @@ class Engine:
                         elif release > env.now:
                             yield env.timeout(release - env.now)
                         s0 = env.now
+                        reduce_start = s0 if reduce_start is None else reduce_start
                         for tr in plan.dp_reduce:
                             yield from self.transfer(tr.scaled(1 / n_total))
                         log.comm_busy += env.now - s0
@@ -359,6 +381,10 @@ class Engine:
             log.reduce_done = env.now
         if not pipeline_done.triggered:
             yield pipeline_done
+        if plan.dp_reduce and self.overlap_dp and plan.comm_slowdown > 0:  # the stage's last backward beside the
+            w_start, w_end = self.windows[i][self.v - 1].value  # reduction ran on the SMs it left free
+            beside = min(log.reduce_done - reduce_start, w_end - w_start)
+            yield env.timeout(beside * plan.comm_slowdown)
         s0 = env.now
         yield env.timeout(plan.optimizer * self.noise())
         self._x(i, 0, "optimizer", s0, env.now - s0)

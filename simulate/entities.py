@@ -14,9 +14,11 @@ import dataclasses
 from collections import Counter
 from dataclasses import dataclass
 
-from planner.cost.analytic import price_stage, stage_memory
+from planner.cost.a2a_overlap import a2a_overlap, paired_hidden
+from planner.cost.analytic import fsdp_copy_time, price_stage, stage_memory
 from planner.cost.bottleneck_booking import hidden_compute
 from planner.pricing import Pricer
+from planner.pricing.moe_overlap import synced_block
 from planner.topology import nic_for_device, offnode_bandwidth_per_device_gbps
 from planner.work.context import RingAttention
 from planner.work.ops import Collective
@@ -89,6 +91,7 @@ class StagePlan:
     devices: tuple[int, ...]  # node devices running this stage (tp peers, co-located replicas)
     chunks: tuple[ChunkTimes, ...]
     zero3_exposed: float  # analytic exposed ZeRO-3 comm per micro-batch (overlap off), s
+    zero3_beside: float  # analytic compute slowdown beside ZeRO-3 traffic per micro-batch (overlap off), s
     zero3_fwd: Transfer | None  # per micro-batch ZeRO-3 gathers before the forward
     zero3_bwd: Transfer | None  # per micro-batch ZeRO-3 gathers + reduce-scatters of the backward
     dp_reduce: tuple[Transfer, ...]  # per-step gradient reductions
@@ -100,6 +103,7 @@ class StagePlan:
     activation_bytes_per_microbatch: float
     analytic_peak_bytes: float
     zero3_hidden: tuple[float, float] = (0.0, 0.0)  # analytic compute hidden under ZeRO-3 traffic (fwd, bwd), s
+    comm_slowdown: float = 0.0  # extra compute seconds per second run beside a collective (Pricer.comm_compute_slowdown)
     offload_exposed: float = 0.0  # analytic exposed host-link copies per micro-batch, s
 
 
@@ -118,17 +122,19 @@ class SimPlan:
 
 
 def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, cp_nics=(),
-                 cp_share: float = 1.0) -> tuple[ChunkTimes, ...]:
+                 cp_share: float = 1.0, copy_s: float = 0.0, micro_batches: int = 1) -> tuple[ChunkTimes, ...]:
     """Split a stage's blocks into ``v`` chunks (layers evenly; embedding on the first chunk of the
     first stage, head on the last chunk of the last stage) and price each phase; ``cp_nics``: the
-    NICs the chunk's context-parallel sends cross (none when the cp group stays in a node)."""
+    NICs the chunk's context-parallel sends cross (none when the cp group stays in a node); ``copy_s``:
+    the stage's FSDP copy-out seconds per micro-batch (planner.cost.analytic.fsdp_copy_time), half in
+    the forward, half in the backward, spread over the chunks."""
     from planner.pricing.tp_overlap import ring_exchange_time
 
     trn = pricer.training
     ring = trn.tp_comm_overlap and trn.tp_overlap_style == "ring-exchange"
 
     def phase(blocks, attr):
-        comp = tp = cp = host = off = 0.0
+        comp = tp = cp = host = off = expert = 0.0
         for block, n in blocks:
             ops = getattr(block, attr)
             if ops and n:
@@ -137,13 +143,26 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, c
                     c, t = ring_exchange_time(ops, pricer)
                 else:
                     c, t = bt.compute, bt.tp_comm
+                c, h = synced_block(c, t, bt.cp_comm, bt.host, bt.syncs, pricer.host_dispatch_s)
                 comp += c * n
                 tp += t * n
                 cp += bt.cp_comm * n
-                host += bt.host * n
+                host += h * n
                 off += _a2a_offnode(pricer, ops) * n
+                expert += bt.expert_comm * n
         # the host floor per pass, as planner.cost.analytic.price_stage: an eager CPU cannot dispatch faster
-        return max(comp, host - tp - cp), tp, cp, off
+        return [max(comp, host - tp - cp), tp, host, cp, expert, off]
+
+    def overlap(f, bi, bw, r, layers):
+        """The analytic model's combined-1F1B overlap (planner.cost.a2a_overlap) on this chunk's ``layers``;
+        the NIC-bound all-to-all time shrinks with the exposed expert communication."""
+        if not (trn.moe_a2a_overlap and pricer.layout.ep > 1 and layers):
+            return
+        before = [p[4] for p in (f, bi, bw, r)]
+        a2a_overlap({"f": f, "bi": bi, "bw": bw, "r": r}, paired_hidden(stage.layer, pricer) * layers,
+                    pricer.layout, micro_batches)
+        for p, b in zip((f, bi, bw, r), before):
+            p[5] *= p[4] / b if b > 0 else 1.0
 
     def cp_sends(blocks, attrs, name):
         secs = sum(cp_send_seconds(pricer, getattr(block, a)) * n for block, n in blocks for a in attrs if n)
@@ -163,11 +182,14 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, c
             names.append(("head", 1))
         f = phase(blocks, "forward")
         bi = phase(blocks, "backward_input")
+        f[0] += copy_s / 2 / v  # the FSDP copy-out runs on the compute stream
+        bi[0] += copy_s / 2 / v
         bw = phase(blocks, "backward_weight")
         r = phase(blocks, "recompute")
+        overlap(f, bi, bw, r, n)
         out.append(ChunkTimes(
-            fwd=PhaseTime(*f), bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1], bi[2] + r[2] + bw[2],
-                                             bi[3] + r[3] + bw[3]),
+            fwd=PhaseTime(f[0], f[1], f[3], f[5]),
+            bwd=PhaseTime(bi[0] + r[0], bi[1] + r[1] + bw[1], bi[3] + r[3] + bw[3], bi[5] + r[5] + bw[5]),
             wgrad=PhaseTime(bw[0], 0.0), blocks=tuple(names), layers=n,
             cp_fwd=cp_sends(blocks, ("forward",), "cp sends fwd"),
             cp_bwd=cp_sends(blocks, ("recompute", "backward_input", "backward_weight"), "cp sends bwd"),
@@ -259,9 +281,11 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
     for s, (node, devs) in zip(step.stages, placement):
         work = (s.layers, id(s.pre), id(s.post), s.index == 0, s.index == layout.pp - 1)
         if work not in priced:
-            priced[work] = (price_stage(s, step, pricer),
-                            _chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1))
-        times, chunks = priced[work]
+            copy_s = fsdp_copy_time(s, step, pricer)
+            priced[work] = (price_stage(s, step, pricer), copy_s,
+                            _chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1, copy_s=copy_s,
+                                         micro_batches=step.micro_batches))
+        times, copy_s, chunks = priced[work]
         stage_p2p.append(times.p2p / 2)  # the analytic send: a forward activation and a backward gradient
         both = _nic_use(node_spec, node, devs, ("out", "in")) if has_nics else ()
         coll = [_collective_transfer(pricer, c, both, dp_share) for c in s.per_step_comm]
@@ -283,15 +307,16 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
         stages.append(StagePlan(
             index=s.index, node=node, devices=devs,
             chunks=chunks if pricer.groups["cp"].nodes == 1 else  # cp sends load this stage's NICs
-            _chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1, cp_nics=both, cp_share=dp_share),
-            zero3_exposed=times.zero3_exposed, zero3_fwd=merged(z3f, "zero3.gather.fwd"),
+            _chunk_times(s, pricer, v, s.index == 0, s.index == layout.pp - 1, cp_nics=both, cp_share=dp_share,
+                         copy_s=copy_s, micro_batches=step.micro_batches),
+            zero3_exposed=times.zero3_exposed, zero3_beside=times.zero3_beside, zero3_fwd=merged(z3f, "zero3.gather.fwd"),
             zero3_bwd=merged(z3b, "zero3.gather+reduce.bwd"),
             dp_reduce=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind != "all-gather"),
             dp_gather=tuple(t for t, c in zip(coll, s.per_step_comm) if c.kind == "all-gather"),
             optimizer=times.optimizer + times.offload_step, a2a_nics=both, a2a_share_gbps=dp_share,
             static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
-            analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden,
+            analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden, comm_slowdown=pricer.comm_compute_slowdown,
             offload_exposed=times.offload_exposed,
         ))
     send = pricer.p2p_time(step.p2p_bytes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,6 +15,7 @@ from planner.work.step import build_step
 from .engine import Engine
 from .entities import SimPlan, build_plan
 from .memory import MemoryTimeline, observed_stage_memory, stage_timeline
+from .stragglers import slowest_replica
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ class SimulationResult:
     step_times: list[float] = field(default_factory=list)
     percentiles: dict[str, float] | None = None
     critical_stage: int = 0
+    stragglers: list[str] = field(default_factory=list)  # what was slowed and which replica set the step
+    stage_labels: dict[int, str] = field(default_factory=dict)  # stage -> what slows it (trace process names)
 
     def summary(self) -> dict:
         """JSON-ready summary (no trace events, memory curves as peaks)."""
@@ -50,6 +54,7 @@ class SimulationResult:
             "memory_peaks_bytes": [m.peak_bytes for m in self.memory],
             "utilisation": [u.__dict__ for u in self.utilisation],
             "folded_by_symmetry": self.folded, "events": self.events, "wall_s": self.wall_s,
+            "stragglers": self.stragglers, "stage_labels": {str(k): v for k, v in self.stage_labels.items()},
         }
 
 
@@ -126,12 +131,13 @@ def _utilisation(eng: Engine, step_time: float) -> list[ResourceUse]:
 
 
 def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: float = 0.0, samples: int = 1,
-        seed: int = 0, trace: bool = False, fine: bool = False) -> SimulationResult:
+        seed: int = 0, trace: bool = False, fine: bool = False,
+        progress: Callable[[int, int], None] | None = None) -> SimulationResult:
     """Simulate one step of ``scenario``; with ``samples`` > 1 (and jitter) also p10/p50/p90.
 
     Without jitter or trace the steady-state cycle is replayed coarsely (``simulate.coarse``: three
     short pipelines, checked to be affine in the micro-batch count, extended to the step);
-    ``fine=True`` replays every micro-batch."""
+    ``fine=True`` replays every micro-batch. ``progress(done, samples)`` is called after each replay."""
     import time
 
     from planner.errors import SpecError
@@ -142,6 +148,10 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
         raise SpecError(f"samples({samples}) must be >= 1", field="--samples")
     t0 = time.perf_counter()
     plan = plan_scenario(scenario)
+    outcome = None
+    if getattr(scenario, "stragglers", None) is not None and scenario.stragglers.active:
+        outcome = slowest_replica(plan, scenario, overlap=overlap, contention=contention)
+        plan = outcome.plan  # the replica the stragglers make slowest, its events stretched
     times, first, events = [], None, 0
     folded = list(plan.folded)
     if not fine and not trace and jitter == 0:
@@ -164,6 +174,8 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
         times.append(step_time)
         if first is None:
             first = eng
+        if progress is not None:
+            progress(k + 1, samples)
     est, crit = _fold(plan, first, scenario, overlap, contention)
     pct = None
     if samples > 1:
@@ -174,6 +186,7 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
         memory=[stage_timeline(plan.stages[i], lg) for i, lg in enumerate(first.logs)],
         utilisation=_utilisation(first, est.step_time_s), folded=folded, events=events,
         wall_s=time.perf_counter() - t0, step_times=times, percentiles=pct,
+        stragglers=list(outcome.notes) if outcome else [], stage_labels=dict(outcome.stage_labels) if outcome else {},
     )
 
 

@@ -11,11 +11,14 @@ REQUIRED = {"X": ("name", "ph", "ts", "dur", "pid", "tid"), "s": ("name", "ph", 
             "f": ("name", "ph", "ts", "pid", "tid", "id"), "M": ("name", "ph", "pid", "args")}
 
 
-def trace_document(events: list[dict], stages: int, title: str) -> dict:
-    """The JSON object: metadata naming processes and threads, then ``events``."""
+def trace_document(events: list[dict], stages: int, title: str, labels: dict[int, str] | None = None) -> dict:
+    """The JSON object: metadata naming processes and threads (``labels``: what slows a stage, added to
+    its process name), then ``events``."""
     meta = []
+    labels = labels or {}
     for s in range(stages):
-        meta.append({"name": "process_name", "ph": "M", "pid": s, "args": {"name": f"stage {s}"}})
+        name = f"stage {s}" + (f" — {labels[s]}" if s in labels else "")
+        meta.append({"name": "process_name", "ph": "M", "pid": s, "args": {"name": name}})
         meta.append({"name": "process_sort_index", "ph": "M", "pid": s, "args": {"sort_index": s}})
         for tid, name in THREADS.items():
             meta.append({"name": "thread_name", "ph": "M", "pid": s, "tid": tid, "args": {"name": name}})
@@ -59,4 +62,22 @@ def validate_trace(doc: dict) -> list[str]:
         elif min(fin) < max(ts):
             problems.append(f"flow {fid}: finishes before it starts")
     problems.extend(f"flow {fid}: finish without start" for fid in finishes if fid not in starts)
+    problems.extend(unbound_flows(events))
     return problems
+
+
+def unbound_flows(events: list[dict]) -> list[str]:
+    """Flow events that bind to no slice: each flow start and each finish (``bp: e``, the enclosing-slice
+    binding) must fall inside an ``X`` slice of its own pid and tid, so the arrow is drawn end to end."""
+    slices: dict[tuple, list[tuple[float, float]]] = {}
+    for ev in events:
+        if ev.get("ph") == "X" and "dur" in ev:
+            slices.setdefault((ev.get("pid"), ev.get("tid")), []).append((ev["ts"], ev["ts"] + ev["dur"]))
+    out = []
+    for ev in events:
+        if ev.get("ph") in ("s", "f") and "ts" in ev:
+            spans = slices.get((ev.get("pid"), ev.get("tid")), [])
+            if not any(a <= ev["ts"] <= b for a, b in spans):
+                out.append(f"flow {ev.get('id')}: {ev['ph']} at {ev['ts']} us binds to no slice of "
+                           f"pid {ev.get('pid')} tid {ev.get('tid')}")
+    return out

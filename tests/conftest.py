@@ -9,6 +9,16 @@ import pytest
 
 os.environ.setdefault("COLUMNS", "160")
 
+# Tests never depend on wall time: hypothesis's default 200 ms deadline per example fails a test on a
+# loaded machine, not on a wrong result, so no property test has one (each may still set its own settings).
+try:
+    from hypothesis import HealthCheck, settings
+
+    settings.register_profile("paraplan", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    settings.load_profile("paraplan")
+except ImportError:  # pragma: no cover - hypothesis is in the dev extra
+    pass
+
 
 @dataclass
 class CliResult:

@@ -15,6 +15,9 @@ from planner.specs import Layout, ModelSpec, TrainingSpec
 from planner.specs.base import Spec
 from planner.specs.layout import check_layout
 
+#: Timed or warm-up steps of one validation job at most (a step of the tiny CPU model is ~0.1 s).
+MAX_STEPS = 10_000
+
 LAYOUT_KEYS = {"tp", "pp", "dp", "cp", "cp_kind", "vpp", "zero", "zero_stage", "schedule", "fsdp", "sp",
                "sequence_parallel", "ep"}
 
@@ -96,8 +99,8 @@ class JobSpec(Spec):
         "zero >= 2 only")
     optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer")
     lr: float = Field(1e-3, gt=0, description="learning rate")
-    steps: int = Field(4, gt=0, description="timed training steps (after warm-up)")
-    warmup: int = Field(1, ge=0, description="untimed warm-up steps")
+    steps: int = Field(4, gt=0, le=MAX_STEPS, description="timed training steps (after warm-up)")
+    warmup: int = Field(1, ge=0, le=MAX_STEPS, description="untimed warm-up steps")
     seed: int = Field(1234, description="seed of weights and data")
     backend: Literal["gloo", "nccl"] = Field("gloo", description="torch.distributed backend")
     check_numerics: bool = Field(True, description="compare step 1 with a single-process reference")

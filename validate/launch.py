@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,7 +20,17 @@ from planner.errors import SpecError
 
 from .benchspec import BenchSpec
 from .job import JobSpec
-from .results import BenchResult, JobResult, RankResult, ResultsFile, assemble, read_ranks
+from .results import (
+    SIDECAR,
+    TRACE_DIR,
+    BenchResult,
+    JobResult,
+    RankResult,
+    ResultsFile,
+    assemble,
+    read_ranks,
+    write_sidecar,
+)
 
 # Start-up allowance on top of the per-job timeouts (torch import in the supervisor and forkserver), s.
 STARTUP_ALLOWANCE_S = 90.0
@@ -85,9 +96,11 @@ def require_gpus(nprocs: list[int]) -> None:
 def run_jobs(
     jobs: list[JobSpec], *, timeout_s: float = 120.0, workdir: str | Path | None = None,
     bench: BenchSpec | None = None, on_progress: Callable[[int, list[RankResult]], None] | None = None,
+    keep_traces: str | Path | None = None,
 ) -> ResultsFile:
     """Run ``jobs`` one after another (each ``job.nproc`` local ranks), then the microbenchmarks
-    ``bench`` if given, and return their results.
+    ``bench`` if given, and return their results. With ``keep_traces``, each job's trace folder is copied
+    there (``job_<k>/trace``, self-describing: calibrate --trace reads it) and the results point at it.
 
     A job that exceeds ``timeout_s`` or loses a rank ends with ``partial=True`` and a one-line ``error``
     naming the rank; the other jobs still run.
@@ -104,6 +117,23 @@ def run_jobs(
         nprocs.append(bench.nproc)
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="paraplan-validate-"))
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        results = _supervise(tasks, nprocs, jobs, bench, root, timeout_s, on_progress)
+        if keep_traces is not None:
+            return keep_job_traces(results, root, Path(keep_traces))
+        if workdir is None:  # the traces go with the work folder
+            results = results.model_copy(update={"jobs": [j.model_copy(update={"trace_dir": None})
+                                                          for j in results.jobs]})
+        return results
+    finally:
+        if workdir is None:  # nothing left behind: the per-rank files live in the results
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def _supervise(tasks: list[dict], nprocs: list[int], jobs: list[JobSpec], bench: BenchSpec | None, root: Path,
+               timeout_s: float, on_progress: Callable[[int, list[RankResult]], None] | None) -> ResultsFile:
+    """Start the supervisor on ``tasks`` in ``root``, watch it until it ends or the overall deadline, and
+    read the results; its process group is killed on the way out (an interrupt or SIGTERM/SIGHUP too)."""
     jobs_file = root / "jobs.json"
     jobs_file.write_text(json.dumps(tasks))
     log = open(root / "supervisor.log", "w")
@@ -129,8 +159,7 @@ def run_jobs(
         proc.wait()
     finally:
         log.close()
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
+        _kill_group(proc)
     why = "supervisor killed at the overall deadline" if killed else f"supervisor exited ({proc.returncode})"
     log_text = (root / "supervisor.log").read_text(errors="replace").strip()
     tail = [line for line in log_text.splitlines() if line.startswith("supervisor failed:")][-1:] or (
@@ -150,6 +179,37 @@ def run_jobs(
         bench_result = (BenchResult.model_validate_json(path.read_text()) if path.exists()
                         else BenchResult(spec=bench, partial=True, error=failure))
     return ResultsFile(jobs=results, microbench=bench_result)
+
+
+def keep_job_traces(results: ResultsFile, root: Path, keep: Path) -> ResultsFile:
+    """Copy every job's trace folder from the work folder ``root`` to ``keep/job_<k>/trace``, its description
+    completed with the job's untraced step times (the slowest rank's), and point the results at the copies."""
+    jobs = []
+    for k, job in enumerate(results.jobs):
+        src = root / f"job_{k}" / TRACE_DIR
+        if job.trace_dir is None or not (src / SIDECAR).exists():
+            jobs.append(job)
+            continue
+        dst = keep / f"job_{k}" / TRACE_DIR
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+        timed = [r for r in job.ranks if r.step_times_s]
+        slowest = max(timed, key=lambda r: r.median_step_s or 0.0) if timed else None
+        write_sidecar(dst, job.job, slowest.step_times_s if slowest else None)
+        jobs.append(job.model_copy(update={"trace_dir": str(dst.resolve())}))
+    return results.model_copy(update={"jobs": jobs})
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the supervisor's process group (the supervisor, its forkserver and every rank: they share
+    the session it started) and reap the supervisor; a group already gone is fine."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a process stuck in the kernel
+        pass
 
 
 def _current_job(root: Path, n: int) -> int:

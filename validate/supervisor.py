@@ -76,7 +76,9 @@ class ExitWatch:
 def describe_failure(failures: dict, ranks: list[RankResult], exited: dict[int, float]) -> tuple[int, str]:
     """(rank, one line) naming the rank that caused the failure, how, and where. The cause is a rank that
     raised an error of its own, else the first rank seen to exit without reporting an error (killed or
-    crashed), else the launcher's first failure; ranks that only lost a peer are victims."""
+    crashed), else a rank that never reported an error (on a loaded machine the exit watch may not run
+    between a rank's death and the launcher's report), else the launcher's first failure; ranks that
+    only lost a peer are victims."""
     by_rank = {r.rank: r for r in ranks}
 
     def own_error(r: RankResult) -> bool:
@@ -85,10 +87,14 @@ def describe_failure(failures: dict, ranks: list[RankResult], exited: dict[int, 
     raised = sorted((r for r in ranks if own_error(r)), key=lambda r: r.heartbeat_unix)
     silent = sorted((rk for rk in exited if by_rank.get(rk) and by_rank[rk].status == "running"),
                     key=lambda rk: exited[rk])
+    unreported = sorted((rk for rk in failures if not (by_rank.get(rk) and by_rank[rk].status == "failed")),
+                        key=lambda rk: failures[rk].timestamp)
     if raised:
         rank = raised[0].rank
     elif silent:
         rank = silent[0]
+    elif unreported:
+        rank = unreported[0]
     else:
         rank = min(failures, key=lambda rk: failures[rk].timestamp)
     status, failure = by_rank.get(rank), failures.get(rank)

@@ -5,12 +5,16 @@ For every row (see planner/bench/rows.py for the mapping and the documented defa
 analytic estimate gives a step time ``t`` (seconds). The compared figure is:
 
 - ``sec_per_iter`` when the source printed it (not back-computed): error = t_meas / t_pred - 1;
+- for a mixture-of-experts row, next ``tokens_per_sec_per_gpu`` when the source printed it (a measured
+  throughput needs no FLOPs convention): error = predicted / measured tokens/s - 1;
 - otherwise ``tflops_per_gpu`` on the row's convention (data README Sec. 4, formulas in
-  planner/work/conventions.py): the predicted TFLOP/s is the *same* formula's FLOPs per step
-  divided by ``t * gpus``; error = pred / meas - 1;
-- otherwise ``tokens_per_sec_per_gpu`` when the source printed it (MoE rows, whose TFLOP/s
-  convention is a framework's MoE-aware formula): error = predicted / measured tokens/s - 1.
+  planner/work/conventions.py; MoE rows: Megatron-Bridge's MoE-aware count of routed top-k and shared
+  experts, MLA / GQA and MTP, ``megatron_bridge_flops``): the predicted TFLOP/s is the *same* formula's
+  FLOPs per step divided by ``t * gpus``; error = pred / meas - 1;
+- otherwise ``tokens_per_sec_per_gpu`` when the source printed it.
 
+A MoE row is never compared on a dense FLOPs formula: without tokens/s or step time it needs the
+Megatron-Bridge convention (or another MoE-aware one), else it is skipped with the reason.
 Both are throughput errors in percent: positive means paraplan predicts a faster run than was
 measured. The prediction path is :func:`predict`, which sees only the Scenario — no row id, no
 source — so no per-row or per-source correction can enter it.
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,14 +35,17 @@ from ..scenario import Scenario
 from ..work.conventions import (
     bigscience_flops,
     korthikanti_model_flops,
+    megatron_bridge_flops,
     megatron_core_model_flops,
     megatron_eq3_flops,
     mosaicml_model_flops_per_sequence,
     palm_model_flops_per_token,
 )
+from .gaps import GapRow, gap_flags
 from .rows import BenchCase, ConventionInputs, HardwareMap, Unmappable, build_case, read_rows
 
 WITHIN = 10.0  # percent: the "within 10 %" share of the summary
+MOE_CONVENTIONS = ("megatron-bridge",)  # conventions that count routed top-k and shared experts
 
 CONVENTIONS: dict[str, Callable[[ConventionInputs], float]] = {
     # FLOPs per optimizer step, each with the row's own numbers (planner/work/conventions.py)
@@ -50,6 +57,7 @@ CONVENTIONS: dict[str, Callable[[ConventionInputs], float]] = {
     "mosaicml": lambda i: i.batch * mosaicml_model_flops_per_sequence(i.params, i.layers, i.hidden, i.seq),
     "palm": lambda i: i.batch * i.seq * palm_model_flops_per_token(i.params, i.layers, i.heads * i.head_dim, i.seq),
     "bigscience": lambda i: bigscience_flops(i.params, i.batch * i.seq),
+    "megatron-bridge": lambda i: megatron_bridge_flops(i.model, i.batch, i.seq, i.tp, i.mtp_layers),
 }
 
 
@@ -87,6 +95,14 @@ class RowResult(_Result):
     moe: bool = Field(False, description="a mixture-of-experts model (expert parallelism priced)")
     measured_tokens_per_gpu: float | None = Field(None, description="published tokens/s per GPU (read)")
     predicted_tokens_per_gpu: float | None = Field(None, description="predicted tokens/s per GPU")
+    memory_kind: str | None = Field(
+        None, description="which peak the row's memory is and the prediction compared with it: 'reserved' (the "
+        "caching allocator's reserved peak; predicted = live tensors + the profile's runtime reserve), "
+        "'allocated' (max_memory_allocated; predicted = live tensors), 'unstated' (compared as reserved)")
+    measured_memory_gib: float | None = Field(None, description="published peak memory per GPU, GiB")
+    predicted_memory_gib: float | None = Field(None, description="predicted peak of the same kind, GiB")
+    memory_error_pct: float | None = Field(
+        None, description="predicted minus measured peak memory over measured, % (+ = predicted more)")
 
 
 class Skipped(_Result):
@@ -113,13 +129,17 @@ class Summary(_Result):
     """Error statistics overall, over fully-stated rows, per hardware profile and per source."""
 
     all_rows: GroupStats = Field(description="every predicted row")
-    fully_stated: GroupStats = Field(description="rows that needed no default")
-    by_hardware: dict[str, GroupStats] = Field(description="per hardware profile")
+    dense_rows: GroupStats | None = Field(None, description="every predicted dense row (no experts)")
+    fully_stated: GroupStats = Field(description="dense rows that needed no default (MoE rows: moe_rows)")
+    by_hardware: dict[str, GroupStats] = Field(description="dense rows per hardware profile")
     by_source: dict[str, GroupStats] = Field(description="per source key")
-    by_recipe: dict[str, GroupStats] = Field(description="per framework recipe")
-    fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated rows per profile")
+    by_recipe: dict[str, GroupStats] = Field(description="dense rows per framework recipe")
+    fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated dense rows per profile")
     context_parallel: GroupStats | None = Field(None, description="rows run with context parallelism (cp > 1)")
     moe_rows: GroupStats | None = Field(None, description="mixture-of-experts rows (expert parallelism priced)")
+    memory: GroupStats | None = Field(
+        None, description="peak-memory errors of the rows that publish a peak (predicted minus measured over "
+        "measured, %; + = predicted more)")
 
 
 class AccuracyReport(_Result):
@@ -149,20 +169,30 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
     t = est.step_time_s
     gpus = case.scenario.gpus
     pred_tflops = meas_tflops = tflops_err = None
-    if case.convention is not None and case.measured_tflops:
+    moe_blind = case.moe and case.convention not in MOE_CONVENTIONS  # a dense formula cannot count experts
+    if case.convention is not None and case.measured_tflops and not moe_blind:
         meas_tflops = case.measured_tflops
         pred_tflops = CONVENTIONS[case.convention](case.inputs) / (t * gpus) / 1e12
         tflops_err = (pred_tflops / meas_tflops - 1) * 100
     step_err = (case.measured_step_s / t - 1) * 100 if case.measured_step_s else None
     tokens_err = None
-    if step_err is None and tflops_err is None and case.measured_tokens_per_gpu:
+    if case.measured_tokens_per_gpu:
         tokens_err = (case.scenario.training.tokens_per_step / t / gpus / case.measured_tokens_per_gpu - 1) * 100
     if step_err is None and tflops_err is None and tokens_err is None:
         return "no comparable measurement (no sec_per_iter read and TFLOP/s convention unknown)"
-    compared = "step_time" if step_err is not None else ("tflops" if tflops_err is not None else "tokens")
+    order = ("step_time", "tokens", "tflops") if case.moe else ("step_time", "tflops", "tokens")
+    errors = {"step_time": step_err, "tflops": tflops_err, "tokens": tokens_err}
+    compared = next(k for k in order if errors[k] is not None)
     lay = case.scenario.layout
     trn = case.scenario.training
     flags = list(case.flags) + ([] if est.fits else ["predicted_oom"])
+    mem_pred = mem_err = None
+    if case.measured_memory_gib:
+        reserve = est.memory[0].breakdown.reserved if est.memory else 0.0
+        mem_pred = (est.peak_memory_bytes - (reserve if case.memory_kind == "allocated" else 0.0)) / 2**30
+        mem_err = (mem_pred / case.measured_memory_gib - 1) * 100
+    gap = GapRow(case.source_id, case.model_name.lower(), trn.recipe, lay.cp, lay.effective_zero_stage, lay.dp, case.moe)
+    flags += gap_flags(gap, errors[compared], mem_err)  # rows beyond 25 % name their known gap (bench/gaps.py)
     return RowResult(
         row_id=case.row_id, source_id=case.source_id, model=case.model_name, hardware=est.hardware,
         recipe=case.scenario.training.recipe, gpus=gpus,
@@ -171,12 +201,14 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
         recompute=trn.recompute, compared=compared, convention=case.convention,
         measured_tflops=meas_tflops, predicted_tflops=pred_tflops, measured_step_s=case.measured_step_s,
         predicted_step_s=t,
-        error_pct=step_err if step_err is not None else (tflops_err if tflops_err is not None else tokens_err),
+        error_pct=errors[compared],
         tflops_error_pct=tflops_err, step_error_pct=step_err, predicted_mfu=est.mfu,
         time_s=est.time.model_dump(), fits=est.fits, defaults_used=list(case.defaults_used),
         fully_stated=not case.defaults_used, flags=flags, moe=case.moe,
         measured_tokens_per_gpu=case.measured_tokens_per_gpu,
         predicted_tokens_per_gpu=case.scenario.training.tokens_per_step / t / gpus,
+        memory_kind=case.memory_kind if case.measured_memory_gib else None,
+        measured_memory_gib=case.measured_memory_gib, predicted_memory_gib=mem_pred, memory_error_pct=mem_err,
     )
 
 
@@ -202,15 +234,39 @@ def summarize(rows: list[RowResult]) -> Summary:
             groups.setdefault(key(r), []).append(r.error_pct)
         return {k: group_stats(v) for k, v in sorted(groups.items())}
 
-    full = [r for r in rows if r.fully_stated]
+    dense = [r for r in rows if not r.moe]  # MoE rows have their own group (moe_rows)
+    full = [r for r in dense if r.fully_stated]
     return Summary(
-        all_rows=group_stats(r.error_pct for r in rows), fully_stated=group_stats(r.error_pct for r in full),
-        by_hardware=by(lambda r: r.hardware, rows), by_source=by(lambda r: r.source_id, rows),
-        by_recipe=by(lambda r: r.recipe, rows),
+        all_rows=group_stats(r.error_pct for r in rows), dense_rows=group_stats(r.error_pct for r in rows if not r.moe),
+        fully_stated=group_stats(r.error_pct for r in full),
+        by_hardware=by(lambda r: r.hardware, dense), by_source=by(lambda r: r.source_id, rows),
+        by_recipe=by(lambda r: r.recipe, dense),
         fully_stated_by_hardware=by(lambda r: r.hardware, full),
         context_parallel=group_stats(r.error_pct for r in rows if r.cp > 1),
         moe_rows=group_stats(r.error_pct for r in rows if r.moe),
+        memory=group_stats(r.memory_error_pct for r in rows if r.memory_error_pct is not None),
     )
+
+
+def predicted_rows(path: Path, hardware_map: HardwareMap = ()
+                   ) -> Iterator[tuple[dict[str, str], BenchCase | None, RowResult | str]]:
+    """(row, its case or None, its RowResult or the reason it was not predicted) for every row of the
+    CSV ``path``, in order (``run_accuracy`` and planner.bench.evidence read the same predictions)."""
+    from hwprofiles import load_hardware
+
+    def fits(scenario: Scenario) -> bool:
+        return predict(scenario).fits
+
+    for row in read_rows(path):
+        case = None
+        try:
+            case = build_case(row, hardware_map, load_hardware, fits)
+            outcome = compare(case, predict(case.scenario))
+        except Unmappable as exc:
+            outcome = str(exc)
+        except SpecError as exc:  # the layout does not run the model (heads % tp, batch % dp, ...)
+            outcome = str(exc)
+        yield row, case, outcome
 
 
 def run_accuracy(csv_path: str | Path | None = None, hardware_map: HardwareMap = ()) -> AccuracyReport:
@@ -222,22 +278,10 @@ def run_accuracy(csv_path: str | Path | None = None, hardware_map: HardwareMap =
         load_hardware(profile)
     results: list[RowResult] = []
     skipped: list[Skipped] = []
-
-    def fits(scenario: Scenario) -> bool:
-        return predict(scenario).fits
-
-    for row in read_rows(path):
-        meta = dict(row_id=row["row_id"], source_id=row["source_id"], model=row["model"],
-                    hardware=row["hardware"])
-        try:
-            case = build_case(row, hardware_map, load_hardware, fits)
-            outcome = compare(case, predict(case.scenario))
-        except Unmappable as exc:
-            outcome = str(exc)
-        except SpecError as exc:  # the layout does not run the model (heads % tp, batch % dp, ...)
-            outcome = str(exc)
+    for row, _case, outcome in predicted_rows(path, hardware_map):
         if isinstance(outcome, str):
-            skipped.append(Skipped(**meta, reason=outcome))
+            skipped.append(Skipped(row_id=row["row_id"], source_id=row["source_id"], model=row["model"],
+                                   hardware=row["hardware"], reason=outcome))
         else:
             results.append(outcome)
     reasons = Counter(s.reason for s in skipped)

@@ -5,10 +5,12 @@ the FLOPs convention a row's figure uses."""
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 
 from ..errors import SpecError
+from ..io import read_input_text
 
 REQUIRED_COLUMNS = (
     "row_id", "source_id", "hardware", "gpu_mem_gb", "num_gpus", "model", "params_b", "layers", "hidden",
@@ -28,12 +30,56 @@ FUSED_ATTENTION_FRAMEWORKS = re.compile(r"megatron-core|nemo|megatron-bridge|tor
 FA2_NEMO_RELEASES = re.compile(r"nemo\s*24\.0[3-7]", re.I)
 
 
-def row_attention_kernel(framework: str, hardware) -> str | None:
-    """The attention kernel table a row's framework column implies: ``fa2`` for the NeMo releases of
-    ``FA2_NEMO_RELEASES`` on a profile that has that table; None (the profile's default) otherwise."""
-    if FA2_NEMO_RELEASES.search(framework) and "fa2" in hardware.device.attention_kernel_tables:
+#: A flash_attention cell that names the kernel generation: FlashAttention-2 / FA2, FlashAttention-3 / FA3.
+NAMED_KERNELS = ((re.compile(r"flash-?attention[- ]?2|\bfa-?2\b", re.I), "fa2"),
+                 (re.compile(r"flash-?attention[- ]?3|\bfa-?3\b", re.I), "fa3"))
+
+
+def row_attention_kernel(framework: str, hardware, flash_cell: str = "") -> str | None:
+    """The attention kernel table a row implies: the generation its flash_attention cell names (FA2,
+    FA3), for any framework, when the profile has that table; ``fa2`` for the NeMo releases of
+    ``FA2_NEMO_RELEASES``; None (the recipe's choice, planner.pricing.compute.attention_kernel_for)
+    otherwise."""
+    tables = hardware.device.attention_kernel_tables
+    for pattern, kernel in NAMED_KERNELS:
+        if pattern.search(flash_cell) and kernel in tables:
+            return kernel
+    if FA2_NEMO_RELEASES.search(framework) and "fa2" in tables:
         return "fa2"
     return None
+
+
+#: Framework releases that a recipe other than the framework's current one describes: a release the
+#: framework column names -> the recipe of that release (hwprofiles/recipes/<name>.yaml says what differs).
+RELEASE_RECIPES = ((re.compile(r"torchtitan\s*\(9dec370\)", re.I), "torchtitan-2412"),)
+
+
+def row_release_recipe(framework: str) -> str | None:
+    """The recipe of the framework release the row's framework column names (``RELEASE_RECIPES``), or None."""
+    return next((recipe for pattern, recipe in RELEASE_RECIPES if pattern.search(framework)), None)
+
+
+def row_compile(framework: str) -> bool | None:
+    """True when the framework column says the blocks ran under torch.compile; None (the recipe's
+    default) otherwise."""
+    return True if re.search(r"torch\.compile", framework, re.I) else None
+
+
+def row_power_limit(hardware_label: str) -> float | None:
+    """The board power limit (W) the hardware cell states ("500 W"), or None."""
+    m = re.search(r"\b(\d{2,4})\s*W\b", hardware_label)
+    return float(m.group(1)) if m else None
+
+
+def row_memory_kind(notes: str) -> str:
+    """Which peak a row's peak_mem_gb is, from its notes: 'reserved' (the caching allocator's reserved
+    peak, e.g. torchtitan's max_reserved_gib), 'allocated' (max_memory_allocated), or 'unstated'."""
+    low = notes.lower()
+    if "reserved" in low:
+        return "reserved"
+    if "allocated" in low:
+        return "allocated"
+    return "unstated"
 
 
 #: Megatron-LM releases before its "gradient accumulation fusion" commit (83b1e42f, 2022-02-13, which added
@@ -57,14 +103,12 @@ def read_rows(path: str | Path) -> list[dict[str, str]]:
     """Rows of a published-runs CSV as dicts; SpecError naming the file when unreadable or when a
     required column is missing."""
     path = Path(path)
+    text = read_input_text(path, "CSV")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
-            header = reader.fieldnames or []
-    except OSError as exc:
-        raise SpecError(f"cannot read: {exc.strerror}", source=str(path)) from None
-    except (csv.Error, UnicodeDecodeError) as exc:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = [{k: (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+        header = reader.fieldnames or []
+    except csv.Error as exc:
         raise SpecError(f"malformed CSV: {exc}", source=str(path)) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
@@ -123,6 +167,8 @@ def flops_convention(row: dict[str, str]) -> tuple[str | None, bool]:
     (data README Sec. 4); None when it cannot be told."""
     text = f"{row['tflops_kind']} {row['flops_formula']}".lower().replace(" ", "")
     framework = row["framework"]
+    if "megatron-bridge" in text:  # its MoE-aware flop_utils.py (planner.work.conventions.megatron_bridge_flops)
+        return "megatron-bridge", False
     if "8*n" in text or "bigscience" in text:
         return "bigscience", False
     if "eq.3" in text or "96*b" in text or "throughput_calculator" in text or "24*f" in text:

@@ -7,13 +7,21 @@ unless the cell says ``etp N``. When that default breaks Megatron-Core's expert 
 divide the tp * cp * dp ranks of a stage: megatron/core/parallel_state.py, initialize_model_parallel),
 the run cannot have used it: etp is then the largest divisor of tp that the grid admits (listed in
 ``defaults_used`` as ``etp``).
+
+How the run dispatched and overlapped, read from the same cell (``row_moe_training``; unstated = Megatron-Core's
+defaults: the alltoall dispatcher, dropless, no overlap, no MTP): ``deepep`` (flex dispatcher with DeepEP),
+``a2a overlap`` (--overlap-moe-expert-parallel-comm), ``shared expert overlap`` (--moe-shared-expert-overlap),
+``capacity factor C`` (token drop, padded to capacity), ``mtp N`` (--mtp-num-layers), ``imbalance L``; and the
+pipeline split, ``layout S`` with S Megatron's --pipeline-model-parallel-layout string (``row_pipeline_layout``).
 """
 
 from __future__ import annotations
 
 import re
 
+from ..errors import SpecError
 from ..specs import ModelSpec
+from ..specs.pipeline_layout import parse_pipeline_layout
 from .cells import Unmappable, int_cell
 
 
@@ -55,3 +63,35 @@ def row_ep(row: dict[str, str], model: ModelSpec, stage_ranks: int, tp: int) -> 
         return out, False
     out["etp"] = fits[0]
     return out, True
+
+
+def row_moe_training(row: dict[str, str]) -> dict:
+    """TrainingSpec fields the ``moe`` cell states (module docstring), the others left to their defaults."""
+    cell = row["moe"].lower()
+    out: dict = {}
+    if re.search(r"\bdeepep\b", cell):
+        out["moe_token_dispatcher"] = "deepep"
+    if "a2a overlap" in cell:
+        out["moe_a2a_overlap"] = True
+    if "shared expert overlap" in cell:
+        out["moe_shared_expert_overlap"] = True
+    for key, pattern, kind in (("moe_capacity_factor", r"capacity factor\s*([\d.]+)", float),
+                               ("mtp_layers", r"\bmtp\s*(\d+)", int),
+                               ("moe_load_imbalance", r"\bimbalance\s*([\d.]+)", float)):
+        m = re.search(pattern, cell)
+        if m:
+            out[key] = kind(m.group(1))
+    return out
+
+
+def row_pipeline_layout(row: dict[str, str], model: ModelSpec, pp: int, vpp: int, mtp_layers: int) -> dict:
+    """Layout fields of a ``layout S`` entry of the ``moe`` cell (Megatron's layout string and its per-rank
+    layer counts); {} without one. Unmappable when the string does not fit the row."""
+    m = re.search(r"\blayout\s+([^;\s]+)", row["moe"])
+    if m is None:
+        return {}
+    try:
+        split = parse_pipeline_layout(m.group(1), pp, vpp, model.num_layers, mtp_layers)
+    except SpecError as exc:
+        raise Unmappable(str(exc)) from None
+    return {"pipeline_layout": split.text, "stage_layers": split.stage_layers}

@@ -7,7 +7,7 @@ the same settings become the same scenario.
 
 Hardware → profile (first match wins; ``--hardware-map`` entries are tried before these):
 ``A100*`` with ``gpu_mem_gb`` 40 → a100-sxm-40gb; other ``A100*`` → a100-sxm-80gb; ``H100*`` →
-h100-sxm-80gb; ``MI250X*`` → mi250x-frontier. Anything else (V100, ...) is skipped.
+h100-sxm-80gb; ``H800*`` → h800; ``MI250X*`` → mi250x-frontier. Anything else (V100, ...) is skipped.
 
 Architecture: layers, hidden, heads, kv_heads (blank = heads), ffn_hidden, vocab (as padded in
 the row) and seq_len are read. A model is *Llama-like* when its name contains llama, mistral,
@@ -84,10 +84,14 @@ from .cells import (
     number_cell,
     read_rows,
     row_attention_kernel,
+    row_compile,
     row_grad_accumulation_fusion,
+    row_memory_kind,
+    row_power_limit,
+    row_release_recipe,
     yes_no_cell,
 )
-from .moe_rows import moe_model, row_ep
+from .moe_rows import moe_model, row_ep, row_moe_training, row_pipeline_layout
 from .stages import row_stage_layers
 
 __all__ = ["BenchCase", "ConventionInputs", "HardwareMap", "Unmappable", "build_case", "flops_convention",
@@ -96,7 +100,9 @@ __all__ = ["BenchCase", "ConventionInputs", "HardwareMap", "Unmappable", "build_
 DEFAULT_HARDWARE_MAP: tuple[tuple[str, int | None, str], ...] = (
     ("A100", 40, "a100-sxm-40gb"),
     ("A100", None, "a100-sxm-80gb"),
+    ("H100", 96, "h100-sxm-96gb-500w"),
     ("H100", None, "h100-sxm-80gb"),
+    ("H800", None, "h800"),
     ("MI250X", None, "mi250x-frontier"),
 )
 LLAMA_LIKE = re.compile(r"llama|mistral|mixtral|qwen|gemma|deepseek|internlm", re.I)
@@ -121,6 +127,9 @@ class ConventionInputs:
     swiglu: bool
     params: float  # the row's parameter count (params_b x 1e9), or paraplan's total when blank
     recompute: str  # the (stated or default) recompute setting
+    model: ModelSpec | None = None  # the row's model (MoE-aware conventions read experts, MLA, ...)
+    tp: int = 1  # tensor-parallel degree (Megatron-Bridge pads the vocabulary to 128 * tp)
+    mtp_layers: int = 0  # multi-token-prediction layers the run trained (counted by Megatron-Bridge)
 
 
 @dataclass(frozen=True)
@@ -141,6 +150,8 @@ class BenchCase:
     flags: tuple[str, ...]
     measured_tokens_per_gpu: float | None = None  # tokens/s per GPU, read (not derived) from the source
     moe: bool = False  # a mixture-of-experts model
+    measured_memory_gib: float | None = None  # peak_mem_gb (GiB as the source logs it)
+    memory_kind: str = "unstated"  # which peak: reserved, allocated or unstated (cells.row_memory_kind)
 
 
 def parse_hardware_map(entries: list[str] | None) -> HardwareMap:
@@ -154,6 +165,21 @@ def parse_hardware_map(entries: list[str] | None) -> HardwareMap:
                             "A100@40=a100-sxm-40gb)", field="--hardware-map")
         out.append((prefix.strip(), int(mem) if mem else None, profile.strip()))
     return tuple(out)
+
+
+def with_power_limit(hw: HardwareProfile, watts: float | None) -> HardwareProfile:
+    """``hw`` at the board power limit a row's hardware cell states, when that differs from the limit the
+    profile runs at and the device has a clock table (device.tensor_clock_by_power); else ``hw``."""
+    if watts is None or not hw.device.tensor_clock_by_power:
+        return hw
+    if watts == (hw.device.power_limit_w or hw.device.compute_curves_power_w):
+        return hw
+    data = hw.model_dump()
+    data["device"]["power_limit_w"] = watts
+    try:
+        return HardwareProfile.model_validate(data)
+    except ValueError as exc:
+        raise Unmappable(f"power limit {watts:g} W: {str(exc).splitlines()[-1].strip()}") from None
 
 
 def profile_for(row: dict[str, str], hardware_map: HardwareMap) -> str | None:
@@ -237,17 +263,22 @@ def _precision(text: str, hardware: HardwareProfile) -> tuple[str, bool]:
 
 
 def _recompute(text: str) -> str | None:
+    """none / selective / op / full from the recompute cell: torchtitan's per-op selective checkpointing
+    (``selective_ac_option 'op'``) is ``op``, not Megatron's attention-core ``selective``."""
     low = text.lower()
+    if low.startswith("selective") and re.search(r"selective_ac_option\s*'?op\b|per-op", low):
+        return "op"
     for kind in ("selective", "full", "none"):
         if low.startswith(kind):
             return kind
     return None
 
 
-def row_recipe(framework: str, fsdp: bool) -> str:
+def row_recipe(framework: str, fsdp: bool, precision: str = "") -> str:
     """The framework recipe (hwprofiles/recipes) a row's framework column names: Megatron-Core / NeMo /
     Megatron-Bridge -> megatron-core; torchtitan -> torchtitan; DeepSpeed, Megatron-DeepSpeed, GPT-NeoX,
-    BigScience -> deepspeed; other FSDP stacks (LLM Foundry, HF, metaseq, IBM) -> fsdp1; else
+    BigScience -> deepspeed; other FSDP stacks (LLM Foundry, HF, metaseq, IBM) -> fsdp1, or fsdp1-amp when the
+    precision cell names fp32 parameters under autocast (Composer's DEFAULT, Lightning's bf16-mixed); else
     megatron-lm."""
     f = framework.lower()
     if re.search(r"megatron-core|\bnemo|megatron-bridge|mcore", f):
@@ -257,7 +288,7 @@ def row_recipe(framework: str, fsdp: bool) -> str:
     if re.search(r"deepspeed|gpt-neox|bigscience", f):
         return "deepspeed"
     if fsdp or re.search(r"fsdp|foundry|composer|metaseq|fairscale|accelerate", f):
-        return "fsdp1"
+        return "fsdp1-amp" if re.search(r"\bdefault\b|bf16-mixed|amp_bf16.*fp32 param", precision, re.I) else "fsdp1"
     return "megatron-lm"
 
 
@@ -284,7 +315,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     profile = profile_for(row, hardware_map)
     if profile is None:
         raise Unmappable(f"no hardware profile for '{row['hardware']}' (add --hardware-map)")
-    hw = load_hardware(profile)
+    hw = with_power_limit(load_hardware(profile), row_power_limit(row["hardware"]))
     model, llama = build_model(row)
     defaults: list[str] = []
     flags: list[str] = []
@@ -314,7 +345,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
             defaults.append("global_batch")
     zero, fsdp, dist_opt, zero_default = _zero(row["zero_or_fsdp"])
     framework = row["framework"]
-    recipe = row_recipe(framework, fsdp)
+    recipe = row_release_recipe(framework) or row_recipe(framework, fsdp, row["precision"])
     recipe_spec = load_recipe(recipe)
     vpp, vpp_default = _vpp(row, model.num_layers, pp, recipe)
     if vpp_default:
@@ -333,7 +364,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     if flash is None:  # context parallelism runs a fused kernel per K/V chunk in every framework that has it
         flash = cp > 1 or bool(FUSED_ATTENTION_FRAMEWORKS.search(row["framework"]))
         defaults.append("flash_attention")
-    attention_kernel = row_attention_kernel(framework, hw) if flash else None
+    attention_kernel = row_attention_kernel(framework, hw, row["flash_attention"]) if flash else None
     if attention_kernel:
         flags.append(f"attention_{attention_kernel}")  # the release's launcher turns cuDNN attention off
     grad_fusion = row_grad_accumulation_fusion(framework)
@@ -347,17 +378,20 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     experts, etp_default = row_ep(row, model, tp * cp * dp, tp)
     if etp_default:
         defaults.append("etp")
-    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp,
-                    stage_layers=row_stage_layers(framework, recipe, model.num_layers, pp), sequence_parallel=sp,
-                    schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **experts)
+    moe_training = row_moe_training(row) if model.is_moe else {}
+    split = row_pipeline_layout(row, model, pp, vpp, moe_training.get("mtp_layers", 0)) or {
+        "stage_layers": row_stage_layers(framework, recipe, model.num_layers, pp, vpp)}
+    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp, **split,
+                    sequence_parallel=sp, schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **experts)
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",
                 flash_attention=flash, attention_kernel=attention_kernel,
                 distributed_optimizer=dist_opt or (None if zero_default else False),
                 overlap_dp_comm=False if re.search(r"not overlapped", row["notes"], re.I) else None,
-                grad_accumulation_fusion=grad_fusion,
+                grad_accumulation_fusion=grad_fusion, compile=row_compile(framework),
                 overlap_param_gather=True if "--overlap-param-gather" in row["notes"] else None,
-                tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None)  # None: the recipe's default
+                tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None,  # None: the recipe's default
+                **moe_training)
     try:
         recompute = _recompute(row["recompute"])
         if recompute is None:
@@ -384,7 +418,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         kv_heads=model.kv_heads, head_dim=model.head_size, ffn_hidden=model.ffn_hidden_size,
         vocab=model.vocab_size, swiglu=llama,
         params=(number_cell(row, "params_b") or 0.0) * 1e9 or float(parameter_counts(model).total),
-        recompute=scenario.training.recompute,
+        recompute=scenario.training.recompute, model=model, tp=tp, mtp_layers=scenario.training.mtp_layers,
     )
     return BenchCase(
         row_id=row["row_id"], source_id=row["source_id"], model_name=row["model"],
@@ -392,6 +426,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         convention_defaulted=conv_default, measured_tflops=measured_tflops(row),
         measured_step_s=measured_step, inputs=inputs, defaults_used=tuple(defaults), flags=tuple(flags),
         measured_tokens_per_gpu=measured_tokens, moe=model.is_moe,
+        measured_memory_gib=number_cell(row, "peak_mem_gb"), memory_kind=row_memory_kind(row["notes"]),
     )
 
 

@@ -13,14 +13,21 @@ from __future__ import annotations
 import re
 
 from ..frameworks import default_stage_layers, framework_of_recipe
+from ..frameworks.torchtitan import torchtitan_stage_layers
 
 MEGATRON_FRAMEWORK = re.compile(r"megatron", re.I)
 
 
-def row_stage_layers(framework: str, recipe: str, layers: int, pp: int) -> list[int] | None:
+def row_stage_layers(framework: str, recipe: str, layers: int, pp: int, vpp: int = 1) -> list[int] | None:
     """Layers per pipeline stage for a row run by ``framework`` (the row's framework column) under
-    ``recipe``: Megatron's uneven default when pp does not divide ``layers``, else None (even)."""
-    if pp <= 1 or layers % pp == 0:
+    ``recipe``: torchtitan's split (``torchtitan_stage_layers``, over pp x vpp stages) or Megatron's uneven
+    default when pp does not divide ``layers``, else None (even)."""
+    if pp <= 1:
+        return None
+    if framework_of_recipe(recipe) == "torchtitan":
+        split = torchtitan_stage_layers(layers, pp, vpp)
+        return None if len(set(split)) == 1 else split
+    if layers % pp == 0:
         return None
     if framework_of_recipe(recipe) != "megatron" or not MEGATRON_FRAMEWORK.search(framework):
         return None

@@ -68,6 +68,7 @@ class StepCaseResult(_Result):
     device_s: float = Field(description="predicted GPU time (serialised kernels), s")
     kernels: int = Field(description="kernels launched per step")
     host_bound: str | None = Field(description="why the case is host-bound, or null")
+    predicted_mfu: float = Field(description="paraplan's MFU of the predicted step, 0..1")
 
 
 class StepsReport(_Result):
@@ -97,12 +98,19 @@ def step_model(row: dict) -> ModelSpec:
     )
 
 
+def step_training(row: dict, recipe: str = "torch-amp") -> TrainingSpec:
+    """The training spec of one measured step: one micro-batch of the row's size, every block
+    checkpointed when the row says recompute."""
+    mbs = int(row["mbs"])
+    return TrainingSpec(seq_length=int(row["seq"]), global_batch_size=mbs, micro_batch_size=mbs,
+                        recipe=recipe, recompute="full" if row["recompute"] else "none", flash_attention=True)
+
+
 def predict_step(row: dict, hardware: HardwareProfile, recipe: str = "torch-amp") -> StepCaseResult:
     """Predict one measured step (only shape, batch and recompute are read from ``row``)."""
     model = step_model(row)
     mbs = int(row["mbs"])
-    training = TrainingSpec(seq_length=int(row["seq"]), global_batch_size=mbs, micro_batch_size=mbs,
-                            recipe=recipe, recompute="full" if row["recompute"] else "none", flash_attention=True)
+    training = step_training(row, recipe)
     layout = Layout()
     est = estimate(model, hardware, training, layout, 1)
     breakdown = op_breakdown(build_step(model, training, layout), Pricer(hardware, training, layout, 1))
@@ -129,6 +137,7 @@ def predict_step(row: dict, hardware: HardwareProfile, recipe: str = "torch-amp"
         measured_reserved_gib=res_meas / GIB, predicted_reserved_gib=res_pred / GIB,
         reserved_error_pct=100 * (res_pred / res_meas - 1),
         host_s=breakdown.host_seconds, device_s=device, kernels=kernels, host_bound=host_bound,
+        predicted_mfu=est.mfu,
     )
 
 

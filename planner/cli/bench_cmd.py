@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Annotated, Optional
 
 import typer
@@ -26,12 +27,24 @@ def _stats_row(name: str, g) -> list[str]:
             f"{g.within_10pct:.0%}", f"{g.median_error_pct:+.1f}%"]
 
 
+def _memory_cell(r) -> Text:
+    """'measured / predicted (error, kind)' of a row that publishes its peak memory."""
+    if r.memory_error_pct is None:
+        return Text("-")
+    style = "green" if abs(r.memory_error_pct) <= 10 else "red"
+    return Text(f"{r.measured_memory_gib:.1f} / {r.predicted_memory_gib:.1f} ({_pct(r.memory_error_pct)}, "
+                f"{r.memory_kind})", style=style)
+
+
 def render_accuracy(report) -> Group:
     """Per-row table, summary table and skipped rows of an AccuracyReport."""
     rows = Table(title=f"paraplan bench accuracy: {report.csv}", title_justify="left")
-    for col, just in (("row", "right"), ("source", "left"), ("model", "left"), ("gpus", "right"),
-                      ("layout", "left"), ("measured", "right"), ("predicted", "right"), ("error", "right"),
-                      ("flags", "left")):
+    with_memory = any(r.memory_error_pct is not None for r in report.rows)
+    cols = [("row", "right"), ("source", "left"), ("model", "left"), ("gpus", "right"), ("layout", "left"),
+            ("measured", "right"), ("predicted", "right"), ("error", "right")]
+    if with_memory:
+        cols.append(("memory meas / pred (GiB)", "right"))
+    for col, just in cols + [("flags", "left")]:
         rows.add_column(col, justify=just, overflow="fold")
     for r in report.rows:
         if r.compared == "step_time":
@@ -43,24 +56,31 @@ def render_accuracy(report) -> Group:
             predicted = f"{r.predicted_tflops:.1f} TF"
         flags = ([] if r.fully_stated else ["defaults: " + ",".join(r.defaults_used)]) + r.flags
         err = Text(_pct(r.error_pct), style="green" if abs(r.error_pct) <= 10 else "red")
-        rows.add_row(r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute} {r.recipe}", measured,
-                     predicted, err, "; ".join(flags) or "fully stated")
+        cells = [r.row_id, r.source_id, r.model, str(r.gpus), f"{r.layout} rc:{r.recompute} {r.recipe}", measured,
+                 predicted, err]
+        if with_memory:
+            cells.append(_memory_cell(r))
+        rows.add_row(*cells, "; ".join(flags) or "fully stated")
     summary = Table(title="absolute throughput error (+ = predicted faster than measured)", title_justify="left")
     for col in ("group", "rows", "median |err|", "mean |err|", "within 10%", "median err"):
         summary.add_column(col, justify="left" if col == "group" else "right")
     s = report.summary
     summary.add_row(*_stats_row("all predicted rows", s.all_rows))
-    summary.add_row(*_stats_row("fully stated rows", s.fully_stated), style="bold")
+    if s.dense_rows is not None:
+        summary.add_row(*_stats_row("dense rows", s.dense_rows))
+    summary.add_row(*_stats_row("fully stated dense rows", s.fully_stated), style="bold")
     if s.context_parallel is not None and s.context_parallel.rows:
         summary.add_row(*_stats_row("context-parallel rows (cp > 1)", s.context_parallel))
     if s.moe_rows is not None and s.moe_rows.rows:
         summary.add_row(*_stats_row("MoE rows (expert parallelism)", s.moe_rows), style="bold")
+    if s.memory is not None and s.memory.rows:
+        summary.add_row(*_stats_row("peak memory (+ = predicted more)", s.memory), style="bold")
     for name, g in s.by_hardware.items():
-        summary.add_row(*_stats_row(f"hardware {name}", g))
+        summary.add_row(*_stats_row(f"hardware {name} (dense)", g))
     for name, g in s.fully_stated_by_hardware.items():
         summary.add_row(*_stats_row(f"fully stated, {name}", g))
     for name, g in s.by_recipe.items():
-        summary.add_row(*_stats_row(f"recipe {name}", g))
+        summary.add_row(*_stats_row(f"recipe {name} (dense)", g))
     for name, g in s.by_source.items():
         summary.add_row(*_stats_row(f"source {name}", g))
     skipped = Table(title=f"skipped rows ({len(report.skipped)})", title_justify="left")
@@ -163,3 +183,44 @@ def steps(
         print_json(report)
     else:
         console.print(render_steps(report))
+
+
+@bench_app.command("evidence")
+def evidence(
+    write: Annotated[bool, typer.Option("--write", help="Write the table to planner/data/evidence.json (what plan "
+                                        "and estimate read).")] = False,
+    out: Annotated[Optional[str], typer.Option("--out", help="Write the table to FILE instead.")] = None,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Build the evidence table (measured runs per layout class) from bench accuracy and bench steps."""
+    from ..bench.evidence import build_table, shipped_path, table_text
+    from ..io import write_atomic
+    from ..outputs import check_output
+
+    target = out if out is not None else (str(shipped_path()) if write else None)
+    check_output(target, "--out" if out is not None else "--write")
+    table = build_table()
+    text = table_text(table)
+    shipped = shipped_path()
+    stale = not shipped.is_file() or shipped.read_text() != text
+    if target is not None:
+        write_atomic(target, text)
+    if json_out:
+        print_json({"rows": len(table.rows), "files": table.files, "shipped": str(shipped),
+                    "shipped_was_stale": stale, "written": target, "table": table})
+        return
+    classes: dict[str, list] = {}
+    for r in table.rows:
+        classes.setdefault(r.layout_class.describe(), []).append(r)
+    summary = Table(title=f"evidence: {len(table.rows)} measured runs in {len(classes)} layout classes "
+                    f"({', '.join(table.files)})", title_justify="left")
+    for col in ("class", "runs", "median err", "best measured MFU"):
+        summary.add_column(col, justify="left" if col == "class" else "right")
+    for name, rows in sorted(classes.items()):
+        summary.add_row(name, str(len(rows)), f"{statistics.median(r.error_pct for r in rows):+.1f}%",
+                        f"{max(r.measured_mfu for r in rows):.1%}")
+    console.print(summary)
+    state = "was stale" if stale else "is up to date"
+    console.print(Text(f"shipped table {shipped} {state}" + (f"; wrote {target}" if target else
+                       ("; write it with: paraplan bench evidence --write" if stale else "")),
+                       style="yellow" if stale and target is None else "green"), highlight=False)

@@ -8,8 +8,11 @@ exception; ``--debug`` or ``PARAPLAN_DEBUG=1`` prints the full traceback); 130 i
 from __future__ import annotations
 
 import os
+import re
+import signal
 import sys
 import traceback
+import warnings
 
 #: Set by ``paraplan --debug`` (planner/cli/app.py); PARAPLAN_DEBUG=1 does the same.
 DEBUG = False
@@ -81,15 +84,87 @@ def describe(exc: BaseException, argv: list[str]) -> tuple[str, int]:
     return f"{command_name(argv)} failed: {type(exc).__name__}{': ' + text if text else ''}{hint}", EXIT_INTERNAL
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived: unwound like Ctrl-C (jobs stopped, nothing half-written), exit 128 + signal."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+#: The SIGTERM / SIGHUP that ended this command, if one did (typer may hand back only an exit code).
+_signalled: list[int] = []
+
+
+def _on_signal(signum, _frame) -> None:
+    _signalled.append(signum)
+    raise Terminated(signum)
+
+
+def _interrupted() -> None:
+    """Print the interrupt line and exit: 128 + the signal for SIGTERM / SIGHUP, 130 for Ctrl-C."""
+    if _signalled:
+        signum = _signalled[-1]
+        print_error(f"interrupted ({signal.Signals(signum).name})")
+        sys.exit(128 + signum)
+    print_error("interrupted")
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI behind the error boundary; exits with the codes in the module docstring.
     ``argv`` None: run as the process (the console script, ``python -m planner``), which ends with
-    the command; in-process callers (the tests) pass their arguments."""
+    the command, and where SIGTERM and SIGHUP unwind the command like Ctrl-C (a validation job's
+    process group is stopped, temporary files removed); in-process callers (the tests) pass their
+    arguments."""
+    if argv is None:
+        for name in ("SIGTERM", "SIGHUP"):
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), _on_signal)
     try:
         return _run(argv)
     finally:
         if argv is None:
             _spare_exit_collection()
+
+
+def print_warning(message: str) -> None:
+    """One ``warning:`` line on stderr (plain text)."""
+    from rich.text import Text
+
+    from .app import err_console
+
+    err_console.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False, soft_wrap=True)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """warnings.showwarning for the CLI: a library ParaplanWarning becomes one ``warning:`` line."""
+    from ..errors import ParaplanWarning
+
+    if issubclass(category, ParaplanWarning):
+        print_warning(str(message))
+    else:
+        _default_showwarning(message, category, filename, lineno, file, line)
+
+
+_default_showwarning = warnings.showwarning
+
+
+def usage_line(exc) -> str:
+    """One line from a typer/click usage error: ``--tp: 'abc' is not a valid integer (paraplan estimate --help)``."""
+    text = " ".join(exc.format_message().split())
+    match = re.match(r"Invalid value for '([^']+)': (.*)", text)
+    if match:
+        text = f"{match.group(1).split(' / ')[0]}: {match.group(2)}"
+    match = re.match(r"Missing option '([^']+)'\.?(.*)", text)
+    if match:
+        text = f"{match.group(1).split(' / ')[0]}: required{match.group(2)}"
+    match = re.match(r"Option '([^']+)' requires an argument\.?", text)
+    if match:
+        text = f"{match.group(1)}: needs a value"
+    ctx = getattr(exc, "ctx", None)
+    where = f" (see {ctx.command_path} --help)" if ctx is not None and getattr(ctx, "command_path", None) else ""
+    return text.rstrip(".") + where
 
 
 def _spare_exit_collection() -> None:
@@ -108,23 +183,28 @@ def _run(argv: list[str] | None) -> int:
     from .app import app
 
     DEBUG = False  # set again by --debug (per invocation: tests call main() many times in one process)
+    _signalled.clear()
     args = list(sys.argv[1:] if argv is None else argv)
     abort, exit_, click_errors = (_exception_classes(n) for n in ("Abort", "Exit", "ClickException"))
+    from ..errors import ParaplanWarning
+
     try:
-        rc = app(args=args, prog_name="paraplan", standalone_mode=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", ParaplanWarning)
+            warnings.showwarning = _show_warning
+            rc = app(args=args, prog_name="paraplan", standalone_mode=False)
         if rc == EXIT_INTERRUPTED:  # typer turns Ctrl-C (KeyboardInterrupt) into Exit(130)
-            print_error("interrupted")
+            _interrupted()
         if isinstance(rc, int) and rc:
             sys.exit(rc)
     except SystemExit:
         raise
     except (KeyboardInterrupt, *abort):
-        print_error("interrupted")
-        sys.exit(EXIT_INTERRUPTED)
+        _interrupted()
     except exit_ as exc:
         sys.exit(exc.exit_code)
     except click_errors as exc:
-        exc.show()
+        print_error(usage_line(exc))
         sys.exit(exc.exit_code if exc.exit_code else EXIT_BAD_INPUT)
     except BrokenPipeError:  # stdout closed early (| head): quiet, like other tools
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keep Python from failing at exit flush

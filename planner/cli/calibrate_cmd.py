@@ -4,6 +4,8 @@ exactly like a user's own (``--trace``); the fit itself is validate/calibrate.py
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,10 +14,19 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..errors import SpecError
+from ..units import check_number
 from . import trace_cmd as tc
 from .app import JSON_OPTION, app, console, print_json
 from .render import fmt_range, fmt_seconds
-from .validate_cmd import LayoutsOpt, ResultsOpt, _load_results, _pct, _require_choices
+from .validate_cmd import (
+    MAX_TIMEOUT_S,
+    LayoutsOpt,
+    ResultsOpt,
+    _load_results,
+    _pct,
+    _require_choices,
+    run_with_progress,
+)
 
 # Fitted layouts: every collective kind the cost model prices appears in some of them (tp: all-reduce,
 # pp: send/recv, FSDP2: all-gather and reduce-scatter per unit).
@@ -34,11 +45,11 @@ def interleave(fitted: list[str], held: str, repeats: int) -> list[str]:
 
 
 def _launch(layouts: list[str] | None, held_out: str | None, repeats: int, steps: int, warmup: int, backend: str,
-            nproc: int, bench: bool, timeout: float, workdir: Path | None):
-    """Run the validator's jobs (each traced) and the microbenchmarks; (job folders, bench result)."""
+            nproc: int, bench: bool, timeout: float, workdir: Path, progress: bool):
+    """Run the validator's jobs (each traced) and the microbenchmarks in ``workdir``; (job trace folders,
+    bench result)."""
     from validate.benchspec import BenchSpec, shapes_from_jobs
     from validate.job import JobSpec, layout_for_nproc, tiny_model
-    from validate.launch import run_jobs
 
     model = tiny_model()
     texts = list(layouts or DEFAULT_CAL_LAYOUTS)
@@ -49,7 +60,7 @@ def _launch(layouts: list[str] | None, held_out: str | None, repeats: int, steps
     if bench:
         gemms, attn = shapes_from_jobs(jobs)
         spec = BenchSpec(nproc=nproc, backend=backend, gemms=gemms, attention=attn)
-    run = run_jobs(jobs, bench=spec, timeout_s=timeout, workdir=workdir)
+    run = run_with_progress(jobs, timeout, workdir, enabled=progress, bench=spec, label="calibrate")
     bad = [j for j in run.jobs if j.partial]
     if bad:
         raise SpecError(f"{bad[0].layout}: {bad[0].error}", field="calibrate")
@@ -91,46 +102,51 @@ def calibrate_cmd(
     _require_choices(("--backend", backend, ("gloo", "nccl")))
     if repeats <= 0:
         raise SpecError(f"repeats({repeats}) must be > 0", field="--repeats")
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
     if steps <= 0 or warmup < 0:
         raise SpecError(f"steps({steps}) must be > 0 and warmup({warmup}) >= 0", field="--steps")
     if trace and (results or no_jobs):
         raise SpecError("give traced jobs (--trace) or a results file (--results), not both", field="--trace")
-    held_text = layout_text(layout_for_nproc(held_out, None)) if held_out else None
-    bench_result, folders = None, list(trace or [])
-    if trace is None:
-        tc.require_trace_reader("calibrate")
-        if results:
-            measured = _load_results(results)
-            folders = [j.trace_dir for j in measured.jobs if not j.partial]
-            if any(f is None for f in folders):
-                raise SpecError("the results hold jobs without traces (run by a paraplan before traces); rerun "
-                                "validate run, or pass --trace folders", field="--results")
-            bench_result = measured.microbench
-        elif no_jobs:
-            from validate.benchspec import BenchSpec, shapes_from_jobs
-            from validate.job import JobSpec, tiny_model
-            from validate.launch import run_jobs
+    with contextlib.ExitStack() as stack:
+        held_text = layout_text(layout_for_nproc(held_out, None)) if held_out else None
+        bench_result, folders = None, list(trace or [])
+        if trace is None:
+            tc.require_trace_reader("calibrate")
+            if results:
+                measured = _load_results(results)
+                folders = [j.trace_dir for j in measured.jobs if not j.partial]
+                if any(f is None or not Path(f).is_dir() for f in folders):
+                    raise SpecError("the results hold jobs whose traces were not kept (validate run keeps them in "
+                                    "OUT.traces/ or --workdir; older results have none); rerun validate run, or pass "
+                                    "--trace folders", field="--results")
+                bench_result = measured.microbench
+            elif no_jobs:
+                from validate.benchspec import BenchSpec, shapes_from_jobs
+                from validate.job import JobSpec, tiny_model
 
-            probes = [JobSpec(model=tiny_model(), layout=layout_for_nproc(t, None)) for t in DEFAULT_CAL_LAYOUTS]
-            gemms, attn = shapes_from_jobs(probes)
-            bench_result = run_jobs([], bench=BenchSpec(nproc=nproc, backend=backend, gemms=gemms, attention=attn),
-                                    timeout_s=timeout).microbench
+                probes = [JobSpec(model=tiny_model(), layout=layout_for_nproc(t, None)) for t in DEFAULT_CAL_LAYOUTS]
+                gemms, attn = shapes_from_jobs(probes)
+                bench_result = run_with_progress([], timeout, None, enabled=not json_out, label="calibrate",
+                                                 bench=BenchSpec(nproc=nproc, backend=backend, gemms=gemms,
+                                                                 attention=attn)).microbench
+            else:
+                held_text = held_text or layout_text(layout_for_nproc(DEFAULT_HELD_OUT, None))
+                if workdir is None:  # the jobs' folders live until the fit has read their traces
+                    workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="paraplan-calibrate-")))
+                folders, bench_result = _launch(layouts, held_text, repeats, steps, warmup, backend, nproc, bench, timeout,
+                                                workdir, not json_out)
         else:
-            held_text = held_text or layout_text(layout_for_nproc(DEFAULT_HELD_OUT, None))
-            folders, bench_result = _launch(layouts, held_text, repeats, steps, warmup, backend, nproc, bench, timeout,
-                                            workdir)
-    else:
-        tc.require_trace_reader("--trace")
-    if bench_result is not None and bench_result.partial:
-        raise SpecError(f"microbenchmarks did not finish: {bench_result.error}", field="calibrate")
-    jobs = [tc.load_job(f, model, _layout_for(layouts, i, len(folders)), gpus, seq=seq, global_batch=global_batch,
-                        micro_batch=micro_batch, precision=precision, recipe=recipe, recompute=recompute)
-            for i, f in enumerate(folders)] if trace else [tc.load_job(f, None, None, None) for f in folders]
-    if held_text and jobs and held_text not in {j.name for j in jobs}:
-        raise SpecError(f"'{held_text}' is not among the measured layouts: {', '.join(sorted({j.name for j in jobs}))}",
-                        field="--held-out")
-    rep = calibrate(hardware, bench_result, jobs, held_text)
-    write_atomic(out, overlay_yaml(rep))
+            tc.require_trace_reader("--trace")
+        if bench_result is not None and bench_result.partial:
+            raise SpecError(f"microbenchmarks did not finish: {bench_result.error}", field="calibrate")
+        jobs = [tc.load_job(f, model, _layout_for(layouts, i, len(folders)), gpus, seq=seq, global_batch=global_batch,
+                            micro_batch=micro_batch, precision=precision, recipe=recipe, recompute=recompute)
+                for i, f in enumerate(folders)] if trace else [tc.load_job(f, None, None, None) for f in folders]
+        if held_text and jobs and held_text not in {j.name for j in jobs}:
+            raise SpecError(f"'{held_text}' is not among the measured layouts: {', '.join(sorted({j.name for j in jobs}))}",
+                            field="--held-out")
+        rep = calibrate(hardware, bench_result, jobs, held_text)
+        write_atomic(out, overlay_yaml(rep))
     _render(rep, hardware, out, json_out)
 
 

@@ -12,6 +12,7 @@ import typer
 from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario, infer_dp, load_scenario
 from ..specs import Layout, TrainingSpec, check_layout
+from ..specs.pipeline_layout import parse_pipeline_layout
 
 
 def _default(spec, field: str) -> str:
@@ -35,14 +36,16 @@ GlobalOpt = Annotated[Optional[int], typer.Option("--global-batch", help="Global
 SeqOpt = Annotated[Optional[int], typer.Option("--seq", help="Sequence length, tokens.", show_default=_default(TrainingSpec, "seq_length"))]
 ZeroOpt = Annotated[Optional[int], typer.Option("--zero", help="ZeRO stage 0, 1, 2 or 3.", show_default=_default(Layout, "zero_stage"))]
 FsdpOpt = Annotated[Optional[bool], typer.Option("--fsdp/--no-fsdp", help="FSDP2 full sharding (like ZeRO-3; not with --zero 1/2).", show_default="no-fsdp")]
-RecomputeOpt = Annotated[Optional[str], typer.Option("--recompute", help="none, selective or full.", show_default=_default(TrainingSpec, "recompute"))]
+RecomputeOpt = Annotated[Optional[str], typer.Option("--recompute", help="none, selective (attention core), op (torchtitan per-op save list) or full.", show_default=_default(TrainingSpec, "recompute"))]
+CompileOpt = Annotated[Optional[bool], typer.Option("--compile/--no-compile", help="Transformer blocks under torch.compile (fused norms, activations, RoPE).", show_default="the recipe's")]
+Fp8GatherOpt = Annotated[Optional[bool], typer.Option("--fp8-all-gather/--no-fp8-all-gather", help="With fp8 and FSDP, all-gather Linear weights in fp8 (torchao enable_fsdp_float8_all_gather).", show_default="no-fp8-all-gather")]
 SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequence-parallel", help="Megatron sequence parallelism.", show_default="no-sequence-parallel")]
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, fp16 or fp8.", show_default=_default(TrainingSpec, "precision"))]
-RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, fsdp1 or torch-amp (megatron = megatron-lm, fsdp = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
+RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, torchtitan, torchtitan-2412, fsdp1, fsdp1-amp or torch-amp (megatron = megatron-lm, fsdp = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
 AttnKernelOpt = Annotated[Optional[str], typer.Option("--attention-kernel", help="Fused attention kernel generation: a table of the hardware profile (e.g. fa2).", show_default="the profile's attention_table")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
-FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's).")]
+FrameworkOpt = Annotated[Optional[str], typer.Option("--framework", help="megatron, deepspeed or torchtitan: refuse layouts it cannot launch (default: the recipe's); none: no framework's rules.")]
 EpOpt = Annotated[Optional[int], typer.Option("--ep", help="Expert-parallel degree (MoE).")]
 EtpOpt = Annotated[Optional[int], typer.Option("--etp", help="Expert tensor-parallel degree (MoE; default: tp).")]
 CapacityOpt = Annotated[Optional[float], typer.Option(
@@ -53,6 +56,14 @@ SharedOverlapOpt = Annotated[Optional[bool], typer.Option(
     "--moe-shared-expert-overlap/--no-moe-shared-expert-overlap", help="Shared experts overlap the all-to-alls.")]
 DispatcherOpt = Annotated[Optional[str], typer.Option(
     "--moe-dispatcher", help="MoE token dispatch: alltoall (every routed copy) or deepep (once per node, NVLink forward).")]
+A2aOverlapOpt = Annotated[Optional[bool], typer.Option(
+    "--moe-a2a-overlap/--no-moe-a2a-overlap", help="Expert all-to-alls of one micro-batch overlapped with another's "
+    "compute (Megatron-Core --overlap-moe-expert-parallel-comm, combined 1F1B; DualPipe's overlap).")]
+MtpOpt = Annotated[Optional[int], typer.Option(
+    "--mtp-layers", help="Multi-token-prediction modules trained after the last layer (DeepSeek-V3: 1).")]
+PipeLayoutOpt = Annotated[Optional[str], typer.Option(
+    "--pipeline-layout", help="Megatron --pipeline-model-parallel-layout string for the pp x vpp virtual stages "
+    "(E embedding, t layer, m MTP, L loss, | between stages; e.g. 'Et|(tt|)*30mL').")]
 LayoutFileOpt = Annotated[Optional[str], typer.Option("--layout", help="Scenario JSON (from plan --export json); flags override it.")]
 
 #: The options every scenario-taking command shares, in the order ``--help`` lists them.
@@ -61,11 +72,13 @@ SCENARIO_OPTIONS: tuple[tuple[str, object], ...] = (
     ("tp", TpOpt), ("pp", PpOpt), ("vpp", VppOpt), ("dp", DpOpt), ("cp", CpOpt), ("cp_kind", CpKindOpt),
     ("micro_batch", MicroOpt),
     ("global_batch", GlobalOpt), ("seq", SeqOpt), ("zero", ZeroOpt), ("fsdp", FsdpOpt),
-    ("recompute", RecomputeOpt), ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
+    ("recompute", RecomputeOpt), ("compile", CompileOpt), ("fp8_all_gather", Fp8GatherOpt),
+    ("sequence_parallel", SpOpt), ("precision", PrecisionOpt),
     ("recipe", RecipeOpt), ("flash_attention", FlashOpt), ("attention_kernel", AttnKernelOpt), ("schedule", ScheduleOpt), ("layout", LayoutFileOpt),
     ("framework", FrameworkOpt),
     ("ep", EpOpt), ("etp", EtpOpt), ("moe_capacity_factor", CapacityOpt), ("moe_imbalance", ImbalanceOpt),
     ("moe_shared_expert_overlap", SharedOverlapOpt), ("moe_dispatcher", DispatcherOpt),
+    ("moe_a2a_overlap", A2aOverlapOpt), ("mtp_layers", MtpOpt), ("pipeline_layout", PipeLayoutOpt),
 )
 
 
@@ -95,9 +108,10 @@ def scenario_options(*, exclude: tuple[str, ...] = ()):
 
 
 CHOICES = {
-    "recompute": ("none", "selective", "full"),
+    "recompute": ("none", "selective", "op", "full"),
     "precision": ("bf16", "fp16", "fp8"),
-    "recipe": ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "fsdp1", "torch-amp", "megatron", "fsdp"),
+    "recipe": ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp",
+               "torch-amp", "megatron", "fsdp"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
     "cp_kind": ("ring", "allgather"),
     "moe-dispatcher": ("alltoall", "deepep"),
@@ -120,10 +134,18 @@ def warn(message: str) -> None:
 
 
 def check_positive(*pairs: tuple[str, int | None]) -> None:
-    """SpecError naming the option of the first given (not None) value below 1."""
+    """SpecError naming the option of the first given (not None) value below 1, or above the sanity bound
+    of its kind (planner.specs.bounds: ranks for --gpus and the degrees, sequence, batch)."""
+    from ..specs.bounds import MAX_GLOBAL_BATCH, MAX_MICRO_BATCH, MAX_RANKS, MAX_SEQ
+
+    limits = {"--seq": MAX_SEQ, "--global-batch": MAX_GLOBAL_BATCH, "--micro-batch": MAX_MICRO_BATCH,
+              "--tokens-per-step": MAX_GLOBAL_BATCH * MAX_SEQ}
     for option, value in pairs:
         if value is not None and value < 1:
             raise SpecError(f"{value} must be >= 1", field=option)
+        limit = limits.get(option, MAX_RANKS)
+        if value is not None and value > limit:
+            raise SpecError(f"{value:,} is above paraplan's bound of {limit:,} (planner/specs/bounds.py)", field=option)
 
 
 def check_name(option: str, value: str | None) -> None:
@@ -153,10 +175,12 @@ FLAG_OF = {
     "layout.cp": "--cp", "layout.zero_stage": "--zero", "layout.fsdp": "--fsdp", "layout.schedule": "--schedule",
     "layout.sequence_parallel": "--sequence-parallel", "training.global_batch_size": "--global-batch",
     "training.micro_batch_size": "--micro-batch", "training.seq_length": "--seq", "training.recompute": "--recompute",
+    "training.fp8_all_gather": "--fp8-all-gather", "training.compile": "--compile",
     "training.precision": "--precision", "training.recipe": "--recipe",
     "training.flash_attention": "--flash-attention", "training.attention_kernel": "--attention-kernel", "layout.ep": "--ep", "layout.etp": "--etp",
     "training.moe_capacity_factor": "--moe-capacity-factor", "training.moe_load_imbalance": "--moe-imbalance",
-    "training.moe_token_dispatcher": "--moe-dispatcher",
+    "training.moe_token_dispatcher": "--moe-dispatcher", "training.mtp_layers": "--mtp-layers",
+    "layout.pipeline_layout": "--pipeline-layout", "layout.stage_layers": "--pipeline-layout",
 }
 
 
@@ -195,16 +219,18 @@ def build_scenario(
     tp: int | None = None, pp: int | None = None, vpp: int | None = None, dp: int | None = None,
     cp: int | None = None, cp_kind: str | None = None, micro_batch: int | None = None, global_batch: int | None = None,
     seq: int | None = None, zero: int | None = None, fsdp: bool | None = None,
-    recompute: str | None = None, sequence_parallel: bool | None = None, precision: str | None = None,
+    recompute: str | None = None, compile: bool | None = None, fp8_all_gather: bool | None = None,
+    sequence_parallel: bool | None = None, precision: str | None = None,
     recipe: str | None = None, flash_attention: bool | None = None, attention_kernel: str | None = None,
     schedule: str | None = None, layout_file: str | None = None, framework: str | None = None, ep: int | None = None, etp: int | None = None,
     moe_capacity_factor: float | None = None, moe_imbalance: float | None = None,
     moe_shared_expert_overlap: bool | None = None, moe_dispatcher: str | None = None,
+    moe_a2a_overlap: bool | None = None, mtp_layers: int | None = None, pipeline_layout: str | None = None,
 ) -> Scenario:
     """A Scenario from CLI values (None = not given): a layout file first, then flags on top."""
     from hwprofiles import load_hardware, load_model
 
-    from ..frameworks import default_stage_layers
+    from ..frameworks import default_split
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
                          ("schedule", schedule), ("cp_kind", cp_kind), ("moe-dispatcher", moe_dispatcher)):
@@ -239,9 +265,9 @@ def build_scenario(
         put(lay, key, value)
     if vpp is not None and vpp > 1 and schedule is None:
         lay["schedule"] = "interleaved-1f1b"
-    if recipe in ("fsdp", "torchtitan", "fsdp1") and fsdp is None and zero is None:
+    if recipe in ("fsdp", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp") and fsdp is None and zero is None:
         lay["fsdp"] = True
-    if recipe is None and framework is not None and "recipe" not in trn:  # price with the target's recipe
+    if recipe is None and framework not in (None, "none") and "recipe" not in trn:  # price with the target's recipe
         from ..frameworks import DEFAULT_RECIPE, check_framework_name
 
         check_framework_name(framework)
@@ -250,11 +276,13 @@ def build_scenario(
             lay["fsdp"] = True
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
+                       ("compile", compile), ("fp8_all_gather", fp8_all_gather),
                        ("recipe", recipe), ("flash_attention", flash_attention),
                        ("attention_kernel", attention_kernel),
                        ("moe_capacity_factor", moe_capacity_factor), ("moe_load_imbalance", moe_imbalance),
                        ("moe_shared_expert_overlap", moe_shared_expert_overlap),
-                       ("moe_token_dispatcher", moe_dispatcher)):
+                       ("moe_token_dispatcher", moe_dispatcher), ("moe_a2a_overlap", moe_a2a_overlap),
+                       ("mtp_layers", mtp_layers)):
         put(trn, key, value)
     for key, value in (("ep", ep), ("etp", etp)):
         put(lay, key, value)
@@ -267,11 +295,14 @@ def build_scenario(
                                      ("training.global_batch_size", global_batch),
                                      ("training.micro_batch_size", micro_batch), ("training.seq_length", seq),
                                      ("training.recompute", recompute), ("training.precision", precision),
+                                     ("training.fp8_all_gather", fp8_all_gather),
                                      ("training.recipe", recipe), ("training.attention_kernel", attention_kernel),
                                      ("layout.ep", ep), ("layout.etp", etp),
                                      ("training.moe_capacity_factor", moe_capacity_factor),
                                      ("training.moe_load_imbalance", moe_imbalance),
-                                     ("training.moe_token_dispatcher", moe_dispatcher)) if v is not None}
+                                     ("training.moe_token_dispatcher", moe_dispatcher),
+                                     ("training.mtp_layers", mtp_layers),
+                                     ("layout.pipeline_layout", pipeline_layout)) if v is not None}
     n_gpus = gpus if gpus is not None else (base.gpus if base else None)
     if n_gpus is None:
         raise SpecError("--gpus is required", field="--gpus")
@@ -291,8 +322,13 @@ def build_scenario(
             lay["dp"] = dp
         elif base is None or any(v is not None for v in (gpus, tp, pp, cp)):
             lay["dp"] = infer_dp(n_gpus, lay.get("tp", 1), lay.get("pp", 1), lay.get("cp", 1))
+        if pipeline_layout is not None:  # Megatron's layout string: its per-rank sums are the stage split
+            lay["pipeline_layout"] = pipeline_layout
+            lay["stage_layers"] = parse_pipeline_layout(pipeline_layout, lay.get("pp", 1), lay.get("vpp", 1),
+                                                        model_spec.num_layers, trn.get("mtp_layers", 0)).stage_layers
         if lay.get("stage_layers") is None and lay.get("pp", 1) > 1 and model_spec.num_layers % lay["pp"]:
-            lay["stage_layers"] = default_stage_layers(model_spec.num_layers, lay["pp"])
+            lay["stage_layers"] = default_split(model_spec.num_layers, lay["pp"], lay.get("vpp", 1),
+                                                trn.get("recipe", TrainingSpec.model_fields["recipe"].default))
         scenario = Scenario(model=model_spec, hardware=hw, gpus=n_gpus, training=TrainingSpec(**trn),
                             layout=Layout(**lay))
         check_layout(scenario.layout, scenario.model, scenario.training, scenario.gpus)

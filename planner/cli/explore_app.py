@@ -53,6 +53,20 @@ KNOBS: dict[str, tuple[str, str, object]] = {
 }
 
 
+#: Spec keys and CLI options as the explorer's keys name them (its messages use the app's words).
+TUI_WORDS = (("--set: ", ""), ("--vary: ", ""), ("layout.zero_stage", "ZeRO stage"), ("training.micro_batch_size",
+             "micro-batch"), ("training.micro_batch", "micro-batch"), ("training.recompute", "recompute"),
+             ("layout.tp", "tp"), ("layout.pp", "pp"), ("layout.dp", "dp"), ("hardware.", ""),
+             ("--framework ", "framework "), ("--recipe ", "recipe "))
+
+
+def tui_words(message: str) -> str:
+    """``message`` with spec keys and options replaced by what the explorer's keys call them."""
+    for old, new in TUI_WORDS:
+        message = message.replace(old, new)
+    return message
+
+
 def _cycle(options: tuple[str, ...], current: str) -> list[str]:
     """The other options in cyclic order after ``current`` (the first valid one is taken)."""
     i = options.index(current)
@@ -82,9 +96,10 @@ class ExploreApp(App):
         Binding("question_mark", "help", "help", show=False), Binding("q", "quit", "quit", show=False)]
 
     def __init__(self, scenario: Scenario, save_path: str = "paraplan-explore.json",
-                 export_path: str = "paraplan-explore-export.txt"):
+                 export_path: str = "paraplan-explore-export.txt", framework: str | None = None):
         super().__init__()
         self.scenario = scenario
+        self.framework = framework  # --framework: every key's layout must be one it launches
         self.estimate: Estimate = scenario.estimate()
         self.save_path, self.export_path = Path(save_path), Path(export_path)
         self.update_ms: float = 0.0
@@ -114,9 +129,10 @@ class ExploreApp(App):
         for text in choices:
             try:
                 scenario, notes = apply_settings(self.scenario, [(field, str(text))])
+                c.check_framework(scenario, self.framework)
                 est = scenario.estimate()
             except SpecError as exc:
-                self.error = f"{KNOBS[key][0]} refused: {exc}"
+                self.error = f"{KNOBS[key][0]} refused: {tui_words(str(exc))}"
             except Exception as exc:  # noqa: BLE001 - the explorer keeps running on any error
                 from .boundary import describe
 
@@ -136,8 +152,13 @@ class ExploreApp(App):
 
         try:
             self.message, self.error = write(), ""
+            if not self.estimate.fits:  # written as asked, but say it cannot run
+                done = {"save": "saved", "export": "exported"}.get(what, what)
+                self.error = (f"warning: {done} a layout that does not fit: "
+                              f"{figures(self.estimate)['fits'].removeprefix('NO ')}")
         except Exception as exc:  # noqa: BLE001 - shown in the app, the scenario is kept
-            self.error = f"{what} failed: {describe(exc, ['explore'])[0].removeprefix('paraplan explore: ')}"
+            message = describe(exc, ['explore'])[0].removeprefix('paraplan explore: ')
+            self.error = f"{what} failed: {tui_words(message)}"
         self.query_one("#error", Static).update(self.error)
         self.query_one("#status", Static).update(self._status())
 
@@ -227,7 +248,7 @@ def explore(
         return
     check_output(save, "--save-to")
     check_output(export, "--export-to")
-    explorer = ExploreApp(scenario, save, export)
+    explorer = ExploreApp(scenario, save, export, scenario_flags.get("framework"))
     explorer.run()
     if explorer.return_code:  # the app ended on an exception: never exit 0 after a crash
         raise ExplorerCrashed(f"the explorer stopped on an error (exit code {explorer.return_code})")

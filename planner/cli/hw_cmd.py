@@ -232,6 +232,11 @@ def _render(report: HardwareReport) -> None:
     console.print(
         f"network: {net.topology}, {net.latency_us:g} us/step, efficiency {net.efficiency:g}, "
         f"group {net.group_size_nodes} nodes, taper {net.taper:g}", highlight=False)
+    st = hw.storage
+    console.print("storage: none (checkpoint time not priced)" if st is None else
+                  f"storage: {st.kind}, per node write {st.node_write_gbps:g} / read {st.node_read_gbps:g} GB/s, "
+                  f"aggregate write {_num(st.aggregate_write_gbps)} / read {_num(st.aggregate_read_gbps)} GB/s "
+                  f"({hw.source_for('storage.node_read_gbps')})", highlight=False)
     if hw.notes:
         console.print("[bold]notes[/]")
         for note in hw.notes:

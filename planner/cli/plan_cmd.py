@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Optional
 
 import typer
@@ -54,16 +55,20 @@ def parse_reference(text: str, gpus: int, training: TrainingSpec) -> tuple[Layou
 SCHED_SHORT = {"gpipe": "gpipe", "1f1b": "1f1b", "interleaved-1f1b": "i1f1b", "zb-h1": "zb-h1"}
 
 
-def plans_table(result, width: int | None = None) -> Table:
+def plans_table(result, width: int | None = None, evidence: dict | None = None) -> Table:
     """Top plans, with the reference as a last dimmed row; fitted to ``width`` (the console's):
-    numbers are never cut, the layout column wraps and recompute is left out first."""
+    numbers are never cut, the layout column wraps and recompute is left out first. ``evidence``
+    (planner.cli.evidence_render.plan_evidence) adds its column and marks MFUs above every measured run."""
+    from .evidence_render import evidence_cell, mfu_cell
     from .fit_table import Col, fitted_table
 
     cols = [Col("#"), Col("layout", numeric=False, drop=1, min_text=9), Col("mb x acc"),
             Col("recomp", numeric=False, drop=2), Col("step"), Col("tokens/s"), Col("MFU"), Col("peak/cap GiB"),
             Col("bubble"), Col("exp.comm")]
+    if evidence is not None:
+        cols.append(Col("evidence", numeric=False, min_text=10))
     if result.objective == "cost":
-        cols.append(Col("GPU-h/Mtok"))
+        cols.insert(len(cols) - (evidence is not None), Col("GPU-h/Mtok"))
     rows = [(str(p.rank), p, None) for p in result.plans]
     if result.reference is not None:
         rows.append(("ref", result.reference, "dim"))
@@ -77,12 +82,15 @@ def plans_table(result, width: int | None = None) -> Table:
             name += f" @{p.gpus}"
         ovl = f"ovl:{p.training.tp_overlap_style[:4]}" if p.training.tp_comm_overlap and p.layout.tp > 1 else ""
         recomp = " ".join(filter(None, (p.training.recompute, p.training.offload.describe(), ovl)))
+        ev = (evidence or {}).get(0 if tag == "ref" else p.rank)
         row = [tag, name, f"{p.training.micro_batch_size}x{e.micro_batches}", recomp,
-               fmt_seconds(e.step_time_s), f"{e.tokens_per_s:,.0f}", f"{e.mfu:.1%}",
+               fmt_seconds(e.step_time_s), f"{e.tokens_per_s:,.0f}", mfu_cell(e.mfu, ev),
                f"{e.peak_memory_bytes / GIB:.1f}/{p.usable_memory_bytes / GIB:.1f}" + ("!" if over else ""),
                f"{e.bubble_fraction:.1%}", f"{comm:.1%}"]
         if result.objective == "cost":
             row.append(f"{p.gpu_hours_per_mtok:.2f}")
+        if evidence is not None:
+            row.append(evidence_cell(ev) if ev is not None else "-")
         cells.append(row)
     title = (f"Top {len(result.plans)} of {result.total_feasible} feasible plans "
              f"({result.objective}; {result.gpus} x {result.hardware})")
@@ -113,11 +121,14 @@ def plan(
     offload: Annotated[Optional[str], typer.Option("--offload", help="auto (only where needed to fit), none, or off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act.")] = None,
     rank_order: Annotated[Optional[str], typer.Option("--rank-order", help="tp-cp-pp-dp or tp-cp-dp-pp (default: search both).")] = None,
     tokens: br.TokensOpt = None, price_per_gpu_hour: br.PriceOpt = None, power_per_gpu: br.PowerOpt = None,
-    pue: br.PueOpt = None,
+    pue: br.PueOpt = None, failure_rate: br.FailureRateOpt = None, checkpoint: br.CheckpointOpt = None,
+    checkpoint_interval: br.CheckpointIntervalOpt = None,
     framework: c.FrameworkOpt = None,
     ep: c.EpOpt = None, etp: c.EtpOpt = None, moe_capacity_factor: c.CapacityOpt = None,
     moe_imbalance: c.ImbalanceOpt = None, moe_shared_expert_overlap: c.SharedOverlapOpt = None,
     moe_dispatcher: c.DispatcherOpt = None,
+    validated_only: Annotated[bool, typer.Option("--validated-only", help="Keep only plans whose layout class has "
+                              "measured runs (the evidence column); ranking stays by prediction.")] = False,
     json_out: bool = JSON_OPTION,
 ) -> None:
     """Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."""
@@ -127,7 +138,9 @@ def plan(
     from ..pricing.placement import RANK_ORDERS, tier_mapping
     from ..search import OBJECTIVES, SearchConstraints, search
     from ..search import refine as refine_plans
+    from ..search.validated import ALL_PLANS, keep_validated
     from ..work.offload import OFFLOAD_LEVELS
+    from .evidence_render import plan_evidence, plan_notes
     from .export_out import plain_stdout, write_export
 
     for field, value in (("recompute", recompute), ("precision", precision), ("recipe", recipe),
@@ -146,8 +159,10 @@ def plan(
         raise SpecError(f"{memory_headroom} must be in [0, 1)", field="--memory-headroom")
     if top < 1:
         raise SpecError(f"{top} must be >= 1", field="--top")
-    if workers < 1:
-        raise SpecError(f"{workers} must be >= 1", field="--workers")
+    max_workers = 4 * (os.cpu_count() or 1)
+    if not 1 <= workers <= max_workers:
+        raise SpecError(f"{workers} is outside 1..{max_workers} (4 processes per CPU of this machine)",
+                        field="--workers")
     if zero is not None and zero not in (0, 1, 2, 3):
         raise SpecError(f"{zero} is not one of: 0, 1, 2, 3", field="--zero")
     for name, value in (("--model", model), ("--hardware", hardware), ("--gpus", gpus)):
@@ -155,8 +170,9 @@ def plan(
             raise SpecError("required", field=name)
     for name, value in (("--model", model), ("--hardware", hardware), ("--calibration", calibration)):
         c.check_name(name, value)
-    c.check_positive(("--max-tp", max_tp), ("--pp", pp), ("--micro-batch", micro_batch), ("--seq", seq),
+    c.check_positive(("--gpus", gpus), ("--max-tp", max_tp), ("--pp", pp), ("--micro-batch", micro_batch), ("--seq", seq),
                      ("--global-batch", global_batch), ("--tokens-per-step", tokens_per_step))
+    reliability_opts = br.reliability_options(tokens, failure_rate, checkpoint, checkpoint_interval)
     if trials is not None and (trials < 1 or out is None):
         raise SpecError(f"{trials} trials need K >= 1 and --out DIR (the trials folder)", field="--trials")
     if out is not None and export is None and trials is None:
@@ -168,6 +184,7 @@ def plan(
         raise SpecError(f"{refine} must be > 0", field="--refine")
     model_spec = load_model(model)
     hw = load_hardware(hardware, calibration)
+    br.check_reliability_hardware(hw, reliability_opts)
     if seq is not None:
         c.check_seq_fits(model_spec, seq)
     trn: dict = {"precision": precision, "recipe": recipe, "seq_length": seq,
@@ -227,14 +244,20 @@ def plan(
     with Progress(TextColumn("searching layouts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=json_out) as bar:
         task = bar.add_task("search", total=None)
-        result = search(model_spec, hw, gpus, training, cons, top=max(top, 4 * (trials or 0)),
+        result = search(model_spec, hw, gpus, training, cons,
+                        top=ALL_PLANS if validated_only else max(top, 4 * (trials or 0)),
                         progress=lambda done, total: bar.update(task, completed=done, total=total),
                         reference=ref_layout, reference_training=ref_training, workers=workers)
     candidates = result.plans  # --trials walks further down the ranking than --top shows
-    result = result.model_copy(update={"plans": result.plans[:top]}) if len(result.plans) > top else result
+    if validated_only:
+        result = keep_validated(result, hw, cons, top)
+        candidates = result.plans
+    elif len(result.plans) > top:
+        result = result.model_copy(update={"plans": result.plans[:top]})
     if refine is not None:
         result = refine_plans(result, refine, model_spec, hw)
     best = result.best
+    evidence = plan_evidence(result, hw)
     without_offload = None
     if best.training.offload.any:  # say what the plan would miss without offload
         try:
@@ -242,6 +265,7 @@ def plan(
         except InfeasibleError as exc:
             without_offload = str(exc)
     budget = br.budget_for(best.estimate, hw, tokens, price_per_gpu_hour, power_per_gpu, pue)
+    reliability = br.reliability_for(best.estimate, model_spec, hw, budget, reliability_opts)
     exported, written = None, []
     trial_lines: list[str] = []
     if trials is not None:
@@ -259,11 +283,16 @@ def plan(
     moe = breakdown_for(model_spec, hw, best.training, best.layout, best.gpus, best.estimate.step_time_s)
     if json_out:
         payload = result.model_dump(mode="json")
+        for plan_json in payload["plans"]:
+            plan_json["evidence"] = evidence[plan_json["rank"]].model_dump(mode="json")
+        payload["best"]["evidence"] = evidence[result.best.rank].model_dump(mode="json")
+        if payload.get("reference") is not None:
+            payload["reference"]["evidence"] = evidence[0].model_dump(mode="json")
         if moe is not None:
             payload["expert_communication"] = moe.model_dump(mode="json")
         payload["layouts_per_s"] = result.stats.layouts_per_s
         payload["reference_source"] = ref_source
-        br.with_budget(payload, budget)
+        br.with_budget(payload, budget, reliability)
         payload["tiers"] = tier_mapping(best.layout, hw)
         payload["without_offload"] = without_offload
         if exported is not None:
@@ -274,7 +303,9 @@ def plan(
         print_json(payload)
         return
     console = err_console if exported is not None and not out else console_out  # stdout carries the export
-    console.print(plans_table(result))
+    console.print(plans_table(result, evidence=evidence))
+    for line in plan_notes(evidence):
+        console.print(line)
     s = result.stats
     rej = ", ".join(f"{v} {k}" for k, v in s.rejected.items())
     console.print(Text(f"searched {s.structures} layout structures, memory-checked {s.memory_checked}, priced "
@@ -294,6 +325,9 @@ def plan(
     console.print()
     if budget is not None:
         console.print(br.budget_table(budget))
+        console.print()
+    if reliability is not None:
+        console.print(br.reliability_table(reliability, budget))
         console.print()
     if ref_source is not None:
         console.print(Text(f"• reference row 'ref': the layout published with {model_spec.name} ({ref_source}), "

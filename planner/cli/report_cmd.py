@@ -25,12 +25,13 @@ def default_stem() -> Path:
 
 
 def _publish(tmp_stem: Path, out: Path, images: list[str]) -> list[str]:
-    """Move the PNGs built under ``tmp_stem/`` into ``out/`` (each by an atomic rename)."""
+    """Copy the PNGs built under ``tmp_stem/`` into ``out/``, each written atomically by planner.io's
+    rules (a symbolic link's target is replaced, a FIFO or device written through)."""
     out.mkdir(parents=True, exist_ok=True)
     moved = []
     for image in images:
         target = out / Path(image).name
-        Path(image).replace(target)
+        write_atomic(target, Path(image).read_bytes())
         moved.append(str(target))
     return moved
 

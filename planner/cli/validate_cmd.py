@@ -6,6 +6,7 @@ imports it lazily so the CLI works without torch.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Annotated, Optional
@@ -16,12 +17,19 @@ from rich.table import Table
 
 from ..errors import SpecError
 from ..outputs import check_output
+from ..units import check_number
 from .app import JSON_OPTION, app, console, err_console, print_json
+from .progress import job_progress
 from .render import fmt_bytes, fmt_range, fmt_seconds
 
 validate_app = typer.Typer(help="Run layouts for real (torch.distributed), compare with the model, calibrate.",
                            no_args_is_help=True)
 app.add_typer(validate_app, name="validate")
+
+#: --timeout at most: a day per job.
+MAX_TIMEOUT_S = 86_400.0
+#: Local gloo ranks of one job at most: 8 per CPU of this machine.
+MAX_LOCAL_RANKS = 8 * (os.cpu_count() or 1)
 
 LayoutsOpt = Annotated[Optional[list[str]], typer.Option(
     "--layout", "-l", help="Layout, e.g. tp=2,pp=2 or dp=2,fsdp or pp=2,schedule=gpipe (repeatable).")]
@@ -53,20 +61,57 @@ def _results_table(results) -> Table:
         table.add_column(col, justify="right" if col not in ("layout", "status", "numerics (max err)") else "left",
                          no_wrap=col == "layout")
     for j in results.jobs:
-        checks = [r.numerics for r in j.ranks if r.numerics]
-        if checks:
-            g = max(c.grad_error for c in checks)
-            p = max(c.param_error for c in checks)
-            verdict = "[green]pass[/]" if j.numerics_passed else "[red]FAIL[/]"
-            num = f"{verdict} {max(g, p):.1e} ≤ {checks[0].tolerance:.0e}" if j.numerics_passed else (
-                f"{verdict} {max(g, p):.1e} > {checks[0].tolerance:.0e}")
-        else:
-            num = "-"
+        num = numerics_cell(j)
         status = "[red]partial[/]" if j.partial else "ok"
         spread = fmt_range(j.step_time_min_s, j.step_time_max_s)
         table.add_row(j.layout, str(j.nproc), fmt_seconds(j.step_time_s) if j.step_time_s else "-", spread,
                       fmt_bytes(j.peak_memory_bytes) if j.peak_memory_bytes else "-", num, status)
     return table
+
+
+def run_with_progress(jobs, timeout: float, workdir: Path | None, *, enabled: bool, bench=None, label: str = "validate run",
+                      keep_traces: Path | None = None):
+    """validate.launch.run_jobs with progress on stderr: one line (or a bar step) per finished job, the
+    running job's layout and its ranks' phases on a terminal."""
+    from validate.job import layout_text
+    from validate.launch import run_jobs
+
+    names = [layout_text(j.layout) for j in jobs] + (["microbenchmarks"] if bench is not None else [])
+    finished = [0]
+    with job_progress(label, len(names), enabled=enabled, every_unit=True) as progress:
+        def on_progress(current: int, ranks) -> None:
+            while finished[0] < current:
+                finished[0] += 1
+                progress.done(finished[0], names[finished[0] - 1])
+            phases = ", ".join(sorted({f"{r.phase}" + (f" {r.step}" if r.step >= 0 else "") for r in ranks})) or "starting"
+            progress.working(f"{names[current]}: {phases}")
+
+        results = run_jobs(jobs, timeout_s=timeout, workdir=workdir, bench=bench, on_progress=on_progress,
+                           keep_traces=keep_traces)
+        if finished[0] < len(names):
+            progress.done(len(names), names[-1])
+    return results
+
+
+def _stopped_ranks(job) -> str:
+    """``rank 1 died`` / ``rank 1 hung``: the ranks that ended a partial job (the others were stopped)."""
+    words = {"failed": "died", "hung": "hung"}
+    named = [f"rank {r.rank} {words[r.status]}" for r in job.ranks if r.status in words]
+    return ", ".join(named) or "the job did not finish"
+
+
+def numerics_cell(job) -> str:
+    """The numerics verdict of a job: pass / FAIL with the worst relative error (gradients, parameters
+    after the step, loss); a job a rank did not finish is not judged, and the cell says which rank."""
+    checks = [r.numerics for r in job.ranks if r.numerics]
+    if job.partial and not any(not c.passed for c in checks):
+        return f"[yellow]not judged[/] ({_stopped_ranks(job)})"
+    if not checks:
+        return "-"
+    worst = max(max(c.grad_error, c.param_error, c.loss_error or 0.0) for c in checks)
+    tol = checks[0].tolerance
+    cell = f"[green]pass[/] {worst:.1e} ≤ {tol:.0e}" if job.numerics_passed else f"[red]FAIL[/] {worst:.1e} > {tol:.0e}"
+    return cell + (f" ({_stopped_ranks(job)})" if job.partial else "")
 
 
 def exit_code(results) -> int:
@@ -118,7 +163,7 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Write results JSON here (atomically); validate report "
                                       "reads it.")] = Path("results.json"),
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a job is declared hung.")] = 120.0,
-    workdir: Annotated[Optional[Path], typer.Option("--workdir", help="Keep per-rank files and logs here.")] = None,
+    workdir: Annotated[Optional[Path], typer.Option("--workdir", help="Keep per-rank files, traces and logs here (without it the jobs' profiler traces are kept next to --out, in OUT.traces/).")] = None,
     inject_fault: Annotated[Optional[str], typer.Option("--inject-fault", hidden=True, help="RANK:die or RANK:hang (robustness tests).")] = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -127,13 +172,14 @@ def run(
 
     from planner.errors import format_validation_error
     from validate.job import JobSpec, layout_for_nproc
-    from validate.launch import run_jobs
     from validate.results import write_atomic
 
     _require_choices(("--backend", backend, ("gloo", "nccl")), ("--dtype", dtype, ("fp32", "bf16", "fp16")),
                      ("--recompute", recompute, ("none", "selective", "full")), ("--recipe", recipe, ("torch-amp", "fsdp")))
-    if timeout <= 0:
-        raise SpecError(f"timeout({timeout}) must be > 0", field="--timeout")
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
+    if nproc is not None and backend == "gloo" and not 1 <= nproc <= MAX_LOCAL_RANKS:
+        raise SpecError(f"{nproc} is outside 1..{MAX_LOCAL_RANKS} (gloo ranks on this machine: 8 per CPU at most)",
+                        field="--nproc")
     check_output(out, "--out")
     if experts is None:
         experts = 4 if any(re.search(r"\bep=([2-9]|\d\d)", t.replace(" ", "")) for t in layouts or []) else 0
@@ -151,7 +197,9 @@ def run(
             raise SpecError(format_validation_error(exc), field=option) from None
         job.check()
         jobs.append(job)
-    results = run_jobs(jobs, timeout_s=timeout, workdir=workdir)
+    traces = None if workdir is not None else Path(out).with_suffix(".traces")  # calibrate --results reads them
+    check_output(traces, "--out", folder=True)
+    results = run_with_progress(jobs, timeout, workdir, enabled=not json_out, keep_traces=traces)
     write_atomic(out, results.model_dump_json(indent=1))
     if json_out:
         print_json(results)
@@ -209,8 +257,11 @@ def report(
 
     rep = build_report(_load_results(results or [Path("results.json")]), load_hardware(hardware, calibration),
                        hardware, calibration)
+    hint = None if calibration else (
+        f"predicted with '{hardware}' as shipped, not calibrated on the machine that ran the jobs; fit it with "
+        f"paraplan calibrate --hardware {hardware} --out overlay.yaml, then add --calibration overlay.yaml")
     if json_out:
-        print_json(rep)
+        print_json({**rep.model_dump(mode="json"), "hint": hint})
         return
     title = f"predicted ({hardware}{' + ' + calibration if calibration else ''}) vs measured"
     table = Table(title=title, title_justify="left")
@@ -237,6 +288,8 @@ def report(
                   " the validator's one loss all-reduce per step when dp > 1, which is not priced)", highlight=False)
     for n in rep.notes:
         console.print(f"note: {escape(n)}", highlight=False)
+    if hint:
+        console.print(f"hint: {hint}", style="yellow", highlight=False)
 
 
 @validate_app.command("collect")
@@ -250,6 +303,7 @@ def collect_cmd(
     from validate.collect import collect
     from validate.results import write_atomic
 
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
     check_output(out, "--out")
     results = collect(workdir, timeout)
     write_atomic(out, results.model_dump_json(indent=1))
@@ -293,6 +347,7 @@ def slurm(
 
     if nodes <= 0 or gpus_per_node <= 0:
         raise SpecError(f"nodes({nodes}) and gpus_per_node({gpus_per_node}) must be > 0", field="--nodes")
+    check_number(timeout, "--timeout", above=0, at_most=MAX_TIMEOUT_S)
     check_output(out, "--out")
     _require_choices(("--dtype", dtype, ("bf16", "fp32", "fp16")), ("--backend", backend, ("nccl", "gloo")))
     nproc = nodes * gpus_per_node

@@ -7,6 +7,7 @@ BASE is a scenario JSON file (``plan --export json`` or ``whatif --save``) or th
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -26,9 +27,17 @@ from ..whatif import (
 from ..whatif import (
     sweep as run_sweep,
 )
+from ..whatif.keys import canonical_key
 from . import common as c
 from .app import JSON_OPTION, app, console, print_json, write_atomic
+from .progress import job_progress
 from .whatif_render import render_comparison, render_sensitivity, render_sweep, sweep_csv, sweep_png
+
+#: The smallest --step of sensitivity: below it a ±step change is lost in the rounding of integer fields
+#: and of the estimate itself.
+MIN_STEP = 1e-3
+#: Grid points of one sweep at most (each is an estimate, a simulation or, with --replan, a search).
+MAX_SWEEP_POINTS = 10_000
 
 BaseArg = Annotated[Optional[str], typer.Argument(help="Scenario JSON file (else give --model/--hardware/...).")]
 EngineOpt = Annotated[str, typer.Option("--engine", help="analytic or simulate.")]
@@ -127,6 +136,17 @@ def sweep(
     if png:
         require_plotting("--png")
     grid = [parse_vary(v) for v in vary]
+    seen: dict[str, str] = {}
+    for key, _values in grid:
+        full = canonical_key(key)
+        if full in seen:
+            raise SpecError(f"{key} is varied twice ('{seen[full]}' and '{key}'); give all its values in one "
+                            f"--vary {key}=v1,v2,...", field="--vary")
+        seen[full] = key
+    points = math.prod(len(values) for _key, values in grid)
+    if points > MAX_SWEEP_POINTS:
+        raise SpecError(f"the grid has {points:,} points, more than {MAX_SWEEP_POINTS:,}; vary fewer values",
+                        field="--vary")
     for key, values in grid:
         bad = [v for v in values if key == "gpus" and not (v.isdigit() and int(v) > 0)]
         if bad:
@@ -137,7 +157,9 @@ def sweep(
         scenario_flags["gpus"] = int(first["gpus"])
     replanner = search_replanner() if replan else None
     scenario = scenario_from(base, **scenario_flags)
-    result = run_sweep(scenario, grid, mode, engine, replanner)  # type: ignore[arg-type]
+    with job_progress("sweep points", points, enabled=not json_out) as progress:
+        result = run_sweep(scenario, grid, mode, engine, replanner,  # type: ignore[arg-type]
+                           progress=lambda done, total: progress.done(done, total=total))
     if csv:
         write_atomic(csv, sweep_csv(result))
     if png:
@@ -160,8 +182,8 @@ def sensitivity(
     engine: EngineOpt = "analytic", json_out: bool = JSON_OPTION, scenario_flags: dict | None = None,
 ) -> None:
     """Elasticity of step time to each hardware and model parameter (±10 %), ranked: the bottleneck list."""
-    if not 0 < step < 0.5:
-        raise SpecError(f"{step} is outside (0, 0.5)", field="--step")
+    if not MIN_STEP <= step < 0.5:
+        raise SpecError(f"{step:g} is outside [{MIN_STEP:g}, 0.5)", field="--step")
     scenario = scenario_from(base, **scenario_flags)
     result = run_sensitivity(scenario, engine, step)
     if json_out:

@@ -214,6 +214,13 @@ def render_sensitivity(res: Sensitivity) -> Group:
         table = fitted_table(cols, cells, console.width, show_edge=False,
                              title=f"{group} parameters (step {fmt_seconds(res.step_time_s)}, ±10 %)")
         items += [table, Text("")]
+    if res.stragglers:
+        table = Table(title=f"stragglers (simulated step {fmt_seconds(res.step_time_s)})", show_edge=False)
+        for col in ("straggler", "--set", "step time", "change"):
+            table.add_column(col, justify="left" if col in ("straggler", "--set") else "right")
+        for r in res.stragglers:
+            table.add_row(r.label, r.setting, fmt_seconds(r.step_time_s), f"{r.delta:+.2%}")
+        items += [table, Text("")]
     items += [Text(f"skipped {s}", style="dim") for s in res.skipped]
     items.append(Text("elasticity = d ln(step time) / d ln(value) by central difference; share = |elasticity|, "
                       "the fraction of the step that scales with the parameter", style="dim"))

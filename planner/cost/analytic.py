@@ -8,11 +8,16 @@ from itertools import groupby
 
 from ..pricing import Pricer
 from ..pricing.hostlink import offload_time
+from ..pricing.moe_overlap import synced_block
 from ..pricing.tp_overlap import ring_exchange_time
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
+from ..work.fsdp import keeps_unsharded
 from ..work.offload import check_offload
+from ..work.ops import MemoryOp
 from ..work.step import StageWork, StepWork, build_step
+from .a2a_overlap import a2a_overlap, paired_hidden
 from .bottleneck_booking import hidden_compute, zero3_hidden_compute
+from .mechanisms import mechanisms
 from .peaks import stage_memories, stage_memories_and_peak, stage_memory  # noqa: F401 - re-exported (simulate)
 from .result import Estimate, TimeBreakdown
 from .schedule import StagePass, pipeline_time
@@ -34,6 +39,7 @@ class StageTimes:
     dp_step_comm: float  # per-step gradient reduction and parameter gathers, s
     optimizer: float  # optimizer step, s
     dp_step_gather: float = 0.0  # the parameter all-gather part of dp_step_comm (ZeRO-1/2), s
+    zero3_beside: float = 0.0  # compute slowed by the ZeRO-3 traffic it overlaps (Pricer.comm_compute_slowdown), s
     zero3_hidden_compute: float = 0.0  # compute of passes whose ZeRO-3 communication outlasts it, s
     tp_hidden_compute: float = 0.0  # compute of passes whose overlapped TP communication outlasts it, s
     offload_exposed: float = 0.0  # host-link copies of one micro-batch not hidden by its compute, s
@@ -48,8 +54,9 @@ class StageTimes:
 
     @property
     def compute(self) -> float:
-        """All compute of one micro-batch, s."""
-        return self.fwd_compute + self.bwd_input_compute + self.bwd_weight_compute + self.recompute_compute
+        """All compute of one micro-batch (with its slowdown beside ZeRO-3 traffic), s."""
+        return (self.fwd_compute + self.bwd_input_compute + self.bwd_weight_compute + self.recompute_compute
+                + self.zero3_beside)
 
     @property
     def tp_comm(self) -> float:
@@ -61,9 +68,10 @@ class StageTimes:
         half = self.p2p * chunks / 2
         return StagePass(
             forward=(self.fwd_compute + self.fwd_tp + self.fwd_cp + half
-                     + (self.zero3_exposed + self.offload_exposed) / 2),
+                     + (self.zero3_exposed + self.zero3_beside + self.offload_exposed) / 2),
             backward_input=(self.bwd_input_compute + self.bwd_input_tp + self.recompute_compute
-                            + self.recompute_tp + self.bwd_cp + half + (self.zero3_exposed + self.offload_exposed) / 2),
+                            + self.recompute_tp + self.bwd_cp + half
+                            + (self.zero3_exposed + self.zero3_beside + self.offload_exposed) / 2),
             backward_weight=self.bwd_weight_compute,
         )
 
@@ -82,13 +90,17 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
             if ops:
                 bt = pricer.block_time(ops)
                 comp, comm = ring_exchange_time(ops, pricer) if ring else (bt.compute, bt.tp_comm)
+                comp, host = synced_block(comp, comm, bt.cp_comm, bt.host, bt.syncs, pricer.host_dispatch_s)
                 parts[key][0] += comp * n
                 parts[key][1] += comm * n
-                parts[key][2] += bt.host * n
+                parts[key][2] += host * n
                 parts[key][3] += bt.cp_comm * n
                 parts[key][4] += bt.expert_comm * n
     for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
         part[0] = max(part[0], part[2] - part[1] - part[3])
+    copy = fsdp_copy_time(stage, step, pricer)  # FSDP2 copy-out of gathers, on the compute stream
+    parts["f"][0] += copy / 2
+    parts["bi"][0] += copy / 2
     fwd_c = parts["f"][0]
     bwd_c = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
     tp_hidden = 0.0
@@ -97,12 +109,17 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
         tp_hidden = sum(hidden_compute(c, t - e) for c, t, _host, _cp, e in parts.values())  # booked as tp_comm
         for part in parts.values():
             part[1] = max(0.0, part[1] - part[4] - part[0]) + part[4]
-    zero3 = hidden = 0.0
+    if step.training.moe_a2a_overlap and step.layout.ep > 1 and stage.layers:  # combined 1F1B (cost.a2a_overlap)
+        a2a_overlap(parts, paired_hidden(stage.layer, pricer) * stage.layers, step.layout, step.micro_batches)
+    zero3 = hidden = beside = 0.0
     if stage.per_microbatch_comm:
         gathers_fwd = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase == "fwd")
         bwd_comm = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase != "fwd")
         zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
         hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm)
+        # the compute that runs beside the gathers and reduce-scatters runs on the SMs they leave free
+        slow = pricer.comm_compute_slowdown
+        beside = beside_slowdown(fwd_c, gathers_fwd, slow) + beside_slowdown(bwd_c, bwd_comm, slow)
     per_step = [pricer.collective_time(c) for c in stage.per_step_comm]
     dp_step = sum(per_step)
     dp_gather = sum(t for c, t in zip(stage.per_step_comm, per_step) if c.kind == "all-gather")
@@ -113,12 +130,31 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
         bwd_weight_compute=parts["bw"][0],
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
         p2p=2 * pricer.p2p_blocking_time(pricer.pipeline_send_time(step) if p2p is None else p2p, fwd_c, bwd_c),
-        zero3_exposed=zero3, dp_step_comm=dp_step,
+        zero3_exposed=zero3, zero3_beside=beside, dp_step_comm=dp_step,
         optimizer=pricer.optimizer_time(stage.optimizer_params, stage.optimizer_pass_bytes), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
         fwd_cp=parts["f"][3], bwd_cp=parts["bi"][3] + parts["bw"][3] + parts["r"][3],
     )
+
+
+def beside_slowdown(compute_s: float, comm_s: float, slowdown: float) -> float:
+    """Seconds a pass of ``compute_s`` overlapped with ``comm_s`` of collectives takes beyond max(compute, comm)
+    because the compute beside the collectives runs on the SMs they leave free (``slowdown`` extra seconds per
+    second beside them, Pricer.comm_compute_slowdown): the pass ends at max(comm, compute + min(comm, compute)
+    x slowdown)."""
+    if slowdown <= 0 or comm_s <= 0 or compute_s <= 0:
+        return 0.0
+    extra = compute_s + min(comm_s, compute_s) * slowdown - max(comm_s, compute_s)
+    return extra if extra > 0 else 0.0
+
+
+def fsdp_copy_time(stage: StageWork, step: StepWork, pricer: Pricer) -> float:
+    """Seconds per micro-batch of copying ZeRO-3 / FSDP gathers into the unsharded parameters on the compute
+    stream (planner.work.fsdp ``copy_out_bytes``; once-per-step copies spread over the micro-batches), at the
+    copy bandwidth."""
+    nbytes = stage.fsdp_copy_bytes_per_microbatch + stage.fsdp_copy_bytes_per_step / step.micro_batches
+    return pricer.compute.memory_time(MemoryOp("fsdp.copy_out", nbytes, "fwd", "copy", 0)) if nbytes else 0.0
 
 
 def price_stages(step: StepWork, pricer: Pricer) -> list[StageTimes]:
@@ -144,19 +180,21 @@ def runs_of(times: list[StageTimes]) -> list[tuple[StageTimes, int]]:
     return out
 
 
-def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork) -> float:
+def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork, slowdown: float = 0.0) -> float:
     """Per-step data-parallel communication left on the critical path, s; ``runs`` as ``runs_of``.
 
     With overlap, a stage's gradient reduction hides under the backward of its last
     micro-batch and under the drain of the stages before it (stage i finishes its backward
     sum_{j<i} t_bwd_j before stage 0; under ZB-H1 the last pass is the weight-grad W and stage i
     ends sum_{j<i} (B_j - W_j) before stage 0); the parameter all-gather of ZeRO-1/2 is exposed unless
-    ``overlap_param_gather`` hides it under the next step's first forward pass. Within a run of equal
+    ``overlap_param_gather`` hides it under the next step's first forward pass (as does FSDP's one gather per
+    step when the weights stay unsharded across the step, planner.work.fsdp). An overlapped reduction slows
+    the compute beside it by ``slowdown`` (Pricer.comm_compute_slowdown) per second. Within a run of equal
     stages the exposed time is monotone in the slack, so only its first and last stages are evaluated
     (the slack is still summed stage by stage).
     """
     overlap = step.training.overlap_dp_comm
-    overlap_gather = step.training.overlap_param_gather
+    overlap_gather = step.training.overlap_param_gather or keeps_unsharded(step.training, step.layout)
     zb = step.layout.schedule == "zb-h1"
     worst = 0.0
     slack = 0.0
@@ -176,8 +214,11 @@ def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork) -> float
             if k:  # the run's last stage: the slack of the stages before it
                 for _ in range(count - 2):
                     slack += slack_step
-            left = t.dp_step_comm - gather - ((backward + slack) if overlap else 0.0)
+            window = (backward + slack) if overlap else 0.0
+            left = t.dp_step_comm - gather - window
             exposed = (left if left > 0 else 0.0) + gather_left
+            if overlap:  # the stage's last backward beside the reduction runs on the SMs it leaves free
+                exposed += min(t.dp_step_comm - gather, backward) * slowdown
             if exposed > worst:
                 worst = exposed
             slack += slack_step
@@ -185,7 +226,7 @@ def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork) -> float
 
 
 def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpus: int,
-         peak_flops: float, engine: str = "analytic") -> Estimate:
+         peak_flops: float, engine: str = "analytic", slowdown: float = 0.0) -> Estimate:
     """Combine stage times into the step estimate."""
     layout = step.layout
     chunks = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
@@ -197,7 +238,7 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     pipe = pipeline_time([(unique[id(t)], k) for t, k in runs], step.micro_batches, layout.schedule, layout.vpp)
     slow = max(runs, key=lambda r: unique[id(r[0])].total)[0]  # the first of the slowest stages
     m = step.micro_batches
-    dp_exposed = exposed_dp_comm(runs, step)
+    dp_exposed = exposed_dp_comm(runs, step, slowdown)
     optimizer = max(t.optimizer + t.offload_step for t, _ in runs)  # CPU Adam and its copies when offloaded
     hidden = slow.zero3_hidden_compute  # booked as communication: it ran under longer ZeRO-3 traffic
     tp_hidden = slow.tp_hidden_compute  # likewise under longer overlapped TP collectives
@@ -239,12 +280,15 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
         step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
     times = price_stages(step, pricer)
-    est = fold(step, times, hardware, gpus, pricer.compute.peak_flops)
+    est = fold(step, times, hardware, gpus, pricer.compute.peak_flops, slowdown=pricer.comm_compute_slowdown)
     if breakdown:
         from .breakdown import op_breakdown
 
         ops = op_breakdown(step, pricer)
-        est = est.model_copy(update={"ops": ops, "notes": list(est.notes) + recipe_notes(step.training, ops)})
+        notes = recipe_notes(step.training, ops, pricer.attention_kernel)
+        slow = max(step.stages, key=lambda s: s.layers)
+        mech = mechanisms(step, pricer, fsdp_copy_time(slow, step, pricer))
+        est = est.model_copy(update={"ops": ops, "notes": list(est.notes) + notes, "mechanisms": mech})
     return est
 
 
@@ -252,7 +296,7 @@ def _same(a, b) -> bool:
     return a is b or a == b
 
 
-def recipe_notes(training: TrainingSpec, ops) -> list[str]:
+def recipe_notes(training: TrainingSpec, ops, attention_kernel: str | None = None) -> list[str]:
     """What the recipe ran, in numbers: the share of device time in memory-bound kernels and the
     largest classes, the host dispatch floor, and the overlaps it turned on."""
     r = training.recipe_spec
@@ -272,7 +316,8 @@ def recipe_notes(training: TrainingSpec, ops) -> list[str]:
            + (f" ({top})" if top else "") + f"; {ops.layer_bytes_per_token / 1e3:.0f} kB moved per token per layer"]
     out.append(f"recipe {r.name}: {kernels:,} kernels per step, host dispatch {ops.host_seconds:.3g} s at "
                f"{r.host_dispatch_us:g} us/kernel" + (f"; {', '.join(overlaps)}" if overlaps else ""))
-    if training.attention_kernel is not None:
-        out.append(f"attention priced with the profile's {training.attention_kernel} kernel table "
+    if attention_kernel is not None:
+        why = "" if training.attention_kernel is not None else f" (recipe {r.name}'s attention path)"
+        out.append(f"attention priced with the profile's {attention_kernel} kernel table{why} "
                    "(device.attention_kernel_tables)")
     return out

@@ -46,7 +46,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..pricing import Pricer
-from ..pricing.compute import ComputePricer
+from ..pricing.compute import ComputePricer, attention_kernel_for
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.ops import Collective
 from ..work.step import build_step
@@ -119,7 +119,8 @@ class FasterPricer(Pricer):
         self.resource = resource
         self.scale = 1.0 / factor
         if resource == "compute":  # at the ComputePricer, so ring attention and TP-overlap chunks scale too
-            self.compute = FasterCompute(hardware.device, training.precision, factor, training.attention_kernel)
+            self.compute = FasterCompute(hardware.device, training.precision, factor,
+                                         attention_kernel_for(hardware.device, training))
         if resource == "host":
             self.host_dispatch_s *= self.scale
 
@@ -182,7 +183,7 @@ def analyse(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec,
     step = build_step(model, training, layout)
     base_pricer = Pricer(hardware, training, layout, gpus)
     peak = base_pricer.compute.peak_flops
-    base = fold(step, price_stages(step, base_pricer), hardware, gpus, peak)
+    base = fold(step, price_stages(step, base_pricer), hardware, gpus, peak, slowdown=base_pricer.comm_compute_slowdown)
     parts = base.time.model_dump()
     largest_comm = max(COMM_PARTS, key=lambda p: parts[p])
     out = []
@@ -192,7 +193,7 @@ def analyse(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec,
             pricer = Pricer(faster, training, layout, gpus)
         else:
             pricer = FasterPricer(hardware, training, layout, gpus, resource, factor)
-        t = fold(step, price_stages(step, pricer), hardware, gpus, peak).step_time_s
+        t = fold(step, price_stages(step, pricer), hardware, gpus, peak, slowdown=pricer.comm_compute_slowdown).step_time_s
         part = PART_OF.get(resource, largest_comm)
         out.append(Speedup(resource=resource, label=LABELS[resource], part=part,
                            booked_s=parts[part], step_time_s=t,

@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..pricing import Pricer, compute_part, shared_blocks, shared_compute
+from ..pricing.compute import attention_kernel_for
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.offload import check_offload
 from ..work.step import StepWork, build_step
@@ -39,7 +40,7 @@ def step_time_lower_bound(step: StepWork, hardware: HardwareProfile) -> float:
     if training.tp_comm_overlap and training.tp_overlap_style == "ring-exchange":
         return 0.0
     store = shared_blocks.current()
-    compute = shared_compute(hardware, training.precision, training.attention_kernel, store)
+    compute = shared_compute(hardware, training.precision, attention_kernel_for(hardware.device, training), store)
     memo = store.setdefault("template_compute", {}) if store is not None else {}  # templates recur (work.step)
     if len(memo) > shared_blocks.MAX_ENTRIES:
         memo.clear()
@@ -85,7 +86,8 @@ class StagePriced:
 
     def estimate(self, hardware: HardwareProfile) -> Estimate:
         """The Estimate ``estimate(model, hardware, training, layout, gpus, step=step)`` returns."""
-        return fold(self.step, self.times, hardware, self.gpus, self.pricer.compute.peak_flops)
+        return fold(self.step, self.times, hardware, self.gpus, self.pricer.compute.peak_flops,
+                    slowdown=self.pricer.comm_compute_slowdown)
 
 
 def price_stages_bound(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec, layout: Layout,

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from ..errors import SpecError
 from ..specs import HardwareProfile
+from ..units import check_number
 from .result import Estimate, Result
 
 #: Default price of one GPU-hour, USD. A round figure for on-demand H100-class cloud capacity in
@@ -54,20 +55,28 @@ class RunBudget(Result):
     assumptions: list[str] = Field(description="where each default came from")
 
 
+def energy_mwh(gpu_hours: float, power_per_gpu_w: float | None, pue: float) -> float | None:
+    """GPU-hours * power * PUE, MWh (None when the power is unknown)."""
+    return None if power_per_gpu_w is None else gpu_hours * power_per_gpu_w * pue / 1e6
+
+
+def cost_usd(gpu_hours: float, price_per_gpu_hour: float) -> float:
+    """GPU-hours * price, USD."""
+    return gpu_hours * price_per_gpu_hour
+
+
 def run_budget(est: Estimate, tokens: float, hardware: HardwareProfile, *,
                price_per_gpu_hour: float | None = None, power_per_gpu_w: float | None = None,
                pue: float | None = None) -> RunBudget:
     """The run budget of ``tokens`` tokens at ``est``'s step time (module docstring for the formulas).
 
     ``None`` arguments take the defaults: price ``DEFAULT_PRICE_PER_GPU_HOUR``, power the profile's
-    ``device.tdp_w`` (energy is None when the profile has none), PUE ``DEFAULT_PUE``."""
-    if tokens <= 0:
-        raise SpecError(f"{tokens:g} must be > 0", field="--tokens")
-    for field, value in (("--price-per-gpu-hour", price_per_gpu_hour), ("--power-per-gpu", power_per_gpu_w)):
-        if value is not None and value <= 0:
-            raise SpecError(f"{value:g} must be > 0", field=field)
-    if pue is not None and pue < 1:
-        raise SpecError(f"{pue:g} must be >= 1 (facility power / IT power)", field="--pue")
+    ``device.power_limit_w`` or else ``device.tdp_w`` (energy is None when the profile has none), PUE ``DEFAULT_PUE``."""
+    check_number(tokens, "--tokens", above=0)
+    check_number(price_per_gpu_hour, "--price-per-gpu-hour", above=0)
+    check_number(power_per_gpu_w, "--power-per-gpu", above=0)
+    if pue is not None and not (math.isfinite(pue) and pue >= 1):
+        raise SpecError(f"{pue:g} must be a finite number >= 1 (facility power / IT power)", field="--pue")
     notes = []
     if price_per_gpu_hour is None:
         price_per_gpu_hour = DEFAULT_PRICE_PER_GPU_HOUR
@@ -77,21 +86,22 @@ def run_budget(est: Estimate, tokens: float, hardware: HardwareProfile, *,
         pue = DEFAULT_PUE
         notes.append(f"PUE {pue:g}: default (Google fleet-wide PUE 1.10, 2023); set --pue")
     if power_per_gpu_w is None:
-        power_per_gpu_w = hardware.device.tdp_w
+        field = "device.power_limit_w" if hardware.device.power_limit_w is not None else "device.tdp_w"
+        power_per_gpu_w = hardware.device.power_limit_w or hardware.device.tdp_w
         if power_per_gpu_w is None:
             notes.append(f"{hardware.name} has no device.tdp_w: energy not computed; set --power-per-gpu")
         else:
-            src = hardware.source_for("device.tdp_w") or "profile"
+            src = hardware.source_for(field) or "profile"
             notes.append(f"power {power_per_gpu_w:g} W per GPU: the board power limit (an upper bound; "
                          f"CPUs, NICs, switches not counted) — {src}")
     tps = est.training.tokens_per_step
     steps = math.ceil(tokens / tps)
     wall = steps * est.step_time_s
     gpu_hours = est.gpus * wall / 3600.0
-    energy = None if power_per_gpu_w is None else gpu_hours * power_per_gpu_w * pue / 1e6
+    energy = energy_mwh(gpu_hours, power_per_gpu_w, pue)
     return RunBudget(
         tokens=tokens, tokens_per_step=tps, steps=steps, step_time_s=est.step_time_s, gpus=est.gpus,
         wall_time_s=wall, days=wall / SECONDS_PER_DAY, gpu_hours=gpu_hours, power_per_gpu_w=power_per_gpu_w,
         pue=pue, energy_mwh=energy, price_per_gpu_hour=price_per_gpu_hour,
-        cost_usd=gpu_hours * price_per_gpu_hour, assumptions=notes,
+        cost_usd=cost_usd(gpu_hours, price_per_gpu_hour), assumptions=notes,
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..specs import Layout, TrainingSpec
+from .mechanisms import Mechanisms
+from .moe_comm import ExpertCommBreakdown
 
 
 class Result(BaseModel):
@@ -163,6 +165,15 @@ class Estimate(Result):
     notes: list[str] = Field(default_factory=list, description="assumptions and warnings")
     ops: OpBreakdown | None = Field(None, description="per-kernel-class bytes, FLOPs and seconds of the busiest "
                                     "stage (single estimates; not computed inside the search)")
+    mechanisms: Mechanisms | None = Field(
+        None, description="the framework machinery of the step by name: ZeRO-3 / FSDP gathers, reshard policy and "
+        "parameter copies, checkpointing policy and saved bytes, context-parallel merges, NCCL's SM share, "
+        "attention kernel, power-limited clock, optimizer (single estimates; planner.cost.mechanisms)")
+    moe: ExpertCommBreakdown | None = Field(
+        None, description="MoE layer ops, expert communication and state groups (estimate of a MoE model; "
+        "planner.cost.moe_comm)")
+    pipeline_split: str | None = Field(
+        None, description="the pipeline split in Megatron's --pipeline-model-parallel-layout terms (estimate, pp > 1)")
 
     @property
     def worst_stage(self) -> StageMemory:

@@ -1,8 +1,8 @@
 """Launch configurations for a chosen plan, one module per target framework:
 
 - ``megatron``: Megatron-LM ``pretrain_gpt.py`` arguments (megatron-core 0.19.2), a bash array;
-- ``deepspeed``: the DeepSpeed JSON config (0.19.8) and, for ``--out DIR``, the Megatron-DeepSpeed
-  launcher arguments that carry the model, tp, pp and recompute;
+- ``deepspeed``: the DeepSpeed JSON config (0.19.8); ``--out DIR`` adds a launch.sh that runs the
+  user's DeepSpeed training script with it (the model code carries tp, pp and recompute);
 - ``torchtitan``: a torchtitan 0.3.0 config-registry Python module;
 - ``json``: the paraplan scenario (read back by ``estimate --layout``).
 
@@ -18,7 +18,7 @@ import json
 from ..errors import SpecError
 from ..frameworks import VERSIONS
 from ..scenario import Scenario
-from .deepspeed import deepspeed_config, launcher_text
+from .deepspeed import deepspeed_config, model_code_note
 from .json_export import scenario_json
 from .launch import script
 from .megatron import megatron_args, megatron_env, megatron_text
@@ -67,20 +67,18 @@ def export_files(fmt: str, scenario: Scenario) -> dict[str, str]:
         files["launch.sh"] = script(
             scenario, head + f" — {VERSIONS['megatron']}", ["megatron_args.sh"],
             '"${MEGATRON_LM:-.}/pretrain_gpt.py" "${MEGATRON_ARGS[@]}" $DATA_ARGS $OPT_ARGS',
-            {"DATA_ARGS": "--mock-data --tokenizer-type NullTokenizer",
+            {"DATA_ARGS": "--data-path /path/to/dataset_text_document --tokenizer-type HuggingFaceTokenizer "
+                          "--tokenizer-model /path/to/tokenizer",
              "OPT_ARGS": "--lr 3e-4 --min-lr 3e-5 --lr-decay-style cosine --train-iters 1000"},
             megatron_env(lay))
         return files
     if fmt == "deepspeed":
-        files = {"ds_config.json": json.dumps(deepspeed_config(trn, lay, model), indent=2) + "\n",
-                 "mds_args.sh": launcher_text(model, trn, lay, head)}
+        files = {"ds_config.json": json.dumps(deepspeed_config(trn, lay, model), indent=2) + "\n"}
         files["launch.sh"] = script(
-            scenario, head + f" — {VERSIONS['deepspeed']}", ["mds_args.sh"],
-            '"${MEGATRON_DEEPSPEED:-.}/pretrain_gpt.py" "${MDS_ARGS[@]}" $DATA_ARGS $OPT_ARGS',
-            {"DATA_ARGS": "--mock-data --tokenizer-type NullTokenizer",
-             "OPT_ARGS": "--lr 3e-4 --min-lr 3e-5 --lr-decay-style cosine --train-iters 1000"})
-        files["launch.sh"] = files["launch.sh"].replace(
-            'source "$HERE/mds_args.sh"', 'source "$HERE/mds_args.sh"\ncd "$HERE"  # --deepspeed_config ds_config.json')
+            scenario, head + f" — {VERSIONS['deepspeed']}; {model_code_note(trn, lay)}", [],
+            '"${TRAIN_SCRIPT:?set TRAIN_SCRIPT to your DeepSpeed training script}" '
+            '--deepspeed --deepspeed_config "$HERE/ds_config.json" $EXTRA_ARGS',
+            {"EXTRA_ARGS": ""})
         return files
     files = {f"{MODULE_NAME}.py": torchtitan_module(model, trn, lay, head)}
     files["launch.sh"] = script(

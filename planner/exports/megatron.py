@@ -11,77 +11,26 @@ from __future__ import annotations
 from ..frameworks import VERSIONS, check_launchable
 from ..frameworks.common import virtual_stage_layers
 from ..specs import Layout, ModelSpec, TrainingSpec
+from ..specs.pipeline_layout import layout_string
+from .megatron_model import model_args, padded_vocab, vocab_divisor
 
 FRAMEWORK = "megatron"
 
 
-def vocab_divisor(vocab: int, tp: int) -> int:
-    """``--make-vocab-size-divisible-by``: the largest power of two <= 128 (Megatron's default) with
-    divisor * tp dividing ``vocab``, so that Megatron's padding keeps the planned (padded) vocabulary;
-    128 when no power of two does (vocab % tp != 0: Megatron pads, as in real runs; see padded_vocab)."""
-    d = 128
-    while d > 1 and vocab % (d * tp):
-        d //= 2
-    return d if vocab % (d * tp) == 0 else 128
-
-
-def padded_vocab(vocab: int, tp: int) -> int:
-    """The vocabulary Megatron builds: ceil(vocab / (divisor * tp)) * divisor * tp
-    (megatron/core/tokenizers/utils/build_tokenizer.py:124-137)."""
-    m = vocab_divisor(vocab, tp) * tp
-    return -(-vocab // m) * m
-
-
-def pipeline_layout(layout: Layout, model: ModelSpec) -> str:
+def pipeline_layout(layout: Layout, model: ModelSpec, mtp_layers: int = 0) -> str:
     """``--pipeline-model-parallel-layout``: virtual stages separated by ``|``, the embedding ``E``
-    on the first and the loss ``L`` on the last (PipelineParallelLayerLayout syntax)."""
-    stages = virtual_stage_layers(layout, model)
-    parts = [f"t*{n}" for n in stages]
-    parts[0] = "E" + ("," if parts[0] else "") + parts[0]
-    parts[-1] = parts[-1] + ",L"
-    return "|".join(parts)
-
-
-def model_args(model: ModelSpec, training: TrainingSpec, tp: int) -> list[str]:
-    """Architecture: shape, attention kind, norm, FFN, positions, biases, embeddings, vocabulary."""
-    a = ["--num-layers", str(model.num_layers), "--hidden-size", str(model.hidden_size),
-         "--ffn-hidden-size", str(model.ffn_hidden_size), "--num-attention-heads", str(model.num_heads)]
-    if model.head_dim is not None and model.head_dim != model.hidden_size // model.num_heads:
-        a += ["--kv-channels", str(model.head_dim)]
-    if model.kv_heads != model.num_heads:
-        a += ["--group-query-attention", "--num-query-groups", str(model.kv_heads)]
-    a += ["--seq-length", str(training.seq_length),
-          "--max-position-embeddings", str(max(model.max_position_embeddings, training.seq_length))]
-    if model.position_kind == "rope":
-        a += ["--position-embedding-type", "rope", "--rotary-base", str(int(model.rope_theta or 10000))]
-    if model.norm_kind == "rmsnorm":
-        a += ["--normalization", "RMSNorm"]
-    if model.ffn_kind == "swiglu":
-        a.append("--swiglu")
-    if not model.tied_embeddings:
-        a.append("--untie-embeddings-and-output-weights")
-    if not model.linear_bias:
-        a.append("--disable-bias-linear")
-        if model.qkv_bias:
-            a.append("--add-qkv-bias")
-    if model.is_moe:
-        a += ["--num-experts", str(model.num_experts), "--moe-router-topk", str(model.moe_top_k),
-              "--moe-ffn-hidden-size", str(model.expert_ffn_hidden_size or model.ffn_hidden_size),
-              "--moe-grouped-gemm", "--moe-token-dispatcher-type", "alltoall"]
-        if model.num_shared_experts:
-            a += ["--moe-shared-expert-intermediate-size",
-                  str(model.num_shared_experts * (model.expert_ffn_hidden_size or model.ffn_hidden_size))]
-    a += ["--vocab-size", str(model.vocab_size),
-          "--make-vocab-size-divisible-by", str(vocab_divisor(model.vocab_size, tp))]
-    return a
+    on the first and the MTP modules ``m`` and the loss ``L`` on the last (PipelineParallelLayerLayout
+    syntax, planner.specs.pipeline_layout)."""
+    return layout_string(virtual_stage_layers(layout, model), mtp_layers)
 
 
 def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> list[str]:
     """Degrees, pipeline split, sharding and overlaps."""
     a = ["--tensor-model-parallel-size", str(layout.tp), "--pipeline-model-parallel-size", str(layout.pp)]
     even = model.num_layers % (layout.pp * layout.vpp) == 0 and layout.stage_layers is None
-    if layout.pp > 1 and not even:
-        a += ["--pipeline-model-parallel-layout", pipeline_layout(layout, model)]
+    if layout.pp > 1 and (not even or training.mtp_layers):
+        a += ["--pipeline-model-parallel-layout", layout.pipeline_layout or pipeline_layout(layout, model,
+                                                                                          training.mtp_layers)]
     elif layout.vpp > 1:
         a += ["--num-layers-per-virtual-pipeline-stage", str(model.num_layers // (layout.pp * layout.vpp))]
     if layout.sequence_parallel:
@@ -89,7 +38,7 @@ def parallel_args(model: ModelSpec, training: TrainingSpec, layout: Layout) -> l
     if layout.cp > 1:
         a += ["--context-parallel-size", str(layout.cp), "--cp-comm-type", "p2p"]
     if layout.ep > 1 or model.is_moe:
-        a += ["--expert-model-parallel-size", str(layout.ep), "--expert-tensor-parallel-size", "1"]
+        a += ["--expert-model-parallel-size", str(layout.ep), "--expert-tensor-parallel-size", str(layout.expert_tp)]
     z = layout.effective_zero_stage
     if z >= 2:  # Megatron-FSDP: gradients (ZeRO-2) or also parameters (ZeRO-3) sharded over dp
         a += ["--use-megatron-fsdp", "--data-parallel-sharding-strategy",
@@ -165,8 +114,8 @@ def pairs(args: list[str]) -> list[str]:
 
 
 def quote(value: str) -> str:
-    """Single-quote values with shell metacharacters (the pipeline layout has ``|`` and ``*``)."""
-    return f"'{value}'" if any(ch in value for ch in "|*,; ") else value
+    """Single-quote values with shell metacharacters (the pipeline layout, the MoE layer pattern)."""
+    return f"'{value}'" if any(ch in value for ch in "|*,; ()[]+") else value
 
 
 def megatron_text(model: ModelSpec, training: TrainingSpec, layout: Layout, header: str) -> str:

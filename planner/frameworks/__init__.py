@@ -14,12 +14,14 @@ launch target: an export then needs ``--framework``).
 
 from __future__ import annotations
 
+from hwprofiles.recipe_loader import canonical_recipe_name
+
 from ..errors import SpecError
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .common import Rule, virtual_stage_layers
 from .deepspeed import DEEPSPEED_RULES
 from .megatron import MEGATRON_RULES
-from .torchtitan import TORCHTITAN_RULES
+from .torchtitan import TORCHTITAN_RULES, torchtitan_stage_layers
 
 FRAMEWORKS = ("megatron", "deepspeed", "torchtitan")
 
@@ -35,8 +37,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
 
 RECIPE_FRAMEWORK: dict[str, str | None] = {
     "megatron": "megatron", "megatron-lm": "megatron", "megatron-core": "megatron",
-    "deepspeed": "deepspeed", "fsdp": "torchtitan", "torchtitan": "torchtitan",
-    "fsdp1": None, "torch-amp": None,
+    "deepspeed": "deepspeed", "fsdp": "torchtitan", "torchtitan": "torchtitan", "torchtitan-2412": "torchtitan",
+    "fsdp1": None, "fsdp1-amp": None, "torch-amp": None,
 }
 
 
@@ -53,7 +55,8 @@ def framework_of_recipe(recipe: str) -> str | None:
 def check_framework_name(framework: str) -> None:
     """SpecError listing the frameworks when ``framework`` is not one of them."""
     if framework not in FRAMEWORKS:
-        raise SpecError(f"'{framework}' is not one of: {', '.join(FRAMEWORKS)}", field="--framework")
+        raise SpecError(f"'{framework}' is not one of: {', '.join(FRAMEWORKS)} (or none without --export)",
+                        field="--framework")
 
 
 #: Rules about the model the export can describe (torchtitan's llama3 module flavours), not about the
@@ -62,9 +65,9 @@ def check_framework_name(framework: str) -> None:
 MODEL_RULES = ("model",)
 
 
-def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout,
-            model_rules: bool = True) -> str | None:
-    """The sentence with which ``framework`` refuses this layout, or None when it runs it
+def refusing_rule(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout,
+                  model_rules: bool = True) -> tuple[Rule, str] | None:
+    """The first rule of ``framework`` this layout breaks and its reason, or None when it runs it
     (``model_rules=False``: only the layout rules, see MODEL_RULES)."""
     check_framework_name(framework)
     for rule in RULES[framework]:
@@ -72,8 +75,18 @@ def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: La
             continue
         reason = rule.check(model, training, layout)
         if reason:
-            return f"{VERSIONS[framework]} refuses this layout: {reason} [{rule.source}]"
+            return rule, reason
     return None
+
+
+def refusal(framework: str, model: ModelSpec, training: TrainingSpec, layout: Layout,
+            model_rules: bool = True) -> str | None:
+    """The sentence with which ``framework`` refuses this layout, or None when it runs it."""
+    hit = refusing_rule(framework, model, training, layout, model_rules)
+    if hit is None:
+        return None
+    rule, reason = hit
+    return f"{VERSIONS[framework]} refuses this layout: {reason} [{rule.source}]"
 
 
 def check_launchable(framework: str | None, model: ModelSpec, training: TrainingSpec, layout: Layout,
@@ -86,9 +99,16 @@ def check_launchable(framework: str | None, model: ModelSpec, training: Training
         raise SpecError(reason, field=field)
 
 
+#: ``--framework none``: price the layout under no framework's launch rules (a stack paraplan has no rules
+#: for, e.g. DeepSeek's HAI-LLM with DualPipe), the recipe still deciding the kernels
+NO_FRAMEWORK = "none"
+
+
 def resolve_framework(framework: str | None, recipe: str, export: str | None = None) -> str | None:
-    """The framework whose rules apply: ``--framework`` if given, else the export target (an export
-    must launch), else the recipe's framework (None for a recipe without a launch target)."""
+    """The framework whose rules apply: ``--framework`` if given (``none``: no rules), else the export target
+    (an export must launch), else the recipe's framework (None for a recipe without a launch target)."""
+    if framework == NO_FRAMEWORK and export not in FRAMEWORKS:
+        return None
     if framework is not None:
         check_framework_name(framework)
         return framework
@@ -108,5 +128,15 @@ def default_stage_layers(num_layers: int, pp: int) -> list[int] | None:
     return split if isinstance(split, list) else None
 
 
-__all__ = ["DEFAULT_RECIPE", "default_stage_layers", "resolve_framework", "FRAMEWORKS", "RECIPE_FRAMEWORK", "RULES", "VERSIONS", "Rule", "check_framework_name",
-           "check_launchable", "framework_of_recipe", "refusal", "virtual_stage_layers"]
+def default_split(num_layers: int, pp: int, vpp: int, recipe: str) -> list[int] | None:
+    """Layers per pipeline stage when pp does not divide them, as the recipe's framework splits them:
+    torchtitan's ``generate_split_points`` over pp x vpp stages (frameworks.torchtitan.torchtitan_stage_layers),
+    else Megatron's uneven default (``default_stage_layers``); None when the split is even."""
+    if pp > 1 and framework_of_recipe(canonical_recipe_name(recipe)) == "torchtitan":
+        split = torchtitan_stage_layers(num_layers, pp, vpp)
+        return None if len(set(split)) == 1 else split
+    return default_stage_layers(num_layers, pp)
+
+
+__all__ = ["DEFAULT_RECIPE", "default_split", "default_stage_layers", "resolve_framework", "FRAMEWORKS", "RECIPE_FRAMEWORK", "RULES", "VERSIONS", "Rule", "check_framework_name",
+           "check_launchable", "framework_of_recipe", "refusal", "refusing_rule", "virtual_stage_layers"]

@@ -43,7 +43,9 @@ def _interleaved_pp(model: ModelSpec, training: TrainingSpec, layout: Layout) ->
 
 
 def _virtual_stages(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
-    if layout.vpp > 1 and min(virtual_stage_layers(layout, model)) < 1:
+    # an explicit layout string may leave a virtual stage to the MTP modules and the loss ('Et|(tt|)*30mL'):
+    # Megatron's PipelineParallelLayerLayout.validate_layer_layout checks it (planner.specs.pipeline_layout)
+    if layout.vpp > 1 and layout.pipeline_layout is None and min(virtual_stage_layers(layout, model)) < 1:
         return (f"vpp({layout.vpp}) leaves a virtual pipeline stage without a transformer layer "
                 "(a stage of --pipeline-model-parallel-layout needs a layer)")
     return None
@@ -59,11 +61,29 @@ def _zero(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | Non
     return None
 
 
+def _a2a_overlap(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
+    if not training.moe_a2a_overlap:
+        return None
+    if layout.ep == 1:
+        return "--overlap-moe-expert-parallel-comm needs expert parallelism (ep > 1)"
+    if layout.pp > 1 and layout.vpp == 1:
+        return "--overlap-moe-expert-parallel-comm with pp > 1 needs a virtual pipeline (vpp > 1)"
+    if training.recompute == "full":
+        return "--overlap-moe-expert-parallel-comm refuses full recomputation"
+    if training.moe_shared_expert_overlap:
+        return "--overlap-moe-expert-parallel-comm refuses --moe-shared-expert-overlap"
+    if training.mtp_layers > 1:
+        return f"--overlap-moe-expert-parallel-comm supports at most one MTP layer, not {training.mtp_layers}"
+    return None
+
+
 def _model(model: ModelSpec, training: TrainingSpec, layout: Layout) -> str | None:
     if model.position_kind == "alibi":
         return "ALiBi positions: Megatron-Core GPT has learned_absolute, rope, mrope, yarn or none"
     if model.ffn_kind == "relu":
         return "a ReLU FFN: Megatron-Core GPT has GeLU, SwiGLU or squared ReLU"
+    if model.ffn_kind == "geglu":
+        return "a GeGLU FFN: Megatron-Core GPT's gated FFN option is --swiglu (SiLU gate) only"
     if model.embedding_norm:
         return "a norm after the embedding (BLOOM): Megatron-Core GPT has none"
     return None
@@ -75,6 +95,7 @@ MEGATRON_RULES = (
     Rule("interleaved-pp", f"{ARGS}:963-976", _interleaved_pp),
     Rule("virtual-stages", f"{ARGS}:907-918", _virtual_stages),
     Rule("zero", f"{ARGS}:1100-1147", _zero),
+    Rule("a2a-overlap", "megatron/core/transformer/transformer_config.py:2669-2712", _a2a_overlap),
     Rule("model", f"{ARGS}:2195-2380", _model),
     MEGATRON_OFFLOAD,
 )

@@ -7,10 +7,20 @@ from dataclasses import dataclass
 
 from ..specs import HardwareProfile, Layout, TrainingSpec
 from ..work.context import RingAttention
-from ..work.ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll, launches
+from ..work.ops import (
+    Attention,
+    Collective,
+    ExecutedGemm,
+    Gemm,
+    HostSync,
+    MemoryOp,
+    Op,
+    TokenAllToAll,
+    launches,
+)
 from . import shared_blocks
 from .collectives import CollectivePricer
-from .compute import ComputePricer
+from .compute import FOREACH_ADAMW_SLOWDOWN, ComputePricer, attention_kernel_for
 from .placement import GroupPlacement, axis_placement, axis_strides, pp_boundary_devices
 
 AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate", "ep", "etp", "edp")
@@ -31,6 +41,7 @@ class BlockTime:
     cp_comm: float = 0.0  # exposed context-parallel communication, not part of tp_comm
     expert_comm: float = 0.0  # the part of tp_comm on the expert axes (ep / etp), which TP-comm overlap
     # does not hide (Megatron-Core --tp-comm-overlap overlaps the TE Linears' TP collectives only)
+    syncs: int = 0  # host syncs in the list (planner.pricing.moe_overlap.synced_block)
 
     @property
     def total(self) -> float:
@@ -106,6 +117,7 @@ class ComputePart:
     kernels: int
     recompute_kernels: int
     comm_ops: tuple
+    syncs: int = 0  # HostSync ops (planner.work.ops)
 
 
 def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
@@ -118,9 +130,10 @@ def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
         if hit is not None and hit.ops is ops:
             return hit
     comp = shared = 0.0
-    kernels = recompute_kernels = 0
+    kernels = recompute_kernels = syncs = 0
     comm_ops = []
     for op in ops:
+        syncs += isinstance(op, HostSync)
         if isinstance(op, RingAttention):
             comp += ring_compute_parts(compute, op)[2]
             kernels += 2 * op.steps - 1  # a block kernel per step, a softmax correction after all but the first
@@ -137,7 +150,7 @@ def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
         else:
             comp += t
             shared += t if op.name.startswith("shared.") else 0.0
-    part = ComputePart(ops, comp, shared, kernels, recompute_kernels, tuple(comm_ops))
+    part = ComputePart(ops, comp, shared, kernels, recompute_kernels, tuple(comm_ops), syncs)
     if memo is not None:
         if len(memo) > shared_blocks.MAX_ENTRIES:
             memo.clear()
@@ -155,7 +168,8 @@ class Pricer:
         self.shared_expert_overlap = training.moe_shared_expert_overlap
         self.nodes = max(1, math.ceil(gpus / hardware.node.devices_per_node))
         self._shared = shared_blocks.current() if type(self) is Pricer else None  # planner.pricing.shared_blocks
-        self.compute = shared_compute(hardware, training.precision, training.attention_kernel, self._shared)
+        self.attention_kernel = attention_kernel_for(hardware.device, training)
+        self.compute = shared_compute(hardware, training.precision, self.attention_kernel, self._shared)
         if self._shared is None:
             self.collectives = CollectivePricer(hardware, self.nodes)
         else:
@@ -167,7 +181,7 @@ class Pricer:
         self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
         if self._shared is not None:
             self._context = shared_blocks.context_id(
-                self._shared, hardware, (training.precision, training.attention_kernel, self.host_dispatch_s, self.recompute_host_calls,
+                self._shared, hardware, (training.precision, self.attention_kernel, self.host_dispatch_s, self.recompute_host_calls,
                                          self.shared_expert_overlap, tuple(self.groups[a] for a in AXES)))
 
     def op_time(self, op: Op) -> float:
@@ -259,7 +273,8 @@ class Pricer:
             comm -= hidden
             expert -= hidden
         host = kernels * self.host_dispatch_s
-        return BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert)
+        return BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert,
+                         syncs=part.syncs)
 
     def p2p_time(self, nbytes: float) -> float:
         """Seconds for one pipeline send of ``nbytes`` across the slowest stage boundary."""
@@ -291,11 +306,24 @@ class Pricer:
             return max(0.0, send_s - min(fwd_compute, bwd_compute) / lay.vpp)
         return send_s
 
+    @property
+    def comm_compute_slowdown(self) -> float:
+        """Extra compute seconds per second of compute that runs beside a collective: the collective's kernels
+        hold ``node.collective_sms`` of the device's ``sm_count`` SMs (NCCL runs one CTA per channel, each
+        on its own SM: NCCL docs, NCCL_MIN_CTAS / NCCL_MAX_CTAS), so the overlapped compute runs on the rest,
+        k / (S - k) slower (Calculon's processor_usage models the same share, arXiv 2023 Isaev et al.); 0 when
+        the profile gives no figure."""
+        k, sms = self.hardware.node.collective_sms, self.hardware.device.sm_count
+        return k / (sms - k) if k and sms and sms > k else 0.0
+
     def optimizer_time(self, params: float, pass_bytes: float = 0.0) -> float:
         """Seconds for the optimizer step over ``params`` parameters on one GPU, with ``pass_bytes`` of
         memory-bound passes around it (gradient zeroing, master -> parameter copy, clipping; priced by
         ComputePricer.optimizer_stream_time)."""
-        return self.compute.optimizer_time(params) + self.compute.optimizer_stream_time(pass_bytes)
+        adam = self.compute.optimizer_time(params)
+        if self.training.recipe_spec.optimizer_foreach:  # a kernel per operation over the parameter list
+            adam *= FOREACH_ADAMW_SLOWDOWN
+        return adam + self.compute.optimizer_stream_time(pass_bytes)
 
 
 __all__ = ["AXES", "BlockTime", "ComputePart", "Pricer", "compute_part", "compute_seconds", "ring_compute_parts"]

@@ -16,19 +16,20 @@ from .placement import GroupPlacement
 
 
 def level_time(kind: str, n: int, nbytes: float, bandwidth_bps: float, alpha_s: float) -> float:
-    """Seconds of one collective level over ``n`` ranks, ``nbytes`` per rank's full buffer.
+    """Seconds of one collective level over ``n`` ranks, ``nbytes`` per rank's full buffer, one step of latency
+    ``alpha_s`` per ring hop (NCCL's ring: n - 1 steps for an all-gather or reduce-scatter, 2(n - 1) for an
+    all-reduce; NVIDIA nccl src/graph/tuning.cc, ring latency = nsteps x hwLat).
 
-    All-gather / reduce-scatter: (n-1)/n * S/B + ceil(log2 n) * alpha (recursive doubling / halving,
-    Thakur, Rabenseifner & Gropp 2005, Sec. 4). All-reduce: the faster of Rabenseifner's
-    reduce-scatter + all-gather, 2(n-1)/n * S/B + 2 ceil(log2 n) * alpha, and recursive doubling,
-    ceil(log2 n) * (alpha + S/B), which wins for short messages (same paper, Sec. 4.4) — the
-    library is taken to pick the faster algorithm per message size, as NCCL's tuner does.
+    All-gather / reduce-scatter: (n-1)/n * S/B + (n-1) * alpha. All-reduce: the faster of the ring,
+    2(n-1)/n * S/B + 2(n-1) * alpha, and recursive doubling, ceil(log2 n) * (alpha + S/B), which wins
+    for short messages (Thakur, Rabenseifner & Gropp 2005, Sec. 4.4; NCCL's tree and LL protocols play that
+    part) — the library is taken to pick the faster algorithm per message size, as NCCL's tuner does.
     """
-    steps = math.ceil(math.log2(n))
     one_phase = (n - 1) / n * nbytes / bandwidth_bps
     if kind == "all-reduce":
-        return min(2 * one_phase + 2 * steps * alpha_s, steps * (alpha_s + nbytes / bandwidth_bps))
-    return one_phase + steps * alpha_s
+        steps = math.ceil(math.log2(n))
+        return min(2 * one_phase + 2 * (n - 1) * alpha_s, steps * (alpha_s + nbytes / bandwidth_bps))
+    return one_phase + (n - 1) * alpha_s
 
 
 class CollectivePricer:
@@ -76,8 +77,10 @@ class CollectivePricer:
     def time(self, kind: str, nbytes: float, group: GroupPlacement) -> float:
         """Seconds for one collective of ``kind`` over ``group`` on a buffer of ``nbytes``.
 
-        Each level (inside a node over g ranks at B_in, across k nodes over the NIC share B_net
-        with S/g per rank) costs ``level_time``; all-gather / reduce-scatter are one phase.
+        Inside one fast domain: ``level_time`` over its g ranks. Across k of them: the wire time of
+        both levels (inside a node over g ranks at B_in, across k nodes over the NIC share B_net with S/g
+        per rank) plus NCCL's latency for a ring through all n ranks (or its tree for an all-reduce, when
+        shorter); all-gather / reduce-scatter are one phase, an all-reduce two.
         """
         n = group.size
         if n <= 1 or nbytes <= 0:
@@ -87,12 +90,18 @@ class CollectivePricer:
         if kind == "all-to-all":
             return self.all_to_all_time(nbytes, group)
         g, k = group.ranks_per_node, group.nodes
-        t = 0.0
-        if g > 1:
-            t += level_time(kind, g, nbytes, self.domain_bandwidth_bps(group), self.alpha_intra)
-        if k > 1:
-            t += level_time(kind, k, nbytes / g, self.net_bandwidth_bps(group), self.alpha_net)
-        return t
+        if k == 1:
+            return level_time(kind, g, nbytes, self.domain_bandwidth_bps(group), self.alpha_intra)
+        # bandwidth by level (each rank's S/g share over its NIC share across the k nodes); latency as NCCL's
+        # tuner models its algorithms over all n ranks (src/graph/tuning.cc): the ring takes n - k intra-node
+        # and k - 1 inter-node steps per phase, the tree (all-reduce) (g - 1) intra and log2 k inter per phase
+        wire = (g - 1) / g * nbytes / self.domain_bandwidth_bps(group) if g > 1 else 0.0
+        wire += (k - 1) / k * nbytes / g / self.net_bandwidth_bps(group)
+        ring = (n - k) * self.alpha_intra + (k - 1) * self.alpha_net
+        if kind != "all-reduce":
+            return wire + ring
+        tree = (g - 1) * self.alpha_intra + math.ceil(math.log2(k)) * self.alpha_net
+        return 2 * wire + 2 * min(ring, tree)
 
     def all_to_all_time(self, nbytes: float, group: GroupPlacement) -> float:
         """Seconds of an all-to-all in which every rank sends ``nbytes`` in total, ``nbytes / n`` to

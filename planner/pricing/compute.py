@@ -22,6 +22,16 @@ def interpolate_clamped(xs: list[float], ys: list[float], x: float) -> float:
     return ys[i - 1] + w * (ys[i] - ys[i - 1])
 
 
+def attention_kernel_for(device: DeviceSpec, training) -> str | None:
+    """The attention kernel table a step runs on ``device``: the training's explicit ``attention_kernel``,
+    else the one its recipe's release dispatches to (``recipe.attention_kernel_table``) when the device
+    has that table, else None (the profile's default ``attention_table``)."""
+    if training.attention_kernel is not None:
+        return training.attention_kernel
+    table = training.recipe_spec.attention_kernel_table
+    return table if table is not None and table in device.attention_kernel_tables else None
+
+
 def attention_points(device: DeviceSpec, kernel: str | None) -> list:
     """The fused attention table of kernel generation ``kernel`` (a key of
     ``device.attention_kernel_tables``; None = the profile's ``attention_table``); SpecError naming
@@ -38,6 +48,29 @@ def attention_points(device: DeviceSpec, kernel: str | None) -> list:
                         f"{default}; leave the option out for it)", field="training.attention_kernel")
     return tables[kernel]
 
+
+def clock_at_power(device: DeviceSpec, power_w: float) -> float:
+    """Tensor-core clock (MHz) of ``device`` at a board power limit of ``power_w`` W: its
+    ``tensor_clock_by_power`` interpolated linearly in power, held at the end values outside it."""
+    pts = device.tensor_clock_by_power
+    return interpolate_clamped([p.power_w for p in pts], [p.clock_mhz for p in pts], power_w)
+
+
+def power_clock_scale(device: DeviceSpec) -> float:
+    """Time factor of compute-bound kernels (GEMMs, fused attention) at the device's ``power_limit_w``
+    against the limit its compute curves were measured at: clock(curves) / clock(limit). A tensor-core
+    kernel's time scales with 1 / clock (its work per clock is fixed by the kernel); memory-bound kernels
+    and collectives keep their speed (HBM and link clocks do not follow the SM clock). 1 when no power
+    limit is set or the device has no clock table."""
+    if device.power_limit_w is None or not device.tensor_clock_by_power or device.compute_curves_power_w is None:
+        return 1.0
+    return clock_at_power(device, device.compute_curves_power_w) / clock_at_power(device, device.power_limit_w)
+
+
+#: Time of torch's multi-tensor (foreach) AdamW over the fused one on the same parameters: 0.02227 s / 0.008505 s
+#: for 1e9 fp32 parameters measured on one H200 (hwprofiles/data/h200_microbench.json, optimizer rows: 4.49e10
+#: vs 1.176e11 params/s); both are HBM-bound, so the ratio of passes carries to other devices.
+FOREACH_ADAMW_SLOWDOWN = 0.022272319793701173 / 0.00850499153137207
 
 #: HBM bytes a fused fp32 AdamW step moves per parameter: reads p, g, m, v and writes p, m, v (4 B each).
 ADAMW_BYTES_PER_PARAM = 28
@@ -67,6 +100,7 @@ class ComputePricer:
         hbm = device.hbm_bandwidth_gbps * 1e9
         self._class_bw = {k: hbm * v for k, v in device.memory_class_efficiency.items()}
         self.overhead_s = device.kernel_overhead_us * 1e-6
+        self.clock_scale = power_clock_scale(device)  # compute-bound kernels at the device's power limit
         self._cache: dict[tuple[int, int, int], float] = {}
         self._attn_cache: dict[tuple[int, int, bool], float] = {}
         table: dict[int, list] = {}
@@ -103,6 +137,7 @@ class ComputePricer:
             else:
                 speedup = 1.0 if self._fp8_curve is not None else self.gemm_speedup
                 per = flops / (self.peak_flops * self.gemm_efficiency(*key) * speedup)
+            per *= self.clock_scale
             self._cache[key] = per
         return op.count * (per + self.overhead_s)
 
@@ -133,13 +168,21 @@ class ComputePricer:
         """Seconds for the attention core. Fused: executed FLOPs at the measured kernel efficiency
         (forward / backward). Unfused: QK^T and PV as batched GEMMs (the softmax is a MemoryOp)."""
         if op.fused:
-            eff = self.attention_efficiency(op.head_dim, op.seq_k, op.phase.startswith("bwd"))
-            return op.executed_flops / (self.peak_flops * eff) + self.overhead_s
+            bwd = op.phase.startswith("bwd")
+            eff = self.attention_efficiency(op.head_dim, op.seq_k, bwd)
+            if not op.window_share or op.window_fraction == 1.0:
+                return op.executed_flops / (self.peak_flops * eff) * self.clock_scale + self.overhead_s
+            # sliding-window layers: their band of W keys per query at the kernel's efficiency at W keys
+            whole = op.executed_flops / op.windowed
+            band = whole * op.window_share * op.window_fraction
+            eff_w = self.attention_efficiency(op.head_dim, op.window, bwd)
+            return ((whole * (1 - op.window_share) / (self.peak_flops * eff) + band / (self.peak_flops * eff_w))
+                    * self.clock_scale + self.overhead_s)
         # QK^T and PV run as batched GEMMs over every local head (Megatron's baddbmm/bmm): the
         # efficiency of a GEMM of the batch's total size, with the tile fall-off of its smallest dim
         fwd_flops = op.forward_model_flops / 2  # one of the two batched GEMMs
         eff = self._efficiency_at(fwd_flops, min(op.seq_q, op.seq_k, op.head_dim))
-        return op.executed_flops / (self.peak_flops * eff) + 2 * self.overhead_s
+        return op.executed_flops / (self.peak_flops * eff) * self.clock_scale + 2 * self.overhead_s
 
     def memory_bandwidth(self, kind: str) -> float:
         """Achieved bytes/s of a memory-bound kernel class (the copy bandwidth when the profile

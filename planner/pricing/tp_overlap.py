@@ -44,17 +44,20 @@ UB_COMM_SMS = 16  # TE initialize_ub get_default_config: num_sm 16 for the pipel
 
 
 def sm_margin_slowdown(pricer) -> float:
-    """Time factor (>= 1) of a GEMM TE runs beside a pipeline / bulk reduce-scatter: all SMs over the
-    ``sm_count - UB_COMM_SMS`` left to it; 1 when the profile has no ``device.sm_count``."""
+    """Time factor (>= 1) of a GEMM run beside a pipeline / bulk reduce-scatter: all SMs over the
+    ``sm_count - comm SMs`` left to it (the recipe's ``tp_overlap_comm_sms``: TE's 16, 0 for torch's
+    async TP, whose transfers are copy-engine copies); 1 when the profile has no ``device.sm_count``."""
     sms = pricer.hardware.device.sm_count
-    return sms / (sms - UB_COMM_SMS) if sms and sms > UB_COMM_SMS else 1.0
+    comm_sms = pricer.training.recipe_spec.tp_overlap_comm_sms
+    return sms / (sms - comm_sms) if sms and sms > comm_sms else 1.0
 
 
 def chunk_gemm_time(gemm: Gemm, tp: int, pricer) -> float:
-    """Seconds of one of the ``tp`` chunk GEMMs of ``gemm`` (1/tp of its rows each) when TE runs
-    them round-robin on ``min(tp, UB_MAX_STREAMS)`` concurrent compute streams: the concurrent
-    chunks together cost one GEMM on their combined rows."""
-    streams = min(tp, UB_MAX_STREAMS)
+    """Seconds of one of the ``tp`` chunk GEMMs of ``gemm`` (1/tp of its rows each) when the recipe runs
+    them round-robin on ``min(tp, streams)`` concurrent compute streams (``tp_overlap_streams``: TE's
+    3; torch's async TP issues them on one stream): the concurrent chunks together cost one GEMM on
+    their combined rows."""
+    streams = min(tp, pricer.training.recipe_spec.tp_overlap_streams)
     together = pricer.op_time(replace(gemm, m=math.ceil(gemm.m * streams / tp)))
     return together / streams
 
@@ -78,6 +81,7 @@ def ring_exchange_time(ops: tuple[Op, ...], pricer) -> tuple[float, float]:
     compute = comm = 0.0
     used: set[int] = set()
     tp = pricer.layout.tp
+    fp8_exposed = pricer.training.precision == "fp8" and not pricer.training.recipe_spec.tp_overlap_fp8
     for op in ops:
         if isinstance(op, RingAttention):  # its exposed cp exchange is BlockTime.cp_comm, not TP
             compute += pricer.ring_attention_time(op)[0]
@@ -88,6 +92,8 @@ def ring_exchange_time(ops: tuple[Op, ...], pricer) -> tuple[float, float]:
             continue
         c = pricer.op_time(op)
         j = _paired_gemm(ops, i, op.kind, used) if op.axis == "tp" and op.kind != "all-reduce" else None
+        if j is not None and fp8_exposed and ops[j].name != "router":  # the release does not decompose fp8 GEMMs
+            j = None
         if j is None or tp <= 1:
             comm += c
             continue

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from ..cost import Estimate, estimate
 from ..cost.bound import StagePriced, price_stages_bound, step_time_lower_bound
 from ..errors import InfeasibleError
-from ..frameworks import refusal
+from ..frameworks import refusing_rule
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
 from ..work.step import build_step
 from .bounded import price_in_bound_order
@@ -124,6 +124,8 @@ def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int
             checked += part.checked
             for name in ("invalid", "constraint", "memory", "dominated"):
                 setattr(counts, name, getattr(counts, name) + getattr(part.counts, name))
+            for rule, (n, source, reason) in part.counts.framework.items():  # constraint holds them already
+                counts.framework.setdefault(rule, [0, source, reason])[0] += n
             for mc in part.closest_order:  # replayed in scan order: the serial tie-break
                 _keep_closest(closest, mc)
         return _Scan(survivors, closest, len(structs), checked, counts, None, bounds)
@@ -193,8 +195,10 @@ def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[
                 except ValueError:
                     counts.invalid += 1
                     continue
-                if c.framework and refusal(c.framework, model, cand.training, cand.layout, c.framework_model_rules):
-                    counts.constraint += 1  # the target framework cannot launch it
+                hit = c.framework and refusing_rule(c.framework, model, cand.training, cand.layout,
+                                                    c.framework_model_rules)
+                if hit:  # the target framework cannot launch it
+                    counts.add_framework(hit[0].name, hit[0].source, hit[1])
                     continue
                 mc = check_memory(model, hardware, cand, usable)
                 checked += 1

@@ -124,6 +124,15 @@ def explain(ranked: list[Plan], reference: Plan | None, hardware: HardwareProfil
     return lines
 
 
+def framework_refusals(framework: str | None, rules: dict[str, list]) -> str:
+    """The framework rules that removed layouts, most first: count, reason and source line."""
+    if not rules:
+        return ""
+    parts = [f"{rule} removed {n} layout{'s' if n > 1 else ''}: {reason} [{source}]"
+             for rule, (n, source, reason) in sorted(rules.items(), key=lambda kv: -kv[1][0])]
+    return f"--framework {framework} refuses them: " + "; ".join(parts)
+
+
 def infeasible_message(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec, c,
                        scan) -> tuple[str, dict]:
     """The exit-1 message: the smallest shortfall and what would make it fit (each from a check)."""
@@ -132,7 +141,8 @@ def infeasible_message(model: ModelSpec, hardware: HardwareProfile, gpus: int, t
     if not scan.closest:
         msg = (f"no valid layout of {model.name} on {gpus} GPUs with global batch {training.global_batch_size} "
                f"(rejected: {scan.counts.invalid} invalid, {scan.counts.constraint} by constraints)")
-        return msg, {"rejected": vars(scan.counts)}
+        refused = framework_refusals(c.framework, scan.counts.framework)
+        return msg + ("; " + refused if refused else ""), {"rejected": vars(scan.counts)}
     closest = scan.closest
     top = closest["any"]
     cand = top.candidate

@@ -35,7 +35,7 @@ The default space (documented choices, each overridable by a constraint flag):
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Literal
 
@@ -107,12 +107,20 @@ class Candidate:
 
 @dataclass
 class Counts:
-    """Candidates cut at each level, by reason (a degree cut at the top counts once)."""
+    """Candidates cut at each level, by reason (a degree cut at the top counts once). ``framework``:
+    the target framework's rules that cut candidates (part of ``constraint``), rule name ->
+    [count, the rule's source, the first reason it gave]."""
 
     invalid: int = 0
     constraint: int = 0
     memory: int = 0
     dominated: int = 0
+    framework: dict[str, list] = field(default_factory=dict)
+
+    def add_framework(self, name: str, source: str, reason: str) -> None:
+        """Count one candidate cut by the framework rule ``name``."""
+        self.constraint += 1
+        self.framework.setdefault(name, [0, source, reason])[0] += 1
 
 
 def tp_degrees(model: ModelSpec, hardware: HardwareProfile, gpus: int, *, cross_node: bool = True) -> list[int]:

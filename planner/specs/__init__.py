@@ -12,6 +12,7 @@ from .hardware import (
     NicSpec,
     NodeSpec,
     PeakTflops,
+    StorageSpec,
 )
 from .layout import SCHEDULES, Layout, check_layout, micro_batches_per_step, stage_layer_counts
 from .model import ModelSpec
@@ -19,6 +20,6 @@ from .training import TrainingSpec
 
 __all__ = [
     "DTYPES", "SCHEDULES", "ClusterSpec", "DeviceSpec", "EfficiencyPoint", "HardwareProfile", "Layout",
-    "LinkSpec", "ModelSpec", "NetworkSpec", "NicSpec", "NodeSpec", "PeakTflops", "Spec", "TrainingSpec",
+    "LinkSpec", "ModelSpec", "NetworkSpec", "NicSpec", "NodeSpec", "PeakTflops", "Spec", "StorageSpec", "TrainingSpec",
     "check_layout", "micro_batches_per_step", "stage_layer_counts",
 ]

@@ -5,8 +5,22 @@ from __future__ import annotations
 import functools
 import types
 import typing
+import unicodedata
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, model_validator
+
+
+def strip_control(text: str) -> str:
+    """``text`` without control and format characters (terminal escapes, carriage returns, bidi
+    overrides), so a name read from a file cannot rewrite the terminal it is printed on."""
+    if text.isprintable():
+        return text
+    return "".join(ch for ch in text if unicodedata.category(ch) not in ("Cc", "Cf")).strip()
+
+
+#: A name or one-line description read from a file: printed as given, control characters removed.
+PrintableStr = Annotated[str, AfterValidator(strip_control)]
 
 
 @functools.lru_cache(maxsize=None)

@@ -11,7 +11,8 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from .base import Spec
+from .base import PrintableStr, Spec
+from .bounds import MAX_BANDWIDTH_GBPS, MAX_CAPACITY_GIB, MAX_RANKS, MAX_TFLOPS
 
 DTYPES = ("fp32", "tf32", "fp16", "bf16", "fp8")
 DEVICE_NODE = re.compile(r"^gpu(\d+)$")
@@ -20,11 +21,11 @@ DEVICE_NODE = re.compile(r"^gpu(\d+)$")
 class PeakTflops(Spec):
     """Peak dense (no sparsity) throughput per datatype, TFLOP/s; ``None`` where the chip lacks it."""
 
-    fp32: float | None = Field(None, gt=0, description="FP32 peak (matrix units where present), TFLOP/s")
-    tf32: float | None = Field(None, gt=0, description="TF32 dense peak, TFLOP/s")
-    fp16: float | None = Field(None, gt=0, description="FP16 dense matrix peak, TFLOP/s")
-    bf16: float | None = Field(None, gt=0, description="BF16 dense matrix peak, TFLOP/s")
-    fp8: float | None = Field(None, gt=0, description="FP8 dense matrix peak, TFLOP/s")
+    fp32: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="FP32 peak (matrix units where present), TFLOP/s")
+    tf32: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="TF32 dense peak, TFLOP/s")
+    fp16: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="FP16 dense matrix peak, TFLOP/s")
+    bf16: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="BF16 dense matrix peak, TFLOP/s")
+    fp8: float | None = Field(None, gt=0, le=MAX_TFLOPS, description="FP8 dense matrix peak, TFLOP/s")
 
     def for_dtype(self, dtype: str) -> float:
         """Peak TFLOP/s for ``dtype``; raises SpecError if the chip has no such datatype."""
@@ -53,13 +54,21 @@ class AttentionPoint(Spec):
     backward: float = Field(gt=0, le=1, description="backward achieved fraction of the 16-bit peak (2.5x forward FLOPs)")
 
 
+class PowerClockPoint(Spec):
+    """The tensor-core clock a vendor states for one board power limit of a chip (its datasheet peak
+    TFLOP/s divided by the FLOPs per clock of the chip's tensor cores)."""
+
+    power_w: float = Field(gt=0, description="board power limit, W")
+    clock_mhz: float = Field(gt=0, description="tensor-core clock the datasheet peak implies at that limit, MHz")
+
+
 class DeviceSpec(Spec):
     """One accelerator as one rank sees it (an MI250X GCD, an H100 SXM, ...)."""
 
-    name: str = Field(description="device name")
+    name: PrintableStr = Field(description="device name")
     peak_tflops: PeakTflops = Field(description="dense peak per datatype")
-    hbm_capacity_gib: float = Field(gt=0, description="HBM capacity, GiB")
-    hbm_bandwidth_gbps: float = Field(gt=0, description="HBM peak bandwidth, GB/s")
+    hbm_capacity_gib: float = Field(gt=0, le=MAX_CAPACITY_GIB, description="HBM capacity, GiB")
+    hbm_bandwidth_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="HBM peak bandwidth, GB/s")
     sm_count: int | None = Field(
         None, gt=0, description="streaming multiprocessors per device (TE userbuffers run their pipeline / bulk "
         "GEMMs on sm_count minus the communication SMs, planner/pricing/tp_overlap.py); None = not priced")
@@ -107,6 +116,16 @@ class DeviceSpec(Spec):
     tdp_w: float | None = Field(
         None, gt=0, description="board power limit (TDP / TGP) of one device, W; default power of the run budget"
     )
+    power_limit_w: float | None = Field(
+        None, gt=0, description="board power limit the device runs at, W (nvidia-smi -pl); None = the limit its "
+        "compute curves were measured at (compute_curves_power_w). Compute-bound kernels run at the clock "
+        "tensor_clock_by_power gives for it (planner.pricing.compute.power_clock_scale)")
+    compute_curves_power_w: float | None = Field(
+        None, gt=0, description="board power limit under which gemm_efficiency, the fp8 curve and the attention "
+        "tables were measured, W")
+    tensor_clock_by_power: list[PowerClockPoint] = Field(
+        default_factory=list, description="tensor-core clock vs board power limit for this chip (datasheet peaks of "
+        "its SKUs at their limits), increasing power; interpolated linearly, clamped at the ends")
     host_link_gbps: float | None = Field(
         None, gt=0, description="device <-> host-memory bandwidth per direction, GB/s (PCIe, NVLink-C2C, "
         "Infinity Fabric); None = unknown, offload cannot be priced"
@@ -124,13 +143,32 @@ class DeviceSpec(Spec):
             raise ValueError(f"gemm_efficiency points must have strictly increasing gflop, got {sizes}")
         return pts
 
+    @field_validator("tensor_clock_by_power")
+    @classmethod
+    def _sorted_clocks(cls, pts: list[PowerClockPoint]) -> list[PowerClockPoint]:
+        powers = [p.power_w for p in pts]
+        if powers != sorted(powers) or len(set(powers)) != len(powers):
+            raise ValueError(f"tensor_clock_by_power points must have strictly increasing power_w, got {powers}")
+        return pts
+
+    @model_validator(mode="after")
+    def _power_limit_priced(self):
+        if self.power_limit_w is not None and (not self.tensor_clock_by_power or self.compute_curves_power_w is None):
+            raise ValueError(f"power_limit_w({self.power_limit_w:g}) needs tensor_clock_by_power and "
+                             "compute_curves_power_w (the clock at each limit); this device has none")
+        if self.power_limit_w is not None and self.power_limit_w < self.tensor_clock_by_power[0].power_w:
+            low = self.tensor_clock_by_power[0].power_w
+            raise ValueError(f"power_limit_w({self.power_limit_w:g}) is below the lowest limit of tensor_clock_by_power "
+                             f"({low:g} W): no clock is stated there (allowed: >= {low:g})")
+        return self
+
 
 class LinkSpec(Spec):
     """A bidirectional link of the intra-node graph; ``bandwidth_gbps`` is per direction."""
 
     a: str = Field(description="endpoint: 'gpuN', a NIC name, or a switch name")
     b: str = Field(description="other endpoint")
-    bandwidth_gbps: float = Field(gt=0, description="bandwidth per direction, GB/s")
+    bandwidth_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="bandwidth per direction, GB/s")
     kind: str = Field("link", description="link technology (xgmi, nvlink, pcie, ...)")
 
 
@@ -138,14 +176,14 @@ class NicSpec(Spec):
     """A network interface of the node and the devices it serves."""
 
     name: str = Field(description="NIC name, a node of the intra-node graph")
-    bandwidth_gbps: float = Field(gt=0, description="injection bandwidth per direction, GB/s")
+    bandwidth_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="injection bandwidth per direction, GB/s")
     devices: list[int] = Field(min_length=1, description="indices of the devices this NIC serves")
 
 
 class NodeSpec(Spec):
     """A node: its devices, the links between them, its NICs, and intra-node collective tuning."""
 
-    devices_per_node: int = Field(gt=0, description="accelerators (ranks) per node")
+    devices_per_node: int = Field(gt=0, le=MAX_RANKS, description="accelerators (ranks) per node")
     links: list[LinkSpec] = Field(description="intra-node links (devices, switches, NICs)")
     nics: list[NicSpec] = Field(min_length=1, description="network interfaces")
     collective_efficiency: float = Field(
@@ -153,6 +191,10 @@ class NodeSpec(Spec):
     )
     collective_latency_us: float = Field(ge=0, description="latency per intra-node collective step, us")
     p2p_efficiency: float = Field(1.0, gt=0, le=1, description="achieved fraction of link bw for send/recv")
+    collective_sms: int | None = Field(
+        None, gt=0, description="SMs (CUs) the collective library's kernels hold while a collective runs (NCCL: one "
+        "CTA per channel); compute overlapped with a collective runs on the rest (planner.pricing "
+        "comm_compute_slowdown); None = not priced")
     p2p_latency_us: float | None = Field(
         None, ge=0, description="latency of one intra-node send/recv, us (None = collective_latency_us)"
     )
@@ -215,15 +257,31 @@ class NetworkSpec(Spec):
     taper: float = Field(1.0, ge=1, description="oversubscription of traffic leaving a group (1 = none)")
 
 
+class StorageSpec(Spec):
+    """The shared storage tier checkpoints are written to and read from (parallel file system,
+    object store). A checkpoint moves at ``min(nodes * per-node rate, aggregate rate)``
+    (planner/pricing/checkpoint.py). Rates are GB/s (1e9 bytes per second)."""
+
+    kind: str = Field(description="storage technology (Lustre, Tectonic, VAST/NFS, ...)")
+    node_write_gbps: float = Field(gt=0, description="write bandwidth one node reaches, GB/s")
+    node_read_gbps: float = Field(gt=0, description="read bandwidth one node reaches, GB/s")
+    aggregate_write_gbps: float | None = Field(
+        None, gt=0, description="write bandwidth of the whole tier, GB/s (None = not stated: nodes x per-node)")
+    aggregate_read_gbps: float | None = Field(
+        None, gt=0, description="read bandwidth of the whole tier, GB/s (None = not stated: nodes x per-node)")
+
+
 class HardwareProfile(Spec):
     """A hardware profile: one device kind, one node design, one network; sources for every number."""
 
     schema_version: Literal[1] = Field(description="profile schema version")
-    name: str = Field(description="profile name")
-    description: str = Field(description="one line on what this profile is")
+    name: PrintableStr = Field(description="profile name")
+    description: PrintableStr = Field(description="one line on what this profile is")
     device: DeviceSpec = Field(description="the accelerator (one rank)")
     node: NodeSpec = Field(description="the node")
     network: NetworkSpec = Field(description="the inter-node network")
+    storage: StorageSpec | None = Field(
+        None, description="the checkpoint storage tier (optional: None = checkpoint time cannot be priced)")
     sources: dict[str, str] = Field(
         description="citation per field path; a path covers every number below it"
     )

@@ -8,7 +8,9 @@ from pydantic import Field, model_validator
 
 from ..errors import SpecError
 from .base import Spec
+from .bounds import MAX_LAYERS, MAX_RANKS
 from .model import ModelSpec
+from .pipeline_layout import parse_pipeline_layout
 from .training import TrainingSpec
 
 Schedule = Literal["gpipe", "1f1b", "interleaved-1f1b", "zb-h1"]
@@ -19,16 +21,16 @@ RankOrder = Literal["tp-cp-pp-dp", "tp-cp-dp-pp"]
 class Layout(Spec):
     """Degrees of parallelism. Rank order is DeviceMesh order [dp, pp, cp, tp] (tp fastest)."""
 
-    tp: int = Field(1, gt=0, description="tensor-parallel degree")
-    pp: int = Field(1, gt=0, description="pipeline-parallel degree (stages)")
-    dp: int = Field(1, gt=0, description="data-parallel degree (replicas x shards)")
-    vpp: int = Field(1, gt=0, description="virtual pipeline chunks per stage (1 = not interleaved)")
-    cp: int = Field(1, gt=0, description="context-parallel degree: the sequence split over cp ranks in 2*cp chunks")
+    tp: int = Field(1, gt=0, le=MAX_RANKS, description="tensor-parallel degree")
+    pp: int = Field(1, gt=0, le=MAX_RANKS, description="pipeline-parallel degree (stages)")
+    dp: int = Field(1, gt=0, le=MAX_RANKS, description="data-parallel degree (replicas x shards)")
+    vpp: int = Field(1, gt=0, le=MAX_LAYERS, description="virtual pipeline chunks per stage (1 = not interleaved)")
+    cp: int = Field(1, gt=0, le=MAX_RANKS, description="context-parallel degree: the sequence split over cp ranks in 2*cp chunks")
     cp_kind: Literal["ring", "allgather"] | None = Field(
         None, description="context-parallel K/V exchange: ring (Megatron --cp-comm-type p2p) or allgather "
         "(Llama 3, torchtitan); None = the recipe's default (megatron, deepspeed: ring; fsdp, torch-amp: allgather)"
     )
-    ep: int = Field(1, gt=0, description="expert-parallel degree: ranks the routed experts are split over")
+    ep: int = Field(1, gt=0, le=MAX_RANKS, description="expert-parallel degree: ranks the routed experts are split over")
     etp: int | None = Field(
         None, gt=0, description="expert tensor-parallel degree (each expert's FFN split over etp ranks); "
         "None = tp, Megatron-Core's default")
@@ -42,6 +44,10 @@ class Layout(Spec):
     stage_layers: list[int] | None = Field(
         None, description="layers per pipeline stage when uneven; None = even split"
     )
+    pipeline_layout: str | None = Field(
+        None, description="Megatron --pipeline-model-parallel-layout string (E embedding, t layer, m MTP module, L "
+        "loss, | between the pp * vpp virtual stages; planner.specs.pipeline_layout): the exact virtual split; "
+        "stage_layers must equal its per-rank sums")
     rank_order: RankOrder = Field(
         "tp-cp-pp-dp", description="axes from fastest- to slowest-varying rank: which dims share a node / "
         "fast domain (tp-cp-pp-dp = Megatron --use-tp-pp-dp-mapping; tp-cp-dp-pp = Megatron-Core default)"
@@ -142,6 +148,14 @@ def check_layout(layout: Layout, model: ModelSpec, training: TrainingSpec, gpus:
             raise SpecError(
                 f"sum(stage_layers) = {total} != num_layers({model.num_layers})", field="layout.stage_layers"
             )
+        if layout.pipeline_layout is not None:
+            split = parse_pipeline_layout(layout.pipeline_layout, layout.pp, layout.vpp, model.num_layers,
+                                          training.mtp_layers).stage_layers
+            if split != list(layout.stage_layers):
+                raise SpecError(f"stage_layers {layout.stage_layers} != the pipeline layout's {split}",
+                                field="layout.stage_layers")
+    elif layout.pipeline_layout is not None:
+        raise SpecError("pipeline_layout needs stage_layers (its per-rank layer counts)", field="layout.pipeline_layout")
     elif layout.vpp > 1 and model.num_layers % chunks:
         raise SpecError(
             f"num_layers({model.num_layers}) % (pp({layout.pp}) * vpp({layout.vpp})) = "
@@ -168,6 +182,9 @@ def check_layout(layout: Layout, model: ModelSpec, training: TrainingSpec, gpus:
             f"cp({layout.cp}) > 1 needs flash_attention (ring and all-gather context parallelism run the fused "
             "attention kernel per K/V chunk)", field="layout.cp"
         )
+    if training.fp8_all_gather and (training.precision != "fp8" or layout.effective_zero_stage != 3):
+        raise SpecError(f"fp8_all_gather needs precision fp8 and ZeRO-3 / FSDP (precision {training.precision}, ZeRO "
+                        f"stage {layout.effective_zero_stage})", field="training.fp8_all_gather")
     if layout.ep > 1 or layout.etp is not None:
         if not model.is_moe:
             raise SpecError(f"ep({layout.ep}) / etp({layout.etp}) need a MoE model", field="layout.ep")
@@ -196,9 +213,10 @@ def _check_expert_layout(layout: Layout, model: ModelSpec) -> None:
     if layout.tp > 1 and not layout.sequence_parallel:
         raise SpecError(f"a MoE model with tp({layout.tp}) > 1 needs sequence_parallel (Megatron-Core MoE)",
                         field="layout.sequence_parallel")
-    if layout.effective_zero_stage == 3 and layout.dp > 1:
-        raise SpecError("ZeRO-3/FSDP of a MoE model is not priced; allowed: zero_stage 0..2 or the distributed "
-                        "optimizer", field="layout.zero_stage")
+    if layout.effective_zero_stage == 3 and layout.dp_shard is not None and layout.dp_shard < layout.dp:
+        raise SpecError(f"hybrid sharding dp_shard({layout.dp_shard}) < dp({layout.dp}) of a MoE model is not priced "
+                        "(the experts' FSDP group is the whole expert-data-parallel group); allowed: dp_shard = dp",
+                        field="layout.dp_shard")
     if model.num_dense_layers > stage_layer_counts(layout, model)[0]:
         raise SpecError(f"num_dense_layers({model.num_dense_layers}) > layers of the first stage "
                         f"({stage_layer_counts(layout, model)[0]}): the dense layers must sit on stage 0",

@@ -14,11 +14,20 @@ from pydantic import Field
 
 from .base import Spec
 
-RECIPE_NAMES = ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "fsdp1", "torch-amp")
-RecipeName = Literal["megatron-lm", "megatron-core", "deepspeed", "torchtitan", "fsdp1", "torch-amp"]
+RECIPE_NAMES = ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp",
+                "torch-amp")
+RecipeName = Literal["megatron-lm", "megatron-core", "deepspeed", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp",
+                     "torch-amp"]
+
+#: What torch.compile changes in a recipe's kernels (Inductor fuses each compiled block's pointwise ops and
+#: reductions into generated Triton kernels: Ansel et al. 2024, "PyTorch 2", ASPLOS '24, Sec. 4-5): one kernel per
+#: norm, per activation with its gate, per RoPE and per softmax, each a single pass over its tensors at the
+#: efficiency measured for PyTorch's own one-pass kernel of that class (norm, activation); GEMMs, attention and
+#: the loss outside the blocks keep their kernels (torchtitan compiles per TransformerBlock, apply_compile).
+COMPILE_FUSES = {"inductor_fused": True, "norm_kernel": "native", "softmax_fused": True}
 
 # fields that are not rules (no source required)
-UNSOURCED_FIELDS = ("schema_version", "name", "description", "framework", "aliases", "sources", "notes")
+UNSOURCED_FIELDS = ("schema_version", "name", "description", "framework", "aliases", "base", "sources", "notes")
 
 
 class RecipeSpec(Spec):
@@ -29,6 +38,9 @@ class RecipeSpec(Spec):
     description: str = Field(description="one line on what this recipe is")
     framework: str = Field(description="software stack and version the rules describe")
     aliases: list[str] = Field(default_factory=list, description="older --recipe values that select this recipe")
+    base: str | None = Field(
+        None, description="the recipe this one was derived from (another release of the same framework): every rule "
+        "not given here is the base's, with the base's source (hwprofiles/recipe_loader.py)")
     # --- model states (bytes per parameter, before ZeRO/FSDP sharding)
     weight_bytes: float = Field(gt=0, description="bytes per parameter of the persistent weights")
     grad_bytes: float = Field(gt=0, description="bytes per parameter of the gradients")
@@ -57,10 +69,22 @@ class RecipeSpec(Spec):
     bias_activation_fused: bool = Field(
         description="bias + GeLU / SwiGLU run as one fused kernel (Megatron bias_gelu / TE); false: separate "
         "activation kernels (SiLU and mul for SwiGLU)")
+    swiglu_split_gate: bool = Field(
+        False, description="eager SwiGLU on separate gate and up tensors (torchtitan w1 / w3, Hugging Face "
+        "gate_proj / up_proj): a SiLU kernel and a mul kernel over contiguous tensors, priced at the activation "
+        "and add classes; false: on the two halves of one fused fc1 output (the microbenchmarked swiglu class)")
+    inductor_fused: bool = Field(
+        False, description="blocks compiled by torch.compile: each activation (with its gate) and each RoPE is one "
+        "generated kernel, one read of its inputs and one write of its output, priced at the activation class "
+        "(set by TrainingSpec.compile, RecipeSpec.compiled)")
     softmax_fused: bool = Field(
         description="unfused attention's score softmax (+ mask, dropout) is one fused kernel (Megatron "
         "scaled_masked_softmax); false: torch softmax and dropout")
     rope_fused: bool = Field(description="rotary embedding applied by one fused kernel; false: eager elementwise ops")
+    gqa_repeat_kv: bool = Field(
+        False, description="with grouped-query attention, K and V are repeated to every query head before the "
+        "attention kernel (a copy each, saved for backward; the gradients summed back): torchtitan 2024 "
+        "repeat_kv, Hugging Face repeat_kv; false: the kernel reads the grouped K/V (SDPA enable_gqa, TE)")
     qkv_split_copies: bool = Field(
         description="eager q/k/v split and head transposes materialise copies (output .contiguous(), "
         "backward torch.cat of dq/dk/dv)")
@@ -80,11 +104,24 @@ class RecipeSpec(Spec):
     tp_overlap_style_default: Literal["pass", "ring-exchange"] = Field(
         "pass", description="how tp_comm_overlap hides TP collectives by default (planner/pricing/tp_overlap.py): "
         "'pass' = under the whole pass's compute; 'ring-exchange' = each AG/RS under its own GEMM split in tp chunks")
+    tp_overlap_streams: int = Field(
+        3, gt=0, description="ring-exchange TP overlap: compute streams the chunk GEMMs run on concurrently "
+        "(planner/pricing/tp_overlap.py)")
+    tp_overlap_fp8: bool = Field(
+        True, description="ring-exchange TP overlap also decomposes fp8 GEMMs; false: with fp8 the collectives "
+        "beside fp8 GEMMs stay exposed")
+    tp_overlap_comm_sms: int = Field(
+        16, ge=0, description="ring-exchange TP overlap: SMs the overlapped reduce-scatter's communication "
+        "kernels hold while the GEMM beside it runs (0: copy-engine transfers)")
     distributed_optimizer_default: bool = Field(description="optimizer state sharded over dp by default")
     overlap_grad_reduce_default: bool = Field(description="data-parallel gradient reduction overlapped with backward")
     overlap_param_gather_default: bool = Field(description="ZeRO-1/2 parameter all-gather overlapped with forward")
     cp_kind_default: Literal["ring", "allgather"] = Field(
         "ring", description="context-parallel K/V exchange when cp > 1 and none is given (planner/work/context.py)")
+    cp_merges: bool = Field(
+        False, description="all-gather context parallelism runs one attention call per K/V chunk and merges the "
+        "partial outputs in fp32 (PyTorch context_parallel; planner/work/context.py cp_merge_ops); false: one "
+        "call over the gathered K/V (Llama 3's all-gather CP)")
     p2p_scatter_gather: bool = Field(
         False, description="with tp > 1 and no sequence parallelism each tensor-parallel rank sends 1/tp of the "
         "activation to the next stage, which all-gathers it over tp (Megatron-LM's scatter/gather "
@@ -93,6 +130,50 @@ class RecipeSpec(Spec):
         False, description="the interleaved schedule's pipeline sends run asynchronously beside the next chunk's "
         "compute (Megatron-Core overlap_p2p_comm): a send blocks its stage only for what outlasts the smaller "
         "chunk pass (planner.pricing.Pricer.p2p_blocking_time)")
+    # --- attention, checkpointing, fp8, sharded data parallelism as this release runs them
+    attention_kernel_table: str | None = Field(
+        None, description="the hardware profile's attention kernel table (device.attention_kernel_tables key, e.g. "
+        "fa2) this release's attention path dispatches to where the profile has one; None = the profile's default "
+        "attention_table")
+    sac_saves_fp8_gemms: bool = Field(
+        True, description="per-op selective activation checkpointing (recompute 'op') saves the output of every "
+        "fp8 GEMM (aten._scaled_mm in the save list); false: fp8 GEMMs are recomputed")
+    sac_saves_fp8_abs: bool = Field(
+        False, description="per-op selective checkpointing saves aten.abs outputs (the |x| of each fp8 scaling "
+        "amax, a tensor the size of the Linear input)")
+    fp8_scaling: Literal["transformer-engine", "torchao-tensorwise", "torchao-rowwise"] = Field(
+        "transformer-engine", description="how fp8 Linears quantise (planner/work/fp8.py): Transformer Engine's "
+        "fused cast-transpose with delayed scaling, or torchao Float8Linear with dynamic tensorwise / rowwise "
+        "scales (an amax reduction and a cast per operand per GEMM)")
+    fsdp_reshard_after_forward: Literal["all", "all-but-last"] = Field(
+        "all", description="ZeRO-3 / FSDP blocks whose gathered weights are freed after their forward and "
+        "gathered again for backward: all, or all but the last block (FSDP2 in torchtitan: the last block would be "
+        "prefetched again at once)")
+    fsdp_pp_keeps_unsharded: bool = Field(
+        False, description="with pipeline parallelism the gathered weights stay unsharded across the step's "
+        "micro-batches and gradients accumulate unsharded in the reduce dtype, reduce-scattered once after the "
+        "last micro-batch (torchtitan: reshard_after_forward=False with PP; torch.distributed.pipelining "
+        "syncs gradients on the last backward only)")
+    fsdp_param_copies: bool = Field(
+        False, description="FSDP2 per-parameter sharding: each all-gather is copied out into the unsharded "
+        "parameters (split_with_sizes_copy) and each reduce-scatter input is copied in (chunk_cat, cast to "
+        "the reduce dtype); false: flat parameters gathered in place (FSDP1 FlatParameter, DeepSpeed buffers)")
+    fsdp_stream_pools: bool = Field(
+        False, description="FSDP2 allocates each all-gather output in its all-gather copy-in stream and each "
+        "reduce-scatter output (the sharded gradients, views of it) in its reduce-scatter stream; the caching "
+        "allocator reuses a block only on the stream that allocated it, so those pools stay reserved beside the "
+        "compute stream's: the sharded gradients' bytes at every moment and the largest pair of gathers in flight "
+        "(planner.work.fsdp.all_gather_pool_bytes)")
+    loss_parallel_dtensor: bool = Field(
+        False, description="with tensor parallelism the cross-entropy runs as DTensor loss_parallel over the "
+        "vocabulary shards (torch.distributed.tensor.parallel.loss): unfused fp32 ops, 14 B per local logit at "
+        "the forward's peak and 16 B at the backward's (planner.work.kernels.loss_peak_bytes)")
+    compile_default: bool = Field(
+        False, description="blocks run under torch.compile by default (Inductor fuses their pointwise ops and "
+        "reductions)")
+    optimizer_foreach: bool = Field(
+        False, description="the optimizer step is torch's multi-tensor (foreach) AdamW, a kernel per operation over "
+        "the parameter list, instead of a fused single-pass kernel (planner.pricing.compute FOREACH_ADAMW_SLOWDOWN)")
     # --- host
     host_dispatch_us: float = Field(
         ge=0, description="CPU time to dispatch one kernel (Python + dispatcher + launch), us; a step is bounded "
@@ -103,3 +184,7 @@ class RecipeSpec(Spec):
         "its saved tensor ran in the original forward and the unpack hook that triggers the replay)")
     sources: dict[str, str] = Field(description="citation per field")
     notes: list[str] = Field(default_factory=list, description="what is inferred rather than documented")
+
+    def compiled(self) -> RecipeSpec:
+        """This recipe with its blocks under torch.compile (``COMPILE_FUSES``)."""
+        return self.model_copy(update=COMPILE_FUSES)

@@ -7,11 +7,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from .base import Spec
+from .bounds import MAX_GLOBAL_BATCH, MAX_MICRO_BATCH, MAX_SEQ
 from .offload import OffloadSpec
 from .recipe import RecipeName, RecipeSpec
 
 Precision = Literal["bf16", "fp16", "fp8"]
-Recompute = Literal["none", "selective", "full"]
+Recompute = Literal["none", "selective", "op", "full"]
 
 
 #: Recipe name -> RecipeSpec, read once per name (the property below is on the search's hot path).
@@ -21,9 +22,9 @@ _RECIPES: dict = {}
 class TrainingSpec(Spec):
     """What one optimizer step processes and how. Batches are in sequences."""
 
-    seq_length: int = Field(2048, gt=0, description="tokens per sequence")
-    global_batch_size: int = Field(gt=0, description="sequences per optimizer step")
-    micro_batch_size: int = Field(1, gt=0, description="sequences per micro-batch per data-parallel rank")
+    seq_length: int = Field(2048, gt=0, le=MAX_SEQ, description="tokens per sequence")
+    global_batch_size: int = Field(gt=0, le=MAX_GLOBAL_BATCH, description="sequences per optimizer step")
+    micro_batch_size: int = Field(1, gt=0, le=MAX_MICRO_BATCH, description="sequences per micro-batch per data-parallel rank")
     precision: Precision = Field("bf16", description="compute datatype of GEMMs")
     recipe: RecipeName = Field(
         "megatron-lm",
@@ -32,7 +33,16 @@ class TrainingSpec(Spec):
         "torchtitan. Fields left unset take the recipe's defaults (dropout, overlaps, distributed optimizer)",
     )
     optimizer: Literal["adam", "sgd"] = Field("adam", description="optimizer (Adam keeps two fp32 moments)")
-    recompute: Recompute = Field("none", description="activation recomputation")
+    recompute: Recompute = Field(
+        "none", description="activation recomputation: none; selective = the attention core (Megatron, Korthikanti "
+        "et al. 2022 Sec. 5); op = torchtitan's per-op selective checkpointing (a save list: every other matmul, "
+        "attention, reduce-scatters; the rest recomputed; planner/work/sac.py); full = every layer from its input")
+    compile: bool = Field(
+        False, description="transformer blocks under torch.compile (Inductor fuses norms, activations, RoPE; "
+        "specs.recipe.COMPILE_FUSES); default: the recipe's compile_default")
+    fp8_all_gather: bool = Field(
+        False, description="with fp8 and FSDP, Linear weights are all-gathered in fp8 (torchao "
+        "enable_fsdp_float8_all_gather): 1 byte per gathered weight instead of 2")
     flash_attention: bool = Field(True, description="fused flash attention (no s^2 score matrix stored)")
     attention_kernel: str | None = Field(
         None, description="fused attention kernel generation: a key of the hardware profile's "
@@ -73,6 +83,15 @@ class TrainingSpec(Spec):
     moe_shared_expert_overlap: bool = Field(
         False, description="shared-expert GEMMs overlapped with the dispatch/combine all-to-all (Megatron-Core "
         "--moe-shared-expert-overlap)")
+    moe_a2a_overlap: bool = Field(
+        False, description="expert-parallel all-to-alls of one micro-batch overlapped with the other micro-batch's "
+        "compute in the combined 1F1B schedule (Megatron-Core --overlap-moe-expert-parallel-comm with "
+        "--delay-wgrad-compute; megatron/core/pipeline_parallel/combined_1f1b.py); DualPipe's overlap is priced "
+        "the same way (its bubble is not)")
+    mtp_layers: int = Field(
+        0, ge=0, description="multi-token-prediction modules trained after the last layer (DeepSeek-V3 Sec. 2.2, "
+        "D = 1; Megatron --mtp-num-layers): each an embedding-projection GEMM, one transformer layer and a second "
+        "output head + loss on the last pipeline stage")
     distributed_optimizer: bool = Field(
         False, description="Megatron distributed optimizer (shards optimizer state over dp, like ZeRO-1)"
     )
@@ -97,21 +116,26 @@ class TrainingSpec(Spec):
                              ("overlap_param_gather", spec.overlap_param_gather_default),
                              ("overlap_dp_comm", spec.overlap_grad_reduce_default),
                              ("grad_accumulation_fusion", spec.grad_accumulation_fused),
-                             ("distributed_optimizer", spec.distributed_optimizer_default)):
+                             ("distributed_optimizer", spec.distributed_optimizer_default),
+                             ("compile", spec.compile_default)):
             if out.get(key) is None:
                 out[key] = default
         return out
 
     @property
     def recipe_spec(self) -> RecipeSpec:
-        """The framework recipe this step runs with (hwprofiles/recipes/<recipe>.yaml)."""
-        spec = _RECIPES.get(self.recipe)
+        """The framework recipe this step runs with (hwprofiles/recipes/<recipe>.yaml), its kernels fused
+        by torch.compile when ``compile`` is on (RecipeSpec.compiled)."""
+        key = (self.recipe, self.compile)
+        spec = _RECIPES.get(key)
         if spec is None:
             from hwprofiles.recipe_loader import load_recipe
 
             spec = load_recipe(self.recipe)
+            if self.compile:
+                spec = spec.compiled()
             if len(_RECIPES) < 64:  # the loader's own cache size; beyond it, ask the loader each time
-                _RECIPES[self.recipe] = spec
+                _RECIPES[key] = spec
         return spec
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ changing ``layout.dp`` re-derives ``gpus``. Each re-derivation is reported as a 
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Callable, Literal, Sequence
@@ -21,9 +22,10 @@ from pydantic import BaseModel, ValidationError
 from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario
 from ..specs import DTYPES, Layout, TrainingSpec, check_layout
+from ..specs.straggler import parse_slow_part
 from ..units import Kind, resolve
 
-SECTIONS = ("model", "training", "layout", "hardware")
+SECTIONS = ("model", "training", "layout", "hardware", "stragglers")
 TRUE_WORDS = ("true", "yes", "on", "1")
 FALSE_WORDS = ("false", "no", "off", "0")
 LAYOUT_SHAPE = ("tp", "pp", "cp")
@@ -43,6 +45,7 @@ FIELD_ALIASES = {
     "hardware.network_efficiency": "hardware.network.efficiency",
     "hardware.node_latency": "hardware.node.collective_latency_us",
     "hardware.collective_efficiency": "hardware.node.collective_efficiency",
+    "hardware.power_limit": "hardware.device.power_limit_w", "device.power_limit_w": "hardware.device.power_limit_w",
     **{f"hardware.peak_tflops.{d}": f"hardware.device.peak_tflops.{d}" for d in DTYPES},
 }
 
@@ -142,6 +145,8 @@ def _parse_scalar(text: str, ann: Any, current: Any, key: str, name: str, path: 
         return text
     kind, scale = _field_unit(name, path)
     value = resolve(text, current, kind, scale, field=key)
+    if not math.isfinite(value):
+        raise SpecError(f"'{text}' gives {value}, not a finite number", field=key)
     if ann is int:
         if abs(value - round(value)) > 1e-9 * max(1.0, abs(value)):
             raise SpecError(f"{key} is a whole number; '{text}' gives {value:g}", field=key)
@@ -253,7 +258,22 @@ def _set_hidden(data: dict, text: str, key: str) -> list[str]:
     return notes
 
 
+def _add_straggler(data: dict, text: str, key: str) -> list[str]:
+    """One more slow rank or node: ``straggler=rank=17,compute=0.8`` (simulate engine)."""
+    part = parse_slow_part(text, field=key)
+    data["stragglers"]["slow"].append(part.model_dump())
+    return [f"{key}: {part.describe()} (priced by the simulator)"]
+
+
+def _set_rank_variation(data: dict, text: str, key: str) -> list[str]:
+    """Per-rank compute speed variation, lognormal sigma (``rank_variation=0.02``; simulate engine)."""
+    data["stragglers"]["variation"] = resolve(text, data["stragglers"]["variation"] or None, None, field=key)
+    return []
+
+
 ALIASES: dict[str, Callable[[dict, str, str], list[str]]] = {
+    "straggler": _add_straggler,
+    "rank_variation": _set_rank_variation,
     "hardware.nic_bandwidth": _set_nic_bandwidth,
     "hardware.link_bandwidth": _set_link_bandwidth,
     "hardware.peak_tflops": _set_peak_tflops,
@@ -325,6 +345,9 @@ def _rederive(base: Scenario, data: dict, touched: set[str]) -> list[str]:
         return []
     if not shape_changed or "layout.dp" in touched:
         return []
+    for name, value in (("gpus", data["gpus"]), *((f"layout.{k}", lay[k]) for k in LAYOUT_SHAPE)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise SpecError(f"{value!r} must be a whole number >= 1", field=name)
     per_replica = lay["tp"] * lay["pp"] * lay["cp"]
     if data["gpus"] % per_replica:
         raise SpecError(

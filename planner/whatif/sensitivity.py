@@ -17,6 +17,7 @@ from ..cost.bottleneck import analyse_scenario
 from ..cost.bottleneck import story as bottleneck_story
 from ..cost.result import Result
 from ..errors import SpecError
+from ..pricing.placement import axis_strides
 from ..scenario import Scenario
 from .compare import get_engine
 from .keys import apply_settings, read_key
@@ -59,6 +60,24 @@ class Elasticity(Result):
                                        "better (x2 a rate, x0.5 a cost); hardware parameters only")
 
 
+#: Stragglers the simulate engine prices: (--set key, value, words). A slow rank is placed on the first and
+#: on the last pipeline stage (the last one carries the head) and the slower of the two is reported.
+STRAGGLERS: tuple[tuple[str, str, str], ...] = (
+    ("straggler", "compute=0.9", "one GPU at 90 % of its speed"),
+    ("straggler", "nic=0.5", "one NIC at half its bandwidth"),
+    ("rank_variation", "0.02", "every GPU's speed varies, sigma 2 %"),
+)
+
+
+class StragglerImpact(Result):
+    """What one straggler does to the simulated step."""
+
+    setting: str = Field(description="the --set KEY=VALUE that adds it")
+    label: str = Field(description="the straggler in words")
+    step_time_s: float = Field(description="simulated step time with it, s")
+    delta: float = Field(description="relative change of the simulated step time")
+
+
 class Sensitivity(Result):
     """``paraplan sensitivity`` result."""
 
@@ -71,6 +90,8 @@ class Sensitivity(Result):
     bottleneck: str = Field("", description="the bottleneck resource and what its 2x speed-up saves "
                             "(planner.cost.bottleneck, analytic), the same as whatif's")
     sentences: list[str] = Field(description="one sentence per hardware parameter with a share >= 1 %, ranked")
+    stragglers: list[StragglerImpact] = Field(
+        default_factory=list, description="slow GPU / NIC and per-rank variation (simulate engine only), slowest first")
 
 
 def _granule(scenario: Scenario, key: str) -> int:
@@ -118,6 +139,9 @@ def sensitivity(base: Scenario, engine: str = "analytic", step: float = STEP,
             skipped.append(f"{key}: {exc}")
             continue
         lo, hi = float(read_key(lo_s, key)), float(read_key(hi_s, key))
+        if hi == lo:
+            skipped.append(f"{key}: a ±{step:g} change rounds to the same value")
+            continue
         t_lo, t_hi = run(lo_s).step_time_s, run(hi_s).step_time_s
         e = (t_hi - t_lo) / t0 / ((hi - lo) / x0)
         better_t = t_hi if more_is_better else t_lo
@@ -134,9 +158,31 @@ def sensitivity(base: Scenario, engine: str = "analytic", step: float = STEP,
     for group in rows:
         rows[group].sort(key=lambda r: -abs(r.elasticity))
     story = bottleneck_story(analyse_scenario(base), t0)
+    impacts = []
+    if engine == "simulate" and keys is None:
+        impacts = straggler_impacts(base, run, t0)
+    elif keys is None:
+        skipped.append("stragglers: priced by the simulator (--engine simulate)")
     return Sensitivity(engine=engine, step_time_s=t0, hardware=rows["hardware"], model=rows["model"],
                        skipped=skipped, headline=headline(rows["hardware"]), bottleneck=story,
-                       sentences=[sentence(r) for r in rows["hardware"] if r.bound_share >= 0.01])
+                       sentences=[sentence(r) for r in rows["hardware"] if r.bound_share >= 0.01],
+                       stragglers=impacts)
+
+
+def straggler_impacts(base: Scenario, run, t0: float) -> list[StragglerImpact]:
+    """The simulated step with each straggler of :data:`STRAGGLERS` (a slow rank on the first and the last
+    pipeline stage of replica 0, the slower kept), slowest first."""
+    last = (base.layout.pp - 1) * axis_strides(base.layout)["pp"][1]  # first rank of the last stage
+    out = []
+    for key, value, label in STRAGGLERS:
+        texts = [value] if key != "straggler" else [f"rank=0,{value}"] + ([f"rank={last},{value}"] if last else [])
+        best = None
+        for text in texts:
+            t = run(apply_settings(base, [(key, text)])[0]).step_time_s
+            if best is None or t > best[0]:
+                best = (t, f"{key}={text}")
+        out.append(StragglerImpact(setting=best[1], label=label, step_time_s=best[0], delta=best[0] / t0 - 1))
+    return sorted(out, key=lambda r: -r.delta)
 
 
 def headline(hardware: Sequence[Elasticity]) -> str:

@@ -134,16 +134,34 @@ def correction_bytes(batch: int, heads_local: int, seq_local: int, head_dim: int
     return float(rows * head_dim * (ACT_BYTES + 2 * FP32) + rows * 3 * FP32)
 
 
+def cp_merge_ops(*, batch: int, heads_local: int, head_dim: int, seq_local: int, cp: int, phase: Phase) -> list[Op_]:
+    """PyTorch context parallelism's per-chunk merges (torch.distributed.tensor.experimental
+    ``_templated_ring_attention``): one attention call per K/V chunk and, after each of the cp - 1 later ones,
+    the merge of its partial output into the running one in fp32 (``_SDPAMerger._merge_one``: the cast of
+    the block's output, out - sigmoid(lse_b - lse) * (out - out_b), the log-sum-exp update and, for the
+    half-query steps, ``_partial_update``'s torch.cat): about 40 B per output element per step. Backward
+    (``_templated_ring_attention_backward``): the fp32 accumulation of dQ and of the rotated dK / dV with
+    their ``_partial_update`` copies and the torch.cat of dK and dV before each send: about 76 B per element."""
+    if cp <= 1:
+        return []
+    elems = batch * heads_local * seq_local * head_dim
+    return [MemoryOp("attention.cp_merge", 40.0 * elems * (cp - 1), phase, "copy", 6 * (cp - 1), 76.0 / 40.0, "copy")]
+
+
 def attention_core(*, batch: int, heads_local: int, kv_heads_local: int, head_dim: int, seq_local: int,
-                   cp: int, kind: CpKind, phase: Phase, fused: bool) -> list[Op_]:
+                   cp: int, kind: CpKind, phase: Phase, fused: bool, merges: bool = False,
+                   window: int | None = None, window_share: float = 0.0) -> list[Op_]:
     """Forward (or recompute) ops of the attention core of one layer on one rank.
 
-    cp = 1: one causal Attention over the local sequence. Ring: a RingAttention of cp causal
+    cp = 1: one causal Attention over the local sequence (``window_share`` of the layers it stands for
+    attending in a sliding ``window``; with cp > 1 the window is not priced: full causal attention). Ring: a RingAttention of cp causal
     (s/cp)² blocks. All-gather: K/V all-gather over cp, then the local queries against all s keys
-    (causal: with 2·cp chunks each rank executes half of its (s/cp)·s block)."""
+    (causal: with 2·cp chunks each rank executes half of its (s/cp)·s block); with ``merges`` (PyTorch's
+    context_parallel) the partial outputs of its per-chunk attention calls merged (``cp_merge_ops``)."""
     bh = batch * heads_local
     if cp == 1:
-        return [Attention("attention", bh, seq_local, seq_local, head_dim, phase, causal=True, fused=fused)]
+        return [Attention("attention", bh, seq_local, seq_local, head_dim, phase, causal=True, fused=fused,
+                          window=window if window_share else None, window_share=window_share if window else 0.0)]
     kv = kv_chunk_bytes(batch, seq_local, kv_heads_local, head_dim)
     if kind == "ring":
         block = Attention("attention", bh, seq_local, seq_local, head_dim, phase, causal=True, fused=fused)
@@ -151,8 +169,10 @@ def attention_core(*, batch: int, heads_local: int, kv_heads_local: int, head_di
                         phase)
         return [RingAttention("attention", block, cp, kv, 0.0, corr, phase)]
     gathered = kv * cp
+    merge = cp_merge_ops(batch=batch, heads_local=heads_local, head_dim=head_dim, seq_local=seq_local, cp=cp,
+                         phase=phase) if merges else []
     return [Collective("attention.kv_allgather", "all-gather", "cp", gathered, phase),
-            Attention("attention", bh, seq_local, seq_local * cp, head_dim, phase, causal=True, fused=fused)]
+            Attention("attention", bh, seq_local, seq_local * cp, head_dim, phase, causal=True, fused=fused), *merge]
 
 
 def cp_working_bytes(*, batch: int, kv_heads_local: int, head_dim: int, seq_local: int, cp: int,

@@ -116,3 +116,50 @@ def megatron_core_model_flops(batch: int, seq: int, layers: int, hidden: int, he
     mlp = ffn_hidden / h * experts_per_token * (1.5 if swiglu else 1.0)
     logits = vocab / (2 * L * h)
     return 12.0 * batch * s * L * h**2 * (attention + mlp + logits)
+
+
+def megatron_bridge_padded_vocab(vocab: int, tp: int, divisible_by: int = 128) -> int:
+    """Vocabulary Megatron-Bridge counts: ``ceil(V / (128·tp))·128·tp`` (megatron/bridge/utils/vocab_utils.py
+    ``calculate_padded_vocab_size``, Megatron-Bridge v0.3.0; ``make_vocab_size_divisible_by`` 128 by default)."""
+    multiple = divisible_by * tp
+    return -(-vocab // multiple) * multiple
+
+
+def megatron_bridge_flops(model: ModelSpec, batch: int, seq: int, tp: int = 1, mtp_layers: int = 0) -> float:
+    """Model FLOPs per iteration of Megatron-Bridge's ``num_floating_point_operations`` (the numerator of
+    its performance tables' "Model TFLOP / sec / GPU"): megatron/bridge/training/utils/flop_utils.py,
+    ``transformer_flops``, Megatron-Bridge v0.3.0 (the 26.02 NeMo container), lines 176-345.
+
+    Per token, with the fwd + wgrad + dgrad factor 3 and 2 FLOPs per multiply-add (``12 = 3·2·2`` for the
+    two-GEMM blocks), ``L' = L + mtp_layers`` layers (the MTP modules count as layers of the last kind):
+
+    - MLP: ``12·L'·h·[f·m·(L_dense/L') + f_e·k·m·(L_moe/L') + f_s·m·(L_moe/L')]`` with ``m = 3/2`` only for a
+      gated FFN whose activation is SiLU (SwiGLU; gpt-oss's quick-GELU gate counts ``m = 1``), ``f_e`` the
+      expert width, ``k`` routed experts per token, ``f_s`` the shared experts' total width;
+    - GQA attention: ``12·L'·h²·(1 + g/a + s/(2h))·(a·d/h)`` (causal: half the score matrix);
+    - MLA attention: ``6·L'·[r_q·(h + a·(d_n + d_r) + 1) + r_kv·(h + a·(d_n + d_v) + 1) + h·d_r + a·d_v·h
+      + s·a·(d_n + d_r)/2 + s·a·d_v/2]``;
+    - MTP norms and projection ``6·mtp·(3h + 2h²)``; logits ``6·h·V_pad·(mtp + 1)``.
+
+    No sliding window is counted by this release (a later one does; see README). FLOPs per iteration of
+    ``batch`` sequences of ``seq`` tokens."""
+    h, a = model.hidden_size, model.num_heads
+    layers = model.num_layers + mtp_layers
+    moe_layers = model.moe_layers + (mtp_layers if model.is_moe else 0)
+    dense_layers = layers - moe_layers
+    m = 1.5 if model.ffn_kind == "swiglu" else 1.0
+    expert = (model.expert_ffn_hidden_size or model.ffn_hidden_size) if model.is_moe else 0
+    shared = model.num_shared_experts * (model.shared_expert_ffn_hidden_size or expert)
+    mlp = 12.0 * layers * h * (model.ffn_hidden_size * m * dense_layers / layers
+                               + expert * model.moe_top_k * m * moe_layers / layers + shared * m * moe_layers / layers)
+    if model.attention_kind == "mla":
+        dn, dr, dv = model.qk_nope_head_dim, model.qk_rope_head_dim, model.v_head_dim
+        q = model.q_lora_rank * (h + a * (dn + dr) + 1) if model.q_lora_rank else h * a * (dn + dr)
+        kv = model.kv_lora_rank * (h + a * (dn + dv) + 1) + h * dr
+        attention = 6.0 * layers * (q + kv + a * dv * h + seq * a * (dn + dr) / 2 + seq * a * dv / 2)
+    else:
+        d = model.head_size
+        attention = 12.0 * layers * h * h * (1 + model.kv_heads / a + seq / h / 2) * (a * d / h)
+    mtp = 6.0 * mtp_layers * (3 * h + 2 * h * h)
+    logits = 6.0 * h * megatron_bridge_padded_vocab(model.vocab_size, tp) * (mtp_layers + 1)
+    return batch * seq * (mlp + attention + mtp + logits)

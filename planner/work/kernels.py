@@ -74,6 +74,8 @@ def rope_ops(tokens: int, q_width: int, kv_width: int, recipe: RecipeSpec, phase
     """Rotary embedding of q and k: fused, one read and write of each; eager (float cast, complex
     mul, type_as back): 3 kernels per tensor, 20 B per element."""
     n = tokens * (q_width + kv_width)
+    if recipe.inductor_fused:  # one generated kernel over q and k
+        return [MemoryOp("rope", n * 2 * ACT_BYTES, phase, "activation_fwd", 1, 1.5, "activation_bwd")]
     if recipe.rope_fused:
         return [MemoryOp("rope", n * 2 * ACT_BYTES, phase, "fused", 1, 1.5, "fused")]
     per = (ACT_BYTES + FP32) + 3 * FP32 + (FP32 + ACT_BYTES)
@@ -82,14 +84,23 @@ def rope_ops(tokens: int, q_width: int, kv_width: int, recipe: RecipeSpec, phase
 
 def activation_ops(tokens: int, ffn: int, gated: bool, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
     """FFN activation over ``tokens`` x ``ffn``. GeLU: read and write (backward reads x and dy,
-    writes dx). SwiGLU fused: read the two halves, write one (backward 10 B); eager silu and mul:
-    2 kernels at the measured eager-SwiGLU class."""
+    writes dx). SwiGLU fused: read the two halves, write one (backward 10 B); eager silu and mul on
+    the halves of one fc1 output: 2 kernels at the measured eager-SwiGLU class; on separate gate and
+    up tensors (``recipe.swiglu_split_gate``): a SiLU kernel (activation class) and a mul (add class)."""
     n = tokens * ffn
+    if recipe.inductor_fused:  # one generated kernel: read the input(s), write the output (backward 1.5x / 5/3 x)
+        per = 3 if gated else 2
+        return [MemoryOp("activation", n * per * ACT_BYTES, phase, "activation_fwd", 1, (5 / 3) if gated else 1.5,
+                         "activation_bwd")]
     if recipe.bias_activation_fused:  # one fused kernel (Megatron bias_gelu / TE swiglu)
         per = 3 if gated else 2
         return [MemoryOp("activation", n * per * ACT_BYTES, phase, "fused", 1, (5 / 3) if gated else 1.5, "fused")]
     if not gated:
         return [MemoryOp("activation", n * 2 * ACT_BYTES, phase, "activation_fwd", 1, 1.5, "activation_bwd")]
+    if recipe.swiglu_split_gate:  # silu(gate) then mul(., up) on contiguous tensors; backward: silu_backward
+        # (read x, dy; write dx) and the mul's two gradients (read 2, write 1 each)
+        return [MemoryOp("activation.silu", n * 2 * ACT_BYTES, phase, "activation_fwd", 1, 1.5, "activation_bwd"),
+                MemoryOp("activation.mul", n * 3 * ACT_BYTES, phase, "add", 1, 2.0, "add")]
     return [MemoryOp("activation", n * 3 * ACT_BYTES, phase, "swiglu_fwd", 2, 5 / 3, "swiglu_bwd")]
 
 
@@ -101,6 +112,15 @@ def attention_copy_ops(tokens: int, q_width: int, kv_width: int, recipe: RecipeS
     fwd = tokens * q_width * 2 * ACT_BYTES
     bwd = tokens * (q_width + 2 * kv_width) * 2 * ACT_BYTES + fwd
     return [MemoryOp("attn_out.contiguous", fwd, phase, "copy", 1, bwd / fwd, "copy")]
+
+
+def repeat_kv_ops(tokens: int, q_width: int, kv_width: int, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
+    """Grouped-query K and V repeated to every query head before the kernel (torchtitan 2024 / Hugging
+    Face ``repeat_kv``: unsqueeze, expand, reshape = a copy each): read the grouped tensor, write the
+    repeated one; backward sums each repeated gradient back over its group (read repeated, write grouped)."""
+    if not recipe.gqa_repeat_kv or q_width == kv_width:
+        return []
+    return [MemoryOp("repeat_kv", 2 * tokens * (kv_width + q_width) * ACT_BYTES, phase, "copy", 2, 1.0, "reduce")]
 
 
 def weight_cast_ops(linear_params: float, tensors: int, recipe: RecipeSpec, phase: str) -> list[MemoryOp]:
@@ -131,25 +151,58 @@ def loss_ops(tokens: int, vocab: int, recipe: RecipeSpec) -> list[MemoryOp]:
     return [MemoryOp("cross_entropy", n * 14, "fwd", "loss", 3, 22 / 14, "loss")]
 
 
-def loss_peak_bytes(tokens: int, vocab: int, recipe: RecipeSpec) -> float:
+def loss_peak_bytes(tokens: int, vocab: int, recipe: RecipeSpec, vocab_parallel: bool = False) -> float:
     """Loss temporaries at their peak (the start of backward), bytes. fp32 eager path: the saved
     log_softmax output, the nll gradient and the log_softmax input gradient, 12 B per logit (the
     H200 microbenchmark's loss rows measure 12.0 x tokens x vocab above the inputs:
-    hwprofiles/data/h200_microbench.json ``extra_peak_bytes_fp32``). Otherwise 16-bit logits and the
-    fp32 softmax, 6 B per logit."""
+    hwprofiles/data/h200_microbench.json ``extra_peak_bytes_fp32``). DTensor loss_parallel over vocabulary
+    shards (``vocab_parallel`` and ``recipe.loss_parallel_dtensor``): its backward
+    (torch/distributed/tensor/parallel/loss.py ``_nll_loss_and_log_softmax_backward``) holds the saved
+    log_softmax output, the scattered one-hot gradient, exp(output) and their sum, then the product with the
+    incoming gradient: 16 B per local logit. Otherwise 16-bit logits and the fp32 softmax, 6 B per logit."""
     n = tokens * vocab
+    if vocab_parallel and recipe.loss_parallel_dtensor:
+        return 16.0 * n
     if recipe.logits_fp32 and not recipe.cross_entropy_fused:
         return 12.0 * n
     return n * (ACT_BYTES + FP32)
 
 
-def fp8_quantize_ops(gemms, phase: str) -> list[MemoryOp]:
-    """Transformer Engine fp8 traffic around each Linear GEMM (m x n x k): the fused cast-transpose
-    of its 16-bit input into fp8 and its fp8 transpose for the weight gradient (read 2, write 1 + 1
-    per element, T x k), and in backward the same for the output gradient (T x n). The fp8 weight
-    copies are cached across micro-batches (TE is_first_microbatch), so they are not repeated here.
-    (Transformer Engine, transformer_engine/pytorch/module/linear.py, cast_transpose.)"""
-    return [MemoryOp(f"{g.name}.fp8_cast", g.m * g.k * 4.0, phase, "fused", 1, g.n / g.k, "fused") for g in gemms]
+def loss_forward_bytes(tokens: int, vocab: int, recipe: RecipeSpec, vocab_parallel: bool = False) -> float:
+    """Loss temporaries at the end of the forward pass, bytes: fp32 eager path, the fp32 logits and the
+    log_softmax output, 8 B per logit; DTensor loss_parallel (see ``loss_peak_bytes``), the 16-bit logits, their
+    fp32 copy, the shifted logits and their exp at once (``_log_softmax``), 14 B per local logit; else the
+    16-bit logits, 2 B."""
+    n = tokens * vocab
+    if vocab_parallel and recipe.loss_parallel_dtensor:
+        return 14.0 * n
+    return n * (2.0 * FP32 if recipe.logits_fp32 and not recipe.cross_entropy_fused else float(ACT_BYTES))
+
+
+def fp8_quantize_ops(gemms, phase: str, recipe: RecipeSpec | None = None, weights_in_fp8: bool = False) -> list[MemoryOp]:
+    """fp8 traffic around each Linear GEMM (m x n x k), as the recipe's fp8 path runs it.
+
+    Transformer Engine: the fused cast-transpose of the 16-bit input into fp8 and its fp8 transpose for
+    the weight gradient (read 2, write 1 + 1 per element, T x k), and in backward the same for the output
+    gradient (T x n); the fp8 weight copies are cached across micro-batches (TE is_first_microbatch).
+    (transformer_engine/pytorch/module/linear.py, cast_transpose.)
+
+    torchao Float8Linear with dynamic tensorwise scales (torchao/float8: ``tensor_to_scale`` = an amax
+    reduction, then ``hp_tensor_and_scale_to_float8``): per operand an amax pass (read 2) and a cast pass
+    (read 2, write 1): the input forward (T x k), the weight forward (n x k; already fp8 when FSDP gathers
+    it in fp8, ``weights_in_fp8``) and the output gradient backward (T x n); ``_scaled_mm`` wants its second
+    operand column-major, so backward also writes the fp8 transposes of the output gradient and of the
+    input for the weight gradient (read 1, write 1 each) and of the weight for the input gradient."""
+    if recipe is None or recipe.fp8_scaling == "transformer-engine":
+        return [MemoryOp(f"{g.name}.fp8_cast", g.m * g.k * 4.0, phase, "fused", 1, g.n / g.k, "fused") for g in gemms]
+    ops = []
+    for g in gemms:
+        fwd = g.m * g.k * 5.0
+        bwd = g.m * g.n * (5.0 + 2.0) + g.m * g.k * 2.0 + g.n * g.k * 2.0
+        ops.append(MemoryOp(f"{g.name}.fp8_cast", fwd, phase, "cast", 2, bwd / fwd, "cast"))
+        if not weights_in_fp8:
+            ops.append(MemoryOp(f"{g.name}.fp8_weight_cast", g.n * g.k * 5.0, phase, "cast", 2, 0.0))
+    return ops
 
 
 def grad_accumulation_ops(grad_bytes_per_micro_batch: float, tensors: int) -> list[MemoryOp]:

@@ -20,6 +20,7 @@ from .kernels import (
     fp8_quantize_ops,
     loss_ops,
     norm_ops,
+    repeat_kv_ops,
     residual_bytes,
     residual_ops,
     rope_ops,
@@ -27,7 +28,8 @@ from .kernels import (
 )
 from .mla import mla_forward
 from .moe import moe_forward, moe_linear_params
-from .ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op
+from .ops import Attention, Collective, CountExchange, ExecutedGemm, Gemm, MemoryOp, Op
+from .sac import sac_split
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
 
@@ -92,7 +94,7 @@ def _tp_out(d: Dims, name: str, phase: str) -> list[Op]:
 
 
 def _attention_core_ops(d: Dims, training: TrainingSpec, layout: Layout, recipe, position_kind: str,
-                        phase: str) -> list[Op]:
+                        phase: str, window: int | None = None, window_share: float = 0.0) -> list[Op]:
     """Between the QKV GEMM and the output projection: RoPE, the attention core (fused flash kernel,
     or QK^T / softmax / PV with the score softmax and dropout as memory ops) and the eager head-layout
     copies. The one place the attention core op is built."""
@@ -101,9 +103,12 @@ def _attention_core_ops(d: Dims, training: TrainingSpec, layout: Layout, recipe,
     ops: list[Op] = []
     if position_kind == "rope":
         ops += rope_ops(d.tokens, q_width, kv_width, recipe, phase)
-    ops += attention_core(batch=d.batch, heads_local=d.heads_local, kv_heads_local=d.kv_heads_local,
+    ops += repeat_kv_ops(d.tokens, q_width, kv_width, recipe, phase)
+    kv_heads = d.heads_local if recipe.gqa_repeat_kv else d.kv_heads_local  # the kernel (and cp) sees repeated K/V
+    ops += attention_core(batch=d.batch, heads_local=d.heads_local, kv_heads_local=kv_heads,
                           head_dim=d.head_dim, seq_local=d.seq, cp=layout.cp, kind=resolve_cp_kind(layout, training),
-                          phase=phase, fused=training.flash_attention)  # context parallelism: work/context.py
+                          phase=phase, fused=training.flash_attention,  # context parallelism: work/context.py
+                          merges=recipe.cp_merges, window=window, window_share=window_share)
     if not training.flash_attention:
         # score softmax read+write, dropout read+write+mask: 2*2 + (2*2+1)*drop bytes per score element
         drop = 1 if training.dropout else 0
@@ -169,7 +174,9 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
         ops += mla_forward(model, training, d, phase, layout.cp, resolve_cp_kind(layout, training))
     else:
         ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
-        ops += _attention_core_ops(d, training, layout, recipe, model.position_kind, phase)
+        # sliding-window layers (gpt-oss, Gemma 2): the layer template stands for the average layer
+        ops += _attention_core_ops(d, training, layout, recipe, model.position_kind, phase, model.sliding_window,
+                                   model.sliding_window_layers / model.num_layers)
         ops.append(Gemm("attn_proj", T, h, q_width, phase))
     ops += _tp_out(d, "attn", phase)
     ops += residual_ops("dropout_add1", tn, h, recipe, training.dropout, phase)
@@ -184,7 +191,8 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
     if training.precision == "fp8":
         # the MoE router stays a 16-bit torch Linear in Megatron-Core (TopKRouter), not a TE fp8 one
         ops += fp8_quantize_ops([_executed_shape(op) for op in ops if isinstance(op, (Gemm, ExecutedGemm))
-                                 and op.name != "router"], phase)
+                                 and op.name != "router"], phase, recipe,
+                                weights_in_fp8=training.fp8_all_gather)
     return ops
 
 
@@ -219,24 +227,27 @@ def backward_of(forward: list[Op]) -> list[Op]:
             out.append(ExecutedGemm(op.name + ".wgrad", Gemm(g.name + ".wgrad", g.k, g.n, g.m, "bwd_weight", g.count),
                                     op.model_flops, "bwd_weight"))
         elif isinstance(op, Attention):
-            out.append(Attention(op.name + ".bwd", op.batch_heads, op.seq_q, op.seq_k, op.head_dim,
-                                 "bwd_input", op.causal, op.fused))
+            out.append(dataclasses.replace(op, name=op.name + ".bwd", phase="bwd_input"))
         elif isinstance(op, MemoryOp):
             if op.bwd_factor > 0:
                 out.append(MemoryOp(op.name + ".bwd", op.bytes_moved * op.bwd_factor, "bwd_input",
                                     op.bwd_kind or op.kind, op.launches, 0.0))
-        elif isinstance(op, Collective):
+        elif isinstance(op, Collective) and not isinstance(op, CountExchange):
             mirror = {"all-gather": "reduce-scatter", "reduce-scatter": "all-gather"}.get(op.kind, op.kind)
             out.append(dataclasses.replace(op, name=op.name + ".bwd", kind=mirror, phase="bwd_input", calls=1))
     return out
 
 
 def layer_recompute(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool = False) -> list[Op]:
-    """Ops replayed before a layer's backward: the whole forward for full recompute; the
-    attention core for selective recompute without a fused kernel (Korthikanti et al. 2022,
-    Sec. 5); nothing otherwise (a fused kernel already recomputes scores in its backward)."""
+    """Ops replayed before a layer's backward: the whole forward for full recompute; what torchtitan's
+    per-op policy does not save for ``op`` (planner.work.sac); the attention core for selective
+    recompute without a fused kernel (Korthikanti et al. 2022, Sec. 5); nothing otherwise (a fused
+    kernel already recomputes scores in its backward)."""
     if training.recompute == "full":
         return layer_forward(model, training, layout, phase="recompute", dense=dense)
+    if training.recompute == "op":
+        return sac_split(layer_forward(model, training, layout, dense=dense), model, training,
+                         dims(model, training, layout))[1]
     if training.recompute == "selective" and not training.flash_attention:
         return [op for op in layer_forward(model, training, layout, phase="recompute", dense=dense)
                 if op.name in ("attention", "attention.kv_allgather", "softmax")]

@@ -9,10 +9,11 @@ from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .context import cp_working_bytes, resolve_cp_kind, shard_group_size
-from .kernels import FP32, loss_peak_bytes, residual_bytes
-from .layer import ACT_BYTES, dims, layer_linear_params
+from .kernels import FP32, loss_forward_bytes, loss_peak_bytes, residual_bytes
+from .layer import ACT_BYTES, dims, layer_forward, layer_linear_params
 from .mla import mla_activation_bytes
 from .moe import moe_activation_bytes
+from .sac import sac_split
 
 
 def _norm_saved_bytes(model: ModelSpec, recipe) -> float:
@@ -45,12 +46,17 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
     tn = d.norm_tokens  # replicated parts are split by t only with sequence parallelism
     if training.recompute == "full":
         return float(residual_bytes(recipe)) * tn * h  # the layer input (Korthikanti Sec. 5: 2sbh, /t with SP)
+    if training.recompute == "op":  # the checkpointed input and what the per-op policy saves (work/sac.py)
+        saved, _ = sac_split(layer_forward(model, training, layout, dense=dense), model, training, d)
+        return float(residual_bytes(recipe)) * tn * h + saved
     drop = 1 if training.dropout else 0
     q_w = d.heads_local * d.head_dim
     kv_w = d.kv_heads_local * d.head_dim
     replicated = tn * h * (2 * _norm_saved_bytes(model, recipe) + 2 * drop)  # 2 norms (in + out), 2 masks
     attn = T * ACT_BYTES * (q_w + kv_w)  # Q and K for QK^T
     attn += T * ACT_BYTES * kv_w  # V
+    if recipe.gqa_repeat_kv:  # the kernel saves the repeated K and V (kernels.repeat_kv_ops)
+        attn += T * ACT_BYTES * 2 * (q_w - kv_w)
     attn += T * ACT_BYTES * q_w  # attention output = projection input
     if recipe.qkv_split_copies:
         attn += T * ACT_BYTES * q_w  # the transposed .contiguous() copy the projection saves
@@ -83,12 +89,13 @@ def layer_working_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout
     backward, plus the context-parallel K/V buffers in flight (planner/work/context.py), bytes."""
     d = dims(model, training, layout)
     mla = model.attention_kind == "mla"  # MLA exchanges K and V of every head at the core's mean width
-    cp = cp_working_bytes(batch=d.batch, kv_heads_local=d.heads_local if mla else d.kv_heads_local,
+    repeated = mla or training.recipe_spec.gqa_repeat_kv  # K/V exchanged at every query head
+    cp = cp_working_bytes(batch=d.batch, kv_heads_local=d.heads_local if repeated else d.kv_heads_local,
                           head_dim=model.attention_core_head_dim if mla else d.head_dim, seq_local=d.seq,
                           cp=layout.cp, kind=resolve_cp_kind(layout, training))
-    if training.recompute != "full":
+    if training.recompute not in ("full", "op"):
         return cp
-    full = training.replace(recompute="none")
+    full = training.replace(recompute="none")  # the replayed layer's tensors, alive during its backward
     if model.num_dense_layers:  # the larger of a MoE layer and a dense layer
         return cp + max(layer_activation_bytes(model, full, layout), layer_activation_bytes(model, full, layout, True))
     return cp + layer_activation_bytes(model, full, layout)
@@ -100,16 +107,13 @@ def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layo
     d = dims(model, training, layout)
     recipe = training.recipe_spec
     norm = d.norm_tokens * d.hidden * (_norm_saved_bytes(model, recipe) if recipe.norm_kernel != "fused" else 0.0)
-    return loss_peak_bytes(d.tokens, d.vocab_local, recipe) + norm
+    return loss_peak_bytes(d.tokens, d.vocab_local, recipe, layout.tp > 1) + norm
 
 
 def head_forward_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
-    """Loss temporaries at the end of the forward pass (fp32 eager path: the fp32 logits and the
-    log_softmax output, 8 B per logit; else the 16-bit logits, 2 B), bytes."""
+    """Loss temporaries at the end of the forward pass (kernels.loss_forward_bytes), bytes."""
     d = dims(model, training, layout)
-    recipe = training.recipe_spec
-    per = 2.0 * FP32 if recipe.logits_fp32 and not recipe.cross_entropy_fused else float(ACT_BYTES)
-    return per * d.tokens * d.vocab_local
+    return loss_forward_bytes(d.tokens, d.vocab_local, training.recipe_spec, layout.tp > 1)
 
 
 def weight_copy_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, layers: int,

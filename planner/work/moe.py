@@ -10,6 +10,18 @@ as grouped GEMMs, then reduce-scattered over etp, sent back by a second all-to-a
 and un-permuted with their routing weights. Shared experts run as a dense TP-sharded FFN on all
 tokens, next to the routed path (overlappable with the all-to-alls).
 
+Dropless dispatch needs the token counts on the host before it can size the exchanged buffers: Megatron-Core's
+alltoall dispatcher all-gathers the per-expert counts over its tp x ep group and synchronises the host with the
+device before the ep all-to-all (megatron/core/transformer/moe/token_dispatcher.py, MoEAlltoAllTokenDispatcher.
+preprocess: ``gather_from_sequence_parallel_region(num_local_tokens_per_expert, group=self.tp_ep_group)`` and
+``_maybe_update_cuda_sync_point("before_ep_alltoall")``, Megatron-Core 0.19.2); DeepEP's normal dispatch exchanges
+the counts inside its notify kernel and the CPU spins until the received count lands (DeepEP v1.2.1
+csrc/deep_ep.cpp:451 and :818, ``while (true) { num_recv_tokens = *moe_recv_counter ...``). Both are a
+``HostSync`` in the forward (and its recompute); padded-to-capacity dispatch has fixed shapes and neither
+(``drop_and_pad``, token_dispatcher.py preprocess). The permutation reads the routing map and gathers the token
+indices in expert order (megatron/core/transformer/moe/moe_utils.py ``permute``: the routing map transposed to
+E x T and the token indices masked-selected from it), an index pass over T_in x E entries.
+
 Load (stated in the output): each local expert receives on average
 ``R/(E/ep)`` tokens, R = T_in*k*etp copies per rank. Dropless with ``moe_load_imbalance`` = L
 (max/mean tokens per expert, 1 = balanced) or padded to ``moe_capacity_factor`` = C: the busiest
@@ -23,11 +35,14 @@ import math
 from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
-from .ops import Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll
+from .ops import Collective, CountExchange, ExecutedGemm, Gemm, HostSync, MemoryOp, Op, TokenAllToAll
 from .params import expert_ffn_size, mlp_parameters, shared_expert_ffn_size
 
 ACT_BYTES = 2
 PROB_BYTES = 4  # fp32 router scores (Megatron-Core --moe-router-dtype fp32)
+COUNT_BYTES = 8  # int64 tokens-per-expert counts (token_dispatcher.py: routing_map.sum(dim=0).long())
+# routing-map transpose (bool read + write) and the int64 token index it masks, per T_in x E entry (moe_utils.permute)
+INDEX_BYTES = 1 + 1 + 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,9 +116,16 @@ def moe_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase:
         Gemm("router", tin, m.experts, h, phase),
         # score function and top-k: read 16-bit logits, write fp32 scores and the k routing weights
         MemoryOp("router.topk", tin * m.experts * (ACT_BYTES + PROB_BYTES) + tin * m.top_k * PROB_BYTES, phase),
-        MemoryOp("moe.permute", 2 * routed_bytes, phase),  # gather the k copies in expert order
     ]
     dedup = training.moe_token_dispatcher == "deepep"
+    dropless = training.moe_capacity_factor is None
+    if dropless:  # without ep the grouped GEMM's per-expert splits still reach the host ("before_finish")
+        if m.ep * m.etp > 1 and not dedup:  # the alltoall dispatcher's count exchange (DeepEP's: its notify kernel)
+            ops.append(CountExchange("moe.split_sizes", "all-gather", "ep", m.experts * COUNT_BYTES * m.ep * m.etp,
+                                     phase))
+        ops.append(HostSync("moe.sync", 0.0, phase, "sync", 1, 0.0))
+    ops.append(MemoryOp("moe.permute.index", tin * m.experts * INDEX_BYTES, phase, launches=2, bwd_factor=0.0))
+    ops.append(MemoryOp("moe.permute", 2 * routed_bytes, phase))  # gather the k copies in expert order
     limit = model.moe_router_group_topk if model.moe_router_num_groups > 1 else None
     if m.ep > 1:
         ops.append(TokenAllToAll("moe.dispatch", "all-to-all", "ep", routed_bytes, phase, copies=m.top_k,

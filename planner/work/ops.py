@@ -69,11 +69,28 @@ class Attention:
     phase: Phase
     causal: bool = True
     fused: bool = True
+    window: int | None = None  # sliding window (keys each query sees) of the windowed layers
+    window_share: float = 0.0  # share of the layers this op stands for that attend in the window
+
+    @property
+    def window_fraction(self) -> float:
+        """Score entries a causal windowed layer computes over a causal full one: ``W(W+1)/2 + (s - W) W``
+        over ``s(s+1)/2`` for a window W < s (the exact causal band; Megatron-Bridge flop_utils.py
+        ``calculate_swa_context``), 1 without a window."""
+        w, s = self.window, self.seq_k
+        if not w or w >= s:
+            return 1.0
+        return (w * (w + 1) / 2 + (s - w) * w) / (s * (s + 1) / 2)
+
+    @property
+    def windowed(self) -> float:
+        """Factor of the windowed layers on this op's FLOPs: (1 - share) + share * window_fraction."""
+        return 1.0 - self.window_share + self.window_share * self.window_fraction
 
     @property
     def forward_model_flops(self) -> float:
-        """QK^T and PV: 2 * 2 * bh * s_q * s_k * d FLOPs."""
-        return 4.0 * self.batch_heads * self.seq_q * self.seq_k * self.head_dim
+        """QK^T and PV: 2 * 2 * bh * s_q * s_k * d FLOPs (the windowed layers' share at their band)."""
+        return 4.0 * self.batch_heads * self.seq_q * self.seq_k * self.head_dim * self.windowed
 
     @property
     def flops(self) -> float:
@@ -82,8 +99,9 @@ class Attention:
 
     @property
     def executed_flops(self) -> float:
-        """FLOPs a kernel performs: causal fused kernels do half; fused backward does 2.5x forward."""
-        fwd = self.forward_model_flops * (0.5 if (self.causal and self.fused) else 1.0)
+        """FLOPs a kernel performs: causal fused kernels do half (and only the window's band); unfused ones
+        compute the whole score matrix and mask it; fused backward does 2.5x forward."""
+        fwd = self.forward_model_flops * (0.5 if (self.causal and self.fused) else 1.0 / self.windowed)
         if self.phase.startswith("bwd"):
             return fwd * (2.5 if self.fused else 2.0)
         return fwd
@@ -91,7 +109,7 @@ class Attention:
 
 KernelClass = Literal[
     "copy", "cast", "add", "norm_fwd", "norm_bwd", "activation_fwd", "activation_bwd", "swiglu_fwd",
-    "swiglu_bwd", "softmax", "dropout_fwd", "dropout_bwd", "reduce", "embedding", "loss", "fused",
+    "swiglu_bwd", "softmax", "dropout_fwd", "dropout_bwd", "reduce", "embedding", "loss", "fused", "sync",
 ]
 
 
@@ -149,6 +167,19 @@ class TokenAllToAll(Collective):
     copies: int = 1
     node_dedup: bool = False
     max_nodes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostSync(MemoryOp):
+    """A device-to-host copy the CPU waits for before it can launch the next kernel (a dropless MoE
+    dispatcher reads the received token counts to size its buffers). Priced as its copy kernel; the
+    block holding it cannot be dispatched ahead of the GPU (planner.pricing.synced_block). No backward."""
+
+
+@dataclass(frozen=True, slots=True)
+class CountExchange(Collective):
+    """A collective of integer metadata (the MoE token counts per expert that size the all-to-all):
+    it carries no gradient, so it has no backward mirror."""
 
 
 Op = Gemm | ExecutedGemm | Attention | MemoryOp | Collective

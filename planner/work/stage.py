@@ -76,6 +76,11 @@ class StageBytes:
     optimizer_grad_copy_bytes: float = 0.0  # fp32 copy of 16-bit gradients made at the optimizer step (fp16)
     offload: OffloadWork = NO_OFFLOAD  # host memory and host-link bytes (planner.work.offload)
     expert_params: float = 0.0  # routed-expert parameters this GPU holds (planner.work.moe)
+    # HBM bytes of copying ZeRO-3 / FSDP gathers into the unsharded parameters on the compute stream
+    # (FSDP2 per-parameter copy-out; planner.work.fsdp): per micro-batch, and once per step
+    fsdp_copy_bytes_per_microbatch: float = 0.0
+    fsdp_copy_bytes_per_step: float = 0.0
+    fsdp_gathered_bytes: float = 0.0  # gathered weights held through forward and backward (planner.work.fsdp)
 
     def at(self, index: int, in_flight: float):
         """This stage placed at pipeline position ``index`` holding ``in_flight`` micro-batches (a

@@ -12,6 +12,7 @@ from ..specs import Layout, ModelSpec, TrainingSpec
 from . import stage_templates
 from .context import grad_group_size, resolve_cp_kind, shard_group_size
 from .expert_states import expert_dp_comm
+from .fsdp import backward_gathers, gathered_bytes, keeps_unsharded
 from .kernels import grad_accumulation_ops
 from .layer import (
     ACT_BYTES,
@@ -26,6 +27,7 @@ from .layer import (
 )
 from .memory import grad_bytes_per_param, grad_reduce_bytes_per_param, param_gather_bytes_per_param
 from .moe import moe_note
+from .mtp import mtp_forward
 from .ops import Collective, Op
 from .stage import EMPTY, OpSet, StageBytes, StageWork, StepWork, cached_property  # noqa: F401 - re-exported
 from .step_bytes import (  # noqa: F401 - re-exported
@@ -57,11 +59,14 @@ def _head_backward(model, training, layout, fwd: list[Op]) -> list[Op]:
     return ops
 
 
-def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int = 1):
+def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int = 1, linear: float = 0.0):
     """Data-parallel collectives: (per micro-batch, per step), each over the dp or dp_shard axis.
     ZeRO-3 / FSDP gathers and reduce-scatters one sharded unit at a time: ``units`` calls per pass
     (one per layer plus one for the embedding / head the stage holds; Rajbhandari et al. 2020,
-    arXiv 1910.02054, Sec. 7; Zhao et al. 2023, PyTorch FSDP, arXiv 2304.11277, Sec. 3.2)."""
+    arXiv 1910.02054, Sec. 7; Zhao et al. 2023, PyTorch FSDP, arXiv 2304.11277, Sec. 3.2); the backward
+    gathers again the blocks the recipe freed after forward, and a stage whose weights stay unsharded
+    across the step gathers once and reduce-scatters once per step (planner.work.fsdp). ``linear``: the
+    Linear weights among ``params`` (gathered as fp8 with ``training.fp8_all_gather``)."""
     if grad_group_size(layout) == 1:  # dp x cp ranks reduce gradients together (work/context.py)
         return (), ()
     grad_bytes = params * grad_reduce_bytes_per_param(training)
@@ -82,9 +87,16 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
             *replicate,
             Collective("params.allgather", "all-gather", shard_axis, gather_bytes, "fwd"),
         )
+    gather_bytes = gathered_bytes(params, linear, training)
+    if keeps_unsharded(training, layout):  # one gather under the step's first forward, one reduce-scatter
+        return (), (Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight", units),
+                    *replicate,
+                    Collective("params.allgather", "all-gather", shard_axis, gather_bytes, "fwd", units))
+    again = backward_gathers(units, training)
     per_mb = (
         Collective("params.allgather.fwd", "all-gather", shard_axis, gather_bytes, "fwd", units),
-        Collective("params.allgather.bwd", "all-gather", shard_axis, gather_bytes, "bwd_input", units),
+        Collective("params.allgather.bwd", "all-gather", shard_axis, gather_bytes * again / units, "bwd_input",
+                   max(1, round(again))),
         Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight", units),
     )
     return per_mb, tuple(replicate)
@@ -97,9 +109,11 @@ def _stage_template(rec: StageBytes, layer: OpSet, model, training, layout, lay_
     i, last = rec.index, layout.pp - 1
     pre = stage_templates.by_identity(_pre_work, model, training, lay_key) if i == 0 else EMPTY
     post = stage_templates.by_identity(_post_work, model, training, lay_key) if i == last else EMPTY
-    per_mb, per_step = _dp_comm(rec.params, training, layout, max(1, rec.layers + (i == 0 or i == last)))
-    if rec.expert_params:  # routed experts: gradients reduced over the expert-data-parallel group
-        per_step += expert_dp_comm(rec.expert_params, training, layout)
+    linear = layer_linear_params(model, layout)[0] * rec.layers if training.fp8_all_gather else 0.0
+    per_mb, per_step = _dp_comm(rec.params, training, layout, max(1, rec.layers + (i == 0 or i == last)), linear)
+    if rec.expert_params:  # routed experts: reduced (ZeRO-3 / FSDP: also gathered) over expert data parallel
+        e_mb, e_step = expert_dp_comm(rec.expert_params, training, layout, max(1, rec.layers))
+        per_mb, per_step = per_mb + e_mb, per_step + e_step
     return StageWork.of(rec, layer=layer, pre=pre, post=post, per_microbatch_comm=per_mb, per_step_comm=per_step)
 
 
@@ -125,8 +139,9 @@ def _post_work(model: ModelSpec, training: TrainingSpec, layout: Layout) -> OpSe
     """Op set of the last stage's head (its bytes: step_bytes.post_bytes); ``layout`` reduced by
     ``layer_layout`` (the head reads tp, cp, sequence_parallel)."""
     head = head_forward(model, training, layout)
-    hb_in, hb_w = _split(_head_backward(model, training, layout, head))
-    return OpSet(tuple(head), hb_in, hb_w)
+    mtp = mtp_forward(model, training, layout)  # DeepSeek-V3 multi-token prediction (planner.work.mtp)
+    hb_in, hb_w = _split(backward_of(mtp) + _head_backward(model, training, layout, head))
+    return OpSet(tuple(head + mtp), hb_in, hb_w)
 
 
 @functools.lru_cache(maxsize=4096)

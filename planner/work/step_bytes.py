@@ -13,8 +13,23 @@ from itertools import groupby
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from . import stage_templates
 from .context import grad_group_size, shard_group_size
-from .expert_states import expert_optimizer_params, expert_state_bytes, routed_expert_parameters
-from .layer import ACT_BYTES, dims
+from .expert_states import (
+    expert_optimizer_params,
+    expert_state_bytes,
+    expert_zero3_working_bytes,
+    routed_expert_parameters,
+)
+from .fsdp import (
+    all_gather_pool_bytes,
+    backward_gathers,
+    copy_out_bytes,
+    gathered_bytes,
+    grads_in_reduce_pool,
+    held_bytes,
+    keeps_unsharded,
+    sharded_weights,
+)
+from .layer import ACT_BYTES, dims, layer_linear_params
 from .memory import (
     grad_bytes_per_param,
     grad_reduce_bytes_per_param,
@@ -24,11 +39,11 @@ from .memory import (
     layer_activation_bytes,
     layer_working_bytes,
     optimizer_grad_copy_bytes_per_param,
-    param_gather_bytes_per_param,
     sharded_state_bytes,
     weight_copy_bytes,
 )
 from .moe import expert_parameters_per_rank
+from .mtp import mtp_activation_bytes, mtp_params
 from .offload import apply_offload
 from .stage import StageBytes, StepBytes
 
@@ -165,16 +180,23 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     if i == layout.pp - 1:
         extra_act, fwd_end = stage_templates.by_identity(post_bytes, model, training, f.lay_key)
         params += f.out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
+        mtp, mtp_experts = mtp_params(model, training, layout)  # multi-token prediction (planner.work.mtp)
+        params, experts = params + mtp, experts + mtp_experts
+        dense_act += mtp_activation_bytes(model, training, f.lay_key)
     cache, saved = weight_copy_bytes(model, training, layout, n_layers, i == layout.pp - 1, dense_layers=k)
     recipe = training.recipe_spec
     states = sharded_state_bytes(params, training, layout)
     if experts:  # routed experts: states sharded over the expert-data-parallel group
         es = expert_state_bytes(experts, training, layout)
         states = type(states)(states.weights + es.weights, states.grads + es.grads, states.optimizer + es.optimizer)
-    zero3_working = 0.0
-    if layout.effective_zero_stage == 3 and grad_group_size(layout) > 1:
-        zero3_working = 2 * f.layer_params * param_gather_bytes_per_param(training)  # current + prefetched
+    lin = layer_linear_params(model, layout)[0] if sharded_weights(layout) else 0.0
+    root = (f.emb_params if i == 0 else 0.0) + (f.out_params if i == layout.pp - 1 else 0.0)
+    gathered, zero3_working = held_bytes(params, lin * n_layers, f.layer_params, lin, root, training, layout)
+    cache, saved = cache + gathered, saved + gathered  # gathered weights: forward end and backward (work/fsdp.py)
+    copy_mb, copy_step = fsdp_copy_bytes(params, lin * n_layers, n_layers + (root > 0), training, layout)
+    zero3_working += expert_zero3_working_bytes(model, training, layout)  # FSDP + EP (work.expert_states)
     buffers = 2 * f.p2p_bytes * (2 if layout.pp > 1 else 0)
+    buffers += all_gather_pool_bytes(root, f.layer_params, lin, training, layout)  # FSDP2 stream pool (work/fsdp.py)
     if grad_group_size(layout) > 1:  # gradient-reduction buckets (Megatron/DDP default ~40 MB, 2 in flight), never more
         buffers += 2 * min(40e6, params * grad_reduce_bytes_per_param(training))  # than the gradients
     sharded_opt = layout.effective_zero_stage >= 1 or training.distributed_optimizer
@@ -188,11 +210,27 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
         activation_bytes_per_microbatch=act_held, in_flight=0.0,
         working_bytes=max(f.working_bytes, extra_act) + zero3_working, buffer_bytes=buffers,
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
-        grads_in_backward=recipe.grads_persist or f.micro_batches > 1,
+        grads_in_backward=recipe.grads_persist or f.micro_batches > 1 or grads_in_reduce_pool(training, layout),
         optimizer_pass_bytes=optimizer_pass_bytes(states.grads, updated, training),
         optimizer_grad_copy_bytes=updated * optimizer_grad_copy_bytes_per_param(training), offload=off,
-        expert_params=experts,
+        expert_params=experts, fsdp_copy_bytes_per_microbatch=copy_mb, fsdp_copy_bytes_per_step=copy_step,
+        fsdp_gathered_bytes=gathered,
     )
+
+
+def fsdp_copy_bytes(params: float, linear: float, units: int, training: TrainingSpec,
+                    layout: Layout) -> tuple[float, float]:
+    """(per micro-batch, per step) HBM bytes of copying ZeRO-3 / FSDP gathers into the unsharded parameters
+    on the compute stream (work/fsdp.py ``copy_out_bytes``) for a stage of ``params`` parameters
+    (``linear`` of them Linear weights) gathered as ``units`` blocks: a forward and a backward gather per
+    micro-batch (``backward_gathers`` of the blocks), or one gather per step when the weights stay unsharded."""
+    if not sharded_weights(layout):
+        return 0.0, 0.0
+    copy = copy_out_bytes(gathered_bytes(params, linear, training), training)
+    if keeps_unsharded(training, layout):
+        return 0.0, copy
+    units = max(1, units)
+    return copy * (1.0 + backward_gathers(units, training) / units), 0.0
 
 
 def optimizer_pass_bytes(grads_bytes: float, optimizer_params: float, training: TrainingSpec) -> float:

@@ -185,7 +185,7 @@ def test_explorer_write_failure_is_an_error_line_and_the_app_keeps_running(tmp_p
             seen["running"] = app.is_running
 
     asyncio.run(drive())
-    assert seen["error"].startswith("save failed:") and f"{blocked}: Is a directory" in seen["error"]
+    assert seen["error"].startswith("save failed:") and f"'{blocked}' is a folder" in seen["error"]
     assert seen["tp"] == 2 and seen["running"]
 
 

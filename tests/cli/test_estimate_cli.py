@@ -34,7 +34,7 @@ def test_rich_view(run_cli):
     (["--global-batch", "641"], "global_batch"),
     (["--zero", "3"], "ZeRO-3"),
     (["--zero", "4"], "--zero"),
-    (["--recompute", "most"], "none, selective, full"),
+    (["--recompute", "most"], "none, selective, op, full"),
     (["--precision", "fp8"], "fp8"),
     (["--model", "frontier-176b"], "did you mean"),
     (["--hardware", "mi250"], "hardware"),

@@ -20,7 +20,9 @@ def _cli_estimate(run_cli, **over) -> Estimate:
         args += [f"--{k.replace('_', '-')}", str(v)]
     r = run_cli("estimate", *args, "--json")
     assert r.exit_code == 0, r.stderr
-    return Estimate.model_validate(json.loads(r.stdout))
+    data = json.loads(r.stdout)
+    data.pop("evidence")  # estimate --json: the Estimate plus how well it is backed (planner.evidence)
+    return Estimate.model_validate(data)
 
 
 def test_keys_change_layout_and_numbers_equal_estimate(run_cli, tmp_path):
@@ -150,3 +152,36 @@ def test_footer_text_never_cuts_an_entry():
         shown = [k for k, _ in entries if f" {k} " in line]
         assert shown == [k for k, _ in entries][: len(shown)]  # a prefix, in order, whole entries
         assert (len(shown) < len(entries)) == (MORE in line)
+
+
+def test_explorer_keys_obey_the_framework_and_speak_in_its_words(tmp_path):
+    """Under --framework megatron a key that makes a layout Megatron cannot launch is refused with the
+    framework's reason; messages name the knob (tp, micro-batch), not the --set key; saving a layout
+    that does not fit writes it and warns."""
+    import asyncio
+
+    from planner.cli.common import build_scenario
+    from planner.cli.explore_app import ExploreApp, tui_words
+
+    assert tui_words("--set: layout.tp: 3 must divide") == "tp: 3 must divide"
+    scenario = build_scenario(model="gpt3-1.3b", hardware="a100-sxm-80gb", gpus=8, pp=4, vpp=2, global_batch=16,
+                              framework="megatron")
+    app = ExploreApp(scenario, str(tmp_path / "s.json"), str(tmp_path / "e.txt"), framework="megatron")
+    seen = {}
+
+    async def drive():
+        async with app.run_test() as pilot:
+            await pilot.press("b", "b")  # micro-batch 2 runs; 4 leaves 16 / (4 x dp 2) = 2 < pp micro-batches
+            await pilot.pause()
+            seen["error"] = str(app.query_one("#error").content)
+            seen["mb"] = app.scenario.training.micro_batch_size
+            for _ in range(16):
+                await pilot.press("H")  # HBM down (x0.8 a key) until the layout no longer fits
+            await pilot.press("s")
+            await pilot.pause()
+            seen["saved"] = str(app.query_one("#error").content)
+
+    asyncio.run(drive())
+    assert "refused" in seen["error"] and "framework megatron" in seen["error"] and "--set" not in seen["error"]
+    assert seen["mb"] == 2
+    assert (tmp_path / "s.json").exists() and seen["saved"].startswith("warning: saved a layout that does not fit")

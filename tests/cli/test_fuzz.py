@@ -22,7 +22,11 @@ PARAPLAN_FUZZ_SCALE=10 runs ten times as many examples):
 - output paths for every writing option (``--out``, ``--png``, ``--trace``, ``--csv``, ``--save``,
   ``report --out``, ``calibrate --out``, ``--save-to``, ``--export-to``): a fresh name in the output
   folder (with a right or wrong suffix), the output folder itself, a path under /proc, a path
-  below an existing file, an empty string.
+  below an existing file, an empty string; and special files in a folder of their own (``{sp}``): a
+  symbolic link to a file (must stay a link, its target written), a FIFO nobody reads (refused after
+  planner.io.FIFO_WAIT_S, shortened here), a read-only file, a folder, /dev/null (written through).
+- input files of other kinds for the file-taking options: a FIFO, a folder, a symbolic link loop,
+  /dev/null (all refused before reading, so nothing blocks).
 - ``--set`` / ``--vary`` assignments: known and unknown keys with junk values.
 
 Commands that start torch jobs (``validate run``, ``calibrate`` without ``--results``) are fuzzed
@@ -121,17 +125,45 @@ def file_contents(draw, name: str) -> bytes:
 
 
 def out_path(suffix: str):
-    """Output-path strategy; ``{out}`` is the output folder, ``{file}`` an existing file."""
+    """Output-path strategy; ``{out}`` is the output folder, ``{file}`` an existing file, ``{sp}`` the
+    folder of special files (SPECIAL_FILES)."""
     return st.sampled_from([f"{{out}}/result{suffix}", "{out}/sub/result" + suffix, "{out}/result.wrong", "{out}",
-                            "/proc/paraplan-fuzz/x" + suffix, "{file}/below" + suffix, ""])
+                            "/proc/paraplan-fuzz/x" + suffix, "{file}/below" + suffix, "",
+                            "{sp}/link" + suffix, "{sp}/fifo", "{sp}/readonly" + suffix, "{sp}/adir", "/dev/null"])
+
+
+def _make_special(folder: Path) -> None:
+    """The special files of ``{sp}``: link<suffix> -> target<suffix>, fifo, readonly<suffix>, adir, loop."""
+    folder.mkdir()
+    for suffix in (".json", ".png", ".csv", ".txt", ".yaml"):
+        (folder / f"target{suffix}").write_text("old")
+        (folder / f"link{suffix}").symlink_to(folder / f"target{suffix}")
+        (folder / f"readonly{suffix}").write_text("old")
+        (folder / f"readonly{suffix}").chmod(0o444)
+    os.mkfifo(folder / "fifo")
+    (folder / "adir").mkdir()
+    (folder / "loop").symlink_to(folder / "loop")
+
+
+def _special_state(folder: Path) -> dict[str, tuple[bool, str]]:
+    """(is a symbolic link, content or kind) of every special file."""
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_symlink() or p.is_fifo() or p.is_dir():
+            out[p.name] = (p.is_symlink(), "special")
+        else:
+            out[p.name] = (False, p.read_bytes().decode(errors="replace")[:40])
+    return out
 
 
 SET_KEYS = ["layout.tp", "tp", "gpus", "hardware.nic_bandwidth", "training.micro_batch", "layout.zero_stage",
             "model.layers", "nonsense", "", "hardware.peak_tflops.bf16"]
 assignment = st.builds(lambda k, v: f"{k}={v}", st.sampled_from(SET_KEYS), junk)
 
-MODEL_CHOICE = st.sampled_from(["gpt3-125m", "llama2-7b", "{in}/model.yaml", "{in}/config.json", "", "no-such-model"])
-HW_CHOICE = st.sampled_from(["a100-sxm-80gb", "h100-sxm-80gb", "{in}/hw.yaml", "", "no-such-hw"])
+INPUT_KINDS = ["{sp}/fifo", "{sp}/adir", "{sp}/loop", "/dev/null"]
+MODEL_CHOICE = st.sampled_from(["gpt3-125m", "llama2-7b", "{in}/model.yaml", "{in}/config.json", "", "no-such-model",
+                                *INPUT_KINDS])
+HW_CHOICE = st.sampled_from(["a100-sxm-80gb", "h100-sxm-80gb", "{in}/hw.yaml", "", "no-such-hw", *INPUT_KINDS])
 
 SCENARIO_OPTS = {
     "--tp": small, "--pp": small, "--vpp": small, "--dp": small, "--cp": small, "--micro-batch": small,
@@ -140,8 +172,8 @@ SCENARIO_OPTS = {
     "--precision": st.one_of(st.sampled_from(["bf16", "fp16", "fp8"]), junk),
     "--recipe": st.one_of(st.sampled_from(["megatron", "deepspeed", "torch-amp", "fsdp"]), junk),
     "--schedule": st.one_of(st.sampled_from(["gpipe", "1f1b", "interleaved-1f1b", "zb-h1"]), junk),
-    "--calibration": st.sampled_from(["{in}/hw.yaml", "{in}/missing.yaml", ""]),
-    "--layout": st.sampled_from(["{in}/scenario.json", "{in}/missing.json"]),
+    "--calibration": st.sampled_from(["{in}/hw.yaml", "{in}/missing.yaml", "", *INPUT_KINDS]),
+    "--layout": st.sampled_from(["{in}/scenario.json", "{in}/missing.json", *INPUT_KINDS]),
     "--fsdp": st.just(None), "--sequence-parallel": st.just(None), "--no-flash-attention": st.just(None),
 }
 
@@ -171,11 +203,11 @@ def _some(draw, options: dict, most: int = 2) -> list[str]:
     return args
 
 
-COMMANDS = ["estimate", "plan", "simulate", "whatif", "sweep", "sensitivity", "explore", "hw show", "hw list",
+COMMANDS = ["estimate", "plan", "simulate", "run", "whatif", "sweep", "sensitivity", "explore", "hw show", "hw list",
             "model show", "model list", "report frontier", "validate report", "validate run", "calibrate", "--help",
             "bogus"]
 #: Examples per command: the fast commands get more (the whole test stays well under 60 s on 2 cores).
-EXAMPLES = {"plan": 12, "simulate": 12, "sweep": 15, "sensitivity": 10, "hw list": 3, "model list": 3, "--help": 3,
+EXAMPLES = {"plan": 12, "simulate": 12, "run": 6, "sweep": 15, "sensitivity": 10, "hw list": 3, "model list": 3, "--help": 3,
             "bogus": 3, "report frontier": 6, "validate run": 10}
 
 
@@ -191,13 +223,24 @@ def command_line(draw, cmd: str) -> tuple[list[str], list[str]]:
         argv += _scenario_base(draw) + _some(draw, {
             "--max-tp": small, "--pp": small, "--zero": junk, "--top": small, "--objective": junk,
             "--memory-headroom": junk, "--reference": st.one_of(st.just("tp=2,pp=1"), junk),
+            "--tokens": st.sampled_from(["1T", "lots"]),
+            "--failure-rate": st.sampled_from(["llama3", "1e-5", "-1", "often"]),
+            "--checkpoint": st.sampled_from(["async", "sync", "none", "maybe"]),
             "--export": st.one_of(st.sampled_from(["json", "megatron", "deepspeed", "torchtitan"]), junk),
             "--out": out_path(".json"), "--tokens-per-step": junk, "--seq": junk}, most=4)
     elif cmd == "simulate":
         argv += _scenario_base(draw) + _some(draw, {
             "--tp": small, "--pp": small, "--trace": out_path(".json"), "--png": out_path(".png"),
             "--jitter": st.sampled_from(["0", "0.1", "-1", "nan", "abc"]), "--samples": small,
-            "--schedule": st.sampled_from(["gpipe", "1f1b", "zb-h1", "nope"])}, most=4)
+            "--schedule": st.sampled_from(["gpipe", "1f1b", "zb-h1", "nope"]),
+            "--straggler": st.sampled_from(["rank=1,compute=0.8", "node=0,nic=0.5", "rank=99999,compute=0.5",
+                                            "rank=1,compute=2", "rank", "x=1"]),
+            "--rank-variation": st.sampled_from(["0", "0.02", "-1", "1", "abc"])}, most=4)
+    elif cmd == "run":
+        argv.append(draw(st.sampled_from(["llama3-405b", "{in}/scenario.json", "{in}/model.yaml",
+                                          "{in}/missing.json", "bogus", ""])))
+        argv += _some(draw, {"--set": st.sampled_from(["checkpoint=sync", "failure_rate=x2", "bogus=1",
+                                                       "stages.9.tokens=1T", "checkpoint_interval=-1", "x"])})
     elif cmd in ("whatif", "sweep", "sensitivity", "explore"):
         if draw(st.booleans()):
             argv.append(draw(st.sampled_from(["{in}/scenario.json", "{in}/model.yaml", "{in}/missing.json"])))
@@ -260,7 +303,10 @@ FILES = st.fixed_dictionaries({name: file_contents(name) for name in VALID_FILES
 
 
 @pytest.mark.parametrize("cmd", COMMANDS)
-def test_cli_fuzz_never_crashes_and_leaves_nothing_behind(cmd):
+def test_cli_fuzz_never_crashes_and_leaves_nothing_behind(cmd, monkeypatch):
+    import planner.io
+
+    monkeypatch.setattr(planner.io, "FIFO_WAIT_S", 0.05)  # nobody reads {sp}/fifo: refused at once
     scale = float(os.environ.get("PARAPLAN_FUZZ_SCALE", "1"))
     examples = max(1, round(EXAMPLES.get(cmd, 25) * scale))
 
@@ -281,7 +327,10 @@ def check_one(argv: list[str], outputs: list[str], files: dict[str, bytes]) -> N
             (indir / name).write_bytes(data)
         plain = Path(tmp) / "plain-file"
         plain.write_text("x")
-        fill = {"{in}": str(indir), "{out}": str(outdir), "{file}": str(plain)}
+        special = Path(tmp) / "sp"
+        _make_special(special)
+        special_before = _special_state(special)
+        fill = {"{in}": str(indir), "{out}": str(outdir), "{file}": str(plain), "{sp}": str(special)}
 
         def place(a: str) -> str:
             for key, value in fill.items():
@@ -298,6 +347,12 @@ def check_one(argv: list[str], outputs: list[str], files: dict[str, bytes]) -> N
         left = sorted(str(p.relative_to(outdir)) for p in outdir.rglob("*"))
         assert code in (0, 1, 2), f"exit {code} for {args}:\n{text[-3000:]}"
         assert "Traceback (most recent call last)" not in text, f"{args}:\n{text[-3000:]}"
+        special_after = _special_state(special)
+        for name, (was_link, content) in special_before.items():
+            assert special_after[name][0] == was_link, f"{args} replaced the symbolic link {name}"
+            if name.startswith("readonly") or code != 0:
+                assert special_after[name] == (was_link, content), f"{args} changed {name} (exit {code})"
+        assert set(special_after) == set(special_before), f"{args} left {set(special_after) - set(special_before)}"
         if code != 0:
             assert left == [], f"{args} failed (exit {code}) but left {left}:\n{text[-1500:]}"
         else:

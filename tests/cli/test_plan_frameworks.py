@@ -102,15 +102,17 @@ def test_llama31_405b_runs_the_llama3_layout(run_cli):
 
 
 def test_recipe_alone_does_not_apply_the_export_model_rule(run_cli):
-    """torchtitan's llama3-flavour rule is about what the export can describe: a torchtitan-recipe plan
-    of Llama 2 7B is priced; asking for the torchtitan framework (or its export) refuses the model."""
-    base = ("plan", "--model", "llama2-7b", "--hardware", "a100-sxm-80gb", "--gpus", "64", "--global-batch",
-            "512", "--seq", "4096", "--json")
+    """torchtitan's llama3-architecture rule is about what the export can describe: a torchtitan-recipe
+    plan of GPT-3 1.3B (LayerNorm, GeLU, biases) is priced; asking for the torchtitan framework (or its
+    export) refuses the model. (Llama 2 7B, of the llama3 architecture, now exports: issue 25.)"""
+    base = ("plan", "--model", "gpt3-1.3b", "--hardware", "a100-sxm-80gb", "--gpus", "64", "--global-batch",
+            "512", "--seq", "2048", "--json")
     res = run_cli(*base, "--recipe", "torchtitan")
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["plans"][0]["layout"]["fsdp"]
     res = run_cli(*base, "--recipe", "torchtitan", "--framework", "torchtitan")
     assert res.exit_code == 1 and "no valid layout" in res.stderr
+    assert "model removed" in " ".join(res.stderr.split())  # the rule is named (issue 25)
 
 
 def test_estimate_refuses_an_offload_level_the_framework_cannot_express_as_plan_skips_it(run_cli):

@@ -69,6 +69,9 @@ def plans() -> tuple[FrameworkPlan, ...]:
            for fw in ("megatron", "deepspeed", "torchtitan")}
     assert [off[fw].training.offload.describe() for fw in off] == ["off:opt", "off:opt+grad", "off:opt+grad+param"]
     all_off = {"optimizer": True, "gradients": True, "params": True, "activations": True}
+    # Qwen3-30B-A3B, FSDP + expert parallelism (issue 23): torchtitan's qwen3 module, and the best torchtitan plan
+    q30_best = best_plan("qwen3-30b-a3b", "h100-sxm-80gb", 16, 256, "torchtitan", seq_length=4096)
+    assert q30_best.layout.ep > 1 and q30_best.layout.effective_zero_stage == 3
     return (
         FrameworkPlan("llama3-70b-64-fsdp-tp4-sp", _sc("llama3-70b", "h100-sxm-80gb", Layout(
             tp=4, dp=16, fsdp=True, sequence_parallel=True), global_batch_size=128, seq_length=8192,
@@ -106,8 +109,10 @@ def plans() -> tuple[FrameworkPlan, ...]:
         FrameworkPlan("llama3-8b-zero2-pp2", _sc("llama3-8b", "h100-sxm-80gb", Layout(
             tp=2, pp=2, dp=4, zero_stage=2, sequence_parallel=True), global_batch_size=64, seq_length=8192),
             None, "ZeRO-2 with pp(2)", "no ZeRO-1/2"),
+        # DeepSpeed refuses Megatron's optimizer-only offload either way: with ZeRO-1/2 because offload_optimizer
+        # also accumulates the gradients, with ZeRO-0 (dp 1) because it needs a ZeRO stage
         FrameworkPlan("llama3-70b-8-offload-best-megatron", off["megatron"], None,
-                      "offload_optimizer also accumulates the gradients", "offloads params, gradients and optimizer together"),
+                      "offload_opti", "offloads params, gradients and optimizer together"),
         FrameworkPlan("llama3-70b-8-offload-best-deepspeed", off["deepspeed"], "cannot offload gradients", None,
                       "offloads params, gradients and optimizer together"),
         FrameworkPlan("llama3-70b-8-offload-best-torchtitan", off["torchtitan"], "cannot offload gradients, params",
@@ -123,6 +128,17 @@ def plans() -> tuple[FrameworkPlan, ...]:
         FrameworkPlan("qwen2-1.5b-fp16-unfused-grad-accumulation", _sc(qwen2, "h100-sxm-80gb", Layout(
             tp=2, dp=4, zero_stage=1, sequence_parallel=True), global_batch_size=64, seq_length=4096,
             precision="fp16", recipe="megatron-lm", grad_accumulation_fusion=False), None, None, "QKV biases"),
+        FrameworkPlan("qwen3-30b-a3b-fsdp-ep8", _sc("qwen3-30b-a3b", "h100-sxm-80gb", Layout(
+            dp=8, ep=8, fsdp=True), global_batch_size=256, micro_batch_size=4, seq_length=4096, recipe="torchtitan",
+            recompute="full"), None, "ep(8)", None),
+        FrameworkPlan("qwen3-30b-a3b-16-best-torchtitan", q30_best,
+                      "overlap-p2p-communication" if q30_best.layout.vpp > 1 and q30_best.layout.pp <= 2 else None,
+                      "ZeRO-3 with pp(" if q30_best.layout.pp > 1 else "ep(", None),
+        # DeepEP dispatch and the combined-1F1B all-to-all overlap on an interleaved pipeline (issue 23)
+        FrameworkPlan("qwen3-30b-a3b-pp4-v2-ep4-deepep-a2a-overlap", _sc("qwen3-30b-a3b", "h100-sxm-80gb", Layout(
+            pp=4, vpp=2, dp=4, ep=4, zero_stage=1, schedule="interleaved-1f1b"), global_batch_size=64, seq_length=4096,
+            recipe="megatron-core", moe_token_dispatcher="deepep", moe_a2a_overlap=True), None,
+            "schedule interleaved-1f1b", "ZeRO-1"),
         FrameworkPlan("llama3-8b-fsdp-fp16", _sc("llama3-8b", "h100-sxm-80gb", Layout(tp=1, dp=8, fsdp=True),
                       global_batch_size=64, seq_length=8192, precision="fp16"),
                       None, None, "fp16"),

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import pytest
 
+from hwprofiles import load_hardware
 from hwprofiles.loader import load_model
+from planner.bench.accuracy import default_csv
+from planner.bench.rows import build_case, read_rows
 from planner.work.conventions import (
     bigscience_flops,
     flops_utilization,
     korthikanti_model_flops,
     korthikanti_selective_recompute_flops,
+    megatron_bridge_flops,
     megatron_eq3_flops,
     mosaicml_hardware_flops_per_sequence,
     mosaicml_model_flops_per_sequence,
@@ -115,3 +119,21 @@ def test_bigscience_convention():
     # (the log prints 149.77; its N differs slightly, so only the convention's size is checked here).
     flops = bigscience_flops(176_247_271_424, 2048 * 2048)
     assert flops / (104.70 * 384) / 1e12 == pytest.approx(149.77, rel=0.02)
+
+
+def test_megatron_bridge_moe_formula_reproduces_its_tables():
+    """Megatron-Bridge prints tokens/s/GPU and "Model TFLOP / sec / GPU" side by side: their ratio is its
+    FLOPs per token, which planner.work.conventions.megatron_bridge_flops must reproduce for every MoE row
+    (routed top-k and shared experts, dense-first layers, MLA, GQA, MTP, the gpt-oss quick-GELU gate, the
+    vocabulary padded to 128 * tp) within the tables' 3-digit rounding."""
+    checked = 0
+    for row in read_rows(default_csv()):
+        if not row["moe"] or "megatron_bridge" not in row["source_id"]:
+            continue
+        case = build_case(row, (), load_hardware, lambda s: True)
+        i = case.inputs
+        per_token = megatron_bridge_flops(i.model, 1, i.seq, i.tp, i.mtp_layers) / i.seq
+        table = case.measured_tflops * 1e12 / case.measured_tokens_per_gpu
+        assert per_token == pytest.approx(table, rel=0.005), row["row_id"]
+        checked += 1
+    assert checked >= 10

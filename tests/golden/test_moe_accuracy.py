@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from planner.bench.accuracy import run_accuracy
+from planner.bench.accuracy import default_csv, run_accuracy
+from planner.bench.rows import read_rows
 
 # Re-pinned on branch f3 (51.27 -> 32.30, 4 -> 7 rows): rows 147-149 (Megatron-Bridge, 94 / 61 layers on
 # pp8 x vpp4) are now predicted with Megatron's uneven stage split (planner.bench.stages) instead of skipped.
@@ -29,6 +30,19 @@ def test_moe_rows_are_predicted_and_the_median_does_not_grow(report):
     assert stats.median_abs_error_pct <= limit, (
         f"MoE median |error| {stats.median_abs_error_pct:.1f}% > recorded {BASELINE['median_abs_error_pct']}% "
         f"+ {BASELINE['tolerance_points']} points ({BASELINE['command']})")
+
+
+def test_no_moe_row_is_worse_than_the_recorded_worst(report):
+    worst = max(abs(r.error_pct) for r in report.rows if r.moe)
+    assert worst <= BASELINE["max_abs_error_pct"], f"a MoE row is off by {worst:.0f} %"
+
+
+def test_no_moe_row_is_skipped(report):
+    assert not [s for s in report.skipped if s.row_id in {r["row_id"] for r in _moe_csv_rows()}]
+
+
+def _moe_csv_rows():
+    return [r for r in read_rows(default_csv()) if r["moe"]]
 
 
 def test_no_row_is_skipped_because_experts_are_not_priced(report):

@@ -187,11 +187,12 @@ def test_uneven_split_only_for_megatron_frameworks():
 
 
 def test_unstated_expert_tp_that_breaks_the_expert_grid_is_derived():
-    c = case("147")  # tp2 dp16 ep32: ep * etp must divide tp * dp = 32, so etp = 1
+    unstated = ROWS["147"]["moe"].replace("; etp 1", "")
+    c = case("147", moe=unstated)  # tp2 dp16 ep32: ep * etp must divide tp * dp = 32, so etp = 1
     assert c.scenario.layout.etp == 1 and "etp" in c.defaults_used
-    d = case("149")  # tp2 dp64 ep64: Megatron-Core's default etp = tp fits
+    d = case("149", moe=ROWS["149"]["moe"].replace("; etp 1", ""))  # tp2 dp64 ep64: Megatron-Core's etp = tp fits
     assert d.scenario.layout.etp is None and "etp" not in d.defaults_used
-    stated = case("147", moe=ROWS["147"]["moe"] + "; etp 2").scenario  # a stated etp is kept, and refused
+    stated = case("147", moe=unstated + "; etp 2").scenario  # a stated etp is kept, and refused
     assert stated.layout.etp == 2
     with pytest.raises(SpecError, match="layout.ep"):
         check_layout(stated.layout, stated.model, stated.training, stated.gpus)

@@ -17,7 +17,7 @@ from hwprofiles.loader import (
 from planner import fit_microbench as fit
 from planner.errors import NotFoundError, SpecError
 
-EXPECTED = {"a100-sxm-40gb", "a100-sxm-80gb", "h100-sxm-80gb", "h200-sxm-141gb", "mi250x-frontier", "mi300x"}
+EXPECTED = {"a100-sxm-40gb", "a100-sxm-80gb", "h100-sxm-80gb", "h200-sxm-141gb", "mi250x-frontier", "mi300x", "h800"}
 
 
 def _raw(name: str) -> dict:
@@ -69,7 +69,7 @@ def _curve_matches(shipped, fresh) -> None:
         assert _close(s.gflop, f["gflop"]) and _close(s.efficiency, f["efficiency"]), (s, f)
 
 
-@pytest.mark.parametrize("name", ["h200-sxm-141gb", "h100-sxm-80gb"])
+@pytest.mark.parametrize("name", ["h200-sxm-141gb", "h100-sxm-80gb", "h800"])
 def test_hopper_gemm_curve_equals_a_fresh_fit_of_the_microbenchmark(name, h200_fit):
     _curve_matches(load_hardware(name).device.gemm_efficiency, h200_fit["gemm_efficiency"])
 

@@ -1,0 +1,163 @@
+"""``paraplan bench readme``: rerun the commands whose figures the README and docs quote, and print
+the date, the machine's load and every figure as the text should write it, with whether the file
+still holds it ("stale" when not: update the text, or the model moved on purpose).
+
+Each :class:`Figure` is a quoted ``paraplan`` command line (run in this process with ``--json``, so
+the figure is exactly what a user gets) and how its figure is written in the file. A new quoted
+figure is a new entry of :data:`FIGURES`. Timings (the README's speed table) depend on the machine
+and are measured by ``paraplan bench speed`` and tests/bench/, not here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from ..errors import SpecError
+from .app import JSON_OPTION, console, print_json
+from .bench_cmd import bench_app
+
+ROOT = Path(__file__).resolve().parents[2]
+GIB = 2**30
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure quoted in ``file`` (repository-relative), produced by ``paraplan ARGV --json`` and
+    written as ``text(json)``; several pieces joined by `` ... `` must each appear in the file."""
+
+    name: str
+    file: str
+    argv: tuple[str, ...]
+    text: Callable[[Any], str]
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def _run_plan(d: dict) -> str:
+    t = d["totals"]
+    return f"{t['gpu_hours'] / 1e6:.2f}M ... {_pct(t['goodput'])} ... {t['wall_days']:.1f} days"
+
+
+def _best(d: dict) -> dict:
+    return d["best"]["estimate"]
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("Llama 3 405B pre-training, run plan (GPU-hours, goodput, days)", "README.md", ("run", "llama3-405b"),
+           _run_plan),
+    Figure("published runs: all rows / fully stated", "README.md", ("bench", "accuracy"),
+           lambda d: (f"fully stated ({d['summary']['fully_stated']['rows']}) | "
+                      f"{d['summary']['fully_stated']['median_abs_error_pct']:.1f} % ... all predicted dense and MoE rows "
+                      f"({d['summary']['all_rows']['rows']}) | {d['summary']['all_rows']['median_abs_error_pct']:.1f} %")),
+    Figure("published runs: H100 rows", "README.md", ("bench", "accuracy"),
+           lambda d: (f"H100 ({d['summary']['by_hardware']['h100-sxm-80gb']['rows']}) ... "
+                      f"{d['summary']['by_hardware']['h100-sxm-80gb']['median_abs_error_pct']:.1f} %")),
+    Figure("measured single-GPU steps", "README.md", ("bench", "steps"),
+           lambda d: (f"median |time error| {d['median_abs_time_error_pct']:.1f} %, median |allocated-memory error| "
+                      f"{d['median_abs_memory_error_pct']:.1f} %")),
+    Figure("Llama 2 7B on 64 A100, torchtitan", "README.md",
+           ("plan", "--model", "llama2-7b", "--hardware", "a100-sxm-80gb", "--gpus", "64", "--global-batch", "512",
+            "--seq", "4096", "--recipe", "torchtitan"),
+           lambda d: f"`--recipe torchtitan` plans {_pct(_best(d)['mfu'])} MFU"),
+    Figure("Llama 2 7B on 64 A100, megatron-core", "README.md",
+           ("plan", "--model", "llama2-7b", "--hardware", "a100-sxm-80gb", "--gpus", "64", "--global-batch", "512",
+            "--seq", "4096", "--recipe", "megatron-core"),
+           lambda d: f"`--recipe megatron-core` plans {_pct(_best(d)['mfu'])}"),
+    Figure("DeepSeek-V3 on 2,048 H100, bf16", "README.md",
+           ("plan", "--model", "tests/data/hf/deepseek-v3/config.json", "--hardware", "h100-sxm-80gb", "--gpus", "2048",
+            "--global-batch", "15360", "--seq", "4096"),
+           lambda d: f"{_best(d)['step_time_s']:.1f} s per step, ... {_pct(_best(d)['mfu'])} MFU in bf16"),
+    Figure("Llama 3 8B at 131,072 tokens on 64 H100, tp8 cp8", "README.md",
+           ("estimate", "--model", "llama3-8b", "--hardware", "h100-sxm-80gb", "--gpus", "64", "--tp", "8", "--cp", "8",
+            "--sequence-parallel", "--global-batch", "64", "--seq", "131072"),
+           lambda d: f"{d['step_time_s']:.1f} s per step"),
+)
+
+
+def run_json(argv: tuple[str, ...]) -> Any:
+    """``paraplan ARGV --json`` in this process (from the repository root, where the quoted paths
+    live); SpecError naming the command when it fails."""
+    from .boundary import main
+
+    out, err = io.StringIO(), io.StringIO()
+    cwd = os.getcwd()
+    os.chdir(ROOT)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([*argv, "--json"])
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 0
+    finally:
+        os.chdir(cwd)
+    if code:
+        raise SpecError(f"`paraplan {' '.join(argv)}` failed: {err.getvalue().strip()[:300]}", field="bench readme")
+    return json.loads(out.getvalue())
+
+
+def _normalise(text: str) -> str:
+    return " ".join(text.replace("**", "").replace(" %", "%").replace("`", "").split())
+
+
+def compute(names: list[str] | None = None) -> list[dict]:
+    """Every figure (or those whose name contains one of ``names``), computed now."""
+    cache: dict[tuple[str, ...], Any] = {}
+    rows = []
+    for fig in FIGURES:
+        if names and not any(n.lower() in fig.name.lower() for n in names):
+            continue
+        if fig.argv not in cache:
+            cache[fig.argv] = run_json(fig.argv)
+        value = fig.text(cache[fig.argv])
+        path = ROOT / fig.file
+        text = _normalise(path.read_text()) if path.is_file() else ""
+        quoted = all(_normalise(piece) in text for piece in value.split(" ... "))
+        rows.append({"name": fig.name, "file": fig.file, "command": "paraplan " + " ".join(fig.argv), "value": value,
+                     "quoted": quoted})
+    return rows
+
+
+@bench_app.command("readme")
+def readme(
+    only: Annotated[Optional[list[str]], typer.Option("--only", help="Figures whose name contains TEXT "
+                                                     "(repeatable; default: all).")] = None,
+    json_out: bool = JSON_OPTION,
+) -> None:
+    """Recompute the figures the README quotes: date, machine load, each figure and whether the text holds it."""
+    now = datetime.datetime.now().astimezone().isoformat(timespec="seconds")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    rows = compute(only)
+    if only and not rows:
+        raise SpecError(f"no figure matches {', '.join(only)}; figures: {', '.join(f.name for f in FIGURES)}",
+                        field="--only")
+    if json_out:
+        print_json({"date": now, "load_1min": load, "cpus": os.cpu_count(), "figures": rows})
+        return
+    console.print(Text(f"figures of {now}, load {load:.2f} on {os.cpu_count()} CPUs" if load is not None
+                       else f"figures of {now}", style="bold"), highlight=False)
+    table = Table(show_lines=True)
+    for col in ("figure", "value (as the file should write it)", "file", "status"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(r["name"], r["value"], r["file"],
+                      Text("quoted", style="green") if r["quoted"] else Text("stale", style="bold red"))
+    console.print(table)
+    stale = [r for r in rows if not r["quoted"]]
+    if stale:
+        console.print(Text(f"{len(stale)} figure(s) stale: update {', '.join(sorted({r['file'] for r in stale}))} "
+                           "(the command of each: --json)", style="yellow"), highlight=False)

@@ -1,0 +1,119 @@
+"""What the framework's own machinery did to one step, by name (``estimate --json``'s ``mechanisms``):
+sharded data parallelism as the recipe runs it (gathers per micro-batch or per step, the reshard policy,
+gathered weights held, FSDP2 parameter copies), the activation-checkpointing policy and the bytes it keeps,
+PyTorch context parallelism's merge kernels, the SMs collectives take from overlapped compute, the
+attention kernel generation, the power-limited clock and the optimizer kind. Read from the same work
+(planner.work) and prices (planner.pricing) as the estimate: no formula of its own. Seconds and bytes per GPU.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..pricing import Pricer
+from ..pricing.compute import clock_at_power, power_clock_scale
+from ..work.context import grad_group_size
+from ..work.fsdp import keeps_unsharded, sharded_weights
+from ..work.ops import Collective, MemoryOp
+from ..work.step import StepWork
+
+
+class _Item(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class ShardedDataParallel(_Item):
+    """ZeRO-3 / FSDP as the recipe runs it (planner/work/fsdp.py)."""
+
+    mode: str = Field(description="'none', 'per-micro-batch' (gather, free, gather again) or 'kept-unsharded' "
+                      "(gathered once per step and held, gradients reduce-scattered once)")
+    reshard_after_forward: str = Field(description="which blocks free their gathered weights after forward")
+    gathers_per_microbatch: int = Field(description="all-gather calls per micro-batch on the busiest stage")
+    gathers_per_step: int = Field(description="all-gather calls once per step")
+    reduce_scatters_per_microbatch: int = Field(description="gradient reduce-scatter calls per micro-batch")
+    reduce_scatters_per_step: int = Field(description="gradient reduce-scatter calls once per step")
+    gathered_weight_bytes: float = Field(description="gathered (unsharded) weights held at the peak, bytes")
+    unsharded_grad_bytes: float = Field(description="gradients held unsharded before their reduce-scatter, bytes")
+    param_copy_bytes_per_step: float = Field(description="HBM bytes of copying gathers into the unsharded "
+                                             "parameters on the compute stream (FSDP2 copy-out), per step")
+    param_copy_s_per_step: float = Field(description="seconds of those copies per step")
+    gather_bytes_per_param: float = Field(description="bytes per gathered parameter (1 = fp8 all-gather)")
+
+
+class Checkpointing(_Item):
+    """The activation-checkpointing policy (planner/work/sac.py for 'op')."""
+
+    policy: str = Field(description="none, selective (attention core), op (per-op save list) or full")
+    saved_bytes_per_layer: float = Field(description="activations one layer keeps per micro-batch, bytes")
+    recompute_s_per_step: float = Field(description="seconds of replayed forward ops per step")
+
+
+class CommOverlap(_Item):
+    """Compute slowed by the collectives it overlaps (Pricer.comm_compute_slowdown)."""
+
+    collective_sms: int | None = Field(description="SMs a collective's kernels hold (node.collective_sms)")
+    sm_count: int | None = Field(description="SMs of the device")
+    slowdown: float = Field(description="extra compute seconds per second of overlapped compute")
+
+
+class Mechanisms(_Item):
+    """The framework machinery of one estimated step, by name."""
+
+    sharded_data_parallel: ShardedDataParallel = Field(description="ZeRO-3 / FSDP gathers and copies")
+    checkpointing: Checkpointing = Field(description="activation checkpointing")
+    cp_merge_s_per_step: float = Field(description="seconds of PyTorch context parallelism's merge kernels per step")
+    comm_overlap: CommOverlap = Field(description="NCCL's SM share of overlapped compute")
+    attention_kernel: str = Field(description="the attention kernel table priced (the profile default or a named one)")
+    power_limit_w: float | None = Field(description="board power limit priced, W (None: the curves' own)")
+    tensor_clock_mhz: float | None = Field(description="tensor-core clock at that limit, MHz")
+    compute_time_factor: float = Field(description="time factor of GEMMs and attention at that limit (1 = as measured)")
+    optimizer: str = Field(description="'fused' or 'foreach' AdamW")
+
+
+def _seconds(ops, pricer: Pricer, name: str) -> float:
+    return sum(pricer.compute.memory_time(op) for op in ops if isinstance(op, MemoryOp) and op.name.startswith(name))
+
+
+def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> Mechanisms:
+    """The Mechanisms of ``step`` priced by ``pricer``; ``copy_s_per_microbatch``: the busiest stage's FSDP copy
+    seconds per micro-batch (planner.cost.analytic.fsdp_copy_time)."""
+    training, layout, m = step.training, step.layout, step.micro_batches
+    recipe = training.recipe_spec
+    stage = max(step.stages, key=lambda s: s.layers)
+    mode = "none"
+    if sharded_weights(layout):
+        mode = "kept-unsharded" if keeps_unsharded(training, layout) else "per-micro-batch"
+
+    def calls(colls, kind):
+        return sum(c.calls for c in colls if isinstance(c, Collective) and c.kind == kind and c.axis.startswith("dp"))
+
+    grads_held = stage.working_bytes if mode == "kept-unsharded" else 0.0
+    sdp = ShardedDataParallel(
+        mode=mode, reshard_after_forward=recipe.fsdp_reshard_after_forward if mode != "none" else "-",
+        gathers_per_microbatch=calls(stage.per_microbatch_comm, "all-gather"),
+        gathers_per_step=calls(stage.per_step_comm, "all-gather") if mode == "kept-unsharded" else 0,
+        reduce_scatters_per_microbatch=calls(stage.per_microbatch_comm, "reduce-scatter"),
+        reduce_scatters_per_step=calls(stage.per_step_comm, "reduce-scatter") if mode == "kept-unsharded" else 0,
+        gathered_weight_bytes=stage.fsdp_gathered_bytes,
+        unsharded_grad_bytes=grads_held,
+        param_copy_bytes_per_step=stage.fsdp_copy_bytes_per_microbatch * m + stage.fsdp_copy_bytes_per_step,
+        param_copy_s_per_step=copy_s_per_microbatch * m,
+        gather_bytes_per_param=1.0 if training.fp8_all_gather else recipe.param_gather_bytes,
+    )
+    recompute_s = sum(pricer.block_time(block.recompute).total * n for block, n in stage.blocks if block.recompute)
+    ckpt = Checkpointing(policy=training.recompute,
+                         saved_bytes_per_layer=stage.activation_bytes_per_microbatch / max(1, stage.layers),
+                         recompute_s_per_step=recompute_s * m)
+    merge = sum(_seconds(ops, pricer, "attention.cp_merge") * n
+                for block, n in stage.blocks for ops in (block.forward, block.backward_input, block.recompute))
+    dev = pricer.hardware.device
+    overlap = CommOverlap(collective_sms=pricer.hardware.node.collective_sms, sm_count=dev.sm_count,
+                          slowdown=pricer.comm_compute_slowdown if grad_group_size(layout) > 1 or layout.tp > 1 else 0.0)
+    limit = dev.power_limit_w
+    clock = clock_at_power(dev, limit) if limit is not None and dev.tensor_clock_by_power else None
+    return Mechanisms(
+        sharded_data_parallel=sdp, checkpointing=ckpt, cp_merge_s_per_step=merge * m, comm_overlap=overlap,
+        attention_kernel=pricer.attention_kernel or f"default ({dev.attention_kernel or 'attention_table'})",
+        power_limit_w=limit, tensor_clock_mhz=clock, compute_time_factor=power_clock_scale(dev),
+        optimizer="foreach" if recipe.optimizer_foreach else "fused",
+    )

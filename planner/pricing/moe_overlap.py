@@ -1,0 +1,78 @@
+"""How a MoE layer's host syncs and expert-parallel all-to-alls sit against its compute. Seconds.
+
+Host syncs (``HostSync``, planner.work.moe): the CPU waits at the sync until the GPU has caught up, so it
+cannot run ahead of the device across it. A block holding a sync is therefore bounded by its own host
+dispatch (``max(device, host)``, not the pass-level floor of planner.cost.analytic) and pays, per sync,
+the dispatch of the first kernel after it on an empty queue (the recipe's ``host_dispatch_us``).
+
+1F1B A2A overlap (Megatron-Core ``--overlap-moe-expert-parallel-comm``; megatron/core/pipeline_parallel/
+combined_1f1b.py, Megatron-Core 0.19.2: "the forward pass of Transformer layers for one micro-batch runs in
+parallel with the backward pass of another"): in the schedule's steady phase a layer's forward (of micro-batch
+i+1) and backward (of micro-batch i) run as one plan on a compute and a communication stream
+(megatron/core/models/common/model_chunk_schedule_plan.py:231-233, ``TransformerLayerSchedulePlan.run``)::
+
+    comm_stream: combine_bwd       | dispatch_fwd -> dispatch_bwd   | combine_fwd
+    comp_stream: pre_dispatch_fwd  | mlp_bwd -> mlp_bwd_dw -> mlp_fwd | pre_dispatch_bwd
+
+with the dependencies dispatch_fwd -> mlp_fwd -> combine_fwd and mlp_bwd -> dispatch_bwd -> pre_dispatch_bwd,
+so one layer pair takes ``max(C_b, P_f) + max(D_f, M_b + M_b,dw) + max(D_b, M_f) + max(C_f, P_b + P_b,dw)``
+(``paired_layer_time``) instead of the sum of its ten parts; the warm-up forward passes and the last backward
+have no partner (``overlap_fraction``). DualPipe (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.1) pairs forward and backward chunks the same way;
+its bidirectional bubble is not modelled. The hidden communication's kernels occupy SMs the compute then lacks:
+DeepEP's dispatch/combine run on 20 SMs (DeepSeek-V3 Sec. 3.2.2: "only 20 SMs"; Megatron-Core
+``moe_deepep_num_sms``, "historical default 20", transformer_config.py:931-933), so the compute beside them runs
+``sm_count / (sm_count - 20)`` slower. NCCL's all-to-all SM use is not priced.
+"""
+
+from __future__ import annotations
+
+DEEPEP_SMS = 20  # SMs DeepEP's normal kernels use in training (DeepSeek-V3 Sec. 3.2.2; Megatron-Core default)
+
+
+def synced_block(compute: float, comm: float, cp_comm: float, host: float, syncs: int,
+                 dispatch_s: float) -> tuple[float, float]:
+    """(compute, host) seconds a block contributes to its pass. Without syncs: unchanged (the host floor is
+    applied per pass). With ``syncs``: compute = max(compute, host - comm - cp_comm) + syncs * dispatch_s, and
+    the CPU is held for the block's whole wall time (host = compute + comm + cp_comm)."""
+    if not syncs:
+        return compute, host
+    wall = max(compute, host - comm - cp_comm) + syncs * dispatch_s
+    return wall, wall + comm + cp_comm
+
+
+def overlap_fraction(micro_batches: int, pp: int, vpp: int) -> float:
+    """Share of a stage's micro-batch passes that run paired in the combined 1F1B schedule: all but the
+    warm-up forwards of pipeline rank 0, ``(pp - 1) * 2 + (vpp - 1) * pp`` chunk passes with interleaving
+    (megatron/core/pipeline_parallel/schedules.py ``get_pp_rank_microbatches``) plus the one extra
+    micro-batch the overlap schedules first (schedules.py:939-942), of ``micro_batches * vpp`` chunk passes;
+    without pipelining, all but one micro-batch (combined_1f1b_schedule_for_no_pipelining)."""
+    passes = micro_batches * vpp
+    warmup = 1 if pp == 1 else (pp - 1) * 2 + (vpp - 1) * pp + 1
+    return max(0, passes - warmup) / passes
+
+
+def paired_layer_time(p_f: float, d_f: float, m_f: float, c_f: float, p_b: float, d_b: float, m_b: float,
+                      c_b: float, slowdown: float = 1.0) -> float:
+    """Seconds of one MoE layer's forward and the paired micro-batch's backward run as one plan (module
+    docstring): ``p`` the pre-dispatch compute (attention, router, permutation; the backward's with its weight
+    gradients and recompute), ``d`` / ``c`` the dispatch / combine communication, ``m`` the expert compute (the
+    backward's with its weight gradients), ``_f`` forward, ``_b`` backward. Compute that runs while the
+    communication kernels hold their SMs runs ``slowdown`` times longer (``comm_sm_slowdown``): a phase of
+    ``comm`` and ``comp`` seconds takes ``comm`` when the slowed compute fits under it, else ``comp + comm (1 -
+    1 / slowdown)`` (the compute lost ``comm / slowdown`` of its own time to the shared SMs)."""
+    def phase(comm: float, comp: float) -> float:
+        if comp * slowdown <= comm:
+            return comm
+        return comp + comm * (1.0 - 1.0 / slowdown)
+    return phase(c_b, p_f) + phase(d_f, m_b) + phase(d_b, m_f) + phase(c_f, p_b)
+
+
+def comm_sm_slowdown(sm_count: int | None, dispatcher: str) -> float:
+    """Time factor (>= 1) of compute running beside the hidden all-to-all kernels: ``sm_count / (sm_count -
+    20)`` for DeepEP; 1 for NCCL's all-to-all (not priced) or a profile without ``sm_count``."""
+    if dispatcher != "deepep" or not sm_count or sm_count <= DEEPEP_SMS:
+        return 1.0
+    return sm_count / (sm_count - DEEPEP_SMS)
+
+
+__all__ = ["DEEPEP_SMS", "comm_sm_slowdown", "overlap_fraction", "paired_layer_time", "synced_block"]
