@@ -228,7 +228,7 @@ class Engine:
             self.windows[i][c].succeed((start, start + busy))
         hidden = 0.0  # compute run under longer ZeRO-3 traffic: booked as communication (as the analytic)
         if kind != "W" and plan.zero3_fwd is not None:
-            if not self.overlap:
+            if not self.overlap or plan.zero3_serialized:  # the analytic exposed time, half per pass
                 beside = plan.zero3_beside / 2 / self.v * k
                 yield env.timeout(busy + beside + plan.zero3_exposed / 2 / self.v * k)
                 hidden = plan.zero3_hidden[kind != "F"] / self.v * k - beside  # booked as compute

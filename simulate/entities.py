@@ -105,6 +105,7 @@ class StagePlan:
     zero3_hidden: tuple[float, float] = (0.0, 0.0)  # analytic compute hidden under ZeRO-3 traffic (fwd, bwd), s
     comm_slowdown: float = 0.0  # extra compute seconds per second run beside a collective (Pricer.comm_compute_slowdown)
     offload_exposed: float = 0.0  # analytic exposed host-link copies per micro-batch, s
+    zero3_serialized: bool = False  # the recipe's ZeRO-3 collectives run between the compute, not beside it
 
 
 @dataclass(frozen=True)
@@ -302,8 +303,10 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
         mem = stage_memory(s, hardware)
         bd = mem.breakdown
         bwd_c = times.bwd_input_compute + times.bwd_weight_compute + times.recompute_compute
-        hidden = (hidden_compute(times.fwd_compute, sum(pricer.collective_time(c) for c in z3f)) if z3f else 0.0,
-                  hidden_compute(bwd_c, sum(pricer.collective_time(c) for c in z3b)) if z3b else 0.0)
+        serialized = step.training.recipe_spec.zero3.serialized
+        hidden = (0.0, 0.0) if serialized else (
+            hidden_compute(times.fwd_compute, sum(pricer.collective_time(c) for c in z3f)) if z3f else 0.0,
+            hidden_compute(bwd_c, sum(pricer.collective_time(c) for c in z3b)) if z3b else 0.0)
         stages.append(StagePlan(
             index=s.index, node=node, devices=devs,
             chunks=chunks if pricer.groups["cp"].nodes == 1 else  # cp sends load this stage's NICs
@@ -317,7 +320,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
             analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden, comm_slowdown=pricer.comm_compute_slowdown,
-            offload_exposed=times.offload_exposed,
+            offload_exposed=times.offload_exposed, zero3_serialized=serialized,
         ))
     send = pricer.p2p_time(step.p2p_bytes)
     gather = pricer.p2p_gather_time(step.p2p_gather_bytes)  # the receiver's tp all-gather (scatter/gather p2p)

@@ -1,4 +1,6 @@
-"""Fit pricing parameters to what the validator measured, as an overlay on a base hardware profile.
+"""Fit pricing parameters to what the validator (or a user's own job) measured, as an overlay on a base
+hardware profile. One path for every source of jobs: traced jobs (planner.trace, validate.trace_fit), plus
+optional microbenchmarks.
 
 From the microbenchmarks (validate.microbench), with the cost model's own definitions (planner.pricing):
   GEMM efficiency      = 2mnk / ((t - overhead) * peak)             per shape, binned by size
@@ -9,19 +11,16 @@ From the microbenchmarks (validate.microbench), with the cost model's own defini
                          Hockney 1994; ring algorithm, Thakur et al. 2005) fitted by least squares
                          (relative residuals) over all-reduce (2 phases), all-gather and reduce-scatter
   send-recv            t = S / (p2p_bw * eff) + alpha
-Then, from whole training steps of every layout except a held-out one, ``kernel_overhead_us`` (the
-fixed cost per op: on a CPU, PyTorch dispatch and Python), the per-collective-step latency (on a CPU
-the latency a collective costs inside PyTorch, DTensor redistribution included, is far above the bare
-gloo figure) and the send/recv latency ``p2p_latency_us`` (pipeline transfers, which pay no DTensor
-redistribution) are fitted jointly: least squares on the log errors of the predicted step times
-(Levenberg-Marquardt in log10(us), started at the microbenchmark figures). Each is a pricing
-parameter of the profile: it applies to every prediction, no per-layout factor. Torch-free.
+Then, from the traces of every job but a held-out one, each class of the step from its own measurements
+(validate.trace_fit): GEMM, attention, memory-bound and optimizer rates from the ops the jobs ran, the host
+time between ops per priced kernel, the collective latency per call and the send/recv latency against the
+pipeline's waits. What the jobs measured replaces the microbenchmarks' figure. Each is a pricing parameter of
+the profile: it applies to every prediction, no per-layout factor. Torch-free.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
-import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,18 @@ from planner.specs import HardwareProfile
 from planner.topology import offnode_bandwidth_per_device_gbps, p2p_bandwidth_gbps, ring_bandwidth_gbps
 from planner.work.ops import Attention
 
-from .results import BenchResult, JobResult
+from .results import BenchResult
+from .trace_fit import (
+    TracedJob,
+    class_groups,
+    fit_collective_latency,
+    fit_compute,
+    fit_host,
+    fit_optimizer,
+    fit_p2p_latency,
+    predict,
+    predicted_groups,
+)
 
 PRICED_PRECISION = "bf16"  # JobSpec.training_spec() asks the cost model about bf16 (see job.py)
 
@@ -58,12 +68,25 @@ class LayoutError(Model):
     error_after_pct: float = Field(description="100 * (predicted - measured) / measured, with the overlay")
 
 
+class ClassError(Model):
+    """Measured vs predicted seconds per step of one class group of one job, before and after calibration."""
+
+    layout: str = Field(description="layout")
+    held_out: bool = Field(description="kept out of the fit")
+    kind: str = Field(description="gemm, attention, memory-bound, optimizer, comm:<kind>, host or idle")
+    measured_s: float = Field(description="measured seconds per step (mean over ranks of the median step), s")
+    predicted_before_s: float = Field(description="predicted with the base profile, s")
+    predicted_after_s: float = Field(description="predicted with the overlay, s")
+
+
 class CalibrationReport(Model):
     """What ``paraplan calibrate`` fitted and how well it predicts."""
 
     base: str = Field(description="base hardware profile")
     overlay: dict[str, Any] = Field(description="the overlay written (profile keys, sources, calibration)")
     layouts: list[LayoutError] = Field(default_factory=list, description="per-job errors")
+    classes: list[ClassError] = Field(default_factory=list, description="per job and class group, measured vs "
+                                      "predicted seconds per step")
     held_out: str | None = Field(None, description="held-out layout")
     held_out_error_pct: list[float] = Field(default_factory=list, description="its error over repeats, %")
     notes: list[str] = Field(default_factory=list, description="what was clamped or skipped")
@@ -220,148 +243,100 @@ def _round(v: Any) -> Any:
     return v
 
 
-def predict_step(job: JobResult, profile: HardwareProfile) -> float:
-    """The cost model's step time for a measured job, s."""
-    from planner.cost import estimate
+def _fit_traces(jobs: list[TracedJob], base: dict[str, Any], path: str, flat: dict[str, Any],
+                notes: list[str]) -> dict[str, str]:
+    """Fit from the traced jobs into ``flat`` (validate.trace_fit, in its order); returns what each value
+    was fitted from (for its source)."""
+    def profile_of(extra: dict[str, float] | None = None) -> HardwareProfile:
+        values = {**flat, **(extra or {})}
+        return profile_with(base, {**nest(values), "sources": {p: "being fitted" for p in values}}, path)
 
-    spec = job.job
-    return estimate(spec.effective_model(), profile, spec.training_spec(), spec.layout).step_time_s
-
-
-# Bounds of the step-time fit, log10(us): 0.1 us .. 100 ms per op, collective or transfer.
-LOG10_US_BOUNDS = (-1.0, 5.0)
-
-
-def step_fit_paths(jobs: list[JobResult]) -> list[str]:
-    """Parameters the step times can pin down: the per-op overhead always; the per-collective latency
-    when some job communicates every layer (tp > 1) or over dp; the send/recv latency when some job
-    runs a pipeline (pp > 1)."""
-    paths = ["device.kernel_overhead_us"]
-    if any(j.job.layout.tp > 1 or j.job.layout.dp > 1 for j in jobs):
-        paths.append("node.collective_latency_us")
-    if any(j.job.layout.pp > 1 for j in jobs):
-        paths.append("node.p2p_latency_us")
-    return paths
-
-
-def _start_value(path: str, flat: dict[str, Any], base: HardwareProfile) -> float:
-    """Where the step fit starts: the microbenchmark figure, else the base profile's (us)."""
-    if flat.get(path) is not None:
-        return float(flat[path])
-    if path == "node.p2p_latency_us":
-        return base.node.p2p_latency_us if base.node.p2p_latency_us is not None else base.node.collective_latency_us
-    section, field = path.split(".")
-    return float(getattr(getattr(base, section), field))
+    what: dict[str, str] = {}
+    compute = fit_compute(jobs, profile_of(), notes)
+    dispatch_s = compute.pop("device.kernel_overhead_us") * 1e-6
+    flat.update(compute)
+    what.update({p: "the traced ops of" for p in compute})
+    rate = fit_optimizer(jobs)
+    if rate:
+        flat["device.optimizer_params_per_s"], what["device.optimizer_params_per_s"] = rate, "the optimizer time of"
+    host = fit_host(jobs, profile_of)
+    per_call = 0.0
+    if host is not None:
+        per_kernel, per_call = host
+        flat["device.kernel_overhead_us"] = (dispatch_s + per_kernel) * 1e6
+        what["device.kernel_overhead_us"] = "the time inside each op and the host time between ops of"
+        notes.append(f"device.kernel_overhead_us = {(dispatch_s + per_kernel) * 1e6:.1f}: {dispatch_s * 1e6:.1f} us "
+                     f"inside each op + {per_kernel * 1e6:.1f} us of host time per priced kernel; host time per "
+                     f"collective call {per_call * 1e6:.0f} us (in the collective latency)")
+    for p, v in fit_collective_latency(jobs, profile_of, per_call).items():
+        flat[p], what[p] = v, "the collective calls (waits and host time around them) of"
+    for p, v in fit_p2p_latency(jobs, profile_of).items():
+        flat[p], what[p] = v, "the send/recv waits of"
+    return what
 
 
-def least_squares_log(residuals, x0: list[float], bounds: tuple[float, float], iters: int = 40) -> list[float]:
-    """Minimise sum(residuals(x)**2) by Levenberg-Marquardt (Marquardt 1963, doi:10.1137/0111030) with a
-    forward-difference Jacobian, every x kept inside ``bounds``. Directions the residuals do not see
-    stay where they start (the damping term)."""
-    import numpy as np
-
-    lo, hi = bounds
-    x = np.clip(np.asarray(x0, dtype=float), lo, hi)
-    r = np.asarray(residuals(list(x)))
-    cost, lam, h = float(r @ r), 1e-3, 1e-4
-    for _ in range(iters):
-        jac = np.empty((len(r), len(x)))
-        for i in range(len(x)):
-            step = h if x[i] + h <= hi else -h
-            xi = x.copy()
-            xi[i] += step
-            jac[:, i] = (np.asarray(residuals(list(xi))) - r) / step
-        grad, hess = jac.T @ r, jac.T @ jac
-        improved = False
-        while lam < 1e8:
-            delta = np.linalg.solve(hess + lam * (np.diag(np.diag(hess)) + 1e-9 * np.eye(len(x))), -grad)
-            trial = np.clip(x + delta, lo, hi)
-            r_trial = np.asarray(residuals(list(trial)))
-            c_trial = float(r_trial @ r_trial)
-            if c_trial < cost:
-                x, r, improved = trial, r_trial, cost - c_trial > 1e-12 * max(cost, 1e-30)
-                cost, lam = c_trial, max(lam / 10, 1e-9)
-                break
-            lam *= 10
-        if not improved:
-            break
-    return list(x)
+def _class_rows(job: TracedJob, before: Any, after: Any, held_out: bool) -> list[ClassError]:
+    """Measured vs predicted seconds per class group of one job (validate.trace_fit.class_groups)."""
+    measured = class_groups(job.run.classes())
+    pred_b, pred_a = predicted_groups(before), predicted_groups(after)
+    rows = []
+    for cls in sorted(set(measured) | set(pred_b), key=lambda c: -max(measured.get(c, 0.0), pred_a.get(c, 0.0))):
+        rows.append(ClassError(layout=job.name, held_out=held_out, kind=cls, measured_s=measured.get(cls, 0.0),
+                               predicted_before_s=pred_b.get(cls, 0.0), predicted_after_s=pred_a.get(cls, 0.0)))
+    return rows
 
 
-def fit_step_params(jobs: list[JobResult], base: dict[str, Any], flat: dict[str, Any], source: str
-                    ) -> dict[str, float]:
-    """Values (us) of ``step_fit_paths`` minimising, jointly, the sum over ``jobs`` of squared log errors
-    of the predicted step times, log(predicted / measured); fitted in log10(us) by least squares."""
-    paths = step_fit_paths(jobs)
-    base_prof = hardware_from_dict(base, source)
-    x0 = [math.log10(max(_start_value(p, flat, base_prof), 0.1)) for p in paths]
-
-    def residuals(x: list[float]) -> list[float]:
-        prof = profile_with(base, nest({**flat, **{p: 10 ** v for p, v in zip(paths, x)}}), source)
-        return [math.log(predict_step(j, prof) / j.step_time_s) for j in jobs]
-
-    best = least_squares_log(residuals, x0, LOG10_US_BOUNDS)
-    return {p: 10 ** v for p, v in zip(paths, best)}
-
-
-def calibrate(base_name: str, bench: BenchResult | None, jobs: list[JobResult], held_out: str | None,
+def calibrate(base_name: str, bench: BenchResult | None, jobs: list[TracedJob], held_out: str | None,
               date: str | None = None) -> CalibrationReport:
-    """Fit an overlay for ``base_name`` from microbenchmarks and measured jobs (``held_out`` layout kept
-    out of the fit, reported separately). Raises SpecError when there is nothing to fit."""
+    """Fit an overlay for ``base_name`` from microbenchmarks (if any) and traced jobs (``held_out`` layout kept
+    out of the fit and reported separately); values measured in the jobs replace the microbenchmarks'.
+    Raises SpecError when there is nothing to fit."""
     base, path = base_profile_data(base_name)
     base_prof = hardware_from_dict(base, path)
     day = date or _dt.date.today().isoformat()
     notes: list[str] = []
     flat: dict[str, Any] = {}
-    if bench is not None and bench.ranks:
+    meta = bench.ranks[0] if bench is not None and bench.ranks else {}
+    if meta:
         device_fit, device_notes = fit_device(bench, base_prof)
         flat.update(device_fit)
         notes += device_notes
         flat.update(fit_collectives([c for r in bench.ranks for c in r.get("collectives", [])], base_prof))
-    usable = [j for j in jobs if j.step_time_s and not j.partial]
-    fit_jobs = [j for j in usable if j.layout != held_out]
-    step_paths: dict[str, float] = {}
-    if fit_jobs:
-        micro = {p: flat.get(p) for p in step_fit_paths(fit_jobs)}
-        step_paths = fit_step_params(fit_jobs, base, flat, path)
-        flat.update(step_paths)
-        for p, v in step_paths.items():
-            was = f" (microbenchmarks gave {micro[p]:.1f})" if micro.get(p) is not None else ""
-            notes.append(f"{p} = {v:.1f} fitted to the step times of "
-                         f"{', '.join(sorted({j.layout for j in fit_jobs}))}{was}")
-        layouts = len({j.layout for j in fit_jobs})
-        if layouts < len(step_paths):
-            notes.append(f"{len(step_paths)} step parameters from {layouts} fitted layout(s): underdetermined, "
-                         "the split between them is arbitrary; fit more layouts")
-    if not flat:
-        raise SpecError("nothing to fit: no microbenchmarks and no finished jobs", field="calibrate")
-    meta = bench.ranks[0] if bench is not None and bench.ranks else {}
     what = f"measured by paraplan validate on {day}"
     sources = {p: f"{what} ({meta.get('device', 'cpu')}, {meta.get('backend', 'gloo')}, "
-               f"{meta.get('world', '?')} ranks)" for p in flat}
-    for p in step_paths:
-        sources[p] = f"{what}: fitted to measured step times of {len(fit_jobs)} jobs (held out: {held_out})"
+               f"{meta.get('world', '?')} ranks, microbenchmarks)" for p in flat}
+    fit_jobs = [j for j in jobs if j.name != held_out]
+    if fit_jobs:
+        fitted = _fit_traces(fit_jobs, base, path, flat, notes)
+        names = sorted({j.name for j in fit_jobs})
+        for p, how in fitted.items():
+            sources[p] = f"{what}: {how} {len(fit_jobs)} traced jobs ({', '.join(names)}; held out: {held_out})"
+    if not flat:
+        raise SpecError("nothing to fit: no microbenchmarks and no traced jobs", field="calibrate")
     overlay = _round(nest(flat))
     overlay["sources"] = sources
+    device = fit_jobs[0].run.device if fit_jobs else meta.get("device", "")
     overlay["calibration"] = {
-        "tool": "paraplan calibrate", "date": day, "base": base_prof.name,
-        "device": meta.get("device", ""), "backend": meta.get("backend", ""), "ranks": meta.get("world", 0),
-        "torch_version": meta.get("torch_version", ""), "fitted_layouts": sorted({j.layout for j in fit_jobs}),
-        "held_out_layout": held_out,
+        "tool": "paraplan calibrate", "date": day, "base": base_prof.name, "device": device,
+        "backend": meta.get("backend", "") or (fit_jobs[0].backend if fit_jobs else ""),
+        "ranks": max((j.layout.gpus for j in fit_jobs), default=meta.get("world", 0)),
+        "fitted_layouts": sorted({j.name for j in fit_jobs}), "held_out_layout": held_out,
     }
     after = profile_with(base, overlay, path)
-    rows = []
-    for j in usable:
-        before_s, after_s = predict_step(j, base_prof), predict_step(j, after)
+    rows, classes = [], []
+    for j in jobs:
+        est_b, est_a = predict(j, base_prof), predict(j, after)
+        m = j.measured_step_s
         rows.append(LayoutError(
-            layout=j.layout, held_out=j.layout == held_out, measured_s=j.step_time_s,
-            measured_min_s=j.step_time_min_s, measured_max_s=j.step_time_max_s, predicted_before_s=before_s,
-            predicted_after_s=after_s, error_before_pct=100 * (before_s - j.step_time_s) / j.step_time_s,
-            error_after_pct=100 * (after_s - j.step_time_s) / j.step_time_s))
+            layout=j.name, held_out=j.name == held_out, measured_s=m, measured_min_s=j.step_min_s,
+            measured_max_s=j.step_max_s, predicted_before_s=est_b.step_time_s, predicted_after_s=est_a.step_time_s,
+            error_before_pct=100 * (est_b.step_time_s - m) / m, error_after_pct=100 * (est_a.step_time_s - m) / m))
+        classes += _class_rows(j, est_b, est_a, j.name == held_out)
+        notes += [f"{j.name}: {n}" for n in j.notes + j.run.notes]
     held = [r.error_after_pct for r in rows if r.held_out]
     overlay["calibration"]["held_out_error_pct"] = [round(e, 2) for e in held]
-    return CalibrationReport(base=base_prof.name, overlay=overlay, layouts=rows, held_out=held_out,
-                             held_out_error_pct=held, notes=notes)
+    return CalibrationReport(base=base_prof.name, overlay=overlay, layouts=rows, classes=classes, held_out=held_out,
+                             held_out_error_pct=held, notes=list(dict.fromkeys(notes)))
 
 
 def overlay_yaml(report: CalibrationReport) -> str:

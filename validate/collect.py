@@ -51,5 +51,5 @@ def collect(workdir: str | Path, timeout_s: float) -> ResultsFile:
         elif any(r.status != "done" for r in ranks):
             error = describe_hang(ranks, timeout_s)
         started = min((r.heartbeat_unix for r in ranks if r.heartbeat_unix), default=0.0)
-        jobs.append(assemble(job, ranks, error=error, wall_s=0.0, started=started))
+        jobs.append(assemble(job, ranks, error=error, wall_s=0.0, started=started, job_dir=job_dir))
     return ResultsFile(jobs=jobs, microbench=bench)

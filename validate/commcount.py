@@ -1,4 +1,5 @@
-"""Collective calls of one training step, counted by the torch profiler (CPU activity).
+"""Which ``c10d::`` dispatcher op is which collective kind, for counting a step's calls in its profile
+(validate.tracing counts them on the traced steps).
 
 Every ``torch.distributed`` collective, whichever API issued it (DTensor redistribution, FSDP2, the
 pipelining schedules, ZeroRedundancyOptimizer), passes through one ``c10d::`` dispatcher op; counting
@@ -7,11 +8,6 @@ the cost model prices (``validate.report.predicted_collective_calls``).
 """
 
 from __future__ import annotations
-
-from collections import Counter
-from collections.abc import Callable
-
-from torch.profiler import ProfilerActivity, profile
 
 C10D_KINDS = {
     "c10d::allreduce_": "all-reduce",
@@ -28,15 +24,3 @@ C10D_KINDS = {
     "c10d::send": "send",
     "c10d::recv_": "recv",
 }
-
-
-def count_collective_calls(step: Callable[[], object]) -> dict[str, int]:
-    """Run ``step`` once under the profiler; calls per collective kind (all-reduce, all-gather, ...)."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        step()
-    counts: Counter[str] = Counter()
-    for event in prof.key_averages():
-        kind = C10D_KINDS.get(event.key)
-        if kind:
-            counts[kind] += event.count
-    return dict(sorted(counts.items()))

@@ -106,6 +106,8 @@ class JobSpec(Spec):
     check_numerics: bool = Field(True, description="compare step 1 with a single-process reference")
     track_memory: bool = Field(True, description="measure peak memory per rank")
     count_collectives: bool = Field(True, description="count one step's collective calls (torch profiler)")
+    trace_steps: int = Field(2, ge=0, description="steps run under torch.profiler after the timed ones, their "
+                             "trace kept per rank (0 = none; the collective calls are counted on them)")
     fault: str | None = Field(
         None, description="fault injection for robustness tests: 'RANK:die' or 'RANK:hang' (in step 1)"
     )

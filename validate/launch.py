@@ -20,7 +20,17 @@ from planner.errors import SpecError
 
 from .benchspec import BenchSpec
 from .job import JobSpec
-from .results import BenchResult, JobResult, RankResult, ResultsFile, assemble, read_ranks
+from .results import (
+    SIDECAR,
+    TRACE_DIR,
+    BenchResult,
+    JobResult,
+    RankResult,
+    ResultsFile,
+    assemble,
+    read_ranks,
+    write_sidecar,
+)
 
 # Start-up allowance on top of the per-job timeouts (torch import in the supervisor and forkserver), s.
 STARTUP_ALLOWANCE_S = 90.0
@@ -86,9 +96,11 @@ def require_gpus(nprocs: list[int]) -> None:
 def run_jobs(
     jobs: list[JobSpec], *, timeout_s: float = 120.0, workdir: str | Path | None = None,
     bench: BenchSpec | None = None, on_progress: Callable[[int, list[RankResult]], None] | None = None,
+    keep_traces: str | Path | None = None,
 ) -> ResultsFile:
     """Run ``jobs`` one after another (each ``job.nproc`` local ranks), then the microbenchmarks
-    ``bench`` if given, and return their results.
+    ``bench`` if given, and return their results. With ``keep_traces``, each job's trace folder is copied
+    there (``job_<k>/trace``, self-describing: calibrate --trace reads it) and the results point at it.
 
     A job that exceeds ``timeout_s`` or loses a rank ends with ``partial=True`` and a one-line ``error``
     naming the rank; the other jobs still run.
@@ -106,7 +118,13 @@ def run_jobs(
     root = Path(workdir) if workdir else Path(tempfile.mkdtemp(prefix="paraplan-validate-"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        return _supervise(tasks, nprocs, jobs, bench, root, timeout_s, on_progress)
+        results = _supervise(tasks, nprocs, jobs, bench, root, timeout_s, on_progress)
+        if keep_traces is not None:
+            return keep_job_traces(results, root, Path(keep_traces))
+        if workdir is None:  # the traces go with the work folder
+            results = results.model_copy(update={"jobs": [j.model_copy(update={"trace_dir": None})
+                                                          for j in results.jobs]})
+        return results
     finally:
         if workdir is None:  # nothing left behind: the per-rank files live in the results
             shutil.rmtree(root, ignore_errors=True)
@@ -154,13 +172,31 @@ def _supervise(tasks: list[dict], nprocs: list[int], jobs: list[JobSpec], bench:
             results.append(JobResult.model_validate_json(path.read_text()))
         else:
             results.append(assemble(job, read_ranks(root / f"job_{k}", job.nproc), error=failure,
-                                    wall_s=0.0, started=0.0))
+                                    wall_s=0.0, started=0.0, job_dir=root / f"job_{k}"))
     bench_result = None
     if bench is not None:
         path = root / f"job_{len(jobs)}" / "result.json"
         bench_result = (BenchResult.model_validate_json(path.read_text()) if path.exists()
                         else BenchResult(spec=bench, partial=True, error=failure))
     return ResultsFile(jobs=results, microbench=bench_result)
+
+
+def keep_job_traces(results: ResultsFile, root: Path, keep: Path) -> ResultsFile:
+    """Copy every job's trace folder from the work folder ``root`` to ``keep/job_<k>/trace``, its description
+    completed with the job's untraced step times (the slowest rank's), and point the results at the copies."""
+    jobs = []
+    for k, job in enumerate(results.jobs):
+        src = root / f"job_{k}" / TRACE_DIR
+        if job.trace_dir is None or not (src / SIDECAR).exists():
+            jobs.append(job)
+            continue
+        dst = keep / f"job_{k}" / TRACE_DIR
+        shutil.copytree(src, dst, dirs_exist_ok=True)
+        timed = [r for r in job.ranks if r.step_times_s]
+        slowest = max(timed, key=lambda r: r.median_step_s or 0.0) if timed else None
+        write_sidecar(dst, job.job, slowest.step_times_s if slowest else None)
+        jobs.append(job.model_copy(update={"trace_dir": str(dst.resolve())}))
+    return results.model_copy(update={"jobs": jobs})
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

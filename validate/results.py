@@ -19,6 +19,11 @@ from .benchspec import BenchSpec
 from .job import JobSpec, layout_text
 
 RESULTS_SCHEMA_VERSION = 1
+TRACE_DIR = "trace"
+"""Sub-folder of a job's folder holding one profiler trace per rank (validate.tracing)."""
+SIDECAR = "paraplan_job.json"
+"""File written next to a job's traces: the job it ran and, once known, its untraced step times."""
+SIDECAR_KIND = "paraplan-traced-job"
 PHASE_ORDER = ("start", "init", "reference", "build", "step", "sync", "collectives", "memory", "done")
 """Phases in the order a rank passes them; ``sync`` = waiting for the other ranks at a step's start."""
 
@@ -87,6 +92,8 @@ class JobResult(Model):
     numerics_passed: bool | None = Field(None, description="all ranks passed the numerics check")
     partial: bool = Field(False, description="the job did not finish on every rank")
     error: str | None = Field(None, description="one line on what went wrong")
+    trace_dir: str | None = Field(None, description="folder of the ranks' profiler traces and the job's description "
+                                  "(calibrate --trace reads it), if the job wrote them")
     ranks: list[RankResult] = Field(default_factory=list, description="per-rank results")
 
 
@@ -126,8 +133,9 @@ def read_ranks(job_dir: Path, nproc: int) -> list[RankResult]:
 
 
 def assemble(job: JobSpec, ranks: list[RankResult], *, error: str | None, wall_s: float, started: float,
-             device: str = "", torch_version: str = "") -> JobResult:
-    """Fold per-rank results into a JobResult; ``partial`` when any rank did not finish."""
+             device: str = "", torch_version: str = "", job_dir: Path | None = None) -> JobResult:
+    """Fold per-rank results into a JobResult; ``partial`` when any rank did not finish. With ``job_dir``,
+    its trace folder is recorded when the job wrote one."""
     done = [r for r in ranks if r.status == "done"]
     medians = [r for r in done if r.median_step_s is not None]
     slowest = max(medians, key=lambda r: r.median_step_s) if medians else None
@@ -144,8 +152,15 @@ def assemble(job: JobSpec, ranks: list[RankResult], *, error: str | None, wall_s
         memory_method=next((r.memory_method for r in ranks if r.memory_method), None),
         numerics_passed=all(c.passed for c in checks) if checks and not partial else (
             False if any(not c.passed for c in checks) else None),
-        partial=partial, error=error, ranks=ranks,
+        partial=partial, error=error, ranks=ranks, trace_dir=_trace_dir(job_dir),
     )
+
+
+def _trace_dir(job_dir: Path | None) -> str | None:
+    if job_dir is None:
+        return None
+    folder = Path(job_dir).resolve() / TRACE_DIR
+    return str(folder) if (folder / SIDECAR).exists() else None
 
 
 def describe_hang(ranks: list[RankResult], timeout_s: float) -> str:
@@ -188,3 +203,13 @@ def merge_results(files: list[ResultsFile]) -> ResultsFile:
     for f in files:
         bench = f.microbench or bench
     return ResultsFile(jobs=jobs, microbench=bench)
+
+
+def write_sidecar(folder: Path, job: JobSpec, step_times_s: list[float] | None = None) -> None:
+    """Describe ``job`` next to its traces in ``folder`` (atomically), with the slowest rank's untraced step
+    times when known."""
+    import json
+
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    data = {"kind": SIDECAR_KIND, "job": job.model_dump(mode="json"), "untraced_step_times_s": step_times_s}
+    write_atomic(Path(folder) / SIDECAR, json.dumps(data, indent=1))

@@ -176,7 +176,7 @@ def run_job(job: JobSpec, job_dir: Path, timeout_s: float) -> JobResult:
     ranks, error = launch(worker_main, job.model_dump_json(), job.nproc, job_dir, timeout_s)
     device = torch.cuda.get_device_name(0) if job.backend == "nccl" and torch.cuda.is_available() else "cpu"
     return assemble(job, ranks, error=error, wall_s=time.time() - started, started=started,
-                    device=device, torch_version=torch.__version__)
+                    device=device, torch_version=torch.__version__, job_dir=job_dir)
 
 
 def run_bench(spec: BenchSpec, job_dir: Path, timeout_s: float) -> BenchResult:

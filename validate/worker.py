@@ -20,7 +20,6 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from .commcount import count_collective_calls
 from .job import JobSpec
 from .memory import CPU_METHOD, CUDA_METHOD, TensorMemoryTracker
 from .numerics import (
@@ -33,7 +32,8 @@ from .numerics import (
     step_batch,
 )
 from .parallel import ParallelRun, make_mesh
-from .results import NumericsResult, RankResult, rank_file, write_atomic
+from .results import TRACE_DIR, NumericsResult, RankResult, rank_file, write_atomic, write_sidecar
+from .tracing import trace_file, traced_steps
 
 # Collectives wait this much longer than the job timeout, so the launcher (not gloo) decides on hangs.
 PG_TIMEOUT_MARGIN_S = 60
@@ -129,11 +129,19 @@ def run_rank(job: JobSpec, job_dir: Path, timeout_s: float) -> None:
             if step >= untimed:
                 times.append(elapsed)
         calls = None
-        if job.count_collectives:
+        if job.count_collectives or job.trace_steps:
             status.update(phase="collectives")
-            x, y = step_batch(job, untimed + job.steps)
-            dist.barrier()
-            calls = count_collective_calls(lambda: (run.forward_backward(x, y), run.optimizer_step()))
+            first = untimed + job.steps
+
+            def traced(k: int) -> None:
+                x, y = step_batch(job, first + k)
+                run.forward_backward(x, y)
+                run.optimizer_step()
+
+            out = trace_file(job_dir / TRACE_DIR, rank) if job.trace_steps else None
+            calls = traced_steps(traced, max(job.trace_steps, 1), out, cuda)
+            if out is not None and rank == 0:
+                write_sidecar(job_dir / TRACE_DIR, job)
         memory, method = None, None
         if cuda:
             memory, method = float(torch.cuda.max_memory_allocated(device)), CUDA_METHOD

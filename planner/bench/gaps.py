@@ -38,8 +38,8 @@ class GapRule:
 
 RULES: tuple[GapRule, ...] = (
     GapRule("deepspeed-2021-zero3", lambda r: r.recipe.startswith("deepspeed") and r.zero_stage == 3 and r.dp >= 256,
-            "DeepSpeed 2021 ZeRO-3 at hundreds of ranks: the measured step stays flat as dp grows 4x; the "
-            "per-rank cost behind it is not modelled (README Known gaps)"),
+            "DeepSpeed 2021 ZeRO-3 at hundreds of ranks: of its per-rank host work the Python get_rank calls and "
+            "the C++ dispatch of PyTorch's per-rank copies are not priced (docs/recipes.md, recipe deepspeed-2021)"),
     GapRule("opt175b-quoted-peak", lambda r: r.source_id == "opt175b",
             "OPT-175B's 147 TFLOP/s is a quoted peak with an unstated formula (PUBLISHED_RUNS.md)"),
     GapRule("mtnlg-secondary-quote", lambda r: r.source_id == "mtnlg530b",

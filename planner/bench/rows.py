@@ -298,7 +298,7 @@ def _vpp(row: dict[str, str], layers: int, pp: int, recipe: str = "megatron-lm")
         return int(text), False
     if pp == 1:
         return 1, False
-    if not text or recipe == "deepspeed":  # DeepSpeed's PipelineEngine runs plain 1F1B (no interleaving:
+    if not text or recipe.startswith("deepspeed"):  # DeepSpeed's PipelineEngine runs plain 1F1B (no interleaving:
         return 1, True  # deepspeed/runtime/pipe/schedule.py TrainSchedule)
     per_stage = layers // pp if layers % pp == 0 else 0
     v = next((v for v in range(2, per_stage + 1) if per_stage % v == 0), 1)

@@ -30,7 +30,7 @@ COMMANDS: dict[str, CommandEntry] = {
     "plan": CommandEntry(("plan_cmd",), "Search layouts (tp, pp, vpp, dp, ZeRO, micro-batch, recompute, schedule), rank and explain them."),
     "run": CommandEntry(("run_cmd",), "Price a whole training run: stages, batch ramp, checkpoints, failures and restarts, in days and GPU-hours."),
     "simulate": CommandEntry(("simulate_cmd",), "Simulate one training step event by event: schedule, overlap, NIC contention, memory over time."),
-    "calibrate": CommandEntry(("calibrate_cmd",), "Run microbenchmarks (and training jobs), fit pricing parameters, write a calibration overlay."),
+    "calibrate": CommandEntry(("calibrate_cmd",), "Fit pricing parameters from traced jobs (launched, or your own) and microbenchmarks; write an overlay."),
     "whatif": CommandEntry(("whatif_cmd",), "Compare a base scenario with variants: step time, tokens/s, MFU, memory, breakdown, bottleneck."),
     "sweep": CommandEntry(("whatif_cmd",), "Estimate over a grid of values; weak/strong scaling curves with scaling efficiency."),
     "sensitivity": CommandEntry(("whatif_cmd",), "Elasticity of step time to each hardware and model parameter (±10 %), ranked: the bottleneck list."),
@@ -39,6 +39,8 @@ COMMANDS: dict[str, CommandEntry] = {
     "model": CommandEntry(("model_cmd",), "Model zoo and Hugging Face config.json import."),
     "report": CommandEntry(("report_cmd",), "Regenerate the case-study reports (Markdown with PNG plots)."),
     "validate": CommandEntry(("validate_cmd",), "Run layouts for real (torch.distributed), compare with the model, calibrate."),
+    "trials": CommandEntry(("trials_cmd",), "Trial runs of the top plans: run them, read their traces back, re-rank by measured steps."),
+    "trace": CommandEntry(("trace_cmd",), "PyTorch profiler traces: where a real step's time went, next to paraplan's prediction."),
 }
 
 

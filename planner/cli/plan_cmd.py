@@ -116,7 +116,8 @@ def plan(
     refine: Annotated[Optional[int], typer.Option("--refine", help="Re-rank the top K with the simulator.")] = None,
     reference: Annotated[Optional[str], typer.Option("--reference", help="Layout to compare, e.g. tp=4,pp=128,zero=1,micro-batch=1,recompute=full.")] = None,
     export: Annotated[Optional[str], typer.Option("--export", help="megatron, deepspeed, torchtitan or json (printed verbatim; tables go to stderr).")] = None,
-    out: Annotated[Optional[str], typer.Option("--out", help="json: write to FILE; megatron/deepspeed/torchtitan: write config + launch.sh into DIR.")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", help="json: write to FILE; megatron/deepspeed/torchtitan: write config + launch.sh into DIR; with --trials: the trials folder.")] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", help="Write the top K plans as trial runs (one job each, profiler on; a SLURM job array) into --out DIR; then paraplan trials run|collect DIR.")] = None,
     workers: Annotated[int, typer.Option("--workers", help="Processes for the search (results do not depend on it).")] = 1,
     offload: Annotated[Optional[str], typer.Option("--offload", help="auto (only where needed to fit), none, or off:opt, off:opt+grad, off:opt+grad+param, off:opt+grad+param+act.")] = None,
     rank_order: Annotated[Optional[str], typer.Option("--rank-order", help="tp-cp-pp-dp or tp-cp-dp-pp (default: search both).")] = None,
@@ -173,9 +174,11 @@ def plan(
     c.check_positive(("--gpus", gpus), ("--max-tp", max_tp), ("--pp", pp), ("--micro-batch", micro_batch), ("--seq", seq),
                      ("--global-batch", global_batch), ("--tokens-per-step", tokens_per_step))
     reliability_opts = br.reliability_options(tokens, failure_rate, checkpoint, checkpoint_interval)
-    if out is not None and export is None:
+    if trials is not None and (trials < 1 or out is None):
+        raise SpecError(f"{trials} trials need K >= 1 and --out DIR (the trials folder)", field="--trials")
+    if out is not None and export is None and trials is None:
         raise SpecError("writes the --export text; give --export megatron|deepspeed|torchtitan|json", field="--out")
-    check_output(out, "--out", folder=export not in (None, "json"))  # a config + launch.sh folder
+    check_output(out, "--out", folder=trials is not None or export not in (None, "json"))  # a folder
     if gpus <= 0:
         raise SpecError(f"gpus({gpus}) must be > 0", field="--gpus")
     if refine is not None and refine <= 0:
@@ -243,11 +246,16 @@ def plan(
     with Progress(TextColumn("searching layouts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=err_console, transient=True, disable=json_out) as bar:
         task = bar.add_task("search", total=None)
-        result = search(model_spec, hw, gpus, training, cons, top=ALL_PLANS if validated_only else top,
+        result = search(model_spec, hw, gpus, training, cons,
+                        top=ALL_PLANS if validated_only else max(top, 4 * (trials or 0)),
                         progress=lambda done, total: bar.update(task, completed=done, total=total),
                         reference=ref_layout, reference_training=ref_training, workers=workers)
+    candidates = result.plans  # --trials walks further down the ranking than --top shows
     if validated_only:
         result = keep_validated(result, hw, cons, top)
+        candidates = result.plans
+    elif len(result.plans) > top:
+        result = result.model_copy(update={"plans": result.plans[:top]})
     if refine is not None:
         result = refine_plans(result, refine, model_spec, hw)
     best = result.best
@@ -261,7 +269,12 @@ def plan(
     budget = br.budget_for(best.estimate, hw, tokens, price_per_gpu_hour, power_per_gpu, pue)
     reliability = br.reliability_for(best.estimate, model_spec, hw, budget, reliability_opts)
     exported, written = None, []
-    if export is not None:
+    trial_lines: list[str] = []
+    if trials is not None:
+        from .trials_cmd import write_plan_trials
+
+        trial_lines, written = write_plan_trials(candidates, model_spec, hardware, calibration, trials, out, export, hw)
+    elif export is not None:
         scenario = Scenario(model=model_spec, hardware=hw, gpus=best.gpus, training=best.training,
                             layout=best.layout)
         exported = export_text(export, scenario)
@@ -287,6 +300,8 @@ def plan(
         if exported is not None:
             payload["export"] = {"format": export, "path": out, "files": written if out else None,
                                  "framework": target, "text": None if out else exported}
+        if trials is not None:
+            payload["trials"] = {"folder": out, "messages": trial_lines, "files": written}
         print_json(payload)
         return
     console = err_console if exported is not None and not out else console_out  # stdout carries the export
@@ -321,6 +336,8 @@ def plan(
                            "priced with the same model and recipe", style="dim"))
     for line in result.explanation:
         console.print(Text("• " + line))
+    for line in trial_lines:
+        console.print(Text(line, style="green"))
     if exported is not None:
         console.print()
         if out:

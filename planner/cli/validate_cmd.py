@@ -69,7 +69,8 @@ def _results_table(results) -> Table:
     return table
 
 
-def run_with_progress(jobs, timeout: float, workdir: Path | None, *, enabled: bool, bench=None, label: str = "validate run"):
+def run_with_progress(jobs, timeout: float, workdir: Path | None, *, enabled: bool, bench=None, label: str = "validate run",
+                      keep_traces: Path | None = None):
     """validate.launch.run_jobs with progress on stderr: one line (or a bar step) per finished job, the
     running job's layout and its ranks' phases on a terminal."""
     from validate.job import layout_text
@@ -85,7 +86,8 @@ def run_with_progress(jobs, timeout: float, workdir: Path | None, *, enabled: bo
             phases = ", ".join(sorted({f"{r.phase}" + (f" {r.step}" if r.step >= 0 else "") for r in ranks})) or "starting"
             progress.working(f"{names[current]}: {phases}")
 
-        results = run_jobs(jobs, timeout_s=timeout, workdir=workdir, bench=bench, on_progress=on_progress)
+        results = run_jobs(jobs, timeout_s=timeout, workdir=workdir, bench=bench, on_progress=on_progress,
+                           keep_traces=keep_traces)
         if finished[0] < len(names):
             progress.done(len(names), names[-1])
     return results
@@ -161,7 +163,7 @@ def run(
     out: Annotated[Path, typer.Option("--out", "-o", help="Write results JSON here (atomically); validate report "
                                       "reads it.")] = Path("results.json"),
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds before a job is declared hung.")] = 120.0,
-    workdir: Annotated[Optional[Path], typer.Option("--workdir", help="Keep per-rank files and logs here.")] = None,
+    workdir: Annotated[Optional[Path], typer.Option("--workdir", help="Keep per-rank files, traces and logs here (without it the jobs' profiler traces are kept next to --out, in OUT.traces/).")] = None,
     inject_fault: Annotated[Optional[str], typer.Option("--inject-fault", hidden=True, help="RANK:die or RANK:hang (robustness tests).")] = None,
     json_out: bool = JSON_OPTION,
 ) -> None:
@@ -195,7 +197,9 @@ def run(
             raise SpecError(format_validation_error(exc), field=option) from None
         job.check()
         jobs.append(job)
-    results = run_with_progress(jobs, timeout, workdir, enabled=not json_out)
+    traces = None if workdir is not None else Path(out).with_suffix(".traces")  # calibrate --results reads them
+    check_output(traces, "--out", folder=True)
+    results = run_with_progress(jobs, timeout, workdir, enabled=not json_out, keep_traces=traces)
     write_atomic(out, results.model_dump_json(indent=1))
     if json_out:
         print_json(results)

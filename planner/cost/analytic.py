@@ -115,11 +115,14 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
     if stage.per_microbatch_comm:
         gathers_fwd = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase == "fwd")
         bwd_comm = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase != "fwd")
-        zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
-        hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm)
-        # the compute that runs beside the gathers and reduce-scatters runs on the SMs they leave free
-        slow = pricer.comm_compute_slowdown
-        beside = beside_slowdown(fwd_c, gathers_fwd, slow) + beside_slowdown(bwd_c, bwd_comm, slow)
+        if step.training.recipe_spec.zero3.serialized:  # the framework waits for the device before each gather
+            zero3 = gathers_fwd + bwd_comm
+        else:
+            zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
+            hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm)
+            # the compute that runs beside the gathers and reduce-scatters runs on the SMs they leave free
+            slow = pricer.comm_compute_slowdown
+            beside = beside_slowdown(fwd_c, gathers_fwd, slow) + beside_slowdown(bwd_c, bwd_comm, slow)
     per_step = [pricer.collective_time(c) for c in stage.per_step_comm]
     dp_step = sum(per_step)
     dp_gather = sum(t for c, t in zip(stage.per_step_comm, per_step) if c.kind == "all-gather")

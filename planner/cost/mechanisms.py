@@ -44,6 +44,14 @@ class ShardedDataParallel(_Item):
                                          "(FSDP2: the largest pair of gathers in flight), bytes")
     grads_pool_bytes: float = Field(0.0, description="sharded gradients' bytes the reduce-scatter stream's pool keeps "
                                     "reserved while they are freed (FSDP2), bytes")
+    gather_unit: str = Field("block", description="'block' (a call per sharded block) or 'tensor' (a call per "
+                             "parameter tensor, DeepSpeed; planner/work/zero3_tensors.py)")
+    serialized: bool = Field(False, description="the collectives run between the compute, not beside it")
+    persistent_gather_s_per_step: float = Field(
+        0.0, description="seconds of the once-per-step gather of the persistent (small) tensors, host loop included")
+    staging_s_per_step: float = Field(
+        0.0, description="seconds per step of the host views and copies around the calls (tensor-list API, "
+        "Python loops), within the collectives' time")
 
 
 class Checkpointing(_Item):
@@ -109,6 +117,13 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
         param_copy_s_per_step=copy_s_per_microbatch * m,
         gather_bytes_per_param=1.0 if training.fp8_all_gather else recipe.param_gather_bytes,
         all_gather_pool_bytes=stage.all_gather_pool_bytes, grads_pool_bytes=stage.grads_pool_bytes,
+        gather_unit=recipe.zero3.gather_unit if mode != "none" else "-",
+        serialized=recipe.zero3.serialized and mode != "none",
+        persistent_gather_s_per_step=sum(pricer.collective_time(c) for c in stage.per_step_comm
+                                         if c.name == "params.persistent_allgather"),
+        staging_s_per_step=sum(c.calls * pricer.staging_time(c) * (m if c in stage.per_microbatch_comm else 1)
+                               for c in stage.per_microbatch_comm + stage.per_step_comm
+                               if c.staging_kernels or c.staging_bytes or c.staging_views),
     )
     recompute_s = sum(pricer.block_time(block.recompute).total * n for block, n in stage.blocks if block.recompute)
     ckpt = Checkpointing(policy=training.recompute,

@@ -177,6 +177,7 @@ class Pricer:
             self.collectives = shared_blocks.shared_part(self._shared, hardware, ("collectives", self.nodes),
                                                          lambda: CollectivePricer(hardware, self.nodes))
         self.host_dispatch_s = training.recipe_spec.host_dispatch_us * 1e-6
+        self.host_view_s = training.recipe_spec.host_view_us * 1e-6
         self.recompute_host_calls = training.recipe_spec.recompute_host_calls_per_kernel
         self.groups, (self.pp_senders, self.pp_crosses_node) = placements(layout, hardware)
         self._blocks: dict[int, tuple[tuple[Op, ...], BlockTime]] = {}
@@ -212,9 +213,24 @@ class Pricer:
         group = self.groups[op.axis] if group is None else group
         if isinstance(op, TokenAllToAll):
             return op.calls * max(self.a2a_parts(op, group))
+        staging = op.calls * self.staging_time(op) if (op.staging_kernels or op.staging_bytes or op.staging_views) else 0.0
         if op.calls == 1:
-            return self.collectives.time(op.kind, op.bytes, group)
-        return op.calls * self.collectives.time(op.kind, op.bytes / op.calls, group)
+            return self.collectives.time(op.kind, op.bytes, group) + staging
+        return op.calls * self.collectives.time(op.kind, op.bytes / op.calls, group) + staging
+
+    def staging_time(self, op: Collective) -> float:
+        """Seconds of the host and copy work a framework runs around one call of ``op`` (``Collective.staging_*``):
+        the copies' bytes at the copy bandwidth plus the device's overhead per kernel on the communication stream,
+        and the host's Python work at the recipe's host_view_us per view and host_dispatch_us per kernel it issues.
+        Views that build the call's tensor list run before the call, on an idle device (the framework has
+        synchronized), so they add; a Python loop that issues the copies itself runs beside them (the longer
+        counts)."""
+        device = self.compute.memory_time(MemoryOp(op.name, op.staging_bytes / op.calls, op.phase, "copy",
+                                                   op.staging_kernels))
+        views = op.staging_views * self.host_view_s
+        if op.staging_host:
+            return max(device, views + op.staging_kernels * self.host_dispatch_s)
+        return views + device
 
     def a2a_parts(self, op: Collective, group: GroupPlacement | None = None) -> tuple[float, float]:
         """(intra-node, off-node) seconds of one call of an all-to-all op (planner.pricing.collectives)."""

@@ -14,10 +14,10 @@ from pydantic import Field
 
 from .base import Spec
 
-RECIPE_NAMES = ("megatron-lm", "megatron-core", "deepspeed", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp",
-                "torch-amp")
-RecipeName = Literal["megatron-lm", "megatron-core", "deepspeed", "torchtitan", "torchtitan-2412", "fsdp1", "fsdp1-amp",
-                     "torch-amp"]
+RECIPE_NAMES = ("megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2412", "fsdp1",
+                "fsdp1-amp", "torch-amp")
+RecipeName = Literal["megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2412",
+                     "fsdp1", "fsdp1-amp", "torch-amp"]
 
 #: What torch.compile changes in a recipe's kernels (Inductor fuses each compiled block's pointwise ops and
 #: reductions into generated Triton kernels: Ansel et al. 2024, "PyTorch 2", ASPLOS '24, Sec. 4-5): one kernel per
@@ -28,6 +28,37 @@ COMPILE_FUSES = {"inductor_fused": True, "norm_kernel": "native", "softmax_fused
 
 # fields that are not rules (no source required)
 UNSOURCED_FIELDS = ("schema_version", "name", "description", "framework", "aliases", "base", "sources", "notes")
+
+
+class Zero3Rules(Spec):
+    """How the framework issues ZeRO-3's per-micro-batch collectives (planner/work/zero3_tensors.py): per block
+    or per parameter tensor, overlapped with compute or not, and the host and copy work around each call. The
+    defaults are a block per call, overlapped, no recompute gathers, no staging copies."""
+
+    gather_unit: Literal["block", "tensor"] = Field(
+        "block", description="block: one all-gather / reduce-scatter per sharded unit (a transformer block); "
+        "tensor: one per parameter tensor (DeepSpeed 2021: _allgather_param and _reduce_scatter_gradient per "
+        "parameter)")
+    persistence_threshold_numel: float = Field(
+        0.0, ge=0, description="with gather_unit 'tensor', parameter tensors with fewer elements stay gathered "
+        "through forward and backward (DeepSpeed stage3_param_persistence_threshold) and are gathered once per "
+        "step after the optimizer; 0: none")
+    serialized: bool = Field(
+        False, description="the collectives do not overlap compute: the framework waits for the device before "
+        "each gather (DeepSpeed 2021: torch.cuda.synchronize() in _allgather_param)")
+    recompute_gathers: bool = Field(
+        False, description="with full recompute, the recomputed forward gathers the weights again (the "
+        "framework's forward hooks fire in the replay) and frees those whose next use lies further than "
+        "max_reuse_distance_numel, so backward gathers them a third time")
+    max_reuse_distance_numel: float = Field(
+        0.0, ge=0, description="a module's gathered weights are kept from one use to the next when the "
+        "parameters used in between number fewer (DeepSpeed stage3_max_reuse_distance); 0: never kept")
+    rank_copies: bool = Field(
+        False, description="each call goes through torch.distributed's tensor-list API: ProcessGroupNCCL stages "
+        "the buffer in a flat tensor and copies each rank's chunk with its own kernel (one per rank per call)")
+    persistent_python_unflatten: bool = Field(
+        False, description="the once-per-step gather of the persistent tensors is unflattened by a Python loop: "
+        "one eager copy per (tensor, rank) (DeepSpeed 2021 _allgather_params)")
 
 
 class RecipeSpec(Spec):
@@ -85,6 +116,10 @@ class RecipeSpec(Spec):
         False, description="with grouped-query attention, K and V are repeated to every query head before the "
         "attention kernel (a copy each, saved for backward; the gradients summed back): torchtitan 2024 "
         "repeat_kv, Hugging Face repeat_kv; false: the kernel reads the grouped K/V (SDPA enable_gqa, TE)")
+    sp_saves_gathered_inputs: bool = Field(
+        False, description="with sequence parallelism the column-parallel Linears save their all-gathered input "
+        "(tokens x h, not / tp): DTensor's Shard -> Replicate redistribution is an autograd op and the Linear keeps "
+        "what it was given; false: the sharded input is kept and gathered again in backward (Megatron SP)")
     qkv_split_copies: bool = Field(
         description="eager q/k/v split and head transposes materialise copies (output .contiguous(), "
         "backward torch.cat of dq/dk/dv)")
@@ -168,6 +203,9 @@ class RecipeSpec(Spec):
         False, description="with tensor parallelism the cross-entropy runs as DTensor loss_parallel over the "
         "vocabulary shards (torch.distributed.tensor.parallel.loss): unfused fp32 ops, 14 B per local logit at "
         "the forward's peak and 16 B at the backward's (planner.work.kernels.loss_peak_bytes)")
+    zero3: Zero3Rules = Field(
+        default_factory=Zero3Rules, description="how ZeRO-3's per-micro-batch collectives are issued "
+        "(Zero3Rules)")
     compile_default: bool = Field(
         False, description="blocks run under torch.compile by default (Inductor fuses their pointwise ops and "
         "reductions)")
@@ -178,6 +216,9 @@ class RecipeSpec(Spec):
     host_dispatch_us: float = Field(
         ge=0, description="CPU time to dispatch one kernel (Python + dispatcher + launch), us; a step is bounded "
         "below by kernels x this")
+    host_view_us: float = Field(
+        ge=0, description="CPU time of one Python-issued view op that launches no kernel (narrow, view), us: "
+        "priced where a framework builds per-rank views in Python (planner.work.zero3_tensors)")
     recompute_host_calls_per_kernel: float = Field(
         ge=1, description="host calls per recomputed kernel: 1 for reentrant checkpointing (replay under no "
         "saved-tensor hooks); 3 for non-reentrant torch.utils.checkpoint (the replayed op plus the pack hook "

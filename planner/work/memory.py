@@ -28,6 +28,14 @@ def _norm_saved_bytes(model: ModelSpec, recipe) -> float:
     return residual_bytes(recipe) + ACT_BYTES
 
 
+def gathered_input_extra(d, recipe) -> float:
+    """Bytes a column-parallel Linear keeps beyond the sequence-parallel shard of its input when the recipe
+    saves the all-gathered input (``recipe.sp_saves_gathered_inputs``): (tokens - tokens / tp) x h x 2 B."""
+    if not recipe.sp_saves_gathered_inputs or d.norm_tokens == d.tokens:
+        return 0.0
+    return float(ACT_BYTES) * (d.tokens - d.norm_tokens) * d.hidden
+
+
 def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, dense: bool = False) -> float:
     """Activations one layer keeps for backward, one micro-batch, bytes per GPU.
 
@@ -53,6 +61,7 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
     q_w = d.heads_local * d.head_dim
     kv_w = d.kv_heads_local * d.head_dim
     replicated = tn * h * (2 * _norm_saved_bytes(model, recipe) + 2 * drop)  # 2 norms (in + out), 2 masks
+    replicated += 2 * gathered_input_extra(d, recipe)  # DTensor SP: qkv and fc1 keep the gathered input
     attn = T * ACT_BYTES * (q_w + kv_w)  # Q and K for QK^T
     attn += T * ACT_BYTES * kv_w  # V
     if recipe.gqa_repeat_kv:  # the kernel saves the repeated K and V (kernels.repeat_kv_ops)
@@ -79,7 +88,8 @@ def layer_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Lay
     total = replicated + attn + mlp + core
     if training.precision == "fp8":  # TE saves each Linear's input in fp8 (1 B) instead of 16-bit
         # qkv and fc1 inputs, proj and fc2 inputs (a MoE FFN's expert inputs are kept 16-bit here)
-        linear_inputs = (1 if moe_ffn else 2) * tn * h + T * q_w + (0 if moe_ffn else T * d.ffn_local)
+        gin = T if recipe.sp_saves_gathered_inputs else tn
+        linear_inputs = (1 if moe_ffn else 2) * gin * h + T * q_w + (0 if moe_ffn else T * d.ffn_local)
         total -= linear_inputs * (ACT_BYTES - 1)
     return total
 
@@ -107,7 +117,8 @@ def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layo
     d = dims(model, training, layout)
     recipe = training.recipe_spec
     norm = d.norm_tokens * d.hidden * (_norm_saved_bytes(model, recipe) if recipe.norm_kernel != "fused" else 0.0)
-    return loss_peak_bytes(d.tokens, d.vocab_local, recipe, layout.tp > 1) + norm
+    head_input = gathered_input_extra(d, recipe)  # the output projection keeps the gathered norm output
+    return loss_peak_bytes(d.tokens, d.vocab_local, recipe, layout.tp > 1) + norm + head_input
 
 
 def head_forward_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:

@@ -142,7 +142,12 @@ class Collective:
     gathered size for all-gather / reduce-scatter, message size for send-recv), issued as ``calls``
     equal collectives of ``bytes / calls`` each (ZeRO-3 / FSDP: one per sharded unit, i.e. per layer),
     so each call pays the latency term. For an all-to-all ``bytes`` is what each rank sends in
-    total (its share for itself included)."""
+    total (its share for itself included). ``staging_bytes`` (over all calls) and ``staging_kernels`` (per
+    call) are the HBM copies and fills the framework runs around each call on the communication stream
+    (torch.distributed's tensor-list API copies each rank's chunk with its own kernel; planner.work.zero3_tensors);
+    ``staging_views``: Python view ops (no kernel) the framework makes per call; ``staging_host``: the kernels
+    are issued one by one from Python in the same loop as the views, each paying the recipe's host dispatch
+    (else the views build the call's tensor list before it is issued)."""
 
     name: str
     kind: CollectiveKind
@@ -150,6 +155,10 @@ class Collective:
     bytes: float
     phase: Phase
     calls: int = 1
+    staging_bytes: float = 0.0
+    staging_kernels: int = 0
+    staging_views: int = 0
+    staging_host: bool = False
 
     @property
     def flops(self) -> float:

@@ -40,6 +40,7 @@ from .step_bytes import (  # noqa: F401 - re-exported
     step_bytes,
     step_frame,
 )
+from .zero3_tensors import per_tensor, tensor_dp_comm
 
 
 def _split(ops: list[Op]) -> tuple[tuple[Op, ...], tuple[Op, ...]]:
@@ -59,6 +60,11 @@ def _head_backward(model, training, layout, fwd: list[Op]) -> list[Op]:
     return ops
 
 
+def _shard_axis(layout: Layout) -> str:
+    """The mesh axis ZeRO / FSDP shard over: dp, or dp_shard under hybrid sharding."""
+    return "dp_shard" if layout.dp_shard and layout.dp_shard < layout.dp else "dp"
+
+
 def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int = 1, linear: float = 0.0):
     """Data-parallel collectives: (per micro-batch, per step), each over the dp or dp_shard axis.
     ZeRO-3 / FSDP gathers and reduce-scatters one sharded unit at a time: ``units`` calls per pass
@@ -74,7 +80,7 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
     stage = layout.effective_zero_stage
     if training.distributed_optimizer and stage == 0:
         stage = 1
-    shard_axis = "dp_shard" if layout.dp_shard and layout.dp_shard < layout.dp else "dp"
+    shard_axis = _shard_axis(layout)
     replicate = []
     if shard_axis == "dp_shard" and stage >= 1:  # hybrid sharding: replicas all-reduce their shard
         replicate.append(Collective("grads.replica_allreduce", "all-reduce", "dp_replicate",
@@ -111,6 +117,9 @@ def _stage_template(rec: StageBytes, layer: OpSet, model, training, layout, lay_
     post = stage_templates.by_identity(_post_work, model, training, lay_key) if i == last else EMPTY
     linear = layer_linear_params(model, layout)[0] * rec.layers if training.fp8_all_gather else 0.0
     per_mb, per_step = _dp_comm(rec.params, training, layout, max(1, rec.layers + (i == 0 or i == last)), linear)
+    if per_mb and per_tensor(training) and not model.is_moe:  # DeepSpeed's per-module fetch (work/zero3_tensors.py)
+        per_mb, step_gather = tensor_dp_comm(model, training, layout, rec.layers, i == 0, i == last, _shard_axis(layout))
+        per_step = per_step + step_gather
     if rec.expert_params:  # routed experts: reduced (ZeRO-3 / FSDP: also gathered) over expert data parallel
         e_mb, e_step = expert_dp_comm(rec.expert_params, training, layout, max(1, rec.layers))
         per_mb, per_step = per_mb + e_mb, per_step + e_step

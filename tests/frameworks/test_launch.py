@@ -68,7 +68,7 @@ def launch(site: Path, runner: str, sc: Scenario, fmt: str, tmp: Path) -> list[d
 
 
 def test_torchtitan_fsdp_export_trains_as_planned(site, tmp_path):
-    sc = scenario(Layout(dp=2, fsdp=True), global_batch_size=4, recompute="selective")
+    sc = scenario(Layout(dp=2, fsdp=True), global_batch_size=4, recompute="op")
     ranks = launch(site, "launch_torchtitan.py", sc, "torchtitan", tmp_path)
     m = micro_batches_per_step(sc.layout, sc.training)
     for r in ranks:

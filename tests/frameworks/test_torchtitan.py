@@ -55,5 +55,5 @@ def test_torchtitan_accepts_or_paraplan_refuses(plan, results):
         assert len(fqns) == lay.pp * lay.vpp
         held = [sum(n.startswith("layers.") for s in stages for n in fqns[s]) for stages in r["stage_of_rank"]]
         assert held == stage_layer_counts(lay, model)  # torchtitan's rank -> stage mapping gives the plan's split
-    assert r["ac"] == {"none": None, "selective": "SelectiveAC.Config", "full": "FullAC.Config"}[trn.recompute]
+    assert r["ac"] == {"none": None, "op": "SelectiveAC.Config", "full": "FullAC.Config"}[trn.recompute]
     assert (r["float8_linears"] > 0) == (trn.precision == "fp8")

@@ -145,3 +145,18 @@ def test_an_unknown_power_limit_table_is_refused():
     dev = load_hardware("a100-sxm-80gb").device
     with pytest.raises((SpecError, ValueError)):
         type(dev).model_validate({**dev.model_dump(), "power_limit_w": 300.0, "tensor_clock_by_power": []})
+
+
+def test_dtensor_sequence_parallel_keeps_the_gathered_linear_inputs():
+    """torchtitan (DTensor SP) keeps qkv's and fc1's all-gathered input: 2 x (T - T/tp) x h x 2 B more per layer
+    than Megatron's SP, which keeps the shard and gathers again in backward."""
+    m, lay = load_model(L8B), Layout(tp=4, dp=2, sequence_parallel=True)
+    trn = dict(global_batch_size=16, seq_length=8192)
+    tokens = 8192
+    base = load_recipe("torchtitan")
+    from planner.work import memory as mem
+
+    off = base.model_copy(update={"sp_saves_gathered_inputs": False})
+    d = mem.dims(m, TrainingSpec(recipe="torchtitan", **trn), lay)
+    assert mem.gathered_input_extra(d, base) == 2 * (tokens - tokens / 4) * 4096
+    assert mem.gathered_input_extra(d, off) == 0.0

@@ -175,7 +175,7 @@ def test_collective_fit_recovers_send_recv_latency():
 
 
 def test_least_squares_fits_all_parameters_jointly():
-    from validate.calibrate import least_squares_log
+    from validate.lsq import least_squares_log
 
     # coupled residuals: no single-parameter line search reaches the minimum in one sweep
     def residuals(x):
@@ -184,50 +184,6 @@ def test_least_squares_fits_all_parameters_jointly():
 
     assert least_squares_log(residuals, [0.0, 0.0], (-1.0, 5.0)) == pytest.approx([1.0, 2.0], abs=1e-6)
     assert least_squares_log(residuals, [0.0, 0.0], (-1.0, 1.5)) [1] == pytest.approx(1.5)  # bound holds
-
-
-def _synthetic_jobs(truth: dict, layouts: list[str]):
-    """JobResults whose 'measured' step time is the cost model's prediction under ``truth``."""
-    from validate.calibrate import base_profile_data, nest, predict_step, profile_with
-    from validate.results import JobResult
-
-    base, path = base_profile_data("cpu-host")
-    prof = profile_with(base, nest(truth), path)
-    out = []
-    for text in layouts:
-        job = JobSpec(model=tiny_model(), layout=layout_for_nproc(text, None))
-        probe = JobResult(layout=layout_text(job.layout), job=job, nproc=job.nproc, step_time_s=1.0)
-        out.append(probe.model_copy(update={"step_time_s": predict_step(probe, prof)}))
-    return out
-
-
-def test_step_fit_recovers_overhead_collective_and_p2p_latency():
-    from validate.calibrate import base_profile_data, fit_step_params, step_fit_paths
-
-    truth = {"device.kernel_overhead_us": 150.0, "node.collective_latency_us": 3000.0,
-             "node.p2p_latency_us": 800.0}
-    jobs = _synthetic_jobs(truth, ["tp=2", "pp=2", "dp=2", "pp=2,schedule=gpipe"])
-    assert step_fit_paths(jobs) == list(truth)
-    base, path = base_profile_data("cpu-host")
-    start = {"device.kernel_overhead_us": 10.0, "node.collective_latency_us": 400.0, "node.p2p_latency_us": 1500.0}
-    fit = fit_step_params(jobs, base, start, path)
-    for key, value in truth.items():
-        assert fit[key] == pytest.approx(value, rel=1e-3), key
-
-
-def test_calibrate_reports_held_out_separately_and_p2p_is_not_collective_latency():
-    from validate.calibrate import calibrate
-
-    truth = {"device.kernel_overhead_us": 150.0, "node.collective_latency_us": 3000.0,
-             "node.p2p_latency_us": 300.0}
-    jobs = _synthetic_jobs(truth, ["tp=2", "pp=2", "dp=2", "tp=2,sp"])
-    rep = calibrate("cpu-host", None, jobs, held_out="tp=2,pp=1,dp=1,sp", date="2026-01-01")
-    assert rep.overlay["calibration"]["fitted_layouts"] == [
-        "tp=1,pp=1,dp=2", "tp=1,pp=2,dp=1,schedule=1f1b", "tp=2,pp=1,dp=1"]
-    assert [r.layout for r in rep.layouts if r.held_out] == ["tp=2,pp=1,dp=1,sp"]
-    assert rep.overlay["node"]["p2p_latency_us"] == pytest.approx(300.0, rel=1e-3)
-    assert rep.overlay["node"]["collective_latency_us"] == pytest.approx(3000.0, rel=1e-3)
-    assert abs(rep.held_out_error_pct[0]) < 0.5  # same model made the data: the held-out is predicted too
 
 
 def test_calibration_interleaves_held_out_runs():
