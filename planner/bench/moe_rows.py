@@ -9,7 +9,7 @@ the run cannot have used it: etp is then the largest divisor of tp that the grid
 ``defaults_used`` as ``etp``).
 
 How the run dispatched and overlapped, read from the same cell (``row_moe_training``; unstated = Megatron-Core's
-defaults: the alltoall dispatcher, dropless, no overlap, no MTP): ``deepep`` (flex dispatcher with DeepEP),
+defaults: the alltoall dispatcher, dropless, no overlap, no MTP): ``deepep`` / ``hybridep`` (the flex dispatcher with DeepEP / HybridEP),
 ``a2a overlap`` (--overlap-moe-expert-parallel-comm), ``shared expert overlap`` (--moe-shared-expert-overlap),
 ``capacity factor C`` (token drop, padded to capacity), ``mtp N`` (--mtp-num-layers), ``imbalance L``; and the
 pipeline split, ``layout S`` with S Megatron's --pipeline-model-parallel-layout string (``row_pipeline_layout``).
@@ -69,8 +69,9 @@ def row_moe_training(row: dict[str, str]) -> dict:
     """TrainingSpec fields the ``moe`` cell states (module docstring), the others left to their defaults."""
     cell = row["moe"].lower()
     out: dict = {}
-    if re.search(r"\bdeepep\b", cell):
-        out["moe_token_dispatcher"] = "deepep"
+    m = re.search(r"\b(deepep|hybridep)\b", cell)
+    if m:
+        out["moe_token_dispatcher"] = m.group(1)
     if "a2a overlap" in cell:
         out["moe_a2a_overlap"] = True
     if "shared expert overlap" in cell:

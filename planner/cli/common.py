@@ -55,7 +55,8 @@ ImbalanceOpt = Annotated[Optional[float], typer.Option(
 SharedOverlapOpt = Annotated[Optional[bool], typer.Option(
     "--moe-shared-expert-overlap/--no-moe-shared-expert-overlap", help="Shared experts overlap the all-to-alls.")]
 DispatcherOpt = Annotated[Optional[str], typer.Option(
-    "--moe-dispatcher", help="MoE token dispatch: alltoall (every routed copy) or deepep (once per node, NVLink forward).")]
+    "--moe-dispatcher", help="MoE token dispatch: alltoall (every routed copy), deepep or hybridep (once per node and "
+    "rank, NVLink forward).")]
 A2aOverlapOpt = Annotated[Optional[bool], typer.Option(
     "--moe-a2a-overlap/--no-moe-a2a-overlap", help="Expert all-to-alls of one micro-batch overlapped with another's "
     "compute (Megatron-Core --overlap-moe-expert-parallel-comm, combined 1F1B; DualPipe's overlap).")]
@@ -114,7 +115,7 @@ CHOICES = {
                "fsdp1-amp", "torch-amp", "megatron", "fsdp"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
     "cp_kind": ("ring", "allgather"),
-    "moe-dispatcher": ("alltoall", "deepep"),
+    "moe-dispatcher": ("alltoall", "deepep", "hybridep"),
 }
 
 

@@ -6,7 +6,7 @@ communication stream, priced by ``planner.pricing``, and folded by
 from __future__ import annotations
 
 from ..pricing import Pricer
-from ..pricing.moe_overlap import comm_sm_slowdown, overlap_fraction, paired_layer_time
+from ..pricing.moe_overlap import overlap_fraction, paired_layer_time
 from ..specs import Layout
 from ..work.ops import Collective
 from ..work.stage import OpSet
@@ -53,8 +53,7 @@ def paired_hidden(layer: OpSet, pricer: Pricer) -> float:
         hit = _SEGMENTS[id(layer.forward)] = (layer, _cut(layer.forward, layer.backward_input, layer.backward_weight,
                                                           layer.recompute))
     times = [pricer.block_time(seg).total if seg else 0.0 for seg in hit[1]]
-    slow = comm_sm_slowdown(pricer.hardware.device.sm_count, pricer.training.moe_token_dispatcher)
-    return sum(times) - paired_layer_time(*times, slowdown=slow)
+    return sum(times) - paired_layer_time(*times, slowdown=1.0 + pricer.expert_comm_slowdown)
 
 
 def a2a_overlap(parts: dict[str, list[float]], hidden: float, lay: Layout, micro_batches: int) -> None:

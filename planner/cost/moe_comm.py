@@ -26,7 +26,8 @@ class _Result(BaseModel):
 class ExpertCommRow(_Result):
     """One op of a MoE layer (the name keeps its history: first only the expert-parallel collectives)."""
 
-    name: str = Field(description="op name (router, moe.permute, experts.fc1, moe.dispatch, moe.combine.bwd, ...)")
+    name: str = Field(description="op name (router, moe.permute, moe.sort_chunks, experts.fc1, moe.dispatch, "
+                      "moe.combine.bwd, ...)")
     kind: str = Field(description="router, count-exchange, host-sync, permute, grouped-gemm, expert-activation, "
                       "all-to-all, etp collective (all-gather / reduce-scatter), shared-expert")
     axis: str = Field(description="group axis of a collective (ep or etp), '' for device work")
@@ -82,7 +83,7 @@ def _kind(op) -> str:
         return "router"
     if name == "shared":
         return "shared-expert"
-    if op.name.startswith("moe.permute") or op.name.startswith("moe.unpermute"):
+    if op.name.startswith(("moe.permute", "moe.unpermute", "moe.sort_chunks", "moe.unsort_chunks")):
         return "permute"
     if isinstance(op, ExecutedGemm):
         return "grouped-gemm"

@@ -70,8 +70,8 @@ def moe_dispatch_args(training: TrainingSpec) -> list[str]:
     shared-expert and combined-1F1B all-to-all overlaps (--delay-wgrad-compute, an optional addition to the
     latter, is not written: Megatron refuses it beside an overlapped gradient reduction without Transformer
     Engine >= 2.8, megatron/training/arguments.py:1822-1827)."""
-    a = (["--moe-token-dispatcher-type", "flex", "--moe-flex-dispatcher-backend", "deepep"]
-         if training.moe_token_dispatcher == "deepep" else ["--moe-token-dispatcher-type", "alltoall"])
+    a = (["--moe-token-dispatcher-type", "flex", "--moe-flex-dispatcher-backend", training.moe_token_dispatcher]
+         if training.moe_token_dispatcher != "alltoall" else ["--moe-token-dispatcher-type", "alltoall"])
     if training.moe_capacity_factor is not None:
         a += ["--moe-expert-capacity-factor", f"{training.moe_capacity_factor:g}", "--moe-pad-expert-input-to-capacity"]
     if training.moe_shared_expert_overlap:

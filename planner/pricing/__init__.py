@@ -20,7 +20,8 @@ from ..work.ops import (
 )
 from . import shared_blocks
 from .collectives import CollectivePricer
-from .compute import FOREACH_ADAMW_SLOWDOWN, ComputePricer, attention_kernel_for
+from .compute import FOREACH_ADAMW_SLOWDOWN, ComputePricer, attention_kernel_for, sm_share_slowdown
+from .moe_overlap import dispatcher_sms
 from .placement import GroupPlacement, axis_placement, axis_strides, pp_boundary_devices
 
 AXES = ("tp", "cp", "pp", "dp", "dp_shard", "dp_replicate", "ep", "etp", "edp")
@@ -235,7 +236,8 @@ class Pricer:
         """(intra-node, off-node) seconds of one call of an all-to-all op (planner.pricing.collectives)."""
         group = self.groups[op.axis] if group is None else group
         if isinstance(op, TokenAllToAll):
-            return self.collectives.all_to_all_parts(op.bytes / op.calls, group, op.copies, op.node_dedup, op.max_nodes)
+            return self.collectives.all_to_all_parts(op.bytes / op.calls, group, op.copies, op.node_dedup, op.max_nodes,
+                                                     op.experts, self.training.moe_token_dispatcher, op.combine)
         return self.collectives.all_to_all_parts(op.bytes / op.calls, group)
 
     def block_time(self, ops: tuple[Op, ...]) -> BlockTime:
@@ -325,12 +327,17 @@ class Pricer:
     @property
     def comm_compute_slowdown(self) -> float:
         """Extra compute seconds per second of compute that runs beside a collective: the collective's kernels
-        hold ``node.collective_sms`` of the device's ``sm_count`` SMs (NCCL runs one CTA per channel, each
-        on its own SM: NCCL docs, NCCL_MIN_CTAS / NCCL_MAX_CTAS), so the overlapped compute runs on the rest,
-        k / (S - k) slower (Calculon's processor_usage models the same share, arXiv 2023 Isaev et al.); 0 when
+        hold ``node.collective_sms`` of the device's ``sm_count`` SMs (``compute.sm_share_slowdown``); 0 when
         the profile gives no figure."""
-        k, sms = self.hardware.node.collective_sms, self.hardware.device.sm_count
-        return k / (sms - k) if k and sms and sms > k else 0.0
+        return sm_share_slowdown(self.hardware.node.collective_sms, self.hardware.device.sm_count)
+
+    @property
+    def expert_comm_slowdown(self) -> float:
+        """Extra compute seconds per second of compute beside the MoE dispatch / combine kernels: the SMs the
+        training's dispatcher takes (planner.pricing.moe_overlap.dispatcher_sms: DeepEP's and HybridEP's set
+        counts, NCCL's collective channels for the alltoall dispatcher), by ``compute.sm_share_slowdown``."""
+        return sm_share_slowdown(dispatcher_sms(self.training.moe_token_dispatcher, self.hardware.node.collective_sms),
+                                 self.hardware.device.sm_count)
 
     def optimizer_time(self, params: float, pass_bytes: float = 0.0) -> float:
         """Seconds for the optimizer step over ``params`` parameters on one GPU, with ``pass_bytes`` of

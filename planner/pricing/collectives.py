@@ -12,6 +12,8 @@ import math
 
 from ..specs import HardwareProfile
 from ..topology import offnode_bandwidth_per_device_gbps, p2p_bandwidth_gbps, ring_bandwidth_gbps
+from ..work.moe import expected_distinct
+from .compute import interpolate_clamped
 from .placement import GroupPlacement
 
 
@@ -118,30 +120,43 @@ class CollectivePricer:
         return max(self.all_to_all_parts(nbytes, group))
 
     def all_to_all_parts(self, nbytes: float, group: GroupPlacement, copies: int = 1, node_dedup: bool = False,
-                         max_nodes: int | None = None) -> tuple[float, float]:
+                         max_nodes: int | None = None, experts: int = 0, backend: str | None = None,
+                         combine: bool = False) -> tuple[float, float]:
         """(intra-node, off-node) seconds of ``all_to_all_time``'s two concurrent levels.
 
-        With ``node_dedup`` (``nbytes`` holding ``copies`` copies of each token) a token goes to each
-        destination node once over the NICs and is forwarded to its experts over the node's links
-        (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.2): D distinct nodes per token, D = min(max_nodes, k_n)
-        under node-limited routing (every selected node receives a copy when copies >= max_nodes), else
-        the expected distinct nodes of ``copies`` uniform picks among the group's k_n nodes,
-        k_n (1 - (1 - 1/k_n)^copies); D (k_n - 1)/k_n of them are remote. Intra-node: every copy but
-        the ones for the receiving GPU itself, (g-1)/g of ``nbytes``, over the node's links. "Node" is the
-        fast domain (``domain_bandwidth_bps``: a GB200 NVL72 rack's 72 GPUs exchange over NVLink)."""
+        With ``node_dedup`` (the flex dispatcher; ``nbytes`` holding ``copies`` copies of each token, routed to
+        ``experts`` experts spread evenly over the group) a token goes to each destination node once over the NICs
+        and to each destination rank once over the node's links (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.2; DeepEP
+        ``is_token_in_rank``): D_n distinct nodes per token, D_n = min(max_nodes, k_n) under node-limited routing
+        (every selected node receives a copy when copies >= max_nodes), else the expected distinct nodes of
+        ``copies`` uniform picks (planner.work.moe.expected_distinct); D_n (k_n - 1)/k_n of them remote. D_r
+        distinct ranks (among the selected nodes' ranks under node-limited routing), D_r (g - 1)/g of them on
+        another GPU of the node. When the profile has the dispatch library's measured throughput across nodes
+        (``network.ep_dispatch``, by library and rank count) the off-node level is that measurement instead, on
+        the bytes its benchmark counts (a token once per selected node, the own node included): the kernel's
+        forwarding and SM limits are in it. "Node" is the fast domain (``domain_bandwidth_bps``: a GB200 NVL72
+        rack's 72 GPUs exchange over NVLink)."""
         n = group.size
         if n <= 1 or nbytes <= 0:
             return 0.0, 0.0
         g = group.ranks_per_node
-        if node_dedup and group.nodes > 1:
+        if node_dedup:
             k_n = group.nodes
-            if max_nodes is not None and copies >= max_nodes:
-                distinct = float(min(max_nodes, k_n))
+            token = nbytes / copies  # bytes of one copy of every token
+            limited = max_nodes is not None and k_n > max_nodes
+            if limited and copies >= max_nodes:
+                nodes = float(max_nodes)
             else:
-                distinct = k_n * (1 - (1 - 1 / k_n) ** copies)
-            remote_bytes = nbytes / copies * distinct * (k_n - 1) / k_n
-            intra = self.alpha_intra + nbytes * (g - 1) / g / self.domain_bandwidth_bps(group) if g > 1 else 0.0
-            return intra, self.alpha_net + remote_bytes / self.net_bandwidth_bps(group)
+                nodes = expected_distinct(k_n, experts, copies)
+            ranks = (expected_distinct(round(nodes) * g, experts * round(nodes) // k_n, copies) if limited
+                     else expected_distinct(n, experts, copies))
+            intra = self.alpha_intra + token * ranks * (g - 1) / g / self.domain_bandwidth_bps(group) if g > 1 else 0.0
+            if k_n <= 1:
+                return intra, 0.0
+            measured = self.ep_dispatch_bps(backend, n, combine)
+            if measured:
+                return intra, token * nodes / measured
+            return intra, self.alpha_net + token * nodes * (k_n - 1) / k_n / self.net_bandwidth_bps(group)
         per_peer = nbytes / n
         intra = 0.0
         if g > 1:
@@ -149,6 +164,16 @@ class CollectivePricer:
         off = n - g
         inter = self.alpha_net + off * per_peer / self.net_bandwidth_bps(group) if off else 0.0
         return intra, inter
+
+    def ep_dispatch_bps(self, backend: str | None, ranks: int, combine: bool) -> float | None:
+        """Measured throughput (bytes/s) of the dispatch library ``backend`` across ``ranks`` ranks
+        (``network.ep_dispatch``, piecewise-linear in the rank count and held at its ends), its combine kernel's
+        when ``combine``; None when the profile has no measurement of that library."""
+        pts = sorted((p for p in self.hw.network.ep_dispatch if p.backend == backend), key=lambda p: p.ranks)
+        if not pts:
+            return None
+        ys = [p.combine_gbps if combine else p.dispatch_gbps for p in pts]
+        return interpolate_clamped([float(p.ranks) for p in pts], ys, float(ranks)) * 1e9
 
     def p2p_time(self, nbytes: float, group: GroupPlacement, senders: tuple[int, ...] | None = None,
                  crosses_node: bool | None = None) -> float:

@@ -67,6 +67,17 @@ def power_clock_scale(device: DeviceSpec) -> float:
     return clock_at_power(device, device.compute_curves_power_w) / clock_at_power(device, device.power_limit_w)
 
 
+def sm_share_slowdown(comm_sms: int | None, sm_count: int | None) -> float:
+    """Extra compute seconds per second of compute that runs beside communication kernels holding ``comm_sms`` of
+    the device's ``sm_count`` SMs: the compute runs on the S - k SMs left, k / (S - k) slower (NCCL runs one CTA
+    per channel on its own SM, NCCL docs NCCL_MIN_CTAS / NCCL_MAX_CTAS; DeepEP / HybridEP take a set number of SMs,
+    DeepSeek-V3 arXiv 2412.19437 Sec. 3.2.2; Calculon's processor_usage models the same share, Isaev et al. 2023);
+    0 when either figure is unknown."""
+    if not comm_sms or not sm_count or sm_count <= comm_sms:
+        return 0.0
+    return comm_sms / (sm_count - comm_sms)
+
+
 #: Time of torch's multi-tensor (foreach) AdamW over the fused one on the same parameters: 0.02227 s / 0.008505 s
 #: for 1e9 fp32 parameters measured on one H200 (hwprofiles/data/h200_microbench.json, optimizer rows: 4.49e10
 #: vs 1.176e11 params/s); both are HBM-bound, so the ratio of passes carries to other devices.

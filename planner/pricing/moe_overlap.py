@@ -18,15 +18,23 @@ with the dependencies dispatch_fwd -> mlp_fwd -> combine_fwd and mlp_bwd -> disp
 so one layer pair takes ``max(C_b, P_f) + max(D_f, M_b + M_b,dw) + max(D_b, M_f) + max(C_f, P_b + P_b,dw)``
 (``paired_layer_time``) instead of the sum of its ten parts; the warm-up forward passes and the last backward
 have no partner (``overlap_fraction``). DualPipe (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.1) pairs forward and backward chunks the same way;
-its bidirectional bubble is not modelled. The hidden communication's kernels occupy SMs the compute then lacks:
-DeepEP's dispatch/combine run on 20 SMs (DeepSeek-V3 Sec. 3.2.2: "only 20 SMs"; Megatron-Core
-``moe_deepep_num_sms``, "historical default 20", transformer_config.py:931-933), so the compute beside them runs
-``sm_count / (sm_count - 20)`` slower. NCCL's all-to-all SM use is not priced.
+its bidirectional bubble is not modelled. The hidden communication's kernels occupy SMs the compute then lacks
+(``dispatcher_sms``): DeepEP's dispatch/combine run on 20 SMs (DeepSeek-V3 Sec. 3.2.2: "only 20 SMs"; Megatron-Core
+``moe_deepep_num_sms`` default 20), HybridEP's on 16 (``moe_hybridep_num_sms`` default 16, Megatron-Core 0.16.0
+transformer_config.py), NCCL's all-to-all on its channels' CTAs (the profile's ``node.collective_sms``); the compute
+beside them runs on the rest (planner.pricing.compute.sm_share_slowdown, the one formula of that share).
 """
 
 from __future__ import annotations
 
 DEEPEP_SMS = 20  # SMs DeepEP's normal kernels use in training (DeepSeek-V3 Sec. 3.2.2; Megatron-Core default)
+HYBRIDEP_SMS = 16  # Megatron-Core moe_hybridep_num_sms default ("16 SMs can generally achieve good bandwidth")
+
+
+def dispatcher_sms(dispatcher: str, collective_sms: int | None) -> int | None:
+    """SMs the MoE dispatch / combine kernels of ``dispatcher`` hold: DeepEP's 20, HybridEP's 16, else NCCL's
+    all-to-all on ``collective_sms`` (one CTA per channel)."""
+    return {"deepep": DEEPEP_SMS, "hybridep": HYBRIDEP_SMS}.get(dispatcher, collective_sms)
 
 
 def synced_block(compute: float, comm: float, cp_comm: float, host: float, syncs: int,
@@ -57,7 +65,7 @@ def paired_layer_time(p_f: float, d_f: float, m_f: float, c_f: float, p_b: float
     docstring): ``p`` the pre-dispatch compute (attention, router, permutation; the backward's with its weight
     gradients and recompute), ``d`` / ``c`` the dispatch / combine communication, ``m`` the expert compute (the
     backward's with its weight gradients), ``_f`` forward, ``_b`` backward. Compute that runs while the
-    communication kernels hold their SMs runs ``slowdown`` times longer (``comm_sm_slowdown``): a phase of
+    communication kernels hold their SMs runs ``slowdown`` times longer (1 + Pricer.expert_comm_slowdown): a phase of
     ``comm`` and ``comp`` seconds takes ``comm`` when the slowed compute fits under it, else ``comp + comm (1 -
     1 / slowdown)`` (the compute lost ``comm / slowdown`` of its own time to the shared SMs)."""
     def phase(comm: float, comp: float) -> float:
@@ -67,12 +75,4 @@ def paired_layer_time(p_f: float, d_f: float, m_f: float, c_f: float, p_b: float
     return phase(c_b, p_f) + phase(d_f, m_b) + phase(d_b, m_f) + phase(c_f, p_b)
 
 
-def comm_sm_slowdown(sm_count: int | None, dispatcher: str) -> float:
-    """Time factor (>= 1) of compute running beside the hidden all-to-all kernels: ``sm_count / (sm_count -
-    20)`` for DeepEP; 1 for NCCL's all-to-all (not priced) or a profile without ``sm_count``."""
-    if dispatcher != "deepep" or not sm_count or sm_count <= DEEPEP_SMS:
-        return 1.0
-    return sm_count / (sm_count - DEEPEP_SMS)
-
-
-__all__ = ["DEEPEP_SMS", "comm_sm_slowdown", "overlap_fraction", "paired_layer_time", "synced_block"]
+__all__ = ["DEEPEP_SMS", "HYBRIDEP_SMS", "dispatcher_sms", "overlap_fraction", "paired_layer_time", "synced_block"]

@@ -245,6 +245,18 @@ class NodeSpec(Spec):
         return sum(nic.bandwidth_gbps for nic in self.nics)
 
 
+class EpDispatchPoint(Spec):
+    """Throughput an expert-parallel dispatch library reached across nodes in its own benchmark: the bytes the
+    benchmark counts (every token once per selected node, the sender's own node included: DeepEP
+    tests/test_internode.py ``num_rdma_token_sent``, HybridEP tests/utils.py ``count_rdma_send_from_routing_map``)
+    over the kernel time."""
+
+    backend: Literal["deepep", "hybridep"] = Field(description="the dispatch library")
+    ranks: int = Field(gt=1, le=MAX_RANKS, description="expert-parallel ranks of the benchmark (several nodes)")
+    dispatch_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="dispatch throughput, GB/s (16-bit)")
+    combine_gbps: float = Field(gt=0, le=MAX_BANDWIDTH_GBPS, description="combine throughput, GB/s (16-bit)")
+
+
 class NetworkSpec(Spec):
     """The inter-node network."""
 
@@ -255,6 +267,9 @@ class NetworkSpec(Spec):
         gt=0, description="nodes with full bisection (dragonfly group, fat-tree pod)"
     )
     taper: float = Field(1.0, ge=1, description="oversubscription of traffic leaving a group (1 = none)")
+    ep_dispatch: list[EpDispatchPoint] = Field(
+        default_factory=list, description="measured throughput of the flex MoE dispatch libraries across nodes, by "
+        "library and rank count (planner.pricing.collectives prices their all-to-alls on it; none = the NIC model)")
 
 
 class StorageSpec(Spec):

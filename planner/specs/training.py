@@ -76,10 +76,11 @@ class TrainingSpec(Spec):
         "input-to-capacity); None = dropless")
     moe_load_imbalance: float = Field(
         1.0, ge=1.0, description="dropless MoE: max/mean tokens per expert on the busiest rank (1 = balanced)")
-    moe_token_dispatcher: Literal["alltoall", "deepep"] = Field(
+    moe_token_dispatcher: Literal["alltoall", "deepep", "hybridep"] = Field(
         "alltoall", description="MoE token dispatch: alltoall sends every routed copy (Megatron-Core alltoall "
-        "dispatcher); deepep sends a token once per destination node and forwards it over NVLink (DeepSeek-V3 "
-        "Sec. 3.2.2, DeepEP; Megatron --moe-token-dispatcher-type flex --moe-enable-deepep)")
+        "dispatcher); deepep / hybridep (the flex dispatcher: --moe-token-dispatcher-type flex "
+        "--moe-flex-dispatcher-backend deepep|hybridep) send a token once per destination node and forward it over "
+        "NVLink once per destination rank (DeepSeek-V3 Sec. 3.2.2, DeepEP; HybridEP, DeepEP branch hybrid-ep)")
     moe_shared_expert_overlap: bool = Field(
         False, description="shared-expert GEMMs overlapped with the dispatch/combine all-to-all (Megatron-Core "
         "--moe-shared-expert-overlap)")

@@ -28,7 +28,7 @@ from .kernels import (
 )
 from .mla import mla_forward
 from .moe import moe_forward, moe_linear_params
-from .ops import Attention, Collective, CountExchange, ExecutedGemm, Gemm, MemoryOp, Op
+from .ops import Attention, Collective, CountExchange, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll
 from .sac import sac_split
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
@@ -174,6 +174,9 @@ def layer_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phas
         ops += mla_forward(model, training, d, phase, layout.cp, resolve_cp_kind(layout, training))
     else:
         ops.append(Gemm("qkv", T, q_width + 2 * kv_width, h, phase))
+        if model.qk_norm:  # per-head RMSNorm of the queries and keys before RoPE (Qwen3, arXiv 2505.09388 Sec. 2)
+            ops += norm_ops("q_norm", T, q_width, model, recipe, phase) + norm_ops("k_norm", T, kv_width, model,
+                                                                                  recipe, phase)
         # sliding-window layers (gpt-oss, Gemma 2): the layer template stands for the average layer
         ops += _attention_core_ops(d, training, layout, recipe, model.position_kind, phase, model.sliding_window,
                                    model.sliding_window_layers / model.num_layers)
@@ -232,6 +235,9 @@ def backward_of(forward: list[Op]) -> list[Op]:
             if op.bwd_factor > 0:
                 out.append(MemoryOp(op.name + ".bwd", op.bytes_moved * op.bwd_factor, "bwd_input",
                                     op.bwd_kind or op.kind, op.launches, 0.0))
+        elif isinstance(op, TokenAllToAll):  # the backward of a dispatch is a combine and vice versa
+            out.append(dataclasses.replace(op, name=op.name + ".bwd", phase="bwd_input", calls=1,
+                                           combine=not op.combine))
         elif isinstance(op, Collective) and not isinstance(op, CountExchange):
             mirror = {"all-gather": "reduce-scatter", "reduce-scatter": "all-gather"}.get(op.kind, op.kind)
             out.append(dataclasses.replace(op, name=op.name + ".bwd", kind=mirror, phase="bwd_input", calls=1))

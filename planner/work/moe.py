@@ -22,6 +22,18 @@ csrc/deep_ep.cpp:451 and :818, ``while (true) { num_recv_tokens = *moe_recv_coun
 indices in expert order (megatron/core/transformer/moe/moe_utils.py ``permute``: the routing map transposed to
 E x T and the token indices masked-selected from it), an index pass over T_in x E entries.
 
+The received copies are permuted a second time: the alltoall dispatcher sorts what the all-to-all delivered
+(grouped by source rank) by local expert before the experts and restores the order before the combine
+(token_dispatcher.py ``dispatch_postprocess`` "Permutation 2: Sort tokens by local expert" and
+``combine_preprocess`` "Unpermutation 2", ``sort_chunks_by_idxs``; a ``transpose().contiguous()`` copy when padded
+to capacity), whenever a rank holds more than one expert. The flex dispatcher (DeepEP, HybridEP) fuses the global
+permutation into its communication kernel and sends a token once to each destination rank, then expands the
+received tokens into the local experts' copies after the dispatch and sums them back before the combine
+(``_DeepepManager.get_permuted_hidden_states_by_experts`` / ``get_restored_hidden_states_by_experts``; "The Flex
+Dispatcher of DeepEP or HybridEP fuses the global permute into the communication kernel ... but still requires a
+permute kernel to copy and rearrange the tokens distributed to different local experts after EP communication",
+Megatron-LM docs/discussions/deepseek-v3-gb200-optimization, Sec. 2.1.1).
+
 Load (stated in the output): each local expert receives on average
 ``R/(E/ep)`` tokens, R = T_in*k*etp copies per rank. Dropless with ``moe_load_imbalance`` = L
 (max/mean tokens per expert, 1 = balanced) or padded to ``moe_capacity_factor`` = C: the busiest
@@ -43,6 +55,29 @@ PROB_BYTES = 4  # fp32 router scores (Megatron-Core --moe-router-dtype fp32)
 COUNT_BYTES = 8  # int64 tokens-per-expert counts (token_dispatcher.py: routing_map.sum(dim=0).long())
 # routing-map transpose (bool read + write) and the int64 token index it masks, per T_in x E entry (moe_utils.permute)
 INDEX_BYTES = 1 + 1 + 8
+#: Megatron-Core's flex token dispatcher backends (--moe-token-dispatcher-type flex --moe-flex-dispatcher-backend)
+FLEX_DISPATCHERS = ("deepep", "hybridep")
+
+
+def flex_dispatch(training: TrainingSpec) -> bool:
+    """Whether the MoE layers dispatch through the flex dispatcher (DeepEP or HybridEP): one copy of a token per
+    destination rank (and per destination node over the network), the permutation after the dispatch."""
+    return training.moe_token_dispatcher in FLEX_DISPATCHERS
+
+
+def expected_distinct(units: int, experts: int, picks: int) -> float:
+    """Expected number of the ``units`` equal blocks of ``experts`` (ranks or nodes, ``experts / units`` experts
+    each) that ``picks`` distinct experts drawn uniformly at random fall in: units * (1 - C(E - E/u, k) / C(E, k))
+    (the hypergeometric chance that a block gets none of the k picks; with ``experts`` 0, picks with replacement). Balanced routing is uniform: Megatron-Core's
+    --moe-router-force-load-balancing draws random router logits (router.py ``apply_random_logits``)."""
+    if units <= 1:
+        return float(max(units, 0))
+    if experts <= 0:  # experts not known: picks with replacement, u (1 - (1 - 1/u)^k)
+        return units * (1.0 - (1.0 - 1.0 / units) ** picks)
+    per = experts // units
+    if per <= 0 or picks > experts - per:
+        return float(units)
+    return units * (1.0 - math.comb(experts - per, picks) / math.comb(experts, picks))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,32 +152,44 @@ def moe_forward(model: ModelSpec, training: TrainingSpec, layout: Layout, phase:
         # score function and top-k: read 16-bit logits, write fp32 scores and the k routing weights
         MemoryOp("router.topk", tin * m.experts * (ACT_BYTES + PROB_BYTES) + tin * m.top_k * PROB_BYTES, phase),
     ]
-    dedup = training.moe_token_dispatcher == "deepep"
+    flex = flex_dispatch(training) and m.ep > 1
     dropless = training.moe_capacity_factor is None
     if dropless:  # without ep the grouped GEMM's per-expert splits still reach the host ("before_finish")
-        if m.ep * m.etp > 1 and not dedup:  # the alltoall dispatcher's count exchange (DeepEP's: its notify kernel)
+        if m.ep * m.etp > 1 and not flex:  # the alltoall dispatcher's count exchange (DeepEP's: its notify kernel)
             ops.append(CountExchange("moe.split_sizes", "all-gather", "ep", m.experts * COUNT_BYTES * m.ep * m.etp,
                                      phase))
         ops.append(HostSync("moe.sync", 0.0, phase, "sync", 1, 0.0))
     ops.append(MemoryOp("moe.permute.index", tin * m.experts * INDEX_BYTES, phase, launches=2, bwd_factor=0.0))
-    ops.append(MemoryOp("moe.permute", 2 * routed_bytes, phase))  # gather the k copies in expert order
+    if not flex:
+        ops.append(MemoryOp("moe.permute", 2 * routed_bytes, phase))  # gather the k copies in expert order
     limit = model.moe_router_group_topk if model.moe_router_num_groups > 1 else None
     if m.ep > 1:
         ops.append(TokenAllToAll("moe.dispatch", "all-to-all", "ep", routed_bytes, phase, copies=m.top_k,
-                                 node_dedup=dedup, max_nodes=limit))
+                                 node_dedup=flex, max_nodes=limit, experts=m.experts))
     if m.etp > 1:
         ops.append(Collective("moe.dispatch.allgather", "all-gather", "etp", routed_bytes * m.etp, phase))
+    rows = m.executed_tokens_per_expert * m.local_experts  # copies the busiest rank's experts process
+    if flex:  # the received tokens expanded into the local experts' copies (read once per copy, written)
+        ops.append(MemoryOp("moe.permute", 2 * rows * h * ACT_BYTES, phase))
+    elif m.local_experts > 1:  # Permutation 2: sort the received copies (and their fp32 probs) by local expert
+        ops.append(MemoryOp("moe.sort_chunks", 2 * rows * (h * ACT_BYTES + PROB_BYTES), phase, bwd_factor=1.0))
     f = m.expert_width_local
     ops.append(_experts(m, "experts.fc1", f * m.gate_factor, h, phase))
     act_io = (m.gate_factor + 1) * ACT_BYTES
-    ops.append(MemoryOp("experts.activation", m.executed_tokens_per_expert * m.local_experts * f * act_io, phase))
+    ops.append(MemoryOp("experts.activation", rows * f * act_io, phase))
     ops.append(_experts(m, "experts.fc2", h, f, phase))
+    if flex:  # the local experts' copies summed back into the received tokens (one per source token)
+        received = tin * m.etp * expected_distinct(m.ep, m.experts, m.top_k)
+        ops.append(MemoryOp("moe.unpermute", (rows + received) * h * ACT_BYTES, phase))
+    elif m.local_experts > 1:  # Unpermutation 2: back to the order the combine all-to-all sends in
+        ops.append(MemoryOp("moe.unsort_chunks", 2 * rows * h * ACT_BYTES, phase, bwd_factor=1.0))
     if m.etp > 1:
         ops.append(Collective("moe.combine.reducescatter", "reduce-scatter", "etp", routed_bytes * m.etp, phase))
     if m.ep > 1:
         ops.append(TokenAllToAll("moe.combine", "all-to-all", "ep", routed_bytes, phase, copies=m.top_k,
-                                 node_dedup=dedup, max_nodes=limit))
-    ops.append(MemoryOp("moe.unpermute", 2 * routed_bytes + tin * h * ACT_BYTES, phase))  # weighted sum of k
+                                 node_dedup=flex, max_nodes=limit, experts=m.experts, combine=True))
+    if not flex:
+        ops.append(MemoryOp("moe.unpermute", 2 * routed_bytes + tin * h * ACT_BYTES, phase))  # weighted sum of k
     if m.shared_width_local:
         T, s = m.tokens, m.shared_width_local
         ops += tp_in

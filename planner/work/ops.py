@@ -168,14 +168,19 @@ class Collective:
 
 @dataclass(frozen=True, slots=True)
 class TokenAllToAll(Collective):
-    """The MoE dispatch / combine all-to-all: ``bytes`` carries ``copies`` (top-k) copies of each token.
-    With ``node_dedup`` a token crosses to each destination node once and is forwarded to its experts
-    over the node's links (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.2; DeepEP), reaching at most
-    ``max_nodes`` nodes when the router limits the expert groups (node-limited routing)."""
+    """The MoE dispatch / combine all-to-all: ``bytes`` carries ``copies`` (top-k) copies of each token, routed
+    to ``experts`` experts spread evenly over the group. With ``node_dedup`` (the flex dispatcher: DeepEP,
+    HybridEP) a token crosses to each destination node once and is forwarded over the node's links to each
+    destination rank once (DeepSeek-V3, arXiv 2412.19437, Sec. 3.2.2; DeepEP ``is_token_in_rank``), reaching
+    at most ``max_nodes`` nodes when the router limits the expert groups (node-limited routing). ``combine``:
+    the kernel that returns the tokens (the forward combine and the backward of the dispatch), else the one
+    that sends them out (the forward dispatch and the backward of the combine)."""
 
     copies: int = 1
     node_dedup: bool = False
     max_nodes: int | None = None
+    experts: int = 0
+    combine: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,11 +35,12 @@ def moe_layouts(draw):
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(moe_layouts(), st.sampled_from(["alltoall", "deepep"]), st.booleans(), st.sampled_from([0, 1]),
+@given(moe_layouts(), st.sampled_from(["alltoall", "deepep", "hybridep"]), st.booleans(), st.sampled_from([0, 1]),
        st.sampled_from([None, 1.25]))
 def test_simulated_step_equals_analytic_with_syncs_a2a_overlap_and_mtp(layout, dispatcher, a2a, mtp, capacity):
-    """Host syncs (dropless), the combined-1F1B all-to-all overlap, MTP modules and padded dispatch are the
-    same priced parts in the analytic model and the replay (planner.cost.a2a_overlap)."""
+    """Host syncs (dropless), the combined-1F1B all-to-all overlap, MTP modules, padded dispatch and the flex
+    dispatcher's measured throughput across nodes are the same priced parts in the analytic model and the replay
+    (planner.cost.a2a_overlap, planner.pricing.collectives)."""
     lay = Layout(**layout)
     # with pp > 1 the MTP module and second head make the last stage the heaviest: the closed-form pipeline
     # differs from the replay by ~1-2 % there for dense models too (tests/simulate/test_invariant.py), so no MTP

@@ -8,7 +8,9 @@ import pytest
 
 from hwprofiles import load_hardware, load_model
 from planner.errors import SpecError
-from planner.pricing.moe_overlap import comm_sm_slowdown, overlap_fraction, paired_layer_time, synced_block
+from planner.pricing import Pricer
+from planner.pricing.compute import sm_share_slowdown
+from planner.pricing.moe_overlap import dispatcher_sms, overlap_fraction, paired_layer_time, synced_block
 from planner.scenario import Scenario
 from planner.specs import Layout, TrainingSpec, check_layout
 from planner.specs.pipeline_layout import layout_string, parse_pipeline_layout, symbol_count
@@ -72,9 +74,19 @@ def test_overlap_fraction_leaves_out_the_warmup():
     assert overlap_fraction(16, 4, 2) == pytest.approx((32 - (3 * 2 + 4 + 1)) / 32)
 
 
-def test_deepep_takes_twenty_sms():
-    assert comm_sm_slowdown(132, "deepep") == pytest.approx(132 / 112)
-    assert comm_sm_slowdown(132, "alltoall") == 1.0
+def test_dispatchers_take_their_sms_and_one_formula_prices_the_share():
+    assert dispatcher_sms("deepep", 16) == 20 and dispatcher_sms("hybridep", 16) == 16
+    assert dispatcher_sms("alltoall", 16) == 16  # NCCL's all-to-all: the profile's collective channels
+    assert sm_share_slowdown(20, 132) == pytest.approx(20 / 112)
+    assert sm_share_slowdown(None, 132) == 0.0 and sm_share_slowdown(16, None) == 0.0
+
+
+def test_expert_comm_slowdown_follows_the_dispatcher():
+    lay = Layout(dp=8, ep=8)
+    nccl = Pricer(H100, TrainingSpec(global_batch_size=8, seq_length=1024), lay, 8)
+    deepep = Pricer(H100, TrainingSpec(global_batch_size=8, seq_length=1024, moe_token_dispatcher="deepep"), lay, 8)
+    assert nccl.expert_comm_slowdown == pytest.approx(nccl.comm_compute_slowdown)  # same SMs, same formula
+    assert deepep.expert_comm_slowdown == pytest.approx(20 / (132 - 20))
 
 
 def test_a2a_overlap_hides_all_to_all_time():
