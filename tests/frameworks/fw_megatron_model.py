@@ -127,8 +127,8 @@ def main(spec_path: str, out_path: str) -> None:
     import megatron.training.arguments as A
 
     A.get_device_arch_version = lambda: 9
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=os.environ.get("PARAPLAN_MEGATRON_PORT", "29531"))
-    torch.distributed.init_process_group("gloo", rank=0, world_size=1)
+    store = os.path.join(os.path.dirname(os.path.abspath(out_path)), "megatron_model.store")  # no TCP port to clash
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=0, world_size=1)
     from megatron.core import parallel_state
 
     parallel_state.initialize_model_parallel()
