@@ -56,35 +56,65 @@ def _best(d: dict) -> dict:
     return d["best"]["estimate"]
 
 
+PLAN_8B = ("--model", "llama3.1-8b", "--hardware", "h100-sxm-96gb-500w", "--gpus", "8", "--global-batch", "16",
+           "--seq", "8192", "--recipe", "torchtitan-2412")
+TORCHTITAN_ROWS = ("bench", "accuracy", "hwprofiles/data/torchtitan_runs.csv")
+
+
+def _plan_rows(d: dict) -> str:
+    return " ... ".join(f"{p['estimate']['step_time_s']:.2f} s │ {p['estimate']['tokens_per_s']:,.0f} │ "
+                        f"{_pct(p['estimate']['mfu'])}" for p in d["plans"][:3])
+
+
+def _whatif(d: dict) -> str:
+    base = d["base"]["estimate"]
+    out = []
+    for v in d["variants"]:
+        e = v["estimate"]
+        out.append(f"{e['step_time_s']:.2f} s ({100 * (e['step_time_s'] / base['step_time_s'] - 1):+.1f}%)")
+        out.append(f"{_pct(e['mfu'])} ({100 * (e['mfu'] - base['mfu']):+.1f} pt)")
+    return " ... ".join(out)
+
+
+def _recipe(name: str) -> Callable[[Any], str]:
+    def text(d: dict) -> str:
+        g = d["summary"]["by_recipe"][name]
+        return f"| {g['rows']} | {g['median_abs_error_pct']:.1f} % |"
+    return text
+
+
 FIGURES: tuple[Figure, ...] = (
-    Figure("Llama 3 405B pre-training, run plan (GPU-hours, goodput, days)", "README.md", ("run", "llama3-405b"),
-           _run_plan),
-    Figure("published runs: all rows / fully stated", "README.md", ("bench", "accuracy"),
-           lambda d: (f"fully stated ({d['summary']['fully_stated']['rows']}) | "
-                      f"{d['summary']['fully_stated']['median_abs_error_pct']:.1f} % ... all predicted dense and MoE rows "
-                      f"({d['summary']['all_rows']['rows']}) | {d['summary']['all_rows']['median_abs_error_pct']:.1f} %")),
-    Figure("published runs: H100 rows", "README.md", ("bench", "accuracy"),
-           lambda d: (f"H100 ({d['summary']['by_hardware']['h100-sxm-80gb']['rows']}) ... "
-                      f"{d['summary']['by_hardware']['h100-sxm-80gb']['median_abs_error_pct']:.1f} %")),
+    Figure("worked example: plan of Llama 3.1 8B on 8 H100 500 W (torchtitan-2412)", "README.md",
+           ("plan", *PLAN_8B, "--top", "3"), _plan_rows),
+    Figure("worked example: the report's own setting (micro-batch 2, op SAC)", "README.md",
+           ("estimate", *PLAN_8B, "--zero", "3", "--micro-batch", "2", "--recompute", "op"),
+           lambda d: f"predicted at {_pct(d['mfu'])}"),
+    Figure("worked example: what-if 700 W / tp 2", "README.md",
+           ("whatif", *PLAN_8B, "--zero", "3", "--micro-batch", "1", "--set", "device.power_limit_w=700",
+            "--set", "layout.tp=2 layout.sequence_parallel=true"), _whatif),
+    Figure("torchtitan runs: time and reserved memory", "README.md", TORCHTITAN_ROWS,
+           lambda d: (f"| {d['summary']['all_rows']['rows']} | {d['summary']['all_rows']['median_abs_error_pct']:.1f} % | "
+                      f"{d['summary']['memory']['median_abs_error_pct']:.1f} % (reserved)")),
+    *(Figure(f"published runs: recipe {r}", "README.md", ("bench", "accuracy"), _recipe(r))
+      for r in ("megatron-core", "megatron-lm", "fsdp1")),
+    Figure("published runs: deepspeed / deepspeed-2021", "README.md", ("bench", "accuracy"),
+           lambda d: (f"{d['summary']['by_recipe']['deepspeed']['median_abs_error_pct']:.1f} % / "
+                      f"{d['summary']['by_recipe']['deepspeed-2021']['median_abs_error_pct']:.1f} %")),
+    Figure("published runs: MoE rows", "README.md", ("bench", "accuracy"),
+           lambda d: f"| {d['summary']['moe_rows']['rows']} | {d['summary']['moe_rows']['median_abs_error_pct']:.1f} % |"),
+    Figure("published runs: all rows / fully stated / dense / H100", "README.md", ("bench", "accuracy"),
+           lambda d: (f"fully stated dense ({d['summary']['fully_stated']['rows']}) | "
+                      f"{d['summary']['fully_stated']['median_abs_error_pct']:.1f} % ... dense "
+                      f"{d['summary']['dense_rows']['median_abs_error_pct']:.1f} % over {d['summary']['dense_rows']['rows']} ... "
+                      f"all predicted dense and MoE rows ({d['summary']['all_rows']['rows']}) | "
+                      f"{d['summary']['all_rows']['median_abs_error_pct']:.1f} % ... "
+                      f"H100 ({d['summary']['by_hardware']['h100-sxm-80gb']['rows']}) … "
+                      f"{d['summary']['by_hardware']['h100-sxm-80gb']['median_abs_error_pct']:.1f} % dense")),
     Figure("measured single-GPU steps", "README.md", ("bench", "steps"),
-           lambda d: (f"median |time error| {d['median_abs_time_error_pct']:.1f} %, median |allocated-memory error| "
-                      f"{d['median_abs_memory_error_pct']:.1f} %")),
-    Figure("Llama 2 7B on 64 A100, torchtitan", "README.md",
-           ("plan", "--model", "llama2-7b", "--hardware", "a100-sxm-80gb", "--gpus", "64", "--global-batch", "512",
-            "--seq", "4096", "--recipe", "torchtitan"),
-           lambda d: f"`--recipe torchtitan` plans {_pct(_best(d)['mfu'])} MFU"),
-    Figure("Llama 2 7B on 64 A100, megatron-core", "README.md",
-           ("plan", "--model", "llama2-7b", "--hardware", "a100-sxm-80gb", "--gpus", "64", "--global-batch", "512",
-            "--seq", "4096", "--recipe", "megatron-core"),
-           lambda d: f"`--recipe megatron-core` plans {_pct(_best(d)['mfu'])}"),
-    Figure("DeepSeek-V3 on 2,048 H100, bf16", "README.md",
-           ("plan", "--model", "tests/data/hf/deepseek-v3/config.json", "--hardware", "h100-sxm-80gb", "--gpus", "2048",
-            "--global-batch", "15360", "--seq", "4096"),
-           lambda d: f"{_best(d)['step_time_s']:.1f} s per step, ... {_pct(_best(d)['mfu'])} MFU in bf16"),
-    Figure("Llama 3 8B at 131,072 tokens on 64 H100, tp8 cp8", "README.md",
-           ("estimate", "--model", "llama3-8b", "--hardware", "h100-sxm-80gb", "--gpus", "64", "--tp", "8", "--cp", "8",
-            "--sequence-parallel", "--global-batch", "64", "--seq", "131072"),
-           lambda d: f"{d['step_time_s']:.1f} s per step"),
+           lambda d: (f"| {len(d['cases'])} | {d['median_abs_time_error_pct']:.1f} % | "
+                      f"{d['median_abs_memory_error_pct']:.1f} % (allocated)")),
+    Figure("Llama 3 405B pre-training, run plan (GPU-hours, goodput, days)", "docs/run-plan.md", ("run", "llama3-405b"),
+           _run_plan),
 )
 
 

@@ -8,14 +8,14 @@ import json
 
 
 def test_figures_come_with_date_load_and_whether_the_readme_holds_them(run_cli):
-    res = run_cli("bench", "readme", "--only", "H100 rows", "--json")
+    res = run_cli("bench", "readme", "--only", "single-GPU steps", "--json")
     assert res.exit_code == 0, res.stderr
     data = json.loads(res.stdout)
     assert data["date"] and "load_1min" in data and data["cpus"] >= 1
     (fig,) = data["figures"]
-    assert fig["command"] == "paraplan bench accuracy" and fig["value"].startswith("H100 (")
-    text = run_cli("bench", "readme", "--only", "H100 rows").stdout
-    assert "figures of " in text and " load " in text and "H100" in text
+    assert fig["command"] == "paraplan bench steps" and fig["value"].startswith("| 22 |") and fig["quoted"]
+    text = run_cli("bench", "readme", "--only", "single-GPU steps").stdout
+    assert "figures of " in text and " load " in text and "single-GPU" in text
 
 
 def test_a_figure_the_text_does_not_hold_is_stale(run_cli, monkeypatch):
