@@ -10,6 +10,7 @@ from pydantic import ValidationError
 
 from planner.errors import SpecError, format_validation_error, suggest
 from planner.specs.recipe import RECIPE_NAMES, UNSOURCED_FIELDS, RecipeSpec
+from planner.specs.recipe_source import install_recipe_source
 
 _HERE = Path(__file__).resolve().parent
 
@@ -96,3 +97,7 @@ def load_recipe(name: str) -> RecipeSpec:
             raise SpecError("no such file", source=name)
         return _load_path(str(Path(name).resolve()))
     return _load_path(str(recipes_dir() / f"{canonical_recipe_name(name)}.yaml"))
+
+
+#: TrainingSpec resolves its recipe through these (the specs never read a file)
+install_recipe_source(canonical_recipe_name, load_recipe)

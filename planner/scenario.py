@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+import hwprofiles  # noqa: F401 - installs the recipe loader a TrainingSpec resolves its recipe through
+
 from .errors import SpecError, format_validation_error
 from .io import read_json
 from .specs import HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec

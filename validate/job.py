@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+import hwprofiles  # noqa: F401 - installs the recipe loader a TrainingSpec resolves its recipe through
 from planner.errors import SpecError
 from planner.specs import Layout, ModelSpec, TrainingSpec
 from planner.specs.base import Spec
