@@ -232,9 +232,8 @@ def frontier_report(out: str | Path = "docs/frontier", *, plots: bool = True) ->
                    str(p.scaling_png(r, out / "scaling.png")), str(p.memory_png(r, out / "memory.png"))]
         best175 = next(b for b in r["best"] if b["model"] == "frontier-175b")
         sim = timeline(r["_hw"], best175)
-        if sim is not None:
-            images.append(str(p.timeline_png(sim[0], sim[1], best175["plan"], out / "timeline_175b.png")))
-            image = f"{out.name}/timeline_175b.png"
+        images.append(str(p.timeline_png(sim[0], sim[1], best175["plan"], out / "timeline_175b.png")))
+        image = f"{out.name}/timeline_175b.png"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = render_markdown(r, stamp, image).replace("](frontier/", f"]({out.name}/")
     return {"markdown": md, "images": images, "data": _jsonable(r)}

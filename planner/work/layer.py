@@ -29,6 +29,7 @@ from .kernels import (
 from .mla import mla_forward
 from .moe import moe_forward, moe_linear_params
 from .ops import Attention, Collective, CountExchange, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll
+from .params import attention_parameters, mlp_parameters
 from .sac import sac_split
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
@@ -88,8 +89,6 @@ def layer_linear_params(model: ModelSpec, layout: Layout, dense: bool = False) -
     models (GeLU) have one fused QKV Linear (Megatron, nanoGPT); Llama-style (SwiGLU) separate q, k, v
     (Hugging Face, torchtitan). A MoE layer (not ``dense``): its FFN part is the router, the rank's
     E/ep routed experts and the shared experts (planner.work.moe.moe_linear_params)."""
-    from .params import attention_parameters, mlp_parameters
-
     t = layout.tp
     swiglu = model.ffn_kind == "swiglu"
     n_mats = (4 if swiglu else 2) + (3 if swiglu else 2)
