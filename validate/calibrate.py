@@ -31,11 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from hwprofiles import load_hardware
 from hwprofiles.loader import deep_merge, hardware_dir, hardware_from_dict, read_yaml
 from planner.errors import SpecError
-from planner.fit_microbench import fit_gemm_curve
 from planner.specs import HardwareProfile
 from planner.topology import offnode_bandwidth_per_device_gbps, p2p_bandwidth_gbps, ring_bandwidth_gbps
 from planner.work.ops import Attention
 
+from .fit_microbench import fit_gemm_curve
 from .results import BenchResult
 from .trace_fit import (
     TracedJob,

@@ -4,7 +4,7 @@ to read the traces (the fit works on what planner.trace.measure extracted).
 
 In this order, each from its own measurements (seconds per step are the mean over ranks of the median step):
   dispatch d       per-op fixed time inside an op: median time of the smallest tenth of memory-bound ops
-  GEMM efficiency  2mnk / ((t - d) * peak) per recorded GEMM, binned by size (planner.fit_microbench)
+  GEMM efficiency  2mnk / ((t - d) * peak) per recorded GEMM, binned by size (validate.fit_microbench)
   attention        executed FLOPs / ((t - d) * peak), forward and backward medians (and per head dim and
                    sequence, the profile's attention table points, when it prices attention from a table)
   memory classes   sum bytes / sum (t - d) per class (and over all classes for memory_efficiency)
@@ -31,7 +31,6 @@ from typing import Any
 
 from planner.cost import estimate
 from planner.errors import SpecError
-from planner.fit_microbench import fit_gemm_curve
 from planner.pricing.collectives import CollectivePricer
 from planner.pricing.compute import ADAMW_BYTES_PER_PARAM
 from planner.pricing.placement import GroupPlacement
@@ -43,6 +42,7 @@ from planner.trace.run import TracedRun
 from planner.work.ops import Attention, KernelClass
 from planner.work.step import build_step
 
+from .fit_microbench import fit_gemm_curve
 from .lsq import least_squares_log
 from .results import SIDECAR
 
