@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import simulate
 from hwprofiles import load_hardware, load_model
-from hwprofiles.fits.fit_mi250x_frontier import GCD_PEAK, POINTS, predicted_percent, study_training
+from planner.bench.fit_mi250x_frontier import GCD_PEAK, POINTS, predicted_percent, study_training
 from planner.cost import estimate
 from planner.pricing.collectives import CollectivePricer
 from planner.pricing.placement import place

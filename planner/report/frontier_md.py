@@ -191,7 +191,7 @@ def _assumptions(r: dict) -> list[str]:
             "- **Assumptions**: the scaling runs' global batches and strong-scaling baselines (unknown); "
             "seq 2048 for 175B (the Jan-2024 script says 4096, the Nov-2023 run 2048); the hardware "
             "profile's efficiencies were fitted to the three headline points "
-            "(`hwprofiles/fits/fit_mi250x_frontier.py`), so Section 1 checks the fit, not an independent "
+            "(`planner/bench/fit_mi250x_frontier.py`), so Section 1 checks the fit, not an independent "
             "prediction.",
             f"- **Sensitivity**: 1T headline: {one_t} (study 31.96 %). 175B: {seq} (study 36.14 %). "
             "Strong scaling depends on the unknown batch as the tables in Section 3 show; weak scaling "
