@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .hf_config import _GELU, _llama_like, _Reader
+from .hf_reader import _GELU, _llama_like, _Reader
 
 
 def _every_layer_moe(r: _Reader) -> None:

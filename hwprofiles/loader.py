@@ -14,6 +14,8 @@ from planner.errors import NotFoundError, ParaplanWarning, SpecError, format_val
 from planner.io import STDIN, parse_json_text, read_input_text
 from planner.specs import HardwareProfile, ModelSpec
 
+from .hf_config import model_from_hf_config
+
 _HERE = Path(__file__).resolve().parent
 # libyaml's loader parses the profiles ~10x faster than the pure-Python one (start-up of `hw list`).
 _SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -224,8 +226,6 @@ def _load_model(path: str) -> ModelSpec:
     """A model file recognised by its content: a JSON object with ``model_type`` or ``architectures``
     (whatever the file is called) is a Hugging Face config; other JSON with a .json name is read as
     one (and says what it lacks); anything else is a paraplan model YAML."""
-    from .hf_config import model_from_hf_config
-
     p = Path(path)
     text = read_input_text(path, "model")
     data: Any = None

@@ -10,6 +10,9 @@ from pydantic import ValidationError
 
 from planner.errors import SpecError, format_validation_error, suggest
 from planner.specs.recipe import RECIPE_NAMES, UNSOURCED_FIELDS, RecipeSpec
+from planner.specs.recipe_source import install_recipe_source
+
+from .loader import read_yaml
 
 _HERE = Path(__file__).resolve().parent
 
@@ -50,8 +53,6 @@ def _merged_data(path: str, seen: tuple[str, ...]) -> dict:
     """The recipe mapping of ``path`` with its ``base:`` recipe's rules filled in under it: rules and
     sources it does not state are the base's, notes are the base's followed by its own. SpecError on
     an unknown base or a cycle."""
-    from .loader import read_yaml
-
     data = read_yaml(Path(path))
     base = data.get("base") if isinstance(data, dict) else None
     if not base:
@@ -96,3 +97,7 @@ def load_recipe(name: str) -> RecipeSpec:
             raise SpecError("no such file", source=name)
         return _load_path(str(Path(name).resolve()))
     return _load_path(str(recipes_dir() / f"{canonical_recipe_name(name)}.yaml"))
+
+
+#: TrainingSpec resolves its recipe through these (the specs never read a file)
+install_recipe_source(canonical_recipe_name, load_recipe)

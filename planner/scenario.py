@@ -11,6 +11,9 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+import hwprofiles  # noqa: F401 - installs the recipe loader a TrainingSpec resolves its recipe through
+
+from .cost import estimate
 from .errors import SpecError, format_validation_error
 from .io import read_json
 from .specs import HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
@@ -35,8 +38,6 @@ class Scenario(Spec):
 
     def estimate(self):
         """Analytic estimate of this scenario (SpecError when it has stragglers: the simulator prices them)."""
-        from .cost import estimate
-
         if self.stragglers.active:
             raise SpecError("the scenario has stragglers, which the simulator prices: use --engine simulate "
                             "(or paraplan simulate)", field="--engine")

@@ -22,7 +22,7 @@ from planner.cost.analytic import beside_slowdown
 from planner.cost.bottleneck_booking import hidden_compute
 from planner.gc_pause import cyclic_gc_paused
 
-from .entities import SimPlan, Transfer
+from .entities import PhaseTime, SimPlan, Transfer
 from .fabric import NicFabric
 from .schedules import splits_weight_grad, stage_order
 from .stream import StageStream
@@ -414,6 +414,4 @@ class Engine:
 
 
 def _add(a, b):
-    from .entities import PhaseTime
-
     return PhaseTime(a.compute + b.compute, a.tp + b.tp, a.cp + b.cp, a.offnode + b.offnode)

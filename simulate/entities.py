@@ -19,6 +19,8 @@ from planner.cost.analytic import fsdp_copy_time, price_stage, stage_memory
 from planner.cost.bottleneck_booking import hidden_compute
 from planner.pricing import Pricer
 from planner.pricing.moe_overlap import synced_block
+from planner.pricing.placement import axis_strides
+from planner.pricing.tp_overlap import ring_exchange_time
 from planner.topology import nic_for_device, offnode_bandwidth_per_device_gbps
 from planner.work.context import RingAttention
 from planner.work.ops import Collective
@@ -129,8 +131,6 @@ def _chunk_times(stage, pricer: Pricer, v: int, is_first: bool, is_last: bool, c
     NICs the chunk's context-parallel sends cross (none when the cp group stays in a node); ``copy_s``:
     the stage's FSDP copy-out seconds per micro-batch (planner.cost.analytic.fsdp_copy_time), half in
     the forward, half in the backward, spread over the chunks."""
-    from planner.pricing.tp_overlap import ring_exchange_time
-
     trn = pricer.training
     ring = trn.tp_comm_overlap and trn.tp_overlap_style == "ring-exchange"
 
@@ -229,8 +229,6 @@ def stage_devices(layout, stage: int, devices_per_node: int) -> tuple[int, tuple
     """(node index, node devices) of ``stage`` in replica 0: its tp*cp ranks plus the same stage of
     the replicas sharing that node (they run in lock-step by symmetry, so they load the same NICs).
     Rank strides follow ``layout.rank_order`` (planner.pricing.placement.axis_strides)."""
-    from planner.pricing.placement import axis_strides
-
     strides = axis_strides(layout)
     per_stage = layout.tp * layout.cp
     dp_stride, pp_stride = strides["dp"][1], strides["pp"][1]

@@ -7,11 +7,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from planner.cost.analytic import stage_memory
 from planner.cost.result import Estimate, TimeBreakdown
+from planner.errors import SpecError
 from planner.pricing import Pricer
 from planner.specs import check_layout
 from planner.work.step import build_step
 
+from .coarse import coarse_replay
 from .engine import Engine
 from .entities import SimPlan, build_plan
 from .memory import MemoryTimeline, observed_stage_memory, stage_timeline
@@ -106,8 +109,6 @@ def _fold(plan: SimPlan, eng: Engine, scenario, overlap: bool, contention: bool)
 
 def stage_memory_of(plan: SimPlan, i: int):
     """Analytic StageMemory of stage ``i`` (planner.cost.analytic.stage_memory)."""
-    from planner.cost.analytic import stage_memory
-
     return stage_memory(plan.step.stages[i], plan.pricer.hardware)
 
 
@@ -140,7 +141,6 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
     ``fine=True`` replays every micro-batch. ``progress(done, samples)`` is called after each replay."""
     import time
 
-    from planner.errors import SpecError
 
     if jitter < 0:
         raise SpecError(f"jitter({jitter}) must be >= 0", field="--jitter")
@@ -155,8 +155,6 @@ def run(scenario, *, overlap: bool = True, contention: bool = True, jitter: floa
     times, first, events = [], None, 0
     folded = list(plan.folded)
     if not fine and not trace and jitter == 0:
-        from .coarse import coarse_replay
-
         first = coarse_replay(plan, overlap=overlap, contention=contention)
         if first is not None:
             events = first.events

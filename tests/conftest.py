@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
+import hwprofiles  # noqa: F401 - installs the recipe loader a TrainingSpec resolves its recipe through
+
 os.environ.setdefault("COLUMNS", "160")
 
 # Tests never depend on wall time: hypothesis's default 200 ms deadline per example fails a test on a

@@ -25,15 +25,17 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from hwprofiles import load_hardware
 from hwprofiles.loader import deep_merge, hardware_dir, hardware_from_dict, read_yaml
 from planner.errors import SpecError
-from planner.fit_microbench import fit_gemm_curve
 from planner.specs import HardwareProfile
 from planner.topology import offnode_bandwidth_per_device_gbps, p2p_bandwidth_gbps, ring_bandwidth_gbps
 from planner.work.ops import Attention
 
+from .fit_microbench import fit_gemm_curve
 from .results import BenchResult
 from .trace_fit import (
     TracedJob,
@@ -96,8 +98,6 @@ def base_profile_data(name: str) -> tuple[dict[str, Any], str]:
     """(YAML mapping, path) of a base profile given by name or path."""
     path = Path(name) if ("/" in name or name.endswith((".yaml", ".yml"))) else hardware_dir() / f"{name}.yaml"
     if not path.exists():
-        from hwprofiles import load_hardware
-
         load_hardware(name)  # raises the usual NotFoundError with suggestions
     return read_yaml(path), str(path)
 
@@ -341,8 +341,6 @@ def calibrate(base_name: str, bench: BenchResult | None, jobs: list[TracedJob], 
 
 def overlay_yaml(report: CalibrationReport) -> str:
     """The overlay as YAML text (profile keys first, then sources, then the calibration block)."""
-    import yaml
-
     header = (f"# Calibration overlay for '{report.base}' written by paraplan calibrate.\n"
               f"# Apply with: --hardware {report.base} --calibration THIS_FILE (the base profile is not edited).\n")
     return header + yaml.safe_dump(report.overlay, sort_keys=False, width=110)

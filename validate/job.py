@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
-from planner.errors import SpecError
+import hwprofiles  # noqa: F401 - installs the recipe loader a TrainingSpec resolves its recipe through
+from planner.errors import SpecError, format_validation_error
 from planner.specs import Layout, ModelSpec, TrainingSpec
 from planner.specs.base import Spec
 from planner.specs.layout import check_layout
@@ -52,9 +53,7 @@ def parse_layout(text: str) -> Layout:
     try:
         return Layout.model_validate(values)
     except ValueError as exc:  # pydantic ValidationError is a ValueError
-        from pydantic import ValidationError
 
-        from planner.errors import format_validation_error
 
         msg = format_validation_error(exc) if isinstance(exc, ValidationError) else str(exc)
         raise SpecError(f"'{text}': {msg}", field="layout") from None
@@ -212,9 +211,7 @@ class JobSpec(Spec):
 def tiny_model(*, layers: int = 4, hidden: int = 64, heads: int = 4, kv_heads: int | None = None,
                ffn: int | None = None, ffn_kind: str = "gelu", vocab: int = 256, seq: int = 64) -> ModelSpec:
     """A small GPT (untied embeddings, learned positions up to ``seq``) from inline dimensions."""
-    from pydantic import ValidationError
 
-    from planner.errors import format_validation_error
 
     name = f"tiny-l{layers}-h{hidden}-a{heads}" + (f"-kv{kv_heads}" if kv_heads else "") + f"-{ffn_kind}"
     try:

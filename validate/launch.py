@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from planner.errors import SpecError
+from planner.work.params import parameter_counts
 
 from .benchspec import BenchSpec
 from .job import JobSpec
@@ -64,8 +65,6 @@ def available_host_bytes() -> float | None:
 
 def require_host_memory(jobs: list[JobSpec], available: float | None = None) -> None:
     """SpecError naming ``--model`` when a job's ranks cannot fit in this host's memory (lower bound)."""
-    from planner.work.params import parameter_counts
-
     available = available_host_bytes() if available is None else available
     if available is None:
         return

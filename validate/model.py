@@ -20,6 +20,9 @@ from torch.utils.checkpoint import checkpoint
 from planner.errors import SpecError
 from planner.specs import ModelSpec
 
+from .feed_forward import FeedForward
+from .moe import MoEFeedForward
+
 
 def check_supported(model: ModelSpec) -> None:
     """Raise SpecError if the validator cannot build ``model`` (MLA, ALiBi)."""
@@ -91,24 +94,6 @@ class Attention(nn.Module):
         return self.wo(y.transpose(1, 2).reshape(b, s, -1))
 
 
-class FeedForward(nn.Module):
-    """GELU MLP (two matrices) or SwiGLU (three matrices, Shazeer 2020 arXiv 2002.05202)."""
-
-    def __init__(self, model: ModelSpec):
-        super().__init__()
-        h, f, bias = model.hidden_size, model.ffn_hidden_size, model.linear_bias
-        self.kind = model.ffn_kind
-        self.w1 = nn.Linear(h, f, bias=bias)
-        self.w2 = nn.Linear(f, h, bias=bias)
-        self.w3 = nn.Linear(h, f, bias=bias) if self.kind == "swiglu" else None
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.kind == "swiglu":
-            return self.w2(F.silu(self.w1(x)) * self.w3(x))
-        act = F.gelu if self.kind == "gelu" else F.relu
-        return self.w2(act(self.w1(x)))
-
-
 class Block(nn.Module):
     """Pre-norm transformer layer: x + attn(norm(x)); x + ffn(norm(x))."""
 
@@ -118,8 +103,6 @@ class Block(nn.Module):
         self.attention = Attention(model, seq)
         self.ffn_norm = _norm(model)
         if model.is_moe and not dense:
-            from .moe import MoEFeedForward
-
             self.feed_forward = MoEFeedForward(model)
         else:
             self.feed_forward = FeedForward(model)

@@ -23,7 +23,7 @@ from torch.distributed.nn.functional import all_to_all_single
 
 from planner.specs import ModelSpec
 
-from .model import FeedForward
+from .feed_forward import FeedForward
 
 
 def route(logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

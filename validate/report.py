@@ -6,8 +6,12 @@ from collections import Counter
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from planner.cost import estimate
 from planner.errors import SpecError
 from planner.specs import HardwareProfile
+from planner.work.context import cp_collective_calls
+from planner.work.ops import Collective
+from planner.work.step import build_step
 
 from .job import JobSpec
 from .results import JobResult, ResultsFile
@@ -63,10 +67,6 @@ def predicted_collective_calls(spec: JobSpec, pp_rank: int = 0) -> dict[str, int
     ones (ZeRO-3 / FSDP: one per sharded unit; a bucketed DDP / ZeRO-1 reduction is priced as one call) and
     one send and one receive per micro-batch and neighbouring model chunk (activation forward, gradient
     back; with ``vpp`` chunks per GPU, chunk ``c`` sits on pipeline position ``c mod pp``)."""
-    from planner.work.context import cp_collective_calls
-    from planner.work.ops import Collective
-    from planner.work.step import build_step
-
     step = build_step(spec.effective_model(), spec.training_spec(), spec.layout)
     mb, counts = step.micro_batches, Counter()
     for stage in step.stages:
@@ -101,8 +101,6 @@ def _rank0_calls(job: JobResult) -> dict[str, int] | None:
 def build_report(results: ResultsFile, hardware: HardwareProfile, hardware_name: str,
                  calibration: str | None) -> ValidationReport:
     """Predict every job of ``results`` on ``hardware`` and set it against what was measured."""
-    from planner.cost import estimate
-
     rows = []
     for j in results.jobs:
         spec = j.job

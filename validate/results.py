@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from planner.errors import SpecError
+from planner.errors import SpecError, format_validation_error
 from planner.io import read_json, write_atomic  # noqa: F401 - write_atomic re-exported
 
 from .benchspec import BenchSpec
@@ -191,8 +191,6 @@ def load_results(path: str | Path) -> ResultsFile:
     try:
         return ResultsFile.model_validate(data)
     except ValueError as exc:
-        from planner.errors import format_validation_error
-
         raise SpecError(format_validation_error(exc), source=str(p)) from None
 
 

@@ -4,7 +4,7 @@ to read the traces (the fit works on what planner.trace.measure extracted).
 
 In this order, each from its own measurements (seconds per step are the mean over ranks of the median step):
   dispatch d       per-op fixed time inside an op: median time of the smallest tenth of memory-bound ops
-  GEMM efficiency  2mnk / ((t - d) * peak) per recorded GEMM, binned by size (planner.fit_microbench)
+  GEMM efficiency  2mnk / ((t - d) * peak) per recorded GEMM, binned by size (validate.fit_microbench)
   attention        executed FLOPs / ((t - d) * peak), forward and backward medians (and per head dim and
                    sequence, the profile's attention table points, when it prices attention from a table)
   memory classes   sum bytes / sum (t - d) per class (and over all classes for memory_efficiency)
@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from planner.cost import estimate
 from planner.errors import SpecError
-from planner.fit_microbench import fit_gemm_curve
 from planner.pricing.collectives import CollectivePricer
 from planner.pricing.compute import ADAMW_BYTES_PER_PARAM
 from planner.pricing.placement import GroupPlacement
@@ -40,7 +40,9 @@ from planner.trace.compare import predicted_classes
 from planner.trace.measure import HOST
 from planner.trace.run import TracedRun
 from planner.work.ops import Attention, KernelClass
+from planner.work.step import build_step
 
+from .fit_microbench import fit_gemm_curve
 from .lsq import least_squares_log
 from .results import SIDECAR
 
@@ -95,8 +97,6 @@ def read_sidecar(folder: Path) -> dict[str, Any] | None:
 
 def predict(job: TracedJob, profile: HardwareProfile):
     """The cost model's estimate (with the per-class breakdown) of ``job`` on ``profile``."""
-    from planner.cost import estimate
-
     return estimate(job.model, profile, job.training, job.layout, breakdown=True)
 
 
@@ -167,8 +167,6 @@ def fit_compute(jobs: list[TracedJob], base: HardwareProfile, notes: list[str]) 
 
 def fit_optimizer(jobs: list[TracedJob]) -> float | None:
     """Adam parameters per second from the optimizer seconds of every job (None when none shows one)."""
-    from planner.work.step import build_step
-
     work = seconds = 0.0
     for j in jobs:
         t = j.run.classes().get(OPTIMIZER, 0.0)

@@ -32,6 +32,7 @@ from .numerics import (
     step_batch,
 )
 from .parallel import ParallelRun, make_mesh
+from .parallel.context import ContextParallelRun
 from .results import TRACE_DIR, NumericsResult, RankResult, rank_file, write_atomic, write_sidecar
 from .tracing import trace_file, traced_steps
 
@@ -96,7 +97,6 @@ def run_rank(job: JobSpec, job_dir: Path, timeout_s: float) -> None:
         ref = reference_step(job, device) if job.check_numerics else None
         status.update(phase="build")
         if job.layout.cp > 1:  # context parallelism: validate/parallel/context.py
-            from .parallel.context import ContextParallelRun
 
             run = ContextParallelRun(job, mesh, device)
         else:

@@ -29,6 +29,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+import hwprofiles
+from hwprofiles import load_hardware
+
 from ..cost import Estimate, estimate
 from ..errors import SpecError
 from ..scenario import Scenario
@@ -154,8 +157,6 @@ class AccuracyReport(_Result):
 
 def default_csv() -> Path:
     """The shipped data set: hwprofiles/data/published_runs.csv (citations in PUBLISHED_RUNS.md)."""
-    import hwprofiles
-
     return Path(hwprofiles.__file__).resolve().parent / "data" / "published_runs.csv"
 
 
@@ -252,8 +253,6 @@ def predicted_rows(path: Path, hardware_map: HardwareMap = ()
                    ) -> Iterator[tuple[dict[str, str], BenchCase | None, RowResult | str]]:
     """(row, its case or None, its RowResult or the reason it was not predicted) for every row of the
     CSV ``path``, in order (``run_accuracy`` and planner.bench.evidence read the same predictions)."""
-    from hwprofiles import load_hardware
-
     def fits(scenario: Scenario) -> bool:
         return predict(scenario).fits
 
@@ -271,8 +270,6 @@ def predicted_rows(path: Path, hardware_map: HardwareMap = ()
 
 def run_accuracy(csv_path: str | Path | None = None, hardware_map: HardwareMap = ()) -> AccuracyReport:
     """Predict every row of ``csv_path`` (default: the shipped data set) and compare."""
-    from hwprofiles import load_hardware
-
     path = Path(csv_path) if csv_path is not None else default_csv()
     for _prefix, _mem, profile in hardware_map:  # a bad --hardware-map entry is an input error (exit 2)
         load_hardware(profile)

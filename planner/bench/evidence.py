@@ -18,6 +18,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import hwprofiles
+from hwprofiles import load_hardware
+
 from ..evidence.classify import classify
 from ..evidence.table import TABLE_KIND, TABLE_VERSION, EvidenceRow, EvidenceTable, default_table_path
 from ..scenario import Scenario
@@ -30,8 +33,6 @@ GENERATED_BY = "paraplan bench evidence --write"
 
 def data_dir() -> Path:
     """hwprofiles/data of this checkout."""
-    import hwprofiles
-
     return Path(hwprofiles.__file__).resolve().parent / "data"
 
 
@@ -72,8 +73,6 @@ def csv_rows(path: Path) -> list[EvidenceRow]:
 
 def steps_rows(path: Path) -> list[EvidenceRow]:
     """The cases of one measured-steps file (one GPU each; the error as a throughput error)."""
-    from hwprofiles import load_hardware
-
     report = run_steps(str(path))
     hardware = load_hardware(report.hardware)
     data = json.loads(path.read_text())

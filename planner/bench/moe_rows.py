@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import re
 
+from hwprofiles.loader import list_models, load_model
+
 from ..errors import SpecError
 from ..specs import ModelSpec
 from ..specs.pipeline_layout import parse_pipeline_layout
@@ -27,8 +29,6 @@ from .cells import Unmappable, int_cell
 
 def moe_model(row: dict[str, str]) -> ModelSpec:
     """The zoo ModelSpec a MoE row names, checked against the row's architecture columns."""
-    from hwprofiles.loader import list_models, load_model
-
     m = re.search(r"zoo:\s*([\w.\-]+)", row["moe"])
     if m is None:
         raise Unmappable("MoE row without 'zoo: NAME' in its moe cell (the columns cannot hold the experts)")

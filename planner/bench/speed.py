@@ -7,6 +7,12 @@ import time
 
 from pydantic import BaseModel, Field
 
+from hwprofiles import load_hardware, load_model
+
+from ..cost import estimate
+from ..search import search
+from ..specs import TrainingSpec
+
 CASE = {"model": "frontier-1t", "hardware": "mi250x-frontier", "gpus": 3072, "global_batch": 6144}
 TARGET_S = 2.0
 
@@ -30,11 +36,7 @@ class SpeedReport(BaseModel):
 
 def measure(repeats: int = 3, estimate_repeats: int = 20) -> SpeedReport:
     """Run the default search ``repeats`` times (best time) and time one estimate."""
-    from hwprofiles import load_hardware, load_model
 
-    from ..cost import estimate
-    from ..search import search
-    from ..specs import TrainingSpec
 
     model, hw = load_model(CASE["model"]), load_hardware(CASE["hardware"])
     training = TrainingSpec(global_batch_size=CASE["global_batch"])

@@ -23,6 +23,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hwprofiles import load_hardware
+
 from ..cost import estimate
 from ..cost.breakdown import op_breakdown
 from ..errors import SpecError
@@ -144,8 +146,6 @@ def predict_step(row: dict, hardware: HardwareProfile, recipe: str = "torch-amp"
 def run_steps(path: str | None = None, hardware: str | None = None) -> StepsReport:
     """Predict every step of ``path`` (default: the shipped H200 file) on ``hardware`` (default:
     the profile of the file's ``env.name``)."""
-    from hwprofiles import load_hardware
-
     file = Path(path) if path else DEFAULT_FILE
     data = read_json(file, "steps file")
     if not isinstance(data, dict) or not isinstance(data.get("steps"), list) or not data["steps"]:

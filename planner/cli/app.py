@@ -15,11 +15,20 @@ import typer
 from rich.console import Console
 
 from ..io import write_atomic  # noqa: F401 - re-exported for the commands
+from . import debug as debug_state
 from .lazy import LazyGroup
+
+
+class _AppCommands(LazyGroup):
+    """The lazy command group of :data:`app` (the command modules register on it when imported)."""
+
+    def typer_app(self) -> typer.Typer:
+        return app
+
 
 app = typer.Typer(
     name="paraplan",
-    cls=LazyGroup,
+    cls=_AppCommands,
     help="Plan, estimate and simulate distributed training of transformer models.",
     no_args_is_help=True,
     add_completion=False,
@@ -40,9 +49,7 @@ def _root(
 ) -> None:
     """Plan, estimate and simulate distributed training of transformer models."""
     if debug:
-        from . import boundary
-
-        boundary.DEBUG = True
+        debug_state.DEBUG = True
 
 
 def to_jsonable(obj: Any) -> Any:

@@ -115,7 +115,7 @@ def accuracy(
 def frontier_fit(json_out: bool = JSON_OPTION) -> None:
     """Refit the MI250X efficiency parameters to the Frontier study's three headline throughputs
     (grid search; about 10 s). The shipped profile holds the result of this fit."""
-    from hwprofiles.fits.fit_mi250x_frontier import POINTS, fit
+    from planner.bench.fit_mi250x_frontier import POINTS, fit
 
     (gemm_scale, collective_eff, network_eff), errors = fit()
     result = {"gemm_scale": gemm_scale, "collective_efficiency": collective_eff,

@@ -14,18 +14,16 @@ import sys
 import traceback
 import warnings
 
-#: Set by ``paraplan --debug`` (planner/cli/app.py); PARAPLAN_DEBUG=1 does the same.
-DEBUG = False
+from ..errors import ParaplanError, ParaplanWarning, format_validation_error
+from . import debug as debug_state
+from .app import app, err_console
+from .debug import debug_enabled
+from .lazy import COMMANDS
 
 EXIT_OK, EXIT_INFEASIBLE, EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 #: Optional dependencies and the extra that installs them.
 EXTRAS = {"matplotlib": "plot", "torch": "validate"}
-
-
-def debug_enabled() -> bool:
-    """Whether tracebacks are wanted (``--debug`` or PARAPLAN_DEBUG set to anything but 0/empty)."""
-    return DEBUG or os.environ.get("PARAPLAN_DEBUG", "") not in ("", "0")
 
 
 def _exception_classes(name: str) -> tuple[type, ...]:
@@ -47,15 +45,11 @@ def print_error(message: str) -> None:
     """One line on stderr; the message is plain text (no rich markup interpretation)."""
     from rich.text import Text
 
-    from .app import err_console
-
     err_console.print(Text.assemble(("error: ", "bold red"), message), highlight=False, soft_wrap=True)
 
 
 def command_name(argv: list[str]) -> str:
     """``paraplan validate run`` from the arguments: the leading words that are not options."""
-    from .lazy import COMMANDS
-
     words = []
     for a in (a for a in argv if a != "--debug"):
         if a.startswith("-") or (words and len(words) >= 2) or (not words and a not in COMMANDS):
@@ -66,8 +60,6 @@ def command_name(argv: list[str]) -> str:
 
 def describe(exc: BaseException, argv: list[str]) -> tuple[str, int]:
     """(one line, exit code) for an exception that escaped a command."""
-    from ..errors import ParaplanError, format_validation_error
-
     if isinstance(exc, ParaplanError):
         return str(exc), exc.exit_code
     pydantic = sys.modules.get("pydantic")
@@ -132,15 +124,11 @@ def print_warning(message: str) -> None:
     """One ``warning:`` line on stderr (plain text)."""
     from rich.text import Text
 
-    from .app import err_console
-
     err_console.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False, soft_wrap=True)
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """warnings.showwarning for the CLI: a library ParaplanWarning becomes one ``warning:`` line."""
-    from ..errors import ParaplanWarning
-
     if issubclass(category, ParaplanWarning):
         print_warning(str(message))
     else:
@@ -179,15 +167,10 @@ def _spare_exit_collection() -> None:
 
 def _run(argv: list[str] | None) -> int:
     """``main`` itself."""
-    global DEBUG
-    from .app import app
-
-    DEBUG = False  # set again by --debug (per invocation: tests call main() many times in one process)
+    debug_state.DEBUG = False  # set again by --debug (per invocation: tests call main() many times in one process)
     _signalled.clear()
     args = list(sys.argv[1:] if argv is None else argv)
     abort, exit_, click_errors = (_exception_classes(n) for n in ("Abort", "Exit", "ClickException"))
-    from ..errors import ParaplanWarning
-
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", ParaplanWarning)

@@ -17,6 +17,7 @@ from ..errors import SpecError
 from ..units import check_number
 from . import trace_cmd as tc
 from .app import JSON_OPTION, app, console, print_json
+from .common import warn
 from .render import fmt_range, fmt_seconds
 from .validate_cmd import (
     MAX_TIMEOUT_S,
@@ -164,8 +165,6 @@ def _layout_for(layouts: list[str] | None, index: int, count: int) -> str | None
 
 def _render(rep, hardware: str, out: Path, json_out: bool) -> None:
     from validate.fit_quality import fit_warnings
-
-    from .common import warn
 
     if json_out:
         print_json(rep)

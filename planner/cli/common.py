@@ -13,6 +13,7 @@ from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario, infer_dp, load_scenario
 from ..specs import Layout, TrainingSpec, check_layout
 from ..specs.pipeline_layout import parse_pipeline_layout
+from .app import err_console
 
 
 def _default(spec, field: str) -> str:
@@ -128,8 +129,6 @@ def check_choice(field: str, value: str | None) -> None:
 def warn(message: str) -> None:
     """One ``warning:`` line on stderr (the command goes on)."""
     from rich.text import Text
-
-    from .app import err_console
 
     err_console.print(Text.assemble(("warning: ", "bold yellow"), message), highlight=False, soft_wrap=True)
 

@@ -27,7 +27,8 @@ from ..scenario import Scenario
 from ..whatif import apply_settings
 from . import common as c
 from .app import app as cli_app
-from .app import write_atomic
+from .app import print_json, write_atomic
+from .boundary import describe
 from .explore_keys import HelpScreen, KeyFooter, help_table, pair_entries
 from .render import GIB, TIME_COLORS, fmt_seconds, stacked_bar
 
@@ -134,8 +135,6 @@ class ExploreApp(App):
             except SpecError as exc:
                 self.error = f"{KNOBS[key][0]} refused: {tui_words(str(exc))}"
             except Exception as exc:  # noqa: BLE001 - the explorer keeps running on any error
-                from .boundary import describe
-
                 self.error = f"{KNOBS[key][0]} failed: {describe(exc, ['explore'])[0]}"
             else:
                 self.scenario, self.estimate, self.error = scenario, est, ""
@@ -148,8 +147,6 @@ class ExploreApp(App):
     def _guarded(self, what: str, write) -> None:
         """Run ``write`` (a file write); on any failure show one error line and keep the app running
         (the error boundary of the explorer: nothing a key does may end the exploration)."""
-        from .boundary import describe
-
         try:
             self.message, self.error = write(), ""
             if not self.estimate.fits:  # written as asked, but say it cannot run
@@ -242,8 +239,6 @@ def explore(
 
     scenario = scenario_from(base, **scenario_flags)
     if json_out:
-        from .app import print_json
-
         print_json(scenario.estimate())
         return
     check_output(save, "--save-to")

@@ -2,7 +2,8 @@
 ``paraplan CMD`` imports only the module(s) that define CMD.
 
 Each command module registers itself on :data:`planner.cli.app.app` when imported (``@app.command()``
-or ``app.add_typer``); :class:`LazyGroup` imports the module named in :data:`COMMANDS` the first time
+or ``app.add_typer``); :class:`LazyGroup` (its subclass in planner/cli/app.py names that app, so this
+module never imports the app) imports the module named in :data:`COMMANDS` the first time
 a command is resolved and then builds it with ``typer.main.get_command``, so command functions keep
 their names and signatures and stay importable on their own.
 """
@@ -56,6 +57,10 @@ class LazyGroup(TyperGroup):
 
     _listing = False
 
+    def typer_app(self):
+        """The typer application whose registered commands this group builds (planner/cli/app.py)."""
+        raise NotImplementedError
+
     def list_commands(self, ctx) -> list[str]:
         return list(COMMANDS) + [name for name in self.commands if name not in COMMANDS]
 
@@ -73,9 +78,7 @@ class LazyGroup(TyperGroup):
             importlib.import_module(f"planner.cli.{module}")
         import typer.main
 
-        from .app import app
-
-        built = typer.main.get_command(app)
+        built = typer.main.get_command(self.typer_app())
         command = built.commands.get(cmd_name) if hasattr(built, "commands") else None
         if command is not None:
             self.commands[cmd_name] = command

@@ -18,6 +18,7 @@ from . import budget_render as br
 from . import common as c
 from .app import JSON_OPTION, app, err_console, print_json
 from .app import console as console_out
+from .fit_table import Col, fitted_table
 from .render import GIB, fmt_seconds, render_estimate
 
 REF_KEYS = {"tp": "tp", "pp": "pp", "vpp": "vpp", "zero": "zero_stage", "schedule": "schedule",
@@ -60,7 +61,6 @@ def plans_table(result, width: int | None = None, evidence: dict | None = None) 
     numbers are never cut, the layout column wraps and recompute is left out first. ``evidence``
     (planner.cli.evidence_render.plan_evidence) adds its column and marks MFUs above every measured run."""
     from .evidence_render import evidence_cell, mfu_cell
-    from .fit_table import Col, fitted_table
 
     cols = [Col("#"), Col("layout", numeric=False, drop=1, min_text=9), Col("mb x acc"),
             Col("recomp", numeric=False, drop=2), Col("step"), Col("tokens/s"), Col("MFU"), Col("peak/cap GiB"),

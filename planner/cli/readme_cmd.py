@@ -27,6 +27,7 @@ from rich.text import Text
 from ..errors import SpecError
 from .app import JSON_OPTION, console, print_json
 from .bench_cmd import bench_app
+from .boundary import main
 
 ROOT = Path(__file__).resolve().parents[2]
 GIB = 2**30
@@ -121,8 +122,6 @@ FIGURES: tuple[Figure, ...] = (
 def run_json(argv: tuple[str, ...]) -> Any:
     """``paraplan ARGV --json`` in this process (from the repository root, where the quoted paths
     live); SpecError naming the command when it fails."""
-    from .boundary import main
-
     out, err = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
     os.chdir(ROOT)

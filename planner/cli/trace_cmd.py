@@ -16,6 +16,7 @@ from rich.table import Table
 
 from ..errors import SpecError
 from .app import JSON_OPTION, app, console, print_json
+from .common import check_choice
 from .render import fmt_seconds
 
 trace_app = typer.Typer(help="PyTorch profiler traces: where a real step's time went, next to paraplan's prediction.",
@@ -48,7 +49,6 @@ def job_scenario(model: str | None, layout: str | None, gpus: int, *, seq: int |
     """(model, training, layout) of a user's traced job from the options; SpecError naming the option."""
     from ..scenario import load_scenario
     from ..specs import TrainingSpec
-    from .common import check_choice
 
     if model is None and not (layout and layout.endswith(".json")):
         raise SpecError("the model of the traced job is required (or --layout SCENARIO.json); the trace does not "

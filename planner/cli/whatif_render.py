@@ -10,6 +10,8 @@ from rich.table import Table
 from rich.text import Text
 
 from ..whatif import Comparison, Sensitivity, SweepResult
+from .app import console
+from .fit_table import Col, fitted_table
 from .render import GIB, TIME_COLORS, fmt_bytes, fmt_seconds
 
 SPARK = "▁▂▃▄▅▆▇█"
@@ -121,9 +123,6 @@ def render_sweep(res: SweepResult, width: int | None = None) -> Group:
     """Sweep table fitted to ``width`` (numbers never cut; the layout column goes first), an
     efficiency bar per point when gpus is varied, points that failed listed under it, and a
     sparkline of throughput."""
-    from .app import console
-    from .fit_table import Col, fitted_table
-
     title = f"Sweep ({res.mode} scaling, {res.engine} engine{', re-planned' if res.replan else ''})"
     scaling = any(p.efficiency is not None for p in res.points)
     cols = [Col(k) for k in res.keys] + [
@@ -195,9 +194,6 @@ def render_sensitivity(res: Sensitivity) -> Group:
     if res.bottleneck:
         items.append(Text(res.bottleneck, style="bold"))
     items += [Text(s) for s in res.sentences if s != res.headline][:3] + [Text("")]
-    from .app import console
-    from .fit_table import Col, fitted_table
-
     for group, rows in (("hardware", res.hardware), ("model", res.model)):
         hw = group == "hardware"
         cols = [Col("rank"), Col("parameter", numeric=False, drop=1, min_text=12),

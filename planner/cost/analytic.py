@@ -17,6 +17,7 @@ from ..work.ops import MemoryOp
 from ..work.step import StageWork, StepWork, build_step
 from .a2a_overlap import a2a_overlap, paired_hidden
 from .bottleneck_booking import hidden_compute, zero3_hidden_compute
+from .breakdown import op_breakdown
 from .mechanisms import mechanisms
 from .peaks import stage_memories, stage_memories_and_peak, stage_memory  # noqa: F401 - re-exported (simulate)
 from .result import Estimate, TimeBreakdown
@@ -285,8 +286,6 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
     times = price_stages(step, pricer)
     est = fold(step, times, hardware, gpus, pricer.compute.peak_flops, slowdown=pricer.comm_compute_slowdown)
     if breakdown:
-        from .breakdown import op_breakdown
-
         ops = op_breakdown(step, pricer)
         notes = recipe_notes(step.training, ops, pricer.attention_kernel)
         slow = max(step.stages, key=lambda s: s.layers)

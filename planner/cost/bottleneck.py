@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from ..pricing import Pricer
 from ..pricing.compute import ComputePricer, attention_kernel_for
 from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
+from ..specs.hardware_edits import HARDWARE_EDITS
 from ..work.ops import Collective
 from ..work.step import build_step
 from .analytic import fold, price_stages
@@ -205,10 +206,8 @@ def analyse(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec,
 def faster_profile(hardware: HardwareProfile, resource: str, factor: float = FACTOR) -> HardwareProfile:
     """``hardware`` with the links or NICs of ``resource`` ``factor`` times faster: the very edit
     ``--set hardware.link_bandwidth=x2`` / ``hardware.nic_bandwidth=x2`` makes."""
-    from ..whatif.keys import ALIASES  # planner.whatif imports this module: resolved at call time
-
     data = {"hardware": hardware.model_dump()}
-    ALIASES[PROFILE_KEY[resource]](data, f"x{factor:g}", PROFILE_KEY[resource])
+    HARDWARE_EDITS[PROFILE_KEY[resource]](data, f"x{factor:g}", PROFILE_KEY[resource])
     return HardwareProfile.model_validate(data["hardware"])
 
 

@@ -18,7 +18,7 @@ from hwprofiles.recipe_loader import canonical_recipe_name
 
 from ..errors import SpecError
 from ..specs import Layout, ModelSpec, TrainingSpec
-from .common import Rule, virtual_stage_layers
+from .common import Rule, stage_split, virtual_stage_layers
 from .deepspeed import DEEPSPEED_RULES
 from .megatron import MEGATRON_RULES
 from .torchtitan import TORCHTITAN_RULES, torchtitan_stage_layers
@@ -122,8 +122,6 @@ def default_stage_layers(num_layers: int, pp: int) -> list[int] | None:
     --decoder-first/last-pipeline-num-layers form: middle stages ceil(L/pp), the first and last
     sharing the rest; Llama 3.1 405B: 126 layers on pp16 -> 7, 8 x 14, 7); None when even or when
     no such split exists."""
-    from ..search.space import stage_split
-
     split = stage_split(num_layers, pp) if pp > 1 else None
     return split if isinstance(split, list) else None
 

@@ -1,9 +1,11 @@
-"""What the framework rule modules share: the Rule record and the virtual-stage split of a layout."""
+"""What the framework rule modules and the search share: the Rule record, Megatron's uneven pipeline split
+(``stage_split``) and the virtual-stage split of a layout."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from ..specs import Layout, ModelSpec, TrainingSpec, micro_batches_per_step, stage_layer_counts
 from ..specs.pipeline_layout import layout_string, parse_pipeline_layout, symbol_count
@@ -24,6 +26,19 @@ class Rule:
     name: str
     source: str
     check: Check
+
+
+def stage_split(num_layers: int, pp: int) -> list[int] | None | Literal["invalid"]:
+    """Layers per stage: None for an even split, a Megatron-expressible uneven split, or 'invalid'."""
+    if num_layers % pp == 0:
+        return None
+    if pp == 2:
+        return [num_layers - num_layers // 2, num_layers // 2]
+    mid = -(-num_layers // pp)
+    rest = num_layers - (pp - 2) * mid
+    if rest < 2:
+        return "invalid"
+    return [rest - rest // 2] + [mid] * (pp - 2) + [rest // 2]
 
 
 def virtual_stage_layers(layout: Layout, model: ModelSpec) -> list[int]:

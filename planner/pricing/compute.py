@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import math
 
+from ..errors import SpecError
 from ..specs import DeviceSpec
 from ..work.ops import Attention, Gemm, MemoryOp
 
@@ -40,8 +41,6 @@ def attention_points(device: DeviceSpec, kernel: str | None) -> list:
         return device.attention_table
     tables = device.attention_kernel_tables
     if kernel not in tables:
-        from ..errors import SpecError
-
         have = ", ".join(sorted(tables)) or "none"
         default = f"; its default table measures {device.attention_kernel}" if device.attention_kernel else ""
         raise SpecError(f"{kernel!r} is not an attention kernel table of {device.name} (other tables: {have}"

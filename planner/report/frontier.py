@@ -8,8 +8,9 @@ bytes and fractions inside; the Markdown (planner.report.frontier_md) formats th
 
 from __future__ import annotations
 
+import simulate
 from hwprofiles import load_hardware, load_model
-from hwprofiles.fits.fit_mi250x_frontier import GCD_PEAK, POINTS, predicted_percent, study_training
+from planner.bench.fit_mi250x_frontier import GCD_PEAK, POINTS, predicted_percent, study_training
 from planner.cost import estimate
 from planner.pricing.collectives import CollectivePricer
 from planner.pricing.placement import place
@@ -211,12 +212,7 @@ def best_plans(hw, head: list[dict]) -> list[dict]:
 
 
 def timeline(hw, plan: dict):
-    """Simulate one step of ``plan`` (the best 175B plan); returns (SimulationResult, stages) or None
-    when the simulator is not importable."""
-    try:
-        import simulate
-    except ImportError:  # pragma: no cover - simulate is part of the package
-        return None
+    """Simulate one step of ``plan`` (the best 175B plan); returns (SimulationResult, stages)."""
     model = load_model(plan["model"])
     scenario = Scenario(model=model, hardware=hw, gpus=plan["gpus"], training=plan["training"],
                         layout=plan["layout"])

@@ -191,7 +191,7 @@ def _assumptions(r: dict) -> list[str]:
             "- **Assumptions**: the scaling runs' global batches and strong-scaling baselines (unknown); "
             "seq 2048 for 175B (the Jan-2024 script says 4096, the Nov-2023 run 2048); the hardware "
             "profile's efficiencies were fitted to the three headline points "
-            "(`hwprofiles/fits/fit_mi250x_frontier.py`), so Section 1 checks the fit, not an independent "
+            "(`planner/bench/fit_mi250x_frontier.py`), so Section 1 checks the fit, not an independent "
             "prediction.",
             f"- **Sensitivity**: 1T headline: {one_t} (study 31.96 %). 175B: {seq} (study 36.14 %). "
             "Strong scaling depends on the unknown batch as the tables in Section 3 show; weak scaling "
@@ -232,9 +232,8 @@ def frontier_report(out: str | Path = "docs/frontier", *, plots: bool = True) ->
                    str(p.scaling_png(r, out / "scaling.png")), str(p.memory_png(r, out / "memory.png"))]
         best175 = next(b for b in r["best"] if b["model"] == "frontier-175b")
         sim = timeline(r["_hw"], best175)
-        if sim is not None:
-            images.append(str(p.timeline_png(sim[0], sim[1], best175["plan"], out / "timeline_175b.png")))
-            image = f"{out.name}/timeline_175b.png"
+        images.append(str(p.timeline_png(sim[0], sim[1], best175["plan"], out / "timeline_175b.png")))
+        image = f"{out.name}/timeline_175b.png"
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     md = render_markdown(r, stamp, image).replace("](frontier/", f"]({out.name}/")
     return {"markdown": md, "images": images, "data": _jsonable(r)}

@@ -5,7 +5,7 @@ and sorts.
 Stages, cheapest first:
 
 1. structures: degrees, split, schedule, sharding (planner.search.space);
-2. memory: for each micro-batch size (ascending) and recompute (lightest first) build the step's
+2. memory (planner.search.scan): for each micro-batch size (ascending) and recompute (lightest first) build the step's
    stage records (planner.work.step_bytes: bytes, no op lists) and check the per-stage peak
    (planner.cost.peaks, what stage_memory reports) against the usable HBM; only a survivor gets
    its full step (planner.work.step.build_step: the same records with their op sets), for its bound
@@ -25,37 +25,28 @@ Stages, cheapest first:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
 from ..cost import Estimate, estimate
-from ..cost.bound import StagePriced, price_stages_bound, step_time_lower_bound
-from ..errors import InfeasibleError
-from ..frameworks import refusing_rule
-from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec, check_layout
-from ..work.step import build_step
+from ..cost.bound import StagePriced, price_stages_bound
+from ..errors import InfeasibleError, SpecError
+from ..gc_pause import cyclic_gc_paused
+from ..pricing.shared_blocks import shared_block_times
+from ..specs import HardwareProfile, Layout, ModelSpec, TrainingSpec
 from .bounded import price_in_bound_order
-from .memory_check import MemoryCheck, check_memory, usable_bytes  # noqa: F401 - re-exported
-from .offload_search import offload_fit
-from .parallel import parallel_map, slices
+from .explain import explain, infeasible_message
+from .memory_check import check_memory, usable_bytes  # noqa: F401 - re-exported
 from .result import Plan, SearchResult, SearchStats
+from .scan import Progress, gpu_counts, scan_memory
 from .space import (
     Candidate,
-    Counts,
     SearchConstraints,
-    Structure,
-    micro_batch_sizes,
     other_orders,
-    pinned_order,
-    recompute_options,
-    structures,
     tp_overlap_variants,
     validate_constraints,
 )
 
 #: Leading plans whose other rank orders and TP-overlap variants are priced (planner.search.space).
 ORDER_VARIANTS_TOP = 24
-Progress = Callable[[int, int], None]
 
 
 def objective_key(objective: str, est: Estimate, gpus: int, cand: Candidate) -> tuple:
@@ -71,174 +62,6 @@ def objective_key(objective: str, est: Estimate, gpus: int, cand: Candidate) -> 
 def gpu_hours_per_mtok(est: Estimate, gpus: int) -> float:
     """GPU-hours spent per million tokens: gpus * step_time / 3600 / (tokens per step / 1e6)."""
     return gpus * est.step_time_s / 3600.0 / (est.training.tokens_per_step / 1e6)
-
-
-def gpu_counts(gpus: int, hardware: HardwareProfile, objective: str) -> list[int]:
-    """GPU counts searched: the offered count; for the cost objective also 1/2, 1/4, 1/8 of it
-    (whole nodes), since fewer GPUs often spend fewer GPU-hours per token."""
-    if objective != "cost":
-        return [gpus]
-    node = hardware.node.devices_per_node
-    out = [gpus]
-    for k in (2, 4, 8):
-        g = gpus // k
-        if gpus % k == 0 and g >= 1 and (g % node == 0 or g < node):
-            out.append(g)
-    return out
-
-
-@dataclass
-class _Scan:
-    """Outcome of the memory stage."""
-
-    survivors: list[Candidate]
-    closest: dict[str, MemoryCheck]  # smallest-shortfall non-fitting candidate per category ('any', ...)
-    structures: int
-    checked: int
-    counts: Counts
-    steps: dict = None  # candidate key -> the StepWork built after its memory check (serial scan only)
-    bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
-
-
-def scan_memory(model: ModelSpec, hardware: HardwareProfile, gpus_list: list[int], training: TrainingSpec,
-                c: SearchConstraints, progress: Progress | None = None, stop_at_first: bool = False,
-                workers: int = 1) -> _Scan:
-    """Stages 1 and 2: enumerate and keep what fits (lightest fitting recompute per micro-batch).
-
-    ``workers`` > 1 scans contiguous slices of the structures in worker processes and merges them
-    in structure order, so the result is the serial one whatever the worker count."""
-    counts = Counts()
-    structs: list[Structure] = []
-    for g in gpus_list:
-        structs += structures(model, hardware, g, training, c, counts)
-    if workers > 1 and not stop_at_first and len(structs) > 1:
-        parts = parallel_map(_scan_part, [(model, hardware, part, training, c) for part in
-                                          slices(structs, workers)], workers)
-        if progress:
-            progress(len(structs), len(structs))
-        survivors, closest, checked, bounds = [], {}, 0, {}
-        for part in parts:
-            survivors += part.survivors
-            for k, v in part.bounds.items():  # first occurrence wins, as in the serial scan
-                bounds.setdefault(k, v)
-            checked += part.checked
-            for name in ("invalid", "constraint", "memory", "dominated"):
-                setattr(counts, name, getattr(counts, name) + getattr(part.counts, name))
-            for rule, (n, source, reason) in part.counts.framework.items():  # constraint holds them already
-                counts.framework.setdefault(rule, [0, source, reason])[0] += n
-            for mc in part.closest_order:  # replayed in scan order: the serial tie-break
-                _keep_closest(closest, mc)
-        return _Scan(survivors, closest, len(structs), checked, counts, None, bounds)
-    part = _scan_structures(model, hardware, structs, training, c, counts, progress, stop_at_first)
-    return _Scan(part.survivors, part.closest, len(structs), part.checked, counts, part.steps, part.bounds)
-
-
-@dataclass
-class _Part:
-    """Outcome of the memory stage over a slice of the structures."""
-
-    survivors: list[Candidate]
-    closest: dict[str, MemoryCheck]
-    closest_order: list[MemoryCheck]  # every check that improved ``closest``, in scan order
-    checked: int
-    counts: Counts
-    steps: dict = None  # candidate key -> StepWork built after its memory check (not sent back by workers)
-    bounds: dict = None  # candidate key -> (step-time lower bound s, memory-check peak bytes)
-
-
-def _scan_part(model, hardware, structs, training, c) -> _Part:
-    part = _scan_structures(model, hardware, structs, training, c, Counts(), None, False)
-    part.steps = None  # cheaper to rebuild in the parent than to pickle
-    return part
-
-
-def _scan_structures(model: ModelSpec, hardware: HardwareProfile, structs: list[Structure], training: TrainingSpec,
-                     c: SearchConstraints, counts: Counts, progress: Progress | None, stop_at_first: bool) -> _Part:
-    usable = usable_bytes(hardware, c.memory_headroom)
-    survivors: list[Candidate] = []
-    closest: dict[str, MemoryCheck] = {}
-    order: list[MemoryCheck] = []
-    steps: dict = {}
-    bounds: dict = {}
-    timed = c.objective != "memory"  # the memory objective prices every survivor (planner.search.bounded)
-
-    def keep(survivor: Candidate, mc: MemoryCheck) -> None:
-        """The survivor's bound and, when it is the checked candidate itself, its StepWork (built only for
-        survivors: the memory check reads no op list)."""
-        key, checked_one = survivor.key, survivor is mc.candidate  # same layout and training: price this step
-        if key in bounds and (not checked_one or key in steps):
-            return
-        step = build_step(model, mc.candidate.training, mc.candidate.layout)
-        if key not in bounds:  # a pinned rank order changes neither compute nor memory
-            bounds[key] = (step_time_lower_bound(step, hardware) if timed else 0.0, mc.peak_bytes)
-        if checked_one:
-            steps.setdefault(key, step)
-    trainings: dict[tuple, TrainingSpec] = {}
-    checked = 0
-    recomputes = recompute_options(c, training)
-    for i, st in enumerate(structs):
-        if progress:
-            progress(i, len(structs))
-        sizes = micro_batch_sizes(training, st.layout.dp, c)
-        if not sizes:
-            counts.invalid += 1
-            continue
-        for bi, b in enumerate(sizes):
-            fitted = offloaded = False
-            for ri, rc in enumerate(recomputes):
-                trn = trainings.get((b, rc))
-                if trn is None:  # one TrainingSpec per (micro-batch, recompute), shared by every structure
-                    trn = trainings[(b, rc)] = training.replace(micro_batch_size=b, recompute=rc)
-                cand = Candidate(st.layout, trn, st.gpus)
-                try:
-                    check_layout(cand.layout, model, cand.training, cand.gpus)
-                except ValueError:
-                    counts.invalid += 1
-                    continue
-                hit = c.framework and refusing_rule(c.framework, model, cand.training, cand.layout,
-                                                    c.framework_model_rules)
-                if hit:  # the target framework cannot launch it
-                    counts.add_framework(hit[0].name, hit[0].source, hit[1])
-                    continue
-                mc = check_memory(model, hardware, cand, usable)
-                checked += 1
-                if mc.fits:
-                    survivor = pinned_order(cand, c)
-                    survivors.append(survivor)
-                    keep(survivor, mc)
-                    counts.dominated += len(recomputes) - ri - 1
-                    fitted = True
-                    break
-                counts.memory += 1
-                if _keep_closest(closest, mc):
-                    order.append(mc)
-                if not offloaded:  # offload only where it is needed to fit (planner.search.offload_search)
-                    trial, trial_mc = offload_fit(model, hardware, cand, usable, c, check_memory, mc)
-                    if trial is not None:
-                        survivor = pinned_order(trial, c)
-                        survivors.append(survivor)
-                        keep(survivor, trial_mc)
-                        offloaded = True
-            if (fitted or offloaded) and stop_at_first:
-                return _Part(survivors, closest, order, checked, counts, steps, bounds)
-            if not fitted:  # larger micro-batches hold more: cut them (an offload-only fit does not extend)
-                counts.memory += (len(sizes) - bi - 1) * len(recomputes)
-                break
-    if progress:
-        progress(len(structs), len(structs))
-    return _Part(survivors, closest, order, checked, counts, steps, bounds)
-
-
-def _keep_closest(closest: dict[str, MemoryCheck], mc: MemoryCheck) -> bool:
-    """Keep ``mc`` as the closest miss of its categories; True when it was kept in any."""
-    lay, trn = mc.candidate.layout, mc.candidate.training
-    cats = ["any", f"recompute:{trn.recompute}", f"zero:{lay.effective_zero_stage}"]
-    kept = False
-    for cat in cats:
-        if cat not in closest or mc.shortfall_bytes < closest[cat].shortfall_bytes:
-            closest[cat] = mc
-            kept = True
-    return kept
 
 
 def price(model: ModelSpec, hardware: HardwareProfile, cand: Candidate, usable: float, rank: int = 0,
@@ -270,9 +93,6 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
     same model for comparison (``reference_training`` defaults to ``training``). ``workers`` > 1
     scans and prices in that many processes; the result does not depend on it. Pricers of the
     search share block times (planner.pricing.shared_blocks)."""
-    from ..gc_pause import cyclic_gc_paused
-    from ..pricing.shared_blocks import shared_block_times
-
     with shared_block_times(), cyclic_gc_paused():
         return _search(model, hardware, gpus, training, constraints, top=top, progress=progress,
                        reference=reference, reference_training=reference_training, workers=workers)
@@ -280,15 +100,11 @@ def search(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: Tra
 
 def _search(model, hardware, gpus, training, constraints, *, top, progress, reference, reference_training,
             workers) -> SearchResult:
-    from .explain import explain, infeasible_message
-
     c = constraints or SearchConstraints()
     validate_constraints(model, hardware, gpus, training, c)
     t0 = time.perf_counter()
     usable = usable_bytes(hardware, c.memory_headroom)
     if workers < 1:
-        from ..errors import SpecError
-
         raise SpecError(f"workers({workers}) must be >= 1", field="--workers")
     scan = scan_memory(model, hardware, gpu_counts(gpus, hardware, c.objective), training, c, progress,
                        workers=workers)

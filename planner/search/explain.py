@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..specs import HardwareProfile, ModelSpec, TrainingSpec
 from .result import Plan
+from .scan import gpu_counts, scan_memory
 
 GIB = 2**30
 FIELD_TEXT = {
@@ -136,8 +137,6 @@ def framework_refusals(framework: str | None, rules: dict[str, list]) -> str:
 def infeasible_message(model: ModelSpec, hardware: HardwareProfile, gpus: int, training: TrainingSpec, c,
                        scan) -> tuple[str, dict]:
     """The exit-1 message: the smallest shortfall and what would make it fit (each from a check)."""
-    from .engine import gpu_counts, scan_memory
-
     if not scan.closest:
         msg = (f"no valid layout of {model.name} on {gpus} GPUs with global batch {training.global_batch_size} "
                f"(rejected: {scan.counts.invalid} invalid, {scan.counts.constraint} by constraints)")

@@ -2,7 +2,7 @@
 first (optimizer; + gradients; + parameters; + activation checkpoints), within what the recipe and
 the ``--framework`` target (planner.frameworks.offload) can express and the node's host memory
 holds. No formula here: bytes come from planner.work, the fit from
-planner.search.engine.check_memory, the time later from planner.cost."""
+planner.search.memory_check.check_memory, the time later from planner.cost."""
 
 from __future__ import annotations
 

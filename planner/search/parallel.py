@@ -1,5 +1,5 @@
 """Contiguous slices of a list and an order-keeping process map: how ``search(workers=N)`` spreads
-its memory scan (planner.search.engine) so the merged result is the serial one."""
+its memory scan (planner.search.scan) so the merged result is the serial one."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""``--refine K``: re-rank the top K plans with the discrete-event simulator (package ``simulate``),
-looked up at run time so the planner works without it."""
+"""``--refine K``: re-rank the top K plans with the discrete-event simulator (package ``simulate``, a
+layer below the search), imported when ``--refine`` asks for it."""
 
 from __future__ import annotations
-
-import importlib
-import importlib.util
 
 from ..errors import SpecError
 from ..scenario import Scenario
@@ -15,14 +12,13 @@ NOT_AVAILABLE = "the discrete-event simulator is not available yet (simulate.sim
 
 
 def simulator_available():
-    """``simulate.simulate_estimate`` if importable, else None."""
+    """``simulate.simulate_estimate`` if importable, else None (imported here, not at module level:
+    only ``--refine`` loads the simulator and simpy)."""
     try:
-        if importlib.util.find_spec("simulate") is None:
-            return None
-        module = importlib.import_module("simulate")
+        from simulate import simulate_estimate
     except ImportError:
         return None
-    return getattr(module, "simulate_estimate", None)
+    return simulate_estimate
 
 
 def refine(result: SearchResult, k: int, model: ModelSpec, hardware: HardwareProfile) -> SearchResult:

@@ -43,6 +43,7 @@ from pydantic import Field
 
 from ..errors import SpecError
 from ..frameworks import framework_of_recipe
+from ..frameworks.common import stage_split
 from ..specs import SCHEDULES, HardwareProfile, Layout, ModelSpec, Spec, TrainingSpec
 from .divisors import divisors, divisors_upto
 from .expert_space import expert_degrees
@@ -184,19 +185,6 @@ def _check_batch_covers_replicas(model: ModelSpec, hardware: HardwareProfile, gp
             f"gpus({gpus}) / (tp({tp}) * pp({pp})) = dp({gpus // per}) > global_batch({training.global_batch_size}): "
             f"even the largest tp * pp leaves fewer sequences than data-parallel replicas; use at most "
             f"{training.global_batch_size * per} GPUs or a larger --global-batch", field="--gpus")
-
-
-def stage_split(num_layers: int, pp: int) -> list[int] | None | Literal["invalid"]:
-    """Layers per stage: None for an even split, a Megatron-expressible uneven split, or 'invalid'."""
-    if num_layers % pp == 0:
-        return None
-    if pp == 2:
-        return [num_layers - num_layers // 2, num_layers // 2]
-    mid = -(-num_layers // pp)
-    rest = num_layers - (pp - 2) * mid
-    if rest < 2:
-        return "invalid"
-    return [rest - rest // 2] + [mid] * (pp - 2) + [rest // 2]
 
 
 @dataclass(frozen=True, slots=True)

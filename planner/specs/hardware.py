@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..errors import SpecError
 from .base import PrintableStr, Spec
 from .bounds import MAX_BANDWIDTH_GBPS, MAX_CAPACITY_GIB, MAX_RANKS, MAX_TFLOPS
 
@@ -29,8 +30,6 @@ class PeakTflops(Spec):
 
     def for_dtype(self, dtype: str) -> float:
         """Peak TFLOP/s for ``dtype``; raises SpecError if the chip has no such datatype."""
-        from ..errors import SpecError
-
         value = getattr(self, dtype, None)
         if value is None:
             have = [d for d in DTYPES if getattr(self, d) is not None]

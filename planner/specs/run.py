@@ -10,6 +10,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from ..units import parse_count
 from .base import Spec
 from .layout import RankOrder, Schedule
 from .training import Precision, Recompute
@@ -49,8 +50,6 @@ class StageSpec(Spec):
     @classmethod
     def _count(cls, value):
         if isinstance(value, str):
-            from ..units import parse_count
-
             return parse_count(value, field="tokens")
         return value
 

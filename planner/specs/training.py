@@ -10,6 +10,7 @@ from .base import Spec
 from .bounds import MAX_GLOBAL_BATCH, MAX_MICRO_BATCH, MAX_SEQ
 from .offload import OffloadSpec
 from .recipe import RecipeName, RecipeSpec
+from .recipe_source import canonical_recipe, recipe_named
 
 Precision = Literal["bf16", "fp16", "fp8"]
 Recompute = Literal["none", "selective", "op", "full"]
@@ -103,13 +104,12 @@ class TrainingSpec(Spec):
     @model_validator(mode="before")
     @classmethod
     def _recipe_defaults(cls, data):
-        """Map an older recipe alias to its recipe and fill unset fields from the recipe's defaults."""
+        """Map an older recipe alias to its recipe and fill unset fields from the recipe's defaults (the
+        recipe's data come from the recipe files' loader through planner.specs.recipe_source)."""
         if not isinstance(data, dict):
             return data
-        from hwprofiles.recipe_loader import canonical_recipe_name, load_recipe
-
-        name = canonical_recipe_name(str(data.get("recipe", "megatron-lm")))
-        spec = load_recipe(name)
+        name = canonical_recipe(str(data.get("recipe", "megatron-lm")))
+        spec = recipe_named(name)
         out = dict(data)
         out["recipe"] = name
         for key, default in (("dropout", spec.dropout_default), ("tp_comm_overlap", spec.tp_comm_overlap_default),
@@ -130,9 +130,7 @@ class TrainingSpec(Spec):
         key = (self.recipe, self.compile)
         spec = _RECIPES.get(key)
         if spec is None:
-            from hwprofiles.recipe_loader import load_recipe
-
-            spec = load_recipe(self.recipe)
+            spec = recipe_named(self.recipe)
             if self.compile:
                 spec = spec.compiled()
             if len(_RECIPES) < 64:  # the loader's own cache size; beyond it, ask the loader each time

@@ -20,6 +20,8 @@ OPTIMIZER = "optimizer"
 ELEMENTWISE = "elementwise"
 CONV = "conv"
 COMM_PREFIX = "comm:"
+#: Profiler event categories of work on the device (kernels, copies, fills).
+GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 
 #: ATen operators that run a matrix multiply (their inputs give m, n, k).
 GEMM_OPS = frozenset({"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm", "aten::_addmm_activation",

@@ -29,6 +29,7 @@ from .classes import (
     COMM_PREFIX,
     GEMM,
     GEMM_OPS,
+    GPU_CATEGORIES,
     METADATA_OPS,
     OPTIMIZER,
     OPTIMIZER_ANNOTATION,
@@ -41,8 +42,6 @@ from .classes import (
 
 if TYPE_CHECKING:  # the reader needs HTA; measuring needs only its tables
     from .read import RankTrace
-
-GPU_CATEGORIES = ("kernel", "gpu_memcpy", "gpu_memset")
 
 HOST = "host"
 IDLE = "idle"

@@ -20,8 +20,7 @@ from hta.common.trace import parse_trace_file
 from hta.configs.parser_config import ParserBackend, ParserConfig
 
 from ..errors import SpecError
-from .classes import STEP_ANNOTATION
-from .measure import GPU_CATEGORIES
+from .classes import GPU_CATEGORIES, STEP_ANNOTATION
 
 TRACE_SUFFIXES = (".json", ".json.gz")
 #: Columns every event table has after reading (HTA's names).

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario
 from ..specs import DTYPES, Layout, TrainingSpec, check_layout
+from ..specs.hardware_edits import HARDWARE_EDITS
 from ..specs.straggler import parse_slow_part
 from ..units import Kind, resolve
 
@@ -186,51 +187,6 @@ def _set_path(data: dict, key: str, text: str) -> None:
 
 # --- aliases that touch several fields ------------------------------------------------------
 
-def _is_nic_link(link: dict, nic_names: set[str]) -> bool:
-    return link["a"] in nic_names or link["b"] in nic_names
-
-
-def _set_nic_bandwidth(data: dict, text: str, key: str) -> list[str]:
-    """Every NIC (and the host link feeding it) to ``text`` per NIC, or scaled by ``x``."""
-    node = data["hardware"]["node"]
-    names = {nic["name"] for nic in node["nics"]}
-    for nic in node["nics"]:
-        old = nic["bandwidth_gbps"]
-        nic["bandwidth_gbps"] = resolve(text, old, "bandwidth", 1e9, field=key)
-        ratio = nic["bandwidth_gbps"] / old
-        for link in node["links"]:
-            if link["a"] == nic["name"] or link["b"] == nic["name"]:
-                link["bandwidth_gbps"] *= ratio
-    total = sum(n["bandwidth_gbps"] for n in node["nics"])
-    return [f"{key}: {len(names)} NICs, {total:g} GB/s per node per direction (NIC host links scaled alike)"]
-
-
-def _set_link_bandwidth(data: dict, text: str, key: str) -> list[str]:
-    """Every intra-node device/switch link (not NIC links) to ``text``, or scaled by ``x``."""
-    node = data["hardware"]["node"]
-    names = {nic["name"] for nic in node["nics"]}
-    links = [link for link in node["links"] if not _is_nic_link(link, names)]
-    for link in links:
-        link["bandwidth_gbps"] = resolve(text, link["bandwidth_gbps"], "bandwidth", 1e9, field=key)
-    return [f"{key}: {len(links)} intra-node links changed"]
-
-
-def _set_peak_tflops(data: dict, text: str, key: str) -> list[str]:
-    """Every datatype's dense peak scaled (``x1.5``) or set."""
-    peaks = data["hardware"]["device"]["peak_tflops"]
-    for dtype, value in peaks.items():
-        if value is not None:
-            peaks[dtype] = resolve(text, value, "flops", 1e12, field=key)
-    return []
-
-
-def _set_gemm_efficiency(data: dict, text: str, key: str) -> list[str]:
-    """The whole GEMM efficiency curve scaled (capped at 1)."""
-    for point in data["hardware"]["device"]["gemm_efficiency"]:
-        point["efficiency"] = min(1.0, resolve(text, point["efficiency"], None, field=key))
-    return []
-
-
 def _set_hidden(data: dict, text: str, key: str) -> list[str]:
     """hidden_size, with the FFN width scaled by the same ratio (rounded to a multiple of tp).
 
@@ -274,10 +230,7 @@ def _set_rank_variation(data: dict, text: str, key: str) -> list[str]:
 ALIASES: dict[str, Callable[[dict, str, str], list[str]]] = {
     "straggler": _add_straggler,
     "rank_variation": _set_rank_variation,
-    "hardware.nic_bandwidth": _set_nic_bandwidth,
-    "hardware.link_bandwidth": _set_link_bandwidth,
-    "hardware.peak_tflops": _set_peak_tflops,
-    "hardware.gemm_efficiency": _set_gemm_efficiency,
+    **HARDWARE_EDITS,
     "model.hidden": _set_hidden,
 }
 

@@ -18,7 +18,7 @@ from pydantic import Field
 
 from ..cost.bottleneck import analyse_scenario
 from ..cost.result import Result
-from ..errors import SpecError
+from ..errors import InfeasibleError, SpecError
 from ..scenario import Scenario
 from .compare import Bottleneck, bottleneck_of, get_engine
 from .keys import apply_settings, canonical_key, parse_assignment
@@ -145,7 +145,6 @@ def search_replanner(top: int = 1) -> Replanner:
         from ..search.engine import search
     except ImportError as exc:
         raise SpecError(f"--replan needs planner.search, which is unavailable ({exc})", field="--replan") from None
-    from ..errors import InfeasibleError
 
     def replan(scenario: Scenario) -> Scenario:
         try:

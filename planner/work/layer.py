@@ -9,10 +9,10 @@ V vocab, t tensor-parallel degree. Activations move as 16-bit (2 bytes) values.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .context import RingAttention, attention_core, resolve_cp_kind
+from .dims import Dims, dims
 from .kernels import (
     activation_ops,
     attention_copy_ops,
@@ -29,53 +29,10 @@ from .kernels import (
 from .mla import mla_forward
 from .moe import moe_forward, moe_linear_params
 from .ops import Attention, Collective, CountExchange, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll
+from .params import attention_parameters, mlp_parameters
 from .sac import sac_split
 
 ACT_BYTES = 2  # bf16/fp16 activations (fp8 recipes keep 16-bit activations between GEMMs)
-
-
-@dataclass(frozen=True, slots=True)
-class Dims:
-    """Per-rank dimensions of one micro-batch."""
-
-    tokens: int  # T = b * s
-    batch: int
-    seq: int
-    hidden: int
-    heads_local: int
-    kv_heads_local: int
-    head_dim: int
-    ffn_local: int
-    ffn_gate_factor: int  # 2 for swiglu (gate + up), 1 otherwise
-    vocab_local: int
-    tp: int
-    sequence_parallel: bool
-
-    @property
-    def norm_tokens(self) -> int:
-        """Tokens each rank normalises: T/t with sequence parallelism, else T (redundant)."""
-        return self.tokens // self.tp if self.sequence_parallel else self.tokens
-
-
-def dims(model: ModelSpec, training: TrainingSpec, layout: Layout) -> Dims:
-    """Per-rank dimensions for ``model`` under ``layout`` (context parallel splits the sequence)."""
-    t = layout.tp
-    seq = training.seq_length // layout.cp
-    b = training.micro_batch_size
-    return Dims(
-        tokens=b * seq,
-        batch=b,
-        seq=seq,
-        hidden=model.hidden_size,
-        heads_local=model.num_heads // t,
-        kv_heads_local=max(1, model.kv_heads // t),
-        head_dim=model.head_size,
-        ffn_local=model.ffn_hidden_size // t,
-        ffn_gate_factor=2 if model.gated_ffn else 1,
-        vocab_local=-(-model.vocab_size // t),
-        tp=t,
-        sequence_parallel=layout.sequence_parallel,
-    )
 
 
 def _tp_in(d: Dims, name: str, phase: str) -> list[Op]:
@@ -132,8 +89,6 @@ def layer_linear_params(model: ModelSpec, layout: Layout, dense: bool = False) -
     models (GeLU) have one fused QKV Linear (Megatron, nanoGPT); Llama-style (SwiGLU) separate q, k, v
     (Hugging Face, torchtitan). A MoE layer (not ``dense``): its FFN part is the router, the rank's
     E/ep routed experts and the shared experts (planner.work.moe.moe_linear_params)."""
-    from .params import attention_parameters, mlp_parameters
-
     t = layout.tp
     swiglu = model.ffn_kind == "swiglu"
     n_mats = (4 if swiglu else 2) + (3 if swiglu else 2)

@@ -28,15 +28,12 @@ micro-batch.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 from ..specs import ModelSpec, TrainingSpec
 from .context import RingAttention
+from .dims import Dims
 from .kernels import ACT_BYTES
 from .ops import Attention, Collective, ExecutedGemm, Gemm, MemoryOp, Op, TokenAllToAll
-
-if TYPE_CHECKING:  # annotations only: layer.py imports this module
-    from .layer import Dims
 
 #: Linears of one forward GEMM op (layer.py fuses q/k/v and gate/up into one Gemm each), by op name, for
 #: Llama-style blocks: (name suffix, share of the op's output width)

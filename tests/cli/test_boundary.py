@@ -38,9 +38,9 @@ def test_internal_error_is_one_line_exit_3_and_traceback_only_with_debug(run_cli
     res = run_cli("--debug", "estimate", *BASE)
     assert res.exit_code == 3 and "Traceback (most recent call last)" in res.stderr
     monkeypatch.setenv("PARAPLAN_DEBUG", "1")
-    import planner.cli.boundary as boundary
+    import planner.cli.debug as debug_state
 
-    monkeypatch.setattr(boundary, "DEBUG", False)
+    monkeypatch.setattr(debug_state, "DEBUG", False)
     res = run_cli("estimate", *BASE)
     assert res.exit_code == 3 and "Traceback (most recent call last)" in res.stderr
 

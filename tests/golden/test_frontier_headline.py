@@ -5,7 +5,7 @@ at the authors' public launch configurations. Tolerance: +-10 % relative (issue 
 import pytest
 
 from hwprofiles import load_hardware
-from hwprofiles.fits.fit_mi250x_frontier import POINTS, predicted_percent
+from planner.bench.fit_mi250x_frontier import POINTS, predicted_percent
 
 
 @pytest.mark.parametrize("point", POINTS, ids=[p[0] for p in POINTS])

@@ -16,7 +16,7 @@ from planner.errors import InfeasibleError, SpecError
 from planner.pricing.shared_blocks import shared_block_times
 from planner.search import SearchConstraints, search
 from planner.search import bounded as bounded_mod
-from planner.search.engine import gpu_counts, scan_memory
+from planner.search.scan import gpu_counts, scan_memory
 from planner.specs import TrainingSpec
 
 

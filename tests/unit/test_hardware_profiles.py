@@ -14,8 +14,8 @@ from hwprofiles.loader import (
     load_hardware,
     unsourced_numbers,
 )
-from planner import fit_microbench as fit
 from planner.errors import NotFoundError, SpecError
+from validate import fit_microbench as fit
 
 EXPECTED = {"a100-sxm-40gb", "a100-sxm-80gb", "h100-sxm-80gb", "h200-sxm-141gb", "mi250x-frontier", "mi300x", "h800"}
 

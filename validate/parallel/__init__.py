@@ -16,6 +16,7 @@ from ..job import JobSpec
 from ..model import build_model, loss_fn
 from ..numerics import AUTOCAST_DTYPE
 from .data import apply_data_parallel, make_grad_scaler, make_optimizer
+from .expert import ExpertDataParallel
 from .mesh import coords, make_mesh
 from .pipeline import build_chunks, build_schedule
 from .tensor import apply_tensor_parallel
@@ -54,7 +55,6 @@ class ParallelRun:
                 apply_tensor_parallel(m, mesh["tp"], lay.sequence_parallel)
             modules.append(m.to(device))
         if lay.ep > 1:  # experts split over the ep (= dp) ranks, Megatron-style gradient reduction
-            from .expert import ExpertDataParallel
 
             self.modules = [ExpertDataParallel(modules[0], mesh["dp"].get_group(), lay.dp, lay.ep)]
         else:

@@ -23,7 +23,7 @@ from planner.work.conventions import megatron_eq3_flops
 
 GCD_PEAK = 191.5e12
 #: Shape of the GEMM efficiency curve before the software-stack scale: below 7 GFLOP the launch-bound
-#: fall-off of the H200 curve moved to MI250X sizes (planner/fit_microbench.scale_curve); at 17.2 GFLOP
+#: fall-off of the H200 curve moved to MI250X sizes (validate/fit_microbench.scale_curve); at 17.2 GFLOP
 #: (2048^3) 0.687 and at 1100 GFLOP (8192^3) 0.876 of peak: hipBLASLt fp16 on an MI250 GCD, 124.3 and
 #: 158.5 of 181 TFLOP/s (https://github.com/ROCm/rocm-libraries/pull/6263, ROCm 7.2).
 SHAPE = ((0.006495, 0.000985), (0.05196, 0.0089), (0.1299, 0.0192), (0.4156, 0.0771), (0.8313, 0.154),
