@@ -35,7 +35,7 @@ from planner.specs import HardwareProfile
 from planner.topology import offnode_bandwidth_per_device_gbps, p2p_bandwidth_gbps, ring_bandwidth_gbps
 from planner.work.ops import Attention
 
-from .fit_microbench import fit_gemm_curve
+from .fit_microbench import gemm_efficiency_overlay
 from .results import BenchResult
 from .trace_fit import (
     TracedJob,
@@ -194,11 +194,7 @@ def fit_device(bench: BenchResult, profile: HardwareProfile) -> tuple[dict[str, 
         eff = 2.0 * g["m"] * g["n"] * g["k"] / (busy(g["seconds"]) * peak)
         samples.append((2.0 * g["m"] * g["n"] * g["k"] / 1e9, eff, min(g["m"], g["n"], g["k"])))
     if samples:
-        curve = fit_gemm_curve(samples)
-        if any(p["efficiency"] > 1 for p in curve):
-            notes.append("GEMM efficiency above 1 clamped: the base profile's peak is below what was measured")
-        out["device.gemm_efficiency"] = [{"gflop": p["gflop"], "efficiency": round(min(1.0, p["efficiency"]), 6)}
-                                         for p in curve]
+        out["device.gemm_efficiency"] = gemm_efficiency_overlay(samples, notes)
     fwd, bwd = [], []
     for a in _per_item(ranks, "attention", ("batch_heads", "seq", "head_dim")):
         shape = (a["batch_heads"], a["seq"], a["seq"], a["head_dim"])

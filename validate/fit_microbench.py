@@ -75,6 +75,15 @@ def fit_gemm_curve(
     ]
 
 
+def gemm_efficiency_overlay(samples: list[tuple[float, float, int]], notes: list[str]) -> list[dict[str, float]]:
+    """The ``device.gemm_efficiency`` overlay value of measured GEMM ``samples`` (``fit_gemm_curve``), each
+    efficiency clamped to 1; a note in ``notes`` when one was above (the base profile's peak is too low)."""
+    curve = fit_gemm_curve(samples)
+    if any(p["efficiency"] > 1 for p in curve):
+        notes.append("GEMM efficiency above 1 clamped: the base profile's peak is below what was measured")
+    return [{"gflop": p["gflop"], "efficiency": round(min(1.0, p["efficiency"]), 6)} for p in curve]
+
+
 def fit_min_dim_knee(
     samples: list[tuple[float, float, int]],
     candidates: tuple[int, ...] = (128, 256, 512, 1024),

@@ -42,7 +42,7 @@ from planner.trace.run import TracedRun
 from planner.work.ops import Attention, KernelClass
 from planner.work.step import build_step
 
-from .fit_microbench import fit_gemm_curve
+from .fit_microbench import gemm_efficiency_overlay
 from .lsq import least_squares_log
 from .results import SIDECAR
 
@@ -125,11 +125,7 @@ def fit_compute(jobs: list[TracedJob], base: HardwareProfile, notes: list[str]) 
     gemm = [(2.0 * m * n * k * b / 1e9, 2.0 * m * n * k * b / (_net(t, d) * peak), min(m, n, k))
             for s in samples for m, n, k, b, t in s.gemm]
     if gemm:
-        curve = fit_gemm_curve(gemm)
-        if any(p["efficiency"] > 1 for p in curve):
-            notes.append("GEMM efficiency above 1 clamped: the base profile's peak is below what was measured")
-        out["device.gemm_efficiency"] = [{"gflop": p["gflop"], "efficiency": round(min(1.0, p["efficiency"]), 6)}
-                                         for p in curve]
+        out["device.gemm_efficiency"] = gemm_efficiency_overlay(gemm, notes)
     fwd, bwd = [], []
     points: dict[tuple[int, int], tuple[list[float], list[float]]] = {}
     for s in samples:

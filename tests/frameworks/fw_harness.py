@@ -16,19 +16,21 @@ HERE = Path(__file__).resolve().parent
 
 
 def write_exports(fmt: str, plans, folder: Path) -> dict[str, Path | SpecError]:
-    """Each plan's export files in folder/<plan>, or the SpecError with which paraplan refused it."""
+    """Each plan's export files in folder/<plan>, or the SpecError with which paraplan refused it; a plan
+    is a FrameworkPlan (``.name``, ``.scenario``) or a (name, scenario) pair."""
     out: dict[str, Path | SpecError] = {}
     for plan in plans:
+        name, scenario = plan if isinstance(plan, tuple) else (plan.name, plan.scenario)
         try:
-            files = export_files(fmt, plan.scenario)
+            files = export_files(fmt, scenario)
         except SpecError as exc:
-            out[plan.name] = exc
+            out[name] = exc
             continue
-        d = folder / plan.name
+        d = folder / name
         d.mkdir(parents=True)
-        for name, text in files.items():
-            (d / name).write_text(text)
-        out[plan.name] = d
+        for file_name, text in files.items():
+            (d / file_name).write_text(text)
+        out[name] = d
     return out
 
 

@@ -18,15 +18,10 @@ CASES = [(f"zoo-{sc.model.name}", sc) for sc in zoo_scenarios()] + [(p.name, p.s
 REL = 1e-3
 
 
-class _Plan:
-    def __init__(self, name, scenario):
-        self.name, self.scenario = name, scenario
-
-
 @pytest.fixture(scope="module")
 def results(site, tmp_path_factory):
     folder = tmp_path_factory.mktemp("megatron-model")
-    exports = write_exports("megatron", [_Plan(n, sc) for n, sc in CASES], folder)
+    exports = write_exports("megatron", CASES, folder)
     spec = [{"dir": str(d), "world_size": sc.gpus} for n, sc in CASES
             if not isinstance(d := exports[n], SpecError)]
     return exports, run_checker(site, "fw_megatron_model.py", spec, folder)

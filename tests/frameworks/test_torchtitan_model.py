@@ -14,15 +14,10 @@ pytestmark = pytest.mark.frameworks
 CASES = [(f"zoo-{sc.model.name}", sc) for sc in zoo_scenarios()]
 
 
-class _Plan:
-    def __init__(self, name, scenario):
-        self.name, self.scenario = name, scenario
-
-
 @pytest.fixture(scope="module")
 def results(site, tmp_path_factory):
     folder = tmp_path_factory.mktemp("torchtitan-model")
-    exports = write_exports("torchtitan", [_Plan(n, sc) for n, sc in CASES], folder)
+    exports = write_exports("torchtitan", CASES, folder)
     spec = [{"dir": str(d)} for n, _ in CASES if not isinstance(d := exports[n], SpecError)]
     return exports, run_checker(site, "fw_torchtitan.py", spec, folder)
 
