@@ -116,6 +116,12 @@ FIGURES: tuple[Figure, ...] = (
                       f"{d['median_abs_memory_error_pct']:.1f} % (allocated)")),
     Figure("Llama 3 405B pre-training, run plan (GPU-hours, goodput, days)", "docs/run-plan.md", ("run", "llama3-405b"),
            _run_plan),
+    Figure("Llama 3 405B pre-training in the README", "README.md", ("run", "llama3-405b"), _run_plan),
+    Figure("DeepSeek-V3 on 2,048 H800, fp8, DeepEP", "README.md",
+           ("plan", "--model", "tests/data/hf/deepseek-v3/config.json", "--hardware", "h800", "--gpus", "2048",
+            "--global-batch", "15360", "--seq", "4096", "--precision", "fp8", "--moe-dispatcher", "deepep"),
+           lambda d: (f"| {_best(d)['tokens_per_s'] / _best(d)['gpus']:,.0f} "
+                      f"({100 * (_best(d)['tokens_per_s'] / _best(d)['gpus'] / 1543 - 1):+.1f} %)").replace("-", "−")),
 )
 
 
