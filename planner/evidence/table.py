@@ -21,6 +21,7 @@ from ..errors import SpecError
 from ..io import read_json
 from ..specs import HardwareProfile, Layout, TrainingSpec
 from ..specs.base import Spec
+from ..specs.recipe_source import recipe_named
 from .classify import RELAX_ORDER, LayoutClass, classify
 
 TABLE_KIND = "paraplan-evidence"
@@ -132,6 +133,15 @@ def _distance(a: LayoutClass, b: LayoutClass) -> int:
     return sum(2**i for i, k in enumerate(RELAX_ORDER) if getattr(a, k) != getattr(b, k))
 
 
+def recipe_family(name: str) -> str:
+    """The recipe a derived recipe (``base:``) is a release of, else the recipe itself: its measured runs
+    bound what its siblings reach (torchtitan and torchtitan-2412)."""
+    try:
+        return recipe_named(name).base or name
+    except (SpecError, RuntimeError):  # a recipe name no longer shipped, or no recipe source installed
+        return name
+
+
 def _median(values: list[float]) -> float | None:
     return statistics.median(values) if values else None
 
@@ -150,6 +160,12 @@ def evidence_for_class(cls: LayoutClass, predicted_mfu: float, table: EvidenceTa
     scope_rows = _matching(table.rows, cls, tuple(k for k in LayoutClass.model_fields
                                                   if k not in ("recipe", "hardware", "precision")))
     scope = f"{cls.recipe} on {cls.hardware} in {cls.precision}"
+    if not scope_rows:  # the recipe's family: its base and the releases derived from it (torchtitan-2412)
+        family = recipe_family(cls.recipe)
+        same_chip = _matching(table.rows, cls, tuple(k for k in LayoutClass.model_fields
+                                                     if k not in ("hardware", "precision")))
+        scope_rows = [r for r in same_chip if recipe_family(r.layout_class.recipe) == family]
+        scope = f"the {family} recipes on {cls.hardware} in {cls.precision}"
     if not scope_rows:
         scope_rows = _matching(table.rows, cls, tuple(k for k in LayoutClass.model_fields
                                                       if k not in ("hardware", "precision")))
