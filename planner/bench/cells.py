@@ -51,8 +51,8 @@ def row_attention_kernel(framework: str, hardware, flash_cell: str = "") -> str 
 
 #: Framework releases that a recipe other than the framework's current one describes: a release the
 #: framework column names -> the recipe of that release (hwprofiles/recipes/<name>.yaml says what differs).
-RELEASE_RECIPES = ((re.compile(r"torchtitan\s*\(9dec370\)", re.I), "torchtitan-2412"),
-                   (re.compile(r"deepspeed[^()]*\(2021\)", re.I), "deepspeed-2021"))
+RELEASE_RECIPES = ((re.compile(r"deepspeed[^()]*\(2021\)", re.I), "deepspeed-2021"),
+                   (re.compile(r"torchtitan\s*\([0-9a-f]{7,},\s*2025-", re.I), "torchtitan-2506"))
 
 
 def row_release_recipe(framework: str) -> str | None:

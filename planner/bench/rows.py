@@ -103,10 +103,13 @@ DEFAULT_HARDWARE_MAP: tuple[tuple[str, int | None, str], ...] = (
     ("H100", 96, "h100-sxm-96gb-500w"),
     ("H100", None, "h100-sxm-80gb"),
     ("H800", None, "h800"),
+    ("H200", None, "h200-sxm-141gb"),
     ("MI250X", None, "mi250x-frontier"),
 )
 LLAMA_LIKE = re.compile(r"llama|mistral|mixtral|qwen|gemma|deepseek|internlm", re.I)
 RECOMPUTE_ORDER = ("none", "selective", "full")
+#: A precision cell naming FSDP's float8 all-gather (torchao enable_fsdp_float8_all_gather)
+FP8_ALL_GATHER = re.compile(r"float8 all-gather|fp8 all-gather", re.I)
 
 HardwareMap = tuple[tuple[str, int | None, str], ...]
 
@@ -389,6 +392,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
                 distributed_optimizer=dist_opt or (None if zero_default else False),
                 overlap_dp_comm=False if re.search(r"not overlapped", row["notes"], re.I) else None,
                 grad_accumulation_fusion=grad_fusion, compile=row_compile(framework),
+                fp8_all_gather=precision == "fp8" and bool(FP8_ALL_GATHER.search(row["precision"])),
                 overlap_param_gather=True if "--overlap-param-gather" in row["notes"] else None,
                 tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None,  # None: the recipe's default
                 **moe_training)

@@ -58,7 +58,7 @@ def _best(d: dict) -> dict:
 
 
 PLAN_8B = ("--model", "llama3.1-8b", "--hardware", "h100-sxm-96gb-500w", "--gpus", "8", "--global-batch", "16",
-           "--seq", "8192", "--recipe", "torchtitan-2412")
+           "--seq", "8192", "--recipe", "torchtitan")
 TORCHTITAN_ROWS = ("bench", "accuracy", "hwprofiles/data/torchtitan_runs.csv")
 
 
@@ -77,6 +77,11 @@ def _whatif(d: dict) -> str:
     return " ... ".join(out)
 
 
+def _time_and_memory(d: dict) -> str:
+    return (f"| {d['summary']['all_rows']['rows']} | {d['summary']['all_rows']['median_abs_error_pct']:.1f} % | "
+            f"{d['summary']['memory']['median_abs_error_pct']:.1f} % (reserved)")
+
+
 def _recipe(name: str) -> Callable[[Any], str]:
     def text(d: dict) -> str:
         g = d["summary"]["by_recipe"][name]
@@ -85,7 +90,7 @@ def _recipe(name: str) -> Callable[[Any], str]:
 
 
 FIGURES: tuple[Figure, ...] = (
-    Figure("worked example: plan of Llama 3.1 8B on 8 H100 500 W (torchtitan-2412)", "README.md",
+    Figure("worked example: plan of Llama 3.1 8B on 8 H100 500 W (torchtitan)", "README.md",
            ("plan", *PLAN_8B, "--top", "3"), _plan_rows),
     Figure("worked example: the report's own setting (micro-batch 2, op SAC)", "README.md",
            ("estimate", *PLAN_8B, "--zero", "3", "--micro-batch", "2", "--recompute", "op"),
@@ -93,9 +98,11 @@ FIGURES: tuple[Figure, ...] = (
     Figure("worked example: what-if 700 W / tp 2", "README.md",
            ("whatif", *PLAN_8B, "--zero", "3", "--micro-batch", "1", "--set", "device.power_limit_w=700",
             "--set", "layout.tp=2 layout.sequence_parallel=true"), _whatif),
-    Figure("torchtitan runs: time and reserved memory", "README.md", TORCHTITAN_ROWS,
-           lambda d: (f"| {d['summary']['all_rows']['rows']} | {d['summary']['all_rows']['median_abs_error_pct']:.1f} % | "
-                      f"{d['summary']['memory']['median_abs_error_pct']:.1f} % (reserved)")),
+    Figure("torchtitan runs: time and reserved memory", "README.md", TORCHTITAN_ROWS, _time_and_memory),
+    Figure("torchtitan June 2025 runs: time and reserved memory", "README.md",
+           ("bench", "accuracy", "hwprofiles/data/torchtitan_runs_2025.csv"), _time_and_memory),
+    Figure("LLM Foundry H100 runs: time", "README.md", ("bench", "accuracy", "hwprofiles/data/llmfoundry_h100_runs.csv"),
+           lambda d: f"| {d['summary']['all_rows']['rows']} | **{d['summary']['all_rows']['median_abs_error_pct']:.1f} %**"),
     *(Figure(f"published runs: recipe {r}", "README.md", ("bench", "accuracy"), _recipe(r))
       for r in ("megatron-core", "megatron-lm", "fsdp1")),
     Figure("published runs: deepspeed / deepspeed-2021", "README.md", ("bench", "accuracy"),

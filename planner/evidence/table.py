@@ -135,7 +135,7 @@ def _distance(a: LayoutClass, b: LayoutClass) -> int:
 
 def recipe_family(name: str) -> str:
     """The recipe a derived recipe (``base:``) is a release of, else the recipe itself: its measured runs
-    bound what its siblings reach (torchtitan and torchtitan-2412)."""
+    bound what its siblings reach (torchtitan-0.3 and torchtitan)."""
     try:
         return recipe_named(name).base or name
     except (SpecError, RuntimeError):  # a recipe name no longer shipped, or no recipe source installed
@@ -160,12 +160,13 @@ def evidence_for_class(cls: LayoutClass, predicted_mfu: float, table: EvidenceTa
     scope_rows = _matching(table.rows, cls, tuple(k for k in LayoutClass.model_fields
                                                   if k not in ("recipe", "hardware", "precision")))
     scope = f"{cls.recipe} on {cls.hardware} in {cls.precision}"
-    if not scope_rows:  # the recipe's family: its base and the releases derived from it (torchtitan-2412)
+    if not scope_rows:  # the recipe's family: its base and the releases derived from it (torchtitan from torchtitan-0.3)
         family = recipe_family(cls.recipe)
         same_chip = _matching(table.rows, cls, tuple(k for k in LayoutClass.model_fields
                                                      if k not in ("hardware", "precision")))
         scope_rows = [r for r in same_chip if recipe_family(r.layout_class.recipe) == family]
-        scope = f"the {family} recipes on {cls.hardware} in {cls.precision}"
+        measured = ", ".join(sorted({r.layout_class.recipe for r in scope_rows}))
+        scope = f"{cls.recipe}'s family ({measured}) on {cls.hardware} in {cls.precision}"
     if not scope_rows:
         scope_rows = _matching(table.rows, cls, tuple(k for k in LayoutClass.model_fields
                                                       if k not in ("hardware", "precision")))

@@ -14,10 +14,10 @@ from pydantic import Field
 
 from .base import Spec
 
-RECIPE_NAMES = ("megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2412", "fsdp1",
-                "fsdp1-amp", "torch-amp")
-RecipeName = Literal["megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2412",
-                     "fsdp1", "fsdp1-amp", "torch-amp"]
+RECIPE_NAMES = ("megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2506",
+                "torchtitan-0.3", "fsdp1", "fsdp1-amp", "torch-amp")
+RecipeName = Literal["megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2506",
+                     "torchtitan-0.3", "fsdp1", "fsdp1-amp", "torch-amp"]
 
 #: What torch.compile changes in a recipe's kernels (Inductor fuses each compiled block's pointwise ops and
 #: reductions into generated Triton kernels: Ansel et al. 2024, "PyTorch 2", ASPLOS '24, Sec. 4-5): one kernel per
@@ -209,6 +209,10 @@ class RecipeSpec(Spec):
     compile_default: bool = Field(
         False, description="blocks run under torch.compile by default (Inductor fuses their pointwise ops and "
         "reductions)")
+    compile_covers_loss: bool = Field(
+        False, description="with --compile the framework compiles its loss function too: Inductor fuses the fp32 "
+        "upcast, log_softmax and nll_loss, so the cross-entropy runs as fused kernels (cross_entropy_fused) and "
+        "keeps no fp32 logits (planner.work.kernels.loss_peak_bytes)")
     optimizer_foreach: bool = Field(
         False, description="the optimizer step is torch's multi-tensor (foreach) AdamW, a kernel per operation over "
         "the parameter list, instead of a fused single-pass kernel (planner.pricing.compute FOREACH_ADAMW_SLOWDOWN)")
@@ -227,5 +231,7 @@ class RecipeSpec(Spec):
     notes: list[str] = Field(default_factory=list, description="what is inferred rather than documented")
 
     def compiled(self) -> RecipeSpec:
-        """This recipe with its blocks under torch.compile (``COMPILE_FUSES``)."""
-        return self.model_copy(update=COMPILE_FUSES)
+        """This recipe with its blocks under torch.compile (``COMPILE_FUSES``), and its loss when the framework
+        compiles that too (``compile_covers_loss``)."""
+        return self.model_copy(update={**COMPILE_FUSES, **({"cross_entropy_fused": True} if self.compile_covers_loss
+                                                           else {})})

@@ -35,6 +35,7 @@ RECIPE_OFFLOAD = {
     "megatron-core": ("optimizer",),
     "deepspeed": ("optimizer", "gradients", "params", "activations"),  # offload_optimizer/_param, cpu_checkpointing
     "torchtitan": ("optimizer", "gradients", "params"),  # FSDP2 CPUOffloadPolicy: all three together
+    "torchtitan-0.3": ("optimizer", "gradients", "params"),  # the same FSDP2 CPUOffloadPolicy
     "fsdp1": ("optimizer", "gradients", "params"),  # FSDP1 CPUOffload(offload_params=True): likewise together
     "torch-amp": (),
 }
@@ -50,7 +51,7 @@ OFFLOAD_LEVELS = (
 
 def offload_kinds(training: TrainingSpec) -> tuple[str, ...]:
     """The offload kinds ``training``'s recipe can express (RECIPE_OFFLOAD); a derived recipe (``base:``, e.g.
-    torchtitan-2412) runs its base framework's offload."""
+    torchtitan) runs its base framework's offload."""
     spec = training.recipe_spec
     return RECIPE_OFFLOAD.get(training.recipe) or RECIPE_OFFLOAD.get(spec.base or "", ())
 

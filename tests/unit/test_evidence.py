@@ -77,10 +77,10 @@ def test_above_the_best_measured_mfu_of_recipe_hardware_precision():
 
 
 def test_a_release_without_runs_is_bounded_by_its_recipe_familys_runs():
-    """torchtitan (0.3.0) has no measured run; its sibling torchtitan-2412 (base: torchtitan) does, and those
-    bound it before any other recipe's (megatron-core's 0.50 here)."""
-    table = TABLE.model_copy(update={"rows": [*TABLE.rows, _row(6, _cls(recipe="torchtitan-2412"), 5.0, 0.39)]})
-    ev = evidence_for_class(_cls(recipe="torchtitan"), 0.45, table)
-    assert ev.ceiling_scope == "the torchtitan recipes on H100 in bf16" and ev.best_measured_mfu == 0.39
+    """torchtitan-0.3 has no measured run; torchtitan (base: torchtitan-0.3) does, and those bound it before any
+    other recipe's (megatron-core's 0.50 here)."""
+    table = TABLE.model_copy(update={"rows": [*TABLE.rows, _row(6, _cls(recipe="torchtitan"), 5.0, 0.39)]})
+    ev = evidence_for_class(_cls(recipe="torchtitan-0.3"), 0.45, table)
+    assert ev.ceiling_scope == "torchtitan-0.3's family (torchtitan) on H100 in bf16" and ev.best_measured_mfu == 0.39
     assert ev.above_best_measured and ev.best_measured_ref == "runs.csv#6"
-    assert not evidence_for_class(_cls(recipe="torchtitan"), 0.38, table).above_best_measured
+    assert not evidence_for_class(_cls(recipe="torchtitan-0.3"), 0.38, table).above_best_measured

@@ -23,7 +23,7 @@ L8B = "llama3.1-8b"
 
 def _estimate(model=L8B, hw=H100_500W, layout=None, **trn):
     layout = layout or Layout(tp=1, pp=1, dp=8, zero_stage=3)
-    training = TrainingSpec(**{"global_batch_size": 16, "seq_length": 8192, "recipe": "torchtitan-2412", **trn})
+    training = TrainingSpec(**{"global_batch_size": 16, "seq_length": 8192, "recipe": "torchtitan", **trn})
     hw = load_hardware(hw) if isinstance(hw, str) else hw
     return estimate(load_model(model), hw, training, layout, layout.gpus, breakdown=True)
 
@@ -118,8 +118,9 @@ def test_compile_fuses_the_eager_pointwise_kernels():
 
 
 def test_the_derived_recipe_inherits_every_rule_it_does_not_state():
-    base, derived = load_recipe("torchtitan"), load_recipe("torchtitan-2412")
-    assert derived.base == "torchtitan" and derived.attention_kernel_table == "fa2"
+    base, derived = load_recipe("torchtitan-0.3"), load_recipe("torchtitan")
+    assert derived.base == "torchtitan-0.3" and derived.attention_kernel_table == "fa2"
+    assert load_recipe("torchtitan-2412") == derived and load_recipe("fsdp") == derived  # the aliases
     assert derived.fsdp_reshard_after_forward == base.fsdp_reshard_after_forward
     assert derived.sources["fsdp_stream_pools"] == base.sources["fsdp_stream_pools"]
     assert derived.sources["attention_kernel_table"] != base.sources["attention_kernel_table"]
@@ -160,3 +161,18 @@ def test_dtensor_sequence_parallel_keeps_the_gathered_linear_inputs():
     d = mem.dims(m, TrainingSpec(recipe="torchtitan", **trn), lay)
     assert mem.gathered_input_extra(d, base) == 2 * (tokens - tokens / 4) * 4096
     assert mem.gathered_input_extra(d, off) == 0.0
+
+
+def test_a_framework_that_compiles_its_loss_keeps_no_fp32_logits():
+    """torchtitan since 2025-04 compiles its loss with --compile (Inductor fuses upcast, log_softmax and nll):
+    6 B per logit at the loss peak instead of the eager fp32 path's 12; the 2024-12 stack compiled only blocks."""
+    from planner.work.kernels import loss_peak_bytes
+
+    june, dec = load_recipe("torchtitan-2506"), load_recipe("torchtitan")
+    assert june.compile_covers_loss and not dec.compile_covers_loss
+    assert loss_peak_bytes(10, 100, june) == loss_peak_bytes(10, 100, dec) == 12.0 * 1000
+    assert loss_peak_bytes(10, 100, june.compiled()) == 6.0 * 1000
+    assert loss_peak_bytes(10, 100, dec.compiled()) == 12.0 * 1000
+    eager = _estimate(recompute="op", recipe="torchtitan-2506")
+    compiled = _estimate(recompute="op", recipe="torchtitan-2506", compile=True)
+    assert compiled.peak_memory_bytes < eager.peak_memory_bytes

@@ -1,0 +1,47 @@
+"""Published-runs files added after the first golden sets (hwprofiles/data/*_runs.csv, citations in
+PUBLISHED_RUNS.md): LLM Foundry's H100 table and torchtitan's June 2025 runs. Each file is predicted in full
+with the recipe its framework column names; the medians of |time| and |memory| error may not grow past the
+recorded figures (tests/golden/sources_accuracy_baseline.json) and every row off by more than 25 % names its gap."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+import hwprofiles
+from planner.bench.accuracy import run_accuracy
+from planner.bench.gaps import WORSE_THAN
+
+BASELINE = json.loads((Path(__file__).parent / "sources_accuracy_baseline.json").read_text())
+DATA = Path(hwprofiles.__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module", params=sorted(BASELINE["files"]))
+def case(request):
+    return BASELINE["files"][request.param], run_accuracy(DATA / request.param)
+
+
+def test_every_row_is_predicted_with_its_release_recipe(case):
+    figures, report = case
+    assert not report.skipped
+    assert len(report.rows) == figures["rows"]
+    assert {r.recipe for r in report.rows} == set(figures["recipes"])
+
+
+def test_medians_do_not_grow(case):
+    figures, report = case
+    tol = BASELINE["tolerance_points"]
+    assert report.summary.all_rows.median_abs_error_pct <= figures["median_abs_time_error_pct"] + tol
+    if figures["median_abs_memory_error_pct"] is not None:
+        assert report.summary.memory.median_abs_error_pct <= figures["median_abs_memory_error_pct"] + tol
+
+
+def test_rows_beyond_25_percent_name_their_gap(case):
+    _figures, report = case
+    for r in report.rows:
+        off = abs(r.error_pct) > WORSE_THAN or abs(r.memory_error_pct or 0.0) > WORSE_THAN
+        named = [f for f in r.flags if " %: " in f]
+        assert bool(named) == off, (r.row_id, r.flags)
+        assert all("unexplained" not in f for f in named), (r.row_id, named)
