@@ -66,10 +66,10 @@ RULES: tuple[GapRule, ...] = (
             "model's width; per-layer host dispatch of Megatron-Core's MoE layer is the suspected, unmeasured "
             "cause (docs/moe.md)"),
     GapRule("llmfoundry-h100", lambda r: r.source_id == "llmfoundry_h100",
-            "LLM Foundry (FSDP1, eager) on H100 runs slower than priced, the more so the larger attention's share: "
-            "MPT-7B at 2,048 tokens measured 2.29x its A100 throughput where paraplan prices 2.67x; a sustained clock "
-            "below the microbenchmarks' under the 700 W limit and flash-attn 2.4.2's varlen path at 8k-65k tokens "
-            "are suspected, unmeasured (docs/sharded-data-parallel.md)"),
+            "LLM Foundry (FSDP1, eager) on H100 runs slower than priced, most for small models (760M-3B) and long "
+            "sequences: MPT-7B at 2,048 tokens measured 2.29x its A100 throughput where paraplan prices 2.43x; "
+            "flash-attn 2.4.2's varlen path at 8k-65k tokens and per-kernel host costs are suspected, unmeasured "
+            "(docs/sharded-data-parallel.md)"),
     GapRule("torchtitan-asynctp-2025", lambda r: r.source_id == "torchtitan_asynctp_2506",
             "torchtitan's June 2025 async-TP runs: async TP measured 1.09-1.16x where its ring-exchange pricing "
             "gives 1.19-1.21x, and the tp 8 Llama 3.1 8B runs are slower than priced with or without it; the cause "

@@ -280,8 +280,8 @@ def _recompute(text: str) -> str | None:
 def row_recipe(framework: str, fsdp: bool, precision: str = "") -> str:
     """The framework recipe (hwprofiles/recipes) a row's framework column names: Megatron-Core / NeMo /
     Megatron-Bridge -> megatron-core; torchtitan -> torchtitan; DeepSpeed, Megatron-DeepSpeed, GPT-NeoX,
-    BigScience -> deepspeed; other FSDP stacks (LLM Foundry, HF, metaseq, IBM) -> fsdp1, or fsdp1-amp when the
-    precision cell names fp32 parameters under autocast (Composer's DEFAULT, Lightning's bf16-mixed); else
+    BigScience -> deepspeed; LLM Foundry / Composer -> llm-foundry; other FSDP stacks (HF, metaseq, IBM) -> fsdp1,
+    or fsdp1-amp when the precision cell names fp32 parameters under autocast (Lightning's bf16-mixed); else
     megatron-lm."""
     f = framework.lower()
     if re.search(r"megatron-core|\bnemo|megatron-bridge|mcore", f):
@@ -290,7 +290,9 @@ def row_recipe(framework: str, fsdp: bool, precision: str = "") -> str:
         return "torchtitan"
     if re.search(r"deepspeed|gpt-neox|bigscience", f):
         return "deepspeed"
-    if fsdp or re.search(r"fsdp|foundry|composer|metaseq|fairscale|accelerate", f):
+    if re.search(r"foundry|composer", f):
+        return "llm-foundry"
+    if fsdp or re.search(r"fsdp|metaseq|fairscale|accelerate", f):
         return "fsdp1-amp" if re.search(r"\bdefault\b|bf16-mixed|amp_bf16.*fp32 param", precision, re.I) else "fsdp1"
     return "megatron-lm"
 

@@ -143,6 +143,13 @@ def predict_step(row: dict, hardware: HardwareProfile, recipe: str = "torch-amp"
     )
 
 
+def short_run(hw: HardwareProfile) -> HardwareProfile:
+    """``hw`` for a short benchmark run: a steps file times a few steps per case after a warm-up (the shipped
+    one: 2 warm-up and 4 timed steps, its ``workload.timing``), too short to settle at the clock a training run
+    sustains, so compute-bound kernels run at the compute curves' own clock (DeviceSpec.sustained_clock)."""
+    return hw.model_copy(update={"device": hw.device.model_copy(update={"sustained_clock": False})})
+
+
 def run_steps(path: str | None = None, hardware: str | None = None) -> StepsReport:
     """Predict every step of ``path`` (default: the shipped H200 file) on ``hardware`` (default:
     the profile of the file's ``env.name``)."""
@@ -156,7 +163,7 @@ def run_steps(path: str | None = None, hardware: str | None = None) -> StepsRepo
         if hardware is None:
             raise SpecError(f"env.name '{name}' maps to no profile; pass --hardware "
                             f"(known: {', '.join(DEVICE_PROFILES)})", field="env.name", source=str(file))
-    hw = load_hardware(hardware)
+    hw = short_run(load_hardware(hardware))
     required = ("model", "layers", "hidden", "heads", "ffn", "seq", "vocab", "mbs", "recompute", "s_step_med",
                 "peak_alloc", "peak_reserved")
     cases = []

@@ -42,7 +42,7 @@ CompileOpt = Annotated[Optional[bool], typer.Option("--compile/--no-compile", he
 Fp8GatherOpt = Annotated[Optional[bool], typer.Option("--fp8-all-gather/--no-fp8-all-gather", help="With fp8 and FSDP, all-gather Linear weights in fp8 (torchao enable_fsdp_float8_all_gather).", show_default="no-fp8-all-gather")]
 SpOpt = Annotated[Optional[bool], typer.Option("--sequence-parallel/--no-sequence-parallel", help="Megatron sequence parallelism.", show_default="no-sequence-parallel")]
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="bf16, fp16 or fp8.", show_default=_default(TrainingSpec, "precision"))]
-RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, deepspeed-2021, torchtitan, torchtitan-2506, torchtitan-0.3, fsdp1, fsdp1-amp or torch-amp (megatron = megatron-lm, fsdp = torchtitan-2412 = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
+RecipeOpt = Annotated[Optional[str], typer.Option("--recipe", help="framework recipe: megatron-lm, megatron-core, deepspeed, deepspeed-2021, torchtitan, torchtitan-2506, torchtitan-0.3, fsdp1, fsdp1-amp, llm-foundry or torch-amp (megatron = megatron-lm, fsdp = torchtitan-2412 = torchtitan).", show_default=_default(TrainingSpec, "recipe"))]
 FlashOpt = Annotated[Optional[bool], typer.Option("--flash-attention/--no-flash-attention", help="Fused flash attention.", show_default="flash-attention")]
 AttnKernelOpt = Annotated[Optional[str], typer.Option("--attention-kernel", help="Fused attention kernel generation: a table of the hardware profile (e.g. fa2).", show_default="the profile's attention_table")]
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="gpipe, 1f1b, interleaved-1f1b or zb-h1.", show_default=_default(Layout, "schedule") + " (interleaved-1f1b with --vpp > 1)")]
@@ -113,7 +113,7 @@ CHOICES = {
     "recompute": ("none", "selective", "op", "full"),
     "precision": ("bf16", "fp16", "fp8"),
     "recipe": ("megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2506", "torchtitan-0.3", "fsdp1",
-               "fsdp1-amp", "torch-amp", "megatron", "fsdp", "torchtitan-2412"),
+               "fsdp1-amp", "llm-foundry", "torch-amp", "megatron", "fsdp", "torchtitan-2412"),
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
     "cp_kind": ("ring", "allgather"),
     "moe-dispatcher": ("alltoall", "deepep", "hybridep"),
@@ -266,7 +266,7 @@ def build_scenario(
     if vpp is not None and vpp > 1 and schedule is None:
         lay["schedule"] = "interleaved-1f1b"
     if recipe in ("fsdp", "torchtitan", "torchtitan-2412", "torchtitan-2506", "torchtitan-0.3", "fsdp1",
-                  "fsdp1-amp") and fsdp is None and zero is None:
+                  "fsdp1-amp", "llm-foundry") and fsdp is None and zero is None:
         lay["fsdp"] = True
     if recipe is None and framework not in (None, "none") and "recipe" not in trn:  # price with the target's recipe
         from ..frameworks import DEFAULT_RECIPE, check_framework_name

@@ -135,7 +135,8 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
         recompute_compute=parts["r"][0], recompute_tp=parts["r"][1],
         p2p=2 * pricer.p2p_blocking_time(pricer.pipeline_send_time(step) if p2p is None else p2p, fwd_c, bwd_c),
         zero3_exposed=zero3, zero3_beside=beside, dp_step_comm=dp_step,
-        optimizer=pricer.optimizer_time(stage.optimizer_params, stage.optimizer_pass_bytes), dp_step_gather=dp_gather,
+        optimizer=pricer.optimizer_time(stage.optimizer_params, stage.optimizer_pass_bytes,
+                                         stage.optimizer_tensors), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
         fwd_cp=parts["f"][3], bwd_cp=parts["bi"][3] + parts["bw"][3] + parts["r"][3],
@@ -246,10 +247,11 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     optimizer = max(t.optimizer + t.offload_step for t, _ in runs)  # CPU Adam and its copies when offloaded
     hidden = slow.zero3_hidden_compute  # booked as communication: it ran under longer ZeRO-3 traffic
     tp_hidden = slow.tp_hidden_compute  # likewise under longer overlapped TP collectives
+    beside = slow.zero3_beside  # compute slowed by the SMs the ZeRO-3 traffic holds: that traffic's cost
     breakdown = TimeBreakdown(
-        compute=m * (slow.compute - hidden - tp_hidden), tp_comm=m * (slow.tp_comm + tp_hidden), cp_comm=m * slow.cp_comm,
-        pp_bubble=pipe.bubble,
-        pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * (slow.zero3_exposed + hidden) + dp_exposed,
+        compute=m * (slow.compute - hidden - tp_hidden - beside), tp_comm=m * (slow.tp_comm + tp_hidden),
+        cp_comm=m * slow.cp_comm, pp_bubble=pipe.bubble,
+        pp_comm=m * slow.p2p * chunks, dp_comm_exposed=m * (slow.zero3_exposed + hidden + beside) + dp_exposed,
         optimizer=optimizer, other=m * slow.offload_exposed,
     )
     step_time = breakdown.total

@@ -84,7 +84,7 @@ def op_breakdown(step: StepWork, pricer: Pricer) -> OpBreakdown:
         a = acc.setdefault("optimizer", [0, 0.0, 0.0, 0.0])
         a[0] += 1
         a[1] += s.optimizer_pass_bytes  # the fused Adam kernel's own traffic is in its measured rate
-        a[3] += pricer.optimizer_time(s.optimizer_params, s.optimizer_pass_bytes)
+        a[3] += pricer.optimizer_time(s.optimizer_params, s.optimizer_pass_bytes, s.optimizer_tensors)
         compute = sum(v[3] for k, v in acc.items() if not k.startswith("comm:"))
         if best is None or compute > best[0]:
             best = (compute, s, acc, host)

@@ -79,8 +79,10 @@ class Mechanisms(_Item):
     comm_overlap: CommOverlap = Field(description="NCCL's SM share of overlapped compute")
     attention_kernel: str = Field(description="the attention kernel table priced (the profile default or a named one)")
     power_limit_w: float | None = Field(description="board power limit priced, W (None: the curves' own)")
-    tensor_clock_mhz: float | None = Field(description="tensor-core clock at that limit, MHz")
-    compute_time_factor: float = Field(description="time factor of GEMMs and attention at that limit (1 = as measured)")
+    tensor_clock_mhz: float | None = Field(description="tensor-core clock the run holds at that limit (or the curves' "
+                                          "limit when None), MHz")
+    compute_time_factor: float = Field(description="time factor of GEMMs and attention at the clock the run holds "
+                                       "against the compute curves' clock (1 = as measured)")
     optimizer: str = Field(description="'fused' or 'foreach' AdamW")
     loss: str = Field("fused", description="how the cross-entropy runs: 'loss-parallel-dtensor' (torch "
                       "loss_parallel over vocabulary shards, 16 B per local logit at its peak), 'eager-fp32' (12 B per "
@@ -135,7 +137,8 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
     overlap = CommOverlap(collective_sms=pricer.hardware.node.collective_sms, sm_count=dev.sm_count,
                           slowdown=pricer.comm_compute_slowdown if grad_group_size(layout) > 1 or layout.tp > 1 else 0.0)
     limit = dev.power_limit_w
-    clock = clock_at_power(dev, limit) if limit is not None and dev.tensor_clock_by_power else None
+    run_limit = limit or dev.compute_curves_power_w
+    clock = clock_at_power(dev, run_limit) if run_limit is not None and dev.tensor_clock_by_power else None
     return Mechanisms(
         sharded_data_parallel=sdp, checkpointing=ckpt, cp_merge_s_per_step=merge * m, comm_overlap=overlap,
         attention_kernel=pricer.attention_kernel or f"default ({dev.attention_kernel or 'attention_table'})",

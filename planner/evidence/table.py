@@ -126,11 +126,16 @@ def _matching(rows: list[EvidenceRow], cls: LayoutClass, ignore: tuple[str, ...]
     return [r for r in rows if all(getattr(r.layout_class, k) == getattr(cls, k) for k in keys)]
 
 
-def _distance(a: LayoutClass, b: LayoutClass) -> int:
+def _distance(a: LayoutClass, b: LayoutClass) -> float:
     """How far two classes are: each differing attribute weighs 2^(its place in RELAX_ORDER), so one
     attribute later in the order outweighs every earlier one together (the nearest class differs in
-    as few and as early attributes as possible; equal distances differ in the same attributes)."""
-    return sum(2**i for i, k in enumerate(RELAX_ORDER) if getattr(a, k) != getattr(b, k))
+    as few and as early attributes as possible; equal distances differ in the same attributes). Two
+    releases of one framework (recipes of one family, ``recipe_family``) differ least of all: 1/2."""
+    def weight(i: int, k: str) -> float:
+        if k == "recipe" and recipe_family(a.recipe) == recipe_family(b.recipe):
+            return 0.5
+        return float(2**i)
+    return sum(weight(i, k) for i, k in enumerate(RELAX_ORDER) if getattr(a, k) != getattr(b, k))
 
 
 def recipe_family(name: str) -> str:

@@ -56,14 +56,22 @@ def clock_at_power(device: DeviceSpec, power_w: float) -> float:
 
 
 def power_clock_scale(device: DeviceSpec) -> float:
-    """Time factor of compute-bound kernels (GEMMs, fused attention) at the device's ``power_limit_w``
-    against the limit its compute curves were measured at: clock(curves) / clock(limit). A tensor-core
-    kernel's time scales with 1 / clock (its work per clock is fixed by the kernel); memory-bound kernels
-    and collectives keep their speed (HBM and link clocks do not follow the SM clock). 1 when no power
-    limit is set or the device has no clock table."""
-    if device.power_limit_w is None or not device.tensor_clock_by_power or device.compute_curves_power_w is None:
+    """Time factor of compute-bound kernels (GEMMs, fused attention) at the clock the run holds against the
+    clock the compute curves were measured at. A tensor-core kernel's time scales with 1 / clock (its work per
+    clock is fixed by the kernel); memory-bound kernels and collectives keep their speed (HBM and link clocks do
+    not follow the SM clock).
+
+    A training run (``sustained_clock``) holds the clock its power limit sustains, ``tensor_clock_by_power`` at
+    ``power_limit_w`` (default: the curves' limit), against the curves' own clock ``compute_curves_clock_mhz``
+    (short benchmark runs at the maximum boost clock); a short run holds the curves' clock, scaled only by a
+    lower power limit. 1 when the device has no clock table."""
+    if not device.tensor_clock_by_power or device.compute_curves_power_w is None:
         return 1.0
-    return clock_at_power(device, device.compute_curves_power_w) / clock_at_power(device, device.power_limit_w)
+    at_curves_limit = clock_at_power(device, device.compute_curves_power_w)
+    run = clock_at_power(device, device.power_limit_w or device.compute_curves_power_w)
+    if not device.sustained_clock:
+        return at_curves_limit / run
+    return (device.compute_curves_clock_mhz or at_curves_limit) / run
 
 
 def sm_share_slowdown(comm_sms: int | None, sm_count: int | None) -> float:
@@ -81,6 +89,11 @@ def sm_share_slowdown(comm_sms: int | None, sm_count: int | None) -> float:
 #: for 1e9 fp32 parameters measured on one H200 (hwprofiles/data/h200_microbench.json, optimizer rows: 4.49e10
 #: vs 1.176e11 params/s); both are HBM-bound, so the ratio of passes carries to other devices.
 FOREACH_ADAMW_SLOWDOWN = 0.022272319793701173 / 0.00850499153137207
+
+#: Host calls per parameter tensor of Composer's DecoupledAdamW loop (composer/optim/decoupled_weight_decay.py
+#: ``adamw`` at v0.17.2): the step count's increment and its ``.item()`` read, then param.mul_ (weight decay),
+#: exp_avg.mul_ / add_, exp_avg_sq.mul_ / addcmul_, sqrt, div, add_ (eps) and param.addcdiv_: 11 launches.
+OPTIMIZER_LOOP_LAUNCHES = 11
 
 #: HBM bytes a fused fp32 AdamW step moves per parameter: reads p, g, m, v and writes p, m, v (4 B each).
 ADAMW_BYTES_PER_PARAM = 28

@@ -17,7 +17,13 @@ from ..work.ops import (
 )
 from . import shared_blocks
 from .collectives import CollectivePricer
-from .compute import FOREACH_ADAMW_SLOWDOWN, ComputePricer, attention_kernel_for, sm_share_slowdown
+from .compute import (
+    FOREACH_ADAMW_SLOWDOWN,
+    OPTIMIZER_LOOP_LAUNCHES,
+    ComputePricer,
+    attention_kernel_for,
+    sm_share_slowdown,
+)
 from .compute_part import compute_part, compute_seconds, ring_compute_parts
 from .moe_overlap import dispatcher_sms
 from .placement import GroupPlacement, axis_placement, axis_strides, pp_boundary_devices
@@ -261,13 +267,16 @@ class Pricer:
         return sm_share_slowdown(dispatcher_sms(self.training.moe_token_dispatcher, self.hardware.node.collective_sms),
                                  self.hardware.device.sm_count)
 
-    def optimizer_time(self, params: float, pass_bytes: float = 0.0) -> float:
-        """Seconds for the optimizer step over ``params`` parameters on one GPU, with ``pass_bytes`` of
-        memory-bound passes around it (gradient zeroing, master -> parameter copy, clipping; priced by
-        ComputePricer.optimizer_stream_time)."""
+    def optimizer_time(self, params: float, pass_bytes: float = 0.0, tensors: float = 0.0) -> float:
+        """Seconds for the optimizer step over ``params`` parameters (``tensors`` parameter tensors) on one GPU,
+        with ``pass_bytes`` of memory-bound passes around it (gradient zeroing, master -> parameter copy,
+        clipping; priced by ComputePricer.optimizer_stream_time)."""
+        recipe = self.training.recipe_spec
         adam = self.compute.optimizer_time(params)
-        if self.training.recipe_spec.optimizer_foreach:  # a kernel per operation over the parameter list
+        if recipe.optimizer_foreach or recipe.optimizer_loop_sync:  # a kernel per operation (and per tensor)
             adam *= FOREACH_ADAMW_SLOWDOWN
+        if recipe.optimizer_loop_sync:  # each tensor's .item() drains the queue: its launches are not hidden
+            adam += tensors * OPTIMIZER_LOOP_LAUNCHES * self.host_dispatch_s
         return adam + self.compute.optimizer_stream_time(pass_bytes)
 
 

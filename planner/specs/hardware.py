@@ -122,6 +122,14 @@ class DeviceSpec(Spec):
     compute_curves_power_w: float | None = Field(
         None, gt=0, description="board power limit under which gemm_efficiency, the fp8 curve and the attention "
         "tables were measured, W")
+    compute_curves_clock_mhz: float | None = Field(
+        None, gt=0, description="SM clock the compute curves ran at, MHz: microbenchmarks of a few timed runs per "
+        "shape run at the maximum boost clock, above what a long run sustains at the power limit "
+        "(tensor_clock_by_power); None = the clock tensor_clock_by_power gives at compute_curves_power_w")
+    sustained_clock: bool = Field(
+        True, description="the run lasts long enough to settle at the clock its power limit sustains (a training "
+        "run: compute-bound kernels at tensor_clock_by_power's clock); false for a short benchmark run, which holds "
+        "the compute curves' own clock (planner.pricing.compute.power_clock_scale)")
     tensor_clock_by_power: list[PowerClockPoint] = Field(
         default_factory=list, description="tensor-core clock vs board power limit for this chip (datasheet peaks of "
         "its SKUs at their limits), increasing power; interpolated linearly, clamped at the ends")

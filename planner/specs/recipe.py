@@ -15,9 +15,9 @@ from pydantic import Field
 from .base import Spec
 
 RECIPE_NAMES = ("megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2506",
-                "torchtitan-0.3", "fsdp1", "fsdp1-amp", "torch-amp")
+                "torchtitan-0.3", "fsdp1", "fsdp1-amp", "llm-foundry", "torch-amp")
 RecipeName = Literal["megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2506",
-                     "torchtitan-0.3", "fsdp1", "fsdp1-amp", "torch-amp"]
+                     "torchtitan-0.3", "fsdp1", "fsdp1-amp", "llm-foundry", "torch-amp"]
 
 #: What torch.compile changes in a recipe's kernels (Inductor fuses each compiled block's pointwise ops and
 #: reductions into generated Triton kernels: Ansel et al. 2024, "PyTorch 2", ASPLOS '24, Sec. 4-5): one kernel per
@@ -216,6 +216,11 @@ class RecipeSpec(Spec):
     optimizer_foreach: bool = Field(
         False, description="the optimizer step is torch's multi-tensor (foreach) AdamW, a kernel per operation over "
         "the parameter list, instead of a fused single-pass kernel (planner.pricing.compute FOREACH_ADAMW_SLOWDOWN)")
+    optimizer_loop_sync: bool = Field(
+        False, description="the optimizer steps one parameter tensor at a time in a Python loop and reads each "
+        "tensor's step count with .item(), a device sync per tensor (Composer DecoupledAdamW): the same memory "
+        "passes as the foreach kernels, plus the host launches of every tensor's kernels, which nothing hides "
+        "(planner.pricing.pricer OPTIMIZER_LOOP_LAUNCHES)")
     # --- host
     host_dispatch_us: float = Field(
         ge=0, description="CPU time to dispatch one kernel (Python + dispatcher + launch), us; a step is bounded "

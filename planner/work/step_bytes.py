@@ -45,6 +45,7 @@ from .memory import (
 from .moe import expert_parameters_per_rank
 from .mtp import mtp_activation_bytes, mtp_params
 from .offload import apply_offload
+from .optimizer_tensors import optimizer_tensor_count
 from .stage import StageBytes, StepBytes
 
 #: The Layout fields one layer's ops and bytes read (planner.work.layer / moe / mla / context / memory);
@@ -203,6 +204,9 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     states, act_held, off = apply_offload(states, params + experts, opt_params, f.activation_bytes * n_layers + dense_act,
                                           training)
     updated = 0.0 if off.cpu_optimizer_params else opt_params
+    loop_tensors = (optimizer_tensor_count(model, layout, n_layers, i == 0, i == layout.pp - 1,
+                                           shard_group_size(layout) if sharded_opt else 1)
+                    if updated and recipe.optimizer_loop_sync else 0)
     live_grads = recipe.grads_persist or f.micro_batches > 1  # gradients live while activations are held
     return StageBytes(
         index=i, layers=n_layers, params=params, optimizer_params=updated,
@@ -211,7 +215,7 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
         working_bytes=max(f.working_bytes, extra_act) + zero3_working, buffer_bytes=buffers,
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
         grads_in_backward=live_grads,
-        optimizer_pass_bytes=optimizer_pass_bytes(states.grads, updated, training),
+        optimizer_pass_bytes=optimizer_pass_bytes(states.grads, updated, training), optimizer_tensors=loop_tensors,
         optimizer_grad_copy_bytes=updated * optimizer_grad_copy_bytes_per_param(training), offload=off,
         expert_params=experts, fsdp_copy_bytes_per_microbatch=copy_mb, fsdp_copy_bytes_per_step=copy_step,
         fsdp_gathered_bytes=gathered,

@@ -19,7 +19,7 @@ def case(row_id: str, **changes):
     ("Megatron-Core r0.8.0", False, "megatron-core"), ("NeMo 2.0", False, "megatron-core"),
     ("Megatron-LM (2021)", False, "megatron-lm"), ("Megatron-DeepSpeed (3D)", False, "deepspeed"),
     ("GPT-NeoX (Megatron-DeepSpeed based)", False, "deepspeed"), ("torchtitan", True, "torchtitan"),
-    ("Composer + LLM Foundry (PyTorch FSDP)", True, "fsdp1"), ("some trainer", True, "fsdp1"),
+    ("Composer + LLM Foundry (PyTorch FSDP)", True, "llm-foundry"), ("some trainer", True, "fsdp1"),
 ])
 def test_recipe_from_the_framework_column(framework, fsdp, recipe):
     assert row_recipe(framework, fsdp) == recipe
