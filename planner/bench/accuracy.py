@@ -30,7 +30,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 import hwprofiles
-from hwprofiles import load_hardware
+from hwprofiles import load_hardware, load_recipe
 
 from ..cost import Estimate, estimate
 from ..errors import SpecError
@@ -137,6 +137,9 @@ class Summary(_Result):
     by_hardware: dict[str, GroupStats] = Field(description="dense rows per hardware profile")
     by_source: dict[str, GroupStats] = Field(description="per source key")
     by_recipe: dict[str, GroupStats] = Field(description="dense rows per framework recipe")
+    by_recipe_family: dict[str, GroupStats] = Field(
+        default_factory=dict, description="dense rows per recipe family: a recipe with its releases (``base:``), "
+        "e.g. fsdp1 with llm-foundry, deepspeed with deepspeed-2021; only families of more than one recipe")
     fully_stated_by_hardware: dict[str, GroupStats] = Field(description="fully-stated dense rows per profile")
     context_parallel: GroupStats | None = Field(None, description="rows run with context parallelism (cp > 1)")
     moe_rows: GroupStats | None = Field(None, description="mixture-of-experts rows (expert parallelism priced)")
@@ -227,6 +230,11 @@ def group_stats(errors: Iterable[float]) -> GroupStats:
     )
 
 
+def family(recipe: str) -> str:
+    """The recipe family of ``recipe``: its base recipe (``base:`` in its YAML), else itself."""
+    return load_recipe(recipe).base or recipe
+
+
 def summarize(rows: list[RowResult]) -> Summary:
     """Summary statistics of predicted rows."""
     def by(key: Callable[[RowResult], str], subset: list[RowResult]) -> dict[str, GroupStats]:
@@ -242,6 +250,8 @@ def summarize(rows: list[RowResult]) -> Summary:
         fully_stated=group_stats(r.error_pct for r in full),
         by_hardware=by(lambda r: r.hardware, dense), by_source=by(lambda r: r.source_id, rows),
         by_recipe=by(lambda r: r.recipe, dense),
+        by_recipe_family={k: g for k, g in by(lambda r: family(r.recipe), dense).items()
+                          if len({r.recipe for r in dense if family(r.recipe) == k}) > 1},
         fully_stated_by_hardware=by(lambda r: r.hardware, full),
         context_parallel=group_stats(r.error_pct for r in rows if r.cp > 1),
         moe_rows=group_stats(r.error_pct for r in rows if r.moe),

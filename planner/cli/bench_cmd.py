@@ -81,6 +81,8 @@ def render_accuracy(report) -> Group:
         summary.add_row(*_stats_row(f"fully stated, {name}", g))
     for name, g in s.by_recipe.items():
         summary.add_row(*_stats_row(f"recipe {name} (dense)", g))
+    for name, g in s.by_recipe_family.items():
+        summary.add_row(*_stats_row(f"recipe family {name} and its releases (dense)", g))
     for name, g in s.by_source.items():
         summary.add_row(*_stats_row(f"source {name}", g))
     skipped = Table(title=f"skipped rows ({len(report.skipped)})", title_justify="left")

@@ -67,6 +67,10 @@ def main(plan_dir: str, out_dir: str, steps: int = 2) -> None:
              "global_steps": engine.global_steps, "forwards": calls[0], "losses": losses, "params": params}
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(state, f)
+    # leave together: a rank that exits while its peer still holds the gloo pairs can abort the peer at
+    # interpreter shutdown ("terminate called without an active exception", seen under CPU load in CI)
+    torch.distributed.barrier()
+    torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
