@@ -83,7 +83,7 @@ class Mechanisms(_Item):
                                           "limit when None), MHz")
     compute_time_factor: float = Field(description="time factor of GEMMs and attention at the clock the run holds "
                                        "against the compute curves' clock (1 = as measured)")
-    optimizer: str = Field(description="'fused' or 'foreach' AdamW")
+    optimizer: str = Field(description="'fused' or 'foreach' AdamW, or 'per-tensor loop, a device sync each' (Composer DecoupledAdamW)")
     loss: str = Field("fused", description="how the cross-entropy runs: 'loss-parallel-dtensor' (torch "
                       "loss_parallel over vocabulary shards, 16 B per local logit at its peak), 'eager-fp32' (12 B per "
                       "logit) or 'fused' (6 B)")
@@ -143,7 +143,8 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
         sharded_data_parallel=sdp, checkpointing=ckpt, cp_merge_s_per_step=merge * m, comm_overlap=overlap,
         attention_kernel=pricer.attention_kernel or f"default ({dev.attention_kernel or 'attention_table'})",
         power_limit_w=limit, tensor_clock_mhz=clock, compute_time_factor=power_clock_scale(dev),
-        optimizer="foreach" if recipe.optimizer_foreach else "fused",
+        optimizer=("per-tensor loop, a device sync each" if recipe.optimizer_loop_sync else
+                   "foreach" if recipe.optimizer_foreach else "fused"),
         loss=("loss-parallel-dtensor" if layout.tp > 1 and recipe.loss_parallel_dtensor else
               "eager-fp32" if recipe.logits_fp32 and not recipe.cross_entropy_fused else "fused"),
     )
