@@ -136,7 +136,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
         p2p=2 * pricer.p2p_blocking_time(pricer.pipeline_send_time(step) if p2p is None else p2p, fwd_c, bwd_c),
         zero3_exposed=zero3, zero3_beside=beside, dp_step_comm=dp_step,
         optimizer=pricer.optimizer_time(stage.optimizer_params, stage.optimizer_pass_bytes,
-                                         stage.optimizer_tensors), dp_step_gather=dp_gather,
+                                         stage.optimizer_tensors, stage.optimizer_comm), dp_step_gather=dp_gather,
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
         fwd_cp=parts["f"][3], bwd_cp=parts["bi"][3] + parts["bw"][3] + parts["r"][3],

@@ -140,9 +140,9 @@ class FasterPricer(Pricer):
         t = super().p2p_gather_time(nbytes)
         return t * self.scale if self.resource == "pp_comm" else t
 
-    def optimizer_time(self, params: float, pass_bytes: float = 0.0, tensors: float = 0.0) -> float:
+    def optimizer_time(self, params: float, pass_bytes: float = 0.0, tensors: float = 0.0, comm: tuple = ()) -> float:
         """Seconds of the optimizer step, scaled for optimizer."""
-        t = super().optimizer_time(params, pass_bytes, tensors)
+        t = super().optimizer_time(params, pass_bytes, tensors, comm)
         return t * self.scale if self.resource == "optimizer" else t
 
 

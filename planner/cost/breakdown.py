@@ -77,7 +77,7 @@ def op_breakdown(step: StepWork, pricer: Pricer) -> OpBreakdown:
             a = acc.setdefault(kernel_class(c), [0, 0.0, 0.0, 0.0])
             a[0] += c.calls * m
             a[3] += pricer.collective_time(c) * m
-        for c in s.per_step_comm:
+        for c in s.per_step_comm + s.optimizer_comm:  # the optimizer's own collectives under their class
             a = acc.setdefault(kernel_class(c), [0, 0.0, 0.0, 0.0])
             a[0] += c.calls
             a[3] += pricer.collective_time(c)

@@ -267,16 +267,18 @@ class Pricer:
         return sm_share_slowdown(dispatcher_sms(self.training.moe_token_dispatcher, self.hardware.node.collective_sms),
                                  self.hardware.device.sm_count)
 
-    def optimizer_time(self, params: float, pass_bytes: float = 0.0, tensors: float = 0.0) -> float:
+    def optimizer_time(self, params: float, pass_bytes: float = 0.0, tensors: float = 0.0,
+                       comm: tuple[Collective, ...] = ()) -> float:
         """Seconds for the optimizer step over ``params`` parameters (``tensors`` parameter tensors) on one GPU,
         with ``pass_bytes`` of memory-bound passes around it (gradient zeroing, master -> parameter copy,
-        clipping; priced by ComputePricer.optimizer_stream_time)."""
+        clipping; priced by ComputePricer.optimizer_stream_time) and the collectives ``comm`` its ops issue
+        (DTensor redistributions; nothing overlaps them)."""
         recipe = self.training.recipe_spec
         adam = self.compute.optimizer_time(params)
         if recipe.optimizer_foreach or recipe.optimizer_loop_sync:  # a kernel per operation (and per tensor)
             adam *= FOREACH_ADAMW_SLOWDOWN
         if recipe.optimizer_loop_sync:  # each tensor's .item() drains the queue: its launches are not hidden
             adam += tensors * OPTIMIZER_LOOP_LAUNCHES * self.host_dispatch_s
-        return adam + self.compute.optimizer_stream_time(pass_bytes)
+        return adam + self.compute.optimizer_stream_time(pass_bytes) + sum(self.collective_time(c) for c in comm)
 
 

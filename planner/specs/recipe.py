@@ -216,6 +216,11 @@ class RecipeSpec(Spec):
     optimizer_foreach: bool = Field(
         False, description="the optimizer step is torch's multi-tensor (foreach) AdamW, a kernel per operation over "
         "the parameter list, instead of a fused single-pass kernel (planner.pricing.compute FOREACH_ADAMW_SLOWDOWN)")
+    sp_norm_grad_reads: float = Field(
+        0.0, ge=0, description="with DTensor sequence parallelism (tp > 1, sp) the norm parameters are Replicate over "
+        "tp and their gradients Partial: every optimizer op that reads a Partial gradient redistributes it with an "
+        "all-reduce over tp. Reads per norm tensor per step (0: the framework reduces them otherwise, or not "
+        "priced); planner.work.optimizer_tensors.sp_norm_grad_allreduce")
     optimizer_loop_sync: bool = Field(
         False, description="the optimizer steps one parameter tensor at a time in a Python loop and reads each "
         "tensor's step count with .item(), a device sync per tensor (Composer DecoupledAdamW): the same memory "

@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections import Counter
 from itertools import accumulate
 
-from ..specs import Layout, ModelSpec
-from .zero3_tensors import layer_modules, root_modules
+from ..specs import Layout, ModelSpec, TrainingSpec
+from .ops import Collective
+from .zero3_tensors import layer_modules, norm_tensors, root_modules
 
 
 def tensors_on_busiest_rank(sizes: tuple[float, ...], ranks: int) -> int:
@@ -35,3 +36,22 @@ def optimizer_tensor_count(model: ModelSpec, layout: Layout, layers: int, first:
     root = tuple(t for module in root_modules(model, layout, first, last) for t in module)
     count = layers * tensors_on_busiest_rank(per_layer, shard_ranks)
     return count + (tensors_on_busiest_rank(root, shard_ranks) if root else 0)
+
+
+def sp_norm_grad_allreduce(model: ModelSpec, training: TrainingSpec, layout: Layout, layers: int, first: bool,
+                           last: bool) -> tuple[Collective, ...]:
+    """The all-reduces over tp of the optimizer step that redistribute the Partial gradients of the sequence-
+    parallel norms (``recipe.sp_norm_grad_reads`` per tensor: torch's Adam reads each gradient in ``lerp_`` and
+    twice in ``addcmul_(grad, grad)``): two norms a layer, the final norm on the last stage and the embedding norm
+    on the first, each of its tensors (LayerNorm weight and bias, or RMSNorm weight) h elements in the
+    gradient dtype. None without sequence parallelism or when the recipe reduces them otherwise."""
+    reads = training.recipe_spec.sp_norm_grad_reads
+    if layout.tp <= 1 or not layout.sequence_parallel or not reads:
+        return ()
+    per_norm = norm_tensors(model)
+    norms = 2 * layers + int(last) + int(first and bool(model.embedding_norm))
+    tensors = norms * len(per_norm)
+    grad_bytes = training.recipe_spec.grad_bytes
+    calls = int(round(tensors * reads))
+    return (Collective("sp-norm-grad-redistribute", "all-reduce", "tp", calls * per_norm[0] * grad_bytes, "step",
+                       calls=calls),)

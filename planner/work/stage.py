@@ -76,6 +76,8 @@ class StageBytes:
     # parameter tensors the optimizer steps on this GPU (its busiest rank), counted only for recipes whose
     # optimizer loops over tensors with a device sync each (work/optimizer_tensors.py); 0 otherwise
     optimizer_tensors: float = 0.0
+    # collectives inside the optimizer step (DTensor redistributions of Partial gradients over tp), exposed
+    optimizer_comm: tuple = ()
     optimizer_grad_copy_bytes: float = 0.0  # fp32 copy of 16-bit gradients made at the optimizer step (fp16)
     offload: OffloadWork = NO_OFFLOAD  # host memory and host-link bytes (planner.work.offload)
     expert_params: float = 0.0  # routed-expert parameters this GPU holds (planner.work.moe)

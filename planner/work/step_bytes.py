@@ -45,7 +45,7 @@ from .memory import (
 from .moe import expert_parameters_per_rank
 from .mtp import mtp_activation_bytes, mtp_params
 from .offload import apply_offload
-from .optimizer_tensors import optimizer_tensor_count
+from .optimizer_tensors import optimizer_tensor_count, sp_norm_grad_allreduce
 from .stage import StageBytes, StepBytes
 
 #: The Layout fields one layer's ops and bytes read (planner.work.layer / moe / mla / context / memory);
@@ -216,6 +216,7 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
         grads_in_backward=live_grads,
         optimizer_pass_bytes=optimizer_pass_bytes(states.grads, updated, training), optimizer_tensors=loop_tensors,
+        optimizer_comm=sp_norm_grad_allreduce(model, training, layout, n_layers, i == 0, i == layout.pp - 1),
         optimizer_grad_copy_bytes=updated * optimizer_grad_copy_bytes_per_param(training), offload=off,
         expert_params=experts, fsdp_copy_bytes_per_microbatch=copy_mb, fsdp_copy_bytes_per_step=copy_step,
         fsdp_gathered_bytes=gathered,

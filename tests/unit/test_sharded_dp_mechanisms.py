@@ -204,3 +204,19 @@ def test_composers_per_tensor_optimizer_loop_pays_its_host_launches():
     pricer = Pricer(load_hardware("h100-sxm-80gb"), training, lay, 8)
     extra = pricer.optimizer_time(1e8, 0.0, 100) - pricer.optimizer_time(1e8, 0.0, 0)
     assert extra == pytest.approx(100 * 11 * training.recipe_spec.host_dispatch_us * 1e-6)
+
+
+def test_dtensor_sp_norm_gradients_are_all_reduced_by_each_optimizer_read():
+    """The validator's tp2 + sp job (4 GPT layers: 9 LayerNorms of weight and bias) issues 54 all-reduces inside
+    Adam (docs/validation.md): 18 Partial gradients read three times each; none without sequence parallelism."""
+    from planner.work.optimizer_tensors import sp_norm_grad_allreduce
+    from validate.job import tiny_model
+
+    m = tiny_model()
+    t = TrainingSpec(seq_length=64, global_batch_size=8, micro_batch_size=2, recipe="torch-amp")
+    (c,) = sp_norm_grad_allreduce(m, t, Layout(tp=2, sequence_parallel=True), 4, True, True)
+    assert (c.kind, c.axis, c.calls) == ("all-reduce", "tp", 54)
+    assert c.bytes == 54 * m.hidden_size * t.recipe_spec.grad_bytes
+    assert sp_norm_grad_allreduce(m, t, Layout(tp=2), 4, True, True) == ()
+    assert sp_norm_grad_allreduce(m, t.replace(recipe="megatron-core"), Layout(tp=2, sequence_parallel=True), 4,
+                                  True, True) == ()
