@@ -185,3 +185,23 @@ def flops_convention(row: dict[str, str]) -> tuple[str | None, bool]:
     if ("unspecified" in text or not text) and MEGATRON_FAMILY.search(framework):
         return "megatron-eq3", True
     return None, False
+
+
+def row_recipe(framework: str, fsdp: bool, precision: str = "") -> str:
+    """The framework recipe (hwprofiles/recipes) a row's framework column names: Megatron-Core / NeMo /
+    Megatron-Bridge -> megatron-core; torchtitan -> torchtitan; DeepSpeed, Megatron-DeepSpeed, GPT-NeoX,
+    BigScience -> deepspeed; LLM Foundry / Composer -> llm-foundry; other FSDP stacks (HF, metaseq, IBM) -> fsdp1,
+    or fsdp1-amp when the precision cell names fp32 parameters under autocast (Lightning's bf16-mixed); else
+    megatron-lm."""
+    f = framework.lower()
+    if re.search(r"megatron-core|\bnemo|megatron-bridge|mcore", f):
+        return "megatron-core"
+    if "torchtitan" in f:
+        return "torchtitan"
+    if re.search(r"deepspeed|gpt-neox|bigscience", f):
+        return "deepspeed"
+    if re.search(r"foundry|composer", f):
+        return "llm-foundry"
+    if fsdp or re.search(r"fsdp|metaseq|fairscale|accelerate", f):
+        return "fsdp1-amp" if re.search(r"\bdefault\b|bf16-mixed|amp_bf16.*fp32 param", precision, re.I) else "fsdp1"
+    return "megatron-lm"

@@ -88,6 +88,7 @@ from .cells import (
     row_grad_accumulation_fusion,
     row_memory_kind,
     row_power_limit,
+    row_recipe,
     row_release_recipe,
     yes_no_cell,
 )
@@ -95,7 +96,7 @@ from .moe_rows import moe_model, row_ep, row_moe_training, row_pipeline_layout
 from .stages import row_stage_layers
 
 __all__ = ["BenchCase", "ConventionInputs", "HardwareMap", "Unmappable", "build_case", "flops_convention",
-           "parse_hardware_map", "profile_for", "read_rows"]
+           "parse_hardware_map", "profile_for", "read_rows", "row_recipe"]
 
 DEFAULT_HARDWARE_MAP: tuple[tuple[str, int | None, str], ...] = (
     ("A100", 40, "a100-sxm-40gb"),
@@ -275,26 +276,6 @@ def _recompute(text: str) -> str | None:
         if low.startswith(kind):
             return kind
     return None
-
-
-def row_recipe(framework: str, fsdp: bool, precision: str = "") -> str:
-    """The framework recipe (hwprofiles/recipes) a row's framework column names: Megatron-Core / NeMo /
-    Megatron-Bridge -> megatron-core; torchtitan -> torchtitan; DeepSpeed, Megatron-DeepSpeed, GPT-NeoX,
-    BigScience -> deepspeed; LLM Foundry / Composer -> llm-foundry; other FSDP stacks (HF, metaseq, IBM) -> fsdp1,
-    or fsdp1-amp when the precision cell names fp32 parameters under autocast (Lightning's bf16-mixed); else
-    megatron-lm."""
-    f = framework.lower()
-    if re.search(r"megatron-core|\bnemo|megatron-bridge|mcore", f):
-        return "megatron-core"
-    if "torchtitan" in f:
-        return "torchtitan"
-    if re.search(r"deepspeed|gpt-neox|bigscience", f):
-        return "deepspeed"
-    if re.search(r"foundry|composer", f):
-        return "llm-foundry"
-    if fsdp or re.search(r"fsdp|metaseq|fairscale|accelerate", f):
-        return "fsdp1-amp" if re.search(r"\bdefault\b|bf16-mixed|amp_bf16.*fp32 param", precision, re.I) else "fsdp1"
-    return "megatron-lm"
 
 
 def _vpp(row: dict[str, str], layers: int, pp: int, recipe: str = "megatron-lm") -> tuple[int, bool]:
