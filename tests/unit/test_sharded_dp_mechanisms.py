@@ -193,11 +193,11 @@ def test_a_rank_steps_the_tensors_its_flat_parameter_slice_overlaps():
 
 def test_composers_per_tensor_optimizer_loop_pays_its_host_launches():
     """LLM Foundry's DecoupledAdamW syncs on each tensor's step count: the foreach passes plus 11 unhidden
-    launches per tensor; the plain fsdp1 recipe's AdamW runs over the list."""
+    launches per tensor; the plain fsdp1 recipe's AdamW runs foreach over the list, its launches hidden."""
     lay = Layout(tp=1, dp=8, zero_stage=3, fsdp=True)
     loop = _estimate(model="llama2-7b", hw="h100-sxm-80gb", layout=lay, recipe="llm-foundry", seq_length=2048)
     plain = _estimate(model="llama2-7b", hw="h100-sxm-80gb", layout=lay, recipe="fsdp1", seq_length=2048)
-    assert loop.time.optimizer > 2 * plain.time.optimizer
+    assert loop.time.optimizer > plain.time.optimizer > 0
     from planner.pricing.pricer import Pricer
 
     training = TrainingSpec(global_batch_size=16, seq_length=2048, recipe="llm-foundry")
