@@ -10,20 +10,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from planner.errors import SpecError
 
 from .calibrate import calibrate, overlay_yaml
 from .results import TRACE_DIR, write_atomic
 from .traced_jobs import load_validator_job
-from .trials import read_manifest
+from .trials import Model, read_manifest
 
 OVERLAY = "overlay.yaml"
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TrialRow(Model):

@@ -13,6 +13,8 @@ from ..errors import SpecError, format_validation_error
 from ..scenario import Scenario, infer_dp, load_scenario
 from ..specs import Layout, TrainingSpec, check_layout
 from ..specs.pipeline_layout import parse_pipeline_layout
+from ..specs.recipe import RECIPE_NAMES
+from ..specs.recipe_source import recipe_named
 from .app import err_console
 
 
@@ -109,11 +111,21 @@ def scenario_options(*, exclude: tuple[str, ...] = ()):
     return decorate
 
 
+def shards_by_fsdp(recipe: str | None) -> bool:
+    """Whether ``recipe`` shards its states with FSDP (its rule ``fsdp_sharding``), so its layouts default to
+    --fsdp; False for no recipe or an unknown one (TrainingSpec refuses that later, naming the field)."""
+    if recipe is None:
+        return False
+    try:
+        return recipe_named(recipe).fsdp_sharding
+    except (SpecError, RuntimeError):
+        return False
+
+
 CHOICES = {
     "recompute": ("none", "selective", "op", "full"),
     "precision": ("bf16", "fp16", "fp8"),
-    "recipe": ("megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2506", "torchtitan-0.3", "fsdp1",
-               "fsdp1-amp", "llm-foundry", "torch-amp", "megatron", "fsdp", "torchtitan-2412"),
+    "recipe": (*RECIPE_NAMES, "megatron", "fsdp", "torchtitan-2412"),  # the recipes and their aliases
     "schedule": ("gpipe", "1f1b", "interleaved-1f1b", "zb-h1"),
     "cp_kind": ("ring", "allgather"),
     "moe-dispatcher": ("alltoall", "deepep", "hybridep"),
@@ -265,15 +277,14 @@ def build_scenario(
         put(lay, key, value)
     if vpp is not None and vpp > 1 and schedule is None:
         lay["schedule"] = "interleaved-1f1b"
-    if recipe in ("fsdp", "torchtitan", "torchtitan-2412", "torchtitan-2506", "torchtitan-0.3", "fsdp1",
-                  "fsdp1-amp", "llm-foundry") and fsdp is None and zero is None:
+    if shards_by_fsdp(recipe) and fsdp is None and zero is None:
         lay["fsdp"] = True
     if recipe is None and framework not in (None, "none") and "recipe" not in trn:  # price with the target's recipe
         from ..frameworks import DEFAULT_RECIPE, check_framework_name
 
         check_framework_name(framework)
         recipe = DEFAULT_RECIPE[framework]
-        if recipe == "fsdp" and fsdp is None and zero is None:
+        if shards_by_fsdp(recipe) and fsdp is None and zero is None:
             lay["fsdp"] = True
     for key, value in (("micro_batch_size", micro_batch), ("global_batch_size", global_batch),
                        ("seq_length", seq), ("recompute", recompute), ("precision", precision),
