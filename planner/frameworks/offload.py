@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from ..errors import SpecError
 from ..specs import Layout, ModelSpec, TrainingSpec
-from ..work.offload import RECIPE_OFFLOAD, check_offload
+from ..work.offload import check_offload, offload_kinds
 from .common import Rule
 
 #: The recipe (hwprofiles/recipes, canonical name) whose offload kinds a framework expresses.
@@ -29,9 +29,9 @@ KINDS = ("optimizer", "gradients", "params", "activations")
 
 
 def _recipe_reason(framework: str, training: TrainingSpec, layout: Layout) -> str | None:
-    """Why the framework's recipe cannot express ``training.offload`` (RECIPE_OFFLOAD, check_offload)."""
+    """Why the framework's recipe cannot express ``training.offload`` (offload_kinds, check_offload)."""
     off = training.offload
-    allowed = RECIPE_OFFLOAD[FRAMEWORK_RECIPE[framework]]
+    allowed = offload_kinds(training.replace(recipe=FRAMEWORK_RECIPE[framework]))
     missing = [k for k in KINDS if getattr(off, k) and k not in allowed]
     if missing:
         return f"{off.describe()}: cannot offload {', '.join(missing)}; it offloads {', '.join(allowed)} only"

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from ..errors import SpecError
 from ..specs import Layout, TrainingSpec
 from ..specs.offload import OffloadSpec
+from ..specs.recipe_source import recipe_named
 from .memory import StateBytes, grad_reduce_bytes_per_param, param_gather_bytes_per_param
 
 #: Offload kinds each recipe (framework) can express.
@@ -34,8 +35,7 @@ RECIPE_OFFLOAD = {
     "megatron-lm": ("optimizer",),  # --optimizer-cpu-offload (Megatron-Core >= 0.11, HybridDeviceOptimizer)
     "megatron-core": ("optimizer",),
     "deepspeed": ("optimizer", "gradients", "params", "activations"),  # offload_optimizer/_param, cpu_checkpointing
-    "torchtitan": ("optimizer", "gradients", "params"),  # FSDP2 CPUOffloadPolicy: all three together
-    "torchtitan-0.3": ("optimizer", "gradients", "params"),  # the same FSDP2 CPUOffloadPolicy
+    "torchtitan-0.3": ("optimizer", "gradients", "params"),  # FSDP2 CPUOffloadPolicy: all three (and releases)
     "fsdp1": ("optimizer", "gradients", "params"),  # FSDP1 CPUOffload(offload_params=True): likewise together
     "torch-amp": (),
 }
@@ -51,9 +51,13 @@ OFFLOAD_LEVELS = (
 
 def offload_kinds(training: TrainingSpec) -> tuple[str, ...]:
     """The offload kinds ``training``'s recipe can express (RECIPE_OFFLOAD); a derived recipe (``base:``, e.g.
-    torchtitan) runs its base framework's offload."""
-    spec = training.recipe_spec
-    return RECIPE_OFFLOAD.get(training.recipe) or RECIPE_OFFLOAD.get(spec.base or "", ())
+    torchtitan-2506 from torchtitan from torchtitan-0.3) runs the offload of the first recipe up its chain that
+    has an entry."""
+    name, spec = training.recipe, training.recipe_spec
+    while name not in RECIPE_OFFLOAD and spec.base:
+        name = spec.base
+        spec = recipe_named(name)
+    return RECIPE_OFFLOAD.get(name, ())
 
 
 def check_offload(training: TrainingSpec, layout: Layout) -> None:
