@@ -30,10 +30,11 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 
 import hwprofiles
-from hwprofiles import load_hardware, load_recipe
+from hwprofiles import load_hardware
 
 from ..cost import Estimate, estimate
 from ..errors import SpecError
+from ..evidence.table import recipe_family
 from ..scenario import Scenario
 from ..work.conventions import (
     bigscience_flops,
@@ -230,11 +231,6 @@ def group_stats(errors: Iterable[float]) -> GroupStats:
     )
 
 
-def family(recipe: str) -> str:
-    """The recipe family of ``recipe``: its base recipe (``base:`` in its YAML), else itself."""
-    return load_recipe(recipe).base or recipe
-
-
 def summarize(rows: list[RowResult]) -> Summary:
     """Summary statistics of predicted rows."""
     def by(key: Callable[[RowResult], str], subset: list[RowResult]) -> dict[str, GroupStats]:
@@ -250,8 +246,8 @@ def summarize(rows: list[RowResult]) -> Summary:
         fully_stated=group_stats(r.error_pct for r in full),
         by_hardware=by(lambda r: r.hardware, dense), by_source=by(lambda r: r.source_id, rows),
         by_recipe=by(lambda r: r.recipe, dense),
-        by_recipe_family={k: g for k, g in by(lambda r: family(r.recipe), dense).items()
-                          if len({r.recipe for r in dense if family(r.recipe) == k}) > 1},
+        by_recipe_family={k: g for k, g in by(lambda r: recipe_family(r.recipe), dense).items()
+                          if len({r.recipe for r in dense if recipe_family(r.recipe) == k}) > 1},
         fully_stated_by_hardware=by(lambda r: r.hardware, full),
         context_parallel=group_stats(r.error_pct for r in rows if r.cp > 1),
         moe_rows=group_stats(r.error_pct for r in rows if r.moe),
