@@ -18,6 +18,7 @@ import os
 import sys
 
 import torch
+from launch_exit import leave_together
 
 
 def build_model(plan_dir: str):
@@ -67,14 +68,7 @@ def main(plan_dir: str, out_dir: str, steps: int = 2) -> None:
              "global_steps": engine.global_steps, "forwards": calls[0], "losses": losses, "params": params}
     with open(os.path.join(out_dir, f"rank{rank}.json"), "w") as f:
         json.dump(state, f)
-    # leave together, then skip the interpreter's teardown: DeepSpeed's CPU build leaves a native thread that
-    # aborts the process at static destruction ("terminate called without an active exception", SIGABRT after
-    # both ranks wrote their state; seen in CI on a quiet and on a loaded machine). The state is written.
-    torch.distributed.barrier()
-    torch.distributed.destroy_process_group()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    leave_together()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ import types
 from dataclasses import dataclass
 
 import torch
+from launch_exit import leave_together
 
 
 def cpu_device() -> None:
@@ -218,8 +219,7 @@ def main(plan_dir: str, out_dir: str, steps: int = 2) -> None:
     trainer.close()
     with open(os.path.join(out_dir, f"rank{state['rank']}.json"), "w") as f:
         json.dump(state, f)
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    leave_together()
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -28,6 +29,9 @@ pytestmark = [pytest.mark.frameworks, pytest.mark.launch]
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SEQ = 64
+#: A rank killed by SIGSEGV / SIGABRT inside torch's CPU gloo path (torch 2.13: seen in CI on a loaded and on a quiet
+#: machine, in a rank that had raised no Python error): the job is run once more; any other failure is final.
+NATIVE_CRASH = re.compile(r"exitcode\s*:\s*-(6|11)\b")
 TIMEOUT_S = 900  # one job: 2 steps of a 4-layer model; generous for a loaded 2-core machine
 
 
@@ -60,9 +64,14 @@ def launch(site: Path, runner: str, sc: Scenario, fmt: str, tmp: Path) -> list[d
             (plan / name).write_text(text)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), str(ROOT), str(HERE)]),
                PYTHONWARNINGS="ignore", DS_ACCELERATOR="cpu", OMP_NUM_THREADS="1", PARAPLAN_SEQ=str(SEQ))
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(sc.gpus),
-           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(HERE / runner), str(plan), str(out)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+    for attempt in range(2):  # once more only when a rank died by a signal inside torch (below)
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(sc.gpus), "--master-addr",
+               "127.0.0.1", "--master-port", str(free_port()), str(HERE / runner), str(plan), str(out)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=TIMEOUT_S)
+        if proc.returncode == 0 or attempt or not NATIVE_CRASH.search(proc.stdout + proc.stderr):
+            break
+        for stale in out.glob("rank*.json"):  # the rerun writes every rank's state afresh
+            stale.unlink()
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-6000:]
     return [json.loads((out / f"rank{r}.json").read_text()) for r in range(sc.gpus)]
 
