@@ -301,7 +301,7 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
         mem = stage_memory(s, hardware)
         bd = mem.breakdown
         bwd_c = times.bwd_input_compute + times.bwd_weight_compute + times.recompute_compute
-        serialized = step.training.recipe_spec.zero3.serialized
+        serialized = pricer.zero3_serialized
         hidden = (0.0, 0.0) if serialized else (
             hidden_compute(times.fwd_compute, sum(pricer.collective_time(c) for c in z3f)) if z3f else 0.0,
             hidden_compute(bwd_c, sum(pricer.collective_time(c) for c in z3b)) if z3b else 0.0)

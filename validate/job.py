@@ -124,6 +124,19 @@ class JobSpec(Spec):
         """Processes (ranks) the job needs."""
         return self.layout.gpus
 
+    def optimizer_options(self) -> dict[str, bool]:
+        """The Adam implementation the job's recipe prices (planner.pricing.pricer.Pricer.optimizer_time): the
+        fused single-pass kernel unless the recipe says foreach or a per-tensor loop. Untold, torch picks its
+        single-tensor loop on a CPU (the foreach default covers CUDA-like devices only: torch/optim/optimizer.py
+        ``_default_to_fused_or_foreach``), which runs every operation per tensor, each through DTensor's dispatch
+        for DTensor parameters; the fused kernel (CPU since torch 2.4; DTensor ``aten._fused_adam_``) is one call."""
+        if self.optimizer != "adam":
+            return {}
+        recipe = self.training_spec().recipe_spec
+        if recipe.optimizer_loop_sync:
+            return {"foreach": False}
+        return {"foreach": True} if recipe.optimizer_foreach else {"fused": True}
+
     def training_spec(self) -> TrainingSpec:
         """The planner's description of this step (recipe torch-amp: fp32 parameters and autocast; or
         fsdp: FSDP2 mixed precision)."""

@@ -60,7 +60,8 @@ def reference_step(job: JobSpec, device: torch.device | None = None) -> Referenc
     for p in model.parameters():
         p.grad /= scale
     grads = {n: p.grad.detach().cpu().clone() for n, p in model.named_parameters()}
-    opt = (torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=job.lr)
+    opt = (torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=job.lr,
+                                                                               **job.optimizer_options())
     opt.step()
     params = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
     return Reference(loss=float(loss.detach()), grads=grads, params_after=params)

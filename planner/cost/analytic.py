@@ -116,7 +116,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
     if stage.per_microbatch_comm:
         gathers_fwd = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase == "fwd")
         bwd_comm = sum(pricer.collective_time(c) for c in stage.per_microbatch_comm if c.phase != "fwd")
-        if step.training.recipe_spec.zero3.serialized:  # the framework waits for the device before each gather
+        if pricer.zero3_serialized:  # the framework waits for the device before each gather, or no side stream
             zero3 = gathers_fwd + bwd_comm
         else:
             zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute

@@ -120,7 +120,7 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
         gather_bytes_per_param=1.0 if training.fp8_all_gather else recipe.param_gather_bytes,
         all_gather_pool_bytes=stage.all_gather_pool_bytes, grads_pool_bytes=stage.grads_pool_bytes,
         gather_unit=recipe.zero3.gather_unit if mode != "none" else "-",
-        serialized=recipe.zero3.serialized and mode != "none",
+        serialized=pricer.zero3_serialized and mode != "none",
         persistent_gather_s_per_step=sum(pricer.collective_time(c) for c in stage.per_step_comm
                                          if c.name == "params.persistent_allgather"),
         staging_s_per_step=sum(c.calls * pricer.staging_time(c) * (m if c in stage.per_microbatch_comm else 1)

@@ -253,6 +253,13 @@ class Pricer:
         return send_s
 
     @property
+    def zero3_serialized(self) -> bool:
+        """ZeRO-3 / FSDP gathers and reduce-scatters run between the compute, not beside it: the framework waits
+        for the device before each gather (recipe ``zero3.serialized``), or the device has no concurrent streams
+        for the prefetch to run on (``device.concurrent_streams`` false: a CPU)."""
+        return self.training.recipe_spec.zero3.serialized or not self.hardware.device.concurrent_streams
+
+    @property
     def comm_compute_slowdown(self) -> float:
         """Extra compute seconds per second of compute that runs beside a collective: the collective's kernels
         hold ``node.collective_sms`` of the device's ``sm_count`` SMs (``compute.sm_share_slowdown``); 0 when

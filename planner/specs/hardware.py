@@ -109,6 +109,11 @@ class DeviceSpec(Spec):
         gt=0, description="fused Adam step throughput, fp32 parameters per second"
     )
     kernel_overhead_us: float = Field(0.0, ge=0, description="fixed launch/dispatch cost per kernel, us")
+    concurrent_streams: bool = Field(
+        True, description="the device runs work queued on separate streams at the same time (GPUs: CUDA / HIP "
+        "streams); false for a CPU, whose torch.cpu.Stream runs nothing concurrently, so the overlap frameworks "
+        "build on side streams (FSDP2 / FSDP1 / ZeRO-3 prefetched gathers and reduce-scatters) does not happen "
+        "(planner.pricing.pricer.Pricer.zero3_serialized)")
     reserved_memory_gib: float = Field(
         0.0, ge=0, description="memory the runtime, context and allocator fragmentation keep, GiB"
     )

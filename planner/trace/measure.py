@@ -10,8 +10,10 @@ CPU traces (a gloo run, no device activity): the ops run on the thread that hold
 Each event's own time (its duration less its children's) goes to its class; a view or allocation inside a
 classified op is that op's; wrappers that move no data (autograd nodes, DTensor dispatch, ``aten::linear``)
 and the gaps between ops are ``host`` time, except gaps while a backend thread runs a collective
-(``gloo:…``), which are that collective's wait. Everything inside ``Optimizer.step#`` but communication is
-``optimizer``. The classes of a step add up to its duration. Times in seconds.
+(``gloo:…``), which are that collective's wait, and a gap right after a point-to-point op, which is that op's
+wait (gloo's isend / irecv works block in ``Work.wait()``, which records no event: torch.distributed.pipelining
+waits on them as soon as they are posted, ``_wait_batch_p2p``, so a pipeline's bubble shows as that gap).
+Everything inside ``Optimizer.step#`` but communication is ``optimizer``. The classes of a step add up to its duration. Times in seconds.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ if TYPE_CHECKING:  # the reader needs HTA; measuring needs only its tables
     from .read import RankTrace
 
 HOST = "host"
+P2P = COMM_PREFIX + "send-recv"
 IDLE = "idle"
 DTYPE_BYTES = {"float": 4, "c10::Half": 2, "c10::BFloat16": 2, "double": 8, "long int": 8, "int": 4,
                "bool": 1, "unsigned char": 1, "signed char": 1, "short int": 2, "c10::Float8_e4m3fn": 1,
@@ -207,11 +210,14 @@ def _cpu_step(main: pd.DataFrame, t0: float, t1: float, samples: Samples,
               background: list[tuple[float, float]]) -> StepMeasure:
     """One CPU step: own time of every event to its class; host segments (own time of unclassified events,
     gaps) while a backend thread runs a collective (``background``, merged spans) to the collective this
-    thread issued last, the rest to host. Times in us inside, s out."""
+    thread issued last, a gap right after a top-level send / recv to send-recv (the wait for it), the rest to
+    host. Times in us inside, s out."""
     classes: dict[str, float] = {}
     counts: dict[str, int] = {}
     events: dict[str, int] = {}
     host: list[tuple[float, float, str]] = []  # own time of unclassified events and gaps, last collective issued
+    p2p_waits: list[tuple[float, float]] = []  # gaps right after a top-level point-to-point op
+    after_p2p = False  # the last top-level event was a send / recv
     stack: list[_Open] = []
     last_comm = COMM_PREFIX + "all-reduce"
     at = t0  # end of the last top-level event
@@ -250,8 +256,9 @@ def _cpu_step(main: pd.DataFrame, t0: float, t1: float, samples: Samples,
                 _sample(samples, row, eff, max(float(row.dur), 0.0) * 1e-6)
         if parent is None:
             if ts > at:
-                host.append((at, min(ts, t1), last_comm))
+                (p2p_waits.append((at, min(ts, t1))) if after_p2p else host.append((at, min(ts, t1), last_comm)))
             at = max(at, end)
+            after_p2p = own == P2P
         else:
             segment(parent, ts)
         node = _Open(row, end, eff, own if own is not None else (parent.own if parent else None), in_opt, counted)
@@ -260,7 +267,9 @@ def _cpu_step(main: pd.DataFrame, t0: float, t1: float, samples: Samples,
     while stack:
         close(stack.pop())
     if at < t1:
-        host.append((at, t1, last_comm))
+        (p2p_waits.append((at, t1)) if after_p2p else host.append((at, t1, last_comm)))
+    for a, b in p2p_waits:
+        _add(classes, P2P, b - a)
     for a, b, kind in host:
         w = _length(_intersect([(a, b)], background)) if background else 0.0
         _add(classes, kind, w)  # waiting for the collective this thread issued last

@@ -207,16 +207,35 @@ def test_composers_per_tensor_optimizer_loop_pays_its_host_launches():
 
 
 def test_dtensor_sp_norm_gradients_are_all_reduced_by_each_optimizer_read():
-    """The validator's tp2 + sp job (4 GPT layers: 9 LayerNorms of weight and bias) issues 54 all-reduces inside
-    Adam (docs/validation.md): 18 Partial gradients read three times each; none without sequence parallelism."""
+    """The validator's tp2 + sp job (4 GPT layers: 9 LayerNorms of weight and bias) issues 18 all-reduces inside
+    its fused Adam (docs/validation.md): 18 Partial gradients read once each; none without sequence parallelism."""
     from planner.work.optimizer_tensors import sp_norm_grad_allreduce
     from validate.job import tiny_model
 
     m = tiny_model()
     t = TrainingSpec(seq_length=64, global_batch_size=8, micro_batch_size=2, recipe="torch-amp")
     (c,) = sp_norm_grad_allreduce(m, t, Layout(tp=2, sequence_parallel=True), 4, True, True)
-    assert (c.kind, c.axis, c.calls) == ("all-reduce", "tp", 54)
-    assert c.bytes == 54 * m.hidden_size * t.recipe_spec.grad_bytes
+    assert (c.kind, c.axis, c.calls) == ("all-reduce", "tp", 18)
+    assert c.bytes == 18 * m.hidden_size * t.recipe_spec.grad_bytes
     assert sp_norm_grad_allreduce(m, t, Layout(tp=2), 4, True, True) == ()
     assert sp_norm_grad_allreduce(m, t.replace(recipe="megatron-core"), Layout(tp=2, sequence_parallel=True), 4,
                                   True, True) == ()
+
+
+def test_a_cpu_runs_fsdp_collectives_between_the_compute():
+    """FSDP2 overlaps its prefetched gathers only through side streams, which a CPU does not have
+    (device.concurrent_streams false, hwprofiles/hardware/cpu-host.yaml): every gather and reduce-scatter is
+    exposed there, while the same profile with concurrent streams hides them under the compute."""
+    from hwprofiles import load_hardware
+    from planner.cost import estimate
+    from validate.job import tiny_model
+
+    cpu = load_hardware("cpu-host")
+    assert cpu.device.concurrent_streams is False
+    streams = cpu.model_copy(update={"device": cpu.device.model_copy(update={"concurrent_streams": True})})
+    t = TrainingSpec(seq_length=64, global_batch_size=8, micro_batch_size=2, recipe="torch-amp")
+    lay = Layout(dp=2, zero_stage=3, fsdp=True)
+    serial, overlapped = (estimate(tiny_model(), hw, t, lay, breakdown=True) for hw in (cpu, streams))
+    assert serial.mechanisms.sharded_data_parallel.serialized
+    assert not overlapped.mechanisms.sharded_data_parallel.serialized
+    assert serial.time.dp_comm_exposed > overlapped.time.dp_comm_exposed

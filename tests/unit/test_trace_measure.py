@@ -125,3 +125,19 @@ def test_gpu_step_overlap_and_idle():
                                                                       IDLE: 250.0}
     assert round(step.comm_overlapped_s * 1e6, 6) == 50.0 and round(step.comm_exposed_s * 1e6, 6) == 50.0
     assert m.samples.comm == [("all-reduce", 2000.0, 8, pytest.approx(100e-6))]
+
+
+def test_cpu_gap_after_a_point_to_point_op_is_its_wait():
+    """gloo's isend / irecv works block in Work.wait(), which records no event: the gap right after a send
+    (400 us, a pipeline bubble) is send-recv time, the gap after the next op (100 us) is host."""
+    rows = [
+        {"name": "ProfilerStep#0", "cat": "user_annotation", "ts": 0, "dur": 1000},
+        {"name": "aten::add", "ts": 0, "dur": 50, "input_dims": [[32, 64], [32, 64]], "input_type": ["float", "float"]},
+        {"name": "c10d::send", "ts": 50, "dur": 30, "input_dims": [[[32, 64]]], "input_type": ["TensorList"]},
+        {"name": "aten::add", "ts": 480, "dur": 50, "input_dims": [[32, 64], [32, 64]], "input_type": ["float", "float"]},
+        {"name": "aten::add", "ts": 630, "dur": 370, "input_dims": [[32, 64], [32, 64]], "input_type": ["float", "float"]},
+    ]
+    step = measure(_trace(rows)).steps[0]
+    us = {k: round(v * 1e6, 6) for k, v in step.classes.items()}
+    assert us == {"add": 470.0, "comm:send-recv": 30.0 + 400.0, HOST: 100.0}
+    assert sum(step.classes.values()) == pytest.approx(step.seconds)

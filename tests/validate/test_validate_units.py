@@ -193,3 +193,12 @@ def test_calibration_interleaves_held_out_runs():
     assert len(order) == 12 and all(order.count(t) == 3 for t in ("tp=2", "pp=2", "dp=2", "tp=2,sp"))
     assert order[0] == "tp=2,sp" and order[4] == "tp=2,sp" and order[8] == "tp=2,sp"
     assert interleave(["a"], "h", 1) == ["h", "a"]
+
+
+def test_jobs_run_the_adam_their_recipe_prices():
+    """torch-amp prices a fused AdamW (recipe optimizer_foreach false); untold, torch would run its single-tensor
+    loop on a CPU, so the job asks for the fused kernel; SGD takes no option."""
+    job = JobSpec(model=tiny_model(), layout=parse_layout("tp=2,sp"))
+    assert not job.training_spec().recipe_spec.optimizer_foreach
+    assert job.optimizer_options() == {"fused": True}
+    assert JobSpec(model=tiny_model(), layout=parse_layout("tp=2"), optimizer="sgd").optimizer_options() == {}

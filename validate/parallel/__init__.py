@@ -59,7 +59,7 @@ class ParallelRun:
             self.modules = [ExpertDataParallel(modules[0], mesh["dp"].get_group(), lay.dp, lay.ep)]
         else:
             self.modules = apply_data_parallel(modules, lay, mesh["dp"], mixed_precision=job.recipe == "fsdp")
-        self.optimizer = make_optimizer(self.modules, lay, mesh["dp"], job.optimizer, job.lr)
+        self.optimizer = make_optimizer(self.modules, lay, mesh["dp"], job)
         self.scaler = make_grad_scaler(job, device) if job.compute_dtype == "fp16" else None
         self.schedule = None
         if lay.pp > 1:

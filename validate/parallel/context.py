@@ -179,7 +179,7 @@ class ContextParallelRun:
             layer.attention = _CPAttention(layer.attention, self.kind, meta, self.q_pos)
         self.micro_batches = job.global_batch_size // (job.micro_batch_size * lay.dp)
         cls = torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = cls(self.model.parameters(), lr=job.lr)
+        self.optimizer = cls(self.model.parameters(), lr=job.lr, **job.optimizer_options())
         self.holds_loss = True
         self.modules = [self.model]
 

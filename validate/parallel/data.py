@@ -13,6 +13,7 @@ from torch import nn
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.optim import ZeroRedundancyOptimizer
+from torch.distributed.tensor import DTensor
 from torch.nn.parallel import DistributedDataParallel
 
 from planner.specs import Layout
@@ -40,14 +41,20 @@ def apply_data_parallel(modules: list[nn.Module], layout: Layout, dp_mesh: Devic
     return [DistributedDataParallel(m, process_group=dp_mesh.get_group()) for m in modules]
 
 
-def make_optimizer(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh, kind: str, lr: float):
-    """Adam or SGD over every parameter; sharded by ``ZeroRedundancyOptimizer`` for ZeRO-1 with dp > 1."""
+def make_optimizer(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh, job: JobSpec):
+    """Adam (as ``JobSpec.optimizer_options``) or SGD over every parameter; sharded by ``ZeroRedundancyOptimizer`` for
+    ZeRO-1 with dp > 1."""
     params = [p for m in modules for p in m.parameters()]
-    cls = torch.optim.Adam if kind == "adam" else torch.optim.SGD
+    cls = torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD
+    options = job.optimizer_options()
+    if options.get("fused") or options.get("foreach"):  # a multi-tensor call takes one tensor type: tensor
+        # parallelism without sequence parallelism leaves the norms plain beside DTensor weights
+        groups = [[p for p in params if isinstance(p, DTensor)], [p for p in params if not isinstance(p, DTensor)]]
+        params = [{"params": g} for g in groups if g]
     if layout.dp > 1 and layout.effective_zero_stage == 1:
-        return ZeroRedundancyOptimizer(params, optimizer_class=cls, process_group=dp_mesh.get_group(), lr=lr,
-                                       parameters_as_bucket_view=True)  # one broadcast per rank's shard
-    return cls(params, lr=lr)
+        return ZeroRedundancyOptimizer(params, optimizer_class=cls, process_group=dp_mesh.get_group(), lr=job.lr,
+                                       parameters_as_bucket_view=True, **options)  # one broadcast per rank's shard
+    return cls(params, lr=job.lr, **options)
 
 
 def make_grad_scaler(job: JobSpec, device: torch.device):
