@@ -87,6 +87,9 @@ class Mechanisms(_Item):
     loss: str = Field("fused", description="how the cross-entropy runs: 'loss-parallel-dtensor' (torch "
                       "loss_parallel over vocabulary shards, 16 B per local logit at its peak), 'eager-fp32' (12 B per "
                       "logit) or 'fused' (6 B)")
+    loss_cache_bytes: float = Field(0.0, description="the freed 16-bit logits' block the caching allocator keeps "
+                                    "reserved at the loss's backward peak beyond the live bytes (the last stage; "
+                                    "planner/work/kernels.py loss_cache_bytes), bytes")
 
 
 def _seconds(ops, pricer: Pricer, name: str) -> float:
@@ -147,4 +150,5 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
                    "foreach" if recipe.optimizer_foreach else "fused"),
         loss=("loss-parallel-dtensor" if layout.tp > 1 and recipe.loss_parallel_dtensor else
               "eager-fp32" if recipe.logits_fp32 and not recipe.cross_entropy_fused else "fused"),
+        loss_cache_bytes=step.stages[-1].loss_cache_bytes,
     )

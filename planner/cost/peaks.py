@@ -35,7 +35,7 @@ def moments_of(s: StageWork, activations: list[float]) -> list[str]:
     out = []
     for act in activations:
         static = head + act + buffers + s.grads_pool_bytes  # freed gradients still reserved in their stream's pool
-        backward = static + saved + working
+        backward = static + saved + working + s.loss_cache_bytes  # the freed logits' block, reserved at the loss
         forward_end = static + cache + loss
         out.append("optimizer-step" if step > backward and step >= forward_end else
                    "forward-end" if forward_end > backward else "backward")
@@ -51,7 +51,8 @@ def breakdown_at(s: StageWork, moment: str, reserved: float) -> MemoryBreakdown:
 def _breakdown_fields(s: StageWork, moment: str, reserved: float, act: float) -> dict:
     """The fields of ``breakdown_at`` with ``act`` bytes of activations in flight, in declaration order.
     ``reserved`` gains the stage's communication-stream pools (FSDP2; planner.work.fsdp): the all-gather pool,
-    and the reduce-scatter pool's freed gradients except at the optimizer step, where they are live."""
+    and the reduce-scatter pool's freed gradients except at the optimizer step, where they are live; at the
+    start of backward also the freed logits' block the loss cannot reuse (planner.work.kernels.loss_cache_bytes)."""
     grads_b = s.grads_bytes if s.grads_in_backward else 0.0
     reserved += s.all_gather_pool_bytes + (0.0 if moment == "optimizer-step" else s.grads_pool_bytes)
     if moment == "optimizer-step":
@@ -63,7 +64,7 @@ def _breakdown_fields(s: StageWork, moment: str, reserved: float, act: float) ->
                     activations=act, buffers=s.buffer_bytes + s.forward_end_bytes, reserved=reserved,
                     weight_copies=s.weight_cache_bytes, peak_at="forward-end")
     return dict(params=s.weights_bytes, grads=grads_b, optimizer=s.optimizer_bytes,
-                activations=act, buffers=s.buffer_bytes + s.working_bytes, reserved=reserved,
+                activations=act, buffers=s.buffer_bytes + s.working_bytes, reserved=reserved + s.loss_cache_bytes,
                 weight_copies=s.weight_saved_bytes, peak_at="backward")
 
 

@@ -203,6 +203,10 @@ class RecipeSpec(Spec):
         False, description="with tensor parallelism the cross-entropy runs as DTensor loss_parallel over the "
         "vocabulary shards (torch.distributed.tensor.parallel.loss): unfused fp32 ops, 14 B per local logit at "
         "the forward's peak and 16 B at the backward's (planner.work.kernels.loss_peak_bytes)")
+    loss_frees_logits: bool = Field(
+        False, description="without pipelining the training step frees the 16-bit logits between the loss and "
+        "its backward (torchtitan: del pred before loss.backward()); on the eager fp32 loss path their freed block "
+        "stays reserved, too small for the loss backward's fp32 tensors (planner.work.kernels.loss_cache_bytes)")
     zero3: Zero3Rules = Field(
         default_factory=Zero3Rules, description="how ZeRO-3's per-micro-batch collectives are issued "
         "(Zero3Rules)")

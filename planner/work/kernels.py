@@ -168,6 +168,29 @@ def loss_peak_bytes(tokens: int, vocab: int, recipe: RecipeSpec, vocab_parallel:
     return n * (ACT_BYTES + FP32)
 
 
+def loss_cache_bytes(tokens: int, vocab: int, recipe: RecipeSpec) -> float:
+    """Bytes the CUDA caching allocator keeps reserved beyond the live tensors at the loss's backward peak
+    (``loss_peak_bytes``), bytes: the 16-bit logits' freed block, 2 B per logit, when the step frees the
+    logits before backward (``recipe.loss_frees_logits``, torchtitan ``del pred``) and the loss is the eager
+    fp32 path (``logits.float()``, log_softmax and nll_loss, or DTensor loss_parallel); else 0.
+
+    The forward allocates the logits (2 B per logit), their fp32 copy (4 B) and the log-softmax output (4 B;
+    loss_parallel also the shifted logits, 4 B, exp's output being reused by the result). The fp32 copy (and
+    the shifted logits) die when the loss returns and the logits at ``del pred``: one free range of 6 (10) B
+    per logit beside the saved log-softmax output. Every backward tensor of the loss is 4 B per logit
+    (nll_loss_backward's zeros_like and _log_softmax_backward_data's output; loss_parallel's zeros_like, exp,
+    their sum and its product with the incoming gradient, ``_nll_loss_and_log_softmax_backward``), so the range
+    holds one (two) of them, 2 B per logit stay free and the rest take new memory: the allocator serves a
+    request from the smallest cached free block that fits, else maps new memory, and never moves a live block
+    (c10/cuda/CUDACachingAllocator.cpp header comment; with expandable_segments, set by torchtitan's
+    run_llama_train.sh, "the same best-fit heuristics" and only the free block before a segment's unmapped end
+    grows: Note [Expandable Segments], find_expandable_block). Reserved peak 12 + 2 B per logit (16 + 2 with
+    loss_parallel) where the live peak is 12 (16)."""
+    if not recipe.loss_frees_logits or not recipe.logits_fp32 or recipe.cross_entropy_fused:
+        return 0.0
+    return float(ACT_BYTES) * tokens * vocab
+
+
 def loss_forward_bytes(tokens: int, vocab: int, recipe: RecipeSpec, vocab_parallel: bool = False) -> float:
     """Loss temporaries at the end of the forward pass, bytes: fp32 eager path, the fp32 logits and the
     log_softmax output, 8 B per logit; DTensor loss_parallel (see ``loss_peak_bytes``), the 16-bit logits, their

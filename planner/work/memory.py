@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from ..specs import Layout, ModelSpec, TrainingSpec
 from .context import cp_working_bytes, resolve_cp_kind, shard_group_size
-from .kernels import FP32, loss_forward_bytes, loss_peak_bytes, residual_bytes
+from .kernels import FP32, loss_cache_bytes, loss_forward_bytes, loss_peak_bytes, residual_bytes
 from .layer import ACT_BYTES, dims, layer_forward, layer_linear_params
 from .mla import mla_activation_bytes
 from .moe import moe_activation_bytes
@@ -119,6 +119,14 @@ def head_activation_bytes(model: ModelSpec, training: TrainingSpec, layout: Layo
     norm = d.norm_tokens * d.hidden * (_norm_saved_bytes(model, recipe) if recipe.norm_kernel != "fused" else 0.0)
     head_input = gathered_input_extra(d, recipe)  # the output projection keeps the gathered norm output
     return loss_peak_bytes(d.tokens, d.vocab_local, recipe, layout.tp > 1) + norm + head_input
+
+
+def head_cache_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:
+    """Bytes the caching allocator keeps reserved beside ``head_activation_bytes`` at the start of backward
+    when the step frees the logits before it (kernels.loss_cache_bytes: 2 B per local logit), one micro-batch,
+    bytes. The caller applies it where the step does that: torchtitan's path without pipelining."""
+    d = dims(model, training, layout)
+    return loss_cache_bytes(d.tokens, d.vocab_local, training.recipe_spec)
 
 
 def head_forward_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float:

@@ -89,6 +89,9 @@ class StageBytes:
     # allocator pools of FSDP2's communication streams (planner.work.fsdp): reserved, not live tensors
     all_gather_pool_bytes: float = 0.0  # the all-gather stream's pool, at every moment
     grads_pool_bytes: float = 0.0  # the sharded gradients' bytes the reduce-scatter pool keeps while they are freed
+    # the compute stream's cached block beside the loss at the start of backward, beyond working_bytes: the freed
+    # logits (planner.work.kernels.loss_cache_bytes), where the loss is the larger transient; reserved, not live
+    loss_cache_bytes: float = 0.0
 
     def at(self, index: int, in_flight: float):
         """This stage placed at pipeline position ``index`` holding ``in_flight`` micro-batches (a

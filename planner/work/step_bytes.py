@@ -34,6 +34,7 @@ from .memory import (
     grad_bytes_per_param,
     grad_reduce_bytes_per_param,
     head_activation_bytes,
+    head_cache_bytes,
     head_forward_bytes,
     in_flight_per_stage,
     layer_activation_bytes,
@@ -81,10 +82,12 @@ def pre_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> float
     return k * layer_activation_bytes(model, training, layout, True) if k else 0.0
 
 
-def post_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> tuple[float, float]:
-    """(loss temporaries at the start of backward, at the end of forward) of the last stage's head, one
+def post_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout) -> tuple[float, float, float]:
+    """(loss temporaries at the start of backward, at the end of forward, the allocator's cached block beside
+    the first when the step frees the logits: memory.head_cache_bytes) of the last stage's head, one
     micro-batch; ``layout`` reduced by ``layer_layout``."""
-    return head_activation_bytes(model, training, layout), head_forward_bytes(model, training, layout)
+    return (head_activation_bytes(model, training, layout), head_forward_bytes(model, training, layout),
+            head_cache_bytes(model, training, layout))
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +174,7 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     pc = f.counts
     params = f.layer_params * n_layers
     experts = expert_parameters_per_rank(model, layout) * n_layers if model.is_moe else 0.0
-    extra_act, fwd_end, dense_act = 0.0, 0.0, 0.0
+    extra_act, fwd_end, dense_act, logits_cache = 0.0, 0.0, 0.0, 0.0
     if i == 0:
         dense_act = stage_templates.by_identity(pre_bytes, model, training, f.lay_key)
         params += f.emb_params
@@ -179,7 +182,9 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
             dl = pc.dense_layer
             params += k * ((dl.attention + dl.mlp) / layout.tp + dl.norms)
     if i == layout.pp - 1:
-        extra_act, fwd_end = stage_templates.by_identity(post_bytes, model, training, f.lay_key)
+        extra_act, fwd_end, logits_cache = stage_templates.by_identity(post_bytes, model, training, f.lay_key)
+        if layout.pp > 1:  # the loss runs inside the pipeline schedule, which frees no logits before backward
+            logits_cache = 0.0
         params += f.out_params if (layout.pp > 1 or pc.output_projection) else pc.final_norm
         mtp, mtp_experts = mtp_params(model, training, layout)  # multi-token prediction (planner.work.mtp)
         params, experts = params + mtp, experts + mtp_experts
@@ -213,6 +218,7 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
         weights_bytes=states.weights, grads_bytes=states.grads, optimizer_bytes=states.optimizer,
         activation_bytes_per_microbatch=act_held, in_flight=0.0,
         working_bytes=max(f.working_bytes, extra_act) + zero3_working, buffer_bytes=buffers,
+        loss_cache_bytes=max(f.working_bytes, extra_act + logits_cache) - max(f.working_bytes, extra_act),
         weight_cache_bytes=cache, weight_saved_bytes=saved, forward_end_bytes=fwd_end,
         grads_in_backward=live_grads,
         optimizer_pass_bytes=optimizer_pass_bytes(states.grads, updated, training), optimizer_tensors=loop_tensors,

@@ -94,7 +94,7 @@ def test_the_pools_are_reserved_not_allocated():
     sdp = est.mechanisms.sharded_data_parallel
     reserve = load_hardware(H100_500W).device.reserved_memory_gib * 2**30
     assert worst.peak_bytes - worst.allocated_bytes == pytest.approx(
-        reserve + sdp.all_gather_pool_bytes + sdp.grads_pool_bytes)
+        reserve + sdp.all_gather_pool_bytes + sdp.grads_pool_bytes + est.mechanisms.loss_cache_bytes)
     off = _estimate(micro_batch_size=2, recompute="op", recipe="fsdp1")  # FSDP1: no per-stream pools priced
     assert off.worst_stage.peak_bytes - off.worst_stage.allocated_bytes == pytest.approx(reserve)
 
@@ -106,6 +106,24 @@ def test_loss_parallel_holds_16_bytes_per_local_logit():
     assert loss_peak_bytes(10, 100, mc, vocab_parallel=True) == loss_peak_bytes(10, 100, mc)
     est = _estimate(layout=Layout(tp=2, dp=4, zero_stage=3, sequence_parallel=True), recompute="op")
     assert est.mechanisms.loss == "loss-parallel-dtensor"
+
+
+def test_the_freed_logits_stay_reserved_at_the_loss():
+    """torchtitan frees the bf16 logits (del pred) before loss.backward(); each fp32 tensor of the loss backward
+    (4 B per logit) fits the freed range of the logits and their fp32 copy (6 B) once, so 2 B per logit stay
+    cached (planner/work/kernels.py loss_cache_bytes): 2 x (2 x 8192 tokens) x 128256 for Llama 3.1 8B, mb 2."""
+    logits = 2 * 8192 * 128256
+    est = _estimate(micro_batch_size=2, recompute="op")
+    assert est.mechanisms.loss_cache_bytes == pytest.approx(2 * logits)
+    assert est.worst_stage.breakdown.peak_at == "backward"
+    tp = _estimate(layout=Layout(tp=2, dp=4, zero_stage=3, sequence_parallel=True), micro_batch_size=2, recompute="op")
+    assert tp.mechanisms.loss_cache_bytes == pytest.approx(2 * logits / 2)  # loss_parallel: per local logit
+    # with pipelining the loss runs in the schedule, which frees no logits; a compiled loss and FSDP1 are other paths
+    pp = _estimate(layout=Layout(tp=1, pp=2, dp=4, zero_stage=3), micro_batch_size=1, recompute="full")
+    assert pp.mechanisms.loss_cache_bytes == 0.0
+    compiled = _estimate(recipe="torchtitan-2506", compile=True, micro_batch_size=2, recompute="op")
+    assert compiled.mechanisms.loss_cache_bytes == 0.0
+    assert _estimate(recipe="fsdp1", micro_batch_size=2, recompute="op").mechanisms.loss_cache_bytes == 0.0
 
 
 def test_fp8_all_gather_gathers_linear_weights_in_one_byte():
