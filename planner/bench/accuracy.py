@@ -38,6 +38,7 @@ from ..evidence.table import recipe_family
 from ..scenario import Scenario
 from ..work.conventions import (
     bigscience_flops,
+    gpt_neox_flops,
     korthikanti_model_flops,
     megatron_bridge_flops,
     megatron_core_model_flops,
@@ -61,6 +62,7 @@ CONVENTIONS: dict[str, Callable[[ConventionInputs], float]] = {
     "mosaicml": lambda i: i.batch * mosaicml_model_flops_per_sequence(i.params, i.layers, i.hidden, i.seq),
     "palm": lambda i: i.batch * i.seq * palm_model_flops_per_token(i.params, i.layers, i.heads * i.head_dim, i.seq),
     "bigscience": lambda i: bigscience_flops(i.params, i.batch * i.seq),
+    "gpt-neox": lambda i: gpt_neox_flops(i.params, i.layers, i.hidden, i.seq, i.batch * i.seq),
     "megatron-bridge": lambda i: megatron_bridge_flops(i.model, i.batch, i.seq, i.tp, i.mtp_layers),
 }
 

@@ -172,6 +172,8 @@ def flops_convention(row: dict[str, str]) -> tuple[str | None, bool]:
         return "megatron-bridge", False
     if "8*n" in text or "bigscience" in text:
         return "bigscience", False
+    if "get_flops" in text or "60*s*h*l" in text:  # gpt-neox's logging (planner.work.conventions.gpt_neox_flops)
+        return "gpt-neox", False
     if "eq.3" in text or "96*b" in text or "throughput_calculator" in text or "24*f" in text:
         return "megatron-eq3", False
     if "eq.7" in text or "72*b" in text:

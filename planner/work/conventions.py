@@ -79,6 +79,17 @@ def bigscience_flops(params: int, tokens: int) -> float:
     return 8.0 * params * tokens
 
 
+def gpt_neox_flops(params: int, layers: int, hidden: int, seq: int, tokens: int) -> float:
+    """GPT-NeoX logging convention: ``(6·N + 60·s·h·L)·tokens`` FLOPs (no recompute factor).
+
+    EleutherAI gpt-neox ``megatron/logging.py`` ``get_flops`` from da0a017b (2021-05-06) until 5f364017
+    (2023-09-27): ``ff = model.total_params * 6``, ``attn = seq_length * hidden_size * num_layers * 60``, times
+    the tokens of the step; ``total_params`` sums the parameters over the model-parallel group (both embeddings of
+    an untied model). The GPT-NeoX-20B paper (Black et al. 2022, arXiv 2204.06745) reports this figure.
+    """
+    return (6.0 * params + 60.0 * seq * hidden * layers) * tokens
+
+
 def flops_utilization(flops: float, seconds: float, num_gpus: int, peak_tflops: float) -> float:
     """Fraction of peak: ``flops / (seconds · num_gpus · peak_tflops·1e12)`` (MFU or HFU, per the FLOPs given)."""
     return flops / (seconds * num_gpus * peak_tflops * 1e12)

@@ -11,10 +11,12 @@ import pytest
 from hwprofiles import load_hardware
 from hwprofiles.loader import load_model
 from planner.bench.accuracy import default_csv
+from planner.bench.cells import flops_convention
 from planner.bench.rows import build_case, read_rows
 from planner.work.conventions import (
     bigscience_flops,
     flops_utilization,
+    gpt_neox_flops,
     korthikanti_model_flops,
     korthikanti_selective_recompute_flops,
     megatron_bridge_flops,
@@ -137,3 +139,15 @@ def test_megatron_bridge_moe_formula_reproduces_its_tables():
         assert per_token == pytest.approx(table, rel=0.005), row["row_id"]
         checked += 1
     assert checked >= 10
+
+
+def test_gpt_neox_logging_convention():
+    """gpt-neox get_flops (megatron/logging.py, 2021-05 .. 2023-09): 6N + 60 s h L per token. For GPT-NeoX-20B
+    (N 20.6B, s 2048, h 6144, L 44) that is 0.92x Megatron's Eq. 3 with recompute per token, and its published row
+    is read on it."""
+    per_token = gpt_neox_flops(20.6e9, 44, 6144, 2048, 1)
+    assert per_token == pytest.approx(6 * 20.6e9 + 60 * 2048 * 6144 * 44)
+    eq3 = megatron_eq3_flops(1, 2048, 44, 6144, 50432, 4) / 2048
+    assert per_token / eq3 == pytest.approx(0.922, abs=0.005)
+    row = next(r for r in read_rows(default_csv()) if r["row_id"] == "39")
+    assert flops_convention(row) == ("gpt-neox", False)
