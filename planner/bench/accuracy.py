@@ -198,7 +198,8 @@ def compare(case: BenchCase, est: Estimate) -> RowResult | str:
         reserve = est.memory[0].breakdown.reserved if est.memory else 0.0
         mem_pred = (est.peak_memory_bytes - (reserve if case.memory_kind == "allocated" else 0.0)) / 2**30
         mem_err = (mem_pred / case.measured_memory_gib - 1) * 100
-    gap = GapRow(case.source_id, case.model_name.lower(), trn.recipe, lay.cp, lay.effective_zero_stage, lay.dp, case.moe)
+    gap = GapRow(case.source_id, case.model_name.lower(), trn.recipe, lay.cp, lay.effective_zero_stage, lay.dp, case.moe,
+                 trn.moe_a2a_overlap)
     flags += gap_flags(gap, errors[compared], mem_err)  # rows beyond 25 % name their known gap (bench/gaps.py)
     return RowResult(
         row_id=case.row_id, source_id=case.source_id, model=case.model_name, hardware=est.hardware,

@@ -291,6 +291,14 @@ def _vpp(row: dict[str, str], layers: int, pp: int, recipe: str = "megatron-lm")
     return v, True
 
 
+def row_tp_comm_overlap(notes: str) -> bool | None:
+    """TP-comm overlap as the row's notes state its run config: off for ``tp_comm_overlap=False`` (Megatron-Bridge's
+    CommOverlapConfig) or ``no --tp-comm-overlap``, on for ``--tp-comm-overlap``; None (the recipe's default)."""
+    if re.search(r"tp_comm_overlap=False|no --tp-comm-overlap", notes):
+        return False
+    return True if "--tp-comm-overlap" in notes else None
+
+
 def build_case(row: dict[str, str], hardware_map: HardwareMap,
                load_hardware: Callable[[str], HardwareProfile],
                fits: Callable[[Scenario], bool]) -> BenchCase:
@@ -377,7 +385,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
                 grad_accumulation_fusion=grad_fusion, compile=row_compile(framework),
                 fp8_all_gather=precision == "fp8" and bool(FP8_ALL_GATHER.search(row["precision"])),
                 overlap_param_gather=True if "--overlap-param-gather" in row["notes"] else None,
-                tp_comm_overlap=True if "--tp-comm-overlap" in row["notes"] else None,  # None: the recipe's default
+                tp_comm_overlap=row_tp_comm_overlap(row["notes"]),
                 **moe_training)
     try:
         recompute = _recompute(row["recompute"])

@@ -48,5 +48,8 @@ def _moe_csv_rows():
 def test_no_row_is_skipped_because_experts_are_not_priced(report):
     assert not [s for s in report.skipped if "not priced" in s.reason]
     moe = [r for r in report.rows if r.moe]
-    assert all(r.compared == "tokens" and r.measured_tokens_per_gpu for r in moe)
+    # compared on a measured throughput, never on a dense FLOPs formula: tokens/s/GPU, or the step time where the
+    # source printed that (rows 338-342, the Megatron MoE Model Zoo's Qwen3-235B H100 table)
+    assert all((r.compared == "tokens" and r.measured_tokens_per_gpu) or (r.compared == "step_time" and r.measured_step_s)
+               for r in moe)
     assert all("ep" in r.layout for r in moe)

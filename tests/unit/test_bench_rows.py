@@ -125,7 +125,7 @@ def test_unmappable_rows_give_a_reason(changes, reason):
 @pytest.mark.parametrize(("row_id", "convention", "defaulted"), [
     ("1", "megatron-eq3", False), ("23", "korthikanti-eq7", False), ("31", "korthikanti-eq7", False),
     ("34", "bigscience", False), ("69", "mosaicml", False), ("91", "megatron-core", False),
-    ("139", "megatron-eq3", False), ("39", "megatron-eq3", True),
+    ("139", "megatron-eq3", False), ("39", "gpt-neox", False),
     ("89", None, False),
 ])
 def test_flops_convention_of_shipped_rows(row_id, convention, defaulted):
@@ -196,3 +196,15 @@ def test_unstated_expert_tp_that_breaks_the_expert_grid_is_derived():
     assert stated.layout.etp == 2
     with pytest.raises(SpecError, match="layout.ep"):
         check_layout(stated.layout, stated.model, stated.training, stated.gpus)
+
+
+def test_tp_comm_overlap_as_the_notes_state_it():
+    """A row's run config turns TP-comm overlap off (Megatron-Bridge's CommOverlapConfig(tp_comm_overlap=False),
+    a launch script without the flag) or on; unstated leaves the recipe's default."""
+    from planner.bench.rows import row_tp_comm_overlap
+
+    assert row_tp_comm_overlap("h100 config: CommOverlapConfig(tp_comm_overlap=False)") is False
+    assert row_tp_comm_overlap("no --tp-comm-overlap at b0b92ff") is False
+    assert row_tp_comm_overlap("DP/TP/PP comm overlap on (--tp-comm-overlap)") is True
+    assert row_tp_comm_overlap("nothing said") is None
+    assert row_tp_comm_overlap(ROWS["147"]["notes"]) is False
