@@ -64,7 +64,8 @@ def _pct(pred: float | None, meas: float | None) -> float | None:
 def predicted_collective_calls(spec: JobSpec, pp_rank: int = 0) -> dict[str, int]:
     """Collective calls of one step that the cost model prices for a GPU at pipeline position ``pp_rank``:
     the tensor-parallel collectives of every micro-batch (recompute replays included), the data-parallel
-    ones (ZeRO-3 / FSDP: one per sharded unit; a bucketed DDP / ZeRO-1 reduction is priced as one call) and
+    ones (ZeRO-3 / FSDP: one per sharded unit; a bucketed DDP / ZeRO-1 reduction is priced as one call), the
+    optimizer step's own (sequence-parallel norm gradients redistributed over tp) and
     one send and one receive per micro-batch and neighbouring model chunk (activation forward, gradient
     back; with ``vpp`` chunks per GPU, chunk ``c`` sits on pipeline position ``c mod pp``)."""
     step = build_step(spec.effective_model(), spec.training_spec(), spec.layout)
@@ -82,7 +83,7 @@ def predicted_collective_calls(spec: JobSpec, pp_rank: int = 0) -> dict[str, int
                         counts[k] += n * repeats * mb
         for op in stage.per_microbatch_comm:
             counts[op.kind] += mb * op.calls
-        for op in stage.per_step_comm:
+        for op in stage.per_step_comm + stage.optimizer_comm:  # the optimizer's own collectives (DTensor SP norms)
             counts[op.kind] += op.calls
     lay = spec.layout
     chunks = lay.pp * lay.vpp

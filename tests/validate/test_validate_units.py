@@ -202,3 +202,17 @@ def test_jobs_run_the_adam_their_recipe_prices():
     assert not job.training_spec().recipe_spec.optimizer_foreach
     assert job.optimizer_options() == {"fused": True}
     assert JobSpec(model=tiny_model(), layout=parse_layout("tp=2"), optimizer="sgd").optimizer_options() == {}
+
+
+def test_predicted_calls_count_the_optimizer_collectives():
+    """The fused Adam redistributes the 18 Partial sequence-parallel norm gradients of the 4-layer model once
+    each (recipe sp_norm_grad_reads 1): the predicted call count the report sets against the trace holds them."""
+    from validate.report import predicted_collective_calls
+
+    with_sp = predicted_collective_calls(JobSpec(model=tiny_model(), layout=parse_layout("tp=2,sp")))
+    spec = JobSpec(model=tiny_model(), layout=parse_layout("tp=2,sp"))
+    from planner.work.step import build_step
+    optimizer = sum(op.calls for s in build_step(spec.effective_model(), spec.training_spec(), spec.layout).stages
+                    for op in s.optimizer_comm)
+    assert optimizer == 18
+    assert with_sp["all-reduce"] >= optimizer
