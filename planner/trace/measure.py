@@ -13,7 +13,8 @@ and the gaps between ops are ``host`` time, except gaps while a backend thread r
 (``gloo:…``), which are that collective's wait, and a gap right after a point-to-point op, which is that op's
 wait (gloo's isend / irecv works block in ``Work.wait()``, which records no event: torch.distributed.pipelining
 waits on them as soon as they are posted, ``_wait_batch_p2p``, so a pipeline's bubble shows as that gap).
-Everything inside ``Optimizer.step#`` but communication is ``optimizer``. The classes of a step add up to its duration. Times in seconds.
+Everything inside ``Optimizer.step#`` but communication is ``optimizer``. The classes of a step add up to its
+duration. Times in seconds.
 """
 
 from __future__ import annotations
@@ -222,6 +223,12 @@ def _cpu_step(main: pd.DataFrame, t0: float, t1: float, samples: Samples,
     last_comm = COMM_PREFIX + "all-reduce"
     at = t0  # end of the last top-level event
 
+    def gap(a: float, b: float) -> None:  # a gap between top-level events
+        if after_p2p:
+            p2p_waits.append((a, b))
+        else:
+            host.append((a, b, last_comm))
+
     def segment(node: _Open, until: float) -> None:
         if until > node.resume:
             if node.eff is None:
@@ -256,7 +263,7 @@ def _cpu_step(main: pd.DataFrame, t0: float, t1: float, samples: Samples,
                 _sample(samples, row, eff, max(float(row.dur), 0.0) * 1e-6)
         if parent is None:
             if ts > at:
-                (p2p_waits.append((at, min(ts, t1))) if after_p2p else host.append((at, min(ts, t1), last_comm)))
+                gap(at, min(ts, t1))
             at = max(at, end)
             after_p2p = own == P2P
         else:
@@ -267,7 +274,7 @@ def _cpu_step(main: pd.DataFrame, t0: float, t1: float, samples: Samples,
     while stack:
         close(stack.pop())
     if at < t1:
-        (p2p_waits.append((at, t1)) if after_p2p else host.append((at, t1, last_comm)))
+        gap(at, t1)
     for a, b in p2p_waits:
         _add(classes, P2P, b - a)
     for a, b, kind in host:
