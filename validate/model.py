@@ -205,3 +205,14 @@ def make_batch(vocab: int, batch: int, seq: int, seed: int) -> tuple[torch.Tenso
 def loss_fn(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean next-token cross-entropy over every token of the (micro-)batch."""
     return F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(0, 1))
+
+
+def optimizer_class(kind: str) -> type[torch.optim.Optimizer]:
+    """torch's optimizer for a job's ``optimizer`` field: Adam or SGD."""
+    return torch.optim.Adam if kind == "adam" else torch.optim.SGD
+
+
+def make_job_optimizer(params, job) -> torch.optim.Optimizer:
+    """The job's optimizer over ``params`` at its learning rate, the implementation its recipe prices
+    (validate.job.JobSpec.optimizer_options)."""
+    return optimizer_class(job.optimizer)(params, lr=job.lr, **job.optimizer_options())

@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel
 
 from .job import JobSpec
-from .model import build_model, loss_fn, make_batch
+from .model import build_model, loss_fn, make_batch, make_job_optimizer
 
 TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "fp16": 2e-2}
 AUTOCAST_DTYPE = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -60,8 +60,7 @@ def reference_step(job: JobSpec, device: torch.device | None = None) -> Referenc
     for p in model.parameters():
         p.grad /= scale
     grads = {n: p.grad.detach().cpu().clone() for n, p in model.named_parameters()}
-    opt = (torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD)(model.parameters(), lr=job.lr,
-                                                                               **job.optimizer_options())
+    opt = make_job_optimizer(model.parameters(), job)
     opt.step()
     params = {n: p.detach().cpu().clone() for n, p in model.named_parameters()}
     return Reference(loss=float(loss.detach()), grads=grads, params_after=params)

@@ -25,7 +25,7 @@ from torch.utils.checkpoint import checkpoint
 from planner.work.context import resolve_cp_kind
 
 from ..job import JobSpec
-from ..model import apply_rope, build_model, loss_fn
+from ..model import apply_rope, build_model, loss_fn, make_job_optimizer
 
 
 def chunk_positions(rank: int, cp: int, seq: int) -> torch.Tensor:
@@ -178,8 +178,7 @@ class ContextParallelRun:
         for layer in self.model.layers.values():
             layer.attention = _CPAttention(layer.attention, self.kind, meta, self.q_pos)
         self.micro_batches = job.global_batch_size // (job.micro_batch_size * lay.dp)
-        cls = torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD
-        self.optimizer = cls(self.model.parameters(), lr=job.lr, **job.optimizer_options())
+        self.optimizer = make_job_optimizer(self.model.parameters(), job)
         self.holds_loss = True
         self.modules = [self.model]
 

@@ -19,6 +19,7 @@ from torch.nn.parallel import DistributedDataParallel
 from planner.specs import Layout
 
 from ..job import JobSpec
+from ..model import make_job_optimizer, optimizer_class
 from ..numerics import LOSS_SCALE
 
 
@@ -45,16 +46,16 @@ def make_optimizer(modules: list[nn.Module], layout: Layout, dp_mesh: DeviceMesh
     """Adam (as ``JobSpec.optimizer_options``) or SGD over every parameter; sharded by ``ZeroRedundancyOptimizer`` for
     ZeRO-1 with dp > 1."""
     params = [p for m in modules for p in m.parameters()]
-    cls = torch.optim.Adam if job.optimizer == "adam" else torch.optim.SGD
     options = job.optimizer_options()
     if options.get("fused") or options.get("foreach"):  # a multi-tensor call takes one tensor type: tensor
         # parallelism without sequence parallelism leaves the norms plain beside DTensor weights
         groups = [[p for p in params if isinstance(p, DTensor)], [p for p in params if not isinstance(p, DTensor)]]
         params = [{"params": g} for g in groups if g]
     if layout.dp > 1 and layout.effective_zero_stage == 1:
-        return ZeroRedundancyOptimizer(params, optimizer_class=cls, process_group=dp_mesh.get_group(), lr=job.lr,
+        return ZeroRedundancyOptimizer(params, optimizer_class=optimizer_class(job.optimizer),
+                                       process_group=dp_mesh.get_group(), lr=job.lr,
                                        parameters_as_bucket_view=True, **options)  # one broadcast per rank's shard
-    return cls(params, lr=job.lr, **options)
+    return make_job_optimizer(params, job)
 
 
 def make_grad_scaler(job: JobSpec, device: torch.device):
