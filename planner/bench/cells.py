@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..errors import SpecError
 from ..io import read_input_text
+from ..pricing.compute import attention_kernel_tables
 
 REQUIRED_COLUMNS = (
     "row_id", "source_id", "hardware", "gpu_mem_gb", "num_gpus", "model", "params_b", "layers", "hidden",
@@ -30,8 +31,11 @@ FUSED_ATTENTION_FRAMEWORKS = re.compile(r"megatron-core|nemo|megatron-bridge|tor
 FA2_NEMO_RELEASES = re.compile(r"nemo\s*24\.0[3-7]", re.I)
 
 
-#: A flash_attention cell that names the kernel generation: FlashAttention-2 / FA2, FlashAttention-3 / FA3.
-NAMED_KERNELS = ((re.compile(r"flash-?attention[- ]?2|\bfa-?2\b", re.I), "fa2"),
+#: A flash_attention cell that names the kernel generation: Triton FlashAttention / FlashAttention-1 / FA1 (the
+#: Triton kernel of FlashAttention-1's generation, planner.pricing.compute.DERIVED_ATTENTION_KERNELS),
+#: FlashAttention-2 / FA2, FlashAttention-3 / FA3; the first that matches wins.
+NAMED_KERNELS = ((re.compile(r"triton flash-?attention|flash-?attention[- ]?1\b|\bfa-?1\b", re.I), "fa1"),
+                 (re.compile(r"flash-?attention[- ]?2|\bfa-?2\b", re.I), "fa2"),
                  (re.compile(r"flash-?attention[- ]?3|\bfa-?3\b", re.I), "fa3"))
 
 
@@ -40,7 +44,7 @@ def row_attention_kernel(framework: str, hardware, flash_cell: str = "") -> str 
     FA3), for any framework, when the profile has that table; ``fa2`` for the NeMo releases of
     ``FA2_NEMO_RELEASES``; None (the recipe's choice, planner.pricing.compute.attention_kernel_for)
     otherwise."""
-    tables = hardware.device.attention_kernel_tables
+    tables = attention_kernel_tables(hardware.device)
     for pattern, kernel in NAMED_KERNELS:
         if pattern.search(flash_cell) and kernel in tables:
             return kernel
@@ -52,6 +56,7 @@ def row_attention_kernel(framework: str, hardware, flash_cell: str = "") -> str 
 #: Framework releases that a recipe other than the framework's current one describes: a release the
 #: framework column names -> the recipe of that release (hwprofiles/recipes/<name>.yaml says what differs).
 RELEASE_RECIPES = ((re.compile(r"deepspeed[^()]*\(2021\)", re.I), "deepspeed-2021"),
+                   (re.compile(r"composer 0\.16\.0-0\.16\.3", re.I), "llm-foundry-2309"),
                    (re.compile(r"torchtitan\s*\([0-9a-f]{7,},\s*2025-", re.I), "torchtitan-2506"))
 
 

@@ -67,9 +67,10 @@ RULES: tuple[GapRule, ...] = (
             "model's width; per-layer host dispatch of Megatron-Core's MoE layer is the suspected, unmeasured "
             "cause (docs/moe.md)"),
     GapRule("llmfoundry-h100", lambda r: r.source_id == "llmfoundry_h100",
-            "LLM Foundry (FSDP1, eager) on H100 runs slower than priced, most for small models (760M-3B) and long "
-            "sequences: MPT-7B at 2,048 tokens measured 2.29x its A100 throughput where paraplan prices 2.43x; "
-            "flash-attn 2.4.2's varlen path at 8k-65k tokens and per-kernel host costs are suspected, unmeasured "
+            "LLM Foundry (FSDP1, eager, Triton FlashAttention of the FlashAttention-1 generation) on H100: the "
+            "kernel is priced at half the FlashAttention-2 table (FlashAttention-2 abstract); full-recompute "
+            "long-sequence rows come out 10-16 % slow (the Triton forward, run twice under recompute, is faster than "
+            "FlashAttention-1's per flash_attn_triton.py), MPT-13B micro-batch 2 rows 10-15 % fast; both unmeasured "
             "(docs/sharded-data-parallel.md)"),
     GapRule("torchtitan-asynctp-2025", lambda r: r.source_id == "torchtitan_asynctp_2506",
             "torchtitan's June 2025 async-TP runs: async TP measured 1.09-1.16x where its ring-exchange pricing "

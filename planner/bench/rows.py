@@ -237,6 +237,8 @@ def _zero(text: str) -> tuple[int, bool, bool, str | None]:
         raise Unmappable("CPU offload is not modelled")
     if not low:
         return 0, False, False, "zero_or_fsdp"
+    if "shard_grad_op" in low:  # FSDP's ZeRO-2 strategy: parameters gathered once per step, kept through backward
+        return 2, False, False, None
     if "fsdp" in low:
         return 0, True, False, None
     if "distributed optimizer" in low:
@@ -247,6 +249,21 @@ def _zero(text: str) -> tuple[int, bool, bool, str | None]:
     if low.startswith("none") or re.match(r"no\b", low):  # "no", "no (DDP + ...)": plain data parallel
         return 0, False, False, None
     raise Unmappable(f"zero_or_fsdp '{text}' not understood")
+
+
+def _dp_shard(row: dict[str, str], hardware: HardwareProfile, dp: int) -> int | None:
+    """The sharding group of hybrid sharded data parallelism (FSDP HYBRID_SHARD / HSDP: shard inside a group,
+    replicate across groups), None when the cell names none: the size it states ("shard group 8"), else one
+    node (FSDP1 HYBRID_SHARD's default intra-node process group, torch/distributed/fsdp/_init_utils.py
+    ``_init_intra_and_inter_node_groups``)."""
+    text = row["zero_or_fsdp"]
+    if not re.search(r"hybrid_shard|\bhsdp\b", text, re.I):
+        return None
+    m = re.search(r"shard group (\d+)", text, re.I)
+    shard = int(m.group(1)) if m else int_cell(row, "gpus_per_node") or hardware.node.devices_per_node
+    if dp % shard:
+        raise Unmappable(f"hybrid sharding: dp({dp}) is not a multiple of the shard group ({shard})")
+    return shard
 
 
 def _precision(text: str, hardware: HardwareProfile) -> tuple[str, bool]:
@@ -375,7 +392,9 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     moe_training = row_moe_training(row) if model.is_moe else {}
     split = row_pipeline_layout(row, model, pp, vpp, moe_training.get("mtp_layers", 0)) or {
         "stage_layers": row_stage_layers(framework, recipe, model.num_layers, pp, vpp)}
-    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp, **split,
+    dp_shard = _dp_shard(row, hw, dp) if fsdp else None
+    layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp, dp_shard=dp_shard,
+                    **split,
                     sequence_parallel=sp, schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **experts)
     base = dict(seq_length=seq, global_batch_size=gbs, micro_batch_size=mb, precision=precision, recipe=recipe,
                 optimizer="sgd" if re.search(r"\bSGD\b", row["notes"]) else "adam",

@@ -104,7 +104,7 @@ FIGURES: tuple[Figure, ...] = (
     Figure("LLM Foundry H100 runs: time", "README.md", ("bench", "accuracy", "hwprofiles/data/llmfoundry_h100_runs.csv"),
            lambda d: f"| {d['summary']['all_rows']['rows']} | **{d['summary']['all_rows']['median_abs_error_pct']:.1f} %**"),
     *(Figure(f"published runs: recipe {r}", "README.md", ("bench", "accuracy"), _recipe(r))
-      for r in ("megatron-core", "megatron-lm", "llm-foundry")),
+      for r in ("megatron-core", "megatron-lm", "llm-foundry-2309")),
     Figure("published runs: deepspeed / deepspeed-2021", "README.md", ("bench", "accuracy"),
            lambda d: (f"{d['summary']['by_recipe']['deepspeed']['median_abs_error_pct']:.1f} % / "
                       f"{d['summary']['by_recipe']['deepspeed-2021']['median_abs_error_pct']:.1f} %")),

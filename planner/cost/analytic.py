@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from ..pricing import Pricer
+from ..pricing.compute import DERIVED_ATTENTION_KERNELS
 from ..pricing.hostlink import offload_time
 from ..pricing.moe_overlap import synced_block
 from ..pricing.tp_overlap import ring_exchange_time
@@ -322,6 +323,8 @@ def recipe_notes(training: TrainingSpec, ops, attention_kernel: str | None = Non
                f"{r.host_dispatch_us:g} us/kernel" + (f"; {', '.join(overlaps)}" if overlaps else ""))
     if attention_kernel is not None:
         why = "" if training.attention_kernel is not None else f" (recipe {r.name}'s attention path)"
-        out.append(f"attention priced with the profile's {attention_kernel} kernel table{why} "
-                   "(device.attention_kernel_tables)")
+        derived = DERIVED_ATTENTION_KERNELS.get(attention_kernel)
+        how = (f"its {derived[0]} table x {derived[1]:g}: {derived[2]}" if derived
+               else "device.attention_kernel_tables")
+        out.append(f"attention priced with the profile's {attention_kernel} kernel table{why} ({how})")
     return out

@@ -139,12 +139,14 @@ def _distance(a: LayoutClass, b: LayoutClass) -> float:
 
 
 def recipe_family(name: str) -> str:
-    """The recipe a derived recipe (``base:``) is a release of, else the recipe itself: its measured runs
-    bound what its siblings reach (torchtitan-0.3 and torchtitan)."""
+    """The root of a derived recipe's ``base:`` chain (llm-foundry-2309 -> llm-foundry -> fsdp1), else the recipe
+    itself: its measured runs bound what its siblings reach (torchtitan-0.3 and torchtitan)."""
     try:
-        return recipe_named(name).base or name
+        while (base := recipe_named(name).base) is not None:
+            name = base
     except (SpecError, RuntimeError):  # a recipe name no longer shipped, or no recipe source installed
-        return name
+        pass
+    return name
 
 
 def _median(values: list[float]) -> float | None:

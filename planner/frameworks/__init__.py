@@ -38,7 +38,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
 RECIPE_FRAMEWORK: dict[str, str | None] = {
     "megatron": "megatron", "megatron-lm": "megatron", "megatron-core": "megatron",
     "deepspeed": "deepspeed", "deepspeed-2021": "deepspeed", "fsdp": "torchtitan", "torchtitan": "torchtitan", "torchtitan-2412": "torchtitan", "torchtitan-0.3": "torchtitan", "torchtitan-2506": "torchtitan",
-    "fsdp1": None, "fsdp1-amp": None, "llm-foundry": None, "torch-amp": None,
+    "fsdp1": None, "fsdp1-amp": None, "llm-foundry": None, "llm-foundry-2309": None, "torch-amp": None,
 }
 
 

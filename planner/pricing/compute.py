@@ -30,16 +30,42 @@ def attention_kernel_for(device: DeviceSpec, training) -> str | None:
     if training.attention_kernel is not None:
         return training.attention_kernel
     table = training.recipe_spec.attention_kernel_table
-    return table if table is not None and table in device.attention_kernel_tables else None
+    return table if table is not None and table in attention_kernel_tables(device) else None
+
+
+#: Attention kernel generations without a measurement of their own on a device, priced from the generation
+#: measured there by a published speed ratio: name -> (measured generation, speed relative to it, source).
+#: ``fa1``: FlashAttention-1 (Dao et al. 2022) and the Triton kernel of its generation that llm-foundry's
+#: ``attn_impl: triton`` runs (llmfoundry/models/layers/flash_attn_triton.py, copied from flash-attention
+#: eff9fe6b: "Overall Triton forward + backward is slightly slower than CUDA forward + backward", i.e. than
+#: FlashAttention-1). FlashAttention-2 (Dao 2023, arXiv 2307.08691, abstract) "yield[s] around 2x speedup
+#: compared to FlashAttention" (forward + backward): fewer non-matmul FLOPs, sequence parallelism, split-Q warp
+#: partitioning. These changes do not depend on the architecture, and both generations issue the same Ampere
+#: mma.sync instructions on Hopper, so the ratio carries to the profile's fa2 table.
+DERIVED_ATTENTION_KERNELS = {
+    "fa1": ("fa2", 0.5, "FlashAttention-2 abstract (arXiv 2307.08691): around 2x FlashAttention-1"),
+}
+
+
+def attention_kernel_tables(device: DeviceSpec) -> dict[str, list]:
+    """Every attention kernel generation priceable on ``device``: its measured
+    ``attention_kernel_tables`` and the ``DERIVED_ATTENTION_KERNELS`` whose base table it has (each point's
+    forward and backward efficiency times the published speed ratio)."""
+    tables = dict(device.attention_kernel_tables)
+    for name, (base, speed, _source) in DERIVED_ATTENTION_KERNELS.items():
+        if name not in tables and base in tables:
+            tables[name] = [p.model_copy(update={"forward": p.forward * speed, "backward": p.backward * speed})
+                            for p in tables[base]]
+    return tables
 
 
 def attention_points(device: DeviceSpec, kernel: str | None) -> list:
-    """The fused attention table of kernel generation ``kernel`` (a key of
-    ``device.attention_kernel_tables``; None = the profile's ``attention_table``); SpecError naming
-    the generations the profile has otherwise."""
+    """The fused attention table of kernel generation ``kernel`` (a key of ``attention_kernel_tables``;
+    None = the profile's ``attention_table``); SpecError naming the generations the profile has
+    otherwise."""
     if kernel is None:
         return device.attention_table
-    tables = device.attention_kernel_tables
+    tables = attention_kernel_tables(device)
     if kernel not in tables:
         have = ", ".join(sorted(tables)) or "none"
         default = f"; its default table measures {device.attention_kernel}" if device.attention_kernel else ""

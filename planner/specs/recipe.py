@@ -15,9 +15,10 @@ from pydantic import Field
 from .base import Spec
 
 RECIPE_NAMES = ("megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2506",
-                "torchtitan-0.3", "fsdp1", "fsdp1-amp", "llm-foundry", "torch-amp")
+                "torchtitan-0.3", "fsdp1", "fsdp1-amp", "llm-foundry", "llm-foundry-2309", "torch-amp")
 RecipeName = Literal["megatron-lm", "megatron-core", "deepspeed", "deepspeed-2021", "torchtitan", "torchtitan-2506",
-                     "torchtitan-0.3", "fsdp1", "fsdp1-amp", "llm-foundry", "torch-amp"]
+                     "torchtitan-0.3", "fsdp1", "fsdp1-amp", "llm-foundry", "llm-foundry-2309",
+                     "torch-amp"]
 
 #: What torch.compile changes in a recipe's kernels (Inductor fuses each compiled block's pointwise ops and
 #: reductions into generated Triton kernels: Ansel et al. 2024, "PyTorch 2", ASPLOS '24, Sec. 4-5): one kernel per

@@ -1,5 +1,6 @@
 """Published-runs files added after the first golden sets (hwprofiles/data/*_runs.csv, citations in
-PUBLISHED_RUNS.md): LLM Foundry's H100 table and torchtitan's June 2025 runs. Each file is predicted in full
+PUBLISHED_RUNS.md): LLM Foundry's H100 tables, torchtitan's June 2025 runs and FSDP runs without activation
+checkpointing on H100. Each file is predicted in full
 with the recipe its framework column names; the medians of |time| and |memory| error may not grow past the
 recorded figures (tests/golden/sources_accuracy_baseline.json) and every row off by more than 25 % names its gap."""
 
@@ -45,3 +46,11 @@ def test_rows_beyond_25_percent_name_their_gap(case):
         named = [f for f in r.flags if " %: " in f]
         assert bool(named) == off, (r.row_id, r.flags)
         assert all("unexplained" not in f for f in named), (r.row_id, named)
+
+
+def test_no_more_rows_that_ran_are_predicted_out_of_memory(case):
+    """Each row is a run that completed: a layout predicted out of memory is one ``plan`` would refuse. Only the
+    rows the baseline lists (each with its reason in the file's note) may be."""
+    figures, report = case
+    oom = {r.row_id for r in report.rows if "predicted_oom" in r.flags}
+    assert oom <= set(figures["predicted_oom_rows"]), sorted(oom - set(figures["predicted_oom_rows"]))

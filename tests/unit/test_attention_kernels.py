@@ -10,7 +10,7 @@ import pytest
 from hwprofiles import load_hardware
 from planner.bench.cells import row_attention_kernel
 from planner.errors import SpecError
-from planner.pricing.compute import ComputePricer
+from planner.pricing.compute import DERIVED_ATTENTION_KERNELS, ComputePricer, attention_kernel_tables
 
 
 def test_fa2_table_is_read_from_the_h100_profile():
@@ -33,7 +33,7 @@ def test_unknown_kernel_names_the_tables_the_profile_has():
 @pytest.mark.parametrize("command", ["estimate", "plan"])
 def test_cli_refuses_an_unknown_kernel_with_exit_2(run_cli, command):
     result = run_cli(command, "-m", "llama2-7b", "-H", "a100-sxm-80gb", "-g", "8", "--global-batch", "64",
-                     "--attention-kernel", "fa2")
+                     "--attention-kernel", "fa3")
     assert result.exit_code == 2
     assert "--attention-kernel" in result.stderr and "Traceback" not in result.stderr
 
@@ -53,7 +53,37 @@ def test_estimate_with_fa2_is_slower_and_says_so(run_cli):
     ("NeMo 24.07 (Megatron-Core, Transformer Engine)", "h100-sxm-80gb", "fa2"),
     ("NeMo 24.09 (Megatron-Core)", "h100-sxm-80gb", None),  # cuDNN attention enabled from 24.09
     ("Megatron-Core r0.8.0", "h100-sxm-80gb", None),
-    ("NeMo 24.07 (Megatron-Core, Transformer Engine)", "a100-sxm-80gb", None),  # no fa2 table: its default
+    ("NeMo 24.07 (Megatron-Core, Transformer Engine)", "a100-sxm-80gb", "fa2"),  # its default point, named
+    ("MI250X run", "mi250x-frontier", None),
 ])
 def test_row_attention_kernel_follows_the_release(framework, hardware, kernel):
     assert row_attention_kernel(framework, load_hardware(hardware)) == kernel
+
+
+@pytest.mark.parametrize("hardware", ["h100-sxm-80gb", "a100-sxm-80gb"])
+def test_fa1_is_the_fa2_table_at_the_published_speed_ratio(hardware):
+    dev = load_hardware(hardware).device
+    base, speed, _source = DERIVED_ATTENTION_KERNELS["fa1"]
+    assert (base, speed) == ("fa2", 0.5)  # FlashAttention-2 abstract: around 2x FlashAttention
+    fa1, fa2 = ComputePricer(dev, "bf16", "fa1"), ComputePricer(dev, "bf16", "fa2")
+    for seq in (512, 2048, 16384, 65536):
+        for bwd in (False, True):
+            assert fa1.attention_efficiency(128, seq, bwd) == pytest.approx(0.5 * fa2.attention_efficiency(128, seq, bwd))
+
+
+def test_fa1_exists_only_where_its_base_table_does():
+    assert "fa1" not in attention_kernel_tables(load_hardware("mi250x-frontier").device)
+    with pytest.raises(SpecError, match="fa1"):
+        ComputePricer(load_hardware("mi250x-frontier").device, "bf16", "fa1")
+
+
+@pytest.mark.parametrize(("cell", "kernel"), [
+    ("yes: Triton FlashAttention (FlashAttention-1 generation). attn_impl triton ...", "fa1"),
+    ("yes: FlashAttention-2 (flash-attn 2.4.2; attn_impl flash)", "fa2"),
+    ("yes (FA3)", "fa3"),
+    ("yes", None),
+])
+def test_the_flash_attention_cell_names_the_generation(cell, kernel):
+    hw = load_hardware("h100-sxm-80gb")
+    expected = kernel if kernel is None or kernel in attention_kernel_tables(hw.device) else None
+    assert row_attention_kernel("Composer + LLM Foundry", hw, cell) == expected
