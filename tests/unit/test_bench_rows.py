@@ -80,6 +80,19 @@ def test_notes_amend_the_architecture():
     assert mpt.position_kind == "alibi" and not mpt.linear_bias
     bloom = case("34").scenario.model  # notes: Embed LayerNorm on
     assert bloom.embedding_norm and bloom.position_kind == "alibi"
+    learned = case("73", notes="learned positional embeddings (NumParams grows with SeqLen); no biases").scenario.model
+    assert learned.position_kind == "learned"  # the MPT yamls of llm-foundry 5e85bd62d: learned_pos_emb
+
+
+def test_fsdp_sharding_strategies_map_to_their_layouts():
+    grad_op = case("73", zero_or_fsdp="FSDP SHARD_GRAD_OP (ZeRO-2 equivalent)").scenario.layout
+    assert (grad_op.zero_stage, grad_op.fsdp) == (2, False)
+    hybrid = case("73", zero_or_fsdp="FSDP1 HYBRID_SHARD (shard group 4)").scenario.layout
+    assert hybrid.fsdp and hybrid.dp_shard == 4
+    node = case("73", zero_or_fsdp="FSDP1 HYBRID_SHARD").scenario.layout
+    assert node.dp_shard == 8  # FSDP1's default: one node
+    with pytest.raises(Unmappable, match="shard group"):
+        case("73", zero_or_fsdp="HSDP shard group 3")
 
 
 def test_unstated_micro_batch_and_interleaving_use_documented_defaults():
