@@ -212,3 +212,39 @@ def row_recipe(framework: str, fsdp: bool, precision: str = "") -> str:
     if fsdp or re.search(r"fsdp|metaseq|fairscale|accelerate", f):
         return "fsdp1-amp" if re.search(r"\bdefault\b|bf16-mixed|amp_bf16.*fp32 param", precision, re.I) else "fsdp1"
     return "megatron-lm"
+
+
+def row_sharding(text: str) -> tuple[int, bool, bool, str | None]:
+    """(zero stage, fsdp, distributed optimizer, default flag) from the zero_or_fsdp cell."""
+    low = text.lower()
+    if "offload" in low:
+        raise Unmappable("CPU offload is not modelled")
+    if not low:
+        return 0, False, False, "zero_or_fsdp"
+    if "shard_grad_op" in low:  # FSDP's ZeRO-2 strategy: parameters gathered once per step, kept through backward
+        return 2, False, False, None
+    if "fsdp" in low:
+        return 0, True, False, None
+    if "distributed optimizer" in low:
+        return 0, False, True, None
+    m = re.search(r"zero(?:-dp)?[- ]?(?:stage )?(\d)", low) or re.search(r"stage (\d)", low)
+    if m:
+        return int(m.group(1)), False, False, None
+    if low.startswith("none") or re.match(r"no\b", low):  # "no", "no (DDP + ...)": plain data parallel
+        return 0, False, False, None
+    raise Unmappable(f"zero_or_fsdp '{text}' not understood")
+
+
+def row_dp_shard(row: dict[str, str], devices_per_node: int, dp: int) -> int | None:
+    """The sharding group of hybrid sharded data parallelism (FSDP HYBRID_SHARD / HSDP: shard inside a group,
+    replicate across groups), None when the cell names none: the size it states ("shard group 8"), else one
+    node (FSDP1 HYBRID_SHARD's default intra-node process group, torch/distributed/fsdp/_init_utils.py
+    ``_init_intra_and_inter_node_groups``)."""
+    text = row["zero_or_fsdp"]
+    if not re.search(r"hybrid_shard|\bhsdp\b", text, re.I):
+        return None
+    m = re.search(r"shard group (\d+)", text, re.I)
+    shard = int(m.group(1)) if m else int_cell(row, "gpus_per_node") or devices_per_node
+    if dp % shard:
+        raise Unmappable(f"hybrid sharding: dp({dp}) is not a multiple of the shard group ({shard})")
+    return shard

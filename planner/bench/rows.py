@@ -85,11 +85,13 @@ from .cells import (
     read_rows,
     row_attention_kernel,
     row_compile,
+    row_dp_shard,
     row_grad_accumulation_fusion,
     row_memory_kind,
     row_power_limit,
     row_recipe,
     row_release_recipe,
+    row_sharding,
     yes_no_cell,
 )
 from .moe_rows import moe_model, row_ep, row_moe_training, row_pipeline_layout
@@ -232,42 +234,6 @@ def build_model(row: dict[str, str]) -> tuple[ModelSpec, bool]:
     return model, llama
 
 
-def _zero(text: str) -> tuple[int, bool, bool, str | None]:
-    """(zero stage, fsdp, distributed optimizer, default flag) from the zero_or_fsdp cell."""
-    low = text.lower()
-    if "offload" in low:
-        raise Unmappable("CPU offload is not modelled")
-    if not low:
-        return 0, False, False, "zero_or_fsdp"
-    if "shard_grad_op" in low:  # FSDP's ZeRO-2 strategy: parameters gathered once per step, kept through backward
-        return 2, False, False, None
-    if "fsdp" in low:
-        return 0, True, False, None
-    if "distributed optimizer" in low:
-        return 0, False, True, None
-    m = re.search(r"zero(?:-dp)?[- ]?(?:stage )?(\d)", low) or re.search(r"stage (\d)", low)
-    if m:
-        return int(m.group(1)), False, False, None
-    if low.startswith("none") or re.match(r"no\b", low):  # "no", "no (DDP + ...)": plain data parallel
-        return 0, False, False, None
-    raise Unmappable(f"zero_or_fsdp '{text}' not understood")
-
-
-def _dp_shard(row: dict[str, str], hardware: HardwareProfile, dp: int) -> int | None:
-    """The sharding group of hybrid sharded data parallelism (FSDP HYBRID_SHARD / HSDP: shard inside a group,
-    replicate across groups), None when the cell names none: the size it states ("shard group 8"), else one
-    node (FSDP1 HYBRID_SHARD's default intra-node process group, torch/distributed/fsdp/_init_utils.py
-    ``_init_intra_and_inter_node_groups``)."""
-    text = row["zero_or_fsdp"]
-    if not re.search(r"hybrid_shard|\bhsdp\b", text, re.I):
-        return None
-    m = re.search(r"shard group (\d+)", text, re.I)
-    shard = int(m.group(1)) if m else int_cell(row, "gpus_per_node") or hardware.node.devices_per_node
-    if dp % shard:
-        raise Unmappable(f"hybrid sharding: dp({dp}) is not a multiple of the shard group ({shard})")
-    return shard
-
-
 def _precision(text: str, hardware: HardwareProfile) -> tuple[str, bool]:
     """(precision, defaulted) from the precision cell."""
     low = text.lower()
@@ -356,7 +322,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
         gbs = max(unit, round(tokens / seq / unit) * unit)
         if gbs * seq != tokens:
             defaults.append("global_batch")
-    zero, fsdp, dist_opt, zero_default = _zero(row["zero_or_fsdp"])
+    zero, fsdp, dist_opt, zero_default = row_sharding(row["zero_or_fsdp"])
     framework = row["framework"]
     recipe = row_release_recipe(framework) or row_recipe(framework, fsdp, row["precision"])
     recipe_spec = load_recipe(recipe)
@@ -394,7 +360,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     moe_training = row_moe_training(row) if model.is_moe else {}
     split = row_pipeline_layout(row, model, pp, vpp, moe_training.get("mtp_layers", 0)) or {
         "stage_layers": row_stage_layers(framework, recipe, model.num_layers, pp, vpp)}
-    dp_shard = _dp_shard(row, hw, dp) if fsdp else None
+    dp_shard = row_dp_shard(row, hw.node.devices_per_node, dp) if fsdp else None
     layout = Layout(tp=tp, pp=pp, dp=dp, cp=cp, cp_kind=cp_kind, vpp=vpp, zero_stage=zero, fsdp=fsdp, dp_shard=dp_shard,
                     **split,
                     sequence_parallel=sp, schedule="interleaved-1f1b" if vpp > 1 else "1f1b", **experts)
