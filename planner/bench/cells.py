@@ -31,10 +31,11 @@ FUSED_ATTENTION_FRAMEWORKS = re.compile(r"megatron-core|nemo|megatron-bridge|tor
 FA2_NEMO_RELEASES = re.compile(r"nemo\s*24\.0[3-7]", re.I)
 
 
-#: A flash_attention cell that names the kernel generation: Triton FlashAttention / FlashAttention-1 / FA1 (the
-#: Triton kernel of FlashAttention-1's generation, planner.pricing.compute.DERIVED_ATTENTION_KERNELS),
+#: A flash_attention cell that names the kernel generation: Triton FlashAttention (FlashAttention-1's generation in
+#: Triton), FlashAttention-1 / FA1 (planner.pricing.compute.DERIVED_ATTENTION_KERNELS),
 #: FlashAttention-2 / FA2, FlashAttention-3 / FA3; the first that matches wins.
-NAMED_KERNELS = ((re.compile(r"triton flash-?attention|flash-?attention[- ]?1\b|\bfa-?1\b", re.I), "fa1"),
+NAMED_KERNELS = ((re.compile(r"triton flash-?attention", re.I), "fa1-triton"),
+                 (re.compile(r"flash-?attention[- ]?1\b|\bfa-?1\b", re.I), "fa1"),
                  (re.compile(r"flash-?attention[- ]?2|\bfa-?2\b", re.I), "fa2"),
                  (re.compile(r"flash-?attention[- ]?3|\bfa-?3\b", re.I), "fa3"))
 

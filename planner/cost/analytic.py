@@ -324,7 +324,7 @@ def recipe_notes(training: TrainingSpec, ops, attention_kernel: str | None = Non
     if attention_kernel is not None:
         why = "" if training.attention_kernel is not None else f" (recipe {r.name}'s attention path)"
         derived = DERIVED_ATTENTION_KERNELS.get(attention_kernel)
-        how = (f"its {derived[0]} table x {derived[1]:g}: {derived[2]}" if derived
+        how = (f"from its {derived.base} table, forward + backward x {derived.speed:g}: {derived.source}" if derived
                else "device.attention_kernel_tables")
         out.append(f"attention priced with the profile's {attention_kernel} kernel table{why} ({how})")
     return out

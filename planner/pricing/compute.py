@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import NamedTuple
 
 from ..errors import SpecError
 from ..specs import DeviceSpec
@@ -33,29 +34,60 @@ def attention_kernel_for(device: DeviceSpec, training) -> str | None:
     return table if table is not None and table in attention_kernel_tables(device) else None
 
 
+class DerivedKernel(NamedTuple):
+    """An attention kernel generation priced from another generation's measured table on the same device."""
+
+    base: str  #: the measured generation it is priced from
+    speed: float  #: its forward + backward (a training pass) speed relative to ``base``
+    forward_speed: float | None  #: its forward speed relative to ``base``; None = ``speed``
+    source: str
+
+
 #: Attention kernel generations without a measurement of their own on a device, priced from the generation
-#: measured there by a published speed ratio: name -> (measured generation, speed relative to it, source).
-#: ``fa1``: FlashAttention-1 (Dao et al. 2022) and the Triton kernel of its generation that llm-foundry's
-#: ``attn_impl: triton`` runs (llmfoundry/models/layers/flash_attn_triton.py, copied from flash-attention
-#: eff9fe6b: "Overall Triton forward + backward is slightly slower than CUDA forward + backward", i.e. than
-#: FlashAttention-1). FlashAttention-2 (Dao 2023, arXiv 2307.08691, abstract) "yield[s] around 2x speedup
-#: compared to FlashAttention" (forward + backward): fewer non-matmul FLOPs, sequence parallelism, split-Q warp
-#: partitioning. These changes do not depend on the architecture, and both generations issue the same Ampere
-#: mma.sync instructions on Hopper, so the ratio carries to the profile's fa2 table.
+#: measured there by published speed ratios. Both derive from FlashAttention-2 (Dao 2023, arXiv 2307.08691),
+#: whose abstract reports "around 2x speedup compared to FlashAttention" (forward + backward: fewer non-matmul
+#: FLOPs, sequence parallelism, split-Q warp partitioning). These changes do not depend on the architecture, and
+#: both generations issue the same Ampere mma.sync instructions on Hopper, so the ratio carries to a profile's fa2
+#: table.
+#:
+#: ``fa1``: FlashAttention-1's CUDA kernels (Dao et al. 2022), half of FlashAttention-2 in both directions.
+#:
+#: ``fa1-triton``: the Triton FlashAttention of that generation (flash-attention's flash_attn_triton.py of
+#: eff9fe6b, which llm-foundry's ``attn_impl: triton`` copies). Its docstring says "Triton forward is generally
+#: faster than CUDA forward, while Triton backward is generally slower ... Overall Triton forward + backward is
+#: slightly slower than CUDA forward + backward". Measured against FlashAttention-1's CUDA forward (A100, causal,
+#: head dim 64, 4,096 tokens, triton 2.0.0.dev20221202: 1.86 ms against 2.87 ms, flash-attention issue #142), its
+#: forward runs at 2.87 / 1.86 = 1.54x FlashAttention-1, which is 0.77x FlashAttention-2. Its forward + backward
+#: is FlashAttention-1's, so its backward takes the rest of that time (``derived_backward_efficiency``).
 DERIVED_ATTENTION_KERNELS = {
-    "fa1": ("fa2", 0.5, "FlashAttention-2 abstract (arXiv 2307.08691): around 2x FlashAttention-1"),
+    "fa1": DerivedKernel("fa2", 0.5, None, "FlashAttention-2 abstract (arXiv 2307.08691): around 2x FlashAttention-1"),
+    "fa1-triton": DerivedKernel("fa2", 0.5, 0.5 * 2.87 / 1.86,
+                                "forward 1.54x FlashAttention-1 (flash-attention issue #142), forward + backward "
+                                "FlashAttention-1's (flash_attn_triton.py docstring; FlashAttention-2 abstract: 2x)"),
 }
 
 
+def derived_backward_efficiency(forward: float, backward: float, kernel: DerivedKernel) -> float:
+    """Backward efficiency of a derived generation at one table point whose base generation runs ``forward`` /
+    ``backward`` (fractions of peak; backward FLOPs 2.5x forward, as the tables count them): the time of a
+    forward + backward at ``kernel.speed`` of the base's, less its forward at ``kernel.forward_speed``."""
+    if kernel.forward_speed is None:
+        return backward * kernel.speed
+    total = (1.0 / forward + 2.5 / backward) / kernel.speed
+    return 2.5 / (total - 1.0 / (forward * kernel.forward_speed))
+
+
 def attention_kernel_tables(device: DeviceSpec) -> dict[str, list]:
-    """Every attention kernel generation priceable on ``device``: its measured
-    ``attention_kernel_tables`` and the ``DERIVED_ATTENTION_KERNELS`` whose base table it has (each point's
-    forward and backward efficiency times the published speed ratio)."""
+    """Every attention kernel generation priceable on ``device``: its measured ``attention_kernel_tables`` and
+    the ``DERIVED_ATTENTION_KERNELS`` whose base table it has (each point's forward efficiency times the
+    published forward speed ratio, its backward the rest of the published forward + backward ratio)."""
     tables = dict(device.attention_kernel_tables)
-    for name, (base, speed, _source) in DERIVED_ATTENTION_KERNELS.items():
-        if name not in tables and base in tables:
-            tables[name] = [p.model_copy(update={"forward": p.forward * speed, "backward": p.backward * speed})
-                            for p in tables[base]]
+    for name, kernel in DERIVED_ATTENTION_KERNELS.items():
+        if name not in tables and kernel.base in tables:
+            forward_speed = kernel.speed if kernel.forward_speed is None else kernel.forward_speed
+            tables[name] = [p.model_copy(update={
+                "forward": p.forward * forward_speed,
+                "backward": derived_backward_efficiency(p.forward, p.backward, kernel)}) for p in tables[kernel.base]]
     return tables
 
 
