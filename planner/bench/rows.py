@@ -88,13 +88,13 @@ from .cells import (
     row_dp_shard,
     row_grad_accumulation_fusion,
     row_memory_kind,
-    row_power_limit,
     row_recipe,
     row_release_recipe,
     row_sharding,
     yes_no_cell,
 )
 from .moe_rows import moe_model, row_ep, row_moe_training, row_pipeline_layout
+from .row_hardware import row_hardware
 from .stages import row_stage_layers
 
 __all__ = ["BenchCase", "ConventionInputs", "HardwareMap", "Unmappable", "build_case", "flops_convention",
@@ -171,21 +171,6 @@ def parse_hardware_map(entries: list[str] | None) -> HardwareMap:
                             "A100@40=a100-sxm-40gb)", field="--hardware-map")
         out.append((prefix.strip(), int(mem) if mem else None, profile.strip()))
     return tuple(out)
-
-
-def with_power_limit(hw: HardwareProfile, watts: float | None) -> HardwareProfile:
-    """``hw`` at the board power limit a row's hardware cell states, when that differs from the limit the
-    profile runs at and the device has a clock table (device.tensor_clock_by_power); else ``hw``."""
-    if watts is None or not hw.device.tensor_clock_by_power:
-        return hw
-    if watts == (hw.device.power_limit_w or hw.device.compute_curves_power_w):
-        return hw
-    data = hw.model_dump()
-    data["device"]["power_limit_w"] = watts
-    try:
-        return HardwareProfile.model_validate(data)
-    except ValueError as exc:
-        raise Unmappable(f"power limit {watts:g} W: {str(exc).splitlines()[-1].strip()}") from None
 
 
 def profile_for(row: dict[str, str], hardware_map: HardwareMap) -> str | None:
@@ -294,7 +279,7 @@ def build_case(row: dict[str, str], hardware_map: HardwareMap,
     profile = profile_for(row, hardware_map)
     if profile is None:
         raise Unmappable(f"no hardware profile for '{row['hardware']}' (add --hardware-map)")
-    hw = with_power_limit(load_hardware(profile), row_power_limit(row["hardware"]))
+    hw = row_hardware(load_hardware(profile), row)
     model, llama = build_model(row)
     defaults: list[str] = []
     flags: list[str] = []

@@ -221,3 +221,15 @@ def test_tp_comm_overlap_as_the_notes_state_it():
     assert row_tp_comm_overlap("DP/TP/PP comm overlap on (--tp-comm-overlap)") is True
     assert row_tp_comm_overlap("nothing said") is None
     assert row_tp_comm_overlap(ROWS["147"]["notes"]) is False
+
+
+def test_a_stated_node_network_scales_the_profile_nics():
+    """fms-fsdp's H100 cluster: '800 Gbps inter-node' per node, a quarter of a DGX H100's 8 x 400 Gb/s."""
+    from planner.bench.row_hardware import row_hardware
+
+    hw = load_hardware("h100-sxm-80gb")
+    slow = row_hardware(hw, {"hardware": "H100-SXM", "interconnect": "800 Gbps inter-node per node (source)"})
+    assert sum(n.bandwidth_gbps for n in slow.node.nics) == pytest.approx(100.0)  # GB/s
+    assert [n.devices for n in slow.node.nics] == [n.devices for n in hw.node.nics]
+    same = row_hardware(hw, {"hardware": "H100-SXM", "interconnect": "8x400 Gb/s InfiniBand"})
+    assert same is hw  # states no per-node figure: the profile's own network
