@@ -11,7 +11,7 @@ from pathlib import Path
 
 from ..errors import SpecError
 from ..io import read_input_text
-from ..pricing.compute import attention_kernel_tables
+from ..pricing.compute import has_attention_kernel
 
 REQUIRED_COLUMNS = (
     "row_id", "source_id", "hardware", "gpu_mem_gb", "num_gpus", "model", "params_b", "layers", "hidden",
@@ -45,11 +45,10 @@ def row_attention_kernel(framework: str, hardware, flash_cell: str = "") -> str 
     FA3), for any framework, when the profile has that table; ``fa2`` for the NeMo releases of
     ``FA2_NEMO_RELEASES``; None (the recipe's choice, planner.pricing.compute.attention_kernel_for)
     otherwise."""
-    tables = attention_kernel_tables(hardware.device)
     for pattern, kernel in NAMED_KERNELS:
-        if pattern.search(flash_cell) and kernel in tables:
+        if pattern.search(flash_cell) and has_attention_kernel(hardware.device, kernel):
             return kernel
-    if FA2_NEMO_RELEASES.search(framework) and "fa2" in tables:
+    if FA2_NEMO_RELEASES.search(framework) and has_attention_kernel(hardware.device, "fa2"):
         return "fa2"
     return None
 

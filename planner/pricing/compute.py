@@ -31,7 +31,7 @@ def attention_kernel_for(device: DeviceSpec, training) -> str | None:
     if training.attention_kernel is not None:
         return training.attention_kernel
     table = training.recipe_spec.attention_kernel_table
-    return table if table is not None and table in attention_kernel_tables(device) else None
+    return table if table is not None and has_attention_kernel(device, table) else None
 
 
 class DerivedKernel(NamedTuple):
@@ -77,18 +77,50 @@ def derived_backward_efficiency(forward: float, backward: float, kernel: Derived
     return 2.5 / (total - 1.0 / (forward * kernel.forward_speed))
 
 
+def has_attention_kernel(device: DeviceSpec, name: str) -> bool:
+    """Whether kernel generation ``name`` is priceable on ``device``: measured there, or a
+    ``DERIVED_ATTENTION_KERNELS`` entry whose base generation is."""
+    if name in device.attention_kernel_tables:
+        return True
+    derived = DERIVED_ATTENTION_KERNELS.get(name)
+    return derived is not None and derived.base in device.attention_kernel_tables
+
+
+def attention_kernel_names(device: DeviceSpec) -> list[str]:
+    """Every kernel generation priceable on ``device``, sorted."""
+    return sorted(set(device.attention_kernel_tables) | {n for n in DERIVED_ATTENTION_KERNELS
+                                                         if has_attention_kernel(device, n)})
+
+
+#: Derived tables already built: (id(device), name) -> (device, points). The device is kept so its id is not
+#: reused while the entry lives; a what-if's new device gets its own entry; at most _KERNEL_CACHE_SIZE kept.
+_KERNEL_CACHE: dict[tuple[int, str], tuple[DeviceSpec, tuple]] = {}
+_KERNEL_CACHE_SIZE = 64
+
+
+def _kernel_points(device: DeviceSpec, name: str) -> tuple:
+    """The table of generation ``name`` on ``device`` (a derived one built once per device and name)."""
+    if name in device.attention_kernel_tables:
+        return tuple(device.attention_kernel_tables[name])
+    hit = _KERNEL_CACHE.get((id(device), name))
+    if hit is not None and hit[0] is device:
+        return hit[1]
+    kernel = DERIVED_ATTENTION_KERNELS[name]
+    forward_speed = kernel.speed if kernel.forward_speed is None else kernel.forward_speed
+    points = tuple(p.model_copy(update={"forward": p.forward * forward_speed,
+                                        "backward": derived_backward_efficiency(p.forward, p.backward, kernel)})
+                   for p in device.attention_kernel_tables[kernel.base])
+    if len(_KERNEL_CACHE) >= _KERNEL_CACHE_SIZE:
+        _KERNEL_CACHE.pop(next(iter(_KERNEL_CACHE)))
+    _KERNEL_CACHE[(id(device), name)] = (device, points)
+    return points
+
+
 def attention_kernel_tables(device: DeviceSpec) -> dict[str, list]:
     """Every attention kernel generation priceable on ``device``: its measured ``attention_kernel_tables`` and
     the ``DERIVED_ATTENTION_KERNELS`` whose base table it has (each point's forward efficiency times the
     published forward speed ratio, its backward the rest of the published forward + backward ratio)."""
-    tables = dict(device.attention_kernel_tables)
-    for name, kernel in DERIVED_ATTENTION_KERNELS.items():
-        if name not in tables and kernel.base in tables:
-            forward_speed = kernel.speed if kernel.forward_speed is None else kernel.forward_speed
-            tables[name] = [p.model_copy(update={
-                "forward": p.forward * forward_speed,
-                "backward": derived_backward_efficiency(p.forward, p.backward, kernel)}) for p in tables[kernel.base]]
-    return tables
+    return {name: list(_kernel_points(device, name)) for name in attention_kernel_names(device)}
 
 
 def attention_points(device: DeviceSpec, kernel: str | None) -> list:
@@ -97,13 +129,12 @@ def attention_points(device: DeviceSpec, kernel: str | None) -> list:
     otherwise."""
     if kernel is None:
         return device.attention_table
-    tables = attention_kernel_tables(device)
-    if kernel not in tables:
-        have = ", ".join(sorted(tables)) or "none"
+    if not has_attention_kernel(device, kernel):
+        have = ", ".join(attention_kernel_names(device)) or "none"
         default = f"; its default table measures {device.attention_kernel}" if device.attention_kernel else ""
         raise SpecError(f"{kernel!r} is not an attention kernel table of {device.name} (other tables: {have}"
                         f"{default}; leave the option out for it)", field="training.attention_kernel")
-    return tables[kernel]
+    return list(_kernel_points(device, kernel))
 
 
 def clock_at_power(device: DeviceSpec, power_w: float) -> float:
