@@ -6,6 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from ..evidence import Evidence, evidence_for
+from ..pricing.compute import attention_generation
 
 #: Appended to an MFU above the best measured MFU of its recipe x hardware x precision.
 ABOVE_MARK = "↑"
@@ -13,10 +14,12 @@ ABOVE_MARK = "↑"
 
 def plan_evidence(result, hardware) -> dict[int, Evidence]:
     """Evidence of every shown plan (by rank) and of the reference (key 0)."""
-    out = {p.rank: evidence_for(hardware, p.training, p.layout, p.gpus, p.estimate.mfu) for p in result.plans}
+    out = {p.rank: evidence_for(hardware, p.training, p.layout, p.gpus, p.estimate.mfu,
+                                attention=attention_generation(hardware.device, p.training)) for p in result.plans}
     if result.reference is not None:
         r = result.reference
-        out[0] = evidence_for(hardware, r.training, r.layout, r.gpus, r.estimate.mfu)
+        out[0] = evidence_for(hardware, r.training, r.layout, r.gpus, r.estimate.mfu,
+                              attention=attention_generation(hardware.device, r.training))
     return out
 
 
@@ -38,8 +41,8 @@ def mfu_cell(mfu: float, ev: Evidence | None) -> str:
 def plan_notes(evidence: dict[int, Evidence]) -> list[Text]:
     """Lines under the plans table: what the evidence column and the mark mean."""
     lines = [Text("evidence: measured runs of the plan's class (recipe, hardware family, tp/pp/cp/ep on, dp sharding, "
-                  "recompute, precision, scale band) and their median throughput error (+ = paraplan predicted "
-                  "faster); '0; near N' = none of the class, N of the nearest; ranking is by prediction only",
+                  "recompute, precision, attention kernel, scale band) and their median throughput error (+ = paraplan "
+                  "predicted faster); '0; near N' = none of the class, N of the nearest; ranking is by prediction only",
                   style="dim")]
     above = [ev for ev in evidence.values() if ev.above_best_measured]
     if above:
@@ -61,4 +64,5 @@ def estimate_line(ev: Evidence) -> Text:
 
 def estimate_evidence(scenario, est) -> Evidence:
     """The Evidence of one estimate of ``scenario``."""
-    return evidence_for(scenario.hardware, scenario.training, scenario.layout, scenario.gpus, est.mfu)
+    return evidence_for(scenario.hardware, scenario.training, scenario.layout, scenario.gpus, est.mfu,
+                        attention=attention_generation(scenario.hardware.device, scenario.training))

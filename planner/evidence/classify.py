@@ -2,7 +2,7 @@
 of the same class say how far to trust it.
 
 A class is (recipe, hardware family, which parallel dimensions are on: tp / pp / cp / ep, how data
-parallelism shards state, recompute, precision, scale band). Two layouts of one class run the same
+parallelism shards state, recompute, precision, attention kernel generation, scale band). Two layouts of one class run the same
 kinds of kernels and collectives on the same kind of machine at a similar scale; the sizes differ.
 Nothing here reads a measured row: planner.evidence.table matches classes against the shipped table.
 """
@@ -64,25 +64,31 @@ class LayoutClass(Spec):
     sharded_dp: Sharding = Field(description="data-parallel sharding: none, states (ZeRO-1/2), params (ZeRO-3/FSDP)")
     recompute: str = Field(description="none, selective or full")
     precision: str = Field(description="bf16, fp16 or fp8")
+    attention: str = Field("default", description="attention kernel generation priced: a device.attention_kernel_tables "
+                           "key (fa2, fa1-triton, ...), 'default' (the profile's own table) or 'unfused'")
     scale: str = Field(description="GPU-count band (scale_band)")
 
     def describe(self) -> str:
-        """``megatron-core H100 tp+zero1/2 none bf16 65-512 GPUs``."""
+        """``megatron-core H100 tp+zero1/2 none bf16 65-512 GPUs`` (the attention kernel after the precision when it
+        is not the profile's default table: ``... bf16 fa1-triton 9-64 GPUs``)."""
         dims = [d for d in ("tp", "pp", "cp", "ep") if getattr(self, d)]
         dims += {"none": [], "states": ["zero1/2"], "params": ["zero3/fsdp"]}[self.sharded_dp]
         alone = "dp" if self.scale != "1" else "1-GPU"
-        return (f"{self.recipe} {self.hardware} {'+'.join(dims) or alone} rc:{self.recompute} {self.precision} "
-                f"{self.scale} GPUs")
+        attention = "" if self.attention == "default" else f" {self.attention}"
+        return (f"{self.recipe} {self.hardware} {'+'.join(dims) or alone} rc:{self.recompute} {self.precision}"
+                f"{attention} {self.scale} GPUs")
 
 
 #: The attributes a class is matched on, from the one relaxed first to the one relaxed last when no
 #: measured run shares them all (planner.evidence.table.nearest).
-RELAX_ORDER = ("scale", "recompute", "sharded_dp", "cp", "pp", "tp", "ep", "precision", "hardware", "recipe")
+RELAX_ORDER = ("scale", "attention", "recompute", "sharded_dp", "cp", "pp", "tp", "ep", "precision", "hardware", "recipe")
 
 
-def classify(hardware: HardwareProfile, training: TrainingSpec, layout: Layout, gpus: int) -> LayoutClass:
-    """The LayoutClass of a prediction."""
+def classify(hardware: HardwareProfile, training: TrainingSpec, layout: Layout, gpus: int, *,
+             attention: str) -> LayoutClass:
+    """The LayoutClass of a prediction; ``attention`` is the kernel generation it prices
+    (planner.pricing.compute.attention_generation: the pricing layer resolves it)."""
     return LayoutClass(
         recipe=training.recipe, hardware=hardware_family(hardware), tp=layout.tp > 1, pp=layout.pp > 1,
         cp=layout.cp > 1, ep=layout.ep > 1, sharded_dp=sharding(layout, training), recompute=training.recompute,
-        precision=training.precision, scale=scale_band(gpus))
+        precision=training.precision, attention=attention, scale=scale_band(gpus))

@@ -29,7 +29,8 @@ TABLE_VERSION = 1
 #: Row references listed per class at most (the count is always the full one).
 MAX_REFS = 8
 #: Class attributes as the summary names them.
-ATTRIBUTE_WORDS = {"scale": "scale band", "sharded_dp": "dp sharding", "hardware": "hardware family"}
+ATTRIBUTE_WORDS = {"scale": "scale band", "sharded_dp": "dp sharding", "hardware": "hardware family",
+                   "attention": "attention kernel"}
 
 
 def default_table_path() -> Path:
@@ -191,6 +192,7 @@ def evidence_for_class(cls: LayoutClass, predicted_mfu: float, table: EvidenceTa
 
 
 def evidence_for(hardware: HardwareProfile, training: TrainingSpec, layout: Layout, gpus: int,
-                 predicted_mfu: float, table: EvidenceTable | None = None) -> Evidence:
-    """The Evidence of one prediction (classified by planner.evidence.classify)."""
-    return evidence_for_class(classify(hardware, training, layout, gpus), predicted_mfu, table)
+                 predicted_mfu: float, table: EvidenceTable | None = None, *, attention: str) -> Evidence:
+    """The Evidence of one prediction (classified by planner.evidence.classify; ``attention`` its attention
+    kernel generation, planner.pricing.compute.attention_generation)."""
+    return evidence_for_class(classify(hardware, training, layout, gpus, attention=attention), predicted_mfu, table)

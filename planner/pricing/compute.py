@@ -24,6 +24,14 @@ def interpolate_clamped(xs: list[float], ys: list[float], x: float) -> float:
     return ys[i - 1] + w * (ys[i] - ys[i - 1])
 
 
+def attention_generation(device: DeviceSpec, training) -> str:
+    """The attention kernel a step prices, as a layout class names it (planner.evidence.classify): ``unfused``
+    without flash attention, else its kernel table (``attention_kernel_for``) or ``default``, the profile's own."""
+    if not training.flash_attention:
+        return "unfused"
+    return attention_kernel_for(device, training) or "default"
+
+
 def attention_kernel_for(device: DeviceSpec, training) -> str | None:
     """The attention kernel table a step runs on ``device``: the training's explicit ``attention_kernel``,
     else the one its recipe's release dispatches to (``recipe.attention_kernel_table``) when the device

@@ -66,9 +66,12 @@ def test_validated_only_with_no_measured_class_is_exit_1(run_cli):
 
 
 def test_estimate_prints_and_returns_its_evidence(run_cli):
+    # the measured runs of this class (Megatron-LM 2021-22) ran attention unfused
     args = ["estimate", "-m", "gpt3-1.3b", "-H", "a100-sxm-80gb", "-g", "64", "--tp", "2", "--pp", "2",
-            "--global-batch", "512", "--recompute", "selective"]
+            "--global-batch", "512", "--recompute", "selective", "--no-flash-attention"]
     res = run_cli(*args)
-    assert res.exit_code == 0 and "evidence: megatron-lm A100 tp+pp rc:selective bf16 9-64 GPUs" in res.stdout
+    assert res.exit_code == 0 and "evidence: megatron-lm A100 tp+pp rc:selective bf16 unfused 9-64 GPUs" in res.stdout
     ev = json.loads(run_cli(*args, "--json").stdout)["evidence"]
-    assert ev["rows"] == 2 and ev["layout_class"] == "megatron-lm A100 tp+pp rc:selective bf16 9-64 GPUs"
+    assert ev["rows"] == 2 and ev["layout_class"] == "megatron-lm A100 tp+pp rc:selective bf16 unfused 9-64 GPUs"
+    flash = json.loads(run_cli(*args[:-1], "--json").stdout)["evidence"]  # a fused kernel: only near those runs
+    assert flash["rows"] == 0 and flash["nearest_rows"] == 2 and flash["nearest_differs"] == ["attention"]

@@ -7,6 +7,7 @@ import pytest
 from hwprofiles import load_hardware
 from planner.evidence import LayoutClass, classify, evidence_for_class, hardware_family, scale_band
 from planner.evidence.table import EvidenceRow, EvidenceTable
+from planner.pricing.compute import attention_generation
 from planner.specs import Layout, TrainingSpec
 
 
@@ -26,12 +27,31 @@ def test_class_of_a_layout():
     hw = load_hardware("h100-sxm-80gb")
     core = TrainingSpec(global_batch_size=512, recipe="megatron-core")  # distributed optimizer by default
     lm = TrainingSpec(global_batch_size=512, recipe="megatron-lm", recompute="full")
-    c = classify(hw, core, Layout(tp=8, dp=32), 256)
+    c = classify(hw, core, Layout(tp=8, dp=32), 256, attention="default")
     assert (c.tp, c.pp, c.cp, c.ep, c.sharded_dp, c.scale) == (True, False, False, False, "states", "65-512")
-    assert classify(hw, lm, Layout(tp=8, dp=32), 256).sharded_dp == "none"
-    assert classify(hw, lm, Layout(dp=256, zero_stage=3), 256).sharded_dp == "params"
-    assert classify(hw, lm, Layout(tp=8, zero_stage=3), 8).sharded_dp == "none"  # one dp rank shards nothing
-    assert classify(hw, lm, Layout(pp=4, cp=2, dp=32), 256).describe() == "megatron-lm H100 pp+cp rc:full bf16 65-512 GPUs"
+    assert classify(hw, lm, Layout(tp=8, dp=32), 256, attention="default").sharded_dp == "none"
+    assert classify(hw, lm, Layout(dp=256, zero_stage=3), 256, attention="default").sharded_dp == "params"
+    assert classify(hw, lm, Layout(tp=8, zero_stage=3), 8, attention="default").sharded_dp == "none"  # one dp rank
+    assert (classify(hw, lm, Layout(pp=4, cp=2, dp=32), 256, attention="default").describe()
+            == "megatron-lm H100 pp+cp rc:full bf16 65-512 GPUs")
+    assert (classify(hw, lm, Layout(dp=256, zero_stage=3), 256, attention="fa1-triton").describe()
+            == "megatron-lm H100 zero3/fsdp rc:full bf16 fa1-triton 65-512 GPUs")
+
+
+def test_the_attention_generation_a_class_names():
+    """The kernel a prediction prices: a cell-named or recipe table, the profile's default, or unfused."""
+    h100, a100 = load_hardware("h100-sxm-80gb").device, load_hardware("a100-sxm-80gb").device
+    fsdp1 = TrainingSpec(global_batch_size=64, recipe="fsdp1")  # its release dispatches to FlashAttention-2
+    assert attention_generation(h100, fsdp1) == "fa2"
+    assert attention_generation(h100, fsdp1.model_copy(update={"attention_kernel": "fa1-triton"})) == "fa1-triton"
+    core = TrainingSpec(global_batch_size=64, recipe="megatron-core")  # cuDNN attention: the profile's table
+    assert attention_generation(h100, core) == "default"
+    assert attention_generation(a100, core.model_copy(update={"flash_attention": False})) == "unfused"
+
+
+def test_a_plan_of_another_attention_kernel_is_only_near_the_class():
+    ev = evidence_for_class(_cls(attention="fa1-triton"), 0.44, TABLE)
+    assert ev.rows == 0 and ev.nearest_rows == 3 and ev.nearest_differs == ["attention"]
 
 
 def _cls(**changes) -> LayoutClass:
