@@ -21,10 +21,9 @@ from pathlib import Path
 import hwprofiles
 from hwprofiles import load_hardware
 
-from ..evidence.classify import classify
 from ..evidence.table import TABLE_KIND, TABLE_VERSION, EvidenceRow, EvidenceTable, default_table_path
-from ..pricing.compute import attention_generation
 from ..scenario import Scenario
+from ..search.priced_evidence import priced_class
 from ..specs import Layout
 from .accuracy import predicted_rows
 from .steps import run_steps, step_model, step_training
@@ -56,8 +55,7 @@ def _row(file: Path, row: str, source: str, model: str, scenario: Scenario, erro
          predicted_mfu: float, layout: str) -> EvidenceRow:
     return EvidenceRow(
         file=file.name, row=row, source=source, model=model, gpus=scenario.gpus, layout=layout,
-        layout_class=classify(scenario.hardware, scenario.training, scenario.layout, scenario.gpus,
-                              attention=attention_generation(scenario.hardware.device, scenario.training)),
+        layout_class=priced_class(scenario.hardware, scenario.training, scenario.layout, scenario.gpus),
         error_pct=round(error_pct, 2), predicted_mfu=round(predicted_mfu, 4),
         measured_mfu=round(_measured_mfu(predicted_mfu, error_pct), 4))
 

@@ -33,10 +33,7 @@ def with_power_limit(hw: HardwareProfile, watts: float | None) -> HardwareProfil
         return hw
     data = hw.model_dump()
     data["device"]["power_limit_w"] = watts
-    try:
-        return HardwareProfile.model_validate(data)
-    except ValueError as exc:
-        raise Unmappable(f"power limit {watts:g} W: {str(exc).splitlines()[-1].strip()}") from None
+    return _revalidated(data, f"power limit {watts:g} W")
 
 
 def with_node_network(hw: HardwareProfile, gbit: float | None) -> HardwareProfile:
@@ -49,7 +46,12 @@ def with_node_network(hw: HardwareProfile, gbit: float | None) -> HardwareProfil
     data = hw.model_dump()
     for nic in data["node"]["nics"]:
         nic["bandwidth_gbps"] *= scale
+    return _revalidated(data, f"node network {gbit:g} Gbit/s")
+
+
+def _revalidated(data: dict, what: str) -> HardwareProfile:
+    """The profile of the edited ``data``; Unmappable naming ``what`` the row stated when it is not valid."""
     try:
         return HardwareProfile.model_validate(data)
     except ValueError as exc:
-        raise Unmappable(f"node network {gbit:g} Gbit/s: {str(exc).splitlines()[-1].strip()}") from None
+        raise Unmappable(f"{what}: {str(exc).splitlines()[-1].strip()}") from None

@@ -192,10 +192,9 @@ def build_model(row: dict[str, str]) -> tuple[ModelSpec, bool]:
         raise Unmappable(f"architecture not stated: {', '.join(missing)}")
     name, notes = row["model"], row["notes"]
     llama = bool(LLAMA_LIKE.search(name) or re.search(r"swiglu", notes, re.I))
-    position = "learned"
-    if re.search(r"learned positional embeddings", notes, re.I):  # MPT yamls with learned_pos_emb (llm-foundry)
-        pass
-    elif re.search(r"alibi", notes, re.I) or re.match(r"(bloom|mpt)", name, re.I):
+    position = "learned"  # also MPT whose notes say so (llm-foundry 5e85bd62d yamls: learned_pos_emb)
+    if re.search(r"alibi", notes, re.I) or (re.match(r"(bloom|mpt)", name, re.I)
+                                             and not re.search(r"learned positional embeddings", notes, re.I)):
         position = "alibi"
     elif llama or re.search(r"rotary|rope\b", notes, re.I):
         position = "rope"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from ..evidence import Evidence, evidence_for
-from ..pricing.compute import attention_generation
+from ..evidence import Evidence
+from ..search.priced_evidence import priced_evidence
 
 #: Appended to an MFU above the best measured MFU of its recipe x hardware x precision.
 ABOVE_MARK = "↑"
@@ -14,12 +14,10 @@ ABOVE_MARK = "↑"
 
 def plan_evidence(result, hardware) -> dict[int, Evidence]:
     """Evidence of every shown plan (by rank) and of the reference (key 0)."""
-    out = {p.rank: evidence_for(hardware, p.training, p.layout, p.gpus, p.estimate.mfu,
-                                attention=attention_generation(hardware.device, p.training)) for p in result.plans}
+    out = {p.rank: priced_evidence(hardware, p.training, p.layout, p.gpus, p.estimate.mfu) for p in result.plans}
     if result.reference is not None:
         r = result.reference
-        out[0] = evidence_for(hardware, r.training, r.layout, r.gpus, r.estimate.mfu,
-                              attention=attention_generation(hardware.device, r.training))
+        out[0] = priced_evidence(hardware, r.training, r.layout, r.gpus, r.estimate.mfu)
     return out
 
 
@@ -64,5 +62,4 @@ def estimate_line(ev: Evidence) -> Text:
 
 def estimate_evidence(scenario, est) -> Evidence:
     """The Evidence of one estimate of ``scenario``."""
-    return evidence_for(scenario.hardware, scenario.training, scenario.layout, scenario.gpus, est.mfu,
-                        attention=attention_generation(scenario.hardware.device, scenario.training))
+    return priced_evidence(scenario.hardware, scenario.training, scenario.layout, scenario.gpus, est.mfu)

@@ -50,6 +50,11 @@ class DerivedKernel(NamedTuple):
     forward_speed: float | None  #: its forward speed relative to ``base``; None = ``speed``
     source: str
 
+    @property
+    def forward_ratio(self) -> float:
+        """Its forward speed relative to ``base`` (``forward_speed``, else ``speed``)."""
+        return self.speed if self.forward_speed is None else self.forward_speed
+
 
 #: Attention kernel generations without a measurement of their own on a device, priced from the generation
 #: measured there by published speed ratios. Both derive from FlashAttention-2 (Dao 2023, arXiv 2307.08691),
@@ -78,11 +83,10 @@ DERIVED_ATTENTION_KERNELS = {
 def derived_backward_efficiency(forward: float, backward: float, kernel: DerivedKernel) -> float:
     """Backward efficiency of a derived generation at one table point whose base generation runs ``forward`` /
     ``backward`` (fractions of peak; backward FLOPs 2.5x forward, as the tables count them): the time of a
-    forward + backward at ``kernel.speed`` of the base's, less its forward at ``kernel.forward_speed``."""
-    if kernel.forward_speed is None:
-        return backward * kernel.speed
+    forward + backward at ``kernel.speed`` of the base's, less its forward at ``kernel.forward_ratio`` (with
+    both ratios equal, the backward's own ratio is that one too)."""
     total = (1.0 / forward + 2.5 / backward) / kernel.speed
-    return 2.5 / (total - 1.0 / (forward * kernel.forward_speed))
+    return 2.5 / (total - 1.0 / (forward * kernel.forward_ratio))
 
 
 def has_attention_kernel(device: DeviceSpec, name: str) -> bool:
@@ -100,41 +104,15 @@ def attention_kernel_names(device: DeviceSpec) -> list[str]:
                                                          if has_attention_kernel(device, n)})
 
 
-#: Derived tables already built: (id(device), name) -> (device, points). The device is kept so its id is not
-#: reused while the entry lives; a what-if's new device gets its own entry; at most _KERNEL_CACHE_SIZE kept.
-_KERNEL_CACHE: dict[tuple[int, str], tuple[DeviceSpec, tuple]] = {}
-_KERNEL_CACHE_SIZE = 64
-
-
-def _kernel_points(device: DeviceSpec, name: str) -> tuple:
-    """The table of generation ``name`` on ``device`` (a derived one built once per device and name)."""
-    if name in device.attention_kernel_tables:
-        return tuple(device.attention_kernel_tables[name])
-    hit = _KERNEL_CACHE.get((id(device), name))
-    if hit is not None and hit[0] is device:
-        return hit[1]
-    kernel = DERIVED_ATTENTION_KERNELS[name]
-    forward_speed = kernel.speed if kernel.forward_speed is None else kernel.forward_speed
-    points = tuple(p.model_copy(update={"forward": p.forward * forward_speed,
-                                        "backward": derived_backward_efficiency(p.forward, p.backward, kernel)})
-                   for p in device.attention_kernel_tables[kernel.base])
-    if len(_KERNEL_CACHE) >= _KERNEL_CACHE_SIZE:
-        _KERNEL_CACHE.pop(next(iter(_KERNEL_CACHE)))
-    _KERNEL_CACHE[(id(device), name)] = (device, points)
-    return points
-
-
 def attention_kernel_tables(device: DeviceSpec) -> dict[str, list]:
-    """Every attention kernel generation priceable on ``device``: its measured ``attention_kernel_tables`` and
-    the ``DERIVED_ATTENTION_KERNELS`` whose base table it has (each point's forward efficiency times the
-    published forward speed ratio, its backward the rest of the published forward + backward ratio)."""
-    return {name: list(_kernel_points(device, name)) for name in attention_kernel_names(device)}
+    """Every attention kernel generation priceable on ``device`` with its table (``attention_points``)."""
+    return {name: attention_points(device, name) for name in attention_kernel_names(device)}
 
 
 def attention_points(device: DeviceSpec, kernel: str | None) -> list:
-    """The fused attention table of kernel generation ``kernel`` (a key of ``attention_kernel_tables``;
-    None = the profile's ``attention_table``); SpecError naming the generations the profile has
-    otherwise."""
+    """The fused attention table of kernel generation ``kernel`` (measured: ``device.attention_kernel_tables``;
+    derived: ``DERIVED_ATTENTION_KERNELS``; None = the profile's ``attention_table``); SpecError naming the
+    generations the profile has otherwise."""
     if kernel is None:
         return device.attention_table
     if not has_attention_kernel(device, kernel):
@@ -142,7 +120,12 @@ def attention_points(device: DeviceSpec, kernel: str | None) -> list:
         default = f"; its default table measures {device.attention_kernel}" if device.attention_kernel else ""
         raise SpecError(f"{kernel!r} is not an attention kernel table of {device.name} (other tables: {have}"
                         f"{default}; leave the option out for it)", field="training.attention_kernel")
-    return list(_kernel_points(device, kernel))
+    if kernel in device.attention_kernel_tables:
+        return device.attention_kernel_tables[kernel]
+    derived = DERIVED_ATTENTION_KERNELS[kernel]  # each point at the published ratios of its base generation's
+    return [p.model_copy(update={"forward": p.forward * derived.forward_ratio,
+                                 "backward": derived_backward_efficiency(p.forward, p.backward, derived)})
+            for p in device.attention_kernel_tables[derived.base]]
 
 
 def clock_at_power(device: DeviceSpec, power_w: float) -> float:

@@ -4,10 +4,9 @@ ranked as before; the ranking itself never reads the evidence."""
 from __future__ import annotations
 
 from ..errors import InfeasibleError
-from ..evidence import evidence_for
-from ..pricing.compute import attention_generation
 from ..specs import HardwareProfile
 from .explain import explain
+from .priced_evidence import priced_evidence
 from .result import SearchResult
 
 #: Plans priced for --validated-only: every feasible one (a validated class may rank far down).
@@ -17,12 +16,10 @@ ALL_PLANS = 10**9
 def keep_validated(result: SearchResult, hardware: HardwareProfile, constraints, top: int) -> SearchResult:
     """``result`` (searched with ``top=ALL_PLANS``) reduced to the ``top`` best plans of classes with at
     least one measured run; InfeasibleError (exit 1) naming the best plan's class when none has."""
-    kept = [p for p in result.plans if evidence_for(hardware, p.training, p.layout, p.gpus, p.estimate.mfu,
-                                                    attention=attention_generation(hardware.device, p.training)).rows]
+    kept = [p for p in result.plans if priced_evidence(hardware, p.training, p.layout, p.gpus, p.estimate.mfu).rows]
     if not kept:
-        best = evidence_for(hardware, result.best.training, result.best.layout, result.best.gpus,
-                            result.best.estimate.mfu,
-                            attention=attention_generation(hardware.device, result.best.training))
+        best = priced_evidence(hardware, result.best.training, result.best.layout, result.best.gpus,
+                               result.best.estimate.mfu)
         raise InfeasibleError(f"none of the {len(result.plans)} feasible plans is of a class with a measured run "
                               f"(the best is {best.layout_class}: {best.summary()}); drop --validated-only to see "
                               "them")
