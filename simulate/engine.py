@@ -242,10 +242,11 @@ class Engine:
                 if rest > 0:
                     yield env.timeout(rest)
                 # the compute beside the comm ran on the SMs it left free (planner.cost.analytic.beside_slowdown)
-                beside = beside_slowdown(busy, comm.value - start, plan.comm_slowdown)
+                slow = plan.comm_slowdown_fwd if kind == "F" else plan.comm_slowdown
+                beside = beside_slowdown(busy, comm.value - start, slow)
                 if beside > 0:
                     yield env.timeout(beside)
-                hidden = hidden_compute(ph.compute * k, comm.value - start) - beside  # booked as compute
+                hidden = hidden_compute(ph.compute * k, comm.value - start, slow) - beside  # booked as compute
             log.zero3 += env.now - start - busy + hidden
         elif ph.offnode > 0 and self.contention and plan.a2a_nics:  # expert all-to-alls on the fabric
             yield env.timeout(busy - ph.offnode * k)

@@ -106,6 +106,7 @@ class StagePlan:
     analytic_peak_bytes: float
     zero3_hidden: tuple[float, float] = (0.0, 0.0)  # analytic compute hidden under ZeRO-3 traffic (fwd, bwd), s
     comm_slowdown: float = 0.0  # extra compute seconds per second run beside a collective (Pricer.comm_compute_slowdown)
+    comm_slowdown_fwd: float = 0.0  # ... for its forward passes (StageTimes.comm_slowdown_fwd)
     offload_exposed: float = 0.0  # analytic exposed host-link copies per micro-batch, s
     zero3_serialized: bool = False  # the recipe's ZeRO-3 collectives run between the compute, not beside it
 
@@ -303,8 +304,9 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
         bwd_c = times.bwd_input_compute + times.bwd_weight_compute + times.recompute_compute
         serialized = pricer.zero3_serialized
         hidden = (0.0, 0.0) if serialized else (
-            hidden_compute(times.fwd_compute, sum(pricer.collective_time(c) for c in z3f)) if z3f else 0.0,
-            hidden_compute(bwd_c, sum(pricer.collective_time(c) for c in z3b)) if z3b else 0.0)
+            hidden_compute(times.fwd_compute, sum(pricer.collective_time(c) for c in z3f), times.comm_slowdown_fwd)
+            if z3f else 0.0,
+            hidden_compute(bwd_c, sum(pricer.collective_time(c) for c in z3b), times.comm_slowdown) if z3b else 0.0)
         stages.append(StagePlan(
             index=s.index, node=node, devices=devs,
             chunks=chunks if pricer.groups["cp"].nodes == 1 else  # cp sends load this stage's NICs
@@ -317,7 +319,8 @@ def build_plan(step: StepWork, pricer: Pricer, hardware) -> SimPlan:
             optimizer=times.optimizer + times.offload_step, a2a_nics=both, a2a_share_gbps=dp_share,
             static_bytes=bd.total - bd.activations,
             activation_bytes_per_microbatch=s.activation_bytes_per_microbatch,
-            analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden, comm_slowdown=pricer.comm_compute_slowdown,
+            analytic_peak_bytes=mem.peak_bytes, zero3_hidden=hidden, comm_slowdown=times.comm_slowdown,
+            comm_slowdown_fwd=times.comm_slowdown_fwd,
             offload_exposed=times.offload_exposed, zero3_serialized=serialized,
         ))
     send = pricer.p2p_time(step.p2p_bytes)

@@ -52,8 +52,11 @@ def paired_hidden(layer: OpSet, pricer: Pricer) -> float:
             _SEGMENTS.clear()
         hit = _SEGMENTS[id(layer.forward)] = (layer, _cut(layer.forward, layer.backward_input, layer.backward_weight,
                                                           layer.recompute))
-    times = [pricer.block_time(seg).total if seg else 0.0 for seg in hit[1]]
-    return sum(times) - paired_layer_time(*times, slowdown=1.0 + pricer.expert_comm_slowdown)
+    blocks = [pricer.block_time(seg) if seg else None for seg in hit[1]]
+    times = [b.total if b else 0.0 for b in blocks]
+    slow = [pricer.expert_comm_slowdown(b.gemm / b.compute) if b and b.compute > 0 else 0.0
+            for b in (blocks[0], blocks[2], blocks[4], blocks[6])]  # p_f, m_f, p_b, m_b
+    return sum(times) - paired_layer_time(*times, slowdowns=tuple(slow))
 
 
 def a2a_overlap(parts: dict[str, list[float]], hidden: float, lay: Layout, micro_batches: int) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from ..pricing import Pricer
-from ..pricing.compute import DERIVED_ATTENTION_KERNELS
+from ..pricing.compute import DERIVED_ATTENTION_KERNELS, beside_slowdown  # noqa: F401 - re-exported (simulate)
 from ..pricing.hostlink import offload_time
 from ..pricing.moe_overlap import synced_block
 from ..pricing.tp_overlap import ring_exchange_time
@@ -48,6 +48,8 @@ class StageTimes:
     offload_step: float = 0.0  # per-step offload: gradients out, CPU Adam, parameters back, s
     fwd_cp: float = 0.0  # exposed context-parallel exchange of the forward, s
     bwd_cp: float = 0.0  # ... of the backward (input-grad, weight-grad and recompute), s
+    comm_slowdown: float = 0.0  # extra seconds per second of its backward beside a collective (Pricer.comm_compute_slowdown)
+    comm_slowdown_fwd: float = 0.0  # ... of its forward
 
     @property
     def cp_comm(self) -> float:
@@ -81,8 +83,9 @@ class StageTimes:
 def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | None = None) -> StageTimes:
     """Seconds of one stage: block times times repeat counts, plus its communication (``p2p``: one
     pipeline send, ``pricer.pipeline_send_time(step)``, when known)."""
-    # per pass: [compute, TP comm (expert-axis comm included), host dispatch, cp comm, expert-axis comm]
-    parts = {k: [0.0, 0.0, 0.0, 0.0, 0.0] for k in ("f", "bi", "bw", "r")}
+    # per pass: [compute, TP comm (expert-axis comm included), host dispatch, cp comm, expert-axis comm,
+    # single-stream GEMM seconds within compute]
+    parts = {k: [0.0, 0.0, 0.0, 0.0, 0.0, 0.0] for k in ("f", "bi", "bw", "r")}
     ring = step.training.tp_comm_overlap and step.training.tp_overlap_style == "ring-exchange"
     for block, n in stage.blocks:
         if n == 0:
@@ -98,6 +101,13 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
                 parts[key][2] += host * n
                 parts[key][3] += bt.cp_comm * n
                 parts[key][4] += bt.expert_comm * n
+                parts[key][5] += bt.gemm * n
+    # the single-stream GEMMs' share of the device's compute (before the host floor) sets the slowdown beside traffic
+    fwd_dev = parts["f"][0]
+    bwd_dev = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
+    slow_f = pricer.comm_compute_slowdown(parts["f"][5] / fwd_dev if fwd_dev > 0 else 0.0)
+    slow_b = pricer.comm_compute_slowdown((parts["bi"][5] + parts["bw"][5] + parts["r"][5]) / bwd_dev
+                                          if bwd_dev > 0 else 0.0)
     for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
         part[0] = max(part[0], part[2] - part[1] - part[3])
     copy = fsdp_copy_time(stage, step, pricer)  # FSDP2 copy-out of gathers, on the compute stream
@@ -108,7 +118,7 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
     tp_hidden = 0.0
     if step.training.tp_comm_overlap and not ring:  # collectives hide under the GEMMs of the same pass
         # (not the expert-axis all-to-alls / etp collectives: they stay exposed)
-        tp_hidden = sum(hidden_compute(c, t - e) for c, t, _host, _cp, e in parts.values())  # booked as tp_comm
+        tp_hidden = sum(hidden_compute(c, t - e) for c, t, _host, _cp, e, _g in parts.values())  # booked as tp_comm
         for part in parts.values():
             part[1] = max(0.0, part[1] - part[4] - part[0]) + part[4]
     if step.training.moe_a2a_overlap and step.layout.ep > 1 and stage.layers:  # combined 1F1B (cost.a2a_overlap)
@@ -121,10 +131,10 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
             zero3 = gathers_fwd + bwd_comm
         else:
             zero3 = max(0.0, gathers_fwd - fwd_c) + max(0.0, bwd_comm - bwd_c)  # prefetched under compute
-            hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm)
-            # the compute that runs beside the gathers and reduce-scatters runs on the SMs they leave free
-            slow = pricer.comm_compute_slowdown
-            beside = beside_slowdown(fwd_c, gathers_fwd, slow) + beside_slowdown(bwd_c, bwd_comm, slow)
+            hidden = zero3_hidden_compute(fwd_c, gathers_fwd, bwd_c, bwd_comm, slow_f, slow_b)
+            # the compute beside the gathers and reduce-scatters runs on the SMs they leave free, its persistent
+            # GEMMs in two waves (planner.pricing.compute.overlap_slowdown)
+            beside = beside_slowdown(fwd_c, gathers_fwd, slow_f) + beside_slowdown(bwd_c, bwd_comm, slow_b)
     per_step = [pricer.collective_time(c) for c in stage.per_step_comm]
     dp_step = sum(per_step)
     dp_gather = sum(t for c, t in zip(stage.per_step_comm, per_step) if c.kind == "all-gather")
@@ -141,18 +151,8 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
         zero3_hidden_compute=hidden, tp_hidden_compute=tp_hidden,
         offload_exposed=off.microbatch_exposed, offload_step=off.step,
         fwd_cp=parts["f"][3], bwd_cp=parts["bi"][3] + parts["bw"][3] + parts["r"][3],
+        comm_slowdown=slow_b, comm_slowdown_fwd=slow_f,
     )
-
-
-def beside_slowdown(compute_s: float, comm_s: float, slowdown: float) -> float:
-    """Seconds a pass of ``compute_s`` overlapped with ``comm_s`` of collectives takes beyond max(compute, comm)
-    because the compute beside the collectives runs on the SMs they leave free (``slowdown`` extra seconds per
-    second beside them, Pricer.comm_compute_slowdown): the pass ends at max(comm, compute + min(comm, compute)
-    x slowdown)."""
-    if slowdown <= 0 or comm_s <= 0 or compute_s <= 0:
-        return 0.0
-    extra = compute_s + min(comm_s, compute_s) * slowdown - max(comm_s, compute_s)
-    return extra if extra > 0 else 0.0
 
 
 def fsdp_copy_time(stage: StageWork, step: StepWork, pricer: Pricer) -> float:
@@ -186,7 +186,7 @@ def runs_of(times: list[StageTimes]) -> list[tuple[StageTimes, int]]:
     return out
 
 
-def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork, slowdown: float = 0.0) -> float:
+def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork) -> float:
     """Per-step data-parallel communication left on the critical path, s; ``runs`` as ``runs_of``.
 
     With overlap, a stage's gradient reduction hides under the backward of its last
@@ -195,7 +195,7 @@ def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork, slowdown
     ends sum_{j<i} (B_j - W_j) before stage 0); the parameter all-gather of ZeRO-1/2 is exposed unless
     ``overlap_param_gather`` hides it under the next step's first forward pass (as does FSDP's one gather per
     step when the weights stay unsharded across the step, planner.work.fsdp). An overlapped reduction slows
-    the compute beside it by ``slowdown`` (Pricer.comm_compute_slowdown) per second. Within a run of equal
+    the compute beside it by the stage's ``comm_slowdown`` (Pricer.comm_compute_slowdown) per second. Within a run of equal
     stages the exposed time is monotone in the slack, so only its first and last stages are evaluated
     (the slack is still summed stage by stage).
     """
@@ -224,7 +224,7 @@ def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork, slowdown
             left = t.dp_step_comm - gather - window
             exposed = (left if left > 0 else 0.0) + gather_left
             if overlap:  # the stage's last backward beside the reduction runs on the SMs it leaves free
-                exposed += min(t.dp_step_comm - gather, backward) * slowdown
+                exposed += min(t.dp_step_comm - gather, backward) * t.comm_slowdown
             if exposed > worst:
                 worst = exposed
             slack += slack_step
@@ -232,7 +232,7 @@ def exposed_dp_comm(runs: list[tuple[StageTimes, int]], step: StepWork, slowdown
 
 
 def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpus: int,
-         peak_flops: float, engine: str = "analytic", slowdown: float = 0.0) -> Estimate:
+         peak_flops: float, engine: str = "analytic") -> Estimate:
     """Combine stage times into the step estimate."""
     layout = step.layout
     chunks = layout.vpp if layout.schedule == "interleaved-1f1b" else 1
@@ -244,7 +244,7 @@ def fold(step: StepWork, times: list[StageTimes], hardware: HardwareProfile, gpu
     pipe = pipeline_time([(unique[id(t)], k) for t, k in runs], step.micro_batches, layout.schedule, layout.vpp)
     slow = max(runs, key=lambda r: unique[id(r[0])].total)[0]  # the first of the slowest stages
     m = step.micro_batches
-    dp_exposed = exposed_dp_comm(runs, step, slowdown)
+    dp_exposed = exposed_dp_comm(runs, step)
     optimizer = max(t.optimizer + t.offload_step for t, _ in runs)  # CPU Adam and its copies when offloaded
     hidden = slow.zero3_hidden_compute  # booked as communication: it ran under longer ZeRO-3 traffic
     tp_hidden = slow.tp_hidden_compute  # likewise under longer overlapped TP collectives
@@ -287,12 +287,12 @@ def estimate(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec
         step = build_step(model, training, layout)
     pricer = Pricer(hardware, training, layout, gpus)
     times = price_stages(step, pricer)
-    est = fold(step, times, hardware, gpus, pricer.compute.peak_flops, slowdown=pricer.comm_compute_slowdown)
+    est = fold(step, times, hardware, gpus, pricer.compute.peak_flops)
     if breakdown:
         ops = op_breakdown(step, pricer)
         notes = recipe_notes(step.training, ops, pricer.attention_kernel)
-        slow = max(step.stages, key=lambda s: s.layers)
-        mech = mechanisms(step, pricer, fsdp_copy_time(slow, step, pricer))
+        i, slow = max(enumerate(step.stages), key=lambda s: s[1].layers)
+        mech = mechanisms(step, pricer, fsdp_copy_time(slow, step, pricer), times[i].comm_slowdown)
         est = est.model_copy(update={"ops": ops, "notes": list(est.notes) + notes, "mechanisms": mech})
     return est
 

@@ -184,7 +184,7 @@ def analyse(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec,
     step = build_step(model, training, layout)
     base_pricer = Pricer(hardware, training, layout, gpus)
     peak = base_pricer.compute.peak_flops
-    base = fold(step, price_stages(step, base_pricer), hardware, gpus, peak, slowdown=base_pricer.comm_compute_slowdown)
+    base = fold(step, price_stages(step, base_pricer), hardware, gpus, peak)
     parts = base.time.model_dump()
     largest_comm = max(COMM_PARTS, key=lambda p: parts[p])
     out = []
@@ -194,7 +194,7 @@ def analyse(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec,
             pricer = Pricer(faster, training, layout, gpus)
         else:
             pricer = FasterPricer(hardware, training, layout, gpus, resource, factor)
-        t = fold(step, price_stages(step, pricer), hardware, gpus, peak, slowdown=pricer.comm_compute_slowdown).step_time_s
+        t = fold(step, price_stages(step, pricer), hardware, gpus, peak).step_time_s
         part = PART_OF.get(resource, largest_comm)
         out.append(Speedup(resource=resource, label=LABELS[resource], part=part,
                            booked_s=parts[part], step_time_s=t,

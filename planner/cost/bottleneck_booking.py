@@ -12,14 +12,17 @@ compute as compute made a gather-bound step read "compute 84 %" while 2x compute
 from __future__ import annotations
 
 
-def hidden_compute(compute_s: float, comm_s: float) -> float:
-    """Compute of one window that runs hidden under longer communication, s (0 when compute-bound)."""
-    return compute_s if comm_s > compute_s else 0.0
+def hidden_compute(compute_s: float, comm_s: float, slowdown: float = 0.0) -> float:
+    """Compute of one window that runs hidden under longer communication, s (0 when compute-bound). With
+    ``slowdown`` extra seconds per second beside the communication (planner.pricing.compute.beside_slowdown) the
+    window is communication-bound only once the slowed compute fits under it, comm > compute x (1 + slowdown)."""
+    return compute_s if comm_s > compute_s * (1.0 + slowdown) else 0.0
 
 
 def zero3_hidden_compute(fwd_compute_s: float, fwd_comm_s: float, bwd_compute_s: float,
-                         bwd_comm_s: float) -> float:
+                         bwd_comm_s: float, fwd_slowdown: float = 0.0, bwd_slowdown: float = 0.0) -> float:
     """Compute of one micro-batch hidden under ZeRO-3/FSDP traffic: the forward window (parameter
     gathers prefetched under the forward) and the backward window (gathers and gradient
-    reduce-scatters under the backward), s."""
-    return hidden_compute(fwd_compute_s, fwd_comm_s) + hidden_compute(bwd_compute_s, bwd_comm_s)
+    reduce-scatters under the backward), each slowed beside its traffic by its ``*_slowdown``, s."""
+    return (hidden_compute(fwd_compute_s, fwd_comm_s, fwd_slowdown)
+            + hidden_compute(bwd_compute_s, bwd_comm_s, bwd_slowdown))

@@ -86,8 +86,7 @@ class StagePriced:
 
     def estimate(self, hardware: HardwareProfile) -> Estimate:
         """The Estimate ``estimate(model, hardware, training, layout, gpus, step=step)`` returns."""
-        return fold(self.step, self.times, hardware, self.gpus, self.pricer.compute.peak_flops,
-                    slowdown=self.pricer.comm_compute_slowdown)
+        return fold(self.step, self.times, hardware, self.gpus, self.pricer.compute.peak_flops)
 
 
 def price_stages_bound(model: ModelSpec, hardware: HardwareProfile, training: TrainingSpec, layout: Layout,

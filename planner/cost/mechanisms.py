@@ -67,7 +67,11 @@ class CommOverlap(_Item):
 
     collective_sms: int | None = Field(description="SMs a collective's kernels hold (node.collective_sms)")
     sm_count: int | None = Field(description="SMs of the device")
-    slowdown: float = Field(description="extra compute seconds per second of overlapped compute")
+    persistent_gemms: bool = Field(description="the device's GEMMs are persistent kernels: beside a collective they "
+                                   "run in two waves (device.persistent_gemms)")
+    slowdown: float = Field(description="extra compute seconds per second of the busiest stage's backward overlapped "
+                            "with a collective (its single-stream GEMM share in two waves where persistent_gemms, "
+                            "the rest on the SMs left)")
 
 
 class Mechanisms(_Item):
@@ -96,9 +100,9 @@ def _seconds(ops, pricer: Pricer, name: str) -> float:
     return sum(pricer.compute.memory_time(op) for op in ops if isinstance(op, MemoryOp) and op.name.startswith(name))
 
 
-def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> Mechanisms:
+def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float, comm_slowdown: float) -> Mechanisms:
     """The Mechanisms of ``step`` priced by ``pricer``; ``copy_s_per_microbatch``: the busiest stage's FSDP copy
-    seconds per micro-batch (planner.cost.analytic.fsdp_copy_time)."""
+    seconds per micro-batch (planner.cost.analytic.fsdp_copy_time); ``comm_slowdown``: its StageTimes'."""
     training, layout, m = step.training, step.layout, step.micro_batches
     recipe = training.recipe_spec
     stage = max(step.stages, key=lambda s: s.layers)
@@ -138,7 +142,8 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float) -> 
                 for block, n in stage.blocks for ops in (block.forward, block.backward_input, block.recompute))
     dev = pricer.hardware.device
     overlap = CommOverlap(collective_sms=pricer.hardware.node.collective_sms, sm_count=dev.sm_count,
-                          slowdown=pricer.comm_compute_slowdown if grad_group_size(layout) > 1 or layout.tp > 1 else 0.0)
+                          persistent_gemms=dev.persistent_gemms,
+                          slowdown=comm_slowdown if grad_group_size(layout) > 1 or layout.tp > 1 else 0.0)
     limit = dev.power_limit_w
     run_limit = limit or dev.compute_curves_power_w
     clock = clock_at_power(dev, run_limit) if run_limit is not None and dev.tensor_clock_by_power else None

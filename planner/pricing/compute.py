@@ -165,6 +165,41 @@ def sm_share_slowdown(comm_sms: int | None, sm_count: int | None) -> float:
     return comm_sms / (sm_count - comm_sms)
 
 
+#: Extra seconds per second a persistent GEMM takes while communication kernels hold some of the SMs: it launches
+#: one block per SM, the blocks that find no free SM wait for the first wave to finish, and the kernel runs in two
+#: waves of equal length (PyTorch PR #144974 / #147966, "This 'wave quantization' can double the latency of the
+#: matmul kernels"; pytorch/pytorch#143988, FSDP on H100: "the matmuls take 2x as long to complete when they are
+#: overlapped with a NCCL kernel"; NVIDIA developer forum thread 337991, a 132-block H100 GEMM beside a 24-block
+#: ncclAllGather: "execution time nearly doubles"). With the one-formula fold of
+#: planner.cost.analytic.beside_slowdown (max(comm, compute + min(comm, compute) x rate)), a rate of 1 is the two-wave
+#: schedule: a GEMM of W seconds beside c seconds of communication ends at W + min(c, W).
+PERSISTENT_GEMM_WAVE_RATE = 1.0
+
+
+def overlap_slowdown(gemm_share: float, comm_sms: int | None, sm_count: int | None, persistent_gemms: bool) -> float:
+    """Extra compute seconds per second of compute that runs beside communication kernels holding ``comm_sms`` of
+    ``sm_count`` SMs, for compute of which ``gemm_share`` (0-1, by time) is single-stream GEMMs: on a device whose
+    GEMM library schedules persistent kernels (``device.persistent_gemms``) those GEMMs run in two waves
+    (``PERSISTENT_GEMM_WAVE_RATE``) and the rest on the SMs left (``sm_share_slowdown``); elsewhere all of it runs on
+    the SMs left. 0 when the SM figures are unknown."""
+    share = sm_share_slowdown(comm_sms, sm_count)
+    if share <= 0 or not persistent_gemms:
+        return share
+    g = min(max(gemm_share, 0.0), 1.0)
+    return g * PERSISTENT_GEMM_WAVE_RATE + (1.0 - g) * share
+
+
+def beside_slowdown(compute_s: float, comm_s: float, slowdown: float) -> float:
+    """Seconds a pass of ``compute_s`` overlapped with ``comm_s`` of collectives takes beyond max(compute, comm)
+    because the compute beside the collectives runs on the SMs they leave free (``slowdown`` extra seconds per
+    second beside them, ``overlap_slowdown``): the pass ends at max(comm, compute + min(comm, compute)
+    x slowdown)."""
+    if slowdown <= 0 or comm_s <= 0 or compute_s <= 0:
+        return 0.0
+    extra = compute_s + min(comm_s, compute_s) * slowdown - max(comm_s, compute_s)
+    return extra if extra > 0 else 0.0
+
+
 #: Time of torch's multi-tensor (foreach) AdamW over the fused one on the same parameters: 0.02227 s / 0.008505 s
 #: for 1e9 fp32 parameters measured on one H200 (hwprofiles/data/h200_microbench.json, optimizer rows: 4.49e10
 #: vs 1.176e11 params/s); both are HBM-bound, so the ratio of passes carries to other devices.

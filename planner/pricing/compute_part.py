@@ -26,6 +26,15 @@ def compute_seconds(compute: ComputePricer, op: Op) -> float | None:
     return None
 
 
+def single_stream_gemm(op: Op) -> bool:
+    """Whether ``op`` is a GEMM the library launches alone on the compute stream (every ``Gemm``, and a grouped
+    expert GEMM of one local expert). A grouped GEMM of several local experts is not: Transformer Engine's
+    GroupedLinear runs one cuBLAS GEMM per expert on several streams (Megatron-LM docs/discussions/
+    deepseek-v3-gb200-optimization Sec. 1, "multi-stream + cuBLAS"), so one GEMM's blocks fill the SMs another's
+    tail leaves idle (planner.pricing.compute.overlap_slowdown)."""
+    return isinstance(op, Gemm) or (isinstance(op, ExecutedGemm) and op.gemm.count == 1)
+
+
 def ring_compute_parts(compute: ComputePricer, op: RingAttention) -> tuple[float, float, float]:
     """(one block, one correction, all compute) seconds of a ring-attention core on the compute
     stream: ``steps`` blocks and a correction after each transfer."""
@@ -48,6 +57,7 @@ class ComputePart:
     recompute_kernels: int
     comm_ops: tuple
     syncs: int = 0  # HostSync ops (planner.work.ops)
+    gemm: float = 0.0  # seconds of single-stream GEMMs (``single_stream_gemm``) within ``compute``
 
 
 def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
@@ -59,7 +69,7 @@ def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
         hit = memo.get((id(ops), id(compute)))
         if hit is not None and hit.ops is ops:
             return hit
-    comp = shared = 0.0
+    comp = shared = gemm = 0.0
     kernels = recompute_kernels = syncs = 0
     comm_ops = []
     for op in ops:
@@ -80,7 +90,8 @@ def compute_part(compute: ComputePricer, ops: tuple) -> ComputePart:
         else:
             comp += t
             shared += t if op.name.startswith("shared.") else 0.0
-    part = ComputePart(ops, comp, shared, kernels, recompute_kernels, tuple(comm_ops), syncs)
+            gemm += t if single_stream_gemm(op) else 0.0
+    part = ComputePart(ops, comp, shared, kernels, recompute_kernels, tuple(comm_ops), syncs, gemm)
     if memo is not None:
         if len(memo) > shared_blocks.MAX_ENTRIES:
             memo.clear()

@@ -27,6 +27,8 @@ beside them runs on the rest (planner.pricing.compute.sm_share_slowdown, the one
 
 from __future__ import annotations
 
+from .compute import beside_slowdown
+
 DEEPEP_SMS = 20  # SMs DeepEP's normal kernels use in training (DeepSeek-V3 Sec. 3.2.2; Megatron-Core default)
 HYBRIDEP_SMS = 16  # Megatron-Core moe_hybridep_num_sms default ("16 SMs can generally achieve good bandwidth")
 
@@ -60,19 +62,19 @@ def overlap_fraction(micro_batches: int, pp: int, vpp: int) -> float:
 
 
 def paired_layer_time(p_f: float, d_f: float, m_f: float, c_f: float, p_b: float, d_b: float, m_b: float,
-                      c_b: float, slowdown: float = 1.0) -> float:
+                      c_b: float, slowdowns: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)) -> float:
     """Seconds of one MoE layer's forward and the paired micro-batch's backward run as one plan (module
     docstring): ``p`` the pre-dispatch compute (attention, router, permutation; the backward's with its weight
     gradients and recompute), ``d`` / ``c`` the dispatch / combine communication, ``m`` the expert compute (the
-    backward's with its weight gradients), ``_f`` forward, ``_b`` backward. Compute that runs while the
-    communication kernels hold their SMs runs ``slowdown`` times longer (1 + Pricer.expert_comm_slowdown): a phase of
-    ``comm`` and ``comp`` seconds takes ``comm`` when the slowed compute fits under it, else ``comp + comm (1 -
-    1 / slowdown)`` (the compute lost ``comm / slowdown`` of its own time to the shared SMs)."""
-    def phase(comm: float, comp: float) -> float:
-        if comp * slowdown <= comm:
-            return comm
-        return comp + comm * (1.0 - 1.0 / slowdown)
-    return phase(c_b, p_f) + phase(d_f, m_b) + phase(d_b, m_f) + phase(c_f, p_b)
+    backward's with its weight gradients), ``_f`` forward, ``_b`` backward. ``slowdowns``: extra seconds per second
+    of (p_f, m_f, p_b, m_b) run while the communication kernels hold their SMs (Pricer.expert_comm_slowdown of each
+    part's single-stream GEMM share); each phase ends at max(comm, comp) plus ``compute.beside_slowdown``, the fold
+    every overlap uses."""
+    s_pf, s_mf, s_pb, s_mb = slowdowns
+
+    def phase(comm: float, comp: float, slow: float) -> float:
+        return max(comm, comp) + beside_slowdown(comp, comm, slow)
+    return phase(c_b, p_f, s_pf) + phase(d_f, m_b, s_mb) + phase(d_b, m_f, s_mf) + phase(c_f, p_b, s_pb)
 
 
 __all__ = ["DEEPEP_SMS", "HYBRIDEP_SMS", "dispatcher_sms", "overlap_fraction", "paired_layer_time", "synced_block"]

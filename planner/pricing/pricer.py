@@ -22,7 +22,7 @@ from .compute import (
     OPTIMIZER_LOOP_LAUNCHES,
     ComputePricer,
     attention_kernel_for,
-    sm_share_slowdown,
+    overlap_slowdown,
 )
 from .compute_part import compute_part, compute_seconds, ring_compute_parts
 from .moe_overlap import dispatcher_sms
@@ -47,6 +47,7 @@ class BlockTime:
     expert_comm: float = 0.0  # the part of tp_comm on the expert axes (ep / etp), which TP-comm overlap
     # does not hide (Megatron-Core --tp-comm-overlap overlaps the TE Linears' TP collectives only)
     syncs: int = 0  # host syncs in the list (planner.pricing.moe_overlap.synced_block)
+    gemm: float = 0.0  # the part of compute in single-stream GEMMs (planner.pricing.compute_part.single_stream_gemm)
 
     @property
     def total(self) -> float:
@@ -220,7 +221,7 @@ class Pricer:
             expert -= hidden
         host = kernels * self.host_dispatch_s
         return BlockTime(compute=comp, tp_comm=comm, host=host, device=comp, cp_comm=cp, expert_comm=expert,
-                         syncs=part.syncs)
+                         syncs=part.syncs, gemm=part.gemm)
 
     def p2p_time(self, nbytes: float) -> float:
         """Seconds for one pipeline send of ``nbytes`` across the slowest stage boundary."""
@@ -259,20 +260,23 @@ class Pricer:
         for the prefetch to run on (``device.concurrent_streams`` false: a CPU)."""
         return self.training.recipe_spec.zero3.serialized or not self.hardware.device.concurrent_streams
 
-    @property
-    def comm_compute_slowdown(self) -> float:
-        """Extra compute seconds per second of compute that runs beside a collective: the collective's kernels
-        hold ``node.collective_sms`` of the device's ``sm_count`` SMs (``compute.sm_share_slowdown``); 0 when
-        the profile gives no figure."""
-        return sm_share_slowdown(self.hardware.node.collective_sms, self.hardware.device.sm_count)
+    def comm_compute_slowdown(self, gemm_share: float = 0.0) -> float:
+        """Extra compute seconds per second of compute that runs beside a collective, for compute of which
+        ``gemm_share`` is single-stream GEMMs: the collective's kernels hold ``node.collective_sms`` of the
+        device's ``sm_count`` SMs and nothing carves SMs out of the GEMMs beside them (FSDP / ZeRO prefetch and
+        gradient reduction on their own streams), ``compute.overlap_slowdown``; 0 when the profile gives no
+        figure."""
+        dev = self.hardware.device
+        return overlap_slowdown(gemm_share, self.hardware.node.collective_sms, dev.sm_count, dev.persistent_gemms)
 
-    @property
-    def expert_comm_slowdown(self) -> float:
+    def expert_comm_slowdown(self, gemm_share: float = 0.0) -> float:
         """Extra compute seconds per second of compute beside the MoE dispatch / combine kernels: the SMs the
         training's dispatcher takes (planner.pricing.moe_overlap.dispatcher_sms: DeepEP's and HybridEP's set
-        counts, NCCL's collective channels for the alltoall dispatcher), by ``compute.sm_share_slowdown``."""
-        return sm_share_slowdown(dispatcher_sms(self.training.moe_token_dispatcher, self.hardware.node.collective_sms),
-                                 self.hardware.device.sm_count)
+        counts, NCCL's collective channels for the alltoall dispatcher), by ``compute.overlap_slowdown``."""
+        dev = self.hardware.device
+        return overlap_slowdown(gemm_share, dispatcher_sms(self.training.moe_token_dispatcher,
+                                                           self.hardware.node.collective_sms),
+                                dev.sm_count, dev.persistent_gemms)
 
     def optimizer_time(self, params: float, pass_bytes: float = 0.0, tensors: float = 0.0,
                        comm: tuple[Collective, ...] = ()) -> float:

@@ -71,6 +71,10 @@ class DeviceSpec(Spec):
     sm_count: int | None = Field(
         None, gt=0, description="streaming multiprocessors per device (TE userbuffers run their pipeline / bulk "
         "GEMMs on sm_count minus the communication SMs, planner/pricing/tp_overlap.py); None = not priced")
+    persistent_gemms: bool = Field(
+        False, description="the GEMM library launches persistent kernels (one block per SM, each looping over "
+        "tiles: cuBLAS / CUTLASS on Hopper), so a GEMM beside communication kernels that hold SMs runs in two "
+        "waves (planner.pricing.compute.overlap_slowdown); false = it runs on the SMs left")
     gemm_efficiency: list[EfficiencyPoint] = Field(
         min_length=1, description="GEMM efficiency vs GEMM size (log-interpolated, clamped at the ends)"
     )

@@ -65,8 +65,10 @@ def test_a_synced_block_cannot_be_dispatched_ahead():
 def test_paired_layer_time_follows_megatrons_schedule_plan():
     # max(C_b, P_f) + max(D_f, M_b) + max(D_b, M_f) + max(C_f, P_b), no SM share
     assert paired_layer_time(1, 2, 3, 4, 5, 6, 7, 8) == 8 + 7 + 6 + 5
-    # a phase whose slowed compute outlasts its comm: compute + comm * (1 - 1/s)
-    assert paired_layer_time(10, 0, 0, 0, 0, 0, 0, 1, slowdown=2.0) == pytest.approx(10 + 0.5)
+    # a phase whose slowed compute outlasts its comm: compute + min(comm, compute) x its slowdown (beside_slowdown)
+    assert paired_layer_time(10, 0, 0, 0, 0, 0, 0, 1, slowdowns=(0.5, 0, 0, 0)) == pytest.approx(10 + 0.5)
+    # a comm phase the slowed compute fits under costs the comm alone
+    assert paired_layer_time(1, 0, 0, 0, 0, 0, 0, 3, slowdowns=(1.0, 0, 0, 0)) == pytest.approx(3)
 
 
 def test_overlap_fraction_leaves_out_the_warmup():
@@ -85,8 +87,11 @@ def test_expert_comm_slowdown_follows_the_dispatcher():
     lay = Layout(dp=8, ep=8)
     nccl = Pricer(H100, TrainingSpec(global_batch_size=8, seq_length=1024), lay, 8)
     deepep = Pricer(H100, TrainingSpec(global_batch_size=8, seq_length=1024, moe_token_dispatcher="deepep"), lay, 8)
-    assert nccl.expert_comm_slowdown == pytest.approx(nccl.comm_compute_slowdown)  # same SMs, same formula
-    assert deepep.expert_comm_slowdown == pytest.approx(20 / (132 - 20))
+    assert nccl.expert_comm_slowdown() == pytest.approx(nccl.comm_compute_slowdown())  # same SMs, same formula
+    assert deepep.expert_comm_slowdown() == pytest.approx(20 / (132 - 20))  # no single-stream GEMM: SM share
+    # the H100's persistent GEMMs beside the dispatcher run in two waves: one extra second per second
+    assert deepep.expert_comm_slowdown(1.0) == pytest.approx(1.0)
+    assert deepep.expert_comm_slowdown(0.5) == pytest.approx(0.5 + 0.5 * 20 / 112)
 
 
 def test_a2a_overlap_hides_all_to_all_time():
