@@ -71,7 +71,8 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
     (one per layer plus one for the embedding / head the stage holds; Rajbhandari et al. 2020,
     arXiv 1910.02054, Sec. 7; Zhao et al. 2023, PyTorch FSDP, arXiv 2304.11277, Sec. 3.2); the backward
     gathers again the blocks the recipe freed after forward, and a stage whose weights stay unsharded
-    across the step gathers once and reduce-scatters once per step (planner.work.fsdp). ``linear``: the
+    across the step gathers once and reduce-scatters once per step (planner.work.fsdp), as FSDP's ZeRO-2
+    (SHARD_GRAD_OP, a recipe with ``fsdp_sharding``) does per unit. ``linear``: the
     Linear weights among ``params`` (gathered as fp8 with ``training.fp8_all_gather``)."""
     if grad_group_size(layout) == 1:  # dp x cp ranks reduce gradients together (work/context.py)
         return (), ()
@@ -88,10 +89,14 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
     if stage == 0:
         return (), (Collective("grads.allreduce", "all-reduce", "dp", grad_bytes, "bwd_weight"),)
     if stage in (1, 2):
+        # FSDP's SHARD_GRAD_OP (ZeRO-2 as PyTorch runs it) gathers and reduce-scatters each FSDP unit's flat
+        # parameter on its own (Zhao et al. 2023, arXiv 2304.11277, Sec. 3.2), each call paying the ring's latency;
+        # DeepSpeed's and Megatron's bucketed reductions are priced as one call
+        calls = units if training.recipe_spec.fsdp_sharding else 1
         return (), (
-            Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight"),
+            Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight", calls),
             *replicate,
-            Collective("params.allgather", "all-gather", shard_axis, gather_bytes, "fwd"),
+            Collective("params.allgather", "all-gather", shard_axis, gather_bytes, "fwd", calls),
         )
     gather_bytes = gathered_bytes(params, linear, training)
     if keeps_unsharded(training, layout):  # one gather under the step's first forward, one reduce-scatter

@@ -86,6 +86,22 @@ def test_transferred_gemm_curves_equal_the_scaled_h200_fit(name, peak, plateau, 
     _curve_matches(hw.device.gemm_efficiency, expected)
 
 
+@pytest.mark.parametrize("name", ["h200-sxm-141gb", "h100-sxm-80gb", "h100-sxm-96gb-500w", "h800", "a100-sxm-80gb",
+                                  "a100-sxm-40gb"])
+def test_memory_classes_equal_a_fresh_fit_of_the_microbenchmark(name):
+    """Every profile that takes the H200's per-class HBM fractions carries exactly what the fit gives (backward
+    classes with the benchmark's gradient handling taken out, planner.pricing.kernel_fit)."""
+    import json
+    from pathlib import Path
+
+    from planner.pricing.kernel_fit import fit_kernel_classes
+
+    bench = json.loads((Path(__file__).resolve().parents[2] / "hwprofiles/data/h200_microbench.json").read_text())
+    fresh = fit_kernel_classes(bench, 4800.0)
+    shipped = load_hardware(name).device.memory_class_efficiency
+    assert {k: v for k, v in fresh.items() if k != "copy"} == shipped
+
+
 def test_h200_scalar_fields_equal_a_fresh_fit(h200_fit):
     dev = load_hardware("h200-sxm-141gb").device
     for field in ("fp8_gemm_speedup", "memory_efficiency", "attention_efficiency",

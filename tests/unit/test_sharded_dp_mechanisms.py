@@ -257,3 +257,20 @@ def test_a_cpu_runs_fsdp_collectives_between_the_compute():
     assert serial.mechanisms.sharded_data_parallel.serialized
     assert not overlapped.mechanisms.sharded_data_parallel.serialized
     assert serial.time.dp_comm_exposed > overlapped.time.dp_comm_exposed
+
+
+def test_fsdp_shard_grad_op_reduces_and_gathers_each_unit():
+    """FSDP's ZeRO-2 (SHARD_GRAD_OP) issues one reduce-scatter and one all-gather per FSDP unit, each paying the
+    ring latency; the bucketed ZeRO-2 of DeepSpeed / Megatron is priced as one call."""
+    from planner.work.step import build_step
+
+    lay = Layout(dp=8, zero_stage=2)
+    model = load_model(L8B)
+
+    def calls(recipe):
+        step = build_step(model, TrainingSpec(global_batch_size=16, seq_length=8192, recipe=recipe), lay)
+        return {c.name: c.calls for c in step.stages[0].per_step_comm}
+
+    units = model.num_layers + 1  # a unit per block, plus the root (embedding and head)
+    assert calls("llm-foundry") == {"grads.reduce_scatter": units, "params.allgather": units}
+    assert calls("deepspeed") == {"grads.reduce_scatter": 1, "params.allgather": 1}
