@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import simpy
 
-from planner.cost.analytic import beside_slowdown
 from planner.cost.bottleneck_booking import hidden_compute
 from planner.gc_pause import cyclic_gc_paused
+from planner.pricing.compute import beside_slowdown
 
 from .entities import PhaseTime, SimPlan, Transfer
 from .fabric import NicFabric
@@ -241,7 +241,7 @@ class Engine:
                 rest = comm.value + busy / n - env.now
                 if rest > 0:
                     yield env.timeout(rest)
-                # the compute beside the comm ran on the SMs it left free (planner.cost.analytic.beside_slowdown)
+                # the compute beside the comm ran on the SMs it left free (planner.pricing.compute.beside_slowdown)
                 slow = plan.comm_slowdown_fwd if kind == "F" else plan.comm_slowdown
                 beside = beside_slowdown(busy, comm.value - start, slow)
                 if beside > 0:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from ..pricing import Pricer
-from ..pricing.compute import DERIVED_ATTENTION_KERNELS, beside_slowdown  # noqa: F401 - re-exported (simulate)
+from ..pricing.compute import DERIVED_ATTENTION_KERNELS, beside_slowdown
 from ..pricing.hostlink import offload_time
 from ..pricing.moe_overlap import synced_block
 from ..pricing.tp_overlap import ring_exchange_time

@@ -171,7 +171,7 @@ def sm_share_slowdown(comm_sms: int | None, sm_count: int | None) -> float:
 #: matmul kernels"; pytorch/pytorch#143988, FSDP on H100: "the matmuls take 2x as long to complete when they are
 #: overlapped with a NCCL kernel"; NVIDIA developer forum thread 337991, a 132-block H100 GEMM beside a 24-block
 #: ncclAllGather: "execution time nearly doubles"). With the one-formula fold of
-#: planner.cost.analytic.beside_slowdown (max(comm, compute + min(comm, compute) x rate)), a rate of 1 is the two-wave
+#: ``beside_slowdown`` below (max(comm, compute + min(comm, compute) x rate)), a rate of 1 is the two-wave
 #: schedule: a GEMM of W seconds beside c seconds of communication ends at W + min(c, W).
 PERSISTENT_GEMM_WAVE_RATE = 1.0
 

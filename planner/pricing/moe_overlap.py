@@ -22,7 +22,8 @@ its bidirectional bubble is not modelled. The hidden communication's kernels occ
 (``dispatcher_sms``): DeepEP's dispatch/combine run on 20 SMs (DeepSeek-V3 Sec. 3.2.2: "only 20 SMs"; Megatron-Core
 ``moe_deepep_num_sms`` default 20), HybridEP's on 16 (``moe_hybridep_num_sms`` default 16, Megatron-Core 0.16.0
 transformer_config.py), NCCL's all-to-all on its channels' CTAs (the profile's ``node.collective_sms``); the compute
-beside them runs on the rest (planner.pricing.compute.sm_share_slowdown, the one formula of that share).
+beside them runs on the rest, its single-stream GEMMs in two waves on a device with persistent GEMMs
+(planner.pricing.compute.overlap_slowdown, the one formula of that cost, folded by compute.beside_slowdown).
 """
 
 from __future__ import annotations
