@@ -83,3 +83,14 @@ def test_the_pricer_slowdown_takes_the_gemm_share():
     p = Pricer(H100, TrainingSpec(global_batch_size=8, seq_length=1024), Layout(dp=8, fsdp=True), 8)
     assert p.comm_compute_slowdown(0.0) == pytest.approx(sm_share_slowdown(16, 132))
     assert p.comm_compute_slowdown(1.0) == pytest.approx(1.0)
+
+
+def test_whatif_prices_gemms_that_leave_the_collectives_sms_free():
+    """`whatif --set hardware.device.persistent_gemms=false`: the SM share alone, the gain an SM carve-out
+    (PyTorch's sm_carveout) could give at most."""
+    from planner.whatif import apply_settings
+
+    sc = _fsdp(load_hardware("h100-sxm-96gb-500w"))
+    variant = apply_settings(sc, ["hardware.device.persistent_gemms=false"])[0]
+    assert not variant.hardware.device.persistent_gemms
+    assert variant.estimate().step_time_s < sc.estimate().step_time_s
