@@ -6,6 +6,7 @@ communication stream, priced by ``planner.pricing``, and folded by
 from __future__ import annotations
 
 from ..pricing import Pricer
+from ..pricing.compute import gemm_share
 from ..pricing.moe_overlap import overlap_fraction, paired_layer_time
 from ..specs import Layout
 from ..work.ops import Collective
@@ -54,7 +55,7 @@ def paired_hidden(layer: OpSet, pricer: Pricer) -> float:
                                                           layer.recompute))
     blocks = [pricer.block_time(seg) if seg else None for seg in hit[1]]
     times = [b.total if b else 0.0 for b in blocks]
-    slow = [pricer.expert_comm_slowdown(b.gemm / b.compute) if b and b.compute > 0 else 0.0
+    slow = [pricer.expert_comm_slowdown(gemm_share(b.gemm, b.compute)) if b else 0.0
             for b in (blocks[0], blocks[2], blocks[4], blocks[6])]  # p_f, m_f, p_b, m_b
     return sum(times) - paired_layer_time(*times, slowdowns=tuple(slow))
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import groupby
 
 from ..pricing import Pricer
-from ..pricing.compute import DERIVED_ATTENTION_KERNELS, beside_slowdown
+from ..pricing.compute import DERIVED_ATTENTION_KERNELS, beside_slowdown, gemm_share
 from ..pricing.hostlink import offload_time
 from ..pricing.moe_overlap import synced_block
 from ..pricing.tp_overlap import ring_exchange_time
@@ -105,9 +105,8 @@ def price_stage(stage: StageWork, step: StepWork, pricer: Pricer, p2p: float | N
     # the single-stream GEMMs' share of the device's compute (before the host floor) sets the slowdown beside traffic
     fwd_dev = parts["f"][0]
     bwd_dev = parts["bi"][0] + parts["bw"][0] + parts["r"][0]
-    slow_f = pricer.comm_compute_slowdown(parts["f"][5] / fwd_dev if fwd_dev > 0 else 0.0)
-    slow_b = pricer.comm_compute_slowdown((parts["bi"][5] + parts["bw"][5] + parts["r"][5]) / bwd_dev
-                                          if bwd_dev > 0 else 0.0)
+    slow_f = pricer.comm_compute_slowdown(gemm_share(parts["f"][5], fwd_dev))
+    slow_b = pricer.comm_compute_slowdown(gemm_share(parts["bi"][5] + parts["bw"][5] + parts["r"][5], bwd_dev))
     for part in parts.values():  # host floor per pass: an eager CPU cannot dispatch faster than this
         part[0] = max(part[0], part[2] - part[1] - part[3])
     copy = fsdp_copy_time(stage, step, pricer)  # FSDP2 copy-out of gathers, on the compute stream

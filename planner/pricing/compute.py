@@ -176,6 +176,12 @@ def sm_share_slowdown(comm_sms: int | None, sm_count: int | None) -> float:
 PERSISTENT_GEMM_WAVE_RATE = 1.0
 
 
+def gemm_share(gemm_s: float, compute_s: float) -> float:
+    """The share (0-1, by time) of ``compute_s`` seconds of compute that ``gemm_s`` seconds of single-stream GEMMs
+    are (``overlap_slowdown``'s ``gemm_share``); 0 without compute."""
+    return gemm_s / compute_s if compute_s > 0 else 0.0
+
+
 def overlap_slowdown(gemm_share: float, comm_sms: int | None, sm_count: int | None, persistent_gemms: bool) -> float:
     """Extra compute seconds per second of compute that runs beside communication kernels holding ``comm_sms`` of
     ``sm_count`` SMs, for compute of which ``gemm_share`` (0-1, by time) is single-stream GEMMs: on a device whose
