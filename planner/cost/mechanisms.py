@@ -74,6 +74,17 @@ class CommOverlap(_Item):
                             "the rest on the SMs left)")
 
 
+class PipelineOutputs(_Item):
+    kept: str = Field("none", description="recipe pipeline_outputs_kept: none, backward (each until its "
+                      "micro-batch's backward), step-last / step-all (the last / every stage keeps every micro-batch's "
+                      "output to the step's end: torch.distributed.pipelining output_chunks)")
+    bytes_per_microbatch_in_flight: float = Field(0.0, description="a stage's sent activation kept while its "
+                                                  "micro-batch is in flight (the busiest stage), bytes")
+    held_bytes_first_stage: float = Field(0.0, description="outputs the first stage holds to the step's end, bytes")
+    held_bytes_last_stage: float = Field(0.0, description="outputs (16-bit logits) the last stage holds to the "
+                                         "step's end, bytes")
+
+
 class Mechanisms(_Item):
     """The framework machinery of one estimated step, by name."""
 
@@ -94,6 +105,8 @@ class Mechanisms(_Item):
     loss_cache_bytes: float = Field(0.0, description="the freed 16-bit logits' block the caching allocator keeps "
                                     "reserved at the loss's backward peak beyond the live bytes (the last stage; "
                                     "planner/work/kernels.py loss_cache_bytes), bytes")
+    pipeline_outputs: PipelineOutputs = Field(default_factory=lambda: PipelineOutputs(),
+                                              description="stage outputs the pipeline schedule keeps")
 
 
 def _seconds(ops, pricer: Pricer, name: str) -> float:
@@ -136,7 +149,8 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float, com
     )
     recompute_s = sum(pricer.block_time(block.recompute).total * n for block, n in stage.blocks if block.recompute)
     ckpt = Checkpointing(policy=training.recompute,
-                         saved_bytes_per_layer=stage.activation_bytes_per_microbatch / max(1, stage.layers),
+                         saved_bytes_per_layer=(stage.activation_bytes_per_microbatch
+                                                - stage.pipeline_output_bytes_per_microbatch) / max(1, stage.layers),
                          recompute_s_per_step=recompute_s * m)
     merge = sum(_seconds(ops, pricer, "attention.cp_merge") * n
                 for block, n in stage.blocks for ops in (block.forward, block.backward_input, block.recompute))
@@ -156,4 +170,8 @@ def mechanisms(step: StepWork, pricer: Pricer, copy_s_per_microbatch: float, com
         loss=("loss-parallel-dtensor" if layout.tp > 1 and recipe.loss_parallel_dtensor else
               "eager-fp32" if recipe.logits_fp32 and not recipe.cross_entropy_fused else "fused"),
         loss_cache_bytes=step.stages[-1].loss_cache_bytes,
+        pipeline_outputs=PipelineOutputs(kept=recipe.pipeline_outputs_kept if layout.pp > 1 else "none",
+                                         bytes_per_microbatch_in_flight=stage.pipeline_output_bytes_per_microbatch,
+                                         held_bytes_first_stage=step.stages[0].pipeline_output_held_bytes,
+                                         held_bytes_last_stage=step.stages[-1].pipeline_output_held_bytes),
     )

@@ -208,6 +208,13 @@ class RecipeSpec(Spec):
         False, description="without pipelining the training step frees the 16-bit logits between the loss and "
         "its backward (torchtitan: del pred before loss.backward()); on the eager fp32 loss path their freed block "
         "stays reserved, too small for the loss backward's fp32 tensors (planner.work.kernels.loss_cache_bytes)")
+    pipeline_outputs_kept: Literal["none", "backward", "step-last", "step-all"] = Field(
+        "none", description="with pipeline parallelism, how long the schedule keeps each micro-batch's stage "
+        "output (a non-last stage's activation sent on, the last stage's 16-bit logits): none (freed once sent; "
+        "Megatron's deallocated outputs, the last stage's loss), backward (until that micro-batch's backward: "
+        "torch.distributed.pipelining's fwd_cache), step-last (the last stage keeps every micro-batch's output "
+        "until the step ends: output_chunks, returned by step()), step-all (every stage does); "
+        "planner.work.memory.pipeline_output_bytes")
     zero3: Zero3Rules = Field(
         default_factory=Zero3Rules, description="how ZeRO-3's per-micro-batch collectives are issued "
         "(Zero3Rules)")

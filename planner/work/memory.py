@@ -135,6 +135,36 @@ def head_forward_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout)
     return loss_forward_bytes(d.tokens, d.vocab_local, training.recipe_spec, layout.tp > 1)
 
 
+def pipeline_output_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, last: bool, sent_bytes: float,
+                          micro_batches: int) -> tuple[float, float]:
+    """(bytes per micro-batch in flight, bytes held to the end of the step) of the stage outputs the pipeline
+    schedule keeps (``recipe.pipeline_outputs_kept``), per GPU; (0, 0) without pipelining. A stage's output is what
+    it sends on (``sent_bytes``, planner.work.step_bytes.pipeline_send_bytes); the last stage's is its 16-bit logits,
+    tokens x vocabulary shard x 2 B (the model returns them; the loss upcasts its own copy: torchtitan
+    ``loss_fn(pred, labels)`` on ``pred.flatten(0, 1).float()``, train.py at 9dec370, components/loss.py since).
+
+    torch.distributed.pipelining (stage.py ``forward_one_chunk``) caches each output in ``fwd_cache`` until its
+    micro-batch's backward pops it, and appends it to ``output_chunks``, which ``step()`` merges and returns at the
+    step's end and ``clear_runtime_states`` frees at the next step's start: every stage until pytorch/pytorch#153383
+    (2025-05-13, "we should not keep the outputs of each stage in memory"), the last stage until callers pass
+    ``return_outputs=False`` (pytorch/pytorch#165822; torchtitan #1922, 2025-10-22, "release the memory earlier");
+    pytorch/pytorch#138504 (2024-10) only detaches them from the autograd graph. The last stage runs one micro-batch
+    at a time, so its ``backward`` share is one set of logits, held with the loss. Counted once per rank: an
+    interleaved rank's other ``vpp - 1`` stages keep their sent activations too (tokens x hidden / tp each, small
+    beside the logits), which are not counted, since the stage records are shared by every schedule
+    (planner.work.stage_templates.SCHEDULE_FIELDS)."""
+    kept = training.recipe_spec.pipeline_outputs_kept
+    if layout.pp == 1 or kept == "none":
+        return 0.0, 0.0
+    if last:
+        d = dims(model, training, layout)
+        logits = float(ACT_BYTES) * d.tokens * d.vocab_local
+        return 0.0, logits * (1 if kept == "backward" else micro_batches)
+    if kept == "step-all":
+        return 0.0, sent_bytes * micro_batches
+    return sent_bytes, 0.0
+
+
 def weight_copy_bytes(model: ModelSpec, training: TrainingSpec, layout: Layout, layers: int,
                       has_head: bool, dense_layers: int = 0) -> tuple[float, float]:
     """(bf16 weight copies autocast holds at the end of forward, those still held at the start of

@@ -92,6 +92,10 @@ class StageBytes:
     # the compute stream's cached block beside the loss at the start of backward, beyond working_bytes: the freed
     # logits (planner.work.kernels.loss_cache_bytes), where the loss is the larger transient; reserved, not live
     loss_cache_bytes: float = 0.0
+    # stage outputs the pipeline schedule keeps (planner.work.memory.pipeline_output_bytes): per micro-batch in
+    # flight (within activation_bytes_per_microbatch) and held to the step's end (within buffer_bytes)
+    pipeline_output_bytes_per_microbatch: float = 0.0
+    pipeline_output_held_bytes: float = 0.0
 
     def at(self, index: int, in_flight: float):
         """This stage placed at pipeline position ``index`` holding ``in_flight`` micro-batches (a

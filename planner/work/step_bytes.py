@@ -40,6 +40,7 @@ from .memory import (
     layer_activation_bytes,
     layer_working_bytes,
     optimizer_grad_copy_bytes_per_param,
+    pipeline_output_bytes,
     sharded_state_bytes,
     weight_copy_bytes,
 )
@@ -208,6 +209,10 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
     opt_params = params / (shard_group_size(layout) if sharded_opt else 1) + expert_optimizer_params(experts, training, layout)
     states, act_held, off = apply_offload(states, params + experts, opt_params, f.activation_bytes * n_layers + dense_act,
                                           training)
+    out_in_flight, out_held = pipeline_output_bytes(model, training, layout, i == layout.pp - 1, f.p2p_bytes,
+                                                    f.micro_batches)
+    act_held += out_in_flight  # stage outputs the schedule keeps: per micro-batch in flight, or to the step's end
+    buffers += out_held
     updated = 0.0 if off.cpu_optimizer_params else opt_params
     loop_tensors = (optimizer_tensor_count(model, layout, n_layers, i == 0, i == layout.pp - 1,
                                            shard_group_size(layout) if sharded_opt else 1)
@@ -228,6 +233,7 @@ def _stage_bytes(f: StepFrame, i, n_layers, model, training, layout) -> StageByt
         fsdp_gathered_bytes=gathered,
         all_gather_pool_bytes=all_gather_pool_bytes(root, f.layer_params, lin, training, layout),
         grads_pool_bytes=states.grads if grads_in_reduce_pool(training, layout) and not live_grads else 0.0,
+        pipeline_output_bytes_per_microbatch=out_in_flight, pipeline_output_held_bytes=out_held,
     )
 
 

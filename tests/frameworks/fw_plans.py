@@ -136,8 +136,11 @@ def plans() -> tuple[FrameworkPlan, ...]:
         FrameworkPlan("qwen3-30b-a3b-fsdp-ep8", _sc("qwen3-30b-a3b", "h100-sxm-80gb", Layout(
             dp=8, ep=8, fsdp=True), global_batch_size=256, micro_batch_size=4, seq_length=4096, recipe="torchtitan",
             recompute="full"), None, "ep(8)", None),
+        # (torchtitan's December 2024 stack keeps the last stage's logits of every micro-batch to the step's end, so
+        # its best plan runs without pipelining, offloading what FSDP2's CPUOffloadPolicy offloads)
         FrameworkPlan("qwen3-30b-a3b-16-best-torchtitan", q30_best,
-                      "overlap-p2p-communication" if q30_best.layout.vpp > 1 and q30_best.layout.pp <= 2 else None,
+                      "overlap-p2p-communication" if q30_best.layout.vpp > 1 and q30_best.layout.pp <= 2 else
+                      "cannot offload gradients" if q30_best.training.offload.gradients else None,
                       "ZeRO-3 with pp(" if q30_best.layout.pp > 1 else "ep(", None),
         # DeepEP dispatch and the combined-1F1B all-to-all overlap on an interleaved pipeline (issue 23)
         FrameworkPlan("qwen3-30b-a3b-pp4-v2-ep4-deepep-a2a-overlap", _sc("qwen3-30b-a3b", "h100-sxm-80gb", Layout(
