@@ -75,6 +75,8 @@ class CommOverlap(_Item):
 
 
 class PipelineOutputs(_Item):
+    """Stage outputs the pipeline schedule keeps (planner.work.memory.pipeline_output_bytes), bytes per GPU."""
+
     kept: str = Field("none", description="recipe pipeline_outputs_kept: none, backward (each until its "
                       "micro-batch's backward), step-last / step-all (the last / every stage keeps every micro-batch's "
                       "output to the step's end: torch.distributed.pipelining output_chunks)")
@@ -105,7 +107,7 @@ class Mechanisms(_Item):
     loss_cache_bytes: float = Field(0.0, description="the freed 16-bit logits' block the caching allocator keeps "
                                     "reserved at the loss's backward peak beyond the live bytes (the last stage; "
                                     "planner/work/kernels.py loss_cache_bytes), bytes")
-    pipeline_outputs: PipelineOutputs = Field(default_factory=lambda: PipelineOutputs(),
+    pipeline_outputs: PipelineOutputs = Field(default_factory=PipelineOutputs,
                                               description="stage outputs the pipeline schedule keeps")
 
 
