@@ -1,6 +1,7 @@
 """The hardware a published row ran on, where its cells state more than the profile's defaults: the board power
 limit of its hardware cell ("500 W") and the inter-node bandwidth per node of its interconnect cell ("800 Gbps
-inter-node per node"). Each returns the profile unchanged when the row states nothing or the same."""
+inter-node per node", or its links: "4x Omni-Path (OPA) 100 Gb/s links per node", "InfiniBand 8x50 GB/s per
+node"). Each returns the profile unchanged when the row states nothing or the same."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ from .cells import Unmappable, row_power_limit
 
 #: An interconnect cell stating the bandwidth a node has off the node, Gbit/s ("800 Gbps inter-node per node").
 NODE_NETWORK = re.compile(r"(\d+(?:\.\d+)?)\s*Gb(?:ps|/s)\s+inter-node per node", re.I)
+#: An interconnect cell stating a node's links, count x rate, before "per node" ("8x HDR 200Gb/s InfiniBand per node",
+#: "4x Slingshot-11 200 Gb/s NICs per node", "InfiniBand 8x50 GB/s per node"): Gbit/s (Gb/s, Gbps) or GByte/s (GB/s),
+#: told apart by case. A rate "per GPU" is not a node's.
+NODE_LINKS = re.compile(r"(\d+)\s*[xX×]\s*(?:[A-Za-z][\w\-() ]*?\s)?(\d+(?:\.\d+)?)\s*(Gb/s|Gbps|GB/s)[^;]*?\bper node")
 
 
 def row_hardware(hw: HardwareProfile, row: dict[str, str]) -> HardwareProfile:
@@ -19,9 +24,17 @@ def row_hardware(hw: HardwareProfile, row: dict[str, str]) -> HardwareProfile:
 
 
 def row_node_network_gbit(row: dict[str, str]) -> float | None:
-    """The node's total inter-node bandwidth the interconnect cell states, Gbit/s, or None."""
-    m = NODE_NETWORK.search(row.get("interconnect", ""))
-    return float(m.group(1)) if m else None
+    """The node's total inter-node bandwidth the interconnect cell states, Gbit/s, or None: a stated total
+    (``NODE_NETWORK``), else its links' count times their rate (``NODE_LINKS``)."""
+    cell = row.get("interconnect", "")
+    m = NODE_NETWORK.search(cell)
+    if m:
+        return float(m.group(1))
+    m = NODE_LINKS.search(cell)
+    if not m:
+        return None
+    rate = float(m.group(2)) * (8.0 if m.group(3) == "GB/s" else 1.0)
+    return int(m.group(1)) * rate
 
 
 def with_power_limit(hw: HardwareProfile, watts: float | None) -> HardwareProfile:

@@ -233,3 +233,18 @@ def test_a_stated_node_network_scales_the_profile_nics():
     assert [n.devices for n in slow.node.nics] == [n.devices for n in hw.node.nics]
     same = row_hardware(hw, {"hardware": "H100-SXM", "interconnect": "8x400 Gb/s InfiniBand"})
     assert same is hw  # states no per-node figure: the profile's own network
+
+
+def test_a_node_network_stated_as_links_is_their_count_times_their_rate():
+    """BLOOM's Jean Zay: four Omni-Path 100 Gb/s links per node, a quarter of a DGX A100's 8 x HDR 200 Gb/s; a rate in
+    GB/s is bytes; a rate per GPU is not a node's; links that add up to the profile's leave it as it is."""
+    from planner.bench.row_hardware import row_hardware, row_node_network_gbit
+
+    assert row_node_network_gbit(ROWS["34"]) == pytest.approx(400.0)
+    assert row_node_network_gbit({"interconnect": "InfiniBand 8x50 GB/s per node (setup)"}) == pytest.approx(3200.0)
+    assert row_node_network_gbit({"interconnect": "4x Slingshot-11 200 Gb/s NICs per node, dragonfly"}) == 800.0
+    assert row_node_network_gbit({"interconnect": "RoCE 400 Gb/s per GPU, three-layer Clos"}) is None
+    hw = load_hardware("a100-sxm-80gb")
+    jean_zay = row_hardware(hw, ROWS["34"])
+    assert sum(n.bandwidth_gbps for n in jean_zay.node.nics) == pytest.approx(50.0)  # GB/s: 4 x 100 Gb/s
+    assert row_hardware(hw, ROWS["1"]) is hw  # Selene: 8 x HDR 200 Gb/s, the profile's own
