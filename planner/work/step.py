@@ -82,10 +82,18 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
     if training.distributed_optimizer and stage == 0:
         stage = 1
     shard_axis = _shard_axis(layout)
-    replicate = []
-    if shard_axis == "dp_shard" and stage >= 1:  # hybrid sharding: replicas all-reduce their shard
-        replicate.append(Collective("grads.replica_allreduce", "all-reduce", "dp_replicate",
-                                    grad_bytes / shard_group_size(layout), "bwd_weight"))
+    hybrid = shard_axis == "dp_shard" and stage >= 1
+
+    def replicate(calls: int) -> tuple:
+        """Hybrid sharding: the replicas all-reduce each unit's reduce-scattered shard right after its
+        reduce-scatter, on their own stream (FSDP1 ``_reduce_grad``: ``dist.all_reduce(new_sharded_grad,
+        group=state._inter_node_pg)`` on ``_all_reduce_stream`` per flat parameter; FSDP2 ``foreach_reduce``:
+        ``all_reduce_stream.wait_stream(reduce_scatter_stream)`` then ``dist.all_reduce`` per parameter group;
+        torch/distributed/fsdp), so the all-reduce follows the reduce-scatter's calls and phase."""
+        if not hybrid:
+            return ()
+        return (Collective("grads.replica_allreduce", "all-reduce", "dp_replicate",
+                           grad_bytes / shard_group_size(layout), "bwd_weight", calls),)
     if stage == 0:
         return (), (Collective("grads.allreduce", "all-reduce", "dp", grad_bytes, "bwd_weight"),)
     if stage in (1, 2):
@@ -95,13 +103,13 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
         calls = units if training.recipe_spec.fsdp_sharding else 1
         return (), (
             Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight", calls),
-            *replicate,
+            *replicate(calls),
             Collective("params.allgather", "all-gather", shard_axis, gather_bytes, "fwd", calls),
         )
     gather_bytes = gathered_bytes(params, linear, training)
     if keeps_unsharded(training, layout):  # one gather under the step's first forward, one reduce-scatter
         return (), (Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight", units),
-                    *replicate,
+                    *replicate(units),
                     Collective("params.allgather", "all-gather", shard_axis, gather_bytes, "fwd", units))
     again = backward_gathers(units, training)
     per_mb = (
@@ -109,8 +117,9 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
         Collective("params.allgather.bwd", "all-gather", shard_axis, gather_bytes * again / units, "bwd_input",
                    max(1, round(again))),
         Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight", units),
+        *replicate(units),  # per micro-batch, as the reduce-scatter: neither FSDP skips it while accumulating
     )
-    return per_mb, tuple(replicate)
+    return per_mb, ()
 
 
 def _stage_template(rec: StageBytes, layer: OpSet, model, training, layout, lay_key: Layout) -> StageWork:

@@ -274,3 +274,24 @@ def test_fsdp_shard_grad_op_reduces_and_gathers_each_unit():
     units = model.num_layers + 1  # a unit per block, plus the root (embedding and head)
     assert calls("llm-foundry") == {"grads.reduce_scatter": units, "params.allgather": units}
     assert calls("deepspeed") == {"grads.reduce_scatter": 1, "params.allgather": 1}
+
+
+def test_hybrid_sharding_all_reduces_each_units_shard_after_its_reduce_scatter():
+    """HSDP (shard over 8, 2 replicas): FSDP1's ``_reduce_grad`` and FSDP2's ``foreach_reduce`` all-reduce each unit's
+    reduce-scattered shard across the replicas right after its reduce-scatter, on their own stream, in every
+    micro-batch's backward: one call per unit of the shard's bytes, none left for the end of the step."""
+    from planner.work.params import parameter_counts
+    from planner.work.step import build_step
+
+    model = load_model(L8B)
+    lay = Layout(dp=16, zero_stage=3, fsdp=True, dp_shard=8)
+    step = build_step(model, TrainingSpec(global_batch_size=32, seq_length=8192, recipe="torchtitan"), lay)
+    stage = step.stages[0]
+    units = model.num_layers + 1
+    ar = [c for c in stage.per_microbatch_comm if c.axis == "dp_replicate"]
+    rs = [c for c in stage.per_microbatch_comm if c.kind == "reduce-scatter"]
+    assert [c.kind for c in ar] == ["all-reduce"] and ar[0].calls == units == rs[0].calls
+    assert ar[0].phase == rs[0].phase == "bwd_weight"
+    assert ar[0].bytes == pytest.approx(rs[0].bytes / 8)  # the shard a rank holds after the reduce-scatter
+    assert parameter_counts(model).total * 4 / 8 == pytest.approx(ar[0].bytes, rel=0.01)  # fp32 reduce (torchtitan)
+    assert not [c for c in stage.per_step_comm if c.axis == "dp_replicate"]
