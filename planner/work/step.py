@@ -117,7 +117,7 @@ def _dp_comm(params: float, training: TrainingSpec, layout: Layout, units: int =
         Collective("params.allgather.bwd", "all-gather", shard_axis, gather_bytes * again / units, "bwd_input",
                    max(1, round(again))),
         Collective("grads.reduce_scatter", "reduce-scatter", shard_axis, grad_bytes, "bwd_weight", units),
-        *replicate(units),  # per micro-batch, as the reduce-scatter: neither FSDP skips it while accumulating
+        *replicate(units),  # per micro-batch, as the reduce-scatter it follows
     )
     return per_mb, ()
 
