@@ -44,7 +44,8 @@ RULES: tuple[GapRule, ...] = (
     GapRule("opt175b-quoted-peak", lambda r: r.source_id == "opt175b",
             "OPT-175B's 147 TFLOP/s is a quoted peak with an unstated formula (PUBLISHED_RUNS.md)"),
     GapRule("mtnlg-secondary-quote", lambda r: r.source_id == "mtnlg530b",
-            "MT-NLG's figures are secondary quotes; micro-batch and ZeRO stage unstated (PUBLISHED_RUNS.md)"),
+            "MT-NLG's figures are secondary quotes; micro-batch and ZeRO stage unstated (priced at micro-batch 1; "
+            "at 2 these rows would be +12..+13 %: docs/sharded-data-parallel.md, Known gaps)"),
     GapRule("llama3-405b-cp", lambda r: r.source_id == "llama3_2024_t4",
             "Llama 3's long-context row: virtual pipeline stages unstated, plain 1F1B priced "
             "(docs/context_parallel.md)"),
